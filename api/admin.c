@@ -1,0 +1,310 @@
+/* admin.c: the admin API: packages today; devices and rollouts build on it.
+ *
+ *   GET    /healthz
+ *   POST   /api/v1/packages?model=M&from=V1&to=V2&name=N   (raw body)
+ *   GET    /api/v1/packages[?model=&from=&to=]
+ *   GET    /api/v1/packages/{id}
+ *   DELETE /api/v1/packages/{id}
+ *
+ * Every /api/ request carries "Authorization: Bearer TOKEN". Errors are
+ * always {"error": {"code": "...", "message": "..."}}. */
+#include "autoconfig.h"
+
+#include "admin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../server/log.h"
+#include "../server/token.h"
+#include "../store/store.h"
+#include "json.h"
+
+#define PKG_PREFIX "/api/v1/packages"
+
+/* State of an upload across libmicrohttpd's calls. */
+struct admin_req {
+  struct upload *up;
+  unsigned err_status; /* non-zero: refuse once the body is over */
+  const char *err_code;
+  char err_msg[160];
+  int queued;
+};
+
+static json_t *package_json(const struct package *p, const struct front_ctx *f)
+{
+  char created[32], url[320];
+  json_t *o;
+
+  json_time(p->created, created, sizeof(created));
+  o = json_pack(
+      "{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:{s:I,s:I,s:I}}", "id", p->id, "model", p->model,
+      "from", p->from, "to", p->to, "name", p->name, "size", (json_int_t)p->size, "sha256",
+      p->sha256, "created", created, "status", p->status == PKG_OK ? "ok" : "damaged", "stats",
+      "requests", (json_int_t)atomic_load(&p->requests), "bytes_sent",
+      (json_int_t)atomic_load(&p->bytes_sent), "downloads", (json_int_t)atomic_load(&p->downloads));
+  if (o == NULL)
+    return NULL;
+  if (p->damage != NULL)
+    json_object_set_new(o, "damage", json_string(p->damage));
+  if (f->http_url[0] != '\0') {
+    snprintf(url, sizeof(url), "%s/p/%s", f->http_url, p->id);
+    json_object_set_new(o, "url", json_string(url));
+  }
+  if (f->https_url[0] != '\0') {
+    snprintf(url, sizeof(url), "%s/p/%s", f->https_url, p->id);
+    json_object_set_new(o, f->http_url[0] ? "https_url" : "url", json_string(url));
+  }
+  return o;
+}
+
+static int authorized(struct MHD_Connection *c, const struct front_ctx *f)
+{
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+
+  if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+    return 0;
+  h += 7;
+  while (*h == ' ')
+    h++;
+  return token_equal(h, strlen(h), f->token);
+}
+
+static const char *arg(struct MHD_Connection *c, const char *name)
+{
+  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+  return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* ---- packages ---------------------------------------------------------- */
+
+struct list_ctx {
+  json_t *arr;
+  const struct front_ctx *f;
+};
+
+static int list_one(struct package *p, void *arg_)
+{
+  struct list_ctx *l = arg_;
+
+  json_array_append_new(l->arr, package_json(p, l->f));
+  return 0;
+}
+
+static enum MHD_Result packages_list(struct MHD_Connection *c, struct front_ctx *f)
+{
+  struct list_ctx l = {json_array(), f};
+
+  store_package_foreach(f->store, arg(c, "model"), arg(c, "from"), arg(c, "to"), list_one, &l);
+  return json_reply(c, MHD_HTTP_OK, json_pack("{s:o}", "packages", l.arr));
+}
+
+static enum MHD_Result package_one(struct MHD_Connection *c, struct front_ctx *f,
+                                   const char *method, const char *id)
+{
+  struct package *p;
+  json_t *o;
+
+  if (strcmp(method, MHD_HTTP_METHOD_DELETE) == 0) {
+    int rc = store_package_delete(f->store, id);
+    if (rc == STORE_NOTFOUND)
+      return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such package");
+    if (rc != STORE_OK)
+      return json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "could not delete");
+    return json_reply(c, MHD_HTTP_NO_CONTENT, json_object());
+  }
+  if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+    return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET or DELETE");
+  p = store_package_get(f->store, id);
+  if (p == NULL)
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such package");
+  o = package_json(p, f);
+  package_unref(p);
+  return json_reply(c, MHD_HTTP_OK, o);
+}
+
+/* First call of POST /api/v1/packages: everything that can be refused
+ * before reading a byte of the body is refused here. */
+static enum MHD_Result upload_begin(struct MHD_Connection *c, struct front_ctx *f, void **req_cls)
+{
+  struct package_meta meta = {arg(c, "model"), arg(c, "from"), arg(c, "to"), arg(c, "name")};
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  struct admin_req *req;
+  char msg[160];
+  int rc;
+
+  if (meta.model == NULL || meta.from == NULL || meta.to == NULL)
+    return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+                      "model, from and to are required query parameters");
+  if (cl != NULL) {
+    char *end;
+    unsigned long long n;
+    errno = 0;
+    n = strtoull(cl, &end, 10);
+    if (errno == 0 && *end == '\0' && n > f->max_upload_size) {
+      snprintf(msg, sizeof(msg), "the package is larger than max_upload_size (%llu bytes)",
+               (unsigned long long)f->max_upload_size);
+      return json_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg);
+    }
+  }
+  req = calloc(1, sizeof(*req));
+  if (req == NULL)
+    return MHD_NO;
+  rc = store_upload_begin(f->store, &meta, f->max_upload_size, &req->up);
+  if (rc != STORE_OK) {
+    free(req);
+    if (rc == STORE_EXISTS) {
+      snprintf(msg, sizeof(msg), "a package for %s from %s to %s exists; delete it first",
+               meta.model, meta.from, meta.to);
+      return json_error(c, MHD_HTTP_CONFLICT, "conflict", msg);
+    }
+    if (rc == STORE_INVALID)
+      return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "model, from, to and name must be printable ASCII without quotes, "
+                        "backslashes or blanks, at most 128 bytes, and from must differ from to");
+    return json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "cannot store uploads");
+  }
+  *req_cls = req;
+  front_begin(f);
+  return MHD_YES;
+}
+
+static void upload_fail(struct admin_req *req, unsigned status, const char *code, const char *msg)
+{
+  store_upload_abort(req->up);
+  req->up = NULL;
+  req->err_status = status;
+  req->err_code = code;
+  snprintf(req->err_msg, sizeof(req->err_msg), "%s", msg);
+}
+
+static enum MHD_Result upload_continue(struct MHD_Connection *c, struct front_ctx *f,
+                                       struct admin_req *req, const char *data, size_t *size)
+{
+  struct package *p = NULL;
+  int rc;
+
+  if (*size > 0) {
+    if (req->up != NULL) {
+      rc = store_upload_write(req->up, data, *size);
+      if (rc == STORE_TOO_LARGE) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the package is larger than max_upload_size (%llu bytes)",
+                 (unsigned long long)f->max_upload_size);
+        upload_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg);
+      } else if (rc != STORE_OK) {
+        upload_fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "cannot write the upload");
+      }
+    }
+    *size = 0;
+    /* refuse at once rather than read the rest of a body we will not keep */
+    if (req->err_status != 0 && !req->queued &&
+        json_error(c, req->err_status, req->err_code, req->err_msg) == MHD_YES)
+      req->queued = 1;
+    return MHD_YES;
+  }
+  if (req->queued)
+    return MHD_YES;
+  req->queued = 1;
+  if (req->err_status != 0)
+    return json_error(c, req->err_status, req->err_code, req->err_msg);
+  rc = store_upload_finish(req->up, &p);
+  req->up = NULL;
+  switch (rc) {
+  case STORE_OK: {
+    json_t *o = package_json(p, f);
+    package_unref(p);
+    return json_reply(c, MHD_HTTP_CREATED, o);
+  }
+  case STORE_EXISTS:
+    return json_error(c, MHD_HTTP_CONFLICT, "conflict",
+                      "a package for that model, from and to was stored meanwhile");
+  case STORE_EMPTY: return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", "the body is empty");
+  default:
+    return json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "cannot store the package");
+  }
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+/* *req_cls of a request other than an upload, between its calls */
+static char deferred;
+
+static enum MHD_Result dispatch(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+                                const char *method, void **req_cls)
+{
+  int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+
+  if (strcmp(url, "/healthz") == 0)
+    return json_reply(c, MHD_HTTP_OK,
+                      json_pack("{s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION));
+  if (strncmp(url, "/api/", 5) != 0)
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+  if (!authorized(c, f))
+    return json_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                      "send Authorization: Bearer TOKEN (the admin token file)");
+
+  if (strcmp(url, PKG_PREFIX) == 0 || strcmp(url, PKG_PREFIX "/") == 0) {
+    if (get)
+      return packages_list(c, f);
+    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+      return upload_begin(c, f, req_cls);
+    return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET or POST");
+  }
+  if (strncmp(url, PKG_PREFIX "/", sizeof(PKG_PREFIX)) == 0) {
+    const char *id = url + sizeof(PKG_PREFIX);
+    if (strlen(id) > 0 && strlen(id) <= PKG_ID_LEN && strchr(id, '/') == NULL)
+      return package_one(c, f, method, id);
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such package");
+  }
+  return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+}
+
+enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
+{
+  struct front_ctx *f = cls;
+
+  (void)version;
+  if (*req_cls == NULL) {
+    /* a POST is judged at once: refusing it here also refuses its body
+     * (libmicrohttpd then closes the connection). Anything else is
+     * answered in the second call, which keeps the connection alive. */
+    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+      return dispatch(c, f, url, method, req_cls);
+    *req_cls = &deferred;
+    return MHD_YES;
+  }
+  if (*req_cls == &deferred) {
+    if (*upload_data_size != 0) {
+      *upload_data_size = 0; /* bodies of GET and DELETE are ignored */
+      return MHD_YES;
+    }
+    *req_cls = NULL;
+    return dispatch(c, f, url, method, req_cls);
+  }
+  return upload_continue(c, f, *req_cls, upload_data, upload_data_size);
+}
+
+void admin_completed(struct front_ctx *f, struct MHD_Connection *c, void **req_cls,
+                     enum MHD_RequestTerminationCode toe)
+{
+  struct admin_req *req = *req_cls;
+
+  (void)c;
+  if (req == NULL || *req_cls == (void *)&deferred)
+    return;
+  if (req->up != NULL) {
+    /* the client went away mid-upload: nothing of it is kept */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+      log_info("upload interrupted (%d); discarded", (int)toe);
+    store_upload_abort(req->up);
+  }
+  free(req);
+  *req_cls = NULL;
+  front_end(f);
+}

@@ -1,0 +1,54 @@
+/* json.c: JSON responses, always with Content-Length and a JSON type. */
+#include "autoconfig.h"
+
+#include "json.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum MHD_Result json_reply(struct MHD_Connection *c, unsigned status, json_t *v)
+{
+  struct MHD_Response *r;
+  enum MHD_Result ret;
+  char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  size_t len;
+
+  json_decref(v);
+  if (text == NULL)
+    return MHD_NO;
+  len = strlen(text);
+  text = realloc(text, len + 2);
+  if (text == NULL)
+    return MHD_NO;
+  text[len++] = '\n';
+  text[len] = '\0';
+  r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+  if (r == NULL) {
+    free(text);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  if (status == MHD_HTTP_UNAUTHORIZED)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *code,
+                           const char *message)
+{
+  return json_reply(c, status,
+                    json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+}
+
+void json_time(long long t, char *out, size_t len)
+{
+  time_t tt = (time_t)t;
+  struct tm tm;
+
+  gmtime_r(&tt, &tm);
+  strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -1,0 +1,16 @@
+/* json.h: JSON responses of the admin API. */
+#ifndef DFOTAD_JSON_H
+#define DFOTAD_JSON_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+/* Queues v (consumed) as the body of a response with that status. */
+enum MHD_Result json_reply(struct MHD_Connection *c, unsigned status, json_t *v);
+/* Queues {"error": {"code": code, "message": message}}. */
+enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *code,
+                           const char *message);
+/* "2026-11-24T06:50:00Z" */
+void json_time(long long t, char *out, size_t len);
+
+#endif

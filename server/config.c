@@ -1,0 +1,615 @@
+/* config.c: one declarative table of options (a row per key: section, name,
+ * type, where it goes, default, bounds); the file parser, the --set
+ * overrides and the embedded defaults all go through the same setters, so
+ * a value is checked the same way wherever it comes from. */
+#include "autoconfig.h"
+
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+enum opt_type {
+  T_STRING, /* any text, may be empty */
+  T_PATH,   /* non-empty text */
+  T_INT,    /* decimal, within min..max */
+  T_SIZE,   /* bytes with optional K/M/G suffix */
+  T_LOGLEVEL,
+  T_LISTEN, /* one or more addresses; repeated keys add */
+  T_SNI,    /* NAME CERTFILE KEYFILE; repeatable */
+  T_CLIENT_AUTH,
+  T_URL, /* http:// or https:// with an explicit port, or empty */
+};
+
+struct option {
+  const char *section;
+  const char *name;
+  enum opt_type type;
+  size_t offset;
+  const char *def;
+  long long min, max;
+  const char *help;
+};
+
+#define O(f) offsetof(struct config, f)
+
+static const struct option options[] = {
+    {"server", "state_dir", T_PATH, O(state_dir), DEF_STATE_DIR, 0, 0, "state directory"},
+    {"server", "log_level", T_LOGLEVEL, O(log_level), "info", 0, 0, "error|warn|info|debug"},
+    {"server", "user", T_STRING, O(user), "", 0, 0, "user to run as after binding"},
+    {"server", "shutdown_timeout", T_INT, O(shutdown_timeout), "10", 0, MAX_SHUTDOWN_TIMEOUT,
+     "seconds"},
+    {"store", "flush_interval", T_INT, O(flush_interval_ms), "250", 10, 1000, "milliseconds"},
+    {"http", "listen", T_LISTEN, O(http.listen), DEF_HTTP_LISTEN, 0, 0, "ADDRESS:PORT ..."},
+    {"http", "connection_limit", T_INT, O(http.connection_limit), "1024", 1, MAX_CONNECTION_LIMIT,
+     "connections"},
+    {"http", "timeout", T_INT, O(http.timeout), "60", 1, MAX_TIMEOUT, "seconds"},
+    {"http", "per_ip_limit", T_INT, O(http.per_ip_limit), "0", 0, MAX_CONNECTION_LIMIT,
+     "connections per client address, 0 for none"},
+    {"http", "threads", T_INT, O(http.threads), "0", 0, MAX_THREADS, "0: one per CPU"},
+    {"http", "public_url", T_URL, O(http.public_url), "", 0, 0, "base URL devices see"},
+    {"https", "listen", T_LISTEN, O(https.listen), "", 0, 0, "ADDRESS:PORT ..."},
+    {"https", "connection_limit", T_INT, O(https.connection_limit), "1024", 1, MAX_CONNECTION_LIMIT,
+     "connections"},
+    {"https", "timeout", T_INT, O(https.timeout), "60", 1, MAX_TIMEOUT, "seconds"},
+    {"https", "per_ip_limit", T_INT, O(https.per_ip_limit), "0", 0, MAX_CONNECTION_LIMIT,
+     "connections per client address"},
+    {"https", "threads", T_INT, O(https.threads), "0", 0, MAX_THREADS, "0: one per CPU"},
+    {"https", "public_url", T_URL, O(https.public_url), "", 0, 0, "base URL devices see"},
+    {"https", "cert", T_STRING, O(cert), "", 0, 0, "default certificate chain (PEM)"},
+    {"https", "key", T_STRING, O(key), "", 0, 0, "its private key (PEM)"},
+    {"https", "sni", T_SNI, 0, NULL, 0, 0, "NAME CERTFILE KEYFILE"},
+    {"https", "client_ca", T_STRING, O(client_ca), "", 0, 0, "CA for client certificates"},
+    {"https", "client_auth", T_CLIENT_AUTH, O(client_auth), "none", 0, 0, "none|optional|required"},
+    {"https", "priorities", T_PATH, O(tls_priorities), DEF_TLS_PRIORITIES, 0, 0,
+     "GnuTLS priority string"},
+    {"admin", "listen", T_LISTEN, O(admin_listen), DEF_ADMIN_LISTEN, 0, 0, "ADDRESS:PORT ..."},
+    {"admin", "token_file", T_STRING, O(token_file), "", 0, 0, "bearer token file"},
+    {"admin", "max_upload_size", T_SIZE, O(max_upload_size), "1G", 1, 0, "bytes (K, M, G)"},
+};
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+void config_errors_add(struct config_errors *errs, const char *fmt, ...)
+{
+  va_list ap;
+  char buf[1024];
+
+  if (errs->n >= CONF_MAX_ERRORS) {
+    errs->dropped++;
+    return;
+  }
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  errs->msg[errs->n] = strdup(buf);
+  if (errs->msg[errs->n] != NULL)
+    errs->n++;
+}
+
+void config_errors_clear(struct config_errors *errs)
+{
+  for (int i = 0; i < errs->n; i++)
+    free(errs->msg[i]);
+  errs->n = 0;
+  errs->dropped = 0;
+}
+
+int size_parse(const char *s, uint64_t *out)
+{
+  char *end;
+  unsigned long long v;
+  uint64_t mult = 1;
+
+  if (!isdigit((unsigned char)s[0]))
+    return -1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno != 0)
+    return -1;
+  if (*end != '\0') {
+    switch (toupper((unsigned char)*end)) {
+    case 'K': mult = 1024ULL; break;
+    case 'M': mult = 1024ULL * 1024; break;
+    case 'G': mult = 1024ULL * 1024 * 1024; break;
+    default: return -1;
+    }
+    if (end[1] != '\0' && !(toupper((unsigned char)end[1]) == 'B' && end[2] == '\0'))
+      return -1;
+  }
+  if (v > UINT64_MAX / mult)
+    return -1;
+  *out = v * mult;
+  return 0;
+}
+
+int listen_addr_parse(const char *s, struct listen_addr *out)
+{
+  char host[64];
+  const char *colon, *port_s;
+  char *end;
+  unsigned long port;
+  size_t hl;
+
+  memset(out, 0, sizeof(*out));
+  if (strlen(s) >= sizeof(out->text))
+    return -1;
+  if (s[0] == '[') {
+    const char *rb = strchr(s, ']');
+    if (rb == NULL || rb[1] != ':')
+      return -1;
+    hl = (size_t)(rb - s - 1);
+    if (hl == 0 || hl >= sizeof(host))
+      return -1;
+    memcpy(host, s + 1, hl);
+    host[hl] = '\0';
+    port_s = rb + 2;
+  } else {
+    colon = strrchr(s, ':');
+    if (colon == NULL || strchr(s, ':') != colon)
+      return -1;
+    hl = (size_t)(colon - s);
+    if (hl == 0 || hl >= sizeof(host))
+      return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    port_s = colon + 1;
+  }
+  if (!isdigit((unsigned char)port_s[0]))
+    return -1;
+  errno = 0;
+  port = strtoul(port_s, &end, 10);
+  if (errno != 0 || *end != '\0' || port == 0 || port > 65535)
+    return -1;
+
+  if (s[0] == '[') {
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&out->ss;
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+      return -1;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    out->len = sizeof(*a6);
+  } else {
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&out->ss;
+    if (strcmp(host, "*") == 0)
+      a4->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+      return -1;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    out->len = sizeof(*a4);
+  }
+  snprintf(out->text, sizeof(out->text), "%s", s);
+  return 0;
+}
+
+static char *trim(char *s)
+{
+  char *e;
+
+  while (isspace((unsigned char)*s))
+    s++;
+  e = s + strlen(s);
+  while (e > s && isspace((unsigned char)e[-1]))
+    *--e = '\0';
+  return s;
+}
+
+static int set_string(char **slot, const char *v)
+{
+  char *n = strdup(v);
+
+  if (n == NULL)
+    return -1;
+  free(*slot);
+  *slot = n;
+  return 0;
+}
+
+/* Splits v on blanks into at most max words; the words point into v. */
+static int split_words(char *v, char **words, int max)
+{
+  int n = 0;
+  char *save = NULL;
+
+  for (char *w = strtok_r(v, " \t", &save); w != NULL; w = strtok_r(NULL, " \t", &save)) {
+    if (n == max)
+      return -1;
+    words[n++] = w;
+  }
+  return n;
+}
+
+/* Applies value to the option. replace: a --set or the default (a list is
+ * replaced), otherwise a file line (the first line replaces the default,
+ * later lines add). Returns NULL or an error message. */
+static const char *option_set(struct config *c, const struct option *o, const char *value,
+                              int replace, char *msg, size_t msglen)
+{
+  char *slot = (char *)c + o->offset;
+  char buf[CONF_MAX_LINE];
+
+  snprintf(buf, sizeof(buf), "%s", value);
+  switch (o->type) {
+  case T_STRING:
+  case T_PATH:
+    if (o->type == T_PATH && buf[0] == '\0')
+      return "a value is required";
+    if (set_string((char **)slot, buf) < 0)
+      return "out of memory";
+    return NULL;
+  case T_URL: {
+    const char *p;
+    if (buf[0] == '\0') {
+      set_string((char **)slot, "");
+      return NULL;
+    }
+    if (strncmp(buf, "http://", 7) == 0)
+      p = buf + 7;
+    else if (strncmp(buf, "https://", 8) == 0)
+      p = buf + 8;
+    else
+      return "must start with http:// or https://";
+    /* modules need an explicit port, and short URLs */
+    const char *slash = strchr(p, '/');
+    const char *colon = strrchr(p, ':');
+    if (colon == NULL || (slash != NULL && colon > slash) || !isdigit((unsigned char)colon[1]))
+      return "must name an explicit port (http://HOST:PORT), as some modules require";
+    if (strlen(buf) > 160)
+      return "too long: the URLs handed to modules must stay short";
+    while (buf[0] != '\0' && buf[strlen(buf) - 1] == '/')
+      buf[strlen(buf) - 1] = '\0';
+    if (set_string((char **)slot, buf) < 0)
+      return "out of memory";
+    return NULL;
+  }
+  case T_INT: {
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(buf, &end, 10);
+    if (buf[0] == '\0' || *end != '\0' || errno != 0)
+      return "not a whole number";
+    if (v < o->min || v > o->max) {
+      snprintf(msg, msglen, "must be between %lld and %lld", o->min, o->max);
+      return msg;
+    }
+    *(int *)slot = (int)v;
+    return NULL;
+  }
+  case T_SIZE: {
+    uint64_t v;
+    if (size_parse(buf, &v) < 0)
+      return "not a size (a number with an optional K, M or G)";
+    if (v < (uint64_t)o->min)
+      return "too small";
+    *(uint64_t *)slot = v;
+    return NULL;
+  }
+  case T_LOGLEVEL:
+    if (log_level_parse(buf, (enum log_level *)slot) < 0)
+      return "must be one of error, warn, info, debug";
+    return NULL;
+  case T_CLIENT_AUTH: {
+    enum client_auth *ca = (enum client_auth *)slot;
+    if (strcmp(buf, "none") == 0)
+      *ca = CLIENT_AUTH_NONE;
+    else if (strcmp(buf, "optional") == 0)
+      *ca = CLIENT_AUTH_OPTIONAL;
+    else if (strcmp(buf, "required") == 0)
+      *ca = CLIENT_AUTH_REQUIRED;
+    else
+      return "must be one of none, optional, required";
+    return NULL;
+  }
+  case T_LISTEN: {
+    struct listen_set *ls = (struct listen_set *)slot;
+    char *words[CONF_MAX_LISTEN + 1];
+    int n = split_words(buf, words, CONF_MAX_LISTEN);
+    struct listen_set next;
+    if (n < 0)
+      return "too many addresses";
+    if (replace || !ls->explicit_set)
+      next.n = 0;
+    else
+      next = *ls;
+    for (int i = 0; i < n; i++) {
+      if (next.n == CONF_MAX_LISTEN)
+        return "too many addresses";
+      if (listen_addr_parse(words[i], &next.addr[next.n]) < 0) {
+        snprintf(msg, msglen, "bad address '%s' (expected IPV4:PORT, *:PORT or [IPV6]:PORT)",
+                 words[i]);
+        return msg;
+      }
+      for (int j = 0; j < next.n; j++)
+        if (strcmp(next.addr[j].text, words[i]) == 0) {
+          snprintf(msg, msglen, "address '%s' given twice", words[i]);
+          return msg;
+        }
+      next.n++;
+    }
+    next.explicit_set = 1;
+    *ls = next;
+    return NULL;
+  }
+  case T_SNI: {
+    char *words[4];
+    int n = split_words(buf, words, 3);
+    struct sni_entry *e;
+    if (n != 3)
+      return "expected: sni = NAME CERTFILE KEYFILE";
+    if (c->n_sni == CONF_MAX_SNI)
+      return "too many sni entries";
+    for (const char *p = words[0]; *p; p++)
+      if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '*'))
+        return "bad server name";
+    for (int i = 0; i < c->n_sni; i++)
+      if (strcasecmp(c->sni[i].name, words[0]) == 0)
+        return "server name given twice";
+    e = &c->sni[c->n_sni];
+    e->name = strdup(words[0]);
+    e->cert = strdup(words[1]);
+    e->key = strdup(words[2]);
+    c->n_sni++;
+    if (e->name == NULL || e->cert == NULL || e->key == NULL)
+      return "out of memory";
+    return NULL;
+  }
+  }
+  return "unknown option type";
+}
+
+static const struct option *option_find(const char *section, const char *name)
+{
+  for (size_t i = 0; i < N_OPTIONS; i++)
+    if (strcmp(options[i].section, section) == 0 && strcmp(options[i].name, name) == 0)
+      return &options[i];
+  return NULL;
+}
+
+static int section_known(const char *section)
+{
+  for (size_t i = 0; i < N_OPTIONS; i++)
+    if (strcmp(options[i].section, section) == 0)
+      return 1;
+  return 0;
+}
+
+static void parse_file(struct config *c, const char *file, struct config_errors *errs)
+{
+  FILE *f = fopen(file, "r");
+  char line[CONF_MAX_LINE + 2];
+  char section[64] = "";
+  int lineno = 0;
+
+  if (f == NULL) {
+    config_errors_add(errs, "%s: cannot open: %s", file, strerror(errno));
+    return;
+  }
+  while (fgets(line, sizeof(line), f) != NULL) {
+    char *s, *eq, *key, *val, msg[256];
+    const struct option *o;
+    const char *err;
+
+    lineno++;
+    if (strchr(line, '\n') == NULL && !feof(f)) {
+      int ch;
+      config_errors_add(errs, "%s:%d: line longer than %d bytes", file, lineno, CONF_MAX_LINE);
+      while ((ch = fgetc(f)) != EOF && ch != '\n')
+        ;
+      continue;
+    }
+    s = trim(line);
+    if (*s == '\0' || *s == '#' || *s == ';')
+      continue;
+    if (*s == '[') {
+      char *rb = strchr(s, ']');
+      if (rb == NULL || rb[1] != '\0' || (size_t)(rb - s - 1) >= sizeof(section)) {
+        config_errors_add(errs, "%s:%d: bad section header", file, lineno);
+        section[0] = '\0';
+        continue;
+      }
+      *rb = '\0';
+      snprintf(section, sizeof(section), "%s", trim(s + 1));
+      if (!section_known(section)) {
+        config_errors_add(errs, "%s:%d: unknown section [%s]", file, lineno, section);
+        section[0] = '\0';
+        snprintf(section, sizeof(section), "!");
+      }
+      continue;
+    }
+    eq = strchr(s, '=');
+    if (eq == NULL) {
+      config_errors_add(errs, "%s:%d: expected KEY = VALUE", file, lineno);
+      continue;
+    }
+    *eq = '\0';
+    key = trim(s);
+    val = trim(eq + 1);
+    if (strcmp(section, "!") == 0)
+      continue; /* already reported the section */
+    if (section[0] == '\0') {
+      config_errors_add(errs, "%s:%d: '%s' outside any [section]", file, lineno, key);
+      continue;
+    }
+    o = option_find(section, key);
+    if (o == NULL) {
+      config_errors_add(errs, "%s:%d: unknown key '%s' in [%s]", file, lineno, key, section);
+      continue;
+    }
+    err = option_set(c, o, val, 0, msg, sizeof(msg));
+    if (err != NULL)
+      config_errors_add(errs, "%s:%d: %s.%s: %s", file, lineno, section, key, err);
+  }
+  if (ferror(f))
+    config_errors_add(errs, "%s: read error", file);
+  fclose(f);
+}
+
+static void apply_override(struct config *c, const char *ov, struct config_errors *errs)
+{
+  char buf[CONF_MAX_LINE], msg[256];
+  char *eq, *dot;
+  const struct option *o;
+  const char *err;
+
+  snprintf(buf, sizeof(buf), "%s", ov);
+  eq = strchr(buf, '=');
+  dot = strchr(buf, '.');
+  if (eq == NULL || dot == NULL || dot > eq) {
+    config_errors_add(errs, "--set %s: expected SECTION.KEY=VALUE", ov);
+    return;
+  }
+  *eq = '\0';
+  *dot = '\0';
+  o = option_find(buf, dot + 1);
+  if (o == NULL) {
+    config_errors_add(errs, "--set %s.%s: unknown option", buf, dot + 1);
+    return;
+  }
+  if (o->type == T_SNI) {
+    err = option_set(c, o, trim(eq + 1), 0, msg, sizeof(msg));
+  } else {
+    err = option_set(c, o, trim(eq + 1), 1, msg, sizeof(msg));
+  }
+  if (err != NULL)
+    config_errors_add(errs, "--set %s.%s: %s", buf, dot + 1, err);
+}
+
+/* Cross-option checks, done once everything is set. */
+static void validate(struct config *c, struct config_errors *errs)
+{
+  const char *src = c->source;
+
+  if (c->https.listen.n > 0 && (c->cert[0] == '\0' || c->key[0] == '\0'))
+    config_errors_add(errs, "%s: [https] listen needs cert and key", src);
+  if (c->client_auth != CLIENT_AUTH_NONE && c->client_ca[0] == '\0')
+    config_errors_add(errs, "%s: [https] client_auth = %s needs client_ca", src,
+                      c->client_auth == CLIENT_AUTH_REQUIRED ? "required" : "optional");
+  if (c->http.listen.n == 0 && c->https.listen.n == 0)
+    config_errors_add(errs, "%s: neither [http] nor [https] has a listen address", src);
+  for (int i = 0; i < c->http.listen.n; i++)
+    for (int j = 0; j < c->https.listen.n; j++)
+      if (strcmp(c->http.listen.addr[i].text, c->https.listen.addr[j].text) == 0)
+        config_errors_add(errs, "%s: %s is both an [http] and an [https] address", src,
+                          c->http.listen.addr[i].text);
+  for (int i = 0; i < c->admin_listen.n; i++) {
+    const char *a = c->admin_listen.addr[i].text;
+    for (int j = 0; j < c->http.listen.n; j++)
+      if (strcmp(c->http.listen.addr[j].text, a) == 0)
+        config_errors_add(errs, "%s: %s is both an [admin] and an [http] address", src, a);
+    for (int j = 0; j < c->https.listen.n; j++)
+      if (strcmp(c->https.listen.addr[j].text, a) == 0)
+        config_errors_add(errs, "%s: %s is both an [admin] and an [https] address", src, a);
+  }
+}
+
+/* "http://HOST:PORT" from the first listen address of a front. */
+static void derive_public_url(struct front_conf *f, const char *scheme)
+{
+  char url[128], host[64];
+  const struct listen_addr *a;
+
+  if (f->public_url[0] != '\0' || f->listen.n == 0)
+    return;
+  a = &f->listen.addr[0];
+  if (a->ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&a->ss;
+    if (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr)) {
+      if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+      host[sizeof(host) - 1] = '\0';
+      snprintf(url, sizeof(url), "%s://%s:%u", scheme, host, ntohs(a6->sin6_port));
+    } else {
+      inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host));
+      snprintf(url, sizeof(url), "%s://[%s]:%u", scheme, host, ntohs(a6->sin6_port));
+    }
+  } else {
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)&a->ss;
+    if (a4->sin_addr.s_addr == htonl(INADDR_ANY)) {
+      if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+      host[sizeof(host) - 1] = '\0';
+    } else {
+      inet_ntop(AF_INET, &a4->sin_addr, host, sizeof(host));
+    }
+    snprintf(url, sizeof(url), "%s://%s:%u", scheme, host, ntohs(a4->sin_port));
+  }
+  set_string(&f->public_url, url);
+}
+
+struct config *config_load(const char *file, char *const *overrides, int n_overrides,
+                           struct config_errors *errs)
+{
+  struct config *c = calloc(1, sizeof(*c));
+  const char *sd;
+  char msg[256];
+
+  if (c == NULL) {
+    config_errors_add(errs, "out of memory");
+    return NULL;
+  }
+  c->source = strdup(file != NULL ? file : "(defaults)");
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    if (options[i].def == NULL)
+      continue;
+    if (option_set(c, &options[i], options[i].def, 1, msg, sizeof(msg)) != NULL)
+      fatal("bad embedded default for %s.%s", options[i].section, options[i].name);
+    if (options[i].type == T_LISTEN)
+      ((struct listen_set *)((char *)c + options[i].offset))->explicit_set = 0;
+  }
+  /* under systemd, StateDirectory= tells where our state lives */
+  sd = getenv("STATE_DIRECTORY");
+  if (sd != NULL && sd[0] != '\0') {
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", sd);
+    buf[strcspn(buf, ":")] = '\0';
+    set_string(&c->state_dir, buf);
+  }
+  if (file != NULL)
+    parse_file(c, file, errs);
+  for (int i = 0; i < n_overrides; i++)
+    apply_override(c, overrides[i], errs);
+  if (errs->n == 0)
+    validate(c, errs);
+  if (errs->n > 0) {
+    config_free(c);
+    return NULL;
+  }
+  if (c->token_file[0] == '\0') {
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s/admin.token", c->state_dir);
+    set_string(&c->token_file, buf);
+  }
+  derive_public_url(&c->http, "http");
+  derive_public_url(&c->https, "https");
+  return c;
+}
+
+void config_free(struct config *c)
+{
+  if (c == NULL)
+    return;
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    enum opt_type t = options[i].type;
+    if (t == T_STRING || t == T_PATH || t == T_URL)
+      free(*(char **)((char *)c + options[i].offset));
+  }
+  for (int i = 0; i < c->n_sni; i++) {
+    free(c->sni[i].name);
+    free(c->sni[i].cert);
+    free(c->sni[i].key);
+  }
+  free(c->source);
+  free(c);
+}

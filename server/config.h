@@ -1,0 +1,87 @@
+/* config.h: dfotad's configuration: embedded defaults, an INI file and
+ * --set overrides, checked against one table of options (config.c). */
+#ifndef DFOTAD_CONFIG_H
+#define DFOTAD_CONFIG_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "limits.h"
+#include "log.h"
+
+struct listen_addr {
+  char text[80]; /* as written: "127.0.0.1:8080", "[::1]:443" */
+  struct sockaddr_storage ss;
+  socklen_t len;
+};
+
+struct listen_set {
+  struct listen_addr addr[CONF_MAX_LISTEN];
+  int n;
+  int explicit_set; /* a file or --set replaced the default */
+};
+
+struct sni_entry {
+  char *name; /* server name, may start with "*." */
+  char *cert; /* PEM chain file */
+  char *key;  /* PEM key file */
+};
+
+enum client_auth { CLIENT_AUTH_NONE = 0, CLIENT_AUTH_OPTIONAL, CLIENT_AUTH_REQUIRED };
+
+struct front_conf {
+  struct listen_set listen;
+  int connection_limit;
+  int timeout;
+  int per_ip_limit;
+  int threads;      /* 0: one per CPU */
+  char *public_url; /* base URL devices see; derived when empty */
+};
+
+struct config {
+  char *source; /* file it came from, or "(defaults)" */
+  /* [server] */
+  char *state_dir;
+  enum log_level log_level;
+  char *user;
+  int shutdown_timeout;
+  /* [store] */
+  int flush_interval_ms;
+  /* [http] */
+  struct front_conf http;
+  /* [https] */
+  struct front_conf https;
+  char *cert, *key, *client_ca, *tls_priorities;
+  enum client_auth client_auth;
+  struct sni_entry sni[CONF_MAX_SNI];
+  int n_sni;
+  /* [admin] */
+  struct listen_set admin_listen;
+  char *token_file;
+  uint64_t max_upload_size;
+};
+
+/* Errors found while loading, each "FILE:LINE: message". */
+struct config_errors {
+  char *msg[CONF_MAX_ERRORS];
+  int n;
+  int dropped;
+};
+
+/* Builds a configuration: defaults, then FILE (NULL: none), then each
+ * override "section.key=value". Returns NULL and fills errs when anything
+ * is wrong; the caller owns the result (config_free). */
+struct config *config_load(const char *file, char *const *overrides, int n_overrides,
+                           struct config_errors *errs);
+void config_free(struct config *c);
+void config_errors_clear(struct config_errors *errs);
+void config_errors_add(struct config_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Parses "HOST:PORT" ("*" for any IPv4, "[::]" for any IPv6). 0 or -1. */
+int listen_addr_parse(const char *s, struct listen_addr *out);
+
+/* Parses "123", "10K", "5M", "1G". 0 or -1. */
+int size_parse(const char *s, uint64_t *out);
+
+#endif

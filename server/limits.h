@@ -1,0 +1,45 @@
+/* limits.h: every limit and default of dfotad, named in one place. */
+#ifndef DFOTAD_LIMITS_H
+#define DFOTAD_LIMITS_H
+
+/* Configuration file */
+#define CONF_MAX_LINE 4096 /* bytes per configuration line */
+#define CONF_MAX_LISTEN 16 /* listen addresses per section */
+#define CONF_MAX_SNI 64    /* sni = lines in [https] */
+#define CONF_MAX_ERRORS 64 /* errors reported by one check */
+
+/* Defaults (embedded configuration) */
+#define DEF_STATE_DIR "./var/dfotad"
+#define DEF_HTTP_LISTEN "127.0.0.1:8080"
+#define DEF_ADMIN_LISTEN "127.0.0.1:8081"
+#define DEF_CONNECTION_LIMIT 1024
+#define DEF_TIMEOUT 60            /* idle seconds before a connection closes */
+#define DEF_SHUTDOWN_TIMEOUT 10   /* seconds transfers get on SIGTERM */
+#define DEF_FLUSH_INTERVAL_MS 250 /* batched writer commit period */
+#define DEF_MAX_UPLOAD (1024ULL * 1024 * 1024)
+#define DEF_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* Bounds */
+#define MAX_CONNECTION_LIMIT 100000
+#define MAX_TIMEOUT 3600
+#define MAX_THREADS 256
+#define MAX_SHUTDOWN_TIMEOUT 3600
+#define MAX_CERT_FILE (1024 * 1024) /* PEM files are small; refuse more */
+#define MAX_TOKEN_LEN 256
+
+/* Packages */
+#define PKG_ID_LEN 12                /* base32 characters, 60 random bits */
+#define PKG_FIELD_MAX 128            /* model, from, to: bytes */
+#define PKG_NAME_MAX 200             /* original file name: bytes */
+#define SMALL_RANGE_MAX (256 * 1024) /* ranges up to this go from memory */
+
+/* Writer */
+#define WRITER_QUEUE_LEN 65536 /* events buffered before drops */
+
+/* HTTP */
+#define HTTP_MEMORY_LIMIT (32 * 1024)   /* per device connection */
+#define ADMIN_MEMORY_LIMIT (256 * 1024) /* per admin connection: upload chunk */
+#define ADMIN_CONNECTION_LIMIT 64
+#define ADMIN_BODY_MAX (1024 * 1024) /* JSON bodies */
+
+#endif

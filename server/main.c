@@ -1,0 +1,263 @@
+/* main.c: dfotad's command line and life cycle: configuration, sockets,
+ * privileges, store, listeners; then signals: SIGHUP reloads, SIGTERM and
+ * SIGINT stop gracefully. Every signal is taken synchronously by this
+ * thread (sigtimedwait), so no handler runs in the middle of anything. */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../store/store.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "tls.h"
+#include "token.h"
+
+struct daemon_state {
+  const char *conf_file;
+  char **overrides;
+  int n_overrides;
+  struct config *conf;
+  struct store *store;
+  struct listener_set active, retired;
+  atomic_int inflight;
+  char token[MAX_TOKEN_LEN + 1];
+};
+
+static void usage(FILE *out)
+{
+  fprintf(out, "usage: dfotad [-c FILE] [-t] [--set SECTION.KEY=VALUE]... [-V] [-h]\n"
+               "  -c, --config FILE   configuration file (default: embedded defaults)\n"
+               "  -t, --test          check the configuration, certificates and token, then exit\n"
+               "      --set S.K=V     override one configuration value (repeatable)\n"
+               "  -V, --version       print the version\n"
+               "  -h, --help          this text\n"
+               "Signals: SIGHUP reloads configuration and certificates; SIGTERM stops.\n");
+}
+
+static void print_errors(const struct config_errors *errs)
+{
+  for (int i = 0; i < errs->n; i++)
+    fprintf(stderr, "%s\n", errs->msg[i]);
+  if (errs->dropped > 0)
+    fprintf(stderr, "(%d more errors)\n", errs->dropped);
+}
+
+/* Loads and checks everything a configuration needs that can be checked
+ * without binding: the file, certificates and keys. NULL on error. */
+static struct config *load_checked(struct daemon_state *ds, struct tls_certs **certs,
+                                   struct config_errors *errs)
+{
+  struct config *c = config_load(ds->conf_file, ds->overrides, ds->n_overrides, errs);
+
+  *certs = NULL;
+  if (c == NULL)
+    return NULL;
+  if (c->https.listen.n > 0) {
+    *certs = tls_certs_load(c, errs);
+    if (*certs == NULL) {
+      config_free(c);
+      return NULL;
+    }
+  }
+  return c;
+}
+
+static void drop_privileges(const char *user)
+{
+  struct passwd *pw;
+
+  if (user[0] == '\0' || geteuid() != 0)
+    return;
+  pw = getpwnam(user);
+  if (pw == NULL)
+    fatal("user %s: no such user", user);
+  if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+    fatal("cannot become user %s: %s", user, strerror(errno));
+  if (setuid(0) == 0)
+    fatal("dropped privileges could be regained");
+  log_info("running as user %s", user);
+}
+
+static void reload(struct daemon_state *ds)
+{
+  struct config_errors errs = {0};
+  struct tls_certs *certs, *prev_certs;
+  struct listener_set next;
+  struct config *c;
+  char token[MAX_TOKEN_LEN + 1];
+
+  log_info("reload: reading %s", ds->conf_file ? ds->conf_file : "(defaults)");
+  c = load_checked(ds, &certs, &errs);
+  if (c == NULL)
+    goto refused;
+  if (strcmp(c->state_dir, ds->conf->state_dir) != 0)
+    config_errors_add(&errs, "%s: state_dir cannot change without a restart", c->source);
+  if (strcmp(c->user, ds->conf->user) != 0)
+    config_errors_add(&errs, "%s: user cannot change without a restart", c->source);
+  if (errs.n == 0)
+    token_load(c->token_file, 1, token, sizeof(token), &errs);
+  if (errs.n > 0 || listeners_bind(c, &ds->active, &next, &errs) < 0)
+    goto refused_free;
+  prev_certs = tls_certs_current();
+  if (certs != NULL)
+    tls_certs_install(certs);
+  if (listeners_start(&next, c, ds->store, token, &ds->inflight, &ds->active, &ds->retired, &errs) <
+      0) {
+    if (certs != NULL)
+      tls_certs_install(prev_certs); /* certs is retired, freed at exit */
+    certs = NULL;
+    goto refused_free;
+  }
+  ds->active = next;
+  config_free(ds->conf);
+  ds->conf = c;
+  memcpy(ds->token, token, sizeof(token));
+  explicit_bzero(token, sizeof(token));
+  log_set_level(c->log_level);
+  log_info("reload done");
+  return;
+refused_free:
+  explicit_bzero(token, sizeof(token));
+  config_free(c);
+  tls_certs_free(certs);
+refused:
+  for (int i = 0; i < errs.n; i++)
+    log_error("reload refused: %s", errs.msg[i]);
+  log_error("reload refused: keeping the running configuration");
+  config_errors_clear(&errs);
+}
+
+static void shutdown_gracefully(struct daemon_state *ds)
+{
+  struct timespec start, now;
+
+  listeners_quiesce(&ds->active, &ds->retired);
+  log_info("stopping: %d transfers in flight get up to %d s", atomic_load(&ds->inflight),
+           ds->conf->shutdown_timeout);
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    if (listeners_reap(&ds->retired, 0) == 0 || atomic_load(&ds->inflight) == 0)
+      break;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - start.tv_sec >= ds->conf->shutdown_timeout) {
+      log_warn("stopping: %d transfers cut off", atomic_load(&ds->inflight));
+      break;
+    }
+    usleep(50 * 1000);
+  }
+  listeners_reap(&ds->retired, 1);
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+      {"set", required_argument, NULL, 's'},    {"version", no_argument, NULL, 'V'},
+      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+  };
+  struct daemon_state ds = {0};
+  struct config_errors errs = {0};
+  struct tls_certs *certs = NULL;
+  int test_only = 0, opt;
+  sigset_t sigs;
+  char err[512];
+
+  ds.overrides = calloc((size_t)argc, sizeof(char *));
+  if (ds.overrides == NULL)
+    return 1;
+  while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 'c': ds.conf_file = optarg; break;
+    case 't': test_only = 1; break;
+    case 's': ds.overrides[ds.n_overrides++] = optarg; break;
+    case 'V': printf("dfotad %s\n", PACKAGE_VERSION); return 0;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 1;
+    }
+  }
+  if (optind != argc) {
+    usage(stderr);
+    return 1;
+  }
+
+  ds.conf = load_checked(&ds, &certs, &errs);
+  if (ds.conf != NULL && test_only && access(ds.conf->token_file, F_OK) == 0)
+    token_load(ds.conf->token_file, 0, ds.token, sizeof(ds.token), &errs);
+  if (ds.conf == NULL || errs.n > 0) {
+    print_errors(&errs);
+    if (test_only)
+      fprintf(stderr, "configuration %s: errors found\n",
+              ds.conf_file ? ds.conf_file : "(defaults)");
+    return 1;
+  }
+  if (test_only) {
+    printf("configuration %s: ok\n", ds.conf->source);
+    return 0;
+  }
+  log_set_level(ds.conf->log_level);
+
+  /* signals are taken by sigtimedwait below; every thread inherits the mask */
+  signal(SIGPIPE, SIG_IGN);
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGHUP);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+  if (listeners_bind(ds.conf, NULL, &ds.active, &errs) < 0) {
+    print_errors(&errs);
+    return 1;
+  }
+  drop_privileges(ds.conf->user);
+  if (store_open(ds.conf->state_dir, ds.conf->flush_interval_ms, &ds.store, err, sizeof(err)) < 0)
+    fatal("store: %s", err);
+  log_info("state directory: %s", ds.conf->state_dir);
+  if (token_load(ds.conf->token_file, 1, ds.token, sizeof(ds.token), &errs) < 0) {
+    print_errors(&errs);
+    store_close(ds.store);
+    return 1;
+  }
+  log_info("admin token file: %s", ds.conf->token_file);
+  if (certs != NULL)
+    tls_certs_install(certs);
+  if (listeners_start(&ds.active, ds.conf, ds.store, ds.token, &ds.inflight, NULL, &ds.retired,
+                      &errs) < 0) {
+    print_errors(&errs);
+    store_close(ds.store);
+    return 1;
+  }
+  log_info("dfotad ready");
+
+  for (;;) {
+    struct timespec tick = {0, 200 * 1000 * 1000};
+    int sig = sigtimedwait(&sigs, NULL, &tick);
+
+    if (sig == SIGHUP) {
+      reload(&ds);
+    } else if (sig == SIGTERM || sig == SIGINT) {
+      log_info("signal %d: stopping", sig);
+      break;
+    }
+    listeners_reap(&ds.retired, 0);
+  }
+  shutdown_gracefully(&ds);
+  store_close(ds.store);
+  tls_shutdown();
+  explicit_bzero(ds.token, sizeof(ds.token));
+  config_free(ds.conf);
+  free(ds.overrides);
+  log_info("stopped");
+  return 0;
+}

@@ -1,0 +1,39 @@
+/* db.h: the database backend behind store.c. One implementation per file:
+ * db_sqlite.c today. Nothing outside store/ includes this. */
+#ifndef DFOTAD_DB_H
+#define DFOTAD_DB_H
+
+#include <stdint.h>
+
+struct db;
+
+struct db_package {
+  const char *id, *model, *from, *to, *name, *sha256;
+  uint64_t size;
+  int64_t created;
+  uint64_t requests, bytes_sent, downloads;
+};
+
+struct db_stats {
+  const char *id;
+  uint64_t requests, bytes_sent, downloads;
+};
+
+/* Opens path, creating it and applying migrations. 0 or -1 (err filled). */
+int db_open(const char *path, struct db **out, char *err, size_t errlen);
+void db_close(struct db *d);
+
+/* 0, STORE_EXISTS (same model/from/to), or STORE_ERR. A clash of id is
+ * reported as -7 so that the caller can draw another id. */
+#define DB_ID_CLASH (-7)
+int db_package_insert(struct db *d, const struct db_package *p);
+int db_package_delete(struct db *d, const char *id);
+/* Calls cb for every package, oldest first. */
+int db_package_load(struct db *d, int (*cb)(const struct db_package *p, void *arg), void *arg);
+/* Packages whose content has this hash. */
+int db_sha256_users(struct db *d, const char *sha256);
+/* Writes all rows in one transaction. */
+int db_stats_write(struct db *d, const struct db_stats *rows, int n);
+int db_integrity(struct db *d, char *msg, size_t len);
+
+#endif

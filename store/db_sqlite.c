@@ -1,0 +1,340 @@
+/* db_sqlite.c: the SQLite backend of the store, and the only file of dfotad
+ * that knows SQLite. WAL mode, synchronous=FULL (a committed package or
+ * statistic survives a crash or power loss), versioned migrations recorded
+ * in PRAGMA user_version. One connection, serialised by a mutex: writes are
+ * few and batched, and the data plane never reaches the database. */
+#include "autoconfig.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../server/log.h"
+#include "db.h"
+#include "store.h"
+
+struct db {
+  sqlite3 *h;
+  pthread_mutex_t mu;
+};
+
+/* Migrations: entry i brings the schema from version i to i + 1. Never
+ * edit an entry once released; append a new one. */
+static const char *const migrations[] = {
+    /* 1: packages and their statistics */
+    "CREATE TABLE packages ("
+    "  id TEXT PRIMARY KEY,"
+    "  model TEXT NOT NULL,"
+    "  from_version TEXT NOT NULL,"
+    "  to_version TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  size INTEGER NOT NULL CHECK (size > 0),"
+    "  sha256 TEXT NOT NULL CHECK (length(sha256) = 64),"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (model, from_version, to_version)"
+    ");"
+    "CREATE INDEX packages_sha256 ON packages(sha256);"
+    "CREATE TABLE package_stats ("
+    "  package_id TEXT PRIMARY KEY REFERENCES packages(id) ON DELETE CASCADE,"
+    "  requests INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_sent INTEGER NOT NULL DEFAULT 0,"
+    "  downloads INTEGER NOT NULL DEFAULT 0"
+    ");",
+};
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static int exec(struct db *d, const char *sql)
+{
+  char *msg = NULL;
+
+  if (sqlite3_exec(d->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    log_error("database: %s: %s", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+    return -1;
+  }
+  return 0;
+}
+
+static int user_version(struct db *d)
+{
+  sqlite3_stmt *st;
+  int v = -1;
+
+  if (sqlite3_prepare_v2(d->h, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+static int migrate(struct db *d, char *err, size_t errlen)
+{
+  int v = user_version(d);
+
+  if (v < 0) {
+    snprintf(err, errlen, "cannot read schema version: %s", sqlite3_errmsg(d->h));
+    return -1;
+  }
+  if (v > N_MIGRATIONS) {
+    snprintf(err, errlen, "database schema %d is newer than this dfotad (%d)", v, N_MIGRATIONS);
+    return -1;
+  }
+  for (; v < N_MIGRATIONS; v++) {
+    char pragma[64];
+    if (exec(d, "BEGIN IMMEDIATE") < 0)
+      goto fail;
+    if (exec(d, migrations[v]) < 0) {
+      exec(d, "ROLLBACK");
+      goto fail;
+    }
+    snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+    if (exec(d, pragma) < 0 || exec(d, "COMMIT") < 0) {
+      exec(d, "ROLLBACK");
+      goto fail;
+    }
+    log_info("database schema migrated to version %d", v + 1);
+  }
+  return 0;
+fail:
+  snprintf(err, errlen, "migration to schema version %d failed", v + 1);
+  return -1;
+}
+
+int db_open(const char *path, struct db **out, char *err, size_t errlen)
+{
+  struct db *d = calloc(1, sizeof(*d));
+
+  if (d == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  pthread_mutex_init(&d->mu, NULL);
+  if (sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "%s: %s", path, d->h ? sqlite3_errmsg(d->h) : "cannot open");
+    goto fail;
+  }
+  sqlite3_busy_timeout(d->h, 5000);
+  if (exec(d, "PRAGMA journal_mode=WAL") < 0 || exec(d, "PRAGMA synchronous=FULL") < 0 ||
+      exec(d, "PRAGMA foreign_keys=ON") < 0) {
+    snprintf(err, errlen, "%s: cannot set up the database", path);
+    goto fail;
+  }
+  if (migrate(d, err, errlen) < 0)
+    goto fail;
+  *out = d;
+  return 0;
+fail:
+  sqlite3_close(d->h);
+  pthread_mutex_destroy(&d->mu);
+  free(d);
+  return -1;
+}
+
+void db_close(struct db *d)
+{
+  if (d == NULL)
+    return;
+  sqlite3_close(d->h);
+  pthread_mutex_destroy(&d->mu);
+  free(d);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+  sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+int db_package_insert(struct db *d, const struct db_package *p)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = STORE_ERR, step;
+
+  pthread_mutex_lock(&d->mu);
+  if (exec(d, "BEGIN IMMEDIATE") < 0)
+    goto out;
+  if (sqlite3_prepare_v2(d->h,
+                         "INSERT INTO packages (id, model, from_version, to_version, name, size,"
+                         " sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         -1, &st, NULL) != SQLITE_OK)
+    goto rollback;
+  bind_text(st, 1, p->id);
+  bind_text(st, 2, p->model);
+  bind_text(st, 3, p->from);
+  bind_text(st, 4, p->to);
+  bind_text(st, 5, p->name);
+  sqlite3_bind_int64(st, 6, (sqlite3_int64)p->size);
+  bind_text(st, 7, p->sha256);
+  sqlite3_bind_int64(st, 8, p->created);
+  step = sqlite3_step(st);
+  if (step != SQLITE_DONE) {
+    const char *m = sqlite3_errmsg(d->h);
+    if (sqlite3_extended_errcode(d->h) == SQLITE_CONSTRAINT_PRIMARYKEY)
+      rc = DB_ID_CLASH;
+    else if (sqlite3_extended_errcode(d->h) == SQLITE_CONSTRAINT_UNIQUE)
+      rc = STORE_EXISTS;
+    else
+      log_error("database: insert package: %s", m);
+    goto rollback;
+  }
+  sqlite3_finalize(st);
+  st = NULL;
+  if (sqlite3_prepare_v2(d->h, "INSERT INTO package_stats (package_id) VALUES (?1)", -1, &st,
+                         NULL) != SQLITE_OK)
+    goto rollback;
+  bind_text(st, 1, p->id);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    goto rollback;
+  if (exec(d, "COMMIT") < 0)
+    goto rollback;
+  rc = STORE_OK;
+  goto out;
+rollback:
+  exec(d, "ROLLBACK");
+out:
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return rc;
+}
+
+int db_package_delete(struct db *d, const char *id)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = STORE_ERR;
+
+  pthread_mutex_lock(&d->mu);
+  if (sqlite3_prepare_v2(d->h, "DELETE FROM packages WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+    goto out;
+  bind_text(st, 1, id);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    log_error("database: delete package: %s", sqlite3_errmsg(d->h));
+    goto out;
+  }
+  rc = sqlite3_changes(d->h) > 0 ? STORE_OK : STORE_NOTFOUND;
+out:
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return rc;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return t ? (const char *)t : "";
+}
+
+int db_package_load(struct db *d, int (*cb)(const struct db_package *p, void *arg), void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = -1, step;
+
+  pthread_mutex_lock(&d->mu);
+  if (sqlite3_prepare_v2(d->h,
+                         "SELECT p.id, p.model, p.from_version, p.to_version, p.name, p.size,"
+                         " p.sha256, p.created_at, coalesce(s.requests, 0),"
+                         " coalesce(s.bytes_sent, 0), coalesce(s.downloads, 0)"
+                         " FROM packages p LEFT JOIN package_stats s ON s.package_id = p.id"
+                         " ORDER BY p.created_at, p.rowid",
+                         -1, &st, NULL) != SQLITE_OK)
+    goto out;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    struct db_package p = {
+        .id = col_text(st, 0),
+        .model = col_text(st, 1),
+        .from = col_text(st, 2),
+        .to = col_text(st, 3),
+        .name = col_text(st, 4),
+        .size = (uint64_t)sqlite3_column_int64(st, 5),
+        .sha256 = col_text(st, 6),
+        .created = sqlite3_column_int64(st, 7),
+        .requests = (uint64_t)sqlite3_column_int64(st, 8),
+        .bytes_sent = (uint64_t)sqlite3_column_int64(st, 9),
+        .downloads = (uint64_t)sqlite3_column_int64(st, 10),
+    };
+    if (cb(&p, arg) != 0)
+      goto out;
+  }
+  if (step == SQLITE_DONE)
+    rc = 0;
+  else
+    log_error("database: load packages: %s", sqlite3_errmsg(d->h));
+out:
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return rc;
+}
+
+int db_sha256_users(struct db *d, const char *sha256)
+{
+  sqlite3_stmt *st = NULL;
+  int n = -1;
+
+  pthread_mutex_lock(&d->mu);
+  if (sqlite3_prepare_v2(d->h, "SELECT count(*) FROM packages WHERE sha256 = ?1", -1, &st, NULL) ==
+      SQLITE_OK) {
+    bind_text(st, 1, sha256);
+    if (sqlite3_step(st) == SQLITE_ROW)
+      n = sqlite3_column_int(st, 0);
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return n;
+}
+
+int db_stats_write(struct db *d, const struct db_stats *rows, int n)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = -1;
+
+  if (n == 0)
+    return 0;
+  pthread_mutex_lock(&d->mu);
+  if (exec(d, "BEGIN IMMEDIATE") < 0)
+    goto out;
+  if (sqlite3_prepare_v2(d->h,
+                         "UPDATE package_stats SET requests = ?2, bytes_sent = ?3,"
+                         " downloads = ?4 WHERE package_id = ?1",
+                         -1, &st, NULL) != SQLITE_OK)
+    goto rollback;
+  for (int i = 0; i < n; i++) {
+    sqlite3_reset(st);
+    bind_text(st, 1, rows[i].id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)rows[i].requests);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)rows[i].bytes_sent);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)rows[i].downloads);
+    if (sqlite3_step(st) != SQLITE_DONE)
+      goto rollback;
+  }
+  if (exec(d, "COMMIT") < 0)
+    goto rollback;
+  rc = 0;
+  goto out;
+rollback:
+  log_error("database: statistics: %s", sqlite3_errmsg(d->h));
+  exec(d, "ROLLBACK");
+out:
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return rc;
+}
+
+int db_integrity(struct db *d, char *msg, size_t len)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = -1;
+
+  pthread_mutex_lock(&d->mu);
+  if (sqlite3_prepare_v2(d->h, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    snprintf(msg, len, "%s", col_text(st, 0));
+    rc = strcmp(msg, "ok") == 0 ? 0 : -1;
+  } else {
+    snprintf(msg, len, "%s", sqlite3_errmsg(d->h));
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return rc;
+}

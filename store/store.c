@@ -1,0 +1,779 @@
+/* store.c: the package catalog and its files.
+ *
+ * Layout of the state directory:
+ *   dfotad.db            metadata (db_sqlite.c)
+ *   packages/<sha256>    package contents, read-only, named by their hash
+ *   tmp/                 uploads in progress; emptied at start
+ *
+ * The catalog is an in-memory hash table of referenced packages, loaded at
+ * start and kept in step with the database by the admin operations; the data
+ * plane reads only the catalog, never the database. */
+#include "autoconfig.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../server/log.h"
+#include "db.h"
+#include "store.h"
+#include "writer.h"
+
+#define BUCKETS 1024
+
+struct store {
+  char *dir, *pkg_dir, *tmp_dir;
+  struct db *db;
+  struct writer *writer;
+  pthread_rwlock_t lock; /* catalog */
+  struct package *bucket[BUCKETS];
+  pthread_mutex_t upload_mu; /* serialises finish/delete on files */
+};
+
+struct upload {
+  struct store *s;
+  char *model, *from, *to, *name;
+  char tmp_path[4096];
+  int fd;
+  uint64_t size, max;
+  EVP_MD_CTX *md;
+};
+
+const char *store_status_text(int status)
+{
+  switch (status) {
+  case STORE_OK: return "ok";
+  case STORE_EXISTS: return "already exists";
+  case STORE_NOTFOUND: return "not found";
+  case STORE_TOO_LARGE: return "too large";
+  case STORE_EMPTY: return "empty";
+  case STORE_INVALID: return "invalid";
+  default: return "storage error";
+  }
+}
+
+static unsigned hash_id(const char *id)
+{
+  unsigned h = 2166136261u;
+
+  for (; *id; id++)
+    h = (h ^ (unsigned char)*id) * 16777619u;
+  return h % BUCKETS;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+  size_t n = strlen(a) + strlen(b) + 2;
+  char *p = malloc(n);
+
+  if (p != NULL)
+    snprintf(p, n, "%s/%s", a, b);
+  return p;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+  char buf[4096];
+
+  if (strlen(path) >= sizeof(buf))
+    return -1;
+  snprintf(buf, sizeof(buf), "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+      return -1;
+    *p = '/';
+  }
+  if (mkdir(buf, mode) < 0 && errno != EEXIST)
+    return -1;
+  return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int rc;
+
+  if (fd < 0)
+    return -1;
+  rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+  static const char digits[] = "0123456789abcdef";
+
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static void http_date(int64_t t, char *out, size_t len)
+{
+  struct tm tm;
+  time_t tt = (time_t)t;
+
+  gmtime_r(&tt, &tm);
+  strftime(out, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* ---- packages ---------------------------------------------------------- */
+
+static void package_free(struct package *p)
+{
+  if (p->map != NULL)
+    munmap((void *)p->map, p->size);
+  if (p->fd >= 0)
+    close(p->fd);
+  free(p->model);
+  free(p->from);
+  free(p->to);
+  free(p->name);
+  free(p->damage);
+  free(p);
+}
+
+void package_ref(struct package *p)
+{
+  atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+}
+
+void package_unref(struct package *p)
+{
+  if (p != NULL && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+    package_free(p);
+}
+
+static void mark_damaged(struct package *p, const char *what, const char *detail)
+{
+  char buf[256];
+
+  snprintf(buf, sizeof(buf), "%s%s", what, detail);
+  free(p->damage);
+  p->damage = strdup(buf);
+  p->status = PKG_DAMAGED;
+  if (p->map != NULL)
+    munmap((void *)p->map, p->size);
+  p->map = NULL;
+  if (p->fd >= 0)
+    close(p->fd);
+  p->fd = -1;
+}
+
+/* Hashes an open file from its start. 0 or -1. */
+static int hash_fd(int fd, char out[65])
+{
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  unsigned char buf[1 << 16], digest[32];
+  unsigned dl = 0;
+  off_t off = 0;
+  ssize_t r;
+  int rc = -1;
+
+  if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+    goto out;
+  while ((r = pread(fd, buf, sizeof(buf), off)) > 0) {
+    EVP_DigestUpdate(md, buf, (size_t)r);
+    off += r;
+  }
+  if (r < 0 || EVP_DigestFinal_ex(md, digest, &dl) != 1)
+    goto out;
+  hex(digest, 32, out);
+  rc = 0;
+out:
+  EVP_MD_CTX_free(md);
+  return rc;
+}
+
+/* Opens the package's file, safely: no symlinks, a regular file of the
+ * recorded size; maps it. verify: also check its hash. The package is
+ * marked damaged (and not served) when anything disagrees. */
+static void package_open_file(struct store *s, struct package *p, int verify)
+{
+  char path[4096];
+  struct stat st;
+  void *map;
+
+  snprintf(path, sizeof(path), "%s/%s", s->pkg_dir, p->sha256);
+  /* SECURITY: the path comes from our database, never from a request;
+   * O_NOFOLLOW and S_ISREG keep a planted link or device from being served */
+  p->fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (p->fd < 0) {
+    mark_damaged(p, "file missing: ", strerror(errno));
+    return;
+  }
+  if (fstat(p->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    mark_damaged(p, "not a regular file", "");
+    return;
+  }
+  if ((uint64_t)st.st_size != p->size) {
+    char d[64];
+    snprintf(d, sizeof(d), "%lld bytes on disk", (long long)st.st_size);
+    mark_damaged(p, "size differs from the database: ", d);
+    return;
+  }
+  if (verify) {
+    char sha[65];
+    if (hash_fd(p->fd, sha) < 0) {
+      mark_damaged(p, "cannot read file", "");
+      return;
+    }
+    if (strcmp(sha, p->sha256) != 0) {
+      mark_damaged(p, "sha256 differs from the database; on disk: ", sha);
+      return;
+    }
+  }
+  map = mmap(NULL, p->size, PROT_READ, MAP_SHARED, p->fd, 0);
+  if (map == MAP_FAILED) {
+    mark_damaged(p, "cannot map: ", strerror(errno));
+    return;
+  }
+  p->map = map;
+  p->status = PKG_OK;
+}
+
+static struct package *package_new(const struct db_package *r)
+{
+  struct package *p = calloc(1, sizeof(*p));
+
+  if (p == NULL)
+    return NULL;
+  snprintf(p->id, sizeof(p->id), "%s", r->id);
+  p->model = strdup(r->model);
+  p->from = strdup(r->from);
+  p->to = strdup(r->to);
+  p->name = strdup(r->name);
+  snprintf(p->sha256, sizeof(p->sha256), "%s", r->sha256);
+  snprintf(p->etag, sizeof(p->etag), "\"%s\"", r->sha256);
+  p->size = r->size;
+  p->created = r->created;
+  http_date(p->created, p->last_modified, sizeof(p->last_modified));
+  p->fd = -1;
+  atomic_init(&p->refs, 1); /* the catalog's */
+  atomic_init(&p->requests, r->requests);
+  atomic_init(&p->bytes_sent, r->bytes_sent);
+  atomic_init(&p->downloads, r->downloads);
+  p->flushed_requests = r->requests;
+  p->flushed_bytes = r->bytes_sent;
+  p->flushed_downloads = r->downloads;
+  if (p->model == NULL || p->from == NULL || p->to == NULL || p->name == NULL) {
+    package_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static void catalog_insert(struct store *s, struct package *p)
+{
+  unsigned h = hash_id(p->id);
+  struct package **pp = &s->bucket[h];
+
+  /* append, so that a bucket keeps creation order */
+  while (*pp != NULL)
+    pp = &(*pp)->next;
+  p->next = NULL;
+  *pp = p;
+}
+
+static struct package *catalog_remove(struct store *s, const char *id)
+{
+  for (struct package **pp = &s->bucket[hash_id(id)]; *pp; pp = &(*pp)->next)
+    if (strcmp((*pp)->id, id) == 0) {
+      struct package *p = *pp;
+      *pp = p->next;
+      p->next = NULL;
+      return p;
+    }
+  return NULL;
+}
+
+struct package *store_package_get(struct store *s, const char *id)
+{
+  struct package *p;
+
+  pthread_rwlock_rdlock(&s->lock);
+  for (p = s->bucket[hash_id(id)]; p; p = p->next)
+    if (strcmp(p->id, id) == 0) {
+      package_ref(p);
+      break;
+    }
+  pthread_rwlock_unlock(&s->lock);
+  return p;
+}
+
+static int cmp_created(const void *a, const void *b)
+{
+  const struct package *x = *(struct package *const *)a, *y = *(struct package *const *)b;
+
+  if (x->created != y->created)
+    return x->created < y->created ? -1 : 1;
+  return strcmp(x->id, y->id);
+}
+
+void store_package_foreach(struct store *s, const char *model, const char *from, const char *to,
+                           package_cb cb, void *arg)
+{
+  struct package **list = NULL;
+  size_t n = 0, cap = 0;
+
+  /* take references under the lock, call back without it */
+  pthread_rwlock_rdlock(&s->lock);
+  for (int b = 0; b < BUCKETS; b++)
+    for (struct package *p = s->bucket[b]; p; p = p->next) {
+      if ((model && strcmp(model, p->model)) || (from && strcmp(from, p->from)) ||
+          (to && strcmp(to, p->to)))
+        continue;
+      if (n == cap) {
+        size_t nc = cap ? cap * 2 : 64;
+        struct package **nl = realloc(list, nc * sizeof(*nl));
+        if (nl == NULL)
+          break;
+        list = nl;
+        cap = nc;
+      }
+      package_ref(p);
+      list[n++] = p;
+    }
+  pthread_rwlock_unlock(&s->lock);
+  if (n > 1)
+    qsort(list, n, sizeof(*list), cmp_created);
+  for (size_t i = 0; i < n; i++) {
+    int stop = cb(list[i], arg);
+    for (size_t j = i; stop && j < n; j++)
+      package_unref(list[j]);
+    if (stop)
+      break;
+    package_unref(list[i]);
+  }
+  free(list);
+}
+
+/* ---- statistics -------------------------------------------------------- */
+
+void store_record_served(struct package *p, uint64_t bytes, int reached_end)
+{
+  atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
+  if (bytes > 0)
+    atomic_fetch_add_explicit(&p->bytes_sent, bytes, memory_order_relaxed);
+  if (reached_end)
+    atomic_fetch_add_explicit(&p->downloads, 1, memory_order_relaxed);
+}
+
+struct flush_ctx {
+  struct db_stats *rows;
+  struct package **pkgs;
+  int n, cap;
+};
+
+/* The writer's job: one transaction with every package whose counters
+ * moved since the last flush. */
+static void flush_stats(void *arg)
+{
+  struct store *s = arg;
+  struct flush_ctx f = {0};
+
+  pthread_rwlock_rdlock(&s->lock);
+  for (int b = 0; b < BUCKETS; b++)
+    for (struct package *p = s->bucket[b]; p; p = p->next) {
+      uint64_t r = atomic_load(&p->requests), by = atomic_load(&p->bytes_sent),
+               d = atomic_load(&p->downloads);
+      if (r == p->flushed_requests && by == p->flushed_bytes && d == p->flushed_downloads)
+        continue;
+      if (f.n == f.cap) {
+        int nc = f.cap ? f.cap * 2 : 32;
+        struct db_stats *nr = realloc(f.rows, (size_t)nc * sizeof(*nr));
+        struct package **np;
+        if (nr == NULL)
+          break;
+        f.rows = nr;
+        np = realloc(f.pkgs, (size_t)nc * sizeof(*np));
+        if (np == NULL)
+          break;
+        f.pkgs = np;
+        f.cap = nc;
+      }
+      package_ref(p);
+      f.pkgs[f.n] = p;
+      f.rows[f.n] = (struct db_stats){p->id, r, by, d};
+      f.n++;
+    }
+  pthread_rwlock_unlock(&s->lock);
+
+  if (db_stats_write(s->db, f.rows, f.n) == 0)
+    for (int i = 0; i < f.n; i++) {
+      f.pkgs[i]->flushed_requests = f.rows[i].requests;
+      f.pkgs[i]->flushed_bytes = f.rows[i].bytes_sent;
+      f.pkgs[i]->flushed_downloads = f.rows[i].downloads;
+    }
+  for (int i = 0; i < f.n; i++)
+    package_unref(f.pkgs[i]);
+  free(f.rows);
+  free(f.pkgs);
+}
+
+void store_sync(struct store *s) { writer_sync(s->writer); }
+
+/* ---- open and close ---------------------------------------------------- */
+
+static int load_one(const struct db_package *r, void *arg)
+{
+  struct store *s = arg;
+  struct package *p = package_new(r);
+
+  if (p == NULL)
+    return -1;
+  package_open_file(s, p, 1);
+  if (p->status != PKG_OK)
+    log_error("package %s (%s %s -> %s): %s; it will not be served until replaced", p->id, p->model,
+              p->from, p->to, p->damage);
+  catalog_insert(s, p);
+  return 0;
+}
+
+/* Removes what interrupted uploads left, and package files that no package
+ * refers to (a crash between moving a file into place and recording it). */
+static void sweep(struct store *s)
+{
+  DIR *d;
+  struct dirent *e;
+
+  if ((d = opendir(s->tmp_dir)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
+      if (e->d_name[0] == '.')
+        continue;
+      if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+        log_info("removed unfinished upload %s/%s", s->tmp_dir, e->d_name);
+    }
+    closedir(d);
+  }
+  if ((d = opendir(s->pkg_dir)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
+      if (e->d_name[0] == '.')
+        continue;
+      if (strlen(e->d_name) != 64 || db_sha256_users(s->db, e->d_name) == 0) {
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+          log_info("removed unreferenced file %s/%s", s->pkg_dir, e->d_name);
+      }
+    }
+    closedir(d);
+  }
+}
+
+int store_open(const char *state_dir, int flush_interval_ms, struct store **out, char *err,
+               size_t errlen)
+{
+  struct store *s = calloc(1, sizeof(*s));
+  char *dbpath = NULL;
+
+  if (s == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  pthread_rwlock_init(&s->lock, NULL);
+  pthread_mutex_init(&s->upload_mu, NULL);
+  s->dir = strdup(state_dir);
+  s->pkg_dir = path_join(state_dir, "packages");
+  s->tmp_dir = path_join(state_dir, "tmp");
+  dbpath = path_join(state_dir, "dfotad.db");
+  if (!s->dir || !s->pkg_dir || !s->tmp_dir || !dbpath) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  if (mkdir_p(state_dir, 0750) < 0 || mkdir_p(s->pkg_dir, 0750) < 0 ||
+      mkdir_p(s->tmp_dir, 0700) < 0) {
+    snprintf(err, errlen, "cannot create %s: %s", state_dir, strerror(errno));
+    goto fail;
+  }
+  if (db_open(dbpath, &s->db, err, errlen) < 0)
+    goto fail;
+  sweep(s);
+  if (db_package_load(s->db, load_one, s) < 0) {
+    snprintf(err, errlen, "cannot load packages from %s", dbpath);
+    goto fail;
+  }
+  s->writer = writer_start(flush_interval_ms, flush_stats, s);
+  if (s->writer == NULL) {
+    snprintf(err, errlen, "cannot start the writer");
+    goto fail;
+  }
+  free(dbpath);
+  *out = s;
+  return 0;
+fail:
+  free(dbpath);
+  store_close(s);
+  return -1;
+}
+
+void store_close(struct store *s)
+{
+  if (s == NULL)
+    return;
+  writer_stop(s->writer); /* flushes a last time */
+  for (int b = 0; b < BUCKETS; b++)
+    while (s->bucket[b]) {
+      struct package *p = s->bucket[b];
+      s->bucket[b] = p->next;
+      package_unref(p);
+    }
+  db_close(s->db);
+  pthread_rwlock_destroy(&s->lock);
+  pthread_mutex_destroy(&s->upload_mu);
+  free(s->dir);
+  free(s->pkg_dir);
+  free(s->tmp_dir);
+  free(s);
+}
+
+int store_check(struct store *s, char *msg, size_t len) { return db_integrity(s->db, msg, len); }
+
+/* ---- uploads ----------------------------------------------------------- */
+
+/* Metadata fields are printable ASCII without quotes or backslashes, so
+ * that they are safe in logs, JSON and headers alike. */
+static int field_ok(const char *v, size_t max, int allow_empty)
+{
+  size_t n = v ? strlen(v) : 0;
+
+  if (n == 0)
+    return allow_empty;
+  if (n > max)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)v[i];
+    if (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
+      return 0;
+  }
+  return 1;
+}
+
+static int exists_triple(struct store *s, const char *model, const char *from, const char *to)
+{
+  int found = 0;
+
+  pthread_rwlock_rdlock(&s->lock);
+  for (int b = 0; b < BUCKETS && !found; b++)
+    for (struct package *p = s->bucket[b]; p && !found; p = p->next)
+      found = !strcmp(p->model, model) && !strcmp(p->from, from) && !strcmp(p->to, to);
+  pthread_rwlock_unlock(&s->lock);
+  return found;
+}
+
+int store_upload_begin(struct store *s, const struct package_meta *meta, uint64_t max_size,
+                       struct upload **out)
+{
+  struct upload *u;
+
+  if (!field_ok(meta->model, PKG_FIELD_MAX, 0) || !field_ok(meta->from, PKG_FIELD_MAX, 0) ||
+      !field_ok(meta->to, PKG_FIELD_MAX, 0) || !field_ok(meta->name, PKG_NAME_MAX, 1) ||
+      strcmp(meta->from, meta->to) == 0)
+    return STORE_INVALID;
+  if (exists_triple(s, meta->model, meta->from, meta->to))
+    return STORE_EXISTS;
+  u = calloc(1, sizeof(*u));
+  if (u == NULL)
+    return STORE_ERR;
+  u->s = s;
+  u->fd = -1;
+  u->max = max_size;
+  u->model = strdup(meta->model);
+  u->from = strdup(meta->from);
+  u->to = strdup(meta->to);
+  u->name = strdup(meta->name ? meta->name : "");
+  u->md = EVP_MD_CTX_new();
+  snprintf(u->tmp_path, sizeof(u->tmp_path), "%s/upload-XXXXXX", s->tmp_dir);
+  if (!u->model || !u->from || !u->to || !u->name || !u->md ||
+      EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1)
+    goto fail;
+  u->fd = mkostemp(u->tmp_path, O_CLOEXEC);
+  if (u->fd < 0) {
+    log_error("upload: cannot create %s: %s", u->tmp_path, strerror(errno));
+    u->tmp_path[0] = '\0';
+    goto fail;
+  }
+  *out = u;
+  return STORE_OK;
+fail:
+  store_upload_abort(u);
+  return STORE_ERR;
+}
+
+int store_upload_write(struct upload *u, const void *data, size_t len)
+{
+  const char *p = data;
+
+  if (len > u->max - u->size)
+    return STORE_TOO_LARGE;
+  EVP_DigestUpdate(u->md, data, len);
+  u->size += len;
+  while (len > 0) {
+    ssize_t w = write(u->fd, p, len);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      log_error("upload: write %s: %s", u->tmp_path, strerror(errno));
+      return STORE_ERR;
+    }
+    p += w;
+    len -= (size_t)w;
+  }
+  return STORE_OK;
+}
+
+void store_upload_abort(struct upload *u)
+{
+  if (u == NULL)
+    return;
+  if (u->fd >= 0)
+    close(u->fd);
+  if (u->tmp_path[0] != '\0' && u->fd >= 0)
+    unlink(u->tmp_path);
+  EVP_MD_CTX_free(u->md);
+  free(u->model);
+  free(u->from);
+  free(u->to);
+  free(u->name);
+  free(u);
+}
+
+static void new_id(char out[PKG_ID_LEN + 1])
+{
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  unsigned char r[PKG_ID_LEN];
+
+  if (RAND_bytes(r, sizeof(r)) != 1)
+    fatal("no randomness available");
+  for (int i = 0; i < PKG_ID_LEN; i++)
+    out[i] = alphabet[r[i] & 31];
+  out[PKG_ID_LEN] = '\0';
+}
+
+int store_upload_finish(struct upload *u, struct package **out)
+{
+  struct store *s = u->s;
+  unsigned char digest[32];
+  unsigned dl = 0;
+  char sha[65], final_path[4096];
+  struct db_package row;
+  struct package *p = NULL;
+  int rc = STORE_ERR, moved = 0;
+  struct stat st;
+
+  if (u->size == 0) {
+    rc = STORE_EMPTY;
+    goto out;
+  }
+  if (EVP_DigestFinal_ex(u->md, digest, &dl) != 1)
+    goto out;
+  hex(digest, 32, sha);
+  /* durable before visible: data, then name, then the record */
+  if (fchmod(u->fd, 0440) < 0 || fsync(u->fd) < 0) {
+    log_error("upload: fsync %s: %s", u->tmp_path, strerror(errno));
+    goto out;
+  }
+  snprintf(final_path, sizeof(final_path), "%s/%s", s->pkg_dir, sha);
+  pthread_mutex_lock(&s->upload_mu);
+  if (lstat(final_path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == u->size) {
+    /* same content already stored: keep that file */
+    unlink(u->tmp_path);
+  } else {
+    if (rename(u->tmp_path, final_path) < 0) {
+      log_error("upload: rename to %s: %s", final_path, strerror(errno));
+      pthread_mutex_unlock(&s->upload_mu);
+      goto out;
+    }
+    moved = 1;
+  }
+  u->tmp_path[0] = '\0';
+  fsync_dir(s->pkg_dir);
+
+  row = (struct db_package){.model = u->model,
+                            .from = u->from,
+                            .to = u->to,
+                            .name = u->name,
+                            .sha256 = sha,
+                            .size = u->size,
+                            .created = (int64_t)time(NULL)};
+  for (int tries = 0; tries < 8; tries++) {
+    char id[PKG_ID_LEN + 1];
+    new_id(id);
+    row.id = id;
+    rc = db_package_insert(s->db, &row);
+    if (rc != DB_ID_CLASH)
+      break;
+  }
+  if (rc == STORE_OK) {
+    p = package_new(&row);
+    if (p == NULL) {
+      log_error("upload: out of memory; package %s is recorded and loads at restart", row.id);
+      rc = STORE_ERR;
+    } else {
+      package_open_file(s, p, 0);
+      pthread_rwlock_wrlock(&s->lock);
+      catalog_insert(s, p); /* even damaged: listed, so that it can be deleted */
+      pthread_rwlock_unlock(&s->lock);
+      if (p->status != PKG_OK) {
+        log_error("upload: stored package %s cannot be opened: %s", p->id, p->damage);
+        p = NULL;
+        rc = STORE_ERR;
+      } else {
+        package_ref(p);
+        log_info("package %s stored: %s %s -> %s, %llu bytes, sha256 %s", p->id, p->model, p->from,
+                 p->to, (unsigned long long)p->size, p->sha256);
+      }
+    }
+  } else if (rc != STORE_OK && moved && db_sha256_users(s->db, sha) == 0) {
+    unlink(final_path);
+  }
+  pthread_mutex_unlock(&s->upload_mu);
+out:
+  *out = p;
+  store_upload_abort(u);
+  return rc;
+}
+
+int store_package_delete(struct store *s, const char *id)
+{
+  struct package *p;
+  int rc;
+
+  pthread_mutex_lock(&s->upload_mu);
+  rc = db_package_delete(s->db, id);
+  if (rc != STORE_OK) {
+    pthread_mutex_unlock(&s->upload_mu);
+    return rc;
+  }
+  pthread_rwlock_wrlock(&s->lock);
+  p = catalog_remove(s, id);
+  pthread_rwlock_unlock(&s->lock);
+  if (p != NULL) {
+    atomic_store(&p->deleted, 1);
+    /* the file goes now if no other package shares it; transfers in flight
+     * keep reading it through their open descriptor and mapping */
+    if (db_sha256_users(s->db, p->sha256) == 0) {
+      char path[4096];
+      snprintf(path, sizeof(path), "%s/%s", s->pkg_dir, p->sha256);
+      unlink(path);
+    }
+    log_info("package %s deleted", id);
+    package_unref(p);
+  }
+  pthread_mutex_unlock(&s->upload_mu);
+  return STORE_OK;
+}

@@ -1,0 +1,109 @@
+/* store.h: persistence for dfotad: the package catalog (metadata in the
+ * database, content in content-addressed files), uploads, and statistics
+ * batched through one writer. Fronts and the admin API use only this
+ * header; which database sits behind it is store.c's business.
+ *
+ * Threads: every function may be called from any thread. */
+#ifndef DFOTAD_STORE_H
+#define DFOTAD_STORE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../server/limits.h"
+
+enum store_status {
+  STORE_OK = 0,
+  STORE_ERR = -1,    /* I/O or database failure, logged */
+  STORE_EXISTS = -2, /* a package for that model, from and to exists */
+  STORE_NOTFOUND = -3,
+  STORE_TOO_LARGE = -4, /* upload over its limit */
+  STORE_EMPTY = -5,     /* upload with no bytes */
+  STORE_INVALID = -6,   /* bad metadata */
+};
+
+enum package_status { PKG_OK = 0, PKG_DAMAGED };
+
+/* A package as served. Immutable after creation but for the counters.
+ * Reference-counted: whoever holds a reference may read map and fd until
+ * package_unref(). A deleted package stays readable by those holders. */
+struct package {
+  char id[PKG_ID_LEN + 1];
+  char *model, *from, *to, *name;
+  char sha256[65];
+  char etag[68];          /* "\"<sha256>\"" */
+  char last_modified[40]; /* IMF-fixdate of created */
+  uint64_t size;
+  int64_t created; /* unix seconds */
+  enum package_status status;
+  char *damage;             /* why it is damaged, or NULL */
+  int fd;                   /* read-only, O_CLOEXEC; -1 when damaged */
+  const unsigned char *map; /* the whole file, read-only; NULL when damaged */
+
+  /* statistics: totals, updated lock-free on the hot path */
+  _Atomic uint64_t requests, bytes_sent, downloads;
+  uint64_t flushed_requests, flushed_bytes, flushed_downloads; /* writer only */
+
+  atomic_uint refs;
+  atomic_int deleted;
+  struct package *next; /* catalog bucket chain */
+};
+
+struct package_meta {
+  const char *model, *from, *to, *name;
+};
+
+struct store;
+struct upload;
+
+/* Opens (creating when needed) the store under state_dir: database,
+ * migrations, package files checked against their recorded size and hash,
+ * leftovers of interrupted uploads removed. Starts the writer, which
+ * commits statistics every flush_interval_ms. 0, or -1 with err filled. */
+int store_open(const char *state_dir, int flush_interval_ms, struct store **out, char *err,
+               size_t errlen);
+/* Flushes statistics and closes. Packages still referenced stay valid. */
+void store_close(struct store *s);
+
+/* The package with that id, with a reference the caller must drop, or NULL. */
+struct package *store_package_get(struct store *s, const char *id);
+void package_ref(struct package *p);
+void package_unref(struct package *p);
+
+/* Calls cb for each package matching the filters (NULL: any), ordered by
+ * creation; stops early when cb returns non-zero. The package is valid only
+ * during the call. */
+typedef int (*package_cb)(struct package *p, void *arg);
+void store_package_foreach(struct store *s, const char *model, const char *from, const char *to,
+                           package_cb cb, void *arg);
+
+/* Deletes the package: it disappears from the catalog at once; transfers
+ * holding a reference finish; its file goes when no package uses it. */
+int store_package_delete(struct store *s, const char *id);
+
+/* Uploads: begin, write chunks, then finish or abort. The content is
+ * streamed to a temporary file and hashed; finish fsyncs it, moves it into
+ * place and records it, so the package is visible only once complete.
+ * begin fails with STORE_EXISTS or STORE_INVALID before any byte is read. */
+int store_upload_begin(struct store *s, const struct package_meta *meta, uint64_t max_size,
+                       struct upload **out);
+int store_upload_write(struct upload *u, const void *data, size_t len);
+/* Consumes u. On STORE_OK *out holds a referenced package. */
+int store_upload_finish(struct upload *u, struct package **out);
+/* Consumes u; removes the temporary file. */
+void store_upload_abort(struct upload *u);
+
+/* Hot path: counts one response of `bytes` body bytes (0 for HEAD); a
+ * response that delivered the package's last byte counts as a download. */
+void store_record_served(struct package *p, uint64_t bytes, int reached_end);
+
+/* Makes the writer commit now and waits for it. */
+void store_sync(struct store *s);
+
+/* Checks the database (PRAGMA integrity_check or equivalent): 0 when ok. */
+int store_check(struct store *s, char *msg, size_t len);
+
+const char *store_status_text(int status);
+
+#endif
