@@ -1,2 +1,149 @@
+/* test_config.c: the configuration table, file parser and overrides. */
+#include "autoconfig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/config.h"
 #include "unit.h"
-int main(void) { return unit_done("config"); }
+
+static char path[64];
+
+static struct config *load_text(const char *text, char *const *ov, int nov,
+                                struct config_errors *errs)
+{
+  FILE *f = fopen(path, "w");
+
+  fputs(text, f);
+  fclose(f);
+  config_errors_clear(errs);
+  return config_load(path, ov, nov, errs);
+}
+
+/* The first error names the file and this line. */
+static void expect_error(const char *text, int line, const char *needle)
+{
+  struct config_errors errs = {0};
+  struct config *c = load_text(text, NULL, 0, &errs);
+  char want[128];
+
+  snprintf(want, sizeof(want), "%s:%d:", path, line);
+  CHECK(c == NULL);
+  CHECK(errs.n >= 1);
+  if (errs.n >= 1) {
+    CHECK(strncmp(errs.msg[0], want, strlen(want)) == 0);
+    CHECK(strstr(errs.msg[0], needle) != NULL);
+    if (strstr(errs.msg[0], needle) == NULL || strncmp(errs.msg[0], want, strlen(want)) != 0)
+      fprintf(stderr, "  got \"%s\", want \"%s...%s\"\n", errs.msg[0], want, needle);
+  }
+  config_free(c);
+  config_errors_clear(&errs);
+}
+
+int main(void)
+{
+  struct config_errors errs = {0};
+  struct config *c;
+  uint64_t sz;
+  struct listen_addr a;
+
+  snprintf(path, sizeof(path), "/tmp/dfotad-test-config-%d.conf", (int)getpid());
+  unsetenv("STATE_DIRECTORY");
+
+  /* embedded defaults */
+  c = config_load(NULL, NULL, 0, &errs);
+  CHECK(c != NULL);
+  if (c != NULL) {
+    CHECK(strcmp(c->state_dir, DEF_STATE_DIR) == 0);
+    CHECK(c->http.listen.n == 1 && strcmp(c->http.listen.addr[0].text, "127.0.0.1:8080") == 0);
+    CHECK(c->admin_listen.n == 1 && strcmp(c->admin_listen.addr[0].text, "127.0.0.1:8081") == 0);
+    CHECK(c->https.listen.n == 0);
+    CHECK(c->http.timeout == 60);
+    CHECK(strcmp(c->http.public_url, "http://127.0.0.1:8080") == 0);
+    CHECK(strcmp(c->token_file, "./var/dfotad/admin.token") == 0);
+    CHECK(c->max_upload_size == 1024ULL * 1024 * 1024);
+  }
+  config_free(c);
+
+  /* systemd's StateDirectory */
+  setenv("STATE_DIRECTORY", "/var/lib/dfotad", 1);
+  c = config_load(NULL, NULL, 0, &errs);
+  CHECK(c != NULL && strcmp(c->state_dir, "/var/lib/dfotad") == 0);
+  config_free(c);
+  unsetenv("STATE_DIRECTORY");
+
+  /* a full file */
+  c = load_text("# comment\n; comment\n[server]\nstate_dir = /tmp/x\nlog_level = debug\n"
+                "[http]\nlisten = 127.0.0.1:1 [::1]:2\nlisten = *:3\ntimeout = 5\n"
+                "public_url = http://fota.example.com:8080/\n"
+                "[admin]\nmax_upload_size = 5M\n",
+                NULL, 0, &errs);
+  CHECK(c != NULL);
+  if (c != NULL) {
+    CHECK(c->log_level == LOG_DEBUG);
+    CHECK(c->http.listen.n == 3);
+    CHECK(c->http.timeout == 5);
+    CHECK(strcmp(c->http.public_url, "http://fota.example.com:8080") == 0);
+    CHECK(c->max_upload_size == 5ULL * 1024 * 1024);
+    CHECK(c->admin_listen.n == 1); /* untouched default */
+  }
+  config_free(c);
+
+  /* overrides replace lists and win over the file */
+  {
+    char *ov[] = {"http.listen=127.0.0.1:9", "http.timeout=7"};
+    c = load_text("[http]\nlisten = 127.0.0.1:1 127.0.0.1:2\ntimeout = 5\n", ov, 2, &errs);
+    CHECK(c != NULL && c->http.listen.n == 1 && c->http.timeout == 7);
+    config_free(c);
+  }
+  {
+    char *ov[] = {"http.nosuch=1"};
+    c = load_text("", ov, 1, &errs);
+    CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "--set http.nosuch") != NULL);
+    config_free(c);
+  }
+
+  /* errors name the file and line */
+  expect_error("[server]\nnosuch = 1\n", 2, "unknown key");
+  expect_error("[nosuch]\nx = 1\n", 1, "unknown section");
+  expect_error("[http]\n\ntimeout = abc\n", 3, "not a whole number");
+  expect_error("[http]\ntimeout = 0\n", 2, "between");
+  expect_error("[http]\nlisten = nonsense\n", 2, "bad address");
+  expect_error("[http]\nlisten = 127.0.0.1:99999\n", 2, "bad address");
+  expect_error("[http]\npublic_url = http://example.com/\n", 2, "explicit port");
+  expect_error("[server]\nlog_level = loud\n", 2, "one of");
+  expect_error("timeout = 1\n", 1, "outside any");
+  expect_error("[http]\njust words\n", 2, "KEY = VALUE");
+  expect_error("[https]\nclient_auth = sometimes\n", 2, "none, optional");
+  expect_error("[https]\nsni = only-a-name\n", 2, "NAME CERTFILE KEYFILE");
+  expect_error("[admin]\nmax_upload_size = 5Q\n", 2, "not a size");
+
+  /* cross-option checks */
+  c = load_text("[https]\nlisten = 127.0.0.1:8443\n", NULL, 0, &errs);
+  CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "needs cert and key") != NULL);
+  c = load_text("[https]\nclient_auth = required\n", NULL, 0, &errs);
+  CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "needs client_ca") != NULL);
+  c = load_text("[admin]\nlisten = 127.0.0.1:8080\n", NULL, 0, &errs);
+  CHECK(c == NULL && errs.n == 1);
+  c = load_text("[http]\nlisten =\n", NULL, 0, &errs);
+  CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "neither") != NULL);
+
+  /* helpers */
+  CHECK(size_parse("10K", &sz) == 0 && sz == 10240);
+  CHECK(size_parse("1G", &sz) == 0 && sz == 1073741824ULL);
+  CHECK(size_parse("7", &sz) == 0 && sz == 7);
+  CHECK(size_parse("-1", &sz) < 0);
+  CHECK(size_parse("99999999999999999999", &sz) < 0);
+  CHECK(size_parse("17179869184G", &sz) < 0);
+  CHECK(listen_addr_parse("[::1]:8080", &a) == 0);
+  CHECK(listen_addr_parse("::1:8080", &a) < 0);
+  CHECK(listen_addr_parse("127.0.0.1:0", &a) < 0);
+  CHECK(listen_addr_parse("127.0.0.1:", &a) < 0);
+  CHECK(listen_addr_parse(":80", &a) < 0);
+
+  config_errors_clear(&errs);
+  unlink(path);
+  return unit_done("test_config");
+}
