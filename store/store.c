@@ -669,7 +669,7 @@ int store_upload_finish(struct upload *u, struct package **out)
   struct store *s = u->s;
   unsigned char digest[32];
   unsigned dl = 0;
-  char sha[65], final_path[4096];
+  char sha[65], final_path[4096], id[PKG_ID_LEN + 1];
   struct db_package row;
   struct package *p = NULL;
   int rc = STORE_ERR, moved = 0;
@@ -711,7 +711,6 @@ int store_upload_finish(struct upload *u, struct package **out)
                             .size = u->size,
                             .created = (int64_t)time(NULL)};
   for (int tries = 0; tries < 8; tries++) {
-    char id[PKG_ID_LEN + 1];
     new_id(id);
     row.id = id;
     rc = db_package_insert(s->db, &row);
