@@ -156,7 +156,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 static int start_one(struct listener *l, const struct config *c, struct config_errors *errs)
 {
   const struct front_conf *fc = l->ctx.kind == FRONT_HTTPS ? &c->https : &c->http;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
+  unsigned flags =
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   unsigned threads = 1, conn_limit, timeout, per_ip;
   size_t mem_limit = HTTP_MEMORY_LIMIT;
   MHD_AccessHandlerCallback handler = http_front_handler;
@@ -179,6 +180,8 @@ static int start_one(struct listener *l, const struct config *c, struct config_e
     per_ip = (unsigned)fc->per_ip_limit;
   }
 
+  /* the logger first, so that libmicrohttpd uses it for everything */
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, l->fd, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, conn_limit, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, timeout, NULL};
@@ -189,12 +192,11 @@ static int start_one(struct listener *l, const struct config *c, struct config_e
   if (threads > 1)
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, &l->ctx};
-  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL};
   if (l->ctx.kind == FRONT_HTTPS) {
     flags |= MHD_USE_TLS;
     l->priorities = strdup(c->tls_priorities);
     opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, (intptr_t)tls_cert_callback, NULL};
+        (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tls_cert_callback};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, l->priorities};
     if (c->client_auth != CLIENT_AUTH_NONE) {
       /* with a trust list libmicrohttpd asks clients for a certificate */
