@@ -32,8 +32,24 @@ int db_package_delete(struct db *d, const char *id);
 int db_package_load(struct db *d, int (*cb)(const struct db_package *p, void *arg), void *arg);
 /* Packages whose content has this hash. */
 int db_sha256_users(struct db *d, const char *sha256);
-/* Writes all rows in one transaction. */
-int db_stats_write(struct db *d, const struct db_stats *rows, int n);
+/* The writer's transaction: begin, any number of db_tx_* writes, end
+ * (ok: commit, else roll back). The database is held in between. */
+int db_tx_begin(struct db *d);
+int db_tx_end(struct db *d, int ok);
+int db_tx_stats(struct db *d, const struct db_stats *row);
+int db_tx_device_put(struct db *d, const char *id, const char *model, const char *state,
+                     const char *rollout_id, const char *doc);
+int db_tx_device_delete(struct db *d, const char *id);
+int db_tx_event(struct db *d, const char *device_id, int64_t at_ms, const char *kind,
+                const char *detail);
+int db_tx_rollout_put(struct db *d, const char *id, const char *state, const char *doc);
+
+int db_devices_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg);
+int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg),
+                     void *arg);
+int db_events_load(struct db *d, const char *device_id,
+                   int (*cb)(const char *kind, const char *detail, void *arg), void *arg);
+int db_events_delete(struct db *d, const char *device_id);
 int db_integrity(struct db *d, char *msg, size_t len);
 
 #endif

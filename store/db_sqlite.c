@@ -18,6 +18,8 @@
 struct db {
   sqlite3 *h;
   pthread_mutex_t mu;
+  /* statements of the writer's transactions, prepared once */
+  sqlite3_stmt *dev_put, *dev_del, *event_add, *rollout_put, *stats_put;
 };
 
 /* Migrations: entry i brings the schema from version i to i + 1. Never
@@ -41,6 +43,30 @@ static const char *const migrations[] = {
     "  requests INTEGER NOT NULL DEFAULT 0,"
     "  bytes_sent INTEGER NOT NULL DEFAULT 0,"
     "  downloads INTEGER NOT NULL DEFAULT 0"
+    ");",
+    /* 2: the fleet. Devices and rollouts are documents owned by the fleet
+     * logic (api/fleet.c), with the columns an operator filters on beside
+     * them; events are appended and never changed. */
+    "CREATE TABLE devices ("
+    "  id TEXT PRIMARY KEY,"
+    "  model TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  rollout_id TEXT,"
+    "  doc TEXT NOT NULL"
+    ");"
+    "CREATE INDEX devices_rollout ON devices(rollout_id);"
+    "CREATE TABLE device_events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  device_id TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  detail TEXT NOT NULL"
+    ");"
+    "CREATE INDEX device_events_device ON device_events(device_id, id);"
+    "CREATE TABLE rollouts ("
+    "  id TEXT PRIMARY KEY,"
+    "  state TEXT NOT NULL,"
+    "  doc TEXT NOT NULL"
     ");",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -138,6 +164,11 @@ void db_close(struct db *d)
 {
   if (d == NULL)
     return;
+  sqlite3_finalize(d->dev_put);
+  sqlite3_finalize(d->dev_del);
+  sqlite3_finalize(d->event_add);
+  sqlite3_finalize(d->rollout_put);
+  sqlite3_finalize(d->stats_put);
   sqlite3_close(d->h);
   pthread_mutex_destroy(&d->mu);
   free(d);
@@ -284,38 +315,177 @@ int db_sha256_users(struct db *d, const char *sha256)
   return n;
 }
 
-int db_stats_write(struct db *d, const struct db_stats *rows, int n)
+static sqlite3_stmt *prepared(struct db *d, sqlite3_stmt **slot, const char *sql)
+{
+  if (*slot == NULL &&
+      sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK) {
+    log_error("database: %s: %s", sql, sqlite3_errmsg(d->h));
+    *slot = NULL;
+    return NULL;
+  }
+  sqlite3_reset(*slot);
+  sqlite3_clear_bindings(*slot);
+  return *slot;
+}
+
+static int step_done(struct db *d, sqlite3_stmt *st, const char *what)
+{
+  if (st == NULL)
+    return -1;
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    log_error("database: %s: %s", what, sqlite3_errmsg(d->h));
+    sqlite3_reset(st);
+    return -1;
+  }
+  sqlite3_reset(st);
+  return 0;
+}
+
+int db_tx_begin(struct db *d)
+{
+  pthread_mutex_lock(&d->mu);
+  if (exec(d, "BEGIN IMMEDIATE") < 0) {
+    pthread_mutex_unlock(&d->mu);
+    return -1;
+  }
+  return 0;
+}
+
+int db_tx_end(struct db *d, int ok)
+{
+  int rc = 0;
+
+  if (!ok || exec(d, "COMMIT") < 0) {
+    exec(d, "ROLLBACK");
+    rc = -1;
+  }
+  pthread_mutex_unlock(&d->mu);
+  return rc;
+}
+
+int db_tx_stats(struct db *d, const struct db_stats *r)
+{
+  sqlite3_stmt *st = prepared(d, &d->stats_put,
+                              "UPDATE package_stats SET requests = ?2, bytes_sent = ?3,"
+                              " downloads = ?4 WHERE package_id = ?1");
+  if (st == NULL)
+    return -1;
+  bind_text(st, 1, r->id);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)r->requests);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)r->bytes_sent);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)r->downloads);
+  return step_done(d, st, "statistics");
+}
+
+int db_tx_device_put(struct db *d, const char *id, const char *model, const char *state,
+                     const char *rollout_id, const char *doc)
+{
+  sqlite3_stmt *st = prepared(d, &d->dev_put,
+                              "INSERT INTO devices (id, model, state, rollout_id, doc)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET"
+                              " model = excluded.model, state = excluded.state,"
+                              " rollout_id = excluded.rollout_id, doc = excluded.doc");
+  if (st == NULL)
+    return -1;
+  bind_text(st, 1, id);
+  bind_text(st, 2, model);
+  bind_text(st, 3, state);
+  if (rollout_id != NULL)
+    bind_text(st, 4, rollout_id);
+  bind_text(st, 5, doc);
+  return step_done(d, st, "save device");
+}
+
+int db_tx_device_delete(struct db *d, const char *id)
+{
+  sqlite3_stmt *st = prepared(d, &d->dev_del, "DELETE FROM devices WHERE id = ?1");
+  if (st == NULL)
+    return -1;
+  bind_text(st, 1, id);
+  return step_done(d, st, "delete device");
+}
+
+int db_tx_event(struct db *d, const char *device_id, int64_t at_ms, const char *kind,
+                const char *detail)
+{
+  sqlite3_stmt *st = prepared(d, &d->event_add,
+                              "INSERT INTO device_events (device_id, at, kind, detail)"
+                              " VALUES (?1, ?2, ?3, ?4)");
+  if (st == NULL)
+    return -1;
+  bind_text(st, 1, device_id);
+  sqlite3_bind_int64(st, 2, at_ms);
+  bind_text(st, 3, kind);
+  bind_text(st, 4, detail);
+  return step_done(d, st, "event");
+}
+
+int db_tx_rollout_put(struct db *d, const char *id, const char *state, const char *doc)
+{
+  sqlite3_stmt *st = prepared(d, &d->rollout_put,
+                              "INSERT INTO rollouts (id, state, doc) VALUES (?1, ?2, ?3)"
+                              " ON CONFLICT(id) DO UPDATE SET state = excluded.state,"
+                              " doc = excluded.doc");
+  if (st == NULL)
+    return -1;
+  bind_text(st, 1, id);
+  bind_text(st, 2, state);
+  bind_text(st, 3, doc);
+  return step_done(d, st, "save rollout");
+}
+
+/* Calls cb(key, doc) for each row of a (key, doc) query. */
+static int load_docs(struct db *d, const char *sql, const char *param,
+                     int (*cb)(const char *key, const char *doc, void *arg), void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = -1, step;
+
+  pthread_mutex_lock(&d->mu);
+  if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK)
+    goto out;
+  if (param != NULL)
+    bind_text(st, 1, param);
+  while ((step = sqlite3_step(st)) == SQLITE_ROW)
+    if (cb(col_text(st, 0), col_text(st, 1), arg) != 0)
+      break;
+  rc = (step == SQLITE_DONE || step == SQLITE_ROW) ? 0 : -1;
+  if (rc < 0)
+    log_error("database: %s: %s", sql, sqlite3_errmsg(d->h));
+out:
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return rc;
+}
+
+int db_devices_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg)
+{
+  return load_docs(d, "SELECT id, doc FROM devices ORDER BY id", NULL, cb, arg);
+}
+
+int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg)
+{
+  return load_docs(d, "SELECT id, doc FROM rollouts ORDER BY rowid", NULL, cb, arg);
+}
+
+int db_events_load(struct db *d, const char *device_id,
+                   int (*cb)(const char *kind, const char *detail, void *arg), void *arg)
+{
+  return load_docs(d, "SELECT kind, detail FROM device_events WHERE device_id = ?1 ORDER BY id",
+                   device_id, cb, arg);
+}
+
+int db_events_delete(struct db *d, const char *device_id)
 {
   sqlite3_stmt *st = NULL;
   int rc = -1;
 
-  if (n == 0)
-    return 0;
   pthread_mutex_lock(&d->mu);
-  if (exec(d, "BEGIN IMMEDIATE") < 0)
-    goto out;
-  if (sqlite3_prepare_v2(d->h,
-                         "UPDATE package_stats SET requests = ?2, bytes_sent = ?3,"
-                         " downloads = ?4 WHERE package_id = ?1",
-                         -1, &st, NULL) != SQLITE_OK)
-    goto rollback;
-  for (int i = 0; i < n; i++) {
-    sqlite3_reset(st);
-    bind_text(st, 1, rows[i].id);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)rows[i].requests);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)rows[i].bytes_sent);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)rows[i].downloads);
-    if (sqlite3_step(st) != SQLITE_DONE)
-      goto rollback;
+  if (sqlite3_prepare_v2(d->h, "DELETE FROM device_events WHERE device_id = ?1", -1, &st, NULL) ==
+      SQLITE_OK) {
+    bind_text(st, 1, device_id);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
   }
-  if (exec(d, "COMMIT") < 0)
-    goto rollback;
-  rc = 0;
-  goto out;
-rollback:
-  log_error("database: statistics: %s", sqlite3_errmsg(d->h));
-  exec(d, "ROLLBACK");
-out:
   sqlite3_finalize(st);
   pthread_mutex_unlock(&d->mu);
   return rc;

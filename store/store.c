@@ -38,6 +38,11 @@ struct store {
   pthread_rwlock_t lock; /* catalog */
   struct package *bucket[BUCKETS];
   pthread_mutex_t upload_mu; /* serialises finish/delete on files */
+  store_flush_hook hook;     /* the fleet's part of each flush */
+  void (*hook_done)(void *arg, int committed);
+  void *hook_arg;
+  int tx_failed; /* a store_tx_* call failed in this flush */
+  _Atomic uint64_t commits, last_commit_us;
 };
 
 struct upload {
@@ -381,12 +386,14 @@ struct flush_ctx {
   int n, cap;
 };
 
-/* The writer's job: one transaction with every package whose counters
- * moved since the last flush. */
-static void flush_stats(void *arg)
+/* The writer's job, every interval and on store_sync(): one transaction
+ * with every package whose counters moved since the last flush, and what
+ * the flush hook (the fleet) has to write. */
+static void flush_all(void *arg)
 {
   struct store *s = arg;
   struct flush_ctx f = {0};
+  int ok = 1;
 
   pthread_rwlock_rdlock(&s->lock);
   for (int b = 0; b < BUCKETS; b++)
@@ -415,12 +422,36 @@ static void flush_stats(void *arg)
     }
   pthread_rwlock_unlock(&s->lock);
 
-  if (db_stats_write(s->db, f.rows, f.n) == 0)
+  if (f.n > 0 || s->hook != NULL) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (db_tx_begin(s->db) == 0) {
+      for (int i = 0; i < f.n && ok; i++)
+        ok = db_tx_stats(s->db, &f.rows[i]) == 0;
+      s->tx_failed = 0;
+      if (ok && s->hook != NULL)
+        s->hook(s, s->hook_arg);
+      ok = ok && !s->tx_failed;
+      if (db_tx_end(s->db, ok) < 0) {
+        ok = 0;
+        log_error("store: the writer's commit failed; it is retried at the next flush");
+      }
+    } else {
+      ok = 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_store(&s->last_commit_us,
+                 (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000));
+    atomic_fetch_add(&s->commits, 1);
+  }
+  if (ok)
     for (int i = 0; i < f.n; i++) {
       f.pkgs[i]->flushed_requests = f.rows[i].requests;
       f.pkgs[i]->flushed_bytes = f.rows[i].bytes_sent;
       f.pkgs[i]->flushed_downloads = f.rows[i].downloads;
     }
+  if (s->hook_done != NULL)
+    s->hook_done(s->hook_arg, ok);
   for (int i = 0; i < f.n; i++)
     package_unref(f.pkgs[i]);
   free(f.rows);
@@ -507,7 +538,7 @@ int store_open(const char *state_dir, int flush_interval_ms, struct store **out,
     snprintf(err, errlen, "cannot load packages from %s", dbpath);
     goto fail;
   }
-  s->writer = writer_start(flush_interval_ms, flush_stats, s);
+  s->writer = writer_start(flush_interval_ms, flush_all, s);
   if (s->writer == NULL) {
     snprintf(err, errlen, "cannot start the writer");
     goto fail;
@@ -775,4 +806,86 @@ int store_package_delete(struct store *s, const char *id)
   }
   pthread_mutex_unlock(&s->upload_mu);
   return STORE_OK;
+}
+
+/* ---- fleet persistence ------------------------------------------------- */
+
+void store_set_flush_hook(struct store *s, store_flush_hook hook,
+                          void (*done)(void *arg, int committed), void *arg)
+{
+  s->hook = hook;
+  s->hook_done = done;
+  s->hook_arg = arg;
+}
+
+static void tx_result(struct store *s, int rc)
+{
+  if (rc != 0)
+    s->tx_failed = 1;
+}
+
+void store_tx_device_put(struct store *s, const char *id, const char *model, const char *state,
+                         const char *rollout_id, const char *doc)
+{
+  tx_result(s, db_tx_device_put(s->db, id, model, state, rollout_id, doc));
+}
+
+void store_tx_device_delete(struct store *s, const char *id)
+{
+  tx_result(s, db_tx_device_delete(s->db, id));
+}
+
+void store_tx_event(struct store *s, const char *device_id, int64_t at_ms, const char *kind,
+                    const char *detail)
+{
+  tx_result(s, db_tx_event(s->db, device_id, at_ms, kind, detail));
+}
+
+void store_tx_rollout_put(struct store *s, const char *id, const char *state, const char *doc)
+{
+  tx_result(s, db_tx_rollout_put(s->db, id, state, doc));
+}
+
+int store_devices_load(struct store *s, store_doc_cb cb, void *arg)
+{
+  return db_devices_load(s->db, cb, arg);
+}
+
+int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg)
+{
+  return db_rollouts_load(s->db, cb, arg);
+}
+
+int store_events_load(struct store *s, const char *device_id, store_doc_cb cb, void *arg)
+{
+  return db_events_load(s->db, device_id, cb, arg);
+}
+
+int store_events_delete(struct store *s, const char *device_id)
+{
+  return db_events_delete(s->db, device_id);
+}
+
+void store_writer_stats(struct store *s, uint64_t *commits, uint64_t *last_commit_us)
+{
+  *commits = atomic_load(&s->commits);
+  *last_commit_us = atomic_load(&s->last_commit_us);
+}
+
+int store_package_verify(struct store *s, const char *id)
+{
+  struct package *p = store_package_get(s, id);
+  char sha[65];
+  int rc = 0;
+
+  if (p == NULL)
+    return STORE_NOTFOUND;
+  if (p->status != PKG_OK || p->fd < 0 || hash_fd(p->fd, sha) < 0 || strcmp(sha, p->sha256) != 0) {
+    log_error("package %s: re-check failed: its file does not match its sha256", p->id);
+    rc = -1;
+  } else {
+    log_info("package %s: re-checked, sha256 matches", p->id);
+  }
+  package_unref(p);
+  return rc;
 }

@@ -106,4 +106,34 @@ int store_check(struct store *s, char *msg, size_t len);
 
 const char *store_status_text(int status);
 
+/* ---- fleet persistence --------------------------------------------------
+ * Devices and rollouts live in memory in the fleet logic, which persists
+ * them as documents. Its flush hook runs in the writer thread, inside the
+ * writer's transaction (every flush interval, and at once on store_sync),
+ * and writes with the store_tx_* calls, which are valid only there. done()
+ * then says whether that transaction committed. */
+typedef void (*store_flush_hook)(struct store *s, void *arg);
+void store_set_flush_hook(struct store *s, store_flush_hook hook,
+                          void (*done)(void *arg, int committed), void *arg);
+void store_tx_device_put(struct store *s, const char *id, const char *model, const char *state,
+                         const char *rollout_id, const char *doc);
+void store_tx_device_delete(struct store *s, const char *id);
+void store_tx_event(struct store *s, const char *device_id, int64_t at_ms, const char *kind,
+                    const char *detail);
+void store_tx_rollout_put(struct store *s, const char *id, const char *state, const char *doc);
+
+/* Loading, at start: cb(key, doc, arg) per row; non-zero stops. */
+typedef int (*store_doc_cb)(const char *key, const char *doc, void *arg);
+int store_devices_load(struct store *s, store_doc_cb cb, void *arg);
+int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg);
+/* A device's events, oldest first: cb(kind, detail_json, arg). */
+int store_events_load(struct store *s, const char *device_id, store_doc_cb cb, void *arg);
+int store_events_delete(struct store *s, const char *device_id);
+
+/* The writer's commits so far and the duration of the last one. */
+void store_writer_stats(struct store *s, uint64_t *commits, uint64_t *last_commit_us);
+
+/* Hashes a package's file again: 0 when it matches, -1 when damaged. */
+int store_package_verify(struct store *s, const char *id);
+
 #endif
