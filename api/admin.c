@@ -21,12 +21,17 @@
 #include "../server/log.h"
 #include "../server/token.h"
 #include "../store/store.h"
+#include "fleet_api.h"
 #include "json.h"
 
 #define PKG_PREFIX "/api/v1/packages"
 
 /* State of an upload across libmicrohttpd's calls. */
 struct admin_req {
+  int json; /* a JSON body, gathered for the fleet endpoints */
+  char *body;
+  size_t len;
+  int too_large;
   struct upload *up;
   unsigned err_status; /* non-zero: refuse once the body is over */
   const char *err_code;
@@ -230,6 +235,48 @@ static enum MHD_Result upload_continue(struct MHD_Connection *c, struct front_ct
 
 /* ---- dispatch ---------------------------------------------------------- */
 
+/* Gathers a JSON body (bounded), then hands it to the fleet endpoints. */
+static enum MHD_Result json_body(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+                                 const char *method, struct admin_req *req, const char *data,
+                                 size_t *size)
+{
+  json_t *body;
+  json_error_t jerr;
+  enum MHD_Result ret;
+  char msg[200];
+
+  if (*size > 0) {
+    if (req->len + *size > ADMIN_BODY_MAX) {
+      req->too_large = 1;
+    } else if (!req->too_large) {
+      char *nb = realloc(req->body, req->len + *size + 1);
+      if (nb == NULL)
+        return MHD_NO;
+      memcpy(nb + req->len, data, *size);
+      req->body = nb;
+      req->len += *size;
+    }
+    *size = 0;
+    return MHD_YES;
+  }
+  if (req->queued)
+    return MHD_YES;
+  req->queued = 1;
+  if (req->too_large)
+    return json_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "the JSON body is too large");
+  if (req->len == 0)
+    return fleet_api_dispatch(c, f, url, method, NULL);
+  body = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr);
+  if (body == NULL) {
+    snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+             jerr.text);
+    return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", msg);
+  }
+  ret = fleet_api_dispatch(c, f, url, method, body);
+  json_decref(body);
+  return ret;
+}
+
 /* *req_cls of a request other than an upload, between its calls */
 static char deferred;
 
@@ -241,11 +288,15 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct front_ctx *f, c
   if (strcmp(url, "/healthz") == 0)
     return json_reply(c, MHD_HTTP_OK,
                       json_pack("{s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION));
+  if (strcmp(url, "/metrics") == 0)
+    return fleet_api_dispatch(c, f, url, method, NULL);
   if (strncmp(url, "/api/", 5) != 0)
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
   if (!authorized(c, f))
     return json_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                       "send Authorization: Bearer TOKEN (the admin token file)");
+  if (fleet_api_handles(url))
+    return fleet_api_dispatch(c, f, url, method, NULL);
 
   if (strcmp(url, PKG_PREFIX) == 0 || strcmp(url, PKG_PREFIX "/") == 0) {
     if (get)
@@ -271,10 +322,25 @@ enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c, const char *u
 
   (void)version;
   if (*req_cls == NULL) {
-    /* a POST is judged at once: refusing it here also refuses its body
-     * (libmicrohttpd then closes the connection). Anything else is
-     * answered in the second call, which keeps the connection alive. */
-    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+    int with_body =
+        strcmp(method, MHD_HTTP_METHOD_POST) == 0 || strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
+    /* a request with a body is judged at once: refusing it here also
+     * refuses its body (libmicrohttpd then closes the connection). Anything
+     * else is answered in the second call, which keeps it alive. */
+    if (with_body && fleet_api_handles(url)) {
+      struct admin_req *req;
+      if (!authorized(c, f))
+        return json_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                          "send Authorization: Bearer TOKEN (the admin token file)");
+      req = calloc(1, sizeof(*req));
+      if (req == NULL)
+        return MHD_NO;
+      req->json = 1;
+      *req_cls = req;
+      front_begin(f);
+      return MHD_YES;
+    }
+    if (with_body)
       return dispatch(c, f, url, method, req_cls);
     *req_cls = &deferred;
     return MHD_YES;
@@ -287,6 +353,8 @@ enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c, const char *u
     *req_cls = NULL;
     return dispatch(c, f, url, method, req_cls);
   }
+  if (((struct admin_req *)*req_cls)->json)
+    return json_body(c, f, url, method, *req_cls, upload_data, upload_data_size);
   return upload_continue(c, f, *req_cls, upload_data, upload_data_size);
 }
 
@@ -298,6 +366,7 @@ void admin_completed(struct front_ctx *f, struct MHD_Connection *c, void **req_c
   (void)c;
   if (req == NULL || *req_cls == (void *)&deferred)
     return;
+  free(req->body);
   if (req->up != NULL) {
     /* the client went away mid-upload: nothing of it is kept */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)

@@ -74,6 +74,8 @@ static const struct option options[] = {
     {"https", "client_auth", T_CLIENT_AUTH, O(client_auth), "none", 0, 0, "none|optional|required"},
     {"https", "priorities", T_PATH, O(tls_priorities), DEF_TLS_PRIORITIES, 0, 0,
      "GnuTLS priority string"},
+    {"fleet", "token_header", T_PATH, O(token_header), "X-Device-Token", 0, 0,
+     "header carrying a device's secret"},
     {"admin", "listen", T_LISTEN, O(admin_listen), DEF_ADMIN_LISTEN, 0, 0, "ADDRESS:PORT ..."},
     {"admin", "token_file", T_STRING, O(token_file), "", 0, 0, "bearer token file"},
     {"admin", "max_upload_size", T_SIZE, O(max_upload_size), "1G", 1, 0, "bytes (K, M, G)"},

@@ -55,6 +55,8 @@ struct config {
   enum client_auth client_auth;
   struct sni_entry sni[CONF_MAX_SNI];
   int n_sni;
+  /* [fleet] */
+  char *token_header;
   /* [admin] */
   struct listen_set admin_listen;
   char *token_file;

@@ -11,16 +11,19 @@
 #include "limits.h"
 
 struct store;
+struct fleet;
 
 enum front_kind { FRONT_HTTP, FRONT_HTTPS, FRONT_ADMIN };
 
 struct front_ctx {
   enum front_kind kind;
   struct store *store;
-  atomic_int inflight;          /* responses being sent by this listener */
-  atomic_int *total_inflight;   /* the same, daemon-wide */
-  atomic_int draining;          /* replaced by a reload: ask clients to close */
+  atomic_int inflight;        /* responses being sent by this listener */
+  atomic_int *total_inflight; /* the same, daemon-wide */
+  atomic_int draining;        /* replaced by a reload: ask clients to close */
+  struct fleet *fleet;
   enum client_auth client_auth; /* https */
+  char token_header[64];        /* the device credential's header */
   /* admin */
   char token[MAX_TOKEN_LEN + 1];
   uint64_t max_upload_size;

@@ -9,7 +9,9 @@
 
 #include "http_front.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
 #include <stdio.h>
@@ -19,20 +21,39 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../api/fleet.h"
 #include "../store/store.h"
 #include "log.h"
 #include "range.h"
+#include "stats.h"
 #include "tls.h"
 
 /* One download response, from queueing to completion. */
 struct dl {
+  int kind; /* REQ_DOWNLOAD */
   struct package *pkg;
   uint64_t len;    /* body bytes */
   int reached_end; /* the range ends at the package's last byte */
   int head;
   uint64_t acked_start; /* TCP bytes acknowledged before; 0: not measured */
   int fd;               /* client socket, for the measure */
+  uint64_t start;       /* first byte of the range */
+  int ranged;
+  char token[FLEET_TOKEN_LEN + 8]; /* /f/ downloads: the offer's token */
+  char addr[64];
 };
+
+/* A report's body, gathered across calls. */
+struct report_req {
+  int kind; /* REQ_REPORT */
+  char *body;
+  size_t len;
+  int too_large;
+};
+
+enum { REQ_DOWNLOAD = 1, REQ_REPORT };
+
+struct dfotad_stats dfotad_stats;
 
 /* *req_cls between the first and the second call of a request */
 static char first_call;
@@ -60,6 +81,25 @@ static enum MHD_Result queue_text(struct MHD_Connection *c, unsigned status, con
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
     MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+  if (atomic_load(&f->draining))
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+  ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+/* As queue_text, for text on the stack. */
+static enum MHD_Result queue_text_copy(struct MHD_Connection *c, unsigned status, const char *text,
+                                       const struct front_ctx *f)
+{
+  struct MHD_Response *r;
+  enum MHD_Result ret;
+
+  r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+  if (r == NULL)
+    return MHD_NO;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          text[0] == '{' ? "application/json" : "text/plain");
   if (atomic_load(&f->draining))
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   ret = MHD_queue_response(c, status, r);
@@ -129,18 +169,21 @@ static unsigned choose_range(struct MHD_Connection *c, const struct package *p,
   }
 }
 
-/* The client certificate check of client_auth. 0: go on; -1: refused. */
-static int client_allowed(struct MHD_Connection *c, const struct front_ctx *f)
+/* The client certificate check of client_auth. 0: go on (cn receives the
+ * subject CN of a verified certificate, or ""); -1: refused. */
+static int client_allowed(struct MHD_Connection *c, const struct front_ctx *f, char *cn,
+                          size_t cnlen)
 {
   const union MHD_ConnectionInfo *ci;
   enum tls_peer peer;
 
+  cn[0] = '\0';
   if (f->kind != FRONT_HTTPS || f->client_auth == CLIENT_AUTH_NONE)
     return 0;
   ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
   if (ci == NULL || ci->tls_session == NULL)
     return -1;
-  peer = tls_peer_verify(ci->tls_session, NULL, 0);
+  peer = tls_peer_verify(ci->tls_session, cn, cnlen);
   if (peer == TLS_PEER_INVALID)
     return -1;
   if (peer == TLS_PEER_NONE && f->client_auth == CLIENT_AUTH_REQUIRED)
@@ -148,8 +191,23 @@ static int client_allowed(struct MHD_Connection *c, const struct front_ctx *f)
   return 0;
 }
 
+static void client_addr(struct MHD_Connection *c, char *out, size_t len)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+  out[0] = '\0';
+  if (sa == NULL)
+    return;
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
+}
+
 static enum MHD_Result serve_package(struct MHD_Connection *c, struct front_ctx *f,
-                                     struct package *p, int head, void **req_cls)
+                                     struct package *p, int head, const char *token, void **req_cls)
 {
   struct byte_range br;
   struct MHD_Response *r;
@@ -203,7 +261,14 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct front_ctx 
   if (atomic_load(&f->draining))
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 
+  dl->kind = REQ_DOWNLOAD;
   dl->pkg = p; /* takes the caller's reference */
+  dl->start = br.start;
+  dl->ranged = status == MHD_HTTP_PARTIAL_CONTENT;
+  if (token != NULL) {
+    snprintf(dl->token, sizeof(dl->token), "%s", token);
+    client_addr(c, dl->addr, sizeof(dl->addr));
+  }
   dl->len = br.len;
   dl->head = head;
   dl->reached_end = br.start + br.len == p->size;
@@ -230,56 +295,194 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct front_ctx 
   return ret;
 }
 
+/* Copies the path segment after prefix into out; -1 when empty or long. */
+static int path_id(const char *url, const char *prefix, char *out, size_t outlen)
+{
+  const char *p = url + strlen(prefix), *end = strchr(p, '/');
+  size_t n = end ? (size_t)(end - p) : strlen(p);
+
+  if (n == 0 || n >= outlen)
+    return -1;
+  memcpy(out, p, n);
+  out[n] = '\0';
+  return 0;
+}
+
+static void identity(struct MHD_Connection *c, const struct front_ctx *f, const char *cn,
+                     char *addr, size_t addrlen, struct fleet_identity *who)
+{
+  client_addr(c, addr, addrlen);
+  who->device_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "device");
+  who->secret = MHD_lookup_connection_value(c, MHD_HEADER_KIND, f->token_header);
+  who->cert_cn = cn[0] ? cn : NULL;
+  who->addr = addr;
+  who->protocol = f->kind == FRONT_HTTPS ? "https" : "http";
+}
+
+/* GET /v1/update?device=ID&version=V: the device asks what to do. */
+static enum MHD_Result checkin(struct MHD_Connection *c, struct front_ctx *f, const char *cn)
+{
+  struct fleet_identity who;
+  struct checkin_answer a;
+  struct MHD_Response *r;
+  const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+  char addr[64], body[1024], ra[16];
+  enum MHD_Result ret;
+  int n;
+
+  identity(c, f, cn, addr, sizeof(addr), &who);
+  fleet_checkin(f->fleet, &who, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
+                f->kind == FRONT_HTTPS ? f->https_url : f->http_url, &a);
+  if (a.status == 403 || a.status == 400)
+    return queue_text(c, a.status, a.status == 403 ? "forbidden\n" : "bad request\n", f);
+  if (a.status == 204)
+    return queue_text(c, MHD_HTTP_NO_CONTENT, "", f);
+  if (a.status == 429) {
+    r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+      return MHD_NO;
+    snprintf(ra, sizeof(ra), "%d", a.retry_after > 0 ? a.retry_after : 1);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    ret = MHD_queue_response(c, MHD_HTTP_TOO_MANY_REQUESTS, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
+  if (accept != NULL && strstr(accept, "application/json") != NULL) {
+    json_t *o =
+        json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:i,s:s}", "url", a.url, "size", (json_int_t)a.size,
+                  "sha256", a.sha256, "from", a.from, "to", a.to, "package", a.package_id,
+                  "request_size", a.request_size, "rollout", a.rollout);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text == NULL)
+      return MHD_NO;
+    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+      free(text);
+      return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  } else {
+    /* the URL for AT+QFOTADL, alone on its line */
+    n = snprintf(body, sizeof(body), "%s", a.url);
+    r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    if (r == NULL)
+      return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+/* POST /v1/report?device=ID: URC lines or JSON, gathered then applied. */
+static enum MHD_Result report(struct MHD_Connection *c, struct front_ctx *f, struct report_req *rq,
+                              const char *cn)
+{
+  struct fleet_identity who;
+  char addr[64], state[32] = "", msg[200] = "", body[256];
+  int status;
+
+  if (rq->too_large)
+    return queue_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n", f);
+  identity(c, f, cn, addr, sizeof(addr), &who);
+  status = fleet_report(
+      f->fleet, &who, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+      rq->body ? rq->body : "", rq->len, state, sizeof(state), msg, sizeof(msg));
+  if (status == 403)
+    return queue_text(c, MHD_HTTP_FORBIDDEN, "forbidden\n", f);
+  if (status == 400) {
+    snprintf(body, sizeof(body), "%s\n", msg);
+    return queue_text_copy(c, MHD_HTTP_BAD_REQUEST, body, f);
+  }
+  snprintf(body, sizeof(body), "{\"state\":\"%s\"}\n", state);
+  return queue_text_copy(c, MHD_HTTP_OK, body, f);
+}
+
 enum MHD_Result http_front_handler(void *cls, struct MHD_Connection *c, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **req_cls)
 {
   struct front_ctx *f = cls;
-  char id[PKG_ID_LEN + 8];
-  const char *p, *end;
+  char id[PKG_ID_LEN + 8], token[FLEET_TOKEN_LEN + 8], cn[DEVICE_ID_MAX + 8];
   struct package *pkg;
-  int head;
-  size_t n;
+  int head, post;
 
   (void)version;
-  (void)upload_data;
+  post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
   /* libmicrohttpd closes the connection after a response queued in the
    * first call; answering in the second keeps it alive for the next range */
   if (*req_cls == NULL) {
+    if (post && strcmp(url, "/v1/report") == 0 && f->fleet != NULL) {
+      struct report_req *rq = calloc(1, sizeof(*rq));
+      if (rq == NULL)
+        return MHD_NO;
+      rq->kind = REQ_REPORT;
+      *req_cls = rq;
+      front_begin(f);
+      return MHD_YES;
+    }
     *req_cls = &first_call;
     return MHD_YES;
   }
-  if (*req_cls != &first_call || *upload_data_size != 0) {
+  if (*req_cls != &first_call) {
+    struct report_req *rq = *req_cls;
+    if (rq->kind == REQ_REPORT && *upload_data_size > 0) {
+      /* SECURITY: a report is a few lines; refuse to buffer more */
+      if (rq->len + *upload_data_size > REPORT_BODY_MAX) {
+        rq->too_large = 1;
+      } else {
+        char *nb = realloc(rq->body, rq->len + *upload_data_size + 1);
+        if (nb == NULL)
+          return MHD_NO;
+        memcpy(nb + rq->len, upload_data, *upload_data_size);
+        rq->body = nb;
+        rq->len += *upload_data_size;
+        rq->body[rq->len] = '\0';
+      }
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+    if (rq->kind == REQ_REPORT) {
+      if (client_allowed(c, f, cn, sizeof(cn)) < 0)
+        return queue_text(c, MHD_HTTP_FORBIDDEN, "a valid client certificate is required\n", f);
+      return report(c, f, rq, cn);
+    }
     *upload_data_size = 0; /* a body we did not ask for: ignore it */
+    return MHD_YES;
+  }
+  if (*upload_data_size != 0) {
+    *upload_data_size = 0;
     return MHD_YES;
   }
   *req_cls = NULL;
   head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
     return queue_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", f);
-  if (client_allowed(c, f) < 0)
+  if (client_allowed(c, f, cn, sizeof(cn)) < 0)
     return queue_text(c, MHD_HTTP_FORBIDDEN, "a valid client certificate is required\n", f);
   if (strcmp(url, "/healthz") == 0)
     return queue_text(c, MHD_HTTP_OK, "ok\n", f);
-  if (strncmp(url, "/p/", 3) != 0)
+  if (strcmp(url, "/v1/update") == 0 && f->fleet != NULL)
+    return checkin(c, f, cn);
+  /* SECURITY: a path names a package id or an offer's token, looked up in
+   * memory; no part of it ever reaches the file system */
+  if (strncmp(url, "/f/", 3) == 0 && f->fleet != NULL) {
+    if (path_id(url, "/f/", token, sizeof(token)) < 0 ||
+        (pkg = fleet_download_begin(f->fleet, token)) == NULL)
+      return queue_text(c, MHD_HTTP_NOT_FOUND, "no such download\n", f);
+  } else if (strncmp(url, "/p/", 3) == 0) {
+    if (path_id(url, "/p/", id, sizeof(id)) < 0 || (pkg = store_package_get(f->store, id)) == NULL)
+      return queue_text(c, MHD_HTTP_NOT_FOUND, "no such package\n", f);
+  } else {
     return queue_text(c, MHD_HTTP_NOT_FOUND, "not found\n", f);
-  /* SECURITY: the path names a package id, looked up in the catalog; no
-   * part of it ever reaches the file system */
-  p = url + 3;
-  end = strchr(p, '/');
-  n = end ? (size_t)(end - p) : strlen(p);
-  if (n == 0 || n >= sizeof(id))
-    return queue_text(c, MHD_HTTP_NOT_FOUND, "no such package\n", f);
-  memcpy(id, p, n);
-  id[n] = '\0';
-  pkg = store_package_get(f->store, id);
-  if (pkg == NULL)
-    return queue_text(c, MHD_HTTP_NOT_FOUND, "no such package\n", f);
+  }
   if (pkg->status != PKG_OK) {
     package_unref(pkg);
     return queue_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "package damaged on the server\n", f);
   }
-  return serve_package(c, f, pkg, head, req_cls);
+  return serve_package(c, f, pkg, head, strncmp(url, "/f/", 3) == 0 ? token : NULL, req_cls);
 }
 
 void http_front_completed(struct front_ctx *f, struct MHD_Connection *c, void **req_cls,
@@ -293,11 +496,18 @@ void http_front_completed(struct front_ctx *f, struct MHD_Connection *c, void **
   if (dl == NULL || *req_cls == &first_call)
     return;
   *req_cls = NULL;
+  if (dl->kind == REQ_REPORT) {
+    struct report_req *rq = (struct report_req *)dl;
+    free(rq->body);
+    free(rq);
+    front_end(f);
+    return;
+  }
   if (dl->head) {
     bytes = 0;
   } else if (ok) {
     bytes = dl->len;
-  } else if (dl->acked_start > 0 || dl->fd >= 0) {
+  } else if (dl->fd >= 0) {
     /* what TCP saw acknowledged, less a few hundred bytes of headers */
     uint64_t now = tcp_bytes_acked(dl->fd), d = now > dl->acked_start ? now - dl->acked_start : 0;
     d = d > 512 ? d - 512 : 0;
@@ -306,6 +516,13 @@ void http_front_completed(struct front_ctx *f, struct MHD_Connection *c, void **
     bytes = 0;
   }
   store_record_served(dl->pkg, bytes, ok && !dl->head && dl->reached_end);
+  atomic_fetch_add_explicit(&dfotad_stats.requests[f->kind == FRONT_HTTPS], 1,
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&dfotad_stats.bytes[f->kind == FRONT_HTTPS], bytes,
+                            memory_order_relaxed);
+  if (dl->token[0] != '\0' && !dl->head)
+    fleet_download_end(f->fleet, dl->token, dl->start, bytes, ok, dl->ranged,
+                       f->kind == FRONT_HTTPS ? "https" : "http", dl->addr);
   if (!ok)
     log_debug("package %s: transfer interrupted after about %llu of %llu bytes", dl->pkg->id,
               (unsigned long long)bytes, (unsigned long long)dl->len);

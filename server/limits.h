@@ -40,6 +40,7 @@
 #define HTTP_MEMORY_LIMIT (32 * 1024)   /* per device connection */
 #define ADMIN_MEMORY_LIMIT (256 * 1024) /* per admin connection: upload chunk */
 #define ADMIN_CONNECTION_LIMIT 64
-#define ADMIN_BODY_MAX (1024 * 1024) /* JSON bodies */
+#define ADMIN_BODY_MAX (32 * 1024 * 1024) /* JSON bodies: a bulk import of 100k devices */
+#define REPORT_BODY_MAX (16 * 1024)       /* a device report: a few URC lines */
 
 #endif

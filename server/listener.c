@@ -232,14 +232,17 @@ static void stop_one(struct listener *l)
 }
 
 int listeners_start(struct listener_set *set, const struct config *c, struct store *store,
-                    const char *token, atomic_int *total_inflight, struct listener_set *old,
-                    struct listener_set *retired, struct config_errors *errs)
+                    struct fleet *fleet, const char *token, atomic_int *total_inflight,
+                    struct listener_set *old, struct listener_set *retired,
+                    struct config_errors *errs)
 {
   struct listener *l;
 
   for (l = set->head; l; l = l->next) {
     struct front_ctx *f = &l->ctx;
     f->store = store;
+    f->fleet = fleet;
+    snprintf(f->token_header, sizeof(f->token_header), "%s", c->token_header);
     f->total_inflight = total_inflight;
     f->client_auth = c->client_auth;
     f->max_upload_size = c->max_upload_size;

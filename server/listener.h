@@ -12,6 +12,7 @@
 
 struct listener;
 struct store;
+struct fleet;
 
 struct listener_set {
   struct listener *head;
@@ -27,8 +28,9 @@ int listeners_bind(const struct config *c, const struct listener_set *old, struc
  * the old set (may be NULL) stops accepting and moves to `retired`; on
  * failure nothing of the old set is touched and the new set is undone. */
 int listeners_start(struct listener_set *set, const struct config *c, struct store *store,
-                    const char *token, atomic_int *total_inflight, struct listener_set *old,
-                    struct listener_set *retired, struct config_errors *errs);
+                    struct fleet *fleet, const char *token, atomic_int *total_inflight,
+                    struct listener_set *old, struct listener_set *retired,
+                    struct config_errors *errs);
 
 /* Stops retired daemons whose last response has been sent; with force, all
  * of them. Returns how many are left. */

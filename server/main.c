@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../api/fleet.h"
 #include "../store/store.h"
 #include "config.h"
 #include "listener.h"
@@ -30,6 +31,7 @@ struct daemon_state {
   int n_overrides;
   struct config *conf;
   struct store *store;
+  struct fleet *fleet;
   struct listener_set active, retired;
   atomic_int inflight;
   char token[MAX_TOKEN_LEN + 1];
@@ -113,8 +115,8 @@ static void reload(struct daemon_state *ds)
   prev_certs = tls_certs_current();
   if (certs != NULL)
     tls_certs_install(certs);
-  if (listeners_start(&next, c, ds->store, token, &ds->inflight, &ds->active, &ds->retired, &errs) <
-      0) {
+  if (listeners_start(&next, c, ds->store, ds->fleet, token, &ds->inflight, &ds->active,
+                      &ds->retired, &errs) < 0) {
     if (certs != NULL)
       tls_certs_install(prev_certs); /* certs is retired, freed at exit */
     certs = NULL;
@@ -224,6 +226,8 @@ int main(int argc, char **argv)
   if (store_open(ds.conf->state_dir, ds.conf->flush_interval_ms, &ds.store, err, sizeof(err)) < 0)
     fatal("store: %s", err);
   log_info("state directory: %s", ds.conf->state_dir);
+  if (fleet_open(ds.store, &ds.fleet, err, sizeof(err)) < 0)
+    fatal("fleet: %s", err);
   if (token_load(ds.conf->token_file, 1, ds.token, sizeof(ds.token), &errs) < 0) {
     print_errors(&errs);
     store_close(ds.store);
@@ -232,8 +236,8 @@ int main(int argc, char **argv)
   log_info("admin token file: %s", ds.conf->token_file);
   if (certs != NULL)
     tls_certs_install(certs);
-  if (listeners_start(&ds.active, ds.conf, ds.store, ds.token, &ds.inflight, NULL, &ds.retired,
-                      &errs) < 0) {
+  if (listeners_start(&ds.active, ds.conf, ds.store, ds.fleet, ds.token, &ds.inflight, NULL,
+                      &ds.retired, &errs) < 0) {
     print_errors(&errs);
     store_close(ds.store);
     return 1;
@@ -251,8 +255,11 @@ int main(int argc, char **argv)
       break;
     }
     listeners_reap(&ds.retired, 0);
+    fleet_tick(ds.fleet);
   }
   shutdown_gracefully(&ds);
+  store_sync(ds.store); /* the fleet's last changes */
+  fleet_close(ds.fleet);
   store_close(ds.store);
   tls_shutdown();
   explicit_bzero(ds.token, sizeof(ds.token));

@@ -1,0 +1,204 @@
+/* fleet_api.c: the admin API's device, rollout and metrics endpoints: the
+ * translation between HTTP and fleet.h.
+ *
+ *   PUT    /api/v1/devices/{id}          GET/DELETE /api/v1/devices/{id}
+ *   POST   /api/v1/devices   (bulk)      GET /api/v1/devices[?filters]
+ *   GET    /api/v1/devices/{id}/events
+ *   POST   /api/v1/rollouts              GET /api/v1/rollouts[/{id}]
+ *   POST   /api/v1/rollouts/{id}/{start|pause|resume|cancel}
+ *   GET    /metrics */
+#include "autoconfig.h"
+
+#include "fleet_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../server/stats.h"
+#include "../store/store.h"
+#include "fleet.h"
+#include "json.h"
+
+#define DEV_PREFIX "/api/v1/devices"
+#define RO_PREFIX "/api/v1/rollouts"
+
+static const char *arg(struct MHD_Connection *c, const char *name)
+{
+  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+  return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, int status, json_t *body)
+{
+  if (status == 204) {
+    json_decref(body);
+    return json_reply(c, MHD_HTTP_NO_CONTENT, json_object());
+  }
+  return json_reply(c, (unsigned)status, body);
+}
+
+static enum MHD_Result method_not_allowed(struct MHD_Connection *c, const char *allowed)
+{
+  char msg[64];
+
+  snprintf(msg, sizeof(msg), "use %s", allowed);
+  return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", msg);
+}
+
+/* Splits "a/b" after prefix + "/" into first and rest (rest may be ""). */
+static int split(const char *url, const char *prefix, char *first, size_t flen, const char **rest)
+{
+  const char *p = url + strlen(prefix) + 1, *slash = strchr(p, '/');
+  size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+  if (n == 0 || n >= flen)
+    return -1;
+  memcpy(first, p, n);
+  first[n] = '\0';
+  *rest = slash ? slash + 1 : "";
+  return 0;
+}
+
+static enum MHD_Result devices(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+                               const char *method, json_t *body)
+{
+  json_t *out = NULL;
+  char id[DEVICE_ID_MAX + 2];
+  const char *rest;
+  int st;
+
+  if (strcmp(url, DEV_PREFIX) == 0) {
+    if (strcmp(method, "GET") == 0) {
+      const char *limit = arg(c, "limit");
+      st = fleet_devices_list(f->fleet, arg(c, "model"), arg(c, "version"), arg(c, "group"),
+                              arg(c, "state"), arg(c, "rollout"), limit ? atoi(limit) : 100,
+                              arg(c, "after"), &out);
+    } else if (strcmp(method, "POST") == 0) {
+      st = fleet_devices_bulk(f->fleet, body, &out);
+    } else {
+      return method_not_allowed(c, "GET or POST");
+    }
+    return reply(c, st, out);
+  }
+  if (split(url, DEV_PREFIX, id, sizeof(id), &rest) < 0)
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such device");
+  if (strcmp(rest, "events") == 0) {
+    if (strcmp(method, "GET") != 0)
+      return method_not_allowed(c, "GET");
+    return reply(c, fleet_device_events(f->fleet, id, &out), out);
+  }
+  if (rest[0] != '\0')
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+  if (strcmp(method, "GET") == 0)
+    st = fleet_device_get(f->fleet, id, &out);
+  else if (strcmp(method, "PUT") == 0)
+    st = fleet_device_put(f->fleet, id, body, &out);
+  else if (strcmp(method, "DELETE") == 0)
+    st = fleet_device_delete(f->fleet, id, &out);
+  else
+    return method_not_allowed(c, "GET, PUT or DELETE");
+  return reply(c, st, out);
+}
+
+static enum MHD_Result rollouts(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+                                const char *method, json_t *body)
+{
+  json_t *out = NULL;
+  char id[32];
+  const char *rest;
+  int st;
+
+  if (strcmp(url, RO_PREFIX) == 0) {
+    if (strcmp(method, "GET") == 0)
+      st = fleet_rollouts_list(f->fleet, &out);
+    else if (strcmp(method, "POST") == 0)
+      st = fleet_rollout_create(f->fleet, body, &out);
+    else
+      return method_not_allowed(c, "GET or POST");
+    return reply(c, st, out);
+  }
+  if (split(url, RO_PREFIX, id, sizeof(id), &rest) < 0)
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such rollout");
+  if (rest[0] == '\0') {
+    if (strcmp(method, "GET") != 0)
+      return method_not_allowed(c, "GET");
+    return reply(c, fleet_rollout_get(f->fleet, id, &out), out);
+  }
+  if (strcmp(method, "POST") != 0)
+    return method_not_allowed(c, "POST");
+  return reply(c, fleet_rollout_action(f->fleet, id, rest, &out), out);
+}
+
+static enum MHD_Result metrics(struct MHD_Connection *c, struct front_ctx *f)
+{
+  char *fleet_text = fleet_metrics(f->fleet), *text = NULL;
+  uint64_t commits = 0, last_us = 0;
+  struct MHD_Response *r;
+  enum MHD_Result ret;
+  size_t len = 0;
+  FILE *m = open_memstream(&text, &len);
+
+  if (m == NULL) {
+    free(fleet_text);
+    return MHD_NO;
+  }
+  fputs("# HELP dfotad_requests_total Device requests answered, by protocol.\n"
+        "# TYPE dfotad_requests_total counter\n",
+        m);
+  fputs("# HELP dfotad_bytes_sent_total Body bytes sent to devices, by protocol.\n"
+        "# TYPE dfotad_bytes_sent_total counter\n",
+        m);
+  for (int p = 0; p < STATS_PROTOCOLS; p++) {
+    fprintf(m, "dfotad_requests_total{protocol=\"%s\"} %llu\n", stats_protocol_name(p),
+            (unsigned long long)atomic_load(&dfotad_stats.requests[p]));
+    fprintf(m, "dfotad_bytes_sent_total{protocol=\"%s\"} %llu\n", stats_protocol_name(p),
+            (unsigned long long)atomic_load(&dfotad_stats.bytes[p]));
+  }
+  fprintf(m,
+          "# HELP dfotad_transfers_in_flight Responses being sent.\n"
+          "# TYPE dfotad_transfers_in_flight gauge\ndfotad_transfers_in_flight %d\n",
+          atomic_load(f->total_inflight));
+  store_writer_stats(f->store, &commits, &last_us);
+  fprintf(m,
+          "# HELP dfotad_writer_commits_total Transactions committed by the writer.\n"
+          "# TYPE dfotad_writer_commits_total counter\ndfotad_writer_commits_total %llu\n",
+          (unsigned long long)commits);
+  fprintf(m,
+          "# HELP dfotad_writer_commit_seconds Duration of the writer's last commit.\n"
+          "# TYPE dfotad_writer_commit_seconds gauge\ndfotad_writer_commit_seconds %.6f\n",
+          (double)last_us / 1e6);
+  if (fleet_text != NULL)
+    fputs(fleet_text, m);
+  fclose(m);
+  free(fleet_text);
+  r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+  if (r == NULL) {
+    free(text);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+  ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+int fleet_api_handles(const char *url)
+{
+  return strcmp(url, "/metrics") == 0 || strncmp(url, DEV_PREFIX, strlen(DEV_PREFIX)) == 0 ||
+         strncmp(url, RO_PREFIX, strlen(RO_PREFIX)) == 0;
+}
+
+enum MHD_Result fleet_api_dispatch(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+                                   const char *method, json_t *body)
+{
+  if (strcmp(url, "/metrics") == 0)
+    return metrics(c, f);
+  if (strncmp(url, DEV_PREFIX, strlen(DEV_PREFIX)) == 0 &&
+      (url[strlen(DEV_PREFIX)] == '\0' || url[strlen(DEV_PREFIX)] == '/'))
+    return devices(c, f, url, method, body);
+  if (strncmp(url, RO_PREFIX, strlen(RO_PREFIX)) == 0 &&
+      (url[strlen(RO_PREFIX)] == '\0' || url[strlen(RO_PREFIX)] == '/'))
+    return rollouts(c, f, url, method, body);
+  return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+}

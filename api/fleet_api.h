@@ -1,0 +1,16 @@
+/* fleet_api.h: the admin API's fleet endpoints (devices, rollouts, metrics). */
+#ifndef DFOTAD_FLEET_API_H
+#define DFOTAD_FLEET_API_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "../server/front.h"
+
+/* Whether url belongs to these endpoints. */
+int fleet_api_handles(const char *url);
+/* Answers the request; body: the parsed JSON body of a POST or PUT. */
+enum MHD_Result fleet_api_dispatch(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+                                   const char *method, json_t *body);
+
+#endif

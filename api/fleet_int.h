@@ -1,0 +1,145 @@
+/* fleet_int.h: the fleet's inside, shared by fleet.c (devices, check-ins,
+ * reports, downloads, persistence), rollout.c (waves and thresholds) and
+ * fleet_api.c (the admin API's JSON). Everything here is guarded by
+ * fleet->mu unless said otherwise. */
+#ifndef DFOTAD_FLEET_INT_H
+#define DFOTAD_FLEET_INT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "../server/limits.h"
+#include "fleet.h"
+
+enum dstate {
+  D_IDLE = 0, /* in no rollout */
+  D_PENDING,
+  D_OFFERED,
+  D_DOWNLOADING,
+  D_DOWNLOADED,
+  D_UPDATING,
+  D_SUCCEEDED,
+  D_FAILED,
+  D_NO_PATH,
+  D_NSTATES
+};
+
+enum rstate { R_DRAFT = 0, R_RUNNING, R_PAUSED, R_COMPLETED, R_CANCELLED };
+
+#define MAX_IVALS 8 /* byte intervals served, per offer */
+#define MAX_WAVES 16
+#define DEV_BUCKETS 16384
+
+struct rollout;
+
+struct device {
+  char id[DEVICE_ID_MAX + 1];
+  char *model, *version; /* version NULL: unknown (after 511) */
+  char *group;
+  json_t *tags;         /* array of strings */
+  char secret_hash[96]; /* "sha256$SALT$HEX" */
+  enum dstate state;
+  int64_t state_since; /* ms */
+  char reason[160];
+
+  /* rollout membership and the current offer (one hop of the path) */
+  struct rollout *rollout;
+  char rollout_id[16]; /* kept while loading, before rollouts link */
+  int position;        /* order in the rollout: decides the wave */
+  char package_id[PKG_ID_LEN + 1];
+  char token[FLEET_TOKEN_LEN + 1];
+  char sha256[65];
+  char *hop_from, *hop_to;
+  uint64_t size;
+  int attempts;
+  int64_t retry_at; /* ms; 0: none */
+  long fail_code;   /* -1: none */
+
+  /* progress of the current offer */
+  uint64_t bytes_served, contiguous;
+  struct {
+    uint64_t start, end;
+  } ival[MAX_IVALS];
+  int n_ival;
+  int resumes, segments, last_interrupted, device_percent;
+  char protocol[8], addr[64];
+  int64_t first_seen, last_seen;
+
+  /* last result reported */
+  char last_stage[16];
+  long last_code; /* -1: none */
+  int64_t last_at;
+
+  int dirty;
+  struct device *next, *tnext, *dirty_next;
+};
+
+struct rollout {
+  char id[16];
+  char *name, *model, *target;
+  json_t *selector; /* {group, tags, versions, devices} */
+  int waves[MAX_WAVES], n_waves;
+  double success_threshold, max_failure_rate; /* percent */
+  int max_concurrent, max_attempts, timeout;  /* timeout: seconds */
+  int retry_backoff;                          /* seconds before the first retry; doubles */
+  int64_t start_at;                           /* ms; 0: at once */
+  int win_from, win_to;                       /* hours of day, UTC; win_from < 0: always */
+  enum rstate state;
+  int wave;
+  char reason[200];
+  json_t *alarms; /* array of strings */
+  json_t *codes;  /* {"511": n, ...} */
+  uint64_t bytes_served;
+  int64_t created, started;
+  struct device **members;
+  int n_members, cap_members;
+  int dirty;
+  struct rollout *next;
+};
+
+struct fleet {
+  pthread_mutex_t mu;
+  struct store *store;
+  struct device *dev[DEV_BUCKETS], *tok[DEV_BUCKETS];
+  int n_devices;
+  struct rollout *rollouts;
+  struct device *dirty; /* devices to save at the next flush */
+  char **deleted;       /* ids to delete at the next flush */
+  int n_deleted, cap_deleted;
+  json_t *events; /* [[device_id, at_ms, kind, detail_text], ...] to append */
+  /* metrics */
+  uint64_t checkins, reports, progress_events, offers;
+};
+
+/* fleet.c */
+int64_t now_ms(void);
+const char *dstate_name(enum dstate s);
+int dstate_parse(const char *s, enum dstate *out);
+struct device *device_find(struct fleet *f, const char *id);
+void device_mark(struct fleet *f, struct device *d);
+void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason);
+void device_event(struct fleet *f, const struct device *d, const char *kind, json_t *detail);
+void device_clear_offer(struct fleet *f, struct device *d);
+json_t *device_json(const struct device *d);
+
+/* rollout.c */
+const char *rstate_name(enum rstate s);
+struct rollout *rollout_find(struct fleet *f, const char *id);
+void rollout_mark(struct rollout *r);
+int rollout_matches(const struct rollout *r, const struct device *d);
+void rollout_add_member(struct rollout *r, struct device *d, int position);
+void rollout_remove_member(struct rollout *r, struct device *d);
+int rollout_wave_cutoff(const struct rollout *r, int wave);
+int rollout_active(const struct rollout *r);
+void rollout_evaluate(struct fleet *f, struct rollout *r);
+void rollout_alarm(struct fleet *f, struct rollout *r, const char *text);
+void rollout_pause(struct fleet *f, struct rollout *r, const char *reason);
+json_t *rollout_json(const struct rollout *r);
+json_t *rollout_doc(const struct rollout *r);
+struct rollout *rollout_from_doc(const char *id, json_t *doc);
+void rollout_free(struct rollout *r);
+/* The device joins a running rollout whose selector it matches, if any. */
+void rollout_join_running(struct fleet *f, struct device *d);
+
+#endif
