@@ -188,12 +188,14 @@ void device_event(struct fleet *f, const struct device *d, const char *kind, jso
 {
   char *text;
 
-  char at[32];
+  char at[40], sec[32];
   int64_t t = now_ms();
 
   if (detail == NULL)
     detail = json_object();
-  time_text(t, at, sizeof(at));
+  time_text(t, sec, sizeof(sec));
+  sec[strlen(sec) - 1] = '\0'; /* drop the Z: milliseconds follow */
+  snprintf(at, sizeof(at), "%s.%03dZ", sec, (int)(t % 1000));
   json_object_set_new(detail, "at", json_string(at));
   text = json_dumps(detail, JSON_COMPACT);
   json_decref(detail);

@@ -86,7 +86,8 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct front_ctx *f, co
   if (strcmp(rest, "events") == 0) {
     if (strcmp(method, "GET") != 0)
       return method_not_allowed(c, "GET");
-    return reply(c, fleet_device_events(f->fleet, id, &out), out);
+    st = fleet_device_events(f->fleet, id, &out);
+    return reply(c, st, out);
   }
   if (rest[0] != '\0')
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
@@ -123,11 +124,13 @@ static enum MHD_Result rollouts(struct MHD_Connection *c, struct front_ctx *f, c
   if (rest[0] == '\0') {
     if (strcmp(method, "GET") != 0)
       return method_not_allowed(c, "GET");
-    return reply(c, fleet_rollout_get(f->fleet, id, &out), out);
+    st = fleet_rollout_get(f->fleet, id, &out);
+    return reply(c, st, out);
   }
   if (strcmp(method, "POST") != 0)
     return method_not_allowed(c, "POST");
-  return reply(c, fleet_rollout_action(f->fleet, id, rest, &out), out);
+  st = fleet_rollout_action(f->fleet, id, rest, &out);
+  return reply(c, st, out);
 }
 
 static enum MHD_Result metrics(struct MHD_Connection *c, struct front_ctx *f)
