@@ -154,7 +154,7 @@ static struct device *token_find(struct fleet *f, const char *token)
   return NULL;
 }
 
-static void token_link(struct fleet *f, struct device *d)
+void token_link(struct fleet *f, struct device *d)
 {
   unsigned h = hash_str(d->token);
   d->tnext = f->tok[h];
@@ -476,50 +476,94 @@ static void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
 
 /* ---- persistence ------------------------------------------------------- */
 
+/* The writer's part for the fleet: under the lock only take the records
+ * (documents built, lists swapped); encode and write them without it, so
+ * that the data plane waits microseconds, not a commit. */
 static void flush_hook(struct store *s, void *arg)
 {
   struct fleet *f = arg;
+  struct saved {
+    char id[DEVICE_ID_MAX + 1];
+    char model[PKG_FIELD_MAX + 1], state[16], rollout[16];
+    json_t *doc;
+  } *dev = NULL;
+  struct rsaved {
+    char id[16], state[16];
+    json_t *doc;
+  } *ro = NULL;
+  char **deleted;
+  json_t *events, *e;
+  int n_dev = 0, n_ro = 0, n_deleted, cap = 0;
   size_t i;
-  json_t *e;
 
   pthread_mutex_lock(&f->mu);
-  for (int k = 0; k < f->n_deleted; k++) {
-    store_tx_device_delete(s, f->deleted[k]);
-    free(f->deleted[k]);
-  }
-  f->n_deleted = 0;
+  deleted = f->deleted;
+  n_deleted = f->n_deleted;
+  f->deleted = NULL;
+  f->n_deleted = f->cap_deleted = 0;
+  for (struct device *d = f->dirty; d; d = d->dirty_next)
+    cap++;
+  dev = cap ? calloc((size_t)cap, sizeof(*dev)) : NULL;
   while (f->dirty) {
     struct device *d = f->dirty;
-    json_t *doc = device_doc(d);
-    char *text = json_dumps(doc, JSON_COMPACT);
-    if (text != NULL)
-      store_tx_device_put(s, d->id, d->model, dstate_name(d->state),
-                          d->rollout ? d->rollout->id : NULL, text);
-    free(text);
-    json_decref(doc);
+    if (dev != NULL) {
+      struct saved *sv = &dev[n_dev++];
+      snprintf(sv->id, sizeof(sv->id), "%s", d->id);
+      snprintf(sv->model, sizeof(sv->model), "%s", d->model ? d->model : "");
+      snprintf(sv->state, sizeof(sv->state), "%s", dstate_name(d->state));
+      snprintf(sv->rollout, sizeof(sv->rollout), "%s", d->rollout ? d->rollout->id : "");
+      sv->doc = device_doc(d);
+    }
     f->dirty = d->dirty_next;
     d->dirty = 0;
     d->dirty_next = NULL;
   }
+  cap = 0;
   for (struct rollout *r = f->rollouts; r; r = r->next)
-    if (r->dirty) {
-      json_t *doc = rollout_doc(r);
-      char *text = json_dumps(doc, JSON_COMPACT);
-      if (text != NULL)
-        store_tx_rollout_put(s, r->id, rstate_name(r->state), text);
-      free(text);
-      json_decref(doc);
+    cap += r->dirty;
+  ro = cap ? calloc((size_t)cap, sizeof(*ro)) : NULL;
+  for (struct rollout *r = f->rollouts; r; r = r->next)
+    if (r->dirty && ro != NULL) {
+      snprintf(ro[n_ro].id, sizeof(ro[n_ro].id), "%s", r->id);
+      snprintf(ro[n_ro].state, sizeof(ro[n_ro].state), "%s", rstate_name(r->state));
+      ro[n_ro++].doc = rollout_doc(r);
       r->dirty = 0;
     }
-  json_array_foreach(f->events, i, e)
+  events = f->events;
+  f->events = json_array();
+  pthread_mutex_unlock(&f->mu);
+
+  /* events first, so that a deletion in this flush takes its device's along */
+  json_array_foreach(events, i, e)
   {
     store_tx_event(s, json_string_value(json_array_get(e, 0)),
                    (int64_t)json_integer_value(json_array_get(e, 1)),
                    json_string_value(json_array_get(e, 2)),
                    json_string_value(json_array_get(e, 3)));
   }
-  json_array_clear(f->events);
-  pthread_mutex_unlock(&f->mu);
+  json_decref(events);
+  for (int k = 0; k < n_deleted; k++) {
+    store_tx_device_delete(s, deleted[k]);
+    free(deleted[k]);
+  }
+  free(deleted);
+  for (int k = 0; k < n_dev; k++) {
+    char *text = json_dumps(dev[k].doc, JSON_COMPACT);
+    if (text != NULL)
+      store_tx_device_put(s, dev[k].id, dev[k].model, dev[k].state,
+                          dev[k].rollout[0] ? dev[k].rollout : NULL, text);
+    free(text);
+    json_decref(dev[k].doc);
+  }
+  free(dev);
+  for (int k = 0; k < n_ro; k++) {
+    char *text = json_dumps(ro[k].doc, JSON_COMPACT);
+    if (text != NULL)
+      store_tx_rollout_put(s, ro[k].id, ro[k].state, text);
+    free(text);
+    json_decref(ro[k].doc);
+  }
+  free(ro);
 }
 
 /* A failed commit: write everything again at the next flush. */
@@ -1499,7 +1543,6 @@ int fleet_device_delete(struct fleet *f, const char *id, json_t **out)
   device_free(d);
   pthread_mutex_unlock(&f->mu);
   store_sync(f->store);
-  store_events_delete(f->store, id);
   *out = NULL;
   return 204;
 }

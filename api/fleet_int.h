@@ -117,6 +117,7 @@ int64_t now_ms(void);
 const char *dstate_name(enum dstate s);
 int dstate_parse(const char *s, enum dstate *out);
 struct device *device_find(struct fleet *f, const char *id);
+void token_link(struct fleet *f, struct device *d);
 void device_mark(struct fleet *f, struct device *d);
 void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason);
 void device_event(struct fleet *f, const struct device *d, const char *kind, json_t *detail);

@@ -39,7 +39,7 @@ int db_tx_end(struct db *d, int ok);
 int db_tx_stats(struct db *d, const struct db_stats *row);
 int db_tx_device_put(struct db *d, const char *id, const char *model, const char *state,
                      const char *rollout_id, const char *doc);
-int db_tx_device_delete(struct db *d, const char *id);
+int db_tx_device_delete(struct db *d, const char *id); /* and its events */
 int db_tx_event(struct db *d, const char *device_id, int64_t at_ms, const char *kind,
                 const char *detail);
 int db_tx_rollout_put(struct db *d, const char *id, const char *state, const char *doc);
@@ -49,7 +49,6 @@ int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, vo
                      void *arg);
 int db_events_load(struct db *d, const char *device_id,
                    int (*cb)(const char *kind, const char *detail, void *arg), void *arg);
-int db_events_delete(struct db *d, const char *device_id);
 int db_integrity(struct db *d, char *msg, size_t len);
 
 #endif

@@ -19,7 +19,7 @@ struct db {
   sqlite3 *h;
   pthread_mutex_t mu;
   /* statements of the writer's transactions, prepared once */
-  sqlite3_stmt *dev_put, *dev_del, *event_add, *rollout_put, *stats_put;
+  sqlite3_stmt *dev_put, *dev_del, *events_del, *event_add, *rollout_put, *stats_put;
 };
 
 /* Migrations: entry i brings the schema from version i to i + 1. Never
@@ -166,6 +166,7 @@ void db_close(struct db *d)
     return;
   sqlite3_finalize(d->dev_put);
   sqlite3_finalize(d->dev_del);
+  sqlite3_finalize(d->events_del);
   sqlite3_finalize(d->event_add);
   sqlite3_finalize(d->rollout_put);
   sqlite3_finalize(d->stats_put);
@@ -399,10 +400,18 @@ int db_tx_device_put(struct db *d, const char *id, const char *model, const char
 int db_tx_device_delete(struct db *d, const char *id)
 {
   sqlite3_stmt *st = prepared(d, &d->dev_del, "DELETE FROM devices WHERE id = ?1");
+  sqlite3_stmt *ev;
+
   if (st == NULL)
     return -1;
   bind_text(st, 1, id);
-  return step_done(d, st, "delete device");
+  if (step_done(d, st, "delete device") < 0)
+    return -1;
+  ev = prepared(d, &d->events_del, "DELETE FROM device_events WHERE device_id = ?1");
+  if (ev == NULL)
+    return -1;
+  bind_text(ev, 1, id);
+  return step_done(d, ev, "delete device events");
 }
 
 int db_tx_event(struct db *d, const char *device_id, int64_t at_ms, const char *kind,
@@ -473,22 +482,6 @@ int db_events_load(struct db *d, const char *device_id,
 {
   return load_docs(d, "SELECT kind, detail FROM device_events WHERE device_id = ?1 ORDER BY id",
                    device_id, cb, arg);
-}
-
-int db_events_delete(struct db *d, const char *device_id)
-{
-  sqlite3_stmt *st = NULL;
-  int rc = -1;
-
-  pthread_mutex_lock(&d->mu);
-  if (sqlite3_prepare_v2(d->h, "DELETE FROM device_events WHERE device_id = ?1", -1, &st, NULL) ==
-      SQLITE_OK) {
-    bind_text(st, 1, device_id);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-  }
-  sqlite3_finalize(st);
-  pthread_mutex_unlock(&d->mu);
-  return rc;
 }
 
 int db_integrity(struct db *d, char *msg, size_t len)

@@ -861,11 +861,6 @@ int store_events_load(struct store *s, const char *device_id, store_doc_cb cb, v
   return db_events_load(s->db, device_id, cb, arg);
 }
 
-int store_events_delete(struct store *s, const char *device_id)
-{
-  return db_events_delete(s->db, device_id);
-}
-
 void store_writer_stats(struct store *s, uint64_t *commits, uint64_t *last_commit_us)
 {
   *commits = atomic_load(&s->commits);

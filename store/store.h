@@ -117,7 +117,7 @@ void store_set_flush_hook(struct store *s, store_flush_hook hook,
                           void (*done)(void *arg, int committed), void *arg);
 void store_tx_device_put(struct store *s, const char *id, const char *model, const char *state,
                          const char *rollout_id, const char *doc);
-void store_tx_device_delete(struct store *s, const char *id);
+void store_tx_device_delete(struct store *s, const char *id); /* and its events */
 void store_tx_event(struct store *s, const char *device_id, int64_t at_ms, const char *kind,
                     const char *detail);
 void store_tx_rollout_put(struct store *s, const char *id, const char *state, const char *doc);
@@ -128,7 +128,6 @@ int store_devices_load(struct store *s, store_doc_cb cb, void *arg);
 int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg);
 /* A device's events, oldest first: cb(kind, detail_json, arg). */
 int store_events_load(struct store *s, const char *device_id, store_doc_cb cb, void *arg);
-int store_events_delete(struct store *s, const char *device_id);
 
 /* The writer's commits so far and the duration of the last one. */
 void store_writer_stats(struct store *s, uint64_t *commits, uint64_t *last_commit_us);
