@@ -232,6 +232,12 @@ void device_clear_offer(struct fleet *f, struct device *d)
   d->sha256[0] = '\0';
   set_str(&d->hop_from, NULL);
   set_str(&d->hop_to, NULL);
+}
+
+/* A new offer starts its progress from nothing; until then the last
+ * offer's progress stays on show. */
+static void progress_reset(struct device *d)
+{
   d->size = 0;
   d->bytes_served = d->contiguous = 0;
   d->n_ival = 0;
@@ -786,6 +792,7 @@ static int offer_next_hop(struct fleet *f, struct device *d)
     return -1;
   }
   device_clear_offer(f, d);
+  progress_reset(d);
   snprintf(d->package_id, sizeof(d->package_id), "%s", l.ids[hops[0]]);
   snprintf(d->sha256, sizeof(d->sha256), "%s", l.shas[hops[0]]);
   set_str(&d->hop_from, l.e[hops[0]].from);

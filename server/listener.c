@@ -156,8 +156,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 static int start_one(struct listener *l, const struct config *c, struct config_errors *errs)
 {
   const struct front_conf *fc = l->ctx.kind == FRONT_HTTPS ? &c->https : &c->http;
-  unsigned flags =
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   unsigned threads = 1, conn_limit, timeout, per_ip;
   size_t mem_limit = HTTP_MEMORY_LIMIT;
   MHD_AccessHandlerCallback handler = http_front_handler;
@@ -167,6 +166,10 @@ static int start_one(struct listener *l, const struct config *c, struct config_e
   if (l->addr.ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   if (l->ctx.kind == FRONT_ADMIN) {
+    /* poll(), not epoll: with libmicrohttpd 0.9.75's edge-triggered epoll,
+     * a client that sends part of a large upload and closes cleanly left
+     * its connection (and temporary file) until the idle timeout */
+    flags |= MHD_USE_POLL;
     handler = admin_handler;
     conn_limit = ADMIN_CONNECTION_LIMIT;
     timeout = DEF_TIMEOUT;
@@ -174,6 +177,7 @@ static int start_one(struct listener *l, const struct config *c, struct config_e
     mem_limit = ADMIN_MEMORY_LIMIT;
   } else {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    flags |= MHD_USE_EPOLL;
     threads = fc->threads > 0 ? (unsigned)fc->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
     conn_limit = (unsigned)fc->connection_limit;
     timeout = (unsigned)fc->timeout;

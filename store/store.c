@@ -43,6 +43,7 @@ struct store {
   void *hook_arg;
   int tx_failed; /* a store_tx_* call failed in this flush */
   _Atomic uint64_t commits, last_commit_us;
+  uint64_t seq; /* creation order of catalog entries */
 };
 
 struct upload {
@@ -287,6 +288,9 @@ static struct package *package_new(const struct db_package *r)
 static void catalog_insert(struct store *s, struct package *p)
 {
   unsigned h = hash_id(p->id);
+
+  /* creation order: the database loads oldest first, uploads come after */
+  p->seq = ++s->seq;
   struct package **pp = &s->bucket[h];
 
   /* append, so that a bucket keeps creation order */
@@ -326,9 +330,7 @@ static int cmp_created(const void *a, const void *b)
 {
   const struct package *x = *(struct package *const *)a, *y = *(struct package *const *)b;
 
-  if (x->created != y->created)
-    return x->created < y->created ? -1 : 1;
-  return strcmp(x->id, y->id);
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 void store_package_foreach(struct store *s, const char *model, const char *from, const char *to,

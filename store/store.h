@@ -36,6 +36,7 @@ struct package {
   char last_modified[40]; /* IMF-fixdate of created */
   uint64_t size;
   int64_t created; /* unix seconds */
+  uint64_t seq;    /* creation order within the catalog */
   enum package_status status;
   char *damage;             /* why it is damaged, or NULL */
   int fd;                   /* read-only, O_CLOEXEC; -1 when damaged */
