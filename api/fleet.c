@@ -871,7 +871,9 @@ static void version_changed(struct fleet *f, struct device *d, const char *versi
     if (d->rollout->target && strcmp(version, d->rollout->target) == 0) {
       device_clear_offer(f, d);
       device_set_state(f, d, D_SUCCEEDED, "on the target version");
-    } else if (d->state == D_NO_PATH || (d->state == D_FAILED && d->fail_code == 511) ||
+    } else if (d->state == D_NO_PATH ||
+               (d->state == D_FAILED && d->fail_code == 511 &&
+                d->attempts < d->rollout->max_attempts) ||
                (d->hop_from != NULL && strcmp(version, d->hop_from) != 0)) {
       /* not where we thought: plan again from where it is */
       device_clear_offer(f, d);
@@ -1298,8 +1300,11 @@ void fleet_tick(struct fleet *f)
       continue;
     for (int i = 0; i < r->n_members; i++) {
       struct device *d = r->members[i];
-      if ((d->state == D_DOWNLOADING || d->state == D_DOWNLOADED || d->state == D_UPDATING) &&
-          r->timeout > 0 && now - d->state_since > (int64_t)r->timeout * 1000) {
+      int64_t since = d->retry_at > d->state_since ? d->retry_at : d->state_since;
+      /* an offer nobody takes up also times out: it holds a concurrency slot */
+      if ((d->state == D_OFFERED || d->state == D_DOWNLOADING || d->state == D_DOWNLOADED ||
+           d->state == D_UPDATING) &&
+          r->timeout > 0 && now - since > (int64_t)r->timeout * 1000) {
         char reason[96];
         snprintf(reason, sizeof(reason), "timeout: %s for more than %d s", dstate_name(d->state),
                  r->timeout);
