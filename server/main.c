@@ -48,10 +48,18 @@ static void usage(FILE *out)
                "Signals: SIGHUP reloads configuration and certificates; SIGTERM stops.\n");
 }
 
+/* -t prints bare "FILE:LINE: message" lines; a daemon failing to start
+ * logs them like everything else. */
+static int checking_only;
+
 static void print_errors(const struct config_errors *errs)
 {
-  for (int i = 0; i < errs->n; i++)
-    fprintf(stderr, "%s\n", errs->msg[i]);
+  for (int i = 0; i < errs->n; i++) {
+    if (checking_only)
+      fprintf(stderr, "%s\n", errs->msg[i]);
+    else
+      log_error("%s", errs->msg[i]);
+  }
   if (errs->dropped > 0)
     fprintf(stderr, "(%d more errors)\n", errs->dropped);
 }
@@ -162,6 +170,20 @@ static void shutdown_gracefully(struct daemon_state *ds)
   listeners_reap(&ds->retired, 1);
 }
 
+/* Frees what an early exit (usage, -V, -t, a start-up error) leaves. */
+static int leave(struct daemon_state *ds, struct tls_certs *certs, struct config_errors *errs,
+                 int code)
+{
+  tls_certs_free(certs);
+  config_free(ds->conf);
+  ds->conf = NULL;
+  config_errors_clear(errs);
+  free(ds->overrides);
+  ds->overrides = NULL;
+  explicit_bzero(ds->token, sizeof(ds->token));
+  return code;
+}
+
 int main(int argc, char **argv)
 {
   static const struct option longopts[] = {
@@ -182,16 +204,16 @@ int main(int argc, char **argv)
   while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
     switch (opt) {
     case 'c': ds.conf_file = optarg; break;
-    case 't': test_only = 1; break;
+    case 't': test_only = checking_only = 1; break;
     case 's': ds.overrides[ds.n_overrides++] = optarg; break;
-    case 'V': printf("dfotad %s\n", PACKAGE_VERSION); return 0;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 1;
+    case 'V': printf("dfotad %s\n", PACKAGE_VERSION); return leave(&ds, NULL, &errs, 0);
+    case 'h': usage(stdout); return leave(&ds, NULL, &errs, 0);
+    default: usage(stderr); return leave(&ds, NULL, &errs, 1);
     }
   }
   if (optind != argc) {
     usage(stderr);
-    return 1;
+    return leave(&ds, NULL, &errs, 1);
   }
 
   ds.conf = load_checked(&ds, &certs, &errs);
@@ -202,11 +224,11 @@ int main(int argc, char **argv)
     if (test_only)
       fprintf(stderr, "configuration %s: errors found\n",
               ds.conf_file ? ds.conf_file : "(defaults)");
-    return 1;
+    return leave(&ds, certs, &errs, 1);
   }
   if (test_only) {
     printf("configuration %s: ok\n", ds.conf->source);
-    return 0;
+    return leave(&ds, certs, &errs, 0);
   }
   log_set_level(ds.conf->log_level);
 
@@ -220,7 +242,7 @@ int main(int argc, char **argv)
 
   if (listeners_bind(ds.conf, NULL, &ds.active, &errs) < 0) {
     print_errors(&errs);
-    return 1;
+    return leave(&ds, certs, &errs, 1);
   }
   drop_privileges(ds.conf->user);
   if (store_open(ds.conf->state_dir, ds.conf->flush_interval_ms, &ds.store, err, sizeof(err)) < 0)
@@ -230,8 +252,10 @@ int main(int argc, char **argv)
     fatal("fleet: %s", err);
   if (token_load(ds.conf->token_file, 1, ds.token, sizeof(ds.token), &errs) < 0) {
     print_errors(&errs);
+    listeners_discard(&ds.active);
+    fleet_close(ds.fleet);
     store_close(ds.store);
-    return 1;
+    return leave(&ds, certs, &errs, 1);
   }
   log_info("admin token file: %s", ds.conf->token_file);
   if (certs != NULL)
@@ -239,8 +263,10 @@ int main(int argc, char **argv)
   if (listeners_start(&ds.active, ds.conf, ds.store, ds.fleet, ds.token, &ds.inflight, NULL,
                       &ds.retired, &errs) < 0) {
     print_errors(&errs);
+    fleet_close(ds.fleet);
     store_close(ds.store);
-    return 1;
+    tls_shutdown();
+    return leave(&ds, NULL, &errs, 1);
   }
   log_info("dfotad ready");
 
