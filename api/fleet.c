@@ -312,7 +312,7 @@ static void time_text(int64_t ms, char *out, size_t len)
   strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static json_t *time_json(int64_t ms)
+json_t *time_json(int64_t ms)
 {
   char buf[32];
 

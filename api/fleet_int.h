@@ -123,6 +123,8 @@ void device_set_state(struct fleet *f, struct device *d, enum dstate to, const c
 void device_event(struct fleet *f, const struct device *d, const char *kind, json_t *detail);
 void device_clear_offer(struct fleet *f, struct device *d);
 json_t *device_json(const struct device *d);
+/* "2026-11-24T06:50:00Z", or null for 0 */
+json_t *time_json(int64_t ms);
 
 /* rollout.c */
 const char *rstate_name(enum rstate s);

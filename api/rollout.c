@@ -286,19 +286,6 @@ void rollout_join_running(struct fleet *f, struct device *d)
 
 /* ---- documents ----------------------------------------------------------- */
 
-static json_t *time_json(int64_t ms)
-{
-  char buf[32];
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-
-  if (ms <= 0)
-    return json_null();
-  gmtime_r(&t, &tm);
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return json_string(buf);
-}
-
 static json_t *spec_json(const struct rollout *r)
 {
   json_t *waves = json_array();
@@ -636,6 +623,12 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
 
 /* ---- metrics ------------------------------------------------------------- */
 
+static void metric(FILE *m, const char *name, const char *help, const char *type,
+                   unsigned long long value)
+{
+  fprintf(m, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, value);
+}
+
 char *fleet_metrics(struct fleet *f)
 {
   char *buf = NULL;
@@ -649,28 +642,14 @@ char *fleet_metrics(struct fleet *f)
   for (struct device *d = f->dirty; d; d = d->dirty_next)
     dirty++;
   events = (int)json_array_size(f->events);
-  fprintf(m, "# HELP dfotad_devices Devices known.\n# TYPE dfotad_devices gauge\n");
-  fprintf(m, "dfotad_devices %d\n", f->n_devices);
-  fprintf(m,
-          "# HELP dfotad_checkins_total Device check-ins.\n# TYPE dfotad_checkins_total "
-          "counter\ndfotad_checkins_total %llu\n",
-          (unsigned long long)f->checkins);
-  fprintf(m,
-          "# HELP dfotad_reports_total Device reports.\n# TYPE dfotad_reports_total "
-          "counter\ndfotad_reports_total %llu\n",
-          (unsigned long long)f->reports);
-  fprintf(m,
-          "# HELP dfotad_offers_total Download offers made.\n# TYPE dfotad_offers_total "
-          "counter\ndfotad_offers_total %llu\n",
-          (unsigned long long)f->offers);
-  fprintf(m,
-          "# HELP dfotad_progress_events_total Ranges recorded against devices.\n"
-          "# TYPE dfotad_progress_events_total counter\ndfotad_progress_events_total %llu\n",
-          (unsigned long long)f->progress_events);
-  fprintf(m,
-          "# HELP dfotad_writer_queue Device records and events waiting for the writer.\n"
-          "# TYPE dfotad_writer_queue gauge\ndfotad_writer_queue %d\n",
-          dirty + events);
+  metric(m, "dfotad_devices", "Devices known.", "gauge", (unsigned long long)f->n_devices);
+  metric(m, "dfotad_checkins_total", "Device check-ins.", "counter", f->checkins);
+  metric(m, "dfotad_reports_total", "Device reports.", "counter", f->reports);
+  metric(m, "dfotad_offers_total", "Download offers made.", "counter", f->offers);
+  metric(m, "dfotad_progress_events_total", "Ranges recorded against devices.", "counter",
+         f->progress_events);
+  metric(m, "dfotad_writer_queue", "Device records and events waiting for the writer.", "gauge",
+         (unsigned long long)(dirty + events));
   fprintf(m, "# HELP dfotad_rollout_devices Devices per state per rollout.\n"
              "# TYPE dfotad_rollout_devices gauge\n");
   for (struct rollout *r = f->rollouts; r; r = r->next) {
