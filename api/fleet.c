@@ -24,7 +24,7 @@
 #include "urc.h"
 
 #define MAX_HOPS 8
-#define RETRY_CONCURRENCY 30 /* seconds a device waits for a free slot */
+#define RETRY_CONCURRENCY 10 /* about the seconds a device waits for a free slot */
 
 static const char *const dstate_names[D_NSTATES] = {
     "idle",     "pending",   "offered", "downloading", "downloaded",
@@ -946,8 +946,11 @@ void fleet_checkin(struct fleet *f, const struct fleet_identity *who, const char
     goto out;
   }
   if (r->max_concurrent > 0 && rollout_active(r) >= r->max_concurrent) {
+    unsigned char j = 0;
+    RAND_bytes(&j, 1);
     out->status = 429;
-    out->retry_after = RETRY_CONCURRENCY;
+    /* spread the retries, so that freed slots do not wait, nor all at once */
+    out->retry_after = RETRY_CONCURRENCY / 2 + j % RETRY_CONCURRENCY;
     goto out;
   }
   changed = 1;
@@ -1147,8 +1150,8 @@ static void pause_rollouts_using(struct fleet *f, const char *package_id)
 }
 
 int fleet_report(struct fleet *f, const struct fleet_identity *who, const char *content_type,
-                 const char *body, size_t len, char *state, size_t statelen, char *message,
-                 size_t msglen)
+                 const char *body, size_t len, char *state, size_t statelen, int *accepted,
+                 char *message, size_t msglen)
 {
   struct device *d;
   struct suspect suspect = {""};
@@ -1188,6 +1191,7 @@ int fleet_report(struct fleet *f, const struct fleet_identity *who, const char *
     goto out;
   }
   seen(d, who);
+  *accepted = used;
   snprintf(state, statelen, "%s", dstate_name(d->state));
   if (d->rollout != NULL)
     rollout_evaluate(f, d->rollout);
@@ -1538,8 +1542,8 @@ int fleet_device_delete(struct fleet *f, const char *id, json_t **out)
     return 404;
   }
   if (d->rollout != NULL) {
-    rollout_remove_member(d->rollout, d);
     rollout_mark(d->rollout);
+    rollout_remove_member(d->rollout, d);
   }
   device_unlink(f, d);
   if (f->n_deleted == f->cap_deleted) {

@@ -53,11 +53,11 @@ struct checkin_answer {
 void fleet_checkin(struct fleet *f, const struct fleet_identity *who, const char *version,
                    const char *base_url, struct checkin_answer *out);
 
-/* A report: POST /v1/report. Returns 200 (state filled), 400 (nothing
- * usable; message filled) or 403. */
+/* A report: POST /v1/report. Returns 200 (state filled, *accepted: the
+ * usable lines), 400 (nothing usable; message filled) or 403. */
 int fleet_report(struct fleet *f, const struct fleet_identity *who, const char *content_type,
-                 const char *body, size_t len, char *state, size_t statelen, char *message,
-                 size_t msglen);
+                 const char *body, size_t len, char *state, size_t statelen, int *accepted,
+                 char *message, size_t msglen);
 
 /* /f/{token}: the package behind a download token, with a reference the
  * caller drops, or NULL for an unknown or ended offer. */

@@ -11,6 +11,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
@@ -52,6 +54,37 @@ struct report_req {
 };
 
 enum { REQ_DOWNLOAD = 1, REQ_REPORT };
+
+/* libmicrohttpd calls a response complete once its last byte is in the
+ * kernel's send buffer, which on a fast link holds the whole of a small
+ * package: a module cut off then would look done. So a large response whose
+ * bytes TCP has not all seen acknowledged lingers here, with its own
+ * descriptor of the socket, until TCP settles it: all acknowledged, the
+ * connection ended (then TCP's count is how much arrived), or a deadline. */
+struct lingering {
+  struct front_ctx *f;
+  struct dl *dl;
+  int64_t deadline; /* ms, monotonic */
+  struct lingering *next;
+};
+
+static pthread_mutex_t linger_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct lingering *linger_head;
+
+#define LINGER_MS 120000
+
+#define HEADER_ESTIMATE 300 /* bytes of our response headers, about */
+
+/* Linux TCP states (include/net/tcp_states.h), which no user header names
+ * alongside struct tcp_info */
+enum {
+  TCPS_FIN_WAIT2 = 5,
+  TCPS_TIME_WAIT = 6,
+  TCPS_CLOSE = 7,
+  TCPS_CLOSE_WAIT = 8,
+  TCPS_LAST_ACK = 9,
+  TCPS_CLOSING = 11
+};
 
 struct dfotad_stats dfotad_stats;
 
@@ -264,7 +297,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct front_ctx 
   dl->kind = REQ_DOWNLOAD;
   dl->pkg = p; /* takes the caller's reference */
   dl->start = br.start;
-  dl->ranged = status == MHD_HTTP_PARTIAL_CONTENT;
+  dl->ranged = status == MHD_HTTP_PARTIAL_CONTENT && br.bounded;
   if (token != NULL) {
     snprintf(dl->token, sizeof(dl->token), "%s", token);
     client_addr(c, dl->addr, sizeof(dl->addr));
@@ -278,10 +311,10 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct front_ctx 
      * device actually received */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci != NULL) {
-      dl->fd = ci->connect_fd;
+    /* our own descriptor: the socket outlives libmicrohttpd's close
+     * until we know how much arrived */
+    if (ci != NULL && (dl->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0)) >= 0)
       dl->acked_start = tcp_bytes_acked(dl->fd);
-    }
   }
   ret = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
@@ -331,6 +364,8 @@ static enum MHD_Result checkin(struct MHD_Connection *c, struct front_ctx *f, co
   int n;
 
   identity(c, f, cn, addr, sizeof(addr), &who);
+  atomic_fetch_add_explicit(&dfotad_stats.requests[f->kind == FRONT_HTTPS], 1,
+                            memory_order_relaxed);
   fleet_checkin(f->fleet, &who, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
                 f->kind == FRONT_HTTPS ? f->https_url : f->http_url, &a);
   if (a.status == 403 || a.status == 400)
@@ -382,21 +417,21 @@ static enum MHD_Result report(struct MHD_Connection *c, struct front_ctx *f, str
 {
   struct fleet_identity who;
   char addr[64], state[32] = "", msg[200] = "", body[256];
-  int status;
+  int status, accepted = 0;
 
   if (rq->too_large)
     return queue_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n", f);
   identity(c, f, cn, addr, sizeof(addr), &who);
   status = fleet_report(
       f->fleet, &who, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
-      rq->body ? rq->body : "", rq->len, state, sizeof(state), msg, sizeof(msg));
+      rq->body ? rq->body : "", rq->len, state, sizeof(state), &accepted, msg, sizeof(msg));
   if (status == 403)
     return queue_text(c, MHD_HTTP_FORBIDDEN, "forbidden\n", f);
   if (status == 400) {
     snprintf(body, sizeof(body), "%s\n", msg);
     return queue_text_copy(c, MHD_HTTP_BAD_REQUEST, body, f);
   }
-  snprintf(body, sizeof(body), "{\"state\":\"%s\"}\n", state);
+  snprintf(body, sizeof(body), "{\"state\":\"%s\",\"accepted\":%d}\n", state, accepted);
   return queue_text_copy(c, MHD_HTTP_OK, body, f);
 }
 
@@ -485,14 +520,96 @@ enum MHD_Result http_front_handler(void *cls, struct MHD_Connection *c, const ch
   return serve_package(c, f, pkg, head, strncmp(url, "/f/", 3) == 0 ? token : NULL, req_cls);
 }
 
+/* Records a finished response: statistics, the device's progress. Frees
+ * dl and releases its package. */
+static void dl_finish(struct front_ctx *f, struct dl *dl, uint64_t bytes, int complete)
+{
+  store_record_served(dl->pkg, bytes, complete && !dl->head && dl->reached_end);
+  atomic_fetch_add_explicit(&dfotad_stats.bytes[f->kind == FRONT_HTTPS], bytes,
+                            memory_order_relaxed);
+  if (dl->token[0] != '\0' && !dl->head)
+    fleet_download_end(f->fleet, dl->token, dl->start, bytes, complete, dl->ranged,
+                       f->kind == FRONT_HTTPS ? "https" : "http", dl->addr);
+  if (!complete)
+    log_debug("package %s: transfer interrupted after about %llu of %llu bytes", dl->pkg->id,
+              (unsigned long long)bytes, (unsigned long long)dl->len);
+  if (dl->fd >= 0)
+    close(dl->fd);
+  package_unref(dl->pkg);
+  free(dl);
+}
+
+/* Body bytes TCP saw acknowledged since the response started. */
+static uint64_t acked_body(const struct dl *dl)
+{
+  uint64_t now = tcp_bytes_acked(dl->fd), d = now > dl->acked_start ? now - dl->acked_start : 0;
+
+  d = d > HEADER_ESTIMATE ? d - HEADER_ESTIMATE : 0;
+  return d < dl->len ? d : dl->len;
+}
+
+static int64_t mono_ms(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 when TCP has settled how much of dl arrived: every byte acknowledged,
+ * or the connection over. *bytes gets the count. */
+static int tcp_settled(const struct dl *dl, uint64_t *bytes)
+{
+  struct tcp_info ti;
+  socklen_t len = sizeof(ti);
+  uint64_t acked = acked_body(dl);
+
+  *bytes = acked + HEADER_ESTIMATE >= dl->len ? dl->len : acked;
+  if (*bytes == dl->len)
+    return 1;
+  if (getsockopt(dl->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+    return 1;
+  /* our FIN acknowledged (FIN_WAIT2, TIME_WAIT) means all data was; a reset
+   * or the peer's close (CLOSE, CLOSE_WAIT, LAST_ACK, CLOSING) ends it */
+  return ti.tcpi_state == TCPS_FIN_WAIT2 || ti.tcpi_state == TCPS_TIME_WAIT ||
+         ti.tcpi_state == TCPS_CLOSE || ti.tcpi_state == TCPS_CLOSE_WAIT ||
+         ti.tcpi_state == TCPS_LAST_ACK || ti.tcpi_state == TCPS_CLOSING;
+}
+
+void http_front_tick(int force)
+{
+  struct lingering *done = NULL, **pp;
+  int64_t now = mono_ms();
+
+  pthread_mutex_lock(&linger_mu);
+  for (pp = &linger_head; *pp;) {
+    struct lingering *l = *pp;
+    uint64_t bytes;
+    if (force || tcp_settled(l->dl, &bytes) || now >= l->deadline) {
+      *pp = l->next;
+      l->next = done;
+      done = l;
+    } else {
+      pp = &l->next;
+    }
+  }
+  pthread_mutex_unlock(&linger_mu);
+  while (done) {
+    struct lingering *l = done;
+    uint64_t bytes;
+    done = l->next;
+    tcp_settled(l->dl, &bytes);
+    dl_finish(l->f, l->dl, bytes, bytes == l->dl->len);
+    free(l);
+  }
+}
+
 void http_front_completed(struct front_ctx *f, struct MHD_Connection *c, void **req_cls,
                           enum MHD_RequestTerminationCode toe)
 {
   struct dl *dl = *req_cls;
-  uint64_t bytes;
   int ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
 
-  (void)c;
   if (dl == NULL || *req_cls == &first_call)
     return;
   *req_cls = NULL;
@@ -503,30 +620,33 @@ void http_front_completed(struct front_ctx *f, struct MHD_Connection *c, void **
     front_end(f);
     return;
   }
-  if (dl->head) {
-    bytes = 0;
-  } else if (ok) {
-    bytes = dl->len;
-  } else if (dl->fd >= 0) {
-    /* what TCP saw acknowledged, less a few hundred bytes of headers */
-    uint64_t now = tcp_bytes_acked(dl->fd), d = now > dl->acked_start ? now - dl->acked_start : 0;
-    d = d > 512 ? d - 512 : 0;
-    bytes = d < dl->len ? d : dl->len;
-  } else {
-    bytes = 0;
-  }
-  store_record_served(dl->pkg, bytes, ok && !dl->head && dl->reached_end);
   atomic_fetch_add_explicit(&dfotad_stats.requests[f->kind == FRONT_HTTPS], 1,
                             memory_order_relaxed);
-  atomic_fetch_add_explicit(&dfotad_stats.bytes[f->kind == FRONT_HTTPS], bytes,
-                            memory_order_relaxed);
-  if (dl->token[0] != '\0' && !dl->head)
-    fleet_download_end(f->fleet, dl->token, dl->start, bytes, ok, dl->ranged,
-                       f->kind == FRONT_HTTPS ? "https" : "http", dl->addr);
-  if (!ok)
-    log_debug("package %s: transfer interrupted after about %llu of %llu bytes", dl->pkg->id,
-              (unsigned long long)bytes, (unsigned long long)dl->len);
-  package_unref(dl->pkg);
-  free(dl);
   front_end(f);
+  if (dl->fd >= 0)
+    log_debug("package %s: response %s; TCP acknowledged %llu of %llu body bytes", dl->pkg->id,
+              ok ? "sent" : "cut", (unsigned long long)acked_body(dl), (unsigned long long)dl->len);
+  if (dl->head) {
+    dl_finish(f, dl, 0, ok);
+  } else if (dl->fd < 0) {
+    /* small: sent along with its headers, or not at all */
+    dl_finish(f, dl, ok ? dl->len : 0, ok);
+  } else if (!ok) {
+    uint64_t b = acked_body(dl);
+    dl_finish(f, dl, b, 0);
+  } else {
+    uint64_t bytes;
+    struct lingering *l;
+    if (tcp_settled(dl, &bytes) || (l = calloc(1, sizeof(*l))) == NULL) {
+      dl_finish(f, dl, bytes, bytes == dl->len);
+      return;
+    }
+    l->f = f;
+    l->dl = dl;
+    l->deadline = mono_ms() + LINGER_MS;
+    pthread_mutex_lock(&linger_mu);
+    l->next = linger_head;
+    linger_head = l;
+    pthread_mutex_unlock(&linger_mu);
+  }
 }

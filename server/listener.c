@@ -160,7 +160,7 @@ static int start_one(struct listener *l, const struct config *c, struct config_e
   unsigned threads = 1, conn_limit, timeout, per_ip;
   size_t mem_limit = HTTP_MEMORY_LIMIT;
   MHD_AccessHandlerCallback handler = http_front_handler;
-  struct MHD_OptionItem opts[16];
+  struct MHD_OptionItem opts[20];
   int n = 0;
 
   if (l->addr.ss.ss_family == AF_INET6)

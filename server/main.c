@@ -20,6 +20,7 @@
 #include "../api/fleet.h"
 #include "../store/store.h"
 #include "config.h"
+#include "http_front.h"
 #include "listener.h"
 #include "log.h"
 #include "tls.h"
@@ -282,8 +283,10 @@ int main(int argc, char **argv)
     }
     listeners_reap(&ds.retired, 0);
     fleet_tick(ds.fleet);
+    http_front_tick(0);
   }
   shutdown_gracefully(&ds);
+  http_front_tick(1);
   store_sync(ds.store); /* the fleet's last changes */
   fleet_close(ds.fleet);
   store_close(ds.store);

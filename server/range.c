@@ -60,6 +60,7 @@ enum range_result range_parse(const char *value, uint64_t size, struct byte_rang
       n = size;
     out->start = size - n;
     out->len = n;
+    out->bounded = 0;
     return RANGE_OK;
   }
 
@@ -67,7 +68,8 @@ enum range_result range_parse(const char *value, uint64_t size, struct byte_rang
   if (p == NULL || *p != '-')
     return RANGE_INVALID;
   p++;
-  if (*p >= '0' && *p <= '9') {
+  out->bounded = *p >= '0' && *p <= '9';
+  if (out->bounded) {
     p = read_u64(p, &last);
     if (p == NULL)
       return RANGE_INVALID;

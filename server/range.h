@@ -14,6 +14,7 @@ enum range_result {
 struct byte_range {
   uint64_t start;
   uint64_t len; /* at least 1 */
+  int bounded;  /* the request named its last byte (a request_size segment) */
 };
 
 /* Parses one Range header value against a body of `size` bytes. Accepts
