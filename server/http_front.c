@@ -524,7 +524,7 @@ enum MHD_Result http_front_handler(void *cls, struct MHD_Connection *c, const ch
  * dl and releases its package. */
 static void dl_finish(struct front_ctx *f, struct dl *dl, uint64_t bytes, int complete)
 {
-  store_record_served(dl->pkg, bytes, complete && !dl->head && dl->reached_end);
+  store_record_delivered(dl->pkg, bytes, complete && !dl->head && dl->reached_end);
   atomic_fetch_add_explicit(&dfotad_stats.bytes[f->kind == FRONT_HTTPS], bytes,
                             memory_order_relaxed);
   if (dl->token[0] != '\0' && !dl->head)
@@ -622,6 +622,7 @@ void http_front_completed(struct front_ctx *f, struct MHD_Connection *c, void **
   }
   atomic_fetch_add_explicit(&dfotad_stats.requests[f->kind == FRONT_HTTPS], 1,
                             memory_order_relaxed);
+  store_record_request(dl->pkg);
   front_end(f);
   if (dl->fd >= 0)
     log_debug("package %s: response %s; TCP acknowledged %llu of %llu body bytes", dl->pkg->id,

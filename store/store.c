@@ -373,9 +373,13 @@ void store_package_foreach(struct store *s, const char *model, const char *from,
 
 /* ---- statistics -------------------------------------------------------- */
 
-void store_record_served(struct package *p, uint64_t bytes, int reached_end)
+void store_record_request(struct package *p)
 {
   atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
+}
+
+void store_record_delivered(struct package *p, uint64_t bytes, int reached_end)
+{
   if (bytes > 0)
     atomic_fetch_add_explicit(&p->bytes_sent, bytes, memory_order_relaxed);
   if (reached_end)

@@ -95,9 +95,11 @@ int store_upload_finish(struct upload *u, struct package **out);
 /* Consumes u; removes the temporary file. */
 void store_upload_abort(struct upload *u);
 
-/* Hot path: counts one response of `bytes` body bytes (0 for HEAD); a
- * response that delivered the package's last byte counts as a download. */
-void store_record_served(struct package *p, uint64_t bytes, int reached_end);
+/* Hot path: counts one response (GET or HEAD) as it ends, then, once known,
+ * the body bytes that reached the client; a response that delivered the
+ * package's last byte counts as a download. */
+void store_record_request(struct package *p);
+void store_record_delivered(struct package *p, uint64_t bytes, int reached_end);
 
 /* Makes the writer commit now and waits for it. */
 void store_sync(struct store *s);

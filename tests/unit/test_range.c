@@ -7,7 +7,7 @@
 static void expect(const char *v, uint64_t size, enum range_result want, uint64_t start,
                    uint64_t len)
 {
-  struct byte_range br = {0, 0};
+  struct byte_range br = {0, 0, 0};
   enum range_result got = range_parse(v, size, &br);
 
   CHECK(got == want);
@@ -27,6 +27,12 @@ static void expect(const char *v, uint64_t size, enum range_result want, uint64_
 int main(void)
 {
   /* the list, on a 1000-byte file */
+  {
+    struct byte_range br;
+    CHECK(range_parse("bytes=0-2047", 10240, &br) == RANGE_OK && br.bounded);
+    CHECK(range_parse("bytes=2048-", 10240, &br) == RANGE_OK && !br.bounded);
+    CHECK(range_parse("bytes=-10", 10240, &br) == RANGE_OK && !br.bounded);
+  }
   expect("bytes=-10", 1000, RANGE_OK, 990, 10);
   expect("bytes=990-1990", 1000, RANGE_OK, 990, 10);
   expect("bytes=alpha", 1000, RANGE_INVALID, 0, 0);

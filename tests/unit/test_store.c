@@ -106,8 +106,10 @@ int main(void)
   CHECK(dir_entries(sub) == 0);
 
   /* statistics survive a reopen */
-  store_record_served(p, 10, 0);
-  store_record_served(p, p->size, 1);
+  store_record_request(p);
+  store_record_delivered(p, 10, 0);
+  store_record_request(p);
+  store_record_delivered(p, p->size, 1);
   package_unref(p);
   store_close(s);
   s = NULL;
