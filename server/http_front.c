@@ -422,6 +422,8 @@ static enum MHD_Result report(struct MHD_Connection *c, struct front_ctx *f, str
   if (rq->too_large)
     return queue_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n", f);
   identity(c, f, cn, addr, sizeof(addr), &who);
+  atomic_fetch_add_explicit(&dfotad_stats.requests[f->kind == FRONT_HTTPS], 1,
+                            memory_order_relaxed);
   status = fleet_report(
       f->fleet, &who, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
       rq->body ? rq->body : "", rq->len, state, sizeof(state), &accepted, msg, sizeof(msg));
