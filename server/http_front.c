@@ -43,6 +43,8 @@ struct dl {
   int ranged;
   char token[FLEET_TOKEN_LEN + 8]; /* /f/ downloads: the offer's token */
   char addr[64];
+  struct fleet *fleet; /* outlives the listener, which a reload may retire */
+  int https;
 };
 
 /* A report's body, gathered across calls. */
@@ -62,7 +64,6 @@ enum { REQ_DOWNLOAD = 1, REQ_REPORT };
  * descriptor of the socket, until TCP settles it: all acknowledged, the
  * connection ended (then TCP's count is how much arrived), or a deadline. */
 struct lingering {
-  struct front_ctx *f;
   struct dl *dl;
   int64_t deadline; /* ms, monotonic */
   struct lingering *next;
@@ -295,6 +296,8 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct front_ctx 
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 
   dl->kind = REQ_DOWNLOAD;
+  dl->fleet = f->fleet;
+  dl->https = f->kind == FRONT_HTTPS;
   dl->pkg = p; /* takes the caller's reference */
   dl->start = br.start;
   dl->ranged = status == MHD_HTTP_PARTIAL_CONTENT && br.bounded;
@@ -366,6 +369,7 @@ static enum MHD_Result checkin(struct MHD_Connection *c, struct front_ctx *f, co
   identity(c, f, cn, addr, sizeof(addr), &who);
   atomic_fetch_add_explicit(&dfotad_stats.requests[f->kind == FRONT_HTTPS], 1,
                             memory_order_relaxed);
+  http_front_tick(0); /* what the device downloaded counts before what it says */
   fleet_checkin(f->fleet, &who, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
                 f->kind == FRONT_HTTPS ? f->https_url : f->http_url, &a);
   if (a.status == 403 || a.status == 400)
@@ -424,6 +428,7 @@ static enum MHD_Result report(struct MHD_Connection *c, struct front_ctx *f, str
   identity(c, f, cn, addr, sizeof(addr), &who);
   atomic_fetch_add_explicit(&dfotad_stats.requests[f->kind == FRONT_HTTPS], 1,
                             memory_order_relaxed);
+  http_front_tick(0);
   status = fleet_report(
       f->fleet, &who, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
       rq->body ? rq->body : "", rq->len, state, sizeof(state), &accepted, msg, sizeof(msg));
@@ -524,14 +529,13 @@ enum MHD_Result http_front_handler(void *cls, struct MHD_Connection *c, const ch
 
 /* Records a finished response: statistics, the device's progress. Frees
  * dl and releases its package. */
-static void dl_finish(struct front_ctx *f, struct dl *dl, uint64_t bytes, int complete)
+static void dl_finish(struct dl *dl, uint64_t bytes, int complete)
 {
   store_record_delivered(dl->pkg, bytes, complete && !dl->head && dl->reached_end);
-  atomic_fetch_add_explicit(&dfotad_stats.bytes[f->kind == FRONT_HTTPS], bytes,
-                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&dfotad_stats.bytes[dl->https], bytes, memory_order_relaxed);
   if (dl->token[0] != '\0' && !dl->head)
-    fleet_download_end(f->fleet, dl->token, dl->start, bytes, complete, dl->ranged,
-                       f->kind == FRONT_HTTPS ? "https" : "http", dl->addr);
+    fleet_download_end(dl->fleet, dl->token, dl->start, bytes, complete, dl->ranged,
+                       dl->https ? "https" : "http", dl->addr);
   if (!complete)
     log_debug("package %s: transfer interrupted after about %llu of %llu bytes", dl->pkg->id,
               (unsigned long long)bytes, (unsigned long long)dl->len);
@@ -601,7 +605,7 @@ void http_front_tick(int force)
     uint64_t bytes;
     done = l->next;
     tcp_settled(l->dl, &bytes);
-    dl_finish(l->f, l->dl, bytes, bytes == l->dl->len);
+    dl_finish(l->dl, bytes, bytes == l->dl->len);
     free(l);
   }
 }
@@ -630,21 +634,20 @@ void http_front_completed(struct front_ctx *f, struct MHD_Connection *c, void **
     log_debug("package %s: response %s; TCP acknowledged %llu of %llu body bytes", dl->pkg->id,
               ok ? "sent" : "cut", (unsigned long long)acked_body(dl), (unsigned long long)dl->len);
   if (dl->head) {
-    dl_finish(f, dl, 0, ok);
+    dl_finish(dl, 0, ok);
   } else if (dl->fd < 0) {
     /* small: sent along with its headers, or not at all */
-    dl_finish(f, dl, ok ? dl->len : 0, ok);
+    dl_finish(dl, ok ? dl->len : 0, ok);
   } else if (!ok) {
     uint64_t b = acked_body(dl);
-    dl_finish(f, dl, b, 0);
+    dl_finish(dl, b, 0);
   } else {
     uint64_t bytes;
     struct lingering *l;
     if (tcp_settled(dl, &bytes) || (l = calloc(1, sizeof(*l))) == NULL) {
-      dl_finish(f, dl, bytes, bytes == dl->len);
+      dl_finish(dl, bytes, bytes == dl->len);
       return;
     }
-    l->f = f;
     l->dl = dl;
     l->deadline = mono_ms() + LINGER_MS;
     pthread_mutex_lock(&linger_mu);
