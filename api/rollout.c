@@ -178,6 +178,8 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
       ok += d->state == D_SUCCEEDED;
       failed += d->state == D_FAILED;
     }
+    /* failures counted before an operator's resume do not pause again */
+    failed -= failed < r->failed_base ? failed : r->failed_base;
     if (cutoff > 0 && 100.0 * failed / cutoff > r->max_failure_rate) {
       char reason[200];
       snprintf(reason, sizeof(reason),
@@ -332,6 +334,7 @@ json_t *rollout_doc(const struct rollout *r)
 
   json_object_set_new(o, "state", json_string(rstate_name(r->state)));
   json_object_set_new(o, "wave_index", json_integer(r->wave));
+  json_object_set_new(o, "failed_base", json_integer(r->failed_base));
   json_object_set_new(o, "reason", json_string(r->reason));
   json_object_set(o, "alarms", r->alarms);
   json_object_set(o, "codes", r->codes);
@@ -475,6 +478,7 @@ struct rollout *rollout_from_doc(const char *id, json_t *doc)
     return NULL;
   }
   r->wave = (int)json_integer_value(json_object_get(doc, "wave_index"));
+  r->failed_base = (int)json_integer_value(json_object_get(doc, "failed_base"));
   if (r->wave < 0 || r->wave >= r->n_waves)
     r->wave = 0;
   snprintf(r->reason, sizeof(r->reason), "%s",
@@ -583,10 +587,14 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
     if (r->state != R_PAUSED)
       err = "only a paused rollout can resume";
     else {
+      int cutoff = rollout_wave_cutoff(r, r->wave), failed = 0;
+      for (int i = 0; i < r->n_members; i++)
+        failed += r->members[i]->position < cutoff && r->members[i]->state == D_FAILED;
+      r->failed_base = failed;
       r->state = R_RUNNING;
       r->reason[0] = '\0';
       rollout_mark(r);
-      log_info("rollout %s resumed", r->id);
+      log_info("rollout %s resumed; %d failures so far are set aside", r->id, failed);
       rollout_evaluate(f, r);
     }
   } else if (strcmp(action, "cancel") == 0) {
