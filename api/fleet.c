@@ -937,8 +937,9 @@ void fleet_checkin(struct fleet *f, const struct fleet_identity *who, const char
   if (d->position >= rollout_wave_cutoff(r, r->wave))
     goto out;
   if (r->start_at > now) {
+    int64_t wait = (r->start_at - now + 999) / 1000;
     out->status = 429;
-    out->retry_after = (int)((r->start_at - now + 999) / 1000);
+    out->retry_after = (int)(wait > 86400 ? 86400 : wait); /* ask again within a day */
     goto out;
   }
   if ((out->retry_after = window_wait(r, now)) > 0) {

@@ -129,12 +129,13 @@ int rollout_wave_cutoff(const struct rollout *r, int wave)
 
 int rollout_active(const struct rollout *r)
 {
-  int64_t now = now_ms();
   int n = 0;
 
   for (int i = 0; i < r->n_members; i++) {
     const struct device *d = r->members[i];
-    if (d->state == D_DOWNLOADING || (d->state == D_OFFERED && d->retry_at <= now))
+    /* an offer holds its slot through a retry's backoff too, so that a
+     * device coming back never finds the limit exceeded by others */
+    if (d->state == D_DOWNLOADING || d->state == D_OFFERED)
       n++;
   }
   return n;
@@ -165,8 +166,14 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
   for (;;) {
     int cutoff, ok = 0, failed = 0, done = 0;
 
-    if (r->state != R_RUNNING || r->n_members == 0)
+    if (r->state != R_RUNNING)
       return;
+    if (r->n_members == 0) {
+      r->state = R_COMPLETED;
+      snprintf(r->reason, sizeof(r->reason), "no device matched the selector");
+      rollout_mark(r);
+      return;
+    }
     cutoff = rollout_wave_cutoff(r, r->wave);
     for (int i = 0; i < r->n_members; i++) {
       const struct device *d = r->members[i];
