@@ -53,7 +53,7 @@ static json_t *package_json(const struct package *p, const struct front_ctx *f)
       (json_int_t)atomic_load(&p->bytes_sent), "downloads", (json_int_t)atomic_load(&p->downloads));
   if (o == NULL)
     return NULL;
-  if (p->damage != NULL)
+  if (p->status != PKG_OK && p->damage != NULL)
     json_object_set_new(o, "damage", json_string(p->damage));
   if (f->http_url[0] != '\0') {
     snprintf(url, sizeof(url), "%s/p/%s", f->http_url, p->id);

@@ -882,7 +882,15 @@ int store_package_verify(struct store *s, const char *id)
   if (p == NULL)
     return STORE_NOTFOUND;
   if (p->status != PKG_OK || p->fd < 0 || hash_fd(p->fd, sha) < 0 || strcmp(sha, p->sha256) != 0) {
-    log_error("package %s: re-check failed: its file does not match its sha256", p->id);
+    log_error("package %s: re-check failed: its file does not match its sha256; no longer served",
+              p->id);
+    pthread_mutex_lock(&s->upload_mu);
+    if (p->status == PKG_OK) {
+      /* the mapping stays: transfers in flight still read it */
+      p->damage = strdup("re-check after a device report: the file does not match its sha256");
+      p->status = PKG_DAMAGED;
+    }
+    pthread_mutex_unlock(&s->upload_mu);
     rc = -1;
   } else {
     log_info("package %s: re-checked, sha256 matches", p->id);

@@ -35,12 +35,12 @@ struct package {
   char etag[68];          /* "\"<sha256>\"" */
   char last_modified[40]; /* IMF-fixdate of created */
   uint64_t size;
-  int64_t created; /* unix seconds */
-  uint64_t seq;    /* creation order within the catalog */
-  enum package_status status;
-  char *damage;             /* why it is damaged, or NULL */
-  int fd;                   /* read-only, O_CLOEXEC; -1 when damaged */
-  const unsigned char *map; /* the whole file, read-only; NULL when damaged */
+  int64_t created;                     /* unix seconds */
+  uint64_t seq;                        /* creation order within the catalog */
+  _Atomic(enum package_status) status; /* set damaged once; damage is set before */
+  char *damage;                        /* why it is damaged, or NULL */
+  int fd;                              /* read-only, O_CLOEXEC; -1 when damaged */
+  const unsigned char *map;            /* the whole file, read-only; NULL when damaged */
 
   /* statistics: totals, updated lock-free on the hot path */
   _Atomic uint64_t requests, bytes_sent, downloads;
@@ -135,7 +135,8 @@ int store_events_load(struct store *s, const char *device_id, store_doc_cb cb, v
 /* The writer's commits so far and the duration of the last one. */
 void store_writer_stats(struct store *s, uint64_t *commits, uint64_t *last_commit_us);
 
-/* Hashes a package's file again: 0 when it matches, -1 when damaged. */
+/* Hashes a package's file again: 0 when it matches, -1 when damaged (it is
+ * then marked damaged and no longer served; transfers in flight finish). */
 int store_package_verify(struct store *s, const char *id);
 
 #endif
