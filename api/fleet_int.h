@@ -87,7 +87,7 @@ struct rollout {
   int win_from, win_to;                       /* hours of day, UTC; win_from < 0: always */
   enum rstate state;
   int wave;
-  int failed_base;       /* failures the operator accepted by resuming */
+  int failed_base; /* failures the operator accepted by resuming */
   char reason[200];
   json_t *alarms; /* array of strings */
   json_t *codes;  /* {"511": n, ...} */
