@@ -1210,7 +1210,7 @@ out:
 
 /* ---- downloads --------------------------------------------------------- */
 
-struct package *fleet_download_begin(struct fleet *f, const char *token)
+struct package *fleet_download_begin(struct fleet *f, const char *token, int get)
 {
   struct device *d;
   char pkg[PKG_ID_LEN + 1] = "";
@@ -1219,7 +1219,7 @@ struct package *fleet_download_begin(struct fleet *f, const char *token)
   d = token_find(f, token);
   if (d != NULL) {
     snprintf(pkg, sizeof(pkg), "%s", d->package_id);
-    if (d->state == D_OFFERED && d->retry_at <= now_ms())
+    if (get && d->state == D_OFFERED && d->retry_at <= now_ms())
       device_set_state(f, d, D_DOWNLOADING, "first bytes requested");
   }
   pthread_mutex_unlock(&f->mu);

@@ -60,8 +60,9 @@ int fleet_report(struct fleet *f, const struct fleet_identity *who, const char *
                  char *message, size_t msglen);
 
 /* /f/{token}: the package behind a download token, with a reference the
- * caller drops, or NULL for an unknown or ended offer. */
-struct package *fleet_download_begin(struct fleet *f, const char *token);
+ * caller drops, or NULL for an unknown or ended offer. get: a GET (not a
+ * HEAD), which moves an offered device to downloading. */
+struct package *fleet_download_begin(struct fleet *f, const char *token, int get);
 /* Records a range served under a token: start offset, bytes that reached
  * the client, whether the response completed, and whether it was a range. */
 void fleet_download_end(struct fleet *f, const char *token, uint64_t start, uint64_t sent,

@@ -512,7 +512,7 @@ enum MHD_Result http_front_handler(void *cls, struct MHD_Connection *c, const ch
    * memory; no part of it ever reaches the file system */
   if (strncmp(url, "/f/", 3) == 0 && f->fleet != NULL) {
     if (path_id(url, "/f/", token, sizeof(token)) < 0 ||
-        (pkg = fleet_download_begin(f->fleet, token)) == NULL)
+        (pkg = fleet_download_begin(f->fleet, token, !head)) == NULL)
       return queue_text(c, MHD_HTTP_NOT_FOUND, "no such download\n", f);
   } else if (strncmp(url, "/p/", 3) == 0) {
     if (path_id(url, "/p/", id, sizeof(id)) < 0 || (pkg = store_package_get(f->store, id)) == NULL)
