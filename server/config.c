@@ -425,8 +425,7 @@ static void parse_file(struct config *c, const char *file, struct config_errors 
       snprintf(section, sizeof(section), "%s", trim(s + 1));
       if (!section_known(section)) {
         config_errors_add(errs, "%s:%d: unknown section [%s]", file, lineno, section);
-        section[0] = '\0';
-        snprintf(section, sizeof(section), "!");
+        snprintf(section, sizeof(section), "!"); /* its keys are not reported again */
       }
       continue;
     }

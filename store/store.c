@@ -55,19 +55,6 @@ struct upload {
   EVP_MD_CTX *md;
 };
 
-const char *store_status_text(int status)
-{
-  switch (status) {
-  case STORE_OK: return "ok";
-  case STORE_EXISTS: return "already exists";
-  case STORE_NOTFOUND: return "not found";
-  case STORE_TOO_LARGE: return "too large";
-  case STORE_EMPTY: return "empty";
-  case STORE_INVALID: return "invalid";
-  default: return "storage error";
-  }
-}
-
 static unsigned hash_id(const char *id)
 {
   unsigned h = 2166136261u;

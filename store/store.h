@@ -107,8 +107,6 @@ void store_sync(struct store *s);
 /* Checks the database (PRAGMA integrity_check or equivalent): 0 when ok. */
 int store_check(struct store *s, char *msg, size_t len);
 
-const char *store_status_text(int status);
-
 /* ---- fleet persistence --------------------------------------------------
  * Devices and rollouts live in memory in the fleet logic, which persists
  * them as documents. Its flush hook runs in the writer thread, inside the

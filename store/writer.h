@@ -1,6 +1,6 @@
 /* writer.h: the store's single writer thread. Hot paths never touch the
- * database: they update counters (and, later, queue events); the writer
- * commits what changed in one transaction every interval. */
+ * database: they update counters or mark records dirty; the writer commits
+ * what changed in one transaction every interval. */
 #ifndef DFOTAD_WRITER_H
 #define DFOTAD_WRITER_H
 

@@ -54,15 +54,7 @@ RANGE_CONNS=64
 WHOLE_CONNS=16
 WRK_THREADS=2
 
-die() {
-  echo "bench: $*" >&2
-  exit 1
-}
-
-int_in() { # VALUE MIN MAX
-  case $1 in '' | *[!0-9]*) return 1 ;; esac
-  [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]
-}
+. "$(dirname "$0")/common.sh" # die, int_in, wait_until, http_ok, start_bench_dfotad
 int_in "$ROUNDS" 1 50 || die "BENCH_ROUNDS must be 1..50 (got '$ROUNDS')"
 int_in "$DURATION" 1 120 || die "BENCH_DURATION must be 1..120 seconds (got '$DURATION')"
 int_in "$WARMUP" 0 30 || die "BENCH_WARMUP must be 0..30 seconds (got '$WARMUP')"
@@ -148,22 +140,10 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 }
 
 # wait_until SECONDS CMD...: polls CMD every 0.1 s.
-wait_until() {
-  local n=$(($1 * 10)) i=0
-  shift
-  while [ $i -lt $n ]; do
-    "$@" && return 0
-    sleep 0.1
-    i=$((i + 1))
-  done
-  "$@"
-}
-
 alive() { kill -0 "$1" 2>/dev/null; }
 
 # http_ok URL CODE: true when a GET of URL answers HTTP status CODE.
 # shellcheck disable=SC2317  # called through wait_until
-http_ok() { [ "$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = "$2" ]; }
 
 # hdr NAME HEADERFILE: value of header NAME in a curl -D dump.
 hdr() {
@@ -294,30 +274,9 @@ wait_until 10 http_ok "$NGINX_URL" 200 ||
 
 HTTP_PORT=$(free_port) || die "no free port"
 ADMIN_PORT=$(free_port) || die "no free port"
-cat >"$T/dfotad.conf" <<EOF
-# written by bench.sh
-[server]
-state_dir = $T/state
-log_level = warn
-
-[http]
-listen = 127.0.0.1:$HTTP_PORT
-
-[admin]
-listen = 127.0.0.1:$ADMIN_PORT
-EOF
-timeout 10 "$DFOTAD" -c "$T/dfotad.conf" -t >"$T/dfotad-t.out" 2>&1 ||
-  { cat "$T/dfotad-t.out" >&2; die "dfotad -t rejected the configuration"; }
-"$DFOTAD" -c "$T/dfotad.conf" >"$T/dfotad.out" 2>"$T/dfotad.log" &
-DFOTAD_PID=$!
-ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
-wait_until 15 http_ok "$ADMIN_URL/healthz" 200 ||
-  { tail -n 20 "$T/dfotad.log" >&2; die "dfotad did not come up (admin 127.0.0.1:$ADMIN_PORT)"; }
-wait_until 5 http_ok "http://127.0.0.1:$HTTP_PORT/p/aaaaaaaaaaaa" 404 ||
+start_bench_dfotad
+wait_until 5 http_ok "$DEV_URL/p/aaaaaaaaaaaa" 404 ||
   { tail -n 20 "$T/dfotad.log" >&2; die "dfotad's http listener 127.0.0.1:$HTTP_PORT does not answer 404 for an unknown id"; }
-TOKEN_FILE="$T/state/admin.token"
-wait_until 5 test -s "$TOKEN_FILE" || die "no admin token file $TOKEN_FILE"
-TOKEN=$(head -n 1 "$TOKEN_FILE")
 
 code=$("${CURL[@]}" -o "$T/upload.json" -w '%{http_code}' -X POST \
   -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/octet-stream' \

@@ -61,15 +61,7 @@ VD=BG95M3LAR01A07 # D -> E -> C
 VE=BG95M3LAR01A08
 VC=BG95M3LAR02A03 # the target
 
-die() {
-  echo "fleet_load: $*" >&2
-  exit 1
-}
-
-int_in() { # VALUE MIN MAX
-  case $1 in '' | *[!0-9]*) return 1 ;; esac
-  [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]
-}
+. "$(dirname "$0")/common.sh" # die, int_in, wait_until, http_ok, start_bench_dfotad
 int_in "$N_DEVICES" 10 100000 || die "LOAD_DEVICES must be 10..100000 (got '$N_DEVICES')"
 int_in "$CONC" 1 1000 || die "LOAD_CONCURRENCY must be 1..1000 (got '$CONC')"
 int_in "$MAX_SECONDS" 10 3600 || die "LOAD_MAX_SECONDS must be 10..3600 (got '$MAX_SECONDS')"
@@ -130,18 +122,6 @@ for s in socks: print(s.getsockname()[1])
 for s in socks: s.close()' "$1"
 }
 
-wait_until() { # SECONDS CMD...
-  local n=$(($1 * 10)) i=0
-  shift
-  while [ $i -lt $n ]; do
-    "$@" && return 0
-    sleep 0.1
-    i=$((i + 1))
-  done
-  "$@"
-}
-
-http_ok() { [ "$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = "$2" ]; }
 
 # api METHOD PATH OUTFILE [CURL-ARGS...]: admin request; prints the status
 api() {
@@ -165,30 +145,7 @@ cpu_seconds() { # PID: utime+stime in seconds
 
 read -r HTTP_PORT ADMIN_PORT <<<"$(free_ports 2 | tr '\n' ' ')"
 { [ -n "$HTTP_PORT" ] && [ -n "$ADMIN_PORT" ]; } || die "no free ports"
-mkdir -p "$T/state" || die "mkdir failed"
-cat >"$T/dfotad.conf" <<EOF
-# written by fleet_load.sh
-[server]
-state_dir = $T/state
-log_level = warn
-
-[http]
-listen = 127.0.0.1:$HTTP_PORT
-
-[admin]
-listen = 127.0.0.1:$ADMIN_PORT
-EOF
-timeout 10 "$DFOTAD" -c "$T/dfotad.conf" -t >"$T/dfotad-t.out" 2>&1 ||
-  { cat "$T/dfotad-t.out" >&2; die "dfotad -t rejected the configuration"; }
-"$DFOTAD" -c "$T/dfotad.conf" >"$T/dfotad.out" 2>"$T/dfotad.log" &
-DFOTAD_PID=$!
-ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
-DEV_URL="http://127.0.0.1:$HTTP_PORT"
-wait_until 15 http_ok "$ADMIN_URL/healthz" 200 ||
-  { tail -n 20 "$T/dfotad.log" >&2; die "dfotad did not come up (admin 127.0.0.1:$ADMIN_PORT)"; }
-TOKEN_FILE="$T/state/admin.token"
-wait_until 5 test -s "$TOKEN_FILE" || die "no admin token file $TOKEN_FILE"
-TOKEN=$(head -n 1 "$TOKEN_FILE" | tr -d '\r\n')
+start_bench_dfotad
 
 # the fleet endpoints must be there: an unknown device gets 403 (404: not built)
 code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -H 'X-Device-Token: x' \

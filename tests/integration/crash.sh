@@ -11,8 +11,6 @@ base_config "$CONF"
 start_dfotad "$CONF" || bail "dfotad starts"
 load_token || bail "token readable"
 
-tmp_bytes() { du -sb "$STATE/tmp" 2>/dev/null | cut -f1 || echo 0; }
-tmp_over() { [ "$(tmp_bytes)" -gt "$1" ]; }
 
 # integrity DESC: PRAGMA integrity_check says ok.
 integrity() {

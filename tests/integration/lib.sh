@@ -268,6 +268,10 @@ json() { jq -r "$2 // empty" <"$1" 2>/dev/null; }
 # file_mode PATH: octal permission bits (e.g. 600).
 file_mode() { stat -c %a "$1"; }
 
+# tmp_bytes: bytes under STATE/tmp (uploads in progress); tmp_over N: more than N.
+tmp_bytes() { du -sb "$STATE/tmp" 2>/dev/null | cut -f1 || echo 0; }
+tmp_over() { [ "$(tmp_bytes)" -gt "$1" ]; }
+
 # dir_empty DIR: true if DIR has no entries (or does not exist).
 dir_empty() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
 

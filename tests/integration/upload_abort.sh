@@ -10,9 +10,6 @@ base_config "$CONF"
 start_dfotad "$CONF" || bail "dfotad starts"
 load_token || bail "token readable"
 
-# tmp_bytes: bytes under STATE/tmp.
-tmp_bytes() { du -sb "$STATE/tmp" 2>/dev/null | cut -f1 || echo 0; }
-tmp_over() { [ "$(tmp_bytes)" -gt "$1" ]; }
 
 URL="http://$ADMIN/api/v1/packages?model=ABORT&from=v1&to=v2"
 
