@@ -18,11 +18,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../server/log.h"
-#include "../server/token.h"
+#include "../fleet/fleet_admin.h"
 #include "../store/store.h"
+#include "../util/log.h"
+#include "../util/proto.h"
+#include "../util/util.h"
 #include "fleet_api.h"
 #include "json.h"
+#include "token.h"
 
 #define PKG_PREFIX "/api/v1/packages"
 
@@ -39,12 +42,12 @@ struct admin_req {
   int queued;
 };
 
-static json_t *package_json(const struct package *p, const struct front_ctx *f)
+static json_t *package_json(const struct package *p, const struct admin_ctx *f)
 {
-  char created[32], url[320];
+  char created[32], url[CONF_URL_MAX + 32], base[CONF_URL_MAX];
   json_t *o;
 
-  json_time(p->created, created, sizeof(created));
+  time_iso((int64_t)p->created * 1000, created, sizeof(created));
   o = json_pack(
       "{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:{s:I,s:I,s:I}}", "id", p->id, "model", p->model,
       "from", p->from, "to", p->to, "name", p->name, "size", (json_int_t)p->size, "sha256",
@@ -55,18 +58,21 @@ static json_t *package_json(const struct package *p, const struct front_ctx *f)
     return NULL;
   if (p->status != PKG_OK && p->damage != NULL)
     json_object_set_new(o, "damage", json_string(p->damage));
-  if (f->http_url[0] != '\0') {
-    snprintf(url, sizeof(url), "%s/p/%s", f->http_url, p->id);
+  /* the anonymous URL of each front that serves packages by id */
+  fleet_public_base(f->fleet, PROTO_HTTP, base, sizeof(base));
+  if (base[0] != '\0') {
+    snprintf(url, sizeof(url), "%s/p/%s", base, p->id);
     json_object_set_new(o, "url", json_string(url));
   }
-  if (f->https_url[0] != '\0') {
-    snprintf(url, sizeof(url), "%s/p/%s", f->https_url, p->id);
-    json_object_set_new(o, f->http_url[0] ? "https_url" : "url", json_string(url));
+  fleet_public_base(f->fleet, PROTO_HTTPS, base, sizeof(base));
+  if (base[0] != '\0') {
+    snprintf(url, sizeof(url), "%s/p/%s", base, p->id);
+    json_object_set_new(o, json_object_get(o, "url") ? "https_url" : "url", json_string(url));
   }
   return o;
 }
 
-static int authorized(struct MHD_Connection *c, const struct front_ctx *f)
+static int authorized(struct MHD_Connection *c, const struct admin_ctx *f)
 {
   const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 
@@ -88,7 +94,7 @@ static const char *arg(struct MHD_Connection *c, const char *name)
 
 struct list_ctx {
   json_t *arr;
-  const struct front_ctx *f;
+  const struct admin_ctx *f;
 };
 
 static int list_one(struct package *p, void *arg_)
@@ -99,7 +105,7 @@ static int list_one(struct package *p, void *arg_)
   return 0;
 }
 
-static enum MHD_Result packages_list(struct MHD_Connection *c, struct front_ctx *f)
+static enum MHD_Result packages_list(struct MHD_Connection *c, struct admin_ctx *f)
 {
   struct list_ctx l = {json_array(), f};
 
@@ -107,7 +113,7 @@ static enum MHD_Result packages_list(struct MHD_Connection *c, struct front_ctx 
   return json_reply(c, MHD_HTTP_OK, json_pack("{s:o}", "packages", l.arr));
 }
 
-static enum MHD_Result package_one(struct MHD_Connection *c, struct front_ctx *f,
+static enum MHD_Result package_one(struct MHD_Connection *c, struct admin_ctx *f,
                                    const char *method, const char *id)
 {
   struct package *p;
@@ -133,7 +139,7 @@ static enum MHD_Result package_one(struct MHD_Connection *c, struct front_ctx *f
 
 /* First call of POST /api/v1/packages: everything that can be refused
  * before reading a byte of the body is refused here. */
-static enum MHD_Result upload_begin(struct MHD_Connection *c, struct front_ctx *f, void **req_cls)
+static enum MHD_Result upload_begin(struct MHD_Connection *c, struct admin_ctx *f, void **req_cls)
 {
   struct package_meta meta = {arg(c, "model"), arg(c, "from"), arg(c, "to"), arg(c, "name")};
   const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -173,7 +179,7 @@ static enum MHD_Result upload_begin(struct MHD_Connection *c, struct front_ctx *
     return json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "cannot store uploads");
   }
   *req_cls = req;
-  front_begin(f);
+  atomic_fetch_add(&f->inflight, 1);
   return MHD_YES;
 }
 
@@ -186,7 +192,7 @@ static void upload_fail(struct admin_req *req, unsigned status, const char *code
   snprintf(req->err_msg, sizeof(req->err_msg), "%s", msg);
 }
 
-static enum MHD_Result upload_continue(struct MHD_Connection *c, struct front_ctx *f,
+static enum MHD_Result upload_continue(struct MHD_Connection *c, struct admin_ctx *f,
                                        struct admin_req *req, const char *data, size_t *size)
 {
   struct package *p = NULL;
@@ -236,7 +242,7 @@ static enum MHD_Result upload_continue(struct MHD_Connection *c, struct front_ct
 /* ---- dispatch ---------------------------------------------------------- */
 
 /* Gathers a JSON body (bounded), then hands it to the fleet endpoints. */
-static enum MHD_Result json_body(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+static enum MHD_Result json_body(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
                                  const char *method, struct admin_req *req, const char *data,
                                  size_t *size)
 {
@@ -280,7 +286,7 @@ static enum MHD_Result json_body(struct MHD_Connection *c, struct front_ctx *f, 
 /* *req_cls of a request other than an upload, between its calls */
 static char deferred;
 
-static enum MHD_Result dispatch(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+static enum MHD_Result dispatch(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
                                 const char *method, void **req_cls)
 {
   int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
@@ -318,7 +324,7 @@ enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c, const char *u
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
 {
-  struct front_ctx *f = cls;
+  struct admin_ctx *f = cls;
 
   (void)version;
   if (*req_cls == NULL) {
@@ -337,7 +343,7 @@ enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c, const char *u
         return MHD_NO;
       req->json = 1;
       *req_cls = req;
-      front_begin(f);
+      atomic_fetch_add(&f->inflight, 1);
       return MHD_YES;
     }
     if (with_body)
@@ -358,9 +364,10 @@ enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c, const char *u
   return upload_continue(c, f, *req_cls, upload_data, upload_data_size);
 }
 
-void admin_completed(struct front_ctx *f, struct MHD_Connection *c, void **req_cls,
+void admin_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                      enum MHD_RequestTerminationCode toe)
 {
+  struct admin_ctx *f = cls;
   struct admin_req *req = *req_cls;
 
   (void)c;
@@ -375,5 +382,5 @@ void admin_completed(struct front_ctx *f, struct MHD_Connection *c, void **req_c
   }
   free(req);
   *req_cls = NULL;
-  front_end(f);
+  atomic_fetch_sub(&f->inflight, 1);
 }

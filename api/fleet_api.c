@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/stats.h"
+#include "../fleet/delivery.h"
+#include "../fleet/fleet_admin.h"
 #include "../store/store.h"
-#include "fleet.h"
 #include "json.h"
 
 #define DEV_PREFIX "/api/v1/devices"
@@ -60,7 +60,7 @@ static int split(const char *url, const char *prefix, char *first, size_t flen, 
   return 0;
 }
 
-static enum MHD_Result devices(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
                                const char *method, json_t *body)
 {
   json_t *out = NULL;
@@ -102,7 +102,7 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct front_ctx *f, co
   return reply(c, st, out);
 }
 
-static enum MHD_Result rollouts(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+static enum MHD_Result rollouts(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
                                 const char *method, json_t *body)
 {
   json_t *out = NULL;
@@ -133,7 +133,7 @@ static enum MHD_Result rollouts(struct MHD_Connection *c, struct front_ctx *f, c
   return reply(c, st, out);
 }
 
-static enum MHD_Result metrics(struct MHD_Connection *c, struct front_ctx *f)
+static enum MHD_Result metrics(struct MHD_Connection *c, struct admin_ctx *f)
 {
   char *fleet_text = fleet_metrics(f->fleet), *text = NULL;
   uint64_t commits = 0, last_us = 0;
@@ -146,22 +146,11 @@ static enum MHD_Result metrics(struct MHD_Connection *c, struct front_ctx *f)
     free(fleet_text);
     return MHD_NO;
   }
-  fputs("# HELP dfotad_requests_total Device requests answered, by protocol.\n"
-        "# TYPE dfotad_requests_total counter\n",
-        m);
-  fputs("# HELP dfotad_bytes_sent_total Body bytes sent to devices, by protocol.\n"
-        "# TYPE dfotad_bytes_sent_total counter\n",
-        m);
-  for (int p = 0; p < STATS_PROTOCOLS; p++) {
-    fprintf(m, "dfotad_requests_total{protocol=\"%s\"} %llu\n", stats_protocol_name(p),
-            (unsigned long long)atomic_load(&dfotad_stats.requests[p]));
-    fprintf(m, "dfotad_bytes_sent_total{protocol=\"%s\"} %llu\n", stats_protocol_name(p),
-            (unsigned long long)atomic_load(&dfotad_stats.bytes[p]));
-  }
   fprintf(m,
-          "# HELP dfotad_transfers_in_flight Responses being sent.\n"
+          "# HELP dfotad_transfers_in_flight Transfers under way (responses being sent, block-wise "
+          "downloads, data connections).\n"
           "# TYPE dfotad_transfers_in_flight gauge\ndfotad_transfers_in_flight %d\n",
-          atomic_load(f->total_inflight));
+          atomic_load(&delivery_in_flight));
   store_writer_stats(f->store, &commits, &last_us);
   fprintf(m,
           "# HELP dfotad_writer_commits_total Transactions committed by the writer.\n"
@@ -192,7 +181,7 @@ int fleet_api_handles(const char *url)
          strncmp(url, RO_PREFIX, strlen(RO_PREFIX)) == 0;
 }
 
-enum MHD_Result fleet_api_dispatch(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+enum MHD_Result fleet_api_dispatch(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
                                    const char *method, json_t *body)
 {
   if (strcmp(url, "/metrics") == 0)

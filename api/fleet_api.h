@@ -5,12 +5,12 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
-#include "../server/front.h"
+#include "admin.h"
 
 /* Whether url belongs to these endpoints. */
 int fleet_api_handles(const char *url);
 /* Answers the request; body: the parsed JSON body of a POST or PUT. */
-enum MHD_Result fleet_api_dispatch(struct MHD_Connection *c, struct front_ctx *f, const char *url,
+enum MHD_Result fleet_api_dispatch(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
                                    const char *method, json_t *body);
 
 #endif

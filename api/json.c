@@ -5,7 +5,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum MHD_Result json_reply(struct MHD_Connection *c, unsigned status, json_t *v)
 {
@@ -18,9 +17,14 @@ enum MHD_Result json_reply(struct MHD_Connection *c, unsigned status, json_t *v)
   if (text == NULL)
     return MHD_NO;
   len = strlen(text);
-  text = realloc(text, len + 2);
-  if (text == NULL)
-    return MHD_NO;
+  {
+    char *nt = realloc(text, len + 2);
+    if (nt == NULL) {
+      free(text);
+      return MHD_NO;
+    }
+    text = nt;
+  }
   text[len++] = '\n';
   text[len] = '\0';
   r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
@@ -42,13 +46,4 @@ enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char
 {
   return json_reply(c, status,
                     json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
-}
-
-void json_time(long long t, char *out, size_t len)
-{
-  time_t tt = (time_t)t;
-  struct tm tm;
-
-  gmtime_r(&tt, &tm);
-  strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

@@ -10,7 +10,5 @@ enum MHD_Result json_reply(struct MHD_Connection *c, unsigned status, json_t *v)
 /* Queues {"error": {"code": code, "message": message}}. */
 enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *code,
                            const char *message);
-/* "2026-11-24T06:50:00Z" */
-void json_time(long long t, char *out, size_t len);
 
 #endif

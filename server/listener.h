@@ -1,45 +1,46 @@
-/* listener.h: the listening sockets and the libmicrohttpd daemons behind
- * them, one per address, and their replacement on reload without dropping
- * a transfer: a new daemon takes over the same socket, the old one stops
- * accepting and is stopped once its last response has been sent. */
+/* listener.h: the fronts' sockets and their life across reloads. For every
+ * row of the fronts table with listen addresses, the listener binds them
+ * (or leaves that to the front) and starts an instance of the front; on
+ * reload a new instance takes over the same sockets without refusing a
+ * connection, and the old one drains and is stopped once idle. It knows
+ * no protocol by name. */
 #ifndef DFOTAD_LISTENER_H
 #define DFOTAD_LISTENER_H
 
-#include <stdatomic.h>
-
-#include "config.h"
-#include "front.h"
-
-struct listener;
-struct store;
-struct fleet;
+#include "../net/front.h"
+#include "../util/config.h"
 
 struct listener_set {
-  struct listener *head;
+  struct front *head;
 };
 
-/* Binds every listen address of c (http, https, admin), reusing the socket
- * of a listener in `old` that has the same address. Nothing is started.
+/* Binds the addresses of every front that c configures, reusing the socket
+ * of a front in `old` that has the same row and address. Nothing starts.
  * 0, or -1 with errors added (and nothing bound). */
 int listeners_bind(const struct config *c, const struct listener_set *old, struct listener_set *out,
                    struct config_errors *errs);
 
-/* Starts the daemons of a bound set. token: the admin token. On success,
- * the old set (may be NULL) stops accepting and moves to `retired`; on
- * failure nothing of the old set is touched and the new set is undone. */
-int listeners_start(struct listener_set *set, const struct config *c, struct store *store,
-                    struct fleet *fleet, const char *token, atomic_int *total_inflight,
+/* Starts the fronts of a bound set. On success, the old set (may be NULL)
+ * stops taking new work and moves to `retired`; on failure nothing of the
+ * old set is touched and the new set is undone. */
+int listeners_start(struct listener_set *set, const struct front_env *env,
                     struct listener_set *old, struct listener_set *retired,
                     struct config_errors *errs);
 
-/* Stops retired daemons whose last response has been sent; with force, all
- * of them. Returns how many are left. */
+/* Stops retired fronts with nothing in flight; with force, all of them.
+ * Returns how many are left. */
 int listeners_reap(struct listener_set *retired, int force);
 
-/* Stops accepting on every listener of the set, which moves to retired. */
+/* Stops taking new work on every front of the set, which moves to retired. */
 void listeners_quiesce(struct listener_set *set, struct listener_set *retired);
+
+/* The fronts' periodic work (force: at exit). */
+void listeners_tick(struct listener_set *set, int force);
 
 /* Releases a set that was bound but never started. */
 void listeners_discard(struct listener_set *set);
+
+/* The public base of each protocol's front, "" where none is configured. */
+void listeners_bases(const struct config *c, const char *bases[PROTO_COUNT]);
 
 #endif

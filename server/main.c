@@ -17,14 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../api/fleet.h"
+#include "../api/token.h"
+#include "../fleet/delivery.h"
+#include "../fleet/fleet.h"
+#include "../net/tls_gnutls.h"
+#include "../net/tls_store.h"
 #include "../store/store.h"
-#include "config.h"
-#include "http_front.h"
+#include "../util/config.h"
+#include "../util/log.h"
 #include "listener.h"
-#include "log.h"
-#include "tls.h"
-#include "token.h"
 
 struct daemon_state {
   const char *conf_file;
@@ -34,7 +35,6 @@ struct daemon_state {
   struct store *store;
   struct fleet *fleet;
   struct listener_set active, retired;
-  atomic_int inflight;
   char token[MAX_TOKEN_LEN + 1];
 };
 
@@ -66,23 +66,39 @@ static void print_errors(const struct config_errors *errs)
 }
 
 /* Loads and checks everything a configuration needs that can be checked
- * without binding: the file, certificates and keys. NULL on error. */
-static struct config *load_checked(struct daemon_state *ds, struct tls_certs **certs,
-                                   struct config_errors *errs)
+ * without binding: the file, and the certificates and keys of every TLS
+ * front that listens. NULL on error. */
+static struct config *load_checked(struct daemon_state *ds, struct config_errors *errs)
 {
   struct config *c = config_load(ds->conf_file, ds->overrides, ds->n_overrides, errs);
 
-  *certs = NULL;
   if (c == NULL)
     return NULL;
-  if (c->https.listen.n > 0) {
-    *certs = tls_certs_load(c, errs);
-    if (*certs == NULL) {
-      config_free(c);
-      return NULL;
+  for (int p = 0; p < PROTO_COUNT; p++)
+    if (proto_secure((enum proto)p) && c->front[p].listen.n > 0) {
+      struct tls_store *st = tls_store_load(&c->front[p].tls, proto_name((enum proto)p), errs);
+      tls_store_free(st);
     }
+  if (errs->n > 0) {
+    config_free(c);
+    return NULL;
   }
   return c;
+}
+
+/* What a starting front is given. */
+static struct front_env env_of(struct daemon_state *ds, const struct config *c, const char *token)
+{
+  struct front_env env = {c, ds->store, ds->fleet, token};
+  return env;
+}
+
+static void set_bases(struct daemon_state *ds, const struct config *c)
+{
+  const char *bases[PROTO_COUNT];
+
+  listeners_bases(c, bases);
+  delivery_set_bases(ds->fleet, bases);
 }
 
 static void drop_privileges(const char *user)
@@ -104,13 +120,13 @@ static void drop_privileges(const char *user)
 static void reload(struct daemon_state *ds)
 {
   struct config_errors errs = {0};
-  struct tls_certs *certs, *prev_certs;
   struct listener_set next;
+  struct front_env env;
   struct config *c;
   char token[MAX_TOKEN_LEN + 1];
 
   log_info("reload: reading %s", ds->conf_file ? ds->conf_file : "(defaults)");
-  c = load_checked(ds, &certs, &errs);
+  c = load_checked(ds, &errs);
   if (c == NULL)
     goto refused;
   if (strcmp(c->state_dir, ds->conf->state_dir) != 0)
@@ -121,17 +137,11 @@ static void reload(struct daemon_state *ds)
     token_load(c->token_file, 1, token, sizeof(token), &errs);
   if (errs.n > 0 || listeners_bind(c, &ds->active, &next, &errs) < 0)
     goto refused_free;
-  prev_certs = tls_certs_current();
-  if (certs != NULL)
-    tls_certs_install(certs);
-  if (listeners_start(&next, c, ds->store, ds->fleet, token, &ds->inflight, &ds->active,
-                      &ds->retired, &errs) < 0) {
-    if (certs != NULL)
-      tls_certs_install(prev_certs); /* certs is retired, freed at exit */
-    certs = NULL;
+  env = env_of(ds, c, token);
+  if (listeners_start(&next, &env, &ds->active, &ds->retired, &errs) < 0)
     goto refused_free;
-  }
   ds->active = next;
+  set_bases(ds, c);
   config_free(ds->conf);
   ds->conf = c;
   memcpy(ds->token, token, sizeof(token));
@@ -142,7 +152,6 @@ static void reload(struct daemon_state *ds)
 refused_free:
   explicit_bzero(token, sizeof(token));
   config_free(c);
-  tls_certs_free(certs);
 refused:
   for (int i = 0; i < errs.n; i++)
     log_error("reload refused: %s", errs.msg[i]);
@@ -155,27 +164,27 @@ static void shutdown_gracefully(struct daemon_state *ds)
   struct timespec start, now;
 
   listeners_quiesce(&ds->active, &ds->retired);
-  log_info("stopping: %d transfers in flight get up to %d s", atomic_load(&ds->inflight),
+  log_info("stopping: %d transfers in flight get up to %d s", atomic_load(&delivery_in_flight),
            ds->conf->shutdown_timeout);
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
-    if (listeners_reap(&ds->retired, 0) == 0 || atomic_load(&ds->inflight) == 0)
+    listeners_tick(&ds->retired, 0);
+    if (listeners_reap(&ds->retired, 0) == 0)
       break;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (now.tv_sec - start.tv_sec >= ds->conf->shutdown_timeout) {
-      log_warn("stopping: %d transfers cut off", atomic_load(&ds->inflight));
+      log_warn("stopping: %d transfers cut off", atomic_load(&delivery_in_flight));
       break;
     }
     usleep(50 * 1000);
   }
+  listeners_tick(&ds->retired, 1);
   listeners_reap(&ds->retired, 1);
 }
 
 /* Frees what an early exit (usage, -V, -t, a start-up error) leaves. */
-static int leave(struct daemon_state *ds, struct tls_certs *certs, struct config_errors *errs,
-                 int code)
+static int leave(struct daemon_state *ds, struct config_errors *errs, int code)
 {
-  tls_certs_free(certs);
   config_free(ds->conf);
   ds->conf = NULL;
   config_errors_clear(errs);
@@ -194,7 +203,7 @@ int main(int argc, char **argv)
   };
   struct daemon_state ds = {0};
   struct config_errors errs = {0};
-  struct tls_certs *certs = NULL;
+  struct front_env env;
   int test_only = 0, opt;
   sigset_t sigs;
   char err[512];
@@ -207,17 +216,17 @@ int main(int argc, char **argv)
     case 'c': ds.conf_file = optarg; break;
     case 't': test_only = checking_only = 1; break;
     case 's': ds.overrides[ds.n_overrides++] = optarg; break;
-    case 'V': printf("dfotad %s\n", PACKAGE_VERSION); return leave(&ds, NULL, &errs, 0);
-    case 'h': usage(stdout); return leave(&ds, NULL, &errs, 0);
-    default: usage(stderr); return leave(&ds, NULL, &errs, 1);
+    case 'V': printf("dfotad %s\n", PACKAGE_VERSION); return leave(&ds, &errs, 0);
+    case 'h': usage(stdout); return leave(&ds, &errs, 0);
+    default: usage(stderr); return leave(&ds, &errs, 1);
     }
   }
   if (optind != argc) {
     usage(stderr);
-    return leave(&ds, NULL, &errs, 1);
+    return leave(&ds, &errs, 1);
   }
 
-  ds.conf = load_checked(&ds, &certs, &errs);
+  ds.conf = load_checked(&ds, &errs);
   if (ds.conf != NULL && test_only && access(ds.conf->token_file, F_OK) == 0)
     token_load(ds.conf->token_file, 0, ds.token, sizeof(ds.token), &errs);
   if (ds.conf == NULL || errs.n > 0) {
@@ -225,11 +234,11 @@ int main(int argc, char **argv)
     if (test_only)
       fprintf(stderr, "configuration %s: errors found\n",
               ds.conf_file ? ds.conf_file : "(defaults)");
-    return leave(&ds, certs, &errs, 1);
+    return leave(&ds, &errs, 1);
   }
   if (test_only) {
     printf("configuration %s: ok\n", ds.conf->source);
-    return leave(&ds, certs, &errs, 0);
+    return leave(&ds, &errs, 0);
   }
   log_set_level(ds.conf->log_level);
 
@@ -243,7 +252,7 @@ int main(int argc, char **argv)
 
   if (listeners_bind(ds.conf, NULL, &ds.active, &errs) < 0) {
     print_errors(&errs);
-    return leave(&ds, certs, &errs, 1);
+    return leave(&ds, &errs, 1);
   }
   drop_privileges(ds.conf->user);
   if (store_open(ds.conf->state_dir, ds.conf->flush_interval_ms, &ds.store, err, sizeof(err)) < 0)
@@ -256,18 +265,17 @@ int main(int argc, char **argv)
     listeners_discard(&ds.active);
     fleet_close(ds.fleet);
     store_close(ds.store);
-    return leave(&ds, certs, &errs, 1);
+    return leave(&ds, &errs, 1);
   }
   log_info("admin token file: %s", ds.conf->token_file);
-  if (certs != NULL)
-    tls_certs_install(certs);
-  if (listeners_start(&ds.active, ds.conf, ds.store, ds.fleet, ds.token, &ds.inflight, NULL,
-                      &ds.retired, &errs) < 0) {
+  set_bases(&ds, ds.conf);
+  env = env_of(&ds, ds.conf, ds.token);
+  if (listeners_start(&ds.active, &env, NULL, &ds.retired, &errs) < 0) {
     print_errors(&errs);
     fleet_close(ds.fleet);
     store_close(ds.store);
-    tls_shutdown();
-    return leave(&ds, NULL, &errs, 1);
+    tls_gnutls_shutdown();
+    return leave(&ds, &errs, 1);
   }
   log_info("dfotad ready");
 
@@ -281,16 +289,16 @@ int main(int argc, char **argv)
       log_info("signal %d: stopping", sig);
       break;
     }
+    listeners_tick(&ds.active, 0);
+    listeners_tick(&ds.retired, 0);
     listeners_reap(&ds.retired, 0);
     fleet_tick(ds.fleet);
-    http_front_tick(0);
   }
   shutdown_gracefully(&ds);
-  http_front_tick(1);
   store_sync(ds.store); /* the fleet's last changes */
   fleet_close(ds.fleet);
   store_close(ds.store);
-  tls_shutdown();
+  tls_gnutls_shutdown();
   explicit_bzero(ds.token, sizeof(ds.token));
   config_free(ds.conf);
   free(ds.overrides);

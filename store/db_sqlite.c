@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/log.h"
+#include "../util/log.h"
 #include "db.h"
 #include "store.h"
 

@@ -24,45 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../server/log.h"
+#include "../util/log.h"
+#include "../util/util.h"
 #include "db.h"
 #include "store.h"
+#include "store_int.h"
 #include "writer.h"
 
-#define BUCKETS 1024
-
-struct store {
-  char *dir, *pkg_dir, *tmp_dir;
-  struct db *db;
-  struct writer *writer;
-  pthread_rwlock_t lock; /* catalog */
-  struct package *bucket[BUCKETS];
-  pthread_mutex_t upload_mu; /* serialises finish/delete on files */
-  store_flush_hook hook;     /* the fleet's part of each flush */
-  void (*hook_done)(void *arg, int committed);
-  void *hook_arg;
-  int tx_failed; /* a store_tx_* call failed in this flush */
-  _Atomic uint64_t commits, last_commit_us;
-  uint64_t seq; /* creation order of catalog entries */
-};
-
-struct upload {
-  struct store *s;
-  char *model, *from, *to, *name;
-  char tmp_path[4096];
-  int fd;
-  uint64_t size, max;
-  EVP_MD_CTX *md;
-};
-
-static unsigned hash_id(const char *id)
-{
-  unsigned h = 2166136261u;
-
-  for (; *id; id++)
-    h = (h ^ (unsigned char)*id) * 16777619u;
-  return h % BUCKETS;
-}
+static unsigned hash_id(const char *id) { return hash_str(id) % BUCKETS; }
 
 static char *path_join(const char *a, const char *b)
 {
@@ -94,7 +63,7 @@ static int mkdir_p(const char *path, mode_t mode)
   return 0;
 }
 
-static int fsync_dir(const char *dir)
+int fsync_dir(const char *dir)
 {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int rc;
@@ -104,26 +73,6 @@ static int fsync_dir(const char *dir)
   rc = fsync(fd);
   close(fd);
   return rc;
-}
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-  static const char digits[] = "0123456789abcdef";
-
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
-static void http_date(int64_t t, char *out, size_t len)
-{
-  struct tm tm;
-  time_t tt = (time_t)t;
-
-  gmtime_r(&tt, &tm);
-  strftime(out, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
 /* ---- packages ---------------------------------------------------------- */
@@ -187,7 +136,7 @@ static int hash_fd(int fd, char out[65])
   }
   if (r < 0 || EVP_DigestFinal_ex(md, digest, &dl) != 1)
     goto out;
-  hex(digest, 32, out);
+  hex_encode(digest, 32, out);
   rc = 0;
 out:
   EVP_MD_CTX_free(md);
@@ -197,7 +146,7 @@ out:
 /* Opens the package's file, safely: no symlinks, a regular file of the
  * recorded size; maps it. verify: also check its hash. The package is
  * marked damaged (and not served) when anything disagrees. */
-static void package_open_file(struct store *s, struct package *p, int verify)
+void package_open_file(struct store *s, struct package *p, int verify)
 {
   char path[4096];
   struct stat st;
@@ -241,7 +190,7 @@ static void package_open_file(struct store *s, struct package *p, int verify)
   p->status = PKG_OK;
 }
 
-static struct package *package_new(const struct db_package *r)
+struct package *package_new(const struct db_package *r)
 {
   struct package *p = calloc(1, sizeof(*p));
 
@@ -253,10 +202,8 @@ static struct package *package_new(const struct db_package *r)
   p->to = strdup(r->to);
   p->name = strdup(r->name);
   snprintf(p->sha256, sizeof(p->sha256), "%s", r->sha256);
-  snprintf(p->etag, sizeof(p->etag), "\"%s\"", r->sha256);
   p->size = r->size;
   p->created = r->created;
-  http_date(p->created, p->last_modified, sizeof(p->last_modified));
   p->fd = -1;
   atomic_init(&p->refs, 1); /* the catalog's */
   atomic_init(&p->requests, r->requests);
@@ -272,7 +219,7 @@ static struct package *package_new(const struct db_package *r)
   return p;
 }
 
-static void catalog_insert(struct store *s, struct package *p)
+void catalog_insert(struct store *s, struct package *p)
 {
   unsigned h = hash_id(p->id);
 
@@ -287,7 +234,7 @@ static void catalog_insert(struct store *s, struct package *p)
   *pp = p;
 }
 
-static struct package *catalog_remove(struct store *s, const char *id)
+struct package *catalog_remove(struct store *s, const char *id)
 {
   for (struct package **pp = &s->bucket[hash_id(id)]; *pp; pp = &(*pp)->next)
     if (strcmp((*pp)->id, id) == 0) {
@@ -566,240 +513,6 @@ void store_close(struct store *s)
 }
 
 int store_check(struct store *s, char *msg, size_t len) { return db_integrity(s->db, msg, len); }
-
-/* ---- uploads ----------------------------------------------------------- */
-
-/* Metadata fields are printable ASCII without quotes or backslashes, so
- * that they are safe in logs, JSON and headers alike. */
-static int field_ok(const char *v, size_t max, int allow_empty)
-{
-  size_t n = v ? strlen(v) : 0;
-
-  if (n == 0)
-    return allow_empty;
-  if (n > max)
-    return 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)v[i];
-    if (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
-      return 0;
-  }
-  return 1;
-}
-
-static int exists_triple(struct store *s, const char *model, const char *from, const char *to)
-{
-  int found = 0;
-
-  pthread_rwlock_rdlock(&s->lock);
-  for (int b = 0; b < BUCKETS && !found; b++)
-    for (struct package *p = s->bucket[b]; p && !found; p = p->next)
-      found = !strcmp(p->model, model) && !strcmp(p->from, from) && !strcmp(p->to, to);
-  pthread_rwlock_unlock(&s->lock);
-  return found;
-}
-
-int store_upload_begin(struct store *s, const struct package_meta *meta, uint64_t max_size,
-                       struct upload **out)
-{
-  struct upload *u;
-
-  if (!field_ok(meta->model, PKG_FIELD_MAX, 0) || !field_ok(meta->from, PKG_FIELD_MAX, 0) ||
-      !field_ok(meta->to, PKG_FIELD_MAX, 0) || !field_ok(meta->name, PKG_NAME_MAX, 1) ||
-      strcmp(meta->from, meta->to) == 0)
-    return STORE_INVALID;
-  if (exists_triple(s, meta->model, meta->from, meta->to))
-    return STORE_EXISTS;
-  u = calloc(1, sizeof(*u));
-  if (u == NULL)
-    return STORE_ERR;
-  u->s = s;
-  u->fd = -1;
-  u->max = max_size;
-  u->model = strdup(meta->model);
-  u->from = strdup(meta->from);
-  u->to = strdup(meta->to);
-  u->name = strdup(meta->name ? meta->name : "");
-  u->md = EVP_MD_CTX_new();
-  snprintf(u->tmp_path, sizeof(u->tmp_path), "%s/upload-XXXXXX", s->tmp_dir);
-  if (!u->model || !u->from || !u->to || !u->name || !u->md ||
-      EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1)
-    goto fail;
-  u->fd = mkostemp(u->tmp_path, O_CLOEXEC);
-  if (u->fd < 0) {
-    log_error("upload: cannot create %s: %s", u->tmp_path, strerror(errno));
-    u->tmp_path[0] = '\0';
-    goto fail;
-  }
-  *out = u;
-  return STORE_OK;
-fail:
-  store_upload_abort(u);
-  return STORE_ERR;
-}
-
-int store_upload_write(struct upload *u, const void *data, size_t len)
-{
-  const char *p = data;
-
-  if (len > u->max - u->size)
-    return STORE_TOO_LARGE;
-  EVP_DigestUpdate(u->md, data, len);
-  u->size += len;
-  while (len > 0) {
-    ssize_t w = write(u->fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      log_error("upload: write %s: %s", u->tmp_path, strerror(errno));
-      return STORE_ERR;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return STORE_OK;
-}
-
-void store_upload_abort(struct upload *u)
-{
-  if (u == NULL)
-    return;
-  if (u->fd >= 0)
-    close(u->fd);
-  if (u->tmp_path[0] != '\0' && u->fd >= 0)
-    unlink(u->tmp_path);
-  EVP_MD_CTX_free(u->md);
-  free(u->model);
-  free(u->from);
-  free(u->to);
-  free(u->name);
-  free(u);
-}
-
-static void new_id(char out[PKG_ID_LEN + 1])
-{
-  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-  unsigned char r[PKG_ID_LEN];
-
-  if (RAND_bytes(r, sizeof(r)) != 1)
-    fatal("no randomness available");
-  for (int i = 0; i < PKG_ID_LEN; i++)
-    out[i] = alphabet[r[i] & 31];
-  out[PKG_ID_LEN] = '\0';
-}
-
-int store_upload_finish(struct upload *u, struct package **out)
-{
-  struct store *s = u->s;
-  unsigned char digest[32];
-  unsigned dl = 0;
-  char sha[65], final_path[4096], id[PKG_ID_LEN + 1];
-  struct db_package row;
-  struct package *p = NULL;
-  int rc = STORE_ERR, moved = 0;
-  struct stat st;
-
-  if (u->size == 0) {
-    rc = STORE_EMPTY;
-    goto out;
-  }
-  if (EVP_DigestFinal_ex(u->md, digest, &dl) != 1)
-    goto out;
-  hex(digest, 32, sha);
-  /* durable before visible: data, then name, then the record */
-  if (fchmod(u->fd, 0440) < 0 || fsync(u->fd) < 0) {
-    log_error("upload: fsync %s: %s", u->tmp_path, strerror(errno));
-    goto out;
-  }
-  snprintf(final_path, sizeof(final_path), "%s/%s", s->pkg_dir, sha);
-  pthread_mutex_lock(&s->upload_mu);
-  if (lstat(final_path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == u->size) {
-    /* same content already stored: keep that file */
-    unlink(u->tmp_path);
-  } else {
-    if (rename(u->tmp_path, final_path) < 0) {
-      log_error("upload: rename to %s: %s", final_path, strerror(errno));
-      pthread_mutex_unlock(&s->upload_mu);
-      goto out;
-    }
-    moved = 1;
-  }
-  u->tmp_path[0] = '\0';
-  fsync_dir(s->pkg_dir);
-
-  row = (struct db_package){.model = u->model,
-                            .from = u->from,
-                            .to = u->to,
-                            .name = u->name,
-                            .sha256 = sha,
-                            .size = u->size,
-                            .created = (int64_t)time(NULL)};
-  for (int tries = 0; tries < 8; tries++) {
-    new_id(id);
-    row.id = id;
-    rc = db_package_insert(s->db, &row);
-    if (rc != DB_ID_CLASH)
-      break;
-  }
-  if (rc == STORE_OK) {
-    p = package_new(&row);
-    if (p == NULL) {
-      log_error("upload: out of memory; package %s is recorded and loads at restart", row.id);
-      rc = STORE_ERR;
-    } else {
-      package_open_file(s, p, 0);
-      pthread_rwlock_wrlock(&s->lock);
-      catalog_insert(s, p); /* even damaged: listed, so that it can be deleted */
-      pthread_rwlock_unlock(&s->lock);
-      if (p->status != PKG_OK) {
-        log_error("upload: stored package %s cannot be opened: %s", p->id, p->damage);
-        p = NULL;
-        rc = STORE_ERR;
-      } else {
-        package_ref(p);
-        log_info("package %s stored: %s %s -> %s, %llu bytes, sha256 %s", p->id, p->model, p->from,
-                 p->to, (unsigned long long)p->size, p->sha256);
-      }
-    }
-  } else if (rc != STORE_OK && moved && db_sha256_users(s->db, sha) == 0) {
-    unlink(final_path);
-  }
-  pthread_mutex_unlock(&s->upload_mu);
-out:
-  *out = p;
-  store_upload_abort(u);
-  return rc;
-}
-
-int store_package_delete(struct store *s, const char *id)
-{
-  struct package *p;
-  int rc;
-
-  pthread_mutex_lock(&s->upload_mu);
-  rc = db_package_delete(s->db, id);
-  if (rc != STORE_OK) {
-    pthread_mutex_unlock(&s->upload_mu);
-    return rc;
-  }
-  pthread_rwlock_wrlock(&s->lock);
-  p = catalog_remove(s, id);
-  pthread_rwlock_unlock(&s->lock);
-  if (p != NULL) {
-    atomic_store(&p->deleted, 1);
-    /* the file goes now if no other package shares it; transfers in flight
-     * keep reading it through their open descriptor and mapping */
-    if (db_sha256_users(s->db, p->sha256) == 0) {
-      char path[4096];
-      snprintf(path, sizeof(path), "%s/%s", s->pkg_dir, p->sha256);
-      unlink(path);
-    }
-    log_info("package %s deleted", id);
-    package_unref(p);
-  }
-  pthread_mutex_unlock(&s->upload_mu);
-  return STORE_OK;
-}
 
 /* ---- fleet persistence ------------------------------------------------- */
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../server/limits.h"
+#include "../util/limits.h"
 
 enum store_status {
   STORE_OK = 0,
@@ -32,8 +32,6 @@ struct package {
   char id[PKG_ID_LEN + 1];
   char *model, *from, *to, *name;
   char sha256[65];
-  char etag[68];          /* "\"<sha256>\"" */
-  char last_modified[40]; /* IMF-fixdate of created */
   uint64_t size;
   int64_t created;                     /* unix seconds */
   uint64_t seq;                        /* creation order within the catalog */

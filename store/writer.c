@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "../server/log.h"
+#include "../util/log.h"
 #include "writer.h"
 
 struct writer {

@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/fleet.h"
-#include "api/fleet_int.h"
+#include "fleet/fleet.h"
+#include "fleet/fleet_int.h"
 #include "store/store.h"
 
 static struct fleet *fleet;
@@ -39,7 +39,7 @@ static void *worker(void *arg)
     for (int k = 0; k < 1000; k++) {
       int d = (int)(rand_r(&seed) % (unsigned)n_devices);
       uint64_t off = (uint64_t)(rand_r(&seed) % 1000) * 2048;
-      fleet_download_end(fleet, tokens[d], off, 2048, 1, 1, "http", "127.0.0.1");
+      progress_record(fleet, tokens[d], off, 2048, 1, PIECE_SEGMENT, PROTO_HTTP, "127.0.0.1");
     }
     n += 1000;
   }

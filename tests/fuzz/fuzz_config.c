@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "server/config.h"
+#include "util/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

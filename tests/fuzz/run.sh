@@ -15,7 +15,7 @@ targets=${*:-"range config"}
 for t in $targets; do
   case $t in
   range) srcs="server/range.c" ;;
-  config) srcs="server/config.c server/log.c" ;;
+  config) srcs="util/config.c util/log.c util/proto.c" ;;
   *) echo "unknown target $t"; exit 2 ;;
   esac
   (cd "$top" && clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $srcs)

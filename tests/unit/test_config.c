@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server/config.h"
+#include "util/config.h"
 #include "unit.h"
 
 static char path[64];
@@ -57,11 +57,11 @@ int main(void)
   CHECK(c != NULL);
   if (c != NULL) {
     CHECK(strcmp(c->state_dir, DEF_STATE_DIR) == 0);
-    CHECK(c->http.listen.n == 1 && strcmp(c->http.listen.addr[0].text, "127.0.0.1:8080") == 0);
+    CHECK(c->front[PROTO_HTTP].listen.n == 1 && strcmp(c->front[PROTO_HTTP].listen.addr[0].text, "127.0.0.1:8080") == 0);
     CHECK(c->admin_listen.n == 1 && strcmp(c->admin_listen.addr[0].text, "127.0.0.1:8081") == 0);
-    CHECK(c->https.listen.n == 0);
-    CHECK(c->http.timeout == 60);
-    CHECK(strcmp(c->http.public_url, "http://127.0.0.1:8080") == 0);
+    CHECK(c->front[PROTO_HTTPS].listen.n == 0);
+    CHECK(c->front[PROTO_HTTP].timeout == 60);
+    CHECK(strcmp(c->front[PROTO_HTTP].public_url, "http://127.0.0.1:8080") == 0);
     CHECK(strcmp(c->token_file, "./var/dfotad/admin.token") == 0);
     CHECK(c->max_upload_size == 1024ULL * 1024 * 1024);
   }
@@ -83,9 +83,9 @@ int main(void)
   CHECK(c != NULL);
   if (c != NULL) {
     CHECK(c->log_level == LOG_DEBUG);
-    CHECK(c->http.listen.n == 3);
-    CHECK(c->http.timeout == 5);
-    CHECK(strcmp(c->http.public_url, "http://fota.example.com:8080") == 0);
+    CHECK(c->front[PROTO_HTTP].listen.n == 3);
+    CHECK(c->front[PROTO_HTTP].timeout == 5);
+    CHECK(strcmp(c->front[PROTO_HTTP].public_url, "http://fota.example.com:8080") == 0);
     CHECK(c->max_upload_size == 5ULL * 1024 * 1024);
     CHECK(c->admin_listen.n == 1); /* untouched default */
   }
@@ -95,7 +95,7 @@ int main(void)
   {
     char *ov[] = {"http.listen=127.0.0.1:9", "http.timeout=7"};
     c = load_text("[http]\nlisten = 127.0.0.1:1 127.0.0.1:2\ntimeout = 5\n", ov, 2, &errs);
-    CHECK(c != NULL && c->http.listen.n == 1 && c->http.timeout == 7);
+    CHECK(c != NULL && c->front[PROTO_HTTP].listen.n == 1 && c->front[PROTO_HTTP].timeout == 7);
     config_free(c);
   }
   {
@@ -128,7 +128,7 @@ int main(void)
   c = load_text("[admin]\nlisten = 127.0.0.1:8080\n", NULL, 0, &errs);
   CHECK(c == NULL && errs.n == 1);
   c = load_text("[http]\nlisten =\n", NULL, 0, &errs);
-  CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "neither") != NULL);
+  CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "no device front") != NULL);
 
   /* helpers */
   CHECK(size_parse("10K", &sz) == 0 && sz == 10240);

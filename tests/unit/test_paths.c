@@ -1,7 +1,7 @@
 /* test_paths.c: upgrade paths through intermediate deltas. */
 #include "autoconfig.h"
 
-#include "api/paths.h"
+#include "fleet/paths.h"
 #include "unit.h"
 
 int main(void)

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "api/urc.h"
+#include "fleet/urc.h"
 #include "unit.h"
 
 static int parse(const char *s, struct urc *u) { return urc_parse_line(s, strlen(s), u); }

@@ -7,6 +7,7 @@
 #define CONF_MAX_LISTEN 16 /* listen addresses per section */
 #define CONF_MAX_SNI 64    /* sni = lines in [https] */
 #define CONF_MAX_ERRORS 64 /* errors reported by one check */
+#define CONF_URL_MAX 161   /* a public_url, with its NUL: URLs for modules stay short */
 
 /* Defaults (embedded configuration) */
 #define DEF_STATE_DIR "./var/dfotad"
@@ -32,6 +33,10 @@
 #define PKG_FIELD_MAX 128            /* model, from, to: bytes */
 #define PKG_NAME_MAX 200             /* original file name: bytes */
 #define SMALL_RANGE_MAX (256 * 1024) /* ranges up to this go from memory */
+
+/* Rollouts */
+#define MAX_ROLLOUT_CONCURRENT 1000000 /* max_concurrent */
+#define MAX_ROLLOUT_TIMEOUT (365 * 86400) /* timeout, seconds */
 
 /* Writer */
 #define WRITER_QUEUE_LEN 65536 /* events buffered before drops */

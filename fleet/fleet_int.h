@@ -1,7 +1,13 @@
-/* fleet_int.h: the fleet's inside, shared by fleet.c (devices, check-ins,
- * reports, downloads, persistence), rollout.c (waves and thresholds) and
- * fleet_api.c (the admin API's JSON). Everything here is guarded by
- * fleet->mu unless said otherwise. */
+/* fleet_int.h: the fleet's inside, shared by its files: devices.c (records,
+ * states, events), credentials.c, persist.c, checkin.c, report.c,
+ * progress.c, delivery.c (the core the fronts call), device_admin.c,
+ * rollout.c (waves and thresholds), rollout_admin.c and metrics.c.
+ * Everything here is guarded by fleet->mu unless said otherwise.
+ *
+ * Locking: one mutex (f->mu) guards every device and rollout. Lock order:
+ * f->mu, then the store's catalog lock. The store's writer takes f->mu in
+ * its flush hook while it holds the database, so nothing may wait for the
+ * writer (store_sync) or read the database with f->mu held. */
 #ifndef DFOTAD_FLEET_INT_H
 #define DFOTAD_FLEET_INT_H
 
@@ -9,8 +15,11 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "../server/limits.h"
+#include "../util/limits.h"
+#include "../util/proto.h"
+#include "delivery.h"
 #include "fleet.h"
+#include "fleet_admin.h"
 
 enum dstate {
   D_IDLE = 0, /* in no rollout */
@@ -64,6 +73,7 @@ struct device {
   int n_ival;
   int resumes, segments, last_interrupted, device_percent;
   char protocol[8], addr[64];
+  int transport; /* enum proto the operator chose, -1: none */
   int64_t first_seen, last_seen;
 
   /* last result reported */
@@ -84,6 +94,7 @@ struct rollout {
   int max_concurrent, max_attempts, timeout;  /* timeout: seconds */
   int retry_backoff;                          /* seconds before the first retry; doubles */
   int64_t start_at;                           /* ms; 0: at once */
+  int transport;                              /* enum proto for its members, -1: none */
   int win_from, win_to;                       /* hours of day, UTC; win_from < 0: always */
   enum rstate state;
   int wave;
@@ -109,26 +120,65 @@ struct fleet {
   char **deleted;       /* ids to delete at the next flush */
   int n_deleted, cap_deleted;
   json_t *events; /* [[device_id, at_ms, kind, detail_text], ...] to append */
+  char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   /* metrics */
   uint64_t checkins, reports, progress_events, offers;
 };
 
-/* fleet.c */
-int64_t now_ms(void);
+/* devices.c */
 const char *dstate_name(enum dstate s);
 int dstate_parse(const char *s, enum dstate *out);
 struct device *device_find(struct fleet *f, const char *id);
+struct device *device_new(struct fleet *f, const char *id);
+void device_unlink(struct fleet *f, struct device *d);
+void device_free(struct device *d);
+struct device *token_find(struct fleet *f, const char *token);
 void token_link(struct fleet *f, struct device *d);
 void device_mark(struct fleet *f, struct device *d);
 void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason);
 void device_event(struct fleet *f, const struct device *d, const char *kind, json_t *detail);
 void device_clear_offer(struct fleet *f, struct device *d);
+void progress_reset(struct device *d);
+int percent_of(const struct device *d);
 json_t *device_json(const struct device *d);
 /* "2026-11-24T06:50:00Z", or null for 0 */
 json_t *time_json(int64_t ms);
+void set_str(char **slot, const char *v);
+
+/* credentials.c */
+void make_secret_hash(const char *secret, char *out, size_t outlen);
+/* The device a request proves to be, or NULL; the same work either way. */
+struct device *authenticate(struct fleet *f, const struct device_identity *who);
+void seen(struct device *d, const struct device_identity *who);
+
+/* checkin.c */
+/* The device moved to `version`. Confirms a hop or notes the surprise. */
+void version_changed(struct fleet *f, struct device *d, const char *version);
+
+/* progress.c */
+/* Records a piece of an offer's download against its device. */
+void progress_record(struct fleet *f, const char *token, uint64_t start, uint64_t bytes,
+                     int complete, enum piece kind, enum proto proto, const char *addr);
+void progress_resumed(struct fleet *f, const char *token);
+/* Adds [start, end) to the offer's intervals; recomputes the prefix. */
+void progress_add_interval(struct device *d, uint64_t start, uint64_t end);
+
+/* persist.c */
+json_t *device_doc(const struct device *d);
+void device_from_doc(struct fleet *f, struct device *d, json_t *doc);
+
+/* delivery.c */
+/* The URL for AT+QFOTADL of d's offer over transport t; f->mu held. */
+void offer_url(struct fleet *f, const struct device *d, enum proto t, char *out, size_t len);
+/* Whether the transport has a front; f->mu held. */
+int transport_served(const struct fleet *f, enum proto p);
+/* "transport must be one of ..." or NULL when v (a JSON value, may be NULL
+ * or null) names a served transport; *out: -1 for none. f->mu held. */
+const char *transport_from_json(const struct fleet *f, json_t *v, int *out);
 
 /* rollout.c */
 const char *rstate_name(enum rstate s);
+int rstate_parse(const char *s, enum rstate *out);
 struct rollout *rollout_find(struct fleet *f, const char *id);
 void rollout_mark(struct rollout *r);
 int rollout_matches(const struct rollout *r, const struct device *d);
@@ -139,11 +189,15 @@ int rollout_active(const struct rollout *r);
 void rollout_evaluate(struct fleet *f, struct rollout *r);
 void rollout_alarm(struct fleet *f, struct rollout *r, const char *text);
 void rollout_pause(struct fleet *f, struct rollout *r, const char *reason);
-json_t *rollout_json(const struct rollout *r);
-json_t *rollout_doc(const struct rollout *r);
-struct rollout *rollout_from_doc(const char *id, json_t *doc);
+void rollout_start(struct fleet *f, struct rollout *r);
+struct rollout *rollout_alloc(void);
 void rollout_free(struct rollout *r);
 /* The device joins a running rollout whose selector it matches, if any. */
 void rollout_join_running(struct fleet *f, struct device *d);
+
+/* rollout_admin.c */
+json_t *rollout_json(const struct rollout *r);
+json_t *rollout_doc(const struct rollout *r);
+struct rollout *rollout_from_doc(const char *id, json_t *doc);
 
 #endif

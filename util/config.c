@@ -16,20 +16,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
-
-#include "config.h"
 
 enum opt_type {
   T_STRING, /* any text, may be empty */
   T_PATH,   /* non-empty text */
   T_INT,    /* decimal, within min..max */
   T_SIZE,   /* bytes with optional K/M/G suffix */
+  T_BOOL,   /* yes/no, true/false, on/off, 1/0 */
   T_LOGLEVEL,
   T_LISTEN, /* one or more addresses; repeated keys add */
-  T_SNI,    /* NAME CERTFILE KEYFILE; repeatable */
+  T_SNI,    /* NAME CERTFILE KEYFILE; repeatable; offset: its struct tls_conf */
   T_CLIENT_AUTH,
-  T_URL, /* http:// or https:// with an explicit port, or empty */
+  T_URL, /* SECTION://HOST:PORT (the section's scheme, an explicit port), or empty */
 };
 
 struct option {
@@ -43,6 +43,28 @@ struct option {
 };
 
 #define O(f) offsetof(struct config, f)
+#define F(p, f) offsetof(struct config, front[p].f)
+
+/* Every front's section has these rows. */
+#define FRONT_ROWS(sec, p, listen_def)                                                             \
+  {sec, "listen", T_LISTEN, F(p, listen), listen_def, 0, 0, "ADDRESS:PORT ..."},                   \
+      {sec, "connection_limit", T_INT, F(p, connection_limit), "1024", 1, MAX_CONNECTION_LIMIT,    \
+       "connections"},                                                                             \
+      {sec, "timeout", T_INT, F(p, timeout), "60", 1, MAX_TIMEOUT, "idle seconds"},                \
+      {sec, "per_ip_limit", T_INT, F(p, per_ip_limit), "0", 0, MAX_CONNECTION_LIMIT,               \
+       "connections per client address, 0 for none"},                                              \
+      {sec, "public_url", T_URL, F(p, public_url), "", 0, 0, "base URL devices see"}
+
+/* Every TLS or DTLS section has these: one set of TLS options. */
+#define TLS_ROWS(sec, p, prio_def)                                                                 \
+  {sec, "cert", T_STRING, F(p, tls.cert), "", 0, 0, "default certificate chain (PEM)"},            \
+      {sec, "key", T_STRING, F(p, tls.key), "", 0, 0, "its private key (PEM)"},                    \
+      {sec, "sni", T_SNI, F(p, tls), NULL, 0, 0, "NAME CERTFILE KEYFILE"},                         \
+      {sec, "client_ca", T_STRING, F(p, tls.client_ca), "", 0, 0, "CA for client certificates"},  \
+      {sec, "client_auth", T_CLIENT_AUTH, F(p, tls.client_auth), "none", 0, 0,                     \
+       "none|optional|required"},                                                                  \
+      {sec, "priorities", T_STRING, F(p, tls.priorities), prio_def, 0, 0,                          \
+       "cipher preferences, in the TLS library's syntax"}
 
 static const struct option options[] = {
     {"server", "state_dir", T_PATH, O(state_dir), DEF_STATE_DIR, 0, 0, "state directory"},
@@ -51,29 +73,11 @@ static const struct option options[] = {
     {"server", "shutdown_timeout", T_INT, O(shutdown_timeout), "10", 0, MAX_SHUTDOWN_TIMEOUT,
      "seconds"},
     {"store", "flush_interval", T_INT, O(flush_interval_ms), "250", 10, 1000, "milliseconds"},
-    {"http", "listen", T_LISTEN, O(http.listen), DEF_HTTP_LISTEN, 0, 0, "ADDRESS:PORT ..."},
-    {"http", "connection_limit", T_INT, O(http.connection_limit), "1024", 1, MAX_CONNECTION_LIMIT,
-     "connections"},
-    {"http", "timeout", T_INT, O(http.timeout), "60", 1, MAX_TIMEOUT, "seconds"},
-    {"http", "per_ip_limit", T_INT, O(http.per_ip_limit), "0", 0, MAX_CONNECTION_LIMIT,
-     "connections per client address, 0 for none"},
-    {"http", "threads", T_INT, O(http.threads), "0", 0, MAX_THREADS, "0: one per CPU"},
-    {"http", "public_url", T_URL, O(http.public_url), "", 0, 0, "base URL devices see"},
-    {"https", "listen", T_LISTEN, O(https.listen), "", 0, 0, "ADDRESS:PORT ..."},
-    {"https", "connection_limit", T_INT, O(https.connection_limit), "1024", 1, MAX_CONNECTION_LIMIT,
-     "connections"},
-    {"https", "timeout", T_INT, O(https.timeout), "60", 1, MAX_TIMEOUT, "seconds"},
-    {"https", "per_ip_limit", T_INT, O(https.per_ip_limit), "0", 0, MAX_CONNECTION_LIMIT,
-     "connections per client address"},
-    {"https", "threads", T_INT, O(https.threads), "0", 0, MAX_THREADS, "0: one per CPU"},
-    {"https", "public_url", T_URL, O(https.public_url), "", 0, 0, "base URL devices see"},
-    {"https", "cert", T_STRING, O(cert), "", 0, 0, "default certificate chain (PEM)"},
-    {"https", "key", T_STRING, O(key), "", 0, 0, "its private key (PEM)"},
-    {"https", "sni", T_SNI, 0, NULL, 0, 0, "NAME CERTFILE KEYFILE"},
-    {"https", "client_ca", T_STRING, O(client_ca), "", 0, 0, "CA for client certificates"},
-    {"https", "client_auth", T_CLIENT_AUTH, O(client_auth), "none", 0, 0, "none|optional|required"},
-    {"https", "priorities", T_PATH, O(tls_priorities), DEF_TLS_PRIORITIES, 0, 0,
-     "GnuTLS priority string"},
+    FRONT_ROWS("http", PROTO_HTTP, DEF_HTTP_LISTEN),
+    {"http", "threads", T_INT, F(PROTO_HTTP, threads), "0", 0, MAX_THREADS, "0: one per CPU"},
+    FRONT_ROWS("https", PROTO_HTTPS, ""),
+    {"https", "threads", T_INT, F(PROTO_HTTPS, threads), "0", 0, MAX_THREADS, "0: one per CPU"},
+    TLS_ROWS("https", PROTO_HTTPS, DEF_TLS_PRIORITIES),
     {"fleet", "token_header", T_PATH, O(token_header), "X-Device-Token", 0, 0,
      "header carrying a device's secret"},
     {"admin", "listen", T_LISTEN, O(admin_listen), DEF_ADMIN_LISTEN, 0, 0, "ADDRESS:PORT ..."},
@@ -251,30 +255,44 @@ static const char *option_set(struct config *c, const struct option *o, const ch
       return "out of memory";
     return NULL;
   case T_URL: {
+    char scheme[16];
     const char *p;
     if (buf[0] == '\0') {
       set_string((char **)slot, "");
       return NULL;
     }
-    if (strncmp(buf, "http://", 7) == 0)
-      p = buf + 7;
-    else if (strncmp(buf, "https://", 8) == 0)
-      p = buf + 8;
-    else
-      return "must start with http:// or https://";
+    snprintf(scheme, sizeof(scheme), "%s://", o->section);
+    if (strncmp(buf, scheme, strlen(scheme)) != 0) {
+      snprintf(msg, msglen, "must start with %s", scheme);
+      return msg;
+    }
+    p = buf + strlen(scheme);
     /* modules need an explicit port, and short URLs */
     const char *slash = strchr(p, '/');
     const char *colon = strrchr(p, ':');
     if (colon == NULL || (slash != NULL && colon > slash) || !isdigit((unsigned char)colon[1]))
-      return "must name an explicit port (http://HOST:PORT), as some modules require";
-    if (strlen(buf) > 160)
+      return "must name an explicit port (SCHEME://HOST:PORT), as some modules require";
+    if (strlen(buf) >= CONF_URL_MAX)
       return "too long: the URLs handed to modules must stay short";
+    for (const char *q = buf; *q; q++)
+      if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f || *q == '@')
+        return "must be plain printable ASCII without spaces or '@'";
     while (buf[0] != '\0' && buf[strlen(buf) - 1] == '/')
       buf[strlen(buf) - 1] = '\0';
     if (set_string((char **)slot, buf) < 0)
       return "out of memory";
     return NULL;
   }
+  case T_BOOL:
+    if (strcmp(buf, "yes") == 0 || strcmp(buf, "true") == 0 || strcmp(buf, "on") == 0 ||
+        strcmp(buf, "1") == 0)
+      *(int *)slot = 1;
+    else if (strcmp(buf, "no") == 0 || strcmp(buf, "false") == 0 || strcmp(buf, "off") == 0 ||
+             strcmp(buf, "0") == 0)
+      *(int *)slot = 0;
+    else
+      return "must be yes or no";
+    return NULL;
   case T_INT: {
     char *end;
     long long v;
@@ -347,22 +365,23 @@ static const char *option_set(struct config *c, const struct option *o, const ch
   case T_SNI: {
     char *words[4];
     int n = split_words(buf, words, 3);
+    struct tls_conf *tc = (struct tls_conf *)slot;
     struct sni_entry *e;
     if (n != 3)
       return "expected: sni = NAME CERTFILE KEYFILE";
-    if (c->n_sni == CONF_MAX_SNI)
+    if (tc->n_sni == CONF_MAX_SNI)
       return "too many sni entries";
     for (const char *p = words[0]; *p; p++)
       if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '*'))
         return "bad server name";
-    for (int i = 0; i < c->n_sni; i++)
-      if (strcasecmp(c->sni[i].name, words[0]) == 0)
+    for (int i = 0; i < tc->n_sni; i++)
+      if (strcasecmp(tc->sni[i].name, words[0]) == 0)
         return "server name given twice";
-    e = &c->sni[c->n_sni];
+    e = &tc->sni[tc->n_sni];
     e->name = strdup(words[0]);
     e->cert = strdup(words[1]);
     e->key = strdup(words[2]);
-    c->n_sni++;
+    tc->n_sni++;
     if (e->name == NULL || e->cert == NULL || e->key == NULL)
       return "out of memory";
     return NULL;
@@ -487,35 +506,57 @@ static void apply_override(struct config *c, const char *ov, struct config_error
     config_errors_add(errs, "--set %s.%s: %s", buf, dot + 1, err);
 }
 
+int config_has_section(enum proto p)
+{
+  for (size_t i = 0; i < N_OPTIONS; i++)
+    if (strcmp(options[i].section, proto_name(p)) == 0)
+      return 1;
+  return 0;
+}
+
+static int proto_udp(int p) { return p == PROTO_COAP || p == PROTO_COAPS; }
+
 /* Cross-option checks, done once everything is set. */
 static void validate(struct config *c, struct config_errors *errs)
 {
   const char *src = c->source;
+  int listening = 0;
 
-  if (c->https.listen.n > 0 && (c->cert[0] == '\0' || c->key[0] == '\0'))
-    config_errors_add(errs, "%s: [https] listen needs cert and key", src);
-  if (c->client_auth != CLIENT_AUTH_NONE && c->client_ca[0] == '\0')
-    config_errors_add(errs, "%s: [https] client_auth = %s needs client_ca", src,
-                      c->client_auth == CLIENT_AUTH_REQUIRED ? "required" : "optional");
-  if (c->http.listen.n == 0 && c->https.listen.n == 0)
-    config_errors_add(errs, "%s: neither [http] nor [https] has a listen address", src);
-  for (int i = 0; i < c->http.listen.n; i++)
-    for (int j = 0; j < c->https.listen.n; j++)
-      if (strcmp(c->http.listen.addr[i].text, c->https.listen.addr[j].text) == 0)
-        config_errors_add(errs, "%s: %s is both an [http] and an [https] address", src,
-                          c->http.listen.addr[i].text);
-  for (int i = 0; i < c->admin_listen.n; i++) {
-    const char *a = c->admin_listen.addr[i].text;
-    for (int j = 0; j < c->http.listen.n; j++)
-      if (strcmp(c->http.listen.addr[j].text, a) == 0)
-        config_errors_add(errs, "%s: %s is both an [admin] and an [http] address", src, a);
-    for (int j = 0; j < c->https.listen.n; j++)
-      if (strcmp(c->https.listen.addr[j].text, a) == 0)
-        config_errors_add(errs, "%s: %s is both an [admin] and an [https] address", src, a);
+  for (int p = 0; p < PROTO_COUNT; p++) {
+    const struct front_conf *fc = &c->front[p];
+    const char *sec = proto_name((enum proto)p);
+    if (!config_has_section((enum proto)p))
+      continue;
+    listening += fc->listen.n;
+    if (proto_secure((enum proto)p) && fc->listen.n > 0 &&
+        (fc->tls.cert == NULL || fc->tls.cert[0] == '\0' || fc->tls.key[0] == '\0') &&
+        p != PROTO_COAPS) /* CoAPS may run on pre-shared keys alone */
+      config_errors_add(errs, "%s: [%s] listen needs cert and key", src, sec);
+    if (proto_secure((enum proto)p) && fc->tls.client_auth != CLIENT_AUTH_NONE &&
+        fc->tls.client_ca[0] == '\0')
+      config_errors_add(errs, "%s: [%s] client_auth = %s needs client_ca", src, sec,
+                        fc->tls.client_auth == CLIENT_AUTH_REQUIRED ? "required" : "optional");
+  }
+  if (listening == 0)
+    config_errors_add(errs, "%s: no device front ([http], [https], ...) has a listen address", src);
+  /* one address, one section (of the same transport) */
+  for (int p = 0; p <= PROTO_COUNT; p++) {
+    const struct listen_set *a = p < PROTO_COUNT ? &c->front[p].listen : &c->admin_listen;
+    for (int q = p + 1; q <= PROTO_COUNT; q++) {
+      const struct listen_set *b = q < PROTO_COUNT ? &c->front[q].listen : &c->admin_listen;
+      if (proto_udp(p) != proto_udp(q))
+        continue;
+      for (int i = 0; i < a->n; i++)
+        for (int j = 0; j < b->n; j++)
+          if (strcmp(a->addr[i].text, b->addr[j].text) == 0)
+            config_errors_add(errs, "%s: %s is both an [%s] and an [%s] address", src,
+                              a->addr[i].text, p < PROTO_COUNT ? proto_name((enum proto)p) : "admin",
+                              q < PROTO_COUNT ? proto_name((enum proto)q) : "admin");
+    }
   }
 }
 
-/* "http://HOST:PORT" from the first listen address of a front. */
+/* "SCHEME://HOST:PORT" from the first listen address of a front. */
 static void derive_public_url(struct front_conf *f, const char *scheme)
 {
   char url[128], host[64];
@@ -592,8 +633,9 @@ struct config *config_load(const char *file, char *const *overrides, int n_overr
     snprintf(buf, sizeof(buf), "%s/admin.token", c->state_dir);
     set_string(&c->token_file, buf);
   }
-  derive_public_url(&c->http, "http");
-  derive_public_url(&c->https, "https");
+  for (int p = 0; p < PROTO_COUNT; p++)
+    if (config_has_section((enum proto)p))
+      derive_public_url(&c->front[p], proto_name((enum proto)p));
   return c;
 }
 
@@ -606,11 +648,12 @@ void config_free(struct config *c)
     if (t == T_STRING || t == T_PATH || t == T_URL)
       free(*(char **)((char *)c + options[i].offset));
   }
-  for (int i = 0; i < c->n_sni; i++) {
-    free(c->sni[i].name);
-    free(c->sni[i].cert);
-    free(c->sni[i].key);
-  }
+  for (int p = 0; p < PROTO_COUNT; p++)
+    for (int i = 0; i < c->front[p].tls.n_sni; i++) {
+      free(c->front[p].tls.sni[i].name);
+      free(c->front[p].tls.sni[i].cert);
+      free(c->front[p].tls.sni[i].key);
+    }
   free(c->source);
   free(c);
 }

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "../util/config.h"
 
 /* Reads the token (first line of path) into out. create: when the file is
  * absent, make it with a fresh random token, mode 0600. Refuses a file that

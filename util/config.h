@@ -8,6 +8,7 @@
 
 #include "limits.h"
 #include "log.h"
+#include "proto.h"
 
 struct listen_addr {
   char text[80]; /* as written: "127.0.0.1:8080", "[::1]:443" */
@@ -29,6 +30,19 @@ struct sni_entry {
 
 enum client_auth { CLIENT_AUTH_NONE = 0, CLIENT_AUTH_OPTIONAL, CLIENT_AUTH_REQUIRED };
 
+/* The TLS settings of a TLS (or DTLS) section: one set of options, the same
+ * rows in every such section. */
+struct tls_conf {
+  char *cert, *key;   /* default certificate chain and key (PEM) */
+  char *client_ca;    /* CA for client certificates */
+  enum client_auth client_auth;
+  char *priorities;   /* the TLS library's own syntax: GnuTLS priority
+                         string for https, OpenSSL cipher list for others */
+  struct sni_entry sni[CONF_MAX_SNI];
+  int n_sni;
+};
+
+/* One front's section: [http], [https], ... (the admin API has its own). */
 struct front_conf {
   struct listen_set listen;
   int connection_limit;
@@ -36,6 +50,8 @@ struct front_conf {
   int per_ip_limit;
   int threads;      /* 0: one per CPU */
   char *public_url; /* base URL devices see; derived when empty */
+  int anonymous_packages; /* serve /p/{id} without a token (CoAP, FTP) */
+  struct tls_conf tls;    /* TLS sections only */
 };
 
 struct config {
@@ -47,14 +63,8 @@ struct config {
   int shutdown_timeout;
   /* [store] */
   int flush_interval_ms;
-  /* [http] */
-  struct front_conf http;
-  /* [https] */
-  struct front_conf https;
-  char *cert, *key, *client_ca, *tls_priorities;
-  enum client_auth client_auth;
-  struct sni_entry sni[CONF_MAX_SNI];
-  int n_sni;
+  /* [http], [https], ...: indexed by enum proto */
+  struct front_conf front[PROTO_COUNT];
   /* [fleet] */
   char *token_header;
   /* [admin] */
@@ -62,6 +72,10 @@ struct config {
   char *token_file;
   uint64_t max_upload_size;
 };
+
+/* Whether a section of that protocol exists in the option table (its front
+ * is built into this daemon). */
+int config_has_section(enum proto p);
 
 /* Errors found while loading, each "FILE:LINE: message". */
 struct config_errors {

@@ -1,0 +1,93 @@
+/* credentials.c: how a device proves who it is.
+ *
+ * SECURITY: the database keeps a salted SHA-256 of each device secret, not
+ * the secret: a stolen database does not hand out credentials. Secrets we
+ * generate carry 130 random bits, which is what makes a fast hash enough;
+ * secrets an operator sets must have at least 16 characters. */
+#include "autoconfig.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../util/util.h"
+#include "fleet_int.h"
+
+/* "sha256$SALT$HEX" of salt + secret */
+static void hash_secret(const char *secret, const char *salt, char *out, size_t outlen)
+{
+  unsigned char md[32];
+  unsigned mdlen = 0;
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  char hex[65];
+
+  if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
+      EVP_DigestUpdate(c, salt, strlen(salt)) != 1 ||
+      EVP_DigestUpdate(c, secret, strlen(secret)) != 1 || EVP_DigestFinal_ex(c, md, &mdlen) != 1)
+    memset(md, 0, sizeof(md)); /* matches nothing a device can send: the prefix differs */
+  EVP_MD_CTX_free(c);
+  hex_encode(md, sizeof(md), hex);
+  snprintf(out, outlen, "sha256$%s$%s", salt, mdlen == 32 ? hex : "-");
+  OPENSSL_cleanse(md, sizeof(md));
+}
+
+void make_secret_hash(const char *secret, char *out, size_t outlen)
+{
+  char salt[17];
+
+  random_base32(salt, 16);
+  hash_secret(secret, salt, out, outlen);
+}
+
+/* Compares secret against a stored hash, in time that does not depend on
+ * where they differ. */
+static int secret_ok(const char *stored, const char *secret)
+{
+  char salt[32], want[96];
+  const char *p = stored + 7, *q;
+
+  if (strncmp(stored, "sha256$", 7) != 0)
+    return 0;
+  q = strchr(p, '$');
+  if (q == NULL || (size_t)(q - p) >= sizeof(salt))
+    return 0;
+  memcpy(salt, p, (size_t)(q - p));
+  salt[q - p] = '\0';
+  hash_secret(secret, salt, want, sizeof(want));
+  return strlen(want) == strlen(stored) && CRYPTO_memcmp(want, stored, strlen(want)) == 0;
+}
+
+/* SECURITY: a device proves itself with its secret, or with a client
+ * certificate (verified against client_ca) or DTLS PSK identity that names
+ * it. An unknown id costs the same hash as a known one (against a dummy),
+ * so that answer times do not tell which ids exist. Nothing is recorded for
+ * a request that fails this. */
+struct device *authenticate(struct fleet *f, const struct device_identity *who)
+{
+  static const char dummy[] = "sha256$aaaaaaaaaaaaaaaa$"
+                              "0000000000000000000000000000000000000000000000000000000000000000";
+  struct device *d;
+  int ok;
+
+  if (who->device_id == NULL || who->device_id[0] == '\0')
+    return NULL;
+  d = device_find(f, who->device_id);
+  if (d != NULL && who->peer_id != NULL && strcmp(who->peer_id, d->id) == 0)
+    return d;
+  if (who->secret == NULL)
+    return NULL;
+  ok = secret_ok(d != NULL ? d->secret_hash : dummy, who->secret);
+  return d != NULL && ok ? d : NULL;
+}
+
+void seen(struct device *d, const struct device_identity *who)
+{
+  int64_t t = now_ms();
+
+  if (d->first_seen == 0)
+    d->first_seen = t;
+  d->last_seen = t;
+  if (who->addr != NULL)
+    snprintf(d->addr, sizeof(d->addr), "%s", who->addr);
+}

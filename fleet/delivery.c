@@ -1,0 +1,251 @@
+/* delivery.c: the delivery core (delivery.h): the fronts' bases, resolving
+ * download names, transfers and their accounting, offer URLs. */
+#include "autoconfig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/util.h"
+#include "fleet_int.h"
+
+struct proto_stats delivery_stats[PROTO_COUNT];
+atomic_int delivery_in_flight;
+
+struct transfer {
+  struct fleet *f;
+  struct package *pkg;
+  enum proto proto;
+  char token[FLEET_TOKEN_LEN + 1];
+  char addr[64];
+};
+
+/* ---- bases ---------------------------------------------------------------- */
+
+void delivery_set_bases(struct fleet *f, const char *const bases[PROTO_COUNT])
+{
+  pthread_mutex_lock(&f->mu);
+  for (int p = 0; p < PROTO_COUNT; p++)
+    snprintf(f->base[p], sizeof(f->base[p]), "%s", bases[p] ? bases[p] : "");
+  pthread_mutex_unlock(&f->mu);
+}
+
+int transport_served(const struct fleet *f, enum proto p)
+{
+  return (unsigned)p < PROTO_COUNT && f->base[p][0] != '\0';
+}
+
+int delivery_has(struct fleet *f, enum proto p)
+{
+  int has;
+
+  pthread_mutex_lock(&f->mu);
+  has = transport_served(f, p);
+  pthread_mutex_unlock(&f->mu);
+  return has;
+}
+
+void fleet_public_base(struct fleet *f, int proto, char *out, size_t len)
+{
+  pthread_mutex_lock(&f->mu);
+  snprintf(out, len, "%s", (unsigned)proto < PROTO_COUNT ? f->base[proto] : "");
+  pthread_mutex_unlock(&f->mu);
+}
+
+const char *transport_from_json(const struct fleet *f, json_t *v, int *out)
+{
+  enum proto p;
+
+  *out = -1;
+  if (v == NULL || json_is_null(v))
+    return NULL;
+  if (!json_is_string(v) || proto_parse(json_string_value(v), &p) < 0)
+    return "transport must be one of http, https, coap, coaps, ftp, ftps (or null)";
+  if (!transport_served(f, p))
+    return "transport names a protocol with no front on this server (its section has no "
+           "listen address)";
+  *out = (int)p;
+  return NULL;
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+void delivery_file_name(const struct package *p, char *out, size_t len)
+{
+  const char *n = p->name ? p->name : "";
+  size_t l = strlen(n);
+  int safe = l > 0 && l <= 64 && n[0] != '.';
+
+  for (const char *c = n; safe && *c; c++)
+    safe = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+           *c == '.' || *c == '_' || *c == '-';
+  if (safe)
+    snprintf(out, len, "%s", n);
+  else
+    snprintf(out, len, "%s.bin", p->id);
+}
+
+/* Percent-encodes what is not unreserved (RFC 3986), for a URL's user. */
+static void url_user(const char *in, char *out, size_t len)
+{
+  size_t o = 0;
+
+  for (; *in && o + 4 < len; in++) {
+    unsigned char c = (unsigned char)*in;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~')
+      out[o++] = (char)c;
+    else
+      o += (size_t)snprintf(out + o, len - o, "%%%02X", c);
+  }
+  out[o] = '\0';
+}
+
+void offer_url(struct fleet *f, const struct device *d, enum proto t, char *out, size_t len)
+{
+  const char *base = f->base[t];
+
+  if (t == PROTO_FTP || t == PROTO_FTPS) {
+    /* ftp://DEVICE:TOKEN@HOST:PORT/NAME: the token is the password, so the
+     * URL dies with the offer; the login sees that one file */
+    const char *hostport = strstr(base, "://");
+    struct package *p = store_package_get(f->store, d->package_id);
+    char user[3 * DEVICE_ID_MAX + 1], name[80];
+
+    url_user(d->id, user, sizeof(user));
+    if (p != NULL) {
+      delivery_file_name(p, name, sizeof(name));
+      package_unref(p);
+    } else {
+      snprintf(name, sizeof(name), "%s.bin", d->package_id);
+    }
+    snprintf(out, len, "%s://%s:%s@%s/%s", proto_name(t), user, d->token,
+             hostport ? hostport + 3 : base, name);
+    return;
+  }
+  snprintf(out, len, "%s/f/%s", base, d->token);
+}
+
+/* ---- resolving -------------------------------------------------------------- */
+
+static enum resolve resolved(struct package *p, struct target *out)
+{
+  out->pkg = p;
+  if (p == NULL)
+    return RESOLVE_NOT_FOUND;
+  if (atomic_load(&p->status) != PKG_OK) {
+    package_unref(p);
+    out->pkg = NULL;
+    return RESOLVE_DAMAGED;
+  }
+  return RESOLVE_OK;
+}
+
+enum resolve delivery_resolve_package(struct fleet *f, const char *id, struct target *out)
+{
+  memset(out, 0, sizeof(*out));
+  return resolved(store_package_get(f->store, id), out);
+}
+
+enum resolve delivery_resolve_offer(struct fleet *f, const char *token, const char *device,
+                                    int fetch, struct target *out)
+{
+  struct device *d;
+  char pkg[PKG_ID_LEN + 1] = "";
+
+  memset(out, 0, sizeof(*out));
+  if (strlen(token) != FLEET_TOKEN_LEN)
+    return RESOLVE_NOT_FOUND;
+  pthread_mutex_lock(&f->mu);
+  d = token_find(f, token);
+  if (d != NULL && (device == NULL || strcmp(device, d->id) == 0)) {
+    snprintf(pkg, sizeof(pkg), "%s", d->package_id);
+    snprintf(out->token, sizeof(out->token), "%s", token);
+    snprintf(out->device, sizeof(out->device), "%s", d->id);
+    if (fetch && d->state == D_OFFERED && d->retry_at <= now_ms())
+      device_set_state(f, d, D_DOWNLOADING, "first bytes requested");
+  }
+  pthread_mutex_unlock(&f->mu);
+  if (pkg[0] == '\0')
+    return RESOLVE_NOT_FOUND;
+  return resolved(store_package_get(f->store, pkg), out);
+}
+
+void target_release(struct target *t)
+{
+  if (t->pkg != NULL)
+    package_unref(t->pkg);
+  t->pkg = NULL;
+}
+
+/* ---- transfers ------------------------------------------------------------- */
+
+struct transfer *transfer_begin(struct fleet *f, struct target *t, enum proto proto,
+                                const char *addr)
+{
+  struct transfer *tr = calloc(1, sizeof(*tr));
+
+  if (tr == NULL) {
+    target_release(t);
+    return NULL;
+  }
+  tr->f = f;
+  tr->pkg = t->pkg;
+  t->pkg = NULL;
+  tr->proto = proto;
+  snprintf(tr->token, sizeof(tr->token), "%s", t->token);
+  snprintf(tr->addr, sizeof(tr->addr), "%s", addr ? addr : "");
+  atomic_fetch_add(&delivery_in_flight, 1);
+  return tr;
+}
+
+struct package *transfer_package(const struct transfer *tr) { return tr->pkg; }
+
+void transfer_request(struct transfer *tr)
+{
+  store_record_request(tr->pkg);
+  atomic_fetch_add_explicit(&delivery_stats[tr->proto].requests, 1, memory_order_relaxed);
+}
+
+void transfer_delivered(struct transfer *tr, uint64_t start, uint64_t bytes, int complete,
+                        enum piece kind)
+{
+  int reached_end = complete && start + bytes >= tr->pkg->size && bytes > 0;
+
+  store_record_delivered(tr->pkg, bytes, reached_end);
+  atomic_fetch_add_explicit(&delivery_stats[tr->proto].bytes, bytes, memory_order_relaxed);
+  if (reached_end)
+    atomic_fetch_add_explicit(&delivery_stats[tr->proto].downloads, 1, memory_order_relaxed);
+  if (tr->token[0] != '\0')
+    progress_record(tr->f, tr->token, start, bytes, complete, kind, tr->proto, tr->addr);
+}
+
+void transfer_resumed(struct transfer *tr)
+{
+  if (tr->token[0] != '\0')
+    progress_resumed(tr->f, tr->token);
+}
+
+void transfer_end(struct transfer *tr)
+{
+  if (tr == NULL)
+    return;
+  package_unref(tr->pkg);
+  free(tr);
+  atomic_fetch_sub(&delivery_in_flight, 1);
+}
+
+/* ---- pre-shared keys ----------------------------------------------------- */
+
+int delivery_psk_lookup(struct fleet *f, const char *identity, size_t idlen, unsigned char *key,
+                        size_t *keylen, char device[DEVICE_ID_MAX + 1])
+{
+  /* devices get DTLS keys with the CoAPS front */
+  (void)f;
+  (void)identity;
+  (void)idlen;
+  (void)key;
+  (void)keylen;
+  (void)device;
+  return -1;
+}

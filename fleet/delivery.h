@@ -1,0 +1,170 @@
+/* delivery.h: the delivery core. Every device front (HTTP(S), CoAP(S),
+ * FTP(S)) parses its own wire format, asks these calls, and renders their
+ * answers in its own codes: resolve a name to a package, account a
+ * transfer, check a device in, take its report. Nothing here knows a wire
+ * format, and no front knows another or touches the database.
+ *
+ * Threads: every call may be made from any thread. */
+#ifndef DFOTAD_DELIVERY_H
+#define DFOTAD_DELIVERY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../store/store.h"
+#include "../util/proto.h"
+
+struct fleet;
+
+#define DEVICE_ID_MAX 64
+#define FLEET_TOKEN_LEN 24 /* base32: 120 random bits */
+
+/* ---- accounting by protocol, for /metrics --------------------------- */
+
+struct proto_stats {
+  _Atomic uint64_t requests;  /* responses, blocks or RETRs answered */
+  _Atomic uint64_t bytes;     /* payload bytes that reached clients */
+  _Atomic uint64_t downloads; /* transfers that delivered a package's last byte */
+};
+extern struct proto_stats delivery_stats[PROTO_COUNT];
+/* Transfers begun and not yet ended. */
+extern atomic_int delivery_in_flight;
+
+/* ---- where fronts are ------------------------------------------------ */
+
+/* The public base of each protocol's front ("http://host:8080",
+ * "coaps://host:5684", "ftp://host:2121"), "" where no front of that
+ * protocol runs. Offers are only made over a protocol that has one. Called
+ * at start and on every reload; the strings are copied. */
+void delivery_set_bases(struct fleet *f, const char *const bases[PROTO_COUNT]);
+/* Whether a front of that protocol runs. */
+int delivery_has(struct fleet *f, enum proto p);
+
+/* ---- who a device says it is ------------------------------------------ */
+
+struct device_identity {
+  const char *device_id; /* claimed (the query's device=), NULL: none */
+  const char *secret;    /* the credential header's value, NULL: none */
+  const char *peer_id;   /* the device a verified TLS client certificate
+                            (CN) or DTLS PSK identity names, NULL: none */
+  const char *addr;      /* the client's address as text, for the record */
+  enum proto proto;      /* the protocol of the listener it came in on */
+};
+
+/* ---- resolving a download name ---------------------------------------- */
+
+enum resolve { RESOLVE_OK = 0, RESOLVE_NOT_FOUND, RESOLVE_DAMAGED };
+
+/* What a download name designates. pkg holds a reference; token and
+ * device are empty for an anonymous package download. */
+struct target {
+  struct package *pkg;
+  char token[FLEET_TOKEN_LEN + 1];
+  char device[DEVICE_ID_MAX + 1];
+};
+
+/* /p/{id}: a package by id, for fronts that serve packages anonymously. */
+enum resolve delivery_resolve_package(struct fleet *f, const char *id, struct target *out);
+/* /f/{token}: the package an offer's token stands for. device: when not
+ * NULL, the offer must be that device's (an FTP login's user name). fetch:
+ * the device starts fetching bytes (not a HEAD, SIZE or probe), which
+ * moves an offered device to downloading. */
+enum resolve delivery_resolve_offer(struct fleet *f, const char *token, const char *device,
+                                    int fetch, struct target *out);
+/* Drops the reference of a target that no transfer took. */
+void target_release(struct target *t);
+/* A short file name for a package, for protocols that show one (FTP):
+ * its uploaded name when that is safe ([A-Za-z0-9._-], at most 64 bytes,
+ * not starting with a dot), else "<id>.bin". */
+void delivery_file_name(const struct package *p, char *out, size_t len);
+
+/* ---- transfers --------------------------------------------------------- */
+
+/* A piece is what one request delivered: an HTTP response, one CoAP block,
+ * one FTP data connection. */
+enum piece { PIECE_WHOLE = 0, /* from its start to the end of the package */
+             PIECE_SEGMENT,   /* a bounded range (a request_size segment) */
+             PIECE_BLOCK };   /* one block of a block-wise transfer */
+
+struct transfer;
+
+/* Begins a transfer of t (consumed: the transfer takes its reference) over
+ * proto for the client at addr. NULL only when out of memory (t is then
+ * released). A transfer may span many pieces (the blocks of a CoAP
+ * download, the responses of one connection). */
+struct transfer *transfer_begin(struct fleet *f, struct target *t, enum proto proto,
+                                const char *addr);
+struct package *transfer_package(const struct transfer *tr);
+/* One request answered (a response, a block, a RETR): counted per package
+ * and per protocol. */
+void transfer_request(struct transfer *tr);
+/* A piece [start, start + bytes) reached the client; complete: all of the
+ * piece that was asked for arrived. bytes are payload bytes only (no
+ * headers, no TLS records). The offer's device progress, the package's
+ * statistics and the protocol's counters follow from this. */
+void transfer_delivered(struct transfer *tr, uint64_t start, uint64_t bytes, int complete,
+                        enum piece kind);
+/* The device went back to an earlier part of the package after a pause
+ * (a front that can tell, such as CoAP, says so; HTTP's resumes are seen
+ * from interrupted pieces). */
+void transfer_resumed(struct transfer *tr);
+/* Ends the transfer and releases its package. */
+void transfer_end(struct transfer *tr);
+
+/* ---- check-ins ----------------------------------------------------------- */
+
+enum verdict {
+  VERDICT_OFFER = 0,   /* url and the offer's details filled */
+  VERDICT_NOTHING,     /* nothing to do now */
+  VERDICT_LATER,       /* ask again in retry_after seconds */
+  VERDICT_BAD_REQUEST, /* message filled */
+  VERDICT_FORBIDDEN,   /* unknown device or wrong credential */
+  VERDICT_NO_TRANSPORT /* the transport asked for has no front here; message filled */
+};
+
+struct checkin_answer {
+  enum verdict verdict;
+  int retry_after; /* seconds, with VERDICT_LATER */
+  char url[720];   /* for AT+QFOTADL: at most 700 bytes */
+  enum proto transport;
+  char package_id[PKG_ID_LEN + 4], sha256[65], from[PKG_FIELD_MAX + 2], to[PKG_FIELD_MAX + 2],
+      rollout[16];
+  uint64_t size;
+  int request_size; /* a suggestion for AT+QFOTADL's request_size */
+  char message[160];
+};
+
+/* A check-in (GET /v1/update?device=ID&version=V[&transport=T]). version
+ * and transport may be NULL. The offer URL is built for the transport the
+ * check-in asks for, else the device's, else its rollout's, else the
+ * protocol the check-in came in on. */
+void delivery_checkin(struct fleet *f, const struct device_identity *who, const char *version,
+                      const char *transport, struct checkin_answer *out);
+
+/* ---- reports ----------------------------------------------------------- */
+
+struct report_answer {
+  enum verdict verdict; /* VERDICT_NOTHING (applied), BAD_REQUEST, FORBIDDEN */
+  char state[32];       /* the device's state after it */
+  int accepted;         /* usable lines */
+  char message[200];
+};
+
+/* A report: URC lines (one per line, as the module printed them) or, when
+ * json is set, one JSON object {"stage": "HTTPEND", "code": 0}. */
+void delivery_report(struct fleet *f, const struct device_identity *who, int json,
+                     const char *body, size_t len, struct report_answer *out);
+
+/* ---- DTLS pre-shared keys ------------------------------------------------ */
+
+#define PSK_MAX 64          /* key bytes */
+#define PSK_IDENTITY_MAX 64 /* identity bytes */
+
+/* The key of a PSK identity, from memory (no database read, the lock held
+ * for a lookup only). 0 with key, *keylen and device (the device id) set,
+ * or -1 for an unknown identity. */
+int delivery_psk_lookup(struct fleet *f, const char *identity, size_t idlen, unsigned char *key,
+                        size_t *keylen, char device[DEVICE_ID_MAX + 1]);
+
+#endif

@@ -1,0 +1,252 @@
+/* devices.c: device records: lookup by id and by offer token, states and
+ * the events that record their changes, and the device's JSON view. */
+#include "autoconfig.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/util.h"
+#include "urc.h"
+#include "fleet_int.h"
+
+static const char *const dstate_names[D_NSTATES] = {
+    "idle",     "pending",   "offered", "downloading", "downloaded",
+    "updating", "succeeded", "failed",  "no_path",
+};
+
+const char *dstate_name(enum dstate s)
+{
+  return (unsigned)s < D_NSTATES ? dstate_names[s] : "unknown";
+}
+
+int dstate_parse(const char *s, enum dstate *out)
+{
+  for (int i = 0; i < D_NSTATES; i++)
+    if (strcmp(s, dstate_names[i]) == 0) {
+      *out = (enum dstate)i;
+      return 0;
+    }
+  return -1;
+}
+
+json_t *fleet_error(const char *code, const char *message)
+{
+  return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+}
+
+
+struct device *device_find(struct fleet *f, const char *id)
+{
+  for (struct device *d = f->dev[hash_str(id) % DEV_BUCKETS]; d; d = d->next)
+    if (strcmp(d->id, id) == 0)
+      return d;
+  return NULL;
+}
+
+struct device *token_find(struct fleet *f, const char *token)
+{
+  for (struct device *d = f->tok[hash_str(token) % DEV_BUCKETS]; d; d = d->tnext)
+    if (strcmp(d->token, token) == 0)
+      return d;
+  return NULL;
+}
+
+void token_link(struct fleet *f, struct device *d)
+{
+  unsigned h = hash_str(d->token) % DEV_BUCKETS;
+  d->tnext = f->tok[h];
+  f->tok[h] = d;
+}
+
+static void token_unlink(struct fleet *f, struct device *d)
+{
+  if (d->token[0] == '\0')
+    return;
+  for (struct device **pp = &f->tok[hash_str(d->token) % DEV_BUCKETS]; *pp; pp = &(*pp)->tnext)
+    if (*pp == d) {
+      *pp = d->tnext;
+      break;
+    }
+  d->tnext = NULL;
+}
+
+void device_mark(struct fleet *f, struct device *d)
+{
+  if (!d->dirty) {
+    d->dirty = 1;
+    d->dirty_next = f->dirty;
+    f->dirty = d;
+  }
+}
+
+void device_event(struct fleet *f, const struct device *d, const char *kind, json_t *detail)
+{
+  char *text, at[40];
+  int64_t t = now_ms();
+
+  if (detail == NULL)
+    detail = json_object();
+  time_iso_ms(t, at, sizeof(at));
+  json_object_set_new(detail, "at", json_string(at));
+  text = json_dumps(detail, JSON_COMPACT);
+  json_decref(detail);
+  if (text == NULL)
+    return;
+  json_array_append_new(f->events, json_pack("[s,I,s,s]", d->id, (json_int_t)t, kind, text));
+  free(text);
+}
+
+void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason)
+{
+  enum dstate from = d->state;
+
+  snprintf(d->reason, sizeof(d->reason), "%s", reason ? reason : "");
+  if (from == to) {
+    device_mark(f, d);
+    return;
+  }
+  d->state = to;
+  d->state_since = now_ms();
+  device_event(f, d, "state",
+               json_pack("{s:s,s:s,s:s}", "from", dstate_name(from), "to", dstate_name(to),
+                         "reason", d->reason));
+  device_mark(f, d);
+  if (d->rollout != NULL)
+    rollout_mark(d->rollout);
+}
+
+void device_clear_offer(struct fleet *f, struct device *d)
+{
+  token_unlink(f, d);
+  d->token[0] = '\0';
+  d->package_id[0] = '\0';
+  d->sha256[0] = '\0';
+  set_str(&d->hop_from, NULL);
+  set_str(&d->hop_to, NULL);
+}
+
+/* A new offer starts its progress from nothing; until then the last
+ * offer's progress stays on show. */
+void progress_reset(struct device *d)
+{
+  d->size = 0;
+  d->bytes_served = d->contiguous = 0;
+  d->n_ival = 0;
+  d->resumes = d->segments = d->last_interrupted = 0;
+  d->device_percent = -1;
+}
+
+void device_free(struct device *d)
+{
+  free(d->model);
+  free(d->version);
+  free(d->group);
+  free(d->hop_from);
+  free(d->hop_to);
+  json_decref(d->tags);
+  OPENSSL_cleanse(d->secret_hash, sizeof(d->secret_hash));
+  free(d);
+}
+
+struct device *device_new(struct fleet *f, const char *id)
+{
+  struct device *d = calloc(1, sizeof(*d));
+  unsigned h = hash_str(id) % DEV_BUCKETS;
+
+  if (d == NULL)
+    return NULL;
+  snprintf(d->id, sizeof(d->id), "%s", id);
+  d->group = strdup("");
+  d->tags = json_array();
+  d->fail_code = d->last_code = -1;
+  d->transport = -1;
+  d->device_percent = -1;
+  d->state_since = now_ms();
+  d->next = f->dev[h];
+  f->dev[h] = d;
+  f->n_devices++;
+  return d;
+}
+
+void device_unlink(struct fleet *f, struct device *d)
+{
+  for (struct device **pp = &f->dev[hash_str(d->id) % DEV_BUCKETS]; *pp; pp = &(*pp)->next)
+    if (*pp == d) {
+      *pp = d->next;
+      break;
+    }
+  for (struct device **pp = &f->dirty; *pp; pp = &(*pp)->dirty_next)
+    if (*pp == d) {
+      *pp = d->dirty_next;
+      break;
+    }
+  token_unlink(f, d);
+  f->n_devices--;
+}
+
+int percent_of(const struct device *d)
+{
+  if (d->size == 0)
+    return 0;
+  return (int)(d->contiguous * 100 / d->size);
+}
+
+json_t *time_json(int64_t ms)
+{
+  char buf[32];
+
+  if (ms <= 0)
+    return json_null();
+  time_iso(ms, buf, sizeof(buf));
+  return json_string(buf);
+}
+
+json_t *device_json(const struct device *d)
+{
+  json_t *o = json_object(), *prog, *last = json_null();
+
+  json_object_set_new(o, "id", json_string(d->id));
+  json_object_set_new(o, "model", json_string(d->model));
+  json_object_set_new(o, "version", d->version ? json_string(d->version) : json_null());
+  json_object_set_new(o, "group", json_string(d->group));
+  json_object_set(o, "tags", d->tags);
+  json_object_set_new(o, "state", json_string(dstate_name(d->state)));
+  json_object_set_new(o, "state_since", time_json(d->state_since));
+  json_object_set_new(o, "reason", json_string(d->reason));
+  json_object_set_new(o, "rollout", d->rollout ? json_string(d->rollout->id) : json_null());
+  json_object_set_new(o, "attempts", json_integer(d->attempts));
+  json_object_set_new(o, "transport", d->transport >= 0
+                                          ? json_string(proto_name((enum proto)d->transport))
+                                          : json_null());
+  if (d->package_id[0] != '\0')
+    json_object_set_new(o, "offer",
+                        json_pack("{s:s,s:s?,s:s?,s:I}", "package", d->package_id, "from",
+                                  d->hop_from, "to", d->hop_to, "size", (json_int_t)d->size));
+  prog = json_pack("{s:i,s:I,s:I,s:i,s:i,s:s,s:o,s:o,s:s}", "percent", percent_of(d),
+                   "bytes_served", (json_int_t)d->bytes_served, "contiguous",
+                   (json_int_t)d->contiguous, "resumes", d->resumes, "segments", d->segments,
+                   "protocol", d->protocol, "first_seen", time_json(d->first_seen), "last_seen",
+                   time_json(d->last_seen), "client_address", d->addr);
+  if (d->device_percent >= 0)
+    json_object_set_new(prog, "device_percent", json_integer(d->device_percent));
+  json_object_set_new(o, "progress", prog);
+  if (d->last_code >= 0 || d->last_stage[0] != '\0') {
+    last = json_pack("{s:s,s:o,s:o}", "stage", d->last_stage, "at", time_json(d->last_at), "code",
+                     d->last_code >= 0 ? json_integer(d->last_code) : json_null());
+    if (d->last_code >= 0) {
+      json_object_set_new(last, "class", json_string(code_class_name(code_classify(d->last_code))));
+      json_object_set_new(last, "meaning", json_string(code_meaning(d->last_code)));
+    }
+  }
+  json_object_set_new(o, "last_result", last);
+  return o;
+}
+
+
+void set_str(char **slot, const char *v)
+{
+  free(*slot);
+  *slot = v ? strdup(v) : NULL;
+}

@@ -1,0 +1,23 @@
+/* fleet.h: the fleet's life: devices and rollouts loaded from the store,
+ * kept in memory under one lock, persisted through the store's writer
+ * (state changes are committed before the answer that reveals them;
+ * download progress is batched), and moved on by a periodic tick.
+ *
+ * Device fronts reach the fleet through delivery.h, the admin API through
+ * fleet_admin.h. */
+#ifndef DFOTAD_FLEET_H
+#define DFOTAD_FLEET_H
+
+#include <stddef.h>
+
+struct fleet;
+struct store;
+
+/* Loads devices and rollouts, and registers the fleet's flush hook.
+ * 0, or -1 with err filled. */
+int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen);
+void fleet_close(struct fleet *f);
+/* Timeouts, backoffs, waves: called a few times a second. */
+void fleet_tick(struct fleet *f);
+
+#endif

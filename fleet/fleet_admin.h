@@ -1,0 +1,37 @@
+/* fleet_admin.h: the fleet's calls for the admin API. Each returns an HTTP
+ * status (the admin API is HTTP and JSON only) and sets *out to the JSON
+ * body (an object, or an error object made by fleet_error). */
+#ifndef DFOTAD_FLEET_ADMIN_H
+#define DFOTAD_FLEET_ADMIN_H
+
+#include <jansson.h>
+
+struct fleet;
+
+int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out);
+int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out);
+int fleet_device_get(struct fleet *f, const char *id, json_t **out);
+int fleet_device_delete(struct fleet *f, const char *id, json_t **out);
+int fleet_device_events(struct fleet *f, const char *id, json_t **out);
+/* filters: NULL for any. after: the last id of the previous page. */
+int fleet_devices_list(struct fleet *f, const char *model, const char *version, const char *group,
+                       const char *state, const char *rollout, int limit, const char *after,
+                       json_t **out);
+
+int fleet_rollout_create(struct fleet *f, json_t *body, json_t **out);
+int fleet_rollout_get(struct fleet *f, const char *id, json_t **out);
+int fleet_rollouts_list(struct fleet *f, json_t **out);
+/* action: "start", "pause", "resume", "cancel" */
+int fleet_rollout_action(struct fleet *f, const char *id, const char *action, json_t **out);
+
+/* Prometheus text for /metrics (the fleet's and the fronts' counters);
+ * the caller frees it. NULL when out of memory. */
+char *fleet_metrics(struct fleet *f);
+
+/* {"error": {"code": code, "message": message}} */
+json_t *fleet_error(const char *code, const char *message);
+
+/* The public base URL of a protocol's front ("" when none runs). */
+void fleet_public_base(struct fleet *f, int proto, char *out, size_t len);
+
+#endif

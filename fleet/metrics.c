@@ -1,0 +1,74 @@
+/* metrics.c: the fleet's and the fronts' counters as Prometheus text, in
+ * one place. */
+#include "autoconfig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fleet_int.h"
+
+static void metric(FILE *m, const char *name, const char *help, const char *type,
+                   unsigned long long value)
+{
+  fprintf(m, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, value);
+}
+
+char *fleet_metrics(struct fleet *f)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  int dirty = 0, events;
+
+  if (m == NULL)
+    return NULL;
+  fputs("# HELP dfotad_requests_total Device requests answered, by protocol.\n"
+        "# TYPE dfotad_requests_total counter\n",
+        m);
+  for (int p = 0; p < PROTO_COUNT; p++)
+    fprintf(m, "dfotad_requests_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
+            (unsigned long long)atomic_load(&delivery_stats[p].requests));
+  fputs("# HELP dfotad_bytes_sent_total Payload bytes that reached devices, by protocol.\n"
+        "# TYPE dfotad_bytes_sent_total counter\n",
+        m);
+  for (int p = 0; p < PROTO_COUNT; p++)
+    fprintf(m, "dfotad_bytes_sent_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
+            (unsigned long long)atomic_load(&delivery_stats[p].bytes));
+  fputs("# HELP dfotad_downloads_total Transfers that delivered a package's last byte, by "
+        "protocol.\n# TYPE dfotad_downloads_total counter\n",
+        m);
+  for (int p = 0; p < PROTO_COUNT; p++)
+    fprintf(m, "dfotad_downloads_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
+            (unsigned long long)atomic_load(&delivery_stats[p].downloads));
+  pthread_mutex_lock(&f->mu);
+  for (struct device *d = f->dirty; d; d = d->dirty_next)
+    dirty++;
+  events = (int)json_array_size(f->events);
+  metric(m, "dfotad_devices", "Devices known.", "gauge", (unsigned long long)f->n_devices);
+  metric(m, "dfotad_checkins_total", "Device check-ins.", "counter", f->checkins);
+  metric(m, "dfotad_reports_total", "Device reports.", "counter", f->reports);
+  metric(m, "dfotad_offers_total", "Download offers made.", "counter", f->offers);
+  metric(m, "dfotad_progress_events_total", "Ranges recorded against devices.", "counter",
+         f->progress_events);
+  metric(m, "dfotad_writer_queue", "Device records and events waiting for the writer.", "gauge",
+         (unsigned long long)(dirty + events));
+  fprintf(m, "# HELP dfotad_rollout_devices Devices per state per rollout.\n"
+             "# TYPE dfotad_rollout_devices gauge\n");
+  for (struct rollout *r = f->rollouts; r; r = r->next) {
+    int c[D_NSTATES] = {0};
+    for (int i = 0; i < r->n_members; i++)
+      c[r->members[i]->state]++;
+    for (int s = D_PENDING; s < D_NSTATES; s++)
+      fprintf(m, "dfotad_rollout_devices{rollout=\"%s\",state=\"%s\"} %d\n", r->id,
+              dstate_name((enum dstate)s), c[s]);
+  }
+  fprintf(m, "# HELP dfotad_rollout_bytes_served_total Bytes served per rollout.\n"
+             "# TYPE dfotad_rollout_bytes_served_total counter\n");
+  for (struct rollout *r = f->rollouts; r; r = r->next)
+    fprintf(m, "dfotad_rollout_bytes_served_total{rollout=\"%s\"} %llu\n", r->id,
+            (unsigned long long)r->bytes_served);
+  pthread_mutex_unlock(&f->mu);
+  fclose(m);
+  return buf;
+}
+

@@ -1,0 +1,251 @@
+/* report.c: what a device reports (URC lines as its host read them, or a
+ * JSON stage), and how each Quectel result code moves it and its rollout. */
+#include "autoconfig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../store/store.h"
+#include "../util/util.h"
+#include "fleet_int.h"
+#include "urc.h"
+
+static int64_t backoff_ms(const struct rollout *r, int attempts)
+{
+  int64_t s = r->retry_backoff;
+
+  for (int i = 1; i < attempts && s < 3600; i++)
+    s *= 2;
+  return (s > 3600 ? 3600 : s) * 1000;
+}
+
+static void count_code(struct rollout *r, long code)
+{
+  char key[24];
+  json_t *v;
+
+  if (r == NULL)
+    return;
+  snprintf(key, sizeof(key), "%ld", code);
+  v = json_object_get(r->codes, key);
+  json_object_set_new(r->codes, key, json_integer(v ? json_integer_value(v) + 1 : 1));
+  rollout_mark(r);
+}
+
+/* Packages found damaged by a report: pause every rollout offering them. */
+struct suspect {
+  char id[PKG_ID_LEN + 1];
+};
+
+static void fail(struct fleet *f, struct device *d, long code, const char *stage,
+                 struct suspect *suspect)
+{
+  struct rollout *r = d->rollout;
+  enum code_class cls = code_classify(code);
+  char reason[160];
+
+  d->fail_code = code;
+  count_code(r, code);
+  snprintf(reason, sizeof(reason), "%s %ld: %s (%s)", stage, code, code_meaning(code),
+           code_class_name(cls));
+  if (r == NULL) {
+    device_mark(f, d);
+    return;
+  }
+  switch (cls) {
+  case CODE_RETRYABLE:
+  case CODE_UNKNOWN:
+    d->attempts++;
+    if (d->attempts < r->max_attempts) {
+      d->retry_at = now_ms() + backoff_ms(r, d->attempts);
+      d->last_interrupted = 1;
+      device_set_state(f, d, D_OFFERED, reason);
+      return;
+    }
+    device_set_state(f, d, D_FAILED, reason);
+    return;
+  case CODE_OUR_MISTAKE: {
+    char alarm[400];
+    snprintf(alarm, sizeof(alarm), "device %s: %s on package %s", d->id, reason, d->package_id);
+    rollout_alarm(f, r, alarm);
+    d->attempts++;
+    device_set_state(f, d, D_FAILED, reason);
+    return;
+  }
+  case CODE_PACKAGE_SUSPECT:
+    if (suspect != NULL)
+      snprintf(suspect->id, sizeof(suspect->id), "%s", d->package_id);
+    d->attempts++;
+    device_set_state(f, d, D_FAILED, reason);
+    return;
+  case CODE_MISMATCH:
+    /* the device is not on the version we thought: unknown until it says */
+    set_str(&d->version, NULL);
+    d->attempts++;
+    device_clear_offer(f, d);
+    device_set_state(f, d, D_FAILED, reason);
+    return;
+  default:
+    d->attempts++;
+    device_set_state(f, d, D_FAILED, reason);
+    return;
+  }
+}
+
+/* Applies one URC (or JSON stage) to the device. */
+static void apply_urc(struct fleet *f, struct device *d, const struct urc *u,
+                      struct suspect *suspect)
+{
+  int in_flight = d->rollout != NULL && d->state != D_SUCCEEDED && d->state != D_IDLE &&
+                  d->state != D_NO_PATH && d->state != D_PENDING;
+
+  snprintf(d->last_stage, sizeof(d->last_stage), "%s", u->name);
+  d->last_at = now_ms();
+  if (u->has_number && (u->stage == URC_DOWNLOAD_END || u->stage == URC_UPDATE_END))
+    d->last_code = u->number;
+  device_event(f, d, "report",
+               json_pack("{s:s,s:o}", "stage", u->name, "value",
+                         u->has_number ? json_integer(u->number) : json_null()));
+  device_mark(f, d);
+  if (!in_flight)
+    return;
+  switch (u->stage) {
+  case URC_DOWNLOAD_START:
+    if (d->state == D_OFFERED)
+      device_set_state(f, d, D_DOWNLOADING, "the module started downloading");
+    break;
+  case URC_DOWNLOADING:
+    if (u->has_number)
+      d->device_percent = (int)u->number;
+    if (d->state == D_OFFERED)
+      device_set_state(f, d, D_DOWNLOADING, "the module is downloading");
+    break;
+  case URC_DOWNLOAD_END:
+    if (u->number == 0)
+      device_set_state(f, d, D_DOWNLOADED, "the module has the whole package");
+    else if (code_classify(u->number) == CODE_SEGMENT) {
+      if (d->state == D_OFFERED)
+        device_set_state(f, d, D_DOWNLOADING, "segmented download");
+    } else
+      fail(f, d, u->number, u->name, suspect);
+    break;
+  case URC_RESETTING:
+  case URC_UPDATE_START:
+  case URC_UPDATING:
+    if (d->state != D_FAILED)
+      device_set_state(f, d, D_UPDATING, "the module is applying the package");
+    break;
+  case URC_UPDATE_END:
+    if (u->number == 0)
+      device_set_state(f, d, D_UPDATING,
+                       "update reported done; waiting for the new version at check-in");
+    else
+      fail(f, d, u->number, u->name, suspect);
+    break;
+  default: break;
+  }
+}
+
+/* JSON reports: {"stage": "HTTPEND", "code": 702} (or "percent"). */
+static int json_report(const char *body, size_t len, struct urc *u)
+{
+  json_t *o = json_loadb(body, len, 0, NULL);
+  char line[128];
+  const char *stage;
+  json_t *code, *pct;
+  int rc = -1;
+
+  if (!json_is_object(o))
+    goto out;
+  stage = json_string_value(json_object_get(o, "stage"));
+  code = json_object_get(o, "code");
+  pct = json_object_get(o, "percent");
+  if (stage == NULL || strlen(stage) > 20)
+    goto out;
+  if (json_is_integer(code))
+    snprintf(line, sizeof(line), "+QIND: \"FOTA\",\"%s\",%lld", stage,
+             (long long)json_integer_value(code));
+  else if (json_is_integer(pct))
+    snprintf(line, sizeof(line), "+QIND: \"FOTA\",\"%s\",%lld", stage,
+             (long long)json_integer_value(pct));
+  else
+    snprintf(line, sizeof(line), "+QIND: \"FOTA\",\"%s\"", stage);
+  rc = urc_parse_line(line, strlen(line), u);
+out:
+  json_decref(o);
+  return rc;
+}
+
+static void pause_rollouts_using(struct fleet *f, const char *package_id)
+{
+  char reason[200];
+
+  snprintf(reason, sizeof(reason), "package %s failed its re-check: damaged on the server",
+           package_id);
+  for (struct rollout *r = f->rollouts; r; r = r->next) {
+    int uses = 0;
+    for (int i = 0; i < r->n_members && !uses; i++)
+      uses = strcmp(r->members[i]->package_id, package_id) == 0;
+    if (uses && r->state == R_RUNNING)
+      rollout_pause(f, r, reason);
+  }
+}
+
+void delivery_report(struct fleet *f, const struct device_identity *who, int json,
+                     const char *body, size_t len, struct report_answer *out)
+{
+  struct device *d;
+  struct suspect suspect = {""};
+  struct urc u;
+  int used = 0;
+
+  memset(out, 0, sizeof(*out));
+  pthread_mutex_lock(&f->mu);
+  f->reports++;
+  d = authenticate(f, who);
+  if (d == NULL) {
+    snprintf(out->message, sizeof(out->message), "unknown device or wrong credential");
+    out->verdict = VERDICT_FORBIDDEN;
+    goto out;
+  }
+  if (json) {
+    if (json_report(body, len, &u) == 0) {
+      apply_urc(f, d, &u, &suspect);
+      used++;
+    }
+  } else {
+    const char *p = body, *end = body + len;
+    while (p < end) {
+      const char *nl = memchr(p, '\n', (size_t)(end - p));
+      const char *le = nl ? nl : end;
+      if (urc_parse_line(p, (size_t)(le - p), &u) == 0) {
+        apply_urc(f, d, &u, &suspect);
+        used++;
+      }
+      p = nl ? nl + 1 : end;
+    }
+  }
+  if (used == 0) {
+    snprintf(out->message, sizeof(out->message),
+             "no FOTA URC line in the report (expected e.g. "
+             "+QIND: \"FOTA\",\"HTTPEND\",0)");
+    out->verdict = VERDICT_BAD_REQUEST;
+    goto out;
+  }
+  seen(d, who);
+  out->verdict = VERDICT_NOTHING;
+  out->accepted = used;
+  snprintf(out->state, sizeof(out->state), "%s", dstate_name(d->state));
+  if (d->rollout != NULL)
+    rollout_evaluate(f, d->rollout);
+out:
+  pthread_mutex_unlock(&f->mu);
+  if (suspect.id[0] != '\0' && store_package_verify(f->store, suspect.id) < 0) {
+    pthread_mutex_lock(&f->mu);
+    pause_rollouts_using(f, suspect.id);
+    pthread_mutex_unlock(&f->mu);
+  }
+  if (out->verdict == VERDICT_NOTHING)
+    store_sync(f->store);
+}

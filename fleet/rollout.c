@@ -1,0 +1,331 @@
+/* rollout.c: rollout policy: who is in one (selector), in which wave (a
+ * stable pseudo-random order cut at cumulative percentages), when the next
+ * wave starts (success threshold), when it stops by itself (failure rate),
+ * and the timeouts of its members (the fleet's tick). Called with
+ * fleet->mu held, but for fleet_tick, which takes it. */
+#include "autoconfig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+#include "../util/util.h"
+#include "fleet_int.h"
+
+static const char *const rstate_names[] = {"draft", "running", "paused", "completed", "cancelled"};
+
+const char *rstate_name(enum rstate s)
+{
+  return (unsigned)s < sizeof(rstate_names) / sizeof(rstate_names[0]) ? rstate_names[s] : "unknown";
+}
+
+int rstate_parse(const char *s, enum rstate *out)
+{
+  for (size_t i = 0; i < sizeof(rstate_names) / sizeof(rstate_names[0]); i++)
+    if (strcmp(s, rstate_names[i]) == 0) {
+      *out = (enum rstate)i;
+      return 0;
+    }
+  return -1;
+}
+
+struct rollout *rollout_find(struct fleet *f, const char *id)
+{
+  for (struct rollout *r = f->rollouts; r; r = r->next)
+    if (strcmp(r->id, id) == 0)
+      return r;
+  return NULL;
+}
+
+void rollout_mark(struct rollout *r) { r->dirty = 1; }
+
+void rollout_free(struct rollout *r)
+{
+  free(r->name);
+  free(r->model);
+  free(r->target);
+  json_decref(r->selector);
+  json_decref(r->alarms);
+  json_decref(r->codes);
+  free(r->members);
+  free(r);
+}
+
+static int has_string(json_t *arr, const char *s)
+{
+  size_t i;
+  json_t *v;
+
+  if (s == NULL)
+    return 0;
+  json_array_foreach(arr, i,
+                     v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0) return 1;
+  return 0;
+}
+
+int rollout_matches(const struct rollout *r, const struct device *d)
+{
+  json_t *sel = r->selector, *v;
+  size_t i;
+
+  if (d->model == NULL || strcmp(d->model, r->model) != 0)
+    return 0;
+  if ((v = json_object_get(sel, "group")) && json_is_string(v) &&
+      strcmp(json_string_value(v), d->group) != 0)
+    return 0;
+  if ((v = json_object_get(sel, "tags")) && json_is_array(v)) {
+    json_t *t;
+    json_array_foreach(v, i, t) if (!has_string(d->tags, json_string_value(t))) return 0;
+  }
+  if ((v = json_object_get(sel, "versions")) && json_is_array(v) && json_array_size(v) > 0 &&
+      !has_string(v, d->version))
+    return 0;
+  if ((v = json_object_get(sel, "devices")) && json_is_array(v) && json_array_size(v) > 0 &&
+      !has_string(v, d->id))
+    return 0;
+  return 1;
+}
+
+void rollout_add_member(struct rollout *r, struct device *d, int position)
+{
+  if (r->n_members == r->cap_members) {
+    int nc = r->cap_members ? 2 * r->cap_members : 64;
+    struct device **nm = realloc(r->members, (size_t)nc * sizeof(*nm));
+    if (nm == NULL)
+      return;
+    r->members = nm;
+    r->cap_members = nc;
+  }
+  r->members[r->n_members++] = d;
+  d->rollout = r;
+  d->position = position;
+}
+
+void rollout_remove_member(struct rollout *r, struct device *d)
+{
+  for (int i = 0; i < r->n_members; i++)
+    if (r->members[i] == d) {
+      memmove(&r->members[i], &r->members[i + 1],
+              (size_t)(r->n_members - i - 1) * sizeof(*r->members));
+      r->n_members--;
+      break;
+    }
+  d->rollout = NULL;
+}
+
+/* How many positions the wave covers: ceil(percent of the members). */
+int rollout_wave_cutoff(const struct rollout *r, int wave)
+{
+  int pct = wave < r->n_waves ? r->waves[wave] : 100;
+  int n = r->n_members;
+  int c = (int)(((long long)n * pct + 99) / 100);
+
+  return c > n ? n : c;
+}
+
+int rollout_active(const struct rollout *r)
+{
+  int n = 0;
+
+  for (int i = 0; i < r->n_members; i++) {
+    const struct device *d = r->members[i];
+    /* an offer holds its slot through a retry's backoff too, so that a
+     * device coming back never finds the limit exceeded by others */
+    if (d->state == D_DOWNLOADING || d->state == D_OFFERED)
+      n++;
+  }
+  return n;
+}
+
+void rollout_alarm(struct fleet *f, struct rollout *r, const char *text)
+{
+  (void)f;
+  log_warn("rollout %s: alarm: %s", r->id, text);
+  if (json_array_size(r->alarms) < 100)
+    json_array_append_new(r->alarms, json_string(text));
+  rollout_mark(r);
+}
+
+void rollout_pause(struct fleet *f, struct rollout *r, const char *reason)
+{
+  (void)f;
+  if (r->state != R_RUNNING)
+    return;
+  r->state = R_PAUSED;
+  snprintf(r->reason, sizeof(r->reason), "%s", reason);
+  log_warn("rollout %s paused: %s", r->id, reason);
+  rollout_mark(r);
+}
+
+void rollout_evaluate(struct fleet *f, struct rollout *r)
+{
+  for (;;) {
+    int cutoff, ok = 0, failed = 0, done = 0;
+
+    if (r->state != R_RUNNING)
+      return;
+    if (r->n_members == 0) {
+      r->state = R_COMPLETED;
+      snprintf(r->reason, sizeof(r->reason), "no device matched the selector");
+      rollout_mark(r);
+      return;
+    }
+    cutoff = rollout_wave_cutoff(r, r->wave);
+    for (int i = 0; i < r->n_members; i++) {
+      const struct device *d = r->members[i];
+      int terminal = d->state == D_SUCCEEDED || d->state == D_FAILED || d->state == D_NO_PATH;
+      if (terminal)
+        done++;
+      if (d->position >= cutoff)
+        continue;
+      ok += d->state == D_SUCCEEDED;
+      failed += d->state == D_FAILED;
+    }
+    /* failures counted before an operator's resume do not pause again */
+    failed -= failed < r->failed_base ? failed : r->failed_base;
+    if (cutoff > 0 && 100.0 * failed / cutoff > r->max_failure_rate) {
+      char reason[200];
+      snprintf(reason, sizeof(reason),
+               "wave %d: %d of %d devices failed (%.1f%%), above max_failure_rate %.1f%%",
+               r->wave + 1, failed, cutoff, 100.0 * failed / cutoff, r->max_failure_rate);
+      rollout_pause(f, r, reason);
+      return;
+    }
+    if (r->wave < r->n_waves - 1 && cutoff > 0 && 100.0 * ok / cutoff >= r->success_threshold) {
+      r->wave++;
+      log_info("rollout %s: wave %d of %d starts (%d%% of %d devices)", r->id, r->wave + 1,
+               r->n_waves, r->waves[r->wave], r->n_members);
+      rollout_mark(r);
+      continue;
+    }
+    if (r->wave == r->n_waves - 1 && done == r->n_members) {
+      r->state = R_COMPLETED;
+      snprintf(r->reason, sizeof(r->reason), "every device reached an end state");
+      log_info("rollout %s completed", r->id);
+      rollout_mark(r);
+    }
+    return;
+  }
+}
+
+/* A device's place in a rollout's order: stable, and unrelated between
+ * rollouts. */
+static unsigned order_hash(const char *rid, const char *did)
+{
+  char buf[16 + DEVICE_ID_MAX + 2];
+
+  snprintf(buf, sizeof(buf), "%s/%s", rid, did);
+  return hash_str(buf);
+}
+
+struct ordered {
+  unsigned key;
+  struct device *d;
+};
+
+static int cmp_ordered(const void *a, const void *b)
+{
+  const struct ordered *x = a, *y = b;
+
+  if (x->key != y->key)
+    return x->key < y->key ? -1 : 1;
+  return strcmp(x->d->id, y->d->id);
+}
+
+static int member_of_live(const struct device *d)
+{
+  return d->rollout != NULL && (d->rollout->state == R_RUNNING || d->rollout->state == R_PAUSED);
+}
+
+/* A member starts (or joins) the rollout: pending, or done if already on
+ * the target. */
+static void enrol(struct fleet *f, struct rollout *r, struct device *d, int position)
+{
+  if (d->rollout != NULL && d->rollout != r)
+    rollout_remove_member(d->rollout, d);
+  device_clear_offer(f, d);
+  d->attempts = 0;
+  d->retry_at = 0;
+  d->fail_code = -1;
+  rollout_add_member(r, d, position);
+  device_event(f, d, "rollout", json_pack("{s:s,s:i}", "rollout", r->id, "position", position));
+  if (d->version != NULL && strcmp(d->version, r->target) == 0)
+    device_set_state(f, d, D_SUCCEEDED, "already on the target version");
+  else
+    device_set_state(f, d, D_PENDING, "waiting for its wave");
+}
+
+void rollout_start(struct fleet *f, struct rollout *r)
+{
+  struct ordered *list = malloc(((size_t)f->n_devices + 1) * sizeof(*list));
+  int n = 0;
+
+  for (int b = 0; list && b < DEV_BUCKETS; b++)
+    for (struct device *d = f->dev[b]; d; d = d->next)
+      if (!member_of_live(d) && rollout_matches(r, d))
+        list[n++] = (struct ordered){order_hash(r->id, d->id), d};
+  if (n > 1)
+    qsort(list, (size_t)n, sizeof(*list), cmp_ordered);
+  r->state = R_RUNNING;
+  r->started = now_ms();
+  r->reason[0] = '\0';
+  for (int i = 0; i < n; i++)
+    enrol(f, r, list[i].d, i);
+  free(list);
+  log_info("rollout %s started: %d devices, waves of %d%%..%d%%", r->id, n, r->waves[0],
+           r->waves[r->n_waves - 1]);
+  rollout_mark(r);
+  rollout_evaluate(f, r);
+}
+
+void rollout_join_running(struct fleet *f, struct device *d)
+{
+  for (struct rollout *r = f->rollouts; r; r = r->next)
+    if (r->state == R_RUNNING && !member_of_live(d) && rollout_matches(r, d)) {
+      enrol(f, r, d, r->n_members);
+      rollout_mark(r);
+      return;
+    }
+}
+
+struct rollout *rollout_alloc(void)
+{
+  struct rollout *r = calloc(1, sizeof(*r));
+
+  if (r == NULL)
+    return NULL;
+  r->alarms = json_array();
+  r->codes = json_object();
+  r->win_from = -1;
+  r->transport = -1;
+  return r;
+}
+
+void fleet_tick(struct fleet *f)
+{
+  int64_t now = now_ms();
+
+  pthread_mutex_lock(&f->mu);
+  for (struct rollout *r = f->rollouts; r; r = r->next) {
+    if (r->state != R_RUNNING)
+      continue;
+    for (int i = 0; i < r->n_members; i++) {
+      struct device *d = r->members[i];
+      int64_t since = d->retry_at > d->state_since ? d->retry_at : d->state_since;
+      /* an offer nobody takes up also times out: it holds a concurrency slot */
+      if ((d->state == D_OFFERED || d->state == D_DOWNLOADING || d->state == D_DOWNLOADED ||
+           d->state == D_UPDATING) &&
+          r->timeout > 0 && now - since > (int64_t)r->timeout * 1000) {
+        char reason[96];
+        snprintf(reason, sizeof(reason), "timeout: %s for more than %d s", dstate_name(d->state),
+                 r->timeout);
+        d->attempts++;
+        device_set_state(f, d, D_FAILED, reason);
+      }
+    }
+    rollout_evaluate(f, r);
+  }
+  pthread_mutex_unlock(&f->mu);
+}
+

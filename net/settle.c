@@ -1,0 +1,99 @@
+/* settle.c: the TCP settle meter (settle.h). Linux's TCP_INFO gives the
+ * bytes the peer acknowledged (tcpi_bytes_acked, Linux 4.1) and the state;
+ * SIOCOUTQ the bytes still in the send queue. */
+#include "autoconfig.h"
+
+#include "settle.h"
+
+#include <linux/sockios.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+/* Linux TCP states (include/net/tcp_states.h), which no user header names
+ * alongside struct tcp_info */
+enum {
+  TCPS_FIN_WAIT2 = 5,
+  TCPS_TIME_WAIT = 6,
+  TCPS_CLOSE = 7,
+  TCPS_CLOSE_WAIT = 8,
+  TCPS_LAST_ACK = 9,
+  TCPS_CLOSING = 11
+};
+
+static int tcp_read(int fd, uint64_t *acked, int *state)
+{
+  struct tcp_info ti;
+  socklen_t len = sizeof(ti);
+
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+      len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked))
+    return -1;
+  *acked = ti.tcpi_bytes_acked;
+  *state = ti.tcpi_state;
+  return 0;
+}
+
+uint64_t settle_acked(int fd)
+{
+  uint64_t acked = 0;
+  int state;
+
+  return tcp_read(fd, &acked, &state) == 0 ? acked : 0;
+}
+
+void settle_begin(struct settle *m, int fd, uint64_t floor)
+{
+  uint64_t now = settle_acked(fd);
+
+  m->acked_start = now > floor ? now : floor;
+  m->wire = 0;
+  m->payload = 0;
+}
+
+void settle_written(struct settle *m, int fd, uint64_t payload)
+{
+  uint64_t acked = settle_acked(fd);
+  int outq = 0;
+
+  if (ioctl(fd, SIOCOUTQ, &outq) < 0 || outq < 0)
+    outq = 0;
+  m->wire = acked + (uint64_t)outq > m->acked_start ? acked + (uint64_t)outq - m->acked_start : 0;
+  m->payload = payload;
+}
+
+uint64_t settle_end(const struct settle *m) { return m->acked_start + m->wire; }
+
+enum settle_state settle_check(const struct settle *m, int fd, uint64_t *payload)
+{
+  uint64_t acked = 0, got;
+  int state = TCPS_CLOSE;
+
+  *payload = 0;
+  if (m->wire == 0) /* nothing went out, or never measured */
+    return m->payload == 0 ? SETTLE_DONE : SETTLE_CUT;
+  if (tcp_read(fd, &acked, &state) < 0)
+    return SETTLE_CUT;
+  got = acked > m->acked_start ? acked - m->acked_start : 0;
+  if (got >= m->wire) {
+    *payload = m->payload;
+    return SETTLE_DONE;
+  }
+  /* pro rata: headers and record overhead spread over the payload; never
+   * all of it while a byte on the wire is missing */
+  *payload = (uint64_t)((unsigned __int128)got * m->payload / m->wire);
+  if (*payload >= m->payload)
+    *payload = m->payload - 1;
+  /* our FIN acknowledged (FIN_WAIT2, TIME_WAIT) means all data was; a reset
+   * or the peer's close (CLOSE, CLOSE_WAIT, LAST_ACK, CLOSING) ends it */
+  if (state == TCPS_FIN_WAIT2 || state == TCPS_TIME_WAIT) {
+    *payload = m->payload;
+    return SETTLE_DONE;
+  }
+  if (state == TCPS_CLOSE || state == TCPS_CLOSE_WAIT || state == TCPS_LAST_ACK ||
+      state == TCPS_CLOSING)
+    return SETTLE_CUT;
+  return SETTLE_PENDING;
+}

@@ -1,0 +1,47 @@
+/* settle.h: how much of what we wrote to a TCP socket reached the client.
+ * A server's write ends once the kernel has the bytes, which on a fast
+ * link is the whole of a small package; a client cut off then would look
+ * done. TCP knows better: what it saw acknowledged. A meter is started
+ * when a response (or an FTP data transfer) begins, told when everything
+ * is written, and settles once TCP has every byte acknowledged, or the
+ * connection is over (then what was acknowledged is what arrived).
+ *
+ * Bytes written include protocol overhead (headers, TLS records); the
+ * meter gives payload bytes pro rata, so a transfer is complete only when
+ * every byte on the wire was acknowledged, never by an estimate.
+ *
+ * A meter holds no descriptor: the caller passes the socket it owns. */
+#ifndef DFOTAD_SETTLE_H
+#define DFOTAD_SETTLE_H
+
+#include <stdint.h>
+
+struct settle {
+  uint64_t acked_start; /* the socket's acknowledged bytes when it began */
+  uint64_t wire;        /* bytes written for it; 0 until settle_written */
+  uint64_t payload;     /* payload bytes among them */
+};
+
+/* Begins measuring what is written to fd from now on. floor: bytes of an
+ * earlier response on the same connection not yet acknowledged (0 if
+ * none), so that they are not counted again. */
+void settle_begin(struct settle *m, int fd, uint64_t floor);
+/* Everything of it is written (in the kernel now): its size on the wire is
+ * what was acknowledged since it began plus what waits in the send queue.
+ * payload: the payload bytes among them. */
+void settle_written(struct settle *m, int fd, uint64_t payload);
+
+enum settle_state { SETTLE_PENDING = 0, SETTLE_DONE, SETTLE_CUT };
+/* Reads TCP's view now. SETTLE_DONE: every byte acknowledged;
+ * SETTLE_CUT: the connection is over (reset, closed by the peer) with
+ * bytes missing; SETTLE_PENDING: neither yet. *payload: the payload bytes
+ * that arrived (all of them only with SETTLE_DONE). */
+enum settle_state settle_check(const struct settle *m, int fd, uint64_t *payload);
+/* The end position of this response in the socket's acknowledged count,
+ * for the floor of the next one on the same connection. */
+uint64_t settle_end(const struct settle *m);
+
+/* The socket's acknowledged byte count (0 when unknown). */
+uint64_t settle_acked(int fd);
+
+#endif

@@ -1,0 +1,13 @@
+/* fronts.c: the fronts table (fronts.h). */
+#include "autoconfig.h"
+
+#include "fronts.h"
+
+#include <stddef.h>
+
+const struct front_row *const fronts_table[] = {
+    &http_row,
+    &https_row,
+    &admin_row,
+    NULL,
+};
