@@ -25,6 +25,7 @@
 #include "../util/log.h"
 #include "../util/util.h"
 #include "fronts.h"
+#include "http_framing.h"
 #include "http_settle.h"
 #include "mhd.h"
 #include "range.h"
@@ -60,6 +61,7 @@ struct report_req {
   char *body;
   size_t len;
   int too_large;
+  int answered; /* a refusal is queued */
 };
 
 enum { REQ_DOWNLOAD = 1, REQ_REPORT };
@@ -415,12 +417,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   enum resolve rs;
   int head, post;
 
-  (void)version;
   post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
   /* libmicrohttpd closes the connection after a response queued in the
-   * first call; answering in the second keeps it alive for the next range */
+   * first call (what a refusal wants); answering in the second keeps it
+   * alive for the next range */
   if (*req_cls == NULL) {
+    const char *bad = http_framing_error(c, version);
+    if (bad != NULL) {
+      char msg[160];
+      snprintf(msg, sizeof(msg), "bad request: %s\n", bad);
+      return queue_text(c, h, MHD_HTTP_BAD_REQUEST, msg);
+    }
     if (post && strcmp(url, "/v1/report") == 0) {
+      if (http_body_over(c, REPORT_BODY_MAX))
+        return queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
       struct report_req *rq = calloc(1, sizeof(*rq));
       if (rq == NULL)
         return MHD_NO;
@@ -434,8 +444,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   }
   if (*req_cls != &first_call) {
     struct report_req *rq = *req_cls;
-    if (rq->kind == REQ_REPORT && *upload_data_size > 0)
-      return report_body(rq, upload_data, upload_data_size);
+    if (rq->kind == REQ_REPORT && *upload_data_size > 0) {
+      if (report_body(rq, upload_data, upload_data_size) == MHD_NO)
+        return MHD_NO;
+      /* over the limit (chunked): answered at once, the rest unread */
+      if (rq->too_large && !rq->answered) {
+        rq->answered = 1;
+        return queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
+      }
+      return MHD_YES;
+    }
+    if (rq->kind == REQ_REPORT && rq->answered)
+      return MHD_YES;
     if (rq->kind == REQ_REPORT) {
       if (client_allowed(c, h, cn, sizeof(cn)) < 0)
         return queue_text(c, h, MHD_HTTP_FORBIDDEN, "a valid client certificate is required\n");

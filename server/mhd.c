@@ -8,8 +8,21 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../util/limits.h"
+
 #include "../net/tls_gnutls.h"
 #include "../util/log.h"
+
+static int hexval(char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
@@ -24,6 +37,53 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
     buf[--n] = '\0';
   log_info("http: %s", buf);
+}
+
+/* Decodes %XX in place, but leaves "%00" as it is: SECURITY: a NUL would
+ * cut a path or an id short ("/p/ID%00zzz" serving ID), so it stays text
+ * that matches no id. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+  char *w = s;
+
+  (void)cls;
+  (void)c;
+  for (const char *r = s; *r;) {
+    int hi, lo;
+    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
+      *w++ = (char)(hi << 4 | lo);
+      r += 3;
+    } else {
+      *w++ = *r++;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
+}
+
+/* SECURITY: libmicrohttpd 0.9.75 sends nothing (until the idle timeout) to
+ * a request whose target it cannot store, such as thousands of query
+ * arguments. Targets over the bounds are answered 414 and closed here, as
+ * soon as the request line is read. */
+static void *uri_check(void *cls, const char *uri, struct MHD_Connection *c)
+{
+  int tls = (int)(intptr_t)cls;
+  size_t args = 0, len = strlen(uri);
+  const union MHD_ConnectionInfo *ci;
+
+  for (const char *q = strchr(uri, '?'); q != NULL; q = strchr(q + 1, '&'))
+    args++;
+  if (len <= MAX_REQUEST_URI && args <= MAX_QUERY_ARGS)
+    return NULL;
+  ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci != NULL) {
+    static const char answer[] = "HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\n"
+                                 "Connection: close\r\n\r\n";
+    if (!tls) /* over TLS the socket is not ours to write to */
+      (void)!send(ci->connect_fd, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(ci->connect_fd, SHUT_RDWR);
+  }
+  return NULL;
 }
 
 static struct MHD_Daemon *start_one(const struct front *fr, int i, const struct mhd_params *p)
@@ -48,6 +108,9 @@ static struct MHD_Daemon *start_one(const struct front *fr, int i, const struct 
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, p->threads, NULL};
   opts[n++] =
       (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)p->completed, p->cls};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_check,
+                                      (void *)(intptr_t)p->tls};
   if (p->notify != NULL)
     opts[n++] =
         (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)p->notify, p->cls};

@@ -47,5 +47,8 @@
 #define ADMIN_CONNECTION_LIMIT 64
 #define ADMIN_BODY_MAX (32 * 1024 * 1024) /* JSON bodies: a bulk import of 100k devices */
 #define REPORT_BODY_MAX (16 * 1024)       /* a device report: a few URC lines */
+#define MAX_REQUEST_HEADERS 64            /* header fields of a device request */
+#define MAX_REQUEST_URI 2048              /* bytes of a request's target */
+#define MAX_QUERY_ARGS 32                 /* arguments in a request's query */
 
 #endif

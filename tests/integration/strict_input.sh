@@ -1,0 +1,107 @@
+#!/bin/bash
+# strict_input.sh (issue 7): requests another parser could read differently
+# are refused with 400 and the connection closed (conflicting lengths,
+# hidden or folded headers, control characters, a missing Host); a Range in
+# an odd form is never ignored; targets and bodies over their bounds are
+# refused at once; %00 cuts no id short; admin bodies refuse floats for
+# integers, unknown fields and out-of-range numbers. Nothing changes.
+[ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fleet_lib.sh"
+
+fleet_start || bail "dfotad starts"
+mkpkg "$VA" "$VC" 300000 || bail "upload" "status $STATUS"
+PID=$PKG_ID
+
+# raw REQUEST-TEXT (printf escapes): the status line of the answer, and
+# "closed" when the server closed the connection after it
+raw() {
+  python3 - "$HTTP_PORT" "$1" <<'PY'
+import socket, sys
+port, text = int(sys.argv[1]), sys.argv[2].encode().decode('unicode_escape').encode('latin-1')
+s = socket.create_connection(("127.0.0.1", port)); s.settimeout(5)
+s.sendall(text)
+data = b""
+try:
+    while b"\r\n\r\n" not in data:
+        d = s.recv(65536)
+        if not d: break
+        data += d
+    head = data.split(b"\r\n")[0].decode()
+    # closed after the answer?
+    closed = False
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d: closed = True; break
+    except socket.timeout:
+        pass
+    print(head + (" closed" if closed else " open"))
+except socket.timeout:
+    print("timeout")
+PY
+}
+
+expect_refused() { # DESC REQUEST CODE
+  local got
+  got=$(raw "$2")
+  expect_match "$1: $3 and closed" "^HTTP/1.1 $3 .* closed$" "$got"
+}
+
+G="GET /p/$PID HTTP/1.1\r\nHost: x\r\n"
+expect_refused "blank before the colon (Range : )" "${G}Range : bytes=0-1\r\n\r\n" 400
+expect_refused "tab before the colon" "${G}Range\t: bytes=0-1\r\n\r\n" 400
+expect_refused "a folded Range line" "${G}Range:\r\n bytes=0-1\r\n\r\n" 400
+expect_refused "HTTP/1.1 without Host" "GET /p/$PID HTTP/1.1\r\nRange: bytes=0-1\r\n\r\n" 400
+expect_refused "two Host fields" "${G}Host: y\r\n\r\n" 400
+expect_refused "a control character in a value" "${G}X-A: a\x01b\r\n\r\n" 400
+expect_refused "a bare CR in a value" "${G}X-A: a\rb\r\n\r\n" 400
+R="POST /v1/report?device=a HTTP/1.1\r\nHost: x\r\n"
+expect_refused "conflicting Content-Length" "${R}Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde" 400
+expect_refused "Content-Length with Transfer-Encoding" \
+  "${R}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" 400
+expect_refused "Transfer-Encoding: identity" "${R}Transfer-Encoding: identity\r\n\r\nabc" 400
+expect_refused "a report over 16 KiB, refused before its body" "${R}Content-Length: 100000\r\n\r\n" 413
+args=$(python3 -c 'print("&".join(f"a{i}=1" for i in range(3000)))')
+expect_refused "3000 query arguments" "GET /v1/update?$args HTTP/1.1\r\nHost: x\r\n\r\n" 414
+got=$(raw "${G}Range: bytes=0-1\r\n\r\n")
+expect_match "a plain Range still gives 206, kept alive" "^HTTP/1.1 206 .* open$" "$got"
+
+# %00 cuts nothing short
+_curl "http://$HTTP/p/$PID%00zzz"
+expect_eq "/p/ID%00zzz: 404" 404 "$STATUS"
+dev_put 'ab%00cd' "{\"model\":\"$MODEL\",\"version\":\"$VA\"}"
+expect_eq "PUT /api/v1/devices/ab%00cd: 400" 400 "$STATUS"
+dev_get ab "$T/ab.json"
+expect_eq "no device ab was written" 404 "$STATUS"
+for id in . ..; do
+  api_json PUT "/api/v1/devices/$id" "{\"model\":\"$MODEL\"}"
+  expect_ne "device id '$id' refused" 201 "$STATUS"
+done
+
+# admin numbers and fields
+ro() { # DESC JSON
+  api_json POST /api/v1/rollouts "$2"
+  expect_eq "$1: 400" 400 "$STATUS"
+}
+base="\"name\":\"r\",\"model\":\"$MODEL\",\"target_version\":\"$VC\""
+ro "waves beyond 32 bits" "{$base,\"waves\":[4294967346,100]}"
+ro "timeout 1.5" "{$base,\"timeout\":1.5}"
+ro "max_concurrent -1" "{$base,\"max_concurrent\":-1}"
+ro "a numeric start_at" "{$base,\"start_at\":1700000000}"
+ro "a string window" "{$base,\"window\":\"night\"}"
+ro "a mistyped field (max_concurent)" "{$base,\"max_concurent\":5}"
+expect_match "the error names the field" "max_concurent" "$(cat "$BODY")"
+api GET /api/v1/rollouts
+expect_eq "no rollout was stored" 0 "$(jq '.rollouts | length' <"$BODY")"
+dev_put dd "{\"model\":\"$MODEL\",\"versoin\":\"$VA\"}"
+expect_eq "device with a mistyped field: 400" 400 "$STATUS"
+long=$(head -c 20000 /dev/zero | tr '\0' 'x')
+dev_put d1 "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"secret\":\"0123456789abcdef0\"}"
+checkin d1 0123456789abcdef0 "$long"
+expect_eq "a 20,000-byte version at check-in: 400 (or 414)" 1 "$([ "$STATUS" = 400 ] || [ "$STATUS" = 414 ] && echo 1)"
+checkin d1 0123456789abcdef0 "$(printf 'A\033B')"
+expect_eq "a version with ESC at check-in: 400" 400 "$STATUS"
+expect_eq "the version stayed" "$VA" "$(dev_field d1 .version)"
+
+finish
