@@ -11,6 +11,8 @@
 
 #include "fleet_api.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "../fleet/delivery.h"
 #include "../fleet/fleet_admin.h"
 #include "../store/store.h"
+#include "../util/limits.h"
 #include "json.h"
 
 #define DEV_PREFIX "/api/v1/devices"
@@ -27,6 +30,26 @@ static const char *arg(struct MHD_Connection *c, const char *name)
 {
   const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
   return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* A whole number argument within [min, max], def when absent; -1 with *ok
+ * cleared when malformed. */
+static long long num_arg(struct MHD_Connection *c, const char *name, long long min, long long max,
+                         long long def, int *ok)
+{
+  const char *v = arg(c, name);
+  char *end;
+  long long n;
+
+  if (v == NULL)
+    return def;
+  errno = 0;
+  n = strtoll(v, &end, 10);
+  if (errno != 0 || *end != '\0' || end == v || n < min || n > max) {
+    *ok = 0;
+    return -1;
+  }
+  return n;
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, int status, json_t *body)
@@ -70,10 +93,14 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
 
   if (strcmp(url, DEV_PREFIX) == 0) {
     if (strcmp(method, "GET") == 0) {
-      const char *limit = arg(c, "limit");
+      int ok = 1;
+      long long limit = num_arg(c, "limit", 1, MAX_PAGE, DEF_PAGE, &ok);
+      if (!ok)
+        return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+                          "limit must be a whole number from 1 to 1000");
       st = fleet_devices_list(f->fleet, arg(c, "model"), arg(c, "version"), arg(c, "group"),
-                              arg(c, "state"), arg(c, "rollout"), limit ? atoi(limit) : 100,
-                              arg(c, "after"), &out);
+                              arg(c, "state"), arg(c, "rollout"), (int)limit, arg(c, "after"),
+                              &out);
     } else if (strcmp(method, "POST") == 0) {
       st = fleet_devices_bulk(f->fleet, body, &out);
     } else {
@@ -86,7 +113,13 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
   if (strcmp(rest, "events") == 0) {
     if (strcmp(method, "GET") != 0)
       return method_not_allowed(c, "GET");
-    st = fleet_device_events(f->fleet, id, &out);
+    int ok = 1;
+    long long limit = num_arg(c, "limit", 1, MAX_PAGE, DEF_PAGE, &ok);
+    long long after = num_arg(c, "after", 0, INT64_MAX, 0, &ok);
+    if (!ok)
+      return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "limit is 1 to 1000 and after an event id (a whole number)");
+    st = fleet_device_events(f->fleet, id, (int64_t)after, (int)limit, &out);
     return reply(c, st, out);
   }
   if (rest[0] != '\0')

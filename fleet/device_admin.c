@@ -282,9 +282,10 @@ int fleet_device_delete(struct fleet *f, const char *id, json_t **out)
 
 struct events_ctx {
   json_t *arr;
+  int64_t last;
 };
 
-static int event_one(const char *kind, const char *detail, void *arg)
+static int event_one(int64_t id, const char *kind, const char *detail, void *arg)
 {
   struct events_ctx *c = arg;
   json_t *o = json_loads(detail, 0, NULL);
@@ -293,15 +294,19 @@ static int event_one(const char *kind, const char *detail, void *arg)
     json_decref(o);
     o = json_object();
   }
+  json_object_set_new(o, "id", json_integer((json_int_t)id));
   json_object_set_new(o, "kind", json_string(kind));
   json_array_append_new(c->arr, o);
+  c->last = id;
   return 0;
 }
 
-/* Each event's detail carries its time ("at") beside what happened. */
-int fleet_device_events(struct fleet *f, const char *id, json_t **out)
+/* Each event's detail carries its time ("at") beside what happened; pages
+ * of at most `limit` events after event `after` (ids rise), with "next"
+ * naming the last id of a full page. */
+int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, json_t **out)
 {
-  struct events_ctx c;
+  struct events_ctx c = {NULL, 0};
   int exists;
 
   pthread_mutex_lock(&f->mu);
@@ -313,8 +318,14 @@ int fleet_device_events(struct fleet *f, const char *id, json_t **out)
   }
   store_sync(f->store); /* events still queued are written first */
   c.arr = json_array();
-  store_events_load(f->store, id, event_one, &c);
-  *out = json_pack("{s:s,s:o}", "device", id, "events", c.arr);
+  if (store_events_page(f->store, id, after, limit, event_one, &c) < 0) {
+    json_decref(c.arr);
+    *out = fleet_error("internal", "cannot read the events");
+    return 500;
+  }
+  *out = json_pack("{s:s,s:o,s:o}", "device", id, "events", c.arr, "next",
+                   (int)json_array_size(c.arr) == limit ? json_integer((json_int_t)c.last)
+                                                        : json_null());
   return 200;
 }
 
@@ -338,8 +349,8 @@ int fleet_devices_list(struct fleet *f, const char *model, const char *version, 
     *out = fleet_error("bad_request", "unknown state");
     return 400;
   }
-  if (limit <= 0 || limit > 1000)
-    limit = 100;
+  if (limit <= 0 || limit > MAX_PAGE)
+    limit = DEF_PAGE;
   pthread_mutex_lock(&f->mu);
   all = malloc(((size_t)f->n_devices + 1) * sizeof(*all));
   for (int b = 0; all && b < DEV_BUCKETS; b++)

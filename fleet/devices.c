@@ -81,7 +81,7 @@ void device_mark(struct fleet *f, struct device *d)
   }
 }
 
-void device_event(struct fleet *f, const struct device *d, const char *kind, json_t *detail)
+void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail)
 {
   char *text, at[40];
   int64_t t = now_ms();
@@ -96,6 +96,7 @@ void device_event(struct fleet *f, const struct device *d, const char *kind, jso
     return;
   json_array_append_new(f->events, json_pack("[s,I,s,s]", d->id, (json_int_t)t, kind, text));
   free(text);
+  d->events_untrimmed++;
 }
 
 void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason)

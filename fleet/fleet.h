@@ -20,4 +20,15 @@ void fleet_close(struct fleet *f);
 /* Timeouts, backoffs, waves: called a few times a second. */
 void fleet_tick(struct fleet *f);
 
+/* What one device may cost: events kept per device (the oldest go), URC
+ * lines per report, and the least time between two re-checks of a package
+ * that devices report corrupt. */
+struct fleet_limits {
+  int events_per_device;
+  int report_lines;
+  int recheck_interval_ms;
+};
+/* At start and on every reload. */
+void fleet_set_limits(struct fleet *f, const struct fleet_limits *l);
+
 #endif

@@ -12,8 +12,11 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
 int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out);
 int fleet_device_get(struct fleet *f, const char *id, json_t **out);
 int fleet_device_delete(struct fleet *f, const char *id, json_t **out);
-int fleet_device_events(struct fleet *f, const char *id, json_t **out);
-/* filters: NULL for any. after: the last id of the previous page. */
+/* after: the last event id of the previous page (0: from the first);
+ * limit: 1..MAX_PAGE. */
+int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, json_t **out);
+/* filters: NULL for any. after: the last id of the previous page;
+ * limit: 1..MAX_PAGE. */
 int fleet_devices_list(struct fleet *f, const char *model, const char *version, const char *group,
                        const char *state, const char *rollout, int limit, const char *after,
                        json_t **out);

@@ -82,6 +82,7 @@ struct device {
   int64_t last_at;
 
   int dirty;
+  int events_untrimmed; /* events written since its history was last trimmed */
   struct device *next, *tnext, *dirty_next;
 };
 
@@ -121,6 +122,7 @@ struct fleet {
   int n_deleted, cap_deleted;
   json_t *events; /* [[device_id, at_ms, kind, detail_text], ...] to append */
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
+  struct fleet_limits limits;
   /* metrics */
   uint64_t checkins, reports, progress_events, offers;
 };
@@ -136,7 +138,7 @@ struct device *token_find(struct fleet *f, const char *token);
 void token_link(struct fleet *f, struct device *d);
 void device_mark(struct fleet *f, struct device *d);
 void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason);
-void device_event(struct fleet *f, const struct device *d, const char *kind, json_t *detail);
+void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail);
 void device_clear_offer(struct fleet *f, struct device *d);
 void progress_reset(struct device *d);
 int percent_of(const struct device *d);
@@ -154,6 +156,11 @@ void seen(struct device *d, const struct device_identity *who);
 /* checkin.c */
 /* The device moved to `version`. Confirms a hop or notes the surprise. */
 void version_changed(struct fleet *f, struct device *d, const char *version);
+
+/* report.c */
+/* The store found a package damaged (from its re-check worker): every
+ * running rollout offering it pauses. arg: the fleet. */
+void package_damaged(void *arg, const char *package_id);
 
 /* progress.c */
 /* Records a piece of an offer's download against its device. */

@@ -155,6 +155,8 @@ static void flush_hook(struct store *s, void *arg)
     int failed;
   } *ro = NULL;
   char **deleted;
+  char (*trim)[DEVICE_ID_MAX + 1] = NULL;
+  int n_trim = 0, keep = f->limits.events_per_device;
   json_t *events, *e;
   int n_dev = 0, n_ro = 0, n_deleted, cap = 0, failed = 0;
   size_t i;
@@ -173,9 +175,16 @@ static void flush_hook(struct store *s, void *arg)
   n_deleted = f->n_deleted;
   f->deleted = NULL;
   f->n_deleted = f->cap_deleted = 0;
+  trim = cap ? calloc((size_t)cap, sizeof(*trim)) : NULL;
   while (f->dirty) {
     struct device *d = f->dirty;
     struct saved *sv = &dev[n_dev++];
+    /* a device's history is cut back to its newest events now and then,
+     * not at every event: at most a tenth over the limit */
+    if (trim != NULL && keep > 0 && d->events_untrimmed > keep / 10) {
+      snprintf(trim[n_trim++], sizeof(trim[0]), "%s", d->id);
+      d->events_untrimmed = 0;
+    }
     snprintf(sv->id, sizeof(sv->id), "%s", d->id);
     snprintf(sv->model, sizeof(sv->model), "%s", d->model ? d->model : "");
     snprintf(sv->state, sizeof(sv->state), "%s", dstate_name(d->state));
@@ -209,6 +218,9 @@ static void flush_hook(struct store *s, void *arg)
                    json_string_value(json_array_get(e, 3)));
   }
   json_decref(events);
+  for (int k = 0; k < n_trim; k++)
+    store_tx_events_trim(s, trim[k], keep);
+  free(trim);
   for (int k = 0; k < n_deleted; k++) {
     store_tx_device_delete(s, deleted[k]);
     free(deleted[k]);
@@ -304,6 +316,13 @@ static int load_device(const char *id, const char *text, void *arg)
   return 0;
 }
 
+void fleet_set_limits(struct fleet *f, const struct fleet_limits *l)
+{
+  pthread_mutex_lock(&f->mu);
+  f->limits = *l;
+  pthread_mutex_unlock(&f->mu);
+}
+
 int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
 {
   struct fleet *f = calloc(1, sizeof(*f));
@@ -315,6 +334,7 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
   pthread_mutex_init(&f->mu, NULL);
   f->store = s;
   f->events = json_array();
+  f->limits = (struct fleet_limits){DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, DEF_RECHECK_MS};
   if (store_rollouts_load(s, load_rollout, f) < 0 || store_devices_load(s, load_device, f) < 0) {
     snprintf(err, errlen, "cannot load devices and rollouts");
     fleet_close(f);
@@ -330,6 +350,7 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
       }
   log_info("fleet: %d devices loaded", f->n_devices);
   store_set_flush_hook(s, flush_hook, flush_done, f);
+  store_set_damage_hook(s, package_damaged, f);
   *out = f;
   return 0;
 }
@@ -338,8 +359,10 @@ void fleet_close(struct fleet *f)
 {
   if (f == NULL)
     return;
-  if (f->store != NULL)
+  if (f->store != NULL) {
     store_set_flush_hook(f->store, NULL, NULL, NULL);
+    store_set_damage_hook(f->store, NULL, NULL);
+  }
   for (int b = 0; b < DEV_BUCKETS; b++)
     while (f->dev[b]) {
       struct device *d = f->dev[b];

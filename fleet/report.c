@@ -93,12 +93,19 @@ static void fail(struct fleet *f, struct device *d, long code, const char *stage
   }
 }
 
+/* Whether reports can move the device: it is in a rollout with something
+ * in flight. */
+static int in_flight(const struct device *d)
+{
+  return d->rollout != NULL && d->state != D_SUCCEEDED && d->state != D_IDLE &&
+         d->state != D_NO_PATH && d->state != D_PENDING;
+}
+
 /* Applies one URC (or JSON stage) to the device. */
 static void apply_urc(struct fleet *f, struct device *d, const struct urc *u,
                       struct suspect *suspect)
 {
-  int in_flight = d->rollout != NULL && d->state != D_SUCCEEDED && d->state != D_IDLE &&
-                  d->state != D_NO_PATH && d->state != D_PENDING;
+  int moving = in_flight(d);
 
   snprintf(d->last_stage, sizeof(d->last_stage), "%s", u->name);
   d->last_at = now_ms();
@@ -108,7 +115,7 @@ static void apply_urc(struct fleet *f, struct device *d, const struct urc *u,
                json_pack("{s:s,s:o}", "stage", u->name, "value",
                          u->has_number ? json_integer(u->number) : json_null()));
   device_mark(f, d);
-  if (!in_flight)
+  if (!moving)
     return;
   switch (u->stage) {
   case URC_DOWNLOAD_START:
@@ -177,12 +184,14 @@ out:
   return rc;
 }
 
-static void pause_rollouts_using(struct fleet *f, const char *package_id)
+void package_damaged(void *arg, const char *package_id)
 {
+  struct fleet *f = arg;
   char reason[200];
 
   snprintf(reason, sizeof(reason), "package %s failed its re-check: damaged on the server",
            package_id);
+  pthread_mutex_lock(&f->mu);
   for (struct rollout *r = f->rollouts; r; r = r->next) {
     int uses = 0;
     for (int i = 0; i < r->n_members && !uses; i++)
@@ -190,6 +199,28 @@ static void pause_rollouts_using(struct fleet *f, const char *package_id)
     if (uses && r->state == R_RUNNING)
       rollout_pause(f, r, reason);
   }
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* Parses a report into at most max URCs; -1 when it has more lines. */
+static int parse_report(int json, const char *body, size_t len, struct urc *u, int max)
+{
+  const char *p = body, *end = body + len;
+  int n = 0, lines = 0;
+
+  if (json)
+    return json_report(body, len, &u[0]) == 0 ? 1 : 0;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    if (le > p + (le[-1] == '\r'))
+      if (++lines > max)
+        return -1;
+    if (urc_parse_line(p, (size_t)(le - p), &u[n]) == 0)
+      n++;
+    p = nl ? nl + 1 : end;
+  }
+  return n;
 }
 
 void delivery_report(struct fleet *f, const struct device_identity *who, int json,
@@ -197,55 +228,56 @@ void delivery_report(struct fleet *f, const struct device_identity *who, int jso
 {
   struct device *d;
   struct suspect suspect = {""};
-  struct urc u;
-  int used = 0;
+  struct urc *u = NULL;
+  int n, changed = 0, recheck_ms;
 
   memset(out, 0, sizeof(*out));
   pthread_mutex_lock(&f->mu);
   f->reports++;
+  recheck_ms = f->limits.recheck_interval_ms;
   d = authenticate(f, who);
   if (d == NULL) {
     snprintf(out->message, sizeof(out->message), "unknown device or wrong credential");
     out->verdict = VERDICT_FORBIDDEN;
     goto out;
   }
-  if (json) {
-    if (json_report(body, len, &u) == 0) {
-      apply_urc(f, d, &u, &suspect);
-      used++;
-    }
-  } else {
-    const char *p = body, *end = body + len;
-    while (p < end) {
-      const char *nl = memchr(p, '\n', (size_t)(end - p));
-      const char *le = nl ? nl : end;
-      if (urc_parse_line(p, (size_t)(le - p), &u) == 0) {
-        apply_urc(f, d, &u, &suspect);
-        used++;
-      }
-      p = nl ? nl + 1 : end;
-    }
+  u = calloc((size_t)f->limits.report_lines + 1, sizeof(*u));
+  n = u == NULL ? -2 : parse_report(json, body, len, u, f->limits.report_lines);
+  if (n < 0) {
+    snprintf(out->message, sizeof(out->message),
+             n == -1 ? "a report holds at most %d lines" : "out of memory",
+             f->limits.report_lines);
+    out->verdict = VERDICT_BAD_REQUEST;
+    goto out;
   }
-  if (used == 0) {
+  if (n == 0) {
     snprintf(out->message, sizeof(out->message),
              "no FOTA URC line in the report (expected e.g. "
              "+QIND: \"FOTA\",\"HTTPEND\",0)");
     out->verdict = VERDICT_BAD_REQUEST;
     goto out;
   }
-  seen(d, who);
   out->verdict = VERDICT_NOTHING;
-  out->accepted = used;
+  out->accepted = 0;
+  /* SECURITY: a device with nothing in flight changes nothing by
+   * reporting: its credential cannot grow its history at will */
+  if (in_flight(d)) {
+    for (int i = 0; i < n; i++)
+      apply_urc(f, d, &u[i], &suspect);
+    out->accepted = n;
+    seen(d, who);
+    changed = 1;
+    if (d->rollout != NULL)
+      rollout_evaluate(f, d->rollout);
+  }
   snprintf(out->state, sizeof(out->state), "%s", dstate_name(d->state));
-  if (d->rollout != NULL)
-    rollout_evaluate(f, d->rollout);
 out:
   pthread_mutex_unlock(&f->mu);
-  if (suspect.id[0] != '\0' && store_package_verify(f->store, suspect.id) < 0) {
-    pthread_mutex_lock(&f->mu);
-    pause_rollouts_using(f, suspect.id);
-    pthread_mutex_unlock(&f->mu);
-  }
-  if (out->verdict == VERDICT_NOTHING)
+  free(u);
+  /* SECURITY: the re-check runs on the store's worker, at most once per
+   * package per interval, whatever the reports */
+  if (suspect.id[0] != '\0')
+    store_package_recheck(f->store, suspect.id, recheck_ms);
+  if (changed)
     store_sync(f->store);
 }

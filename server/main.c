@@ -93,12 +93,15 @@ static struct front_env env_of(struct daemon_state *ds, const struct config *c, 
   return env;
 }
 
-static void set_bases(struct daemon_state *ds, const struct config *c)
+/* What the fleet takes from the configuration, at start and on reload. */
+static void configure_fleet(struct daemon_state *ds, const struct config *c)
 {
   const char *bases[PROTO_COUNT];
+  struct fleet_limits l = {c->events_per_device, c->report_lines, c->recheck_interval * 1000};
 
   listeners_bases(c, bases);
   delivery_set_bases(ds->fleet, bases);
+  fleet_set_limits(ds->fleet, &l);
 }
 
 static void drop_privileges(const char *user)
@@ -141,7 +144,7 @@ static void reload(struct daemon_state *ds)
   if (listeners_start(&next, &env, &ds->active, &ds->retired, &errs) < 0)
     goto refused_free;
   ds->active = next;
-  set_bases(ds, c);
+  configure_fleet(ds, c);
   config_free(ds->conf);
   ds->conf = c;
   memcpy(ds->token, token, sizeof(token));
@@ -268,7 +271,7 @@ int main(int argc, char **argv)
     return leave(&ds, &errs, 1);
   }
   log_info("admin token file: %s", ds.conf->token_file);
-  set_bases(&ds, ds.conf);
+  configure_fleet(&ds, ds.conf);
   env = env_of(&ds, ds.conf, ds.token);
   if (listeners_start(&ds.active, &env, NULL, &ds.retired, &errs) < 0) {
     print_errors(&errs);

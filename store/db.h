@@ -43,12 +43,16 @@ int db_tx_device_delete(struct db *d, const char *id); /* and its events */
 int db_tx_event(struct db *d, const char *device_id, int64_t at_ms, const char *kind,
                 const char *detail);
 int db_tx_rollout_put(struct db *d, const char *id, const char *state, const char *doc);
+/* Keeps the newest `keep` events of a device. */
+int db_tx_events_trim(struct db *d, const char *device_id, int keep);
 
 int db_devices_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg);
 int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg),
                      void *arg);
-int db_events_load(struct db *d, const char *device_id,
-                   int (*cb)(const char *kind, const char *detail, void *arg), void *arg);
+/* A device's events after id `after`, oldest first, at most limit. */
+int db_events_page(struct db *d, const char *device_id, int64_t after, int limit,
+                   int (*cb)(int64_t id, const char *kind, const char *detail, void *arg),
+                   void *arg);
 int db_integrity(struct db *d, char *msg, size_t len);
 
 #endif

@@ -19,7 +19,7 @@ struct db {
   sqlite3 *h;
   pthread_mutex_t mu;
   /* statements of the writer's transactions, prepared once */
-  sqlite3_stmt *dev_put, *dev_del, *events_del, *event_add, *rollout_put, *stats_put;
+  sqlite3_stmt *dev_put, *dev_del, *events_del, *event_add, *events_trim, *rollout_put, *stats_put;
 };
 
 /* Migrations: entry i brings the schema from version i to i + 1. Never
@@ -168,6 +168,7 @@ void db_close(struct db *d)
   sqlite3_finalize(d->dev_del);
   sqlite3_finalize(d->events_del);
   sqlite3_finalize(d->event_add);
+  sqlite3_finalize(d->events_trim);
   sqlite3_finalize(d->rollout_put);
   sqlite3_finalize(d->stats_put);
   sqlite3_close(d->h);
@@ -429,6 +430,19 @@ int db_tx_event(struct db *d, const char *device_id, int64_t at_ms, const char *
   return step_done(d, st, "event");
 }
 
+int db_tx_events_trim(struct db *d, const char *device_id, int keep)
+{
+  sqlite3_stmt *st = prepared(d, &d->events_trim,
+                              "DELETE FROM device_events WHERE device_id = ?1 AND id <="
+                              " (SELECT id FROM device_events WHERE device_id = ?1"
+                              " ORDER BY id DESC LIMIT 1 OFFSET ?2)");
+  if (st == NULL)
+    return -1;
+  bind_text(st, 1, device_id);
+  sqlite3_bind_int(st, 2, keep);
+  return step_done(d, st, "trim events");
+}
+
 int db_tx_rollout_put(struct db *d, const char *id, const char *state, const char *doc)
 {
   sqlite3_stmt *st = prepared(d, &d->rollout_put,
@@ -477,11 +491,31 @@ int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, vo
   return load_docs(d, "SELECT id, doc FROM rollouts ORDER BY rowid", NULL, cb, arg);
 }
 
-int db_events_load(struct db *d, const char *device_id,
-                   int (*cb)(const char *kind, const char *detail, void *arg), void *arg)
+int db_events_page(struct db *d, const char *device_id, int64_t after, int limit,
+                   int (*cb)(int64_t id, const char *kind, const char *detail, void *arg),
+                   void *arg)
 {
-  return load_docs(d, "SELECT kind, detail FROM device_events WHERE device_id = ?1 ORDER BY id",
-                   device_id, cb, arg);
+  sqlite3_stmt *st = NULL;
+  int rc = -1, step;
+  static const char sql[] = "SELECT id, kind, detail FROM device_events WHERE device_id = ?1"
+                            " AND id > ?2 ORDER BY id LIMIT ?3";
+
+  pthread_mutex_lock(&d->mu);
+  if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK)
+    goto out;
+  bind_text(st, 1, device_id);
+  sqlite3_bind_int64(st, 2, after);
+  sqlite3_bind_int(st, 3, limit);
+  while ((step = sqlite3_step(st)) == SQLITE_ROW)
+    if (cb(sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), arg) != 0)
+      break;
+  rc = (step == SQLITE_DONE || step == SQLITE_ROW) ? 0 : -1;
+  if (rc < 0)
+    log_error("database: %s: %s", sql, sqlite3_errmsg(d->h));
+out:
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return rc;
 }
 
 int db_integrity(struct db *d, char *msg, size_t len)

@@ -462,7 +462,7 @@ int store_open(const char *state_dir, int flush_interval_ms, struct store **out,
   s->pkg_dir = path_join(state_dir, "packages");
   s->tmp_dir = path_join(state_dir, "tmp");
   dbpath = path_join(state_dir, "dfotad.db");
-  if (!s->dir || !s->pkg_dir || !s->tmp_dir || !dbpath) {
+  if (!s->dir || !s->pkg_dir || !s->tmp_dir || !dbpath || recheck_init(s) < 0) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
@@ -496,6 +496,7 @@ void store_close(struct store *s)
 {
   if (s == NULL)
     return;
+  recheck_stop(s);
   writer_stop(s->writer); /* flushes a last time */
   for (int b = 0; b < BUCKETS; b++)
     while (s->bucket[b]) {
@@ -562,9 +563,15 @@ int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg)
   return db_rollouts_load(s->db, cb, arg);
 }
 
-int store_events_load(struct store *s, const char *device_id, store_doc_cb cb, void *arg)
+int store_events_page(struct store *s, const char *device_id, int64_t after, int limit,
+                      store_event_cb cb, void *arg)
 {
-  return db_events_load(s->db, device_id, cb, arg);
+  return db_events_page(s->db, device_id, after, limit, cb, arg);
+}
+
+void store_tx_events_trim(struct store *s, const char *device_id, int keep)
+{
+  tx_result(s, db_tx_events_trim(s->db, device_id, keep));
 }
 
 void store_writer_stats(struct store *s, uint64_t *commits, uint64_t *last_commit_us)

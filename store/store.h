@@ -46,6 +46,8 @@ struct package {
 
   atomic_uint refs;
   atomic_int deleted;
+  _Atomic int64_t checked_at; /* monotonic ms of the last re-check; 0: none */
+  atomic_int checking;        /* a re-check is queued or running */
   struct package *next; /* catalog bucket chain */
 };
 
@@ -120,19 +122,33 @@ void store_tx_device_delete(struct store *s, const char *id); /* and its events 
 void store_tx_event(struct store *s, const char *device_id, int64_t at_ms, const char *kind,
                     const char *detail);
 void store_tx_rollout_put(struct store *s, const char *id, const char *state, const char *doc);
+/* Keeps the newest `keep` events of a device, the older go. */
+void store_tx_events_trim(struct store *s, const char *device_id, int keep);
 
 /* Loading, at start: cb(key, doc, arg) per row; non-zero stops. */
 typedef int (*store_doc_cb)(const char *key, const char *doc, void *arg);
 int store_devices_load(struct store *s, store_doc_cb cb, void *arg);
 int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg);
-/* A device's events, oldest first: cb(kind, detail_json, arg). */
-int store_events_load(struct store *s, const char *device_id, store_doc_cb cb, void *arg);
+/* A device's events after event id `after` (0: from the first), oldest
+ * first, at most limit: cb(id, kind, detail_json, arg); non-zero stops. */
+typedef int (*store_event_cb)(int64_t id, const char *kind, const char *detail, void *arg);
+int store_events_page(struct store *s, const char *device_id, int64_t after, int limit,
+                      store_event_cb cb, void *arg);
 
 /* The writer's commits so far and the duration of the last one. */
 void store_writer_stats(struct store *s, uint64_t *commits, uint64_t *last_commit_us);
 
 /* Hashes a package's file again: 0 when it matches, -1 when damaged (it is
- * then marked damaged and no longer served; transfers in flight finish). */
+ * then marked damaged and no longer served; transfers in flight finish).
+ * Takes as long as reading the file: not for request threads. */
 int store_package_verify(struct store *s, const char *id);
+
+/* Queues a re-check of a package on the store's own worker, unless one is
+ * queued or running, or the last one ended less than min_interval_ms ago.
+ * 1 when queued. A package found damaged is passed to the damage hook,
+ * from the worker thread. */
+int store_package_recheck(struct store *s, const char *id, int min_interval_ms);
+typedef void (*store_damage_cb)(void *arg, const char *package_id);
+void store_set_damage_hook(struct store *s, store_damage_cb cb, void *arg);
 
 #endif

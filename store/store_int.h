@@ -24,6 +24,7 @@ struct store {
   int tx_failed; /* a store_tx_* call failed in this flush */
   _Atomic uint64_t commits, last_commit_us;
   uint64_t seq; /* creation order of catalog entries */
+  struct recheck *recheck; /* recheck.c */
 };
 
 struct upload {
@@ -36,6 +37,9 @@ struct upload {
 };
 
 int fsync_dir(const char *dir);
+/* recheck.c */
+int recheck_init(struct store *s);
+void recheck_stop(struct store *s);
 /* A catalog entry from a database row; its file is not opened yet. */
 struct package *package_new(const struct db_package *r);
 /* Opens (and with verify, hashes) the package's file; marks it damaged on

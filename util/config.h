@@ -67,6 +67,7 @@ struct config {
   struct front_conf front[PROTO_COUNT];
   /* [fleet] */
   char *token_header;
+  int events_per_device, report_lines, recheck_interval; /* recheck: seconds */
   /* [admin] */
   struct listen_set admin_listen;
   char *token_file;

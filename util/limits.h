@@ -18,7 +18,11 @@
 #define DEF_SHUTDOWN_TIMEOUT 10   /* seconds transfers get on SIGTERM */
 #define DEF_FLUSH_INTERVAL_MS 250 /* batched writer commit period */
 #define DEF_MAX_UPLOAD (1024ULL * 1024 * 1024)
-#define DEF_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* TLS 1.2 and 1.3, AEAD suites with forward secrecy only, in the server's
+ * order (no CBC: LUCKY13 and kin; no RSA key exchange) */
+#define DEF_TLS_PRIORITIES                                                                         \
+  "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"              \
+  "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
 
 /* Bounds */
 #define MAX_CONNECTION_LIMIT 100000
@@ -33,6 +37,14 @@
 #define PKG_FIELD_MAX 128            /* model, from, to: bytes */
 #define PKG_NAME_MAX 200             /* original file name: bytes */
 #define SMALL_RANGE_MAX (256 * 1024) /* ranges up to this go from memory */
+
+/* Fleet: what one device may cost */
+#define DEF_EVENTS_PER_DEVICE 1000 /* events kept per device; the oldest go */
+#define DEF_REPORT_LINES 64        /* URC lines in one report */
+#define DEF_RECHECK_MS 60000       /* least time between two re-checks of a package */
+
+#define MAX_PAGE 1000 /* items in one page of an admin listing */
+#define DEF_PAGE 100
 
 /* Rollouts */
 #define MAX_ROLLOUT_CONCURRENT 1000000 /* max_concurrent */

@@ -80,13 +80,13 @@ dev_field() {
 
 # dev_events ID OUT: GET /api/v1/devices/ID/events into OUT.
 dev_events() {
-  api GET "/api/v1/devices/$1/events"
+  api GET "/api/v1/devices/$1/events?limit=1000"
   cp "$BODY" "$2"
 }
 
 # events_count ID: number of events of the device ("ERR..." on failure).
 events_count() {
-  api GET "/api/v1/devices/$1/events"
+  api GET "/api/v1/devices/$1/events?limit=1000"
   if [ "$STATUS" = 200 ]; then jq '.events | length' <"$BODY"; else echo "ERR$STATUS"; fi
 }
 
@@ -182,7 +182,7 @@ import sys, urllib.parse, urllib.request
 base, token, out = sys.argv[1], sys.argv[2], sys.argv[3]
 rc = 0
 for i in sys.argv[4:]:
-    req = urllib.request.Request("%s/api/v1/devices/%s/events" % (base, urllib.parse.quote(i, safe="")),
+    req = urllib.request.Request("%s/api/v1/devices/%s/events?limit=1000" % (base, urllib.parse.quote(i, safe="")),
                                  headers={"Authorization": "Bearer " + token})
     try:
         with urllib.request.urlopen(req, timeout=20) as r:

@@ -1,13 +1,15 @@
 #!/bin/bash
 # fleet_suspect.sh: a device reporting 710 (package check failed) makes
-# dfotad hash the package again. Intact: nothing but the failure. Damaged on
-# disk: the package is marked damaged and no longer served (503), and every
-# running rollout offering it pauses with the reason.
+# dfotad hash the package again, off the request threads. Intact: nothing
+# but the failure. Damaged on disk: the package is marked damaged and no
+# longer served (503), and every running rollout offering it pauses with the
+# reason. With the default interval, a flood of such reports re-hashes the
+# package at most once a minute.
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
 
-fleet_start || bail "dfotad starts"
+fleet_start "[fleet]" "recheck_interval = 0" || bail "dfotad starts"
 mkpkg "$VA" "$VC" 65536 || bail "upload A -> C" "status $STATUS"
 PKG=$PKG_ID
 for d in s1 s2 s3 s4 s5 s6 s7 s8 s9 s10; do
@@ -36,10 +38,31 @@ chmod u+w "$f"
 printf 'X' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
 report s2 secret-s2-0123456789 "$(urcs '+QIND: "FOTA","HTTPEND",710')"
 expect_eq "second 710 accepted" 200 "$STATUS"
-expect_eq "the rollout paused" paused "$(rollout_field "$RID" .state)"
+check "the rollout paused (the re-check runs apart)" wait_rollout_state "$RID" paused 10
 expect_match "the reason names the package" "$PKG.*damaged" "$(rollout_field "$RID" .reason)"
 api GET "/api/v1/packages/$PKG"
 expect_eq "the package is listed damaged" damaged "$(json "$BODY" .status)"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$DEV_URL/p/$PKG")
 expect_eq "the damaged package is not served" 503 "$code"
+stop_dfotad
+
+# the default interval: 40 reports of 710 from offered devices re-hash a
+# package once
+STATE="$T/state2"
+rm -f "$T/dfotad.conf"
+fleet_start || bail "dfotad starts again"
+mkpkg "$VA" "$VC" 65536 || bail "upload A -> C" "status $STATUS"
+for i in $(seq 1 40); do
+  dev_put "f$i" "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"secret\":\"secret-f$i-0123456789\"}" >/dev/null
+done
+rollout_create "{\"name\":\"flood\",\"model\":\"$MODEL\",\"target_version\":\"$VC\",
+  \"waves\":[100],\"max_failure_rate\":100}" || bail "create the rollout" "status $STATUS"
+rollout_action "$RID" start
+mark=$(log_mark)
+for i in $(seq 1 40); do
+  checkin "f$i" "secret-f$i-0123456789" "$VA"
+  report "f$i" "secret-f$i-0123456789" "$(urcs '+QIND: "FOTA","HTTPEND",710')"
+done
+sleep 1
+expect_eq "40 reports of 710: one re-check" 1 "$(log_since "$mark" | grep -c 're-checked')"
 finish

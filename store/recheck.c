@@ -1,0 +1,129 @@
+/* recheck.c: re-hashing a package's file when devices report it corrupt,
+ * off the request threads and at most once per package per interval: one
+ * worker thread, a short queue, and a check already queued or recent is
+ * not queued again. SECURITY: a device's report must not make the server
+ * hash a large file over and over. */
+#include "autoconfig.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+#include "../util/util.h"
+#include "store_int.h"
+
+#define RECHECK_QUEUE 8
+
+struct recheck {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t thread;
+  int started, stopping;
+  struct package *queue[RECHECK_QUEUE];
+  int n;
+  store_damage_cb cb;
+  void *cb_arg;
+};
+
+static void *worker(void *arg)
+{
+  struct store *s = arg;
+  struct recheck *rc = s->recheck;
+
+  pthread_mutex_lock(&rc->mu);
+  for (;;) {
+    struct package *p;
+    int damaged;
+    while (rc->n == 0 && !rc->stopping)
+      pthread_cond_wait(&rc->cv, &rc->mu);
+    if (rc->n == 0)
+      break;
+    p = rc->queue[0];
+    memmove(rc->queue, rc->queue + 1, (size_t)(rc->n - 1) * sizeof(rc->queue[0]));
+    rc->n--;
+    pthread_mutex_unlock(&rc->mu);
+    damaged = store_package_verify(s, p->id) < 0;
+    atomic_store(&p->checked_at, mono_ms());
+    atomic_store(&p->checking, 0);
+    if (damaged && rc->cb != NULL)
+      rc->cb(rc->cb_arg, p->id);
+    package_unref(p);
+    pthread_mutex_lock(&rc->mu);
+  }
+  pthread_mutex_unlock(&rc->mu);
+  return NULL;
+}
+
+int recheck_init(struct store *s)
+{
+  struct recheck *rc = calloc(1, sizeof(*rc));
+
+  if (rc == NULL)
+    return -1;
+  pthread_mutex_init(&rc->mu, NULL);
+  pthread_cond_init(&rc->cv, NULL);
+  s->recheck = rc;
+  return 0;
+}
+
+void recheck_stop(struct store *s)
+{
+  struct recheck *rc = s->recheck;
+
+  if (rc == NULL)
+    return;
+  pthread_mutex_lock(&rc->mu);
+  rc->stopping = 1;
+  for (int i = 0; i < rc->n; i++) /* not checked: nothing is lost, it was only a suspicion */
+    package_unref(rc->queue[i]);
+  rc->n = 0;
+  pthread_cond_signal(&rc->cv);
+  pthread_mutex_unlock(&rc->mu);
+  if (rc->started)
+    pthread_join(rc->thread, NULL);
+  pthread_cond_destroy(&rc->cv);
+  pthread_mutex_destroy(&rc->mu);
+  free(rc);
+  s->recheck = NULL;
+}
+
+void store_set_damage_hook(struct store *s, store_damage_cb cb, void *arg)
+{
+  pthread_mutex_lock(&s->recheck->mu);
+  s->recheck->cb = cb;
+  s->recheck->cb_arg = arg;
+  pthread_mutex_unlock(&s->recheck->mu);
+}
+
+int store_package_recheck(struct store *s, const char *id, int min_interval_ms)
+{
+  struct recheck *rc = s->recheck;
+  struct package *p = store_package_get(s, id);
+  int64_t last;
+  int queued = 0;
+
+  if (p == NULL)
+    return 0;
+  last = atomic_load(&p->checked_at);
+  if (atomic_load(&p->status) != PKG_OK || (last != 0 && mono_ms() - last < min_interval_ms) ||
+      atomic_exchange(&p->checking, 1) != 0) {
+    package_unref(p);
+    return 0;
+  }
+  pthread_mutex_lock(&rc->mu);
+  if (!rc->stopping && rc->n < RECHECK_QUEUE &&
+      (rc->started || pthread_create(&rc->thread, NULL, worker, s) == 0)) {
+    rc->started = 1;
+    rc->queue[rc->n++] = p; /* the worker drops the reference */
+    pthread_cond_signal(&rc->cv);
+    queued = 1;
+  }
+  pthread_mutex_unlock(&rc->mu);
+  if (!queued) {
+    atomic_store(&p->checking, 0);
+    package_unref(p);
+    log_warn("package %s: re-check not queued (queue full)", id);
+  }
+  return queued;
+}
