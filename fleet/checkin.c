@@ -229,9 +229,9 @@ void delivery_checkin(struct fleet *f, const struct device_identity *who, const 
   memset(out, 0, sizeof(*out));
   pthread_mutex_lock(&f->mu);
   f->checkins++;
-  d = authenticate(f, who);
+  d = authenticate(f, who, &out->retry_after);
   if (d == NULL) {
-    out->verdict = VERDICT_FORBIDDEN;
+    out->verdict = out->retry_after > 0 ? VERDICT_LATER : VERDICT_FORBIDDEN;
     snprintf(out->message, sizeof(out->message), "unknown device or wrong credential");
     goto out;
   }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../util/log.h"
 #include "../util/util.h"
 #include "fleet_int.h"
 
@@ -58,27 +59,97 @@ static int secret_ok(const char *stored, const char *secret)
   return strlen(want) == strlen(stored) && CRYPTO_memcmp(want, stored, strlen(want)) == 0;
 }
 
+static struct auth_fail *slot(struct auth_fail *table, const char *key)
+{
+  uint32_t h = hash_str(key) | 1; /* never 0, which marks a free slot */
+  struct auth_fail *a = &table[h % AUTH_SLOTS];
+
+  if (a->key != h)
+    *a = (struct auth_fail){h, 0, 0, 0};
+  return a;
+}
+
+/* Seconds key stays locked out, 0 when it may try. */
+static int locked(struct auth_fail *table, const char *key, int64_t now)
+{
+  uint32_t h = hash_str(key) | 1;
+  const struct auth_fail *a = &table[h % AUTH_SLOTS];
+
+  if (a->key != h || a->locked_until <= now)
+    return 0;
+  return (int)((a->locked_until - now + 999) / 1000);
+}
+
+/* One more failure: past the free ones in a window, a lock-out of 4 s
+ * that doubles with each further failure, up to max_s seconds. */
+static void failed(struct auth_fail *table, const char *key, int64_t now, int free, int max_s)
+{
+  struct auth_fail *a = slot(table, key);
+  int over;
+
+  if (now - a->window_start > AUTH_WINDOW_MS) {
+    a->window_start = now;
+    a->count = 0;
+  }
+  over = ++a->count - free;
+  if (over > 0)
+    a->locked_until =
+        now + 1000LL * (over >= 8 ? max_s : (2 << over) < max_s ? (2 << over) : max_s);
+}
+
+static void log_failure(struct fleet *f, const struct device_identity *who, int64_t now)
+{
+  /* SECURITY: at a bounded rate: a flood of wrong credentials must not
+   * flood the log */
+  if (now - f->auth_logged < AUTH_LOG_MS) {
+    f->auth_unlogged++;
+    return;
+  }
+  log_warn("device credential refused: device %.64s from %s (%llu more since the last line)",
+           who->device_id ? who->device_id : "-", who->addr ? who->addr : "-",
+           (unsigned long long)f->auth_unlogged);
+  f->auth_logged = now;
+  f->auth_unlogged = 0;
+}
+
 /* SECURITY: a device proves itself with its secret, or with a client
  * certificate (verified against client_ca) or DTLS PSK identity that names
  * it. An unknown id costs the same hash as a known one (against a dummy),
- * so that answer times do not tell which ids exist. Nothing is recorded for
- * a request that fails this. */
-struct device *authenticate(struct fleet *f, const struct device_identity *who)
+ * so that answer times do not tell which ids exist. Failures are counted
+ * per address and per id; too many in a minute lock them out for a while
+ * (a lock-out that doubles), so that guessing costs the guesser, not us.
+ * Nothing is recorded against a device for a request that fails this. */
+struct device *authenticate(struct fleet *f, const struct device_identity *who, int *retry_after)
 {
   static const char dummy[] = "sha256$aaaaaaaaaaaaaaaa$"
                               "0000000000000000000000000000000000000000000000000000000000000000";
+  const char *addr = who->addr ? who->addr : "";
+  int64_t now = mono_ms();
   struct device *d;
-  int ok;
+  int ok, wait;
 
+  *retry_after = 0;
   if (who->device_id == NULL || who->device_id[0] == '\0')
     return NULL;
   d = device_find(f, who->device_id);
   if (d != NULL && who->peer_id != NULL && strcmp(who->peer_id, d->id) == 0)
     return d;
-  if (who->secret == NULL)
+  wait = locked(f->auth_addr, addr, now);
+  if (wait == 0)
+    wait = locked(f->auth_dev, who->device_id, now);
+  if (wait > 0) {
+    f->auth_throttled++;
+    *retry_after = wait;
     return NULL;
-  ok = secret_ok(d != NULL ? d->secret_hash : dummy, who->secret);
-  return d != NULL && ok ? d : NULL;
+  }
+  ok = who->secret != NULL && secret_ok(d != NULL ? d->secret_hash : dummy, who->secret);
+  if (d != NULL && ok)
+    return d;
+  f->auth_failures++;
+  failed(f->auth_addr, addr, now, f->limits.auth_free, AUTH_ADDR_LOCK_MAX);
+  failed(f->auth_dev, who->device_id, now, f->limits.auth_free, AUTH_DEVICE_LOCK_MAX);
+  log_failure(f, who, now);
+  return NULL;
 }
 
 void seen(struct device *d, const struct device_identity *who)

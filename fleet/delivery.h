@@ -145,7 +145,9 @@ void delivery_checkin(struct fleet *f, const struct device_identity *who, const 
 /* ---- reports ----------------------------------------------------------- */
 
 struct report_answer {
-  enum verdict verdict; /* VERDICT_NOTHING (applied), BAD_REQUEST, FORBIDDEN */
+  enum verdict verdict; /* VERDICT_NOTHING (applied), BAD_REQUEST, FORBIDDEN, LATER
+                           (too many failed credentials: retry_after seconds) */
+  int retry_after;
   char state[32];       /* the device's state after it */
   int accepted;         /* usable lines */
   char message[200];

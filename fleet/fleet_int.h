@@ -111,6 +111,13 @@ struct rollout {
   struct rollout *next;
 };
 
+/* Failed credentials of one address or one device id (credentials.c). */
+struct auth_fail {
+  uint32_t key; /* hash of the address or id; 0: free */
+  int count;    /* failures in the window */
+  int64_t window_start, locked_until; /* monotonic ms */
+};
+
 struct fleet {
   pthread_mutex_t mu;
   struct store *store;
@@ -123,6 +130,10 @@ struct fleet {
   json_t *events; /* [[device_id, at_ms, kind, detail_text], ...] to append */
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   struct fleet_limits limits;
+  struct auth_fail auth_addr[AUTH_SLOTS], auth_dev[AUTH_SLOTS];
+  uint64_t auth_failures, auth_throttled;
+  int64_t auth_logged; /* monotonic ms of the last failure logged */
+  uint64_t auth_unlogged;
   /* metrics */
   uint64_t checkins, reports, progress_events, offers;
 };
@@ -149,8 +160,10 @@ void set_str(char **slot, const char *v);
 
 /* credentials.c */
 void make_secret_hash(const char *secret, char *out, size_t outlen);
-/* The device a request proves to be, or NULL; the same work either way. */
-struct device *authenticate(struct fleet *f, const struct device_identity *who);
+/* The device a request proves to be, or NULL; the same work either way.
+ * *retry_after > 0 (seconds): refused unheard, the address or the device
+ * failed too often lately. */
+struct device *authenticate(struct fleet *f, const struct device_identity *who, int *retry_after);
 void seen(struct device *d, const struct device_identity *who);
 
 /* checkin.c */

@@ -235,10 +235,10 @@ void delivery_report(struct fleet *f, const struct device_identity *who, int jso
   pthread_mutex_lock(&f->mu);
   f->reports++;
   recheck_ms = f->limits.recheck_interval_ms;
-  d = authenticate(f, who);
+  d = authenticate(f, who, &out->retry_after);
   if (d == NULL) {
     snprintf(out->message, sizeof(out->message), "unknown device or wrong credential");
-    out->verdict = VERDICT_FORBIDDEN;
+    out->verdict = out->retry_after > 0 ? VERDICT_LATER : VERDICT_FORBIDDEN;
     goto out;
   }
   u = calloc((size_t)f->limits.report_lines + 1, sizeof(*u));

@@ -101,6 +101,19 @@ static enum MHD_Result queue_text(struct MHD_Connection *c, struct http_front *h
   return queue(c, h, status, r);
 }
 
+/* 429 with Retry-After: ask again later. */
+static enum MHD_Result queue_later(struct MHD_Connection *c, struct http_front *h, int seconds)
+{
+  struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  char ra[16];
+
+  if (r == NULL)
+    return MHD_NO;
+  snprintf(ra, sizeof(ra), "%d", seconds > 0 ? seconds : 1);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+  return queue(c, h, MHD_HTTP_TOO_MANY_REQUESTS, r);
+}
+
 static void release_package(void *cls) { package_unref(cls); }
 
 static enum MHD_Result count_range(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -311,7 +324,7 @@ static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, c
   struct checkin_answer a;
   struct MHD_Response *r;
   const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-  char addr[64], ra[16], msg[200];
+  char addr[64], msg[200];
 
   identity(c, h, cn, addr, sizeof(addr), &who);
   atomic_fetch_add_explicit(&delivery_stats[h->proto].requests, 1, memory_order_relaxed);
@@ -327,13 +340,7 @@ static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, c
                       a.verdict == VERDICT_BAD_REQUEST ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_CONFLICT,
                       msg);
   case VERDICT_NOTHING: return queue_text(c, h, MHD_HTTP_NO_CONTENT, "");
-  case VERDICT_LATER:
-    r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    if (r == NULL)
-      return MHD_NO;
-    snprintf(ra, sizeof(ra), "%d", a.retry_after > 0 ? a.retry_after : 1);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
-    return queue(c, h, MHD_HTTP_TOO_MANY_REQUESTS, r);
+  case VERDICT_LATER: return queue_later(c, h, a.retry_after);
   case VERDICT_OFFER: break;
   }
   if (accept != NULL && strstr(accept, "application/json") != NULL) {
@@ -380,6 +387,8 @@ static enum MHD_Result report(struct MHD_Connection *c, struct http_front *h,
                   rq->body ? rq->body : "", rq->len, &a);
   if (a.verdict == VERDICT_FORBIDDEN)
     return queue_text(c, h, MHD_HTTP_FORBIDDEN, "forbidden\n");
+  if (a.verdict == VERDICT_LATER)
+    return queue_later(c, h, a.retry_after);
   if (a.verdict != VERDICT_NOTHING) {
     snprintf(body, sizeof(body), "%s\n", a.message);
     return queue_text(c, h, MHD_HTTP_BAD_REQUEST, body);

@@ -97,7 +97,8 @@ static struct front_env env_of(struct daemon_state *ds, const struct config *c, 
 static void configure_fleet(struct daemon_state *ds, const struct config *c)
 {
   const char *bases[PROTO_COUNT];
-  struct fleet_limits l = {c->events_per_device, c->report_lines, c->recheck_interval * 1000};
+  struct fleet_limits l = {c->events_per_device, c->report_lines, c->recheck_interval * 1000,
+                           c->auth_failures};
 
   listeners_bases(c, bases);
   delivery_set_bases(ds->fleet, bases);

@@ -85,6 +85,8 @@ static const struct option options[] = {
     {"fleet", "report_lines", T_INT, O(report_lines), "64", 1, 1000, "URC lines in one report"},
     {"fleet", "recheck_interval", T_INT, O(recheck_interval), "60", 0, 86400,
      "seconds between two re-checks of a package devices report corrupt"},
+    {"fleet", "auth_failures", T_INT, O(auth_failures), "10", 1, 1000000,
+     "failed credentials per address or device id and minute before a lock-out"},
     {"admin", "listen", T_LISTEN, O(admin_listen), DEF_ADMIN_LISTEN, 0, 0, "ADDRESS:PORT ..."},
     {"admin", "token_file", T_STRING, O(token_file), "", 0, 0, "bearer token file"},
     {"admin", "max_upload_size", T_SIZE, O(max_upload_size), "1G", 1, 0, "bytes (K, M, G)"},

@@ -68,6 +68,7 @@ struct config {
   /* [fleet] */
   char *token_header;
   int events_per_device, report_lines, recheck_interval; /* recheck: seconds */
+  int auth_failures;
   /* [admin] */
   struct listen_set admin_listen;
   char *token_file;

@@ -46,6 +46,15 @@
 #define MAX_PAGE 1000 /* items in one page of an admin listing */
 #define DEF_PAGE 100
 
+/* Failed device credentials: free ones per window, then a lock-out that
+ * doubles, per address and per device id */
+#define AUTH_SLOTS 4096          /* addresses and ids tracked (each) */
+#define AUTH_WINDOW_MS 60000
+#define DEF_AUTH_FREE 10          /* failures per window before any lock-out */
+#define AUTH_ADDR_LOCK_MAX 300   /* seconds, at most, for an address */
+#define AUTH_DEVICE_LOCK_MAX 60  /* seconds, at most, for a device id */
+#define AUTH_LOG_MS 1000         /* at most one log line about failures a second */
+
 /* Rollouts */
 #define MAX_ROLLOUT_CONCURRENT 1000000 /* max_concurrent */
 #define MAX_ROLLOUT_TIMEOUT (365 * 86400) /* timeout, seconds */

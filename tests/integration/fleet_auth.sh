@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
 
-fleet_start || bail "dfotad starts"
+fleet_start "[fleet]" "auth_failures = 1000" || bail "dfotad starts"
 mkpkg "$VA" "$VC" 65536 || bail "upload A -> C" "status $STATUS"
 S1='secret-a1-0123456789abcdef'
 S2='secret-a2-0123456789abcdef'
@@ -105,5 +105,31 @@ TOKEN_HEADER=X-Fota-Key checkin a2 "$S2" "$VA"
 expect_eq "token_header X-Fota-Key: accepted there (200)" 200 "$STATUS"
 TOKEN_HEADER=X-Fota-Key checkin a2 wrong-secret-0123456789 "$VA"
 expect_eq "token_header X-Fota-Key: wrong secret still 403" 403 "$STATUS"
+
+# ---------------------------------------------------------------------------
+# failed credentials are throttled: past auth_failures in a minute, 429
+stop_dfotad TERM || fail "dfotad stops"
+start_dfotad "$FLEET_CONF" --set fleet.auth_failures=5 || bail "dfotad restarts"
+mark=$(log_mark)
+codes=''
+for i in $(seq 1 12); do
+  checkin a1 "wrong-secret-$i-0123456789" "$VA"
+  codes="$codes $STATUS"
+  [ "$STATUS" = 429 ] && break
+done
+cp "$HDRS" "$T/429.hdrs"
+checkin a1 "$S1" "$VA"
+right=$STATUS
+# five free failures; the sixth starts a lock-out of 4 s
+expect_eq "wrong secrets: 6 times 403, then 429" " 403 403 403 403 403 403 429" "$codes"
+check "429 carries Retry-After" grep -qi '^Retry-After: [0-9]' "$T/429.hdrs"
+expect_eq "locked out: even the right secret waits (429)" 429 "$right"
+api GET /metrics
+expect_eq "failures counted" 6 "$(grep '^dfotad_auth_failures_total ' "$BODY" | awk '{ print $2 }')"
+check "throttled requests counted" test "$(grep '^dfotad_auth_throttled_total ' "$BODY" | awk '{ print $2 }')" -ge 2
+check "failures logged at a bounded rate" test "$(log_since "$mark" | grep -c 'credential refused')" -le 3
+sleep 4.2
+checkin a1 "$S1" "$VA"
+expect_eq "after the lock-out, the right secret works" 200 "$STATUS"
 
 finish
