@@ -2,6 +2,7 @@
  * one place. */
 #include "autoconfig.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,6 +14,17 @@ static void metric(FILE *m, const char *name, const char *help, const char *type
   fprintf(m, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, value);
 }
 
+/* A counter family with one series per protocol; field: the counter's
+ * offset in struct proto_stats. */
+static void by_protocol(FILE *m, const char *name, const char *help, size_t field)
+{
+  fprintf(m, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+  for (int p = 0; p < PROTO_COUNT; p++)
+    fprintf(m, "%s{protocol=\"%s\"} %llu\n", name, proto_name((enum proto)p),
+            (unsigned long long)atomic_load(
+                (_Atomic uint64_t *)((char *)&delivery_stats[p] + field)));
+}
+
 char *fleet_metrics(struct fleet *f)
 {
   char *buf = NULL;
@@ -22,24 +34,13 @@ char *fleet_metrics(struct fleet *f)
 
   if (m == NULL)
     return NULL;
-  fputs("# HELP dfotad_requests_total Device requests answered, by protocol.\n"
-        "# TYPE dfotad_requests_total counter\n",
-        m);
-  for (int p = 0; p < PROTO_COUNT; p++)
-    fprintf(m, "dfotad_requests_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
-            (unsigned long long)atomic_load(&delivery_stats[p].requests));
-  fputs("# HELP dfotad_bytes_sent_total Payload bytes that reached devices, by protocol.\n"
-        "# TYPE dfotad_bytes_sent_total counter\n",
-        m);
-  for (int p = 0; p < PROTO_COUNT; p++)
-    fprintf(m, "dfotad_bytes_sent_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
-            (unsigned long long)atomic_load(&delivery_stats[p].bytes));
-  fputs("# HELP dfotad_downloads_total Transfers that delivered a package's last byte, by "
-        "protocol.\n# TYPE dfotad_downloads_total counter\n",
-        m);
-  for (int p = 0; p < PROTO_COUNT; p++)
-    fprintf(m, "dfotad_downloads_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
-            (unsigned long long)atomic_load(&delivery_stats[p].downloads));
+  by_protocol(m, "dfotad_requests_total", "Device requests answered, by protocol.",
+              offsetof(struct proto_stats, requests));
+  by_protocol(m, "dfotad_bytes_sent_total", "Payload bytes that reached devices, by protocol.",
+              offsetof(struct proto_stats, bytes));
+  by_protocol(m, "dfotad_downloads_total",
+              "Transfers that delivered a package's last byte, by protocol.",
+              offsetof(struct proto_stats, downloads));
   pthread_mutex_lock(&f->mu);
   for (struct device *d = f->dirty; d; d = d->dirty_next)
     dirty++;

@@ -77,6 +77,20 @@ static void finish(struct http_settle *s, struct pend *p, uint64_t payload, int 
   free(p);
 }
 
+/* Settled p goes from the lists to done, with what arrived; s->mu held. */
+static void take(struct http_settle *s, struct pend *p, enum settle_state st, uint64_t payload,
+                 struct pend **done);
+
+/* Finishes each response of a done list; without the lock. */
+static void finish_all(struct http_settle *s, struct pend *done)
+{
+  while (done) {
+    struct pend *p = done;
+    done = p->next;
+    finish(s, p, p->got, p->complete);
+  }
+}
+
 /* Takes p off both lists; s->mu held. */
 static void unlink_pend(struct http_settle *s, struct pend *p)
 {
@@ -96,6 +110,17 @@ static void unlink_pend(struct http_settle *s, struct pend *p)
   }
   p->next = p->prev = p->cnext = p->cprev = NULL;
   s->n--;
+}
+
+static void take(struct http_settle *s, struct pend *p, enum settle_state st, uint64_t payload,
+                 struct pend **done)
+{
+  unlink_pend(s, p);
+  p->conn = NULL;
+  p->got = payload;
+  p->complete = st == SETTLE_DONE;
+  p->next = *done;
+  *done = p;
 }
 
 void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **socket_context)
@@ -209,19 +234,10 @@ void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **
       p->conn = NULL;
       continue;
     }
-    unlink_pend(s, p);
-    p->conn = NULL;
-    p->got = payload;
-    p->complete = st == SETTLE_DONE;
-    p->next = done;
-    done = p;
+    take(s, p, st, payload, &done);
   }
   pthread_mutex_unlock(&s->mu);
-  while (done) {
-    p = done;
-    done = p->next;
-    finish(s, p, p->got, p->complete);
-  }
+  finish_all(s, done);
   if (cn->cur != NULL) /* queued, not completed yet: the completion settles it unmeasured */
     free(cn->cur);
   free(cn);
@@ -239,21 +255,11 @@ void http_settle_tick(struct http_settle *s, int force)
     uint64_t payload;
     enum settle_state st = settle_check(&p->m, pend_fd(p), &payload);
     next = p->next;
-    if (st == SETTLE_PENDING && !force && now < p->deadline)
-      continue;
-    unlink_pend(s, p);
-    p->conn = NULL;
-    p->got = payload;
-    p->complete = st == SETTLE_DONE;
-    p->next = done;
-    done = p;
+    if (st != SETTLE_PENDING || force || now >= p->deadline)
+      take(s, p, st, payload, &done);
   }
   pthread_mutex_unlock(&s->mu);
-  while (done) {
-    p = done;
-    done = p->next;
-    finish(s, p, p->got, p->complete);
-  }
+  finish_all(s, done);
 }
 
 int http_settle_pending(struct http_settle *s)

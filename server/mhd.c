@@ -9,20 +9,10 @@
 #include <sys/socket.h>
 
 #include "../util/limits.h"
+#include "../util/util.h"
 
 #include "../net/tls_gnutls.h"
 #include "../util/log.h"
-
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
@@ -50,7 +40,7 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
   (void)c;
   for (const char *r = s; *r;) {
     int hi, lo;
-    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
+    if (r[0] == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 && (hi | lo) != 0) {
       *w++ = (char)(hi << 4 | lo);
       r += 3;
     } else {

@@ -457,9 +457,10 @@ int db_tx_rollout_put(struct db *d, const char *id, const char *state, const cha
   return step_done(d, st, "save rollout");
 }
 
-/* Calls cb(key, doc) for each row of a (key, doc) query. */
-static int load_docs(struct db *d, const char *sql, const char *param,
-                     int (*cb)(const char *key, const char *doc, void *arg), void *arg)
+/* Runs a query (with an optional text parameter ?1 and integers ?2, ?3)
+ * and calls row(st, arg) for each row; non-zero stops. */
+static int query_rows(struct db *d, const char *sql, const char *param, int64_t i2, int64_t i3,
+                      int (*row)(sqlite3_stmt *st, void *arg), void *arg)
 {
   sqlite3_stmt *st = NULL;
   int rc = -1, step;
@@ -469,53 +470,71 @@ static int load_docs(struct db *d, const char *sql, const char *param,
     goto out;
   if (param != NULL)
     bind_text(st, 1, param);
+  if (sqlite3_bind_parameter_count(st) >= 3) {
+    sqlite3_bind_int64(st, 2, i2);
+    sqlite3_bind_int64(st, 3, i3);
+  }
   while ((step = sqlite3_step(st)) == SQLITE_ROW)
-    if (cb(col_text(st, 0), col_text(st, 1), arg) != 0)
+    if (row(st, arg) != 0)
       break;
   rc = (step == SQLITE_DONE || step == SQLITE_ROW) ? 0 : -1;
+out:
   if (rc < 0)
     log_error("database: %s: %s", sql, sqlite3_errmsg(d->h));
-out:
   sqlite3_finalize(st);
   pthread_mutex_unlock(&d->mu);
   return rc;
 }
 
+struct doc_cb {
+  int (*cb)(const char *key, const char *doc, void *arg);
+  void *arg;
+};
+
+static int doc_row(sqlite3_stmt *st, void *arg)
+{
+  struct doc_cb *c = arg;
+  return c->cb(col_text(st, 0), col_text(st, 1), c->arg);
+}
+
+/* Calls cb(key, doc) for each row of a (key, doc) query. */
+static int load_docs(struct db *d, const char *sql, int (*cb)(const char *, const char *, void *),
+                     void *arg)
+{
+  struct doc_cb c = {cb, arg};
+  return query_rows(d, sql, NULL, 0, 0, doc_row, &c);
+}
+
 int db_devices_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg)
 {
-  return load_docs(d, "SELECT id, doc FROM devices ORDER BY id", NULL, cb, arg);
+  return load_docs(d, "SELECT id, doc FROM devices ORDER BY id", cb, arg);
 }
 
 int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg)
 {
-  return load_docs(d, "SELECT id, doc FROM rollouts ORDER BY rowid", NULL, cb, arg);
+  return load_docs(d, "SELECT id, doc FROM rollouts ORDER BY rowid", cb, arg);
+}
+
+struct event_cb {
+  int (*cb)(int64_t id, const char *kind, const char *detail, void *arg);
+  void *arg;
+};
+
+static int event_row(sqlite3_stmt *st, void *arg)
+{
+  struct event_cb *c = arg;
+  return c->cb(sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), c->arg);
 }
 
 int db_events_page(struct db *d, const char *device_id, int64_t after, int limit,
                    int (*cb)(int64_t id, const char *kind, const char *detail, void *arg),
                    void *arg)
 {
-  sqlite3_stmt *st = NULL;
-  int rc = -1, step;
-  static const char sql[] = "SELECT id, kind, detail FROM device_events WHERE device_id = ?1"
-                            " AND id > ?2 ORDER BY id LIMIT ?3";
-
-  pthread_mutex_lock(&d->mu);
-  if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK)
-    goto out;
-  bind_text(st, 1, device_id);
-  sqlite3_bind_int64(st, 2, after);
-  sqlite3_bind_int(st, 3, limit);
-  while ((step = sqlite3_step(st)) == SQLITE_ROW)
-    if (cb(sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), arg) != 0)
-      break;
-  rc = (step == SQLITE_DONE || step == SQLITE_ROW) ? 0 : -1;
-  if (rc < 0)
-    log_error("database: %s: %s", sql, sqlite3_errmsg(d->h));
-out:
-  sqlite3_finalize(st);
-  pthread_mutex_unlock(&d->mu);
-  return rc;
+  struct event_cb c = {cb, arg};
+  return query_rows(d,
+                    "SELECT id, kind, detail FROM device_events WHERE device_id = ?1"
+                    " AND id > ?2 ORDER BY id LIMIT ?3",
+                    device_id, after, limit, event_row, &c);
 }
 
 int db_integrity(struct db *d, char *msg, size_t len)

@@ -12,6 +12,8 @@ uint32_t hash_str(const char *s);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);
+/* The value of a hex digit, -1 for anything else. */
+int hex_digit(char c);
 /* Parses 2n hex digits into n bytes; -1 when the text is not that. */
 int hex_decode(const char *in, unsigned char *out, size_t n);
 
