@@ -61,7 +61,7 @@ expect_match "the offer is an https URL on the https front" "^https://$HTTPS/f/[
 expect_eq "the answer names its transport" https "$(json "$BODY" .transport)"
 
 cat >"$T/cutclient.py" <<'PYEOF'
-# cutclient.py URL SIZE KEEP: GET URL over TLS with the smallest receive
+# cutclient.py URL SIZE KEEP: GET URL over TLS 1.2 with the smallest receive
 # buffer (set before connect, so the window stays small), read the headers
 # and KEEP body bytes, then reset the connection. Prints the bytes read.
 import socket, ssl, struct, sys, urllib.parse
@@ -74,6 +74,11 @@ s.connect((u.hostname, u.port))
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
+# TLS 1.2, as the modules speak it: 29 bytes of record overhead per 16 KiB
+# record, about 18 KiB on 10 MiB, more than the 16 KiB cut (TLS 1.3's 22
+# bytes make about 14 KiB): counting wire bytes as payload would make
+# this cut transfer look complete
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 t = ctx.wrap_socket(s, server_hostname=u.hostname)
 t.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (u.path, u.netloc)).encode())
 buf = b""
@@ -237,7 +242,7 @@ for s in socks:
     s.close()
 print("closed", flush=True)
 PYEOF
-"$PYTHON" "$T/holdclient.py" 127.0.0.1 "$HTTP_PORT" "/p/$PKG" "$NCONN" 8 >"$T/hold.out" 2>"$T/hold.err" &
+"$PYTHON" "$T/holdclient.py" 127.0.0.1 "$HTTP_PORT" "/p/$PKG" "$NCONN" 4 >"$T/hold.out" 2>"$T/hold.err" &
 HOLD_PID=$!
 BG_PIDS+=("$HOLD_PID")
 _ready() { grep -q '^ready' "$T/hold.out"; }
@@ -250,7 +255,7 @@ check "at most one descriptor per connection ($FD1 <= $FD0 + $NCONN + 8)" \
   test "$FD1" -le $((FD0 + NCONN + 8))
 check "the connections are there ($FD1 >= $FD0 + $NCONN)" test "$FD1" -ge $((FD0 + NCONN))
 _fds_back() { [ "$(fds)" -le $((FD0 + 8)) ]; }
-check "descriptors go with the connections (within 20 s of the resets)" \
+check "descriptors go with the connections (within 30 s of the resets)" \
   wait_until 30 _fds_back
 echo "# descriptors of dfotad after the resets: $(fds)"
 wait "$HOLD_PID" 2>/dev/null
