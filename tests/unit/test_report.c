@@ -292,6 +292,10 @@ static void json_reports(void)
   CHECK(fx_report(&x, id, 1, "{\"stage\":", &ra) == VERDICT_BAD_REQUEST);
   CHECK(fx_report(&x, id, 1, "{\"stage\":\"HTTPEND\\\"\",\"code\":0}", &ra) == VERDICT_BAD_REQUEST);
   CHECK(fx_report(&x, id, 1, "{\"stage\":\"HTTPEND\",\"code\":1e3}", &ra) == VERDICT_BAD_REQUEST);
+  /* a stage cannot forge the code: this is 702 in disguise, not 0 */
+  CHECK(fx_report(&x, id, 1, "{\"stage\":\"HTTPEND\\\",\\\"0\",\"code\":702}", &ra) ==
+        VERDICT_BAD_REQUEST);
+  CHECK(fx_report(&x, id, 1, "{\"stage\":\"HTTPEND,0\",\"code\":702}", &ra) == VERDICT_BAD_REQUEST);
   v = fx_get(&x, id, 702);
   CHECK(v.state == D_OFFERED && v.attempts == 1);
 }
