@@ -67,9 +67,9 @@ static json_t *fz_json(const char *text)
 /* Sets everything up once. */
 static void fz_init(void)
 {
-  static const char *const bases[PROTO_COUNT] = {
-      "http://127.0.0.1:8080", "https://127.0.0.1:8443", "coap://127.0.0.1:5683", "",
-      "ftp://127.0.0.1:2121", ""};
+  static const char *const bases[PROTO_COUNT] = {"http://127.0.0.1:8080", "https://127.0.0.1:8443",
+                                                 "coap://127.0.0.1:5683", "",
+                                                 "ftp://127.0.0.1:2121",  ""};
   char err[256];
   json_t *b, *out = NULL;
 
@@ -148,8 +148,8 @@ static void fz_check_device(void)
 
   pthread_mutex_lock(&fz_fleet->mu);
   d = device_find(fz_fleet, FZ_DEVICE);
-  if (d == NULL || (unsigned)d->state >= D_NSTATES || d->attempts < 0 ||
-      d->n_ival < 0 || d->n_ival > MAX_IVALS || d->device_percent > 100 ||
+  if (d == NULL || (unsigned)d->state >= D_NSTATES || d->attempts < 0 || d->n_ival < 0 ||
+      d->n_ival > MAX_IVALS || d->device_percent > 100 ||
       strlen(d->last_stage) >= sizeof(d->last_stage) || strlen(d->reason) >= sizeof(d->reason))
     abort();
   pthread_mutex_unlock(&fz_fleet->mu);

@@ -30,9 +30,9 @@ struct fx {
 };
 
 /* The bases the check-ins see: every protocol but coaps and ftps. */
-static const char *const fx_bases[PROTO_COUNT] = {
-    "http://127.0.0.1:8080", "https://127.0.0.1:8443", "coap://127.0.0.1:5683", "",
-    "ftp://127.0.0.1:2121",  ""};
+static const char *const fx_bases[PROTO_COUNT] = {"http://127.0.0.1:8080", "https://127.0.0.1:8443",
+                                                  "coap://127.0.0.1:5683", "",
+                                                  "ftp://127.0.0.1:2121",  ""};
 
 static inline int fx_open(struct fx *x, const char *name)
 {
@@ -100,7 +100,7 @@ static inline int fx_put(struct fx *x, const char *id, const char *body)
     return -1;
   st = fleet_device_put(x->f, id, b, &out);
   if (st >= 300 && out != NULL)
-    fprintf(stderr, "# PUT %s: %d %s\n", id,  st,
+    fprintf(stderr, "# PUT %s: %d %s\n", id, st,
             json_string_value(json_object_get(json_object_get(out, "error"), "message")));
   json_decref(b);
   json_decref(out);

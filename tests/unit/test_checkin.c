@@ -20,7 +20,10 @@ static enum verdict checkin_over(const char *id, enum proto p, const char *trans
   return a->verdict;
 }
 
-static int starts(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+static int starts(const char *s, const char *prefix)
+{
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
 
 static void who_may_ask(void)
 {
@@ -74,8 +77,9 @@ static void transport_choice(void)
 
   /* no preference anywhere: the listener's protocol */
   CHECK(fx_device(&x, "t1", "A") == 201);
-  CHECK(fx_put(&x, "t2", "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
-                         "\",\"transport\":\"ftp\"}") == 201);
+  CHECK(fx_put(&x, "t2",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"ftp\"}") == 201);
   CHECK(fx_get(&x, "t2", 0).transport == PROTO_FTP);
   CHECK(fx_rollout(&x, "B", "[\"t1\",\"t2\"]", "", rid) == 0);
   CHECK(checkin_over("t1", PROTO_HTTPS, NULL, &a) == VERDICT_OFFER);
@@ -105,8 +109,9 @@ static void transport_choice(void)
 
   /* a rollout's transport: beats the listener, not the device */
   CHECK(fx_device(&x, "t3", "A") == 201);
-  CHECK(fx_put(&x, "t4", "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
-                         "\",\"transport\":\"https\"}") == 201);
+  CHECK(fx_put(&x, "t4",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"https\"}") == 201);
   CHECK(fx_rollout(&x, "B", "[\"t3\",\"t4\"]", "\"transport\":\"coap\"", rid2) == 0);
   CHECK(checkin_over("t3", PROTO_HTTP, NULL, &a) == VERDICT_OFFER);
   CHECK(a.transport == PROTO_COAP && starts(a.url, "coap://127.0.0.1:5683/f/"));
@@ -125,19 +130,23 @@ static void transport_choice(void)
  * whose front went away gets a clear verdict, not a dead URL. */
 static void unserved(void)
 {
-  static const char *const with_coaps[PROTO_COUNT] = {
-      "http://127.0.0.1:8080", "", "", "coaps://127.0.0.1:5684", "", ""};
+  static const char *const with_coaps[PROTO_COUNT] = {"http://127.0.0.1:8080",  "", "",
+                                                      "coaps://127.0.0.1:5684", "", ""};
   char rid[16], msg[200];
   struct checkin_answer a;
 
-  CHECK(fx_put(&x, "u1", "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
-                         "\",\"transport\":\"coaps\"}") == 400);
-  CHECK(fx_put(&x, "u1", "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
-                         "\",\"transport\":\"smoke\"}") == 400);
-  CHECK(fx_put(&x, "u1", "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
-                         "\",\"transport\":7}") == 400);
-  CHECK(fx_put(&x, "u1", "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
-                         "\",\"transprot\":\"http\"}") == 400);
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"coaps\"}") == 400);
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"smoke\"}") == 400);
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":7}") == 400);
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transprot\":\"http\"}") == 400);
   CHECK(!fx_get(&x, "u1", 0).found);
   CHECK(fx_rollout_create(&x,
                           "{\"name\":\"n\",\"model\":\"" FX_MODEL "\",\"target_version\":\"B\","
@@ -153,8 +162,9 @@ static void unserved(void)
   /* with a coaps front, a device may have it ... */
   delivery_set_bases(x.f, with_coaps);
   CHECK(delivery_has(x.f, PROTO_COAPS) && !delivery_has(x.f, PROTO_HTTPS));
-  CHECK(fx_put(&x, "u1", "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
-                         "\",\"transport\":\"coaps\"}") == 201);
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"coaps\"}") == 201);
   CHECK(fx_rollout(&x, "B", "[\"u1\"]", "", rid) == 0);
   CHECK(checkin_over("u1", PROTO_HTTP, NULL, &a) == VERDICT_OFFER);
   CHECK(a.transport == PROTO_COAPS && starts(a.url, "coaps://127.0.0.1:5684/f/"));

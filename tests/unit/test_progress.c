@@ -45,7 +45,7 @@ static void intervals(void)
   CHECK(d->n_ival == 1 && d->contiguous == 40);
   progress_add_interval(d, 40, 50); /* touching */
   CHECK(d->n_ival == 1 && d->contiguous == 50);
-  progress_add_interval(d, 7, 7); /* empty */
+  progress_add_interval(d, 7, 7);   /* empty */
   progress_add_interval(d, 90, 60); /* reversed */
   CHECK(d->n_ival == 1 && d->contiguous == 50 && well_formed(d));
   progress_add_interval(d, 0, 100); /* a resume from 0 covering all */

@@ -90,7 +90,10 @@ static void segment(void)
   CHECK(fx_get(&x, id, 0).state == D_DOWNLOADED);
 }
 
-static int near(int64_t v, int64_t want, int64_t slack) { return v >= want - slack && v <= want + slack; }
+static int near(int64_t v, int64_t want, int64_t slack)
+{
+  return v >= want - slack && v <= want + slack;
+}
 
 /* retryable (and unknown) codes: back to offered with a backoff that
  * doubles; failed once max_attempts are used up. */

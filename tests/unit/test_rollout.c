@@ -126,8 +126,8 @@ static void failure_rate(void)
   struct fx_dev v;
 
   devices("f", 10, devs, sizeof(devs));
-  CHECK(fx_rollout(&x, "B", devs,
-                   "\"waves\":[20,100],\"max_failure_rate\":40,\"max_attempts\":1", rid) == 0);
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[20,100],\"max_failure_rate\":40,\"max_attempts\":1",
+                   rid) == 0);
   by_position("f", 10, ids);
   CHECK(fx_checkin(&x, ids[0], "A", NULL, &a) == VERDICT_OFFER);
   CHECK(fx_checkin(&x, ids[1], "A", NULL, &a) == VERDICT_OFFER);
