@@ -170,6 +170,12 @@ static int json_report(const char *body, size_t len, struct urc *u)
   pct = json_object_get(o, "percent");
   if (stage == NULL || strlen(stage) > 20)
     goto out;
+  /* SECURITY: the stage is written into a URC line and parsed again; a
+   * quote or comma in it would forge the fields after it (a "code": 702
+   * read as 0). Stage names are letters. */
+  for (const char *c = stage; *c; c++)
+    if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z')))
+      goto out;
   if (json_is_integer(code))
     snprintf(line, sizeof(line), "+QIND: \"FOTA\",\"%s\",%lld", stage,
              (long long)json_integer_value(code));

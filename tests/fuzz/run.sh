@@ -2,6 +2,9 @@
 # Builds the fuzz targets with clang's libFuzzer (plus ASan and UBSan) and
 # runs each for FUZZ_SECONDS (default 30). Needs clang (apt-get install
 # clang). Usage: tests/fuzz/run.sh [target...]
+# Targets: range, config (parsers alone); urc, report_json, checkin (the
+# delivery core on a real fleet: a SQLite store under /dev/shm or /tmp,
+# removed at exit).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${FUZZ_OUT:-/tmp/dfotad-fuzz}
@@ -11,17 +14,32 @@ mkdir -p "$out"
   echo "#define PACKAGE_VERSION \"fuzz\"" > "$out/autoconfig.h"
 }
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I$top -I$out"
-targets=${*:-"range config"}
+targets=${*:-"range config urc report_json checkin"}
+# the delivery core and what it stands on (no front, no libmicrohttpd)
+core="util/log.c util/util.c util/proto.c store/store.c store/upload.c store/writer.c
+  store/db_sqlite.c fleet/delivery.c fleet/devices.c fleet/credentials.c fleet/persist.c
+  fleet/checkin.c fleet/report.c fleet/progress.c fleet/device_admin.c fleet/rollout.c
+  fleet/rollout_admin.c fleet/metrics.c fleet/urc.c fleet/paths.c"
+corelibs=$(pkg-config --libs jansson sqlite3 libcrypto)" -lpthread"
 for t in $targets; do
   case $t in
   range) srcs="server/range.c" ;;
   config) srcs="util/config.c util/log.c util/proto.c" ;;
+  urc | report_json | checkin) srcs="$core $corelibs" ;;
   *) echo "unknown target $t"; exit 2 ;;
   esac
   (cd "$top" && clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $srcs)
   mkdir -p "$out/corpus_$t"
   [ "$t" = range ] && printf 'bytes=0-2047' > "$out/corpus_$t/seed1" && printf 'bytes=-10' > "$out/corpus_$t/seed2"
-  [ "$t" = config ] && cp "$top/conf/dfotad.conf" "$out/corpus_$t/seed1" 2>/dev/null || true
+  [ "$t" = config ] && cp "$top/conf/dfotad.conf" "$out/corpus_$t/seed1" 2>/dev/null
+  [ "$t" = urc ] && printf '+QIND: "FOTA","HTTPSTART"\r\n+QIND: "FOTA","DOWNLOADING",50\r\n+QIND: "FOTA","HTTPEND",702\r\n' >"$out/corpus_$t/seed1" &&
+    printf '+QIND: "FOTA","END",511\r\n+LWM2M: "FOTA","DOWNLOADING","START"\n' >"$out/corpus_$t/seed2"
+  [ "$t" = report_json ] && printf '{"stage":"HTTPEND","code":702}' >"$out/corpus_$t/seed1" &&
+    printf '{"stage":"DOWNLOADING","percent":40}' >"$out/corpus_$t/seed2"
+  # checkin: listener byte, version length, version, transport
+  [ "$t" = checkin ] && printf '\000\001Bftp' >"$out/corpus_$t/seed1" &&
+    printf '\001\001Ccoaps' >"$out/corpus_$t/seed2" && printf '\002\001Ahttp' >"$out/corpus_$t/seed3"
+  true
   echo "== fuzz_$t for ${secs}s"
   "$out/fuzz_$t" -max_total_time="$secs" -max_len=4096 "$out/corpus_$t" 2>&1 | tail -n 3
 done

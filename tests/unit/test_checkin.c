@@ -1,0 +1,277 @@
+/* test_checkin.c: check-in verdicts (who may ask, what is malformed, what
+ * is offered when) and the offer's transport: the check-in's wish, else the
+ * device's, else its rollout's, else the listener's protocol; a transport
+ * with no front is refused at check-in and when it is written; the URL of
+ * each protocol's form. */
+#include "autoconfig.h"
+
+#include "fleet_fixture.h"
+
+static struct fx x;
+static char pkg[PKG_ID_LEN + 1];
+
+static enum verdict checkin_over(const char *id, enum proto p, const char *transport,
+                                 struct checkin_answer *a)
+{
+  struct device_identity who;
+
+  fx_who(&who, id, p);
+  delivery_checkin(x.f, &who, "A", transport, a);
+  return a->verdict;
+}
+
+static int starts(const char *s, const char *prefix)
+{
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void who_may_ask(void)
+{
+  struct device_identity who;
+  struct checkin_answer a;
+
+  CHECK(fx_device(&x, "v1", "A") == 201);
+  CHECK(fx_checkin(&x, "v1", "A", NULL, &a) == VERDICT_NOTHING); /* in no rollout */
+  CHECK(fx_checkin(&x, "nobody", "A", NULL, &a) == VERDICT_FORBIDDEN);
+  fx_who(&who, "v1", PROTO_HTTP);
+  who.secret = "not-the-secret-0123456789";
+  delivery_checkin(x.f, &who, "A", NULL, &a);
+  CHECK(a.verdict == VERDICT_FORBIDDEN);
+  who.secret = NULL;
+  delivery_checkin(x.f, &who, "A", NULL, &a);
+  CHECK(a.verdict == VERDICT_FORBIDDEN);
+  who.device_id = NULL;
+  who.secret = FX_SECRET;
+  delivery_checkin(x.f, &who, "A", NULL, &a);
+  CHECK(a.verdict == VERDICT_FORBIDDEN);
+  /* a verified client certificate naming the device stands for the secret */
+  fx_who(&who, "v1", PROTO_HTTPS);
+  who.secret = NULL;
+  who.peer_id = "v1";
+  delivery_checkin(x.f, &who, "A", NULL, &a);
+  CHECK(a.verdict == VERDICT_NOTHING);
+  who.peer_id = "v2";
+  delivery_checkin(x.f, &who, "A", NULL, &a);
+  CHECK(a.verdict == VERDICT_FORBIDDEN);
+
+  /* malformed versions and transports change nothing */
+  CHECK(fx_checkin(&x, "v1", "A B", NULL, &a) == VERDICT_BAD_REQUEST);
+  CHECK(a.message[0] != '\0');
+  CHECK(fx_checkin(&x, "v1", "A\x01", NULL, &a) == VERDICT_BAD_REQUEST);
+  CHECK(fx_checkin(&x, "v1", "C", "pigeon", &a) == VERDICT_BAD_REQUEST);
+  CHECK(strstr(a.message, "transport") != NULL);
+  CHECK(strcmp(fx_get(&x, "v1", 0).version, "A") == 0);
+  CHECK(fx_checkin(&x, "v1", "C", "ftps", &a) == VERDICT_NO_TRANSPORT);
+  CHECK(strstr(a.message, "ftps") != NULL);
+  CHECK(strcmp(fx_get(&x, "v1", 0).version, "A") == 0);
+  CHECK(fx_checkin(&x, "v1", NULL, NULL, &a) == VERDICT_NOTHING); /* no version: fine */
+  CHECK(fx_checkin(&x, "v1", "", "", &a) == VERDICT_NOTHING);
+  CHECK(strcmp(fx_get(&x, "v1", 0).version, "A") == 0);
+}
+
+/* The order of preference, each step on its own device. */
+static void transport_choice(void)
+{
+  char rid[16], rid2[16], token[FLEET_TOKEN_LEN + 1], want[256];
+  struct checkin_answer a;
+
+  /* no preference anywhere: the listener's protocol */
+  CHECK(fx_device(&x, "t1", "A") == 201);
+  CHECK(fx_put(&x, "t2",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"ftp\"}") == 201);
+  CHECK(fx_get(&x, "t2", 0).transport == PROTO_FTP);
+  CHECK(fx_rollout(&x, "B", "[\"t1\",\"t2\"]", "", rid) == 0);
+  CHECK(checkin_over("t1", PROTO_HTTPS, NULL, &a) == VERDICT_OFFER);
+  snprintf(token, sizeof(token), "%s", fx_get(&x, "t1", 0).token);
+  snprintf(want, sizeof(want), "https://127.0.0.1:8443/f/%s", token);
+  CHECK(a.transport == PROTO_HTTPS && strcmp(a.url, want) == 0);
+  CHECK(strcmp(a.package_id, pkg) == 0 && a.size == 30000 && strcmp(a.from, "A") == 0 &&
+        strcmp(a.to, "B") == 0 && strcmp(a.rollout, rid) == 0 && strlen(a.sha256) == 64);
+  CHECK(a.request_size > 0 && a.request_size % 2048 == 0);
+  CHECK(checkin_over("t1", PROTO_HTTP, NULL, &a) == VERDICT_OFFER);
+  snprintf(want, sizeof(want), "http://127.0.0.1:8080/f/%s", token);
+  CHECK(a.transport == PROTO_HTTP && strcmp(a.url, want) == 0); /* the same offer */
+  /* the query's wish */
+  CHECK(checkin_over("t1", PROTO_HTTP, "coap", &a) == VERDICT_OFFER);
+  snprintf(want, sizeof(want), "coap://127.0.0.1:5683/f/%s", token);
+  CHECK(a.transport == PROTO_COAP && strcmp(a.url, want) == 0);
+  CHECK(checkin_over("t1", PROTO_HTTP, "coaps", &a) == VERDICT_NO_TRANSPORT);
+  CHECK(strstr(a.message, "coaps") != NULL);
+  /* the device's transport beats the listener's */
+  CHECK(checkin_over("t2", PROTO_HTTPS, NULL, &a) == VERDICT_OFFER);
+  CHECK(a.transport == PROTO_FTP);
+  snprintf(want, sizeof(want), "ftp://t2:%s@127.0.0.1:2121/a-b.bin", fx_get(&x, "t2", 0).token);
+  CHECK(strcmp(a.url, want) == 0);
+  /* and the query beats the device's */
+  CHECK(checkin_over("t2", PROTO_HTTPS, "http", &a) == VERDICT_OFFER);
+  CHECK(a.transport == PROTO_HTTP && starts(a.url, "http://127.0.0.1:8080/f/"));
+
+  /* a rollout's transport: beats the listener, not the device */
+  CHECK(fx_device(&x, "t3", "A") == 201);
+  CHECK(fx_put(&x, "t4",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"https\"}") == 201);
+  CHECK(fx_rollout(&x, "B", "[\"t3\",\"t4\"]", "\"transport\":\"coap\"", rid2) == 0);
+  CHECK(checkin_over("t3", PROTO_HTTP, NULL, &a) == VERDICT_OFFER);
+  CHECK(a.transport == PROTO_COAP && starts(a.url, "coap://127.0.0.1:5683/f/"));
+  CHECK(checkin_over("t4", PROTO_HTTP, NULL, &a) == VERDICT_OFFER);
+  CHECK(a.transport == PROTO_HTTPS && starts(a.url, "https://127.0.0.1:8443/f/"));
+  CHECK(checkin_over("t3", PROTO_HTTP, "ftp", &a) == VERDICT_OFFER);
+  CHECK(a.transport == PROTO_FTP && starts(a.url, "ftp://t3:"));
+  /* a device's transport can be taken off again */
+  CHECK(fx_put(&x, "t4", "{\"transport\":null}") == 200);
+  CHECK(fx_get(&x, "t4", 0).transport == -1);
+  CHECK(checkin_over("t4", PROTO_HTTP, NULL, &a) == VERDICT_OFFER);
+  CHECK(a.transport == PROTO_COAP);
+}
+
+/* A transport with no front: refused when written; a device that has one
+ * whose front went away gets a clear verdict, not a dead URL. */
+static void unserved(void)
+{
+  static const char *const with_coaps[PROTO_COUNT] = {"http://127.0.0.1:8080",  "", "",
+                                                      "coaps://127.0.0.1:5684", "", ""};
+  char rid[16], msg[200];
+  struct checkin_answer a;
+
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"coaps\"}") == 400);
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"smoke\"}") == 400);
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":7}") == 400);
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transprot\":\"http\"}") == 400);
+  CHECK(!fx_get(&x, "u1", 0).found);
+  CHECK(fx_rollout_create(&x,
+                          "{\"name\":\"n\",\"model\":\"" FX_MODEL "\",\"target_version\":\"B\","
+                          "\"transport\":\"ftps\"}",
+                          rid, msg, sizeof(msg)) == 400);
+  CHECK(strstr(msg, "transport") != NULL);
+  CHECK(fx_rollout_create(&x,
+                          "{\"name\":\"n\",\"model\":\"" FX_MODEL "\",\"target_version\":\"B\","
+                          "\"wavez\":[100]}",
+                          rid, msg, sizeof(msg)) == 400);
+  CHECK(strstr(msg, "wavez") != NULL);
+
+  /* with a coaps front, a device may have it ... */
+  delivery_set_bases(x.f, with_coaps);
+  CHECK(delivery_has(x.f, PROTO_COAPS) && !delivery_has(x.f, PROTO_HTTPS));
+  CHECK(fx_put(&x, "u1",
+               "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"secret\":\"" FX_SECRET
+               "\",\"transport\":\"coaps\"}") == 201);
+  CHECK(fx_rollout(&x, "B", "[\"u1\"]", "", rid) == 0);
+  CHECK(checkin_over("u1", PROTO_HTTP, NULL, &a) == VERDICT_OFFER);
+  CHECK(a.transport == PROTO_COAPS && starts(a.url, "coaps://127.0.0.1:5684/f/"));
+  CHECK(strlen(a.url) == strlen("coaps://127.0.0.1:5684/f/") + FLEET_TOKEN_LEN);
+  /* ... and when the front goes (a reload), the check-in says so */
+  delivery_set_bases(x.f, fx_bases);
+  CHECK(checkin_over("u1", PROTO_HTTP, NULL, &a) == VERDICT_NO_TRANSPORT);
+  CHECK(strstr(a.message, "coaps") != NULL && a.url[0] == '\0');
+  CHECK(checkin_over("u1", PROTO_HTTP, "http", &a) == VERDICT_OFFER);
+  CHECK(a.transport == PROTO_HTTP);
+}
+
+/* FTP URLs: the device id percent-encoded as the user, the token as the
+ * password, the package's file name. */
+static void ftp_urls(void)
+{
+  static const char *const ftps[PROTO_COUNT] = {
+      "http://127.0.0.1:8080", "", "", "", "ftp://[::1]:2121", "ftps://dfotad.example:990"};
+  char rid[16], want[256], token[FLEET_TOKEN_LEN + 1];
+  struct checkin_answer a;
+
+  delivery_set_bases(x.f, ftps);
+  CHECK(fx_device(&x, "dev:1.x_y-z", "A") == 201);
+  CHECK(fx_rollout(&x, "B", "[\"dev:1.x_y-z\"]", "\"transport\":\"ftps\"", rid) == 0);
+  CHECK(checkin_over("dev:1.x_y-z", PROTO_HTTP, NULL, &a) == VERDICT_OFFER);
+  snprintf(token, sizeof(token), "%s", fx_get(&x, "dev:1.x_y-z", 0).token);
+  snprintf(want, sizeof(want), "ftps://dev%%3A1.x_y-z:%s@dfotad.example:990/a-b.bin", token);
+  CHECK(strcmp(a.url, want) == 0);
+  if (strcmp(a.url, want) != 0)
+    fprintf(stderr, "# got %s\n# want %s\n", a.url, want);
+  CHECK(checkin_over("dev:1.x_y-z", PROTO_HTTP, "ftp", &a) == VERDICT_OFFER);
+  snprintf(want, sizeof(want), "ftp://dev%%3A1.x_y-z:%s@[::1]:2121/a-b.bin", token);
+  CHECK(strcmp(a.url, want) == 0);
+  delivery_set_bases(x.f, fx_bases);
+
+  /* the file name: the uploaded one when safe, else ID.bin */
+  {
+    struct package p;
+    char out[80];
+    memset(&p, 0, sizeof(p));
+    snprintf(p.id, sizeof(p.id), "abcdefghijkl");
+    p.name = "BG95_A-B.2.bin";
+    delivery_file_name(&p, out, sizeof(out));
+    CHECK(strcmp(out, "BG95_A-B.2.bin") == 0);
+    p.name = "../etc/passwd";
+    delivery_file_name(&p, out, sizeof(out));
+    CHECK(strcmp(out, "abcdefghijkl.bin") == 0);
+    p.name = ".hidden";
+    delivery_file_name(&p, out, sizeof(out));
+    CHECK(strcmp(out, "abcdefghijkl.bin") == 0);
+    p.name = "a b";
+    delivery_file_name(&p, out, sizeof(out));
+    CHECK(strcmp(out, "abcdefghijkl.bin") == 0);
+    p.name = "";
+    delivery_file_name(&p, out, sizeof(out));
+    CHECK(strcmp(out, "abcdefghijkl.bin") == 0);
+    p.name = NULL;
+    delivery_file_name(&p, out, sizeof(out));
+    CHECK(strcmp(out, "abcdefghijkl.bin") == 0);
+    p.name = "x123456789x123456789x123456789x123456789x123456789x123456789x1234"; /* 65 */
+    delivery_file_name(&p, out, sizeof(out));
+    CHECK(strcmp(out, "abcdefghijkl.bin") == 0);
+  }
+}
+
+/* The offer stands until it ends; states that have nothing to offer. */
+static void offer_lifecycle(void)
+{
+  char rid[16], url[720];
+  struct checkin_answer a;
+  struct report_answer ra;
+
+  CHECK(fx_device(&x, "l1", "A") == 201);
+  CHECK(fx_rollout(&x, "B", "[\"l1\"]", "", rid) == 0);
+  CHECK(fx_checkin(&x, "l1", "A", NULL, &a) == VERDICT_OFFER);
+  snprintf(url, sizeof(url), "%s", a.url);
+  CHECK(fx_checkin(&x, "l1", "A", NULL, &a) == VERDICT_OFFER && strcmp(a.url, url) == 0);
+  CHECK(fx_urc(&x, "l1", "HTTPSTART", 0) == VERDICT_NOTHING);
+  CHECK(fx_checkin(&x, "l1", "A", NULL, &a) == VERDICT_OFFER && strcmp(a.url, url) == 0);
+  CHECK(fx_report(&x, "l1", 0, "+QIND: \"FOTA\",\"HTTPEND\",0", &ra) == VERDICT_NOTHING);
+  CHECK(fx_checkin(&x, "l1", "A", NULL, &a) == VERDICT_NOTHING); /* downloaded */
+  CHECK(fx_checkin(&x, "l1", "B", NULL, &a) == VERDICT_NOTHING);
+  CHECK(fx_get(&x, "l1", 0).state == D_SUCCEEDED);
+  /* no path: a version with no package from it */
+  CHECK(fx_device(&x, "l2", "Z") == 201);
+  CHECK(fx_rollout(&x, "B", "[\"l2\"]", "", rid) == 0);
+  CHECK(fx_checkin(&x, "l2", "Z", NULL, &a) == VERDICT_NOTHING);
+  CHECK(fx_get(&x, "l2", 0).state == D_NO_PATH);
+  /* already there */
+  CHECK(fx_device(&x, "l3", "B") == 201);
+  CHECK(fx_rollout(&x, "B", "[\"l3\"]", "", rid) == 0);
+  CHECK(fx_get(&x, "l3", 0).state == D_SUCCEEDED);
+  CHECK(fx_checkin(&x, "l3", "B", NULL, &a) == VERDICT_NOTHING);
+}
+
+int main(void)
+{
+  if (fx_open(&x, "test-checkin") < 0) {
+    CHECK(0);
+    return unit_done("test_checkin");
+  }
+  CHECK(fx_package(&x, "A", "B", "a-b.bin", 30000, pkg) == 0);
+  who_may_ask();
+  transport_choice();
+  unserved();
+  ftp_urls();
+  offer_lifecycle();
+  fx_close(&x);
+  return unit_done("test_checkin");
+}

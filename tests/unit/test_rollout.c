@@ -1,0 +1,282 @@
+/* test_rollout.c: wave evaluation on a real fleet: who is in a wave, the
+ * success threshold that opens the next one, max_failure_rate pausing,
+ * failures an operator's resume sets aside, timeouts (fleet_tick),
+ * completion, concurrency and start time, and the actions. */
+#include "autoconfig.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include "fleet_fixture.h"
+
+static struct fx x;
+
+/* n devices PREFIX-0.. on A; their ids as a JSON array's text in out. */
+static void devices(const char *prefix, int n, char *out, size_t len)
+{
+  size_t o = 0;
+
+  o += (size_t)snprintf(out + o, len - o, "[");
+  for (int i = 0; i < n; i++) {
+    char id[32];
+    snprintf(id, sizeof(id), "%s-%d", prefix, i);
+    CHECK(fx_device(&x, id, "A") == 201);
+    o += (size_t)snprintf(out + o, len - o, "%s\"%s\"", i ? "," : "", id);
+  }
+  snprintf(out + o, len - o, "]");
+}
+
+static int position(const char *id)
+{
+  int p = -1;
+  struct device *d;
+
+  pthread_mutex_lock(&x.f->mu);
+  d = device_find(x.f, id);
+  if (d != NULL && d->rollout != NULL)
+    p = d->position;
+  pthread_mutex_unlock(&x.f->mu);
+  return p;
+}
+
+/* The ids of PREFIX-0..n-1 in rollout order into ids[position]. */
+static void by_position(const char *prefix, int n, char ids[][32])
+{
+  for (int i = 0; i < n; i++) {
+    char id[32];
+    int p;
+    snprintf(id, sizeof(id), "%s-%d", prefix, i);
+    p = position(id);
+    CHECK(p >= 0 && p < n);
+    if (p >= 0 && p < n)
+      snprintf(ids[p], 32, "%s", id);
+  }
+}
+
+/* Takes an offered device through to the target version. */
+static void succeed(const char *id)
+{
+  struct checkin_answer a;
+  struct report_answer ra;
+
+  CHECK(fx_report(&x, id, 0, "+QIND: \"FOTA\",\"HTTPEND\",0\r\n+QIND: \"FOTA\",\"END\",0\r\n",
+                  &ra) == VERDICT_NOTHING);
+  CHECK(fx_checkin(&x, id, "B", NULL, &a) == VERDICT_NOTHING);
+  CHECK(fx_get(&x, id, 0).state == D_SUCCEEDED);
+}
+
+static void cutoffs(void)
+{
+  struct rollout r;
+
+  memset(&r, 0, sizeof(r));
+  r.waves[0] = 1, r.waves[1] = 10, r.waves[2] = 50, r.waves[3] = 100, r.n_waves = 4;
+  r.n_members = 10;
+  CHECK(rollout_wave_cutoff(&r, 0) == 1); /* at least one device */
+  CHECK(rollout_wave_cutoff(&r, 1) == 1);
+  CHECK(rollout_wave_cutoff(&r, 2) == 5);
+  CHECK(rollout_wave_cutoff(&r, 3) == 10);
+  CHECK(rollout_wave_cutoff(&r, 9) == 10); /* past the last: everyone */
+  r.n_members = 3;
+  CHECK(rollout_wave_cutoff(&r, 2) == 2);
+  r.n_members = 0;
+  CHECK(rollout_wave_cutoff(&r, 0) == 0);
+}
+
+/* waves [20, 100] over 10 devices, success_threshold 100: the second wave
+ * opens once both devices of the first succeeded. */
+static void threshold(void)
+{
+  char devs[512], rid[16], ids[10][32];
+  struct checkin_answer a;
+  int offers = 0;
+
+  devices("w", 10, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[20,100],\"success_threshold\":100", rid) == 0);
+  by_position("w", 10, ids);
+  for (int p = 0; p < 10; p++) {
+    enum verdict v = fx_checkin(&x, ids[p], "A", NULL, &a);
+    CHECK(v == (p < 2 ? VERDICT_OFFER : VERDICT_NOTHING));
+    offers += v == VERDICT_OFFER;
+  }
+  CHECK(offers == 2);
+  CHECK(fx_get(&x, ids[0], 0).wave == 0);
+  succeed(ids[0]);
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).wave == 0); /* 50 % < 100 % */
+  CHECK(fx_checkin(&x, ids[5], "A", NULL, &a) == VERDICT_NOTHING);
+  succeed(ids[1]);
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).wave == 1);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_RUNNING);
+  for (int p = 2; p < 10; p++)
+    CHECK(fx_checkin(&x, ids[p], "A", NULL, &a) == VERDICT_OFFER);
+  for (int p = 2; p < 10; p++)
+    succeed(ids[p]);
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_COMPLETED);
+}
+
+/* max_failure_rate pauses the rollout; a resume sets the failures so far
+ * aside; a new one pauses it again. */
+static void failure_rate(void)
+{
+  char devs[512], rid[16], ids[10][32];
+  struct checkin_answer a;
+  struct fx_dev v;
+
+  devices("f", 10, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[20,100],\"max_failure_rate\":40,\"max_attempts\":1",
+                   rid) == 0);
+  by_position("f", 10, ids);
+  CHECK(fx_checkin(&x, ids[0], "A", NULL, &a) == VERDICT_OFFER);
+  CHECK(fx_checkin(&x, ids[1], "A", NULL, &a) == VERDICT_OFFER);
+  CHECK(fx_urc(&x, ids[0], "HTTPEND", 707) == VERDICT_NOTHING);
+  v = fx_get(&x, ids[0], 707);
+  CHECK(v.state == D_FAILED && v.rstate == R_PAUSED);
+  CHECK(strstr(v.rreason, "1 of 2 devices failed") != NULL);
+  /* paused: nobody gets anything, not even the offered device */
+  CHECK(fx_checkin(&x, ids[1], "A", NULL, &a) == VERDICT_NOTHING);
+  CHECK(fx_checkin(&x, ids[5], "A", NULL, &a) == VERDICT_NOTHING);
+  CHECK(fx_action(&x, rid, "resume") == 200);
+  v = fx_get(&x, ids[0], 707);
+  CHECK(v.rstate == R_RUNNING && v.failed_base == 1 && v.rreason[0] == '\0');
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_RUNNING); /* the old failure counts no more */
+  CHECK(fx_checkin(&x, ids[1], "A", NULL, &a) == VERDICT_OFFER);
+  CHECK(fx_urc(&x, ids[1], "HTTPEND", 705) == VERDICT_NOTHING); /* a new failure */
+  v = fx_get(&x, ids[1], 705);
+  CHECK(v.rstate == R_PAUSED && v.n_alarms == 1);
+  CHECK(fx_action(&x, rid, "resume") == 200);
+  CHECK(fx_get(&x, ids[0], 0).failed_base == 2);
+  CHECK(fx_action(&x, rid, "resume") == 409);
+  /* 2 of 2 failed: 0 % succeeded; the next wave waits */
+  CHECK(fx_get(&x, ids[0], 0).wave == 0);
+}
+
+/* An offer nobody takes up, a download that stalls, an update that never
+ * confirms: each times out at the next tick after rollout.timeout. */
+static void timeouts(void)
+{
+  char devs[256], rid[16], ids[4][32];
+  struct checkin_answer a;
+  struct fx_dev v;
+
+  devices("t", 4, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"timeout\":60,\"max_failure_rate\":100", rid) == 0);
+  by_position("t", 4, ids);
+  for (int p = 0; p < 4; p++)
+    CHECK(fx_checkin(&x, ids[p], "A", NULL, &a) == VERDICT_OFFER);
+  CHECK(fx_urc(&x, ids[1], "HTTPSTART", 0) == VERDICT_NOTHING);
+  CHECK(fx_urc(&x, ids[2], "END", 0) == VERDICT_NOTHING);
+  CHECK(fx_get(&x, ids[2], 0).state == D_UPDATING);
+  succeed(ids[3]);
+  fleet_tick(x.f);
+  for (int p = 0; p < 3; p++)
+    CHECK(fx_get(&x, ids[p], 0).state != D_FAILED);
+  for (int p = 0; p < 4; p++)
+    fx_age(&x, ids[p], 59000);
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).state == D_OFFERED);
+  for (int p = 0; p < 4; p++)
+    fx_age(&x, ids[p], 2000);
+  fleet_tick(x.f);
+  v = fx_get(&x, ids[0], 0);
+  CHECK(v.state == D_FAILED && v.attempts == 1 && strstr(v.reason, "timeout: offered") != NULL);
+  v = fx_get(&x, ids[1], 0);
+  CHECK(v.state == D_FAILED && strstr(v.reason, "timeout: downloading") != NULL);
+  v = fx_get(&x, ids[2], 0);
+  CHECK(v.state == D_FAILED && strstr(v.reason, "timeout: updating") != NULL);
+  v = fx_get(&x, ids[3], 0);
+  CHECK(v.state == D_SUCCEEDED); /* done is done */
+  CHECK(v.rstate == R_COMPLETED && strstr(v.rreason, "end state") != NULL);
+}
+
+/* The same with the clock: a timeout of 1 s. */
+static void timeout_real(void)
+{
+  char devs[128], rid[16];
+  struct checkin_answer a;
+  struct timespec ts = {1, 300 * 1000 * 1000};
+
+  devices("tr", 1, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"timeout\":1", rid) == 0);
+  CHECK(fx_checkin(&x, "tr-0", "A", NULL, &a) == VERDICT_OFFER);
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, "tr-0", 0).state == D_OFFERED);
+  nanosleep(&ts, NULL);
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, "tr-0", 0).state == D_FAILED);
+}
+
+/* A paused rollout's members do not time out while it is paused. */
+static void paused_no_timeout(void)
+{
+  char devs[256], rid[16];
+  struct checkin_answer a;
+
+  devices("p", 2, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"timeout\":60", rid) == 0);
+  CHECK(fx_checkin(&x, "p-0", "A", NULL, &a) == VERDICT_OFFER);
+  CHECK(fx_action(&x, rid, "pause") == 200);
+  CHECK(fx_action(&x, rid, "pause") == 409);
+  fx_age(&x, "p-0", 120000);
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, "p-0", 0).state == D_OFFERED);
+  CHECK(fx_action(&x, rid, "cancel") == 200);
+  CHECK(fx_get(&x, "p-0", 0).state == D_IDLE && fx_get(&x, "p-0", 0).token[0] == '\0');
+  CHECK(fx_action(&x, rid, "cancel") == 409);
+  CHECK(fx_action(&x, rid, "start") == 409);
+  CHECK(fx_action(&x, rid, "explode") == 404);
+  CHECK(fx_action(&x, "rnosuchrollout", "start") == 404);
+}
+
+/* max_concurrent: the next device waits; start_at: everyone waits. */
+static void limits(void)
+{
+  char devs[256], rid[16];
+  struct checkin_answer a;
+
+  devices("c", 3, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"max_concurrent\":1", rid) == 0);
+  CHECK(fx_checkin(&x, "c-0", "A", NULL, &a) == VERDICT_OFFER);
+  CHECK(fx_checkin(&x, "c-1", "A", NULL, &a) == VERDICT_LATER);
+  CHECK(a.retry_after >= 5 && a.retry_after < 15);
+  succeed("c-0");
+  CHECK(fx_checkin(&x, "c-1", "A", NULL, &a) == VERDICT_OFFER);
+
+  devices("s", 1, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"start_at\":\"2099-01-01T00:00:00Z\"", rid) == 0);
+  CHECK(fx_checkin(&x, "s-0", "A", NULL, &a) == VERDICT_LATER);
+  CHECK(a.retry_after == 86400);
+
+  /* a selector that matches nobody completes at once */
+  {
+    char r2[16];
+    CHECK(fx_rollout(&x, "B", "[\"nobody\"]", "", r2) == 0);
+    json_t *out = NULL;
+    CHECK(fleet_rollout_get(x.f, r2, &out) == 200);
+    CHECK(strcmp(json_string_value(json_object_get(out, "state")) ?: "", "completed") == 0);
+    json_decref(out);
+  }
+}
+
+int main(void)
+{
+  char pkg[PKG_ID_LEN + 1];
+
+  cutoffs();
+  if (fx_open(&x, "test-rollout") < 0) {
+    CHECK(0);
+    return unit_done("test_rollout");
+  }
+  CHECK(fx_package(&x, "A", "B", "a-b.bin", 20000, pkg) == 0);
+  threshold();
+  failure_rate();
+  timeouts();
+  timeout_real();
+  paused_no_timeout();
+  limits();
+  fx_close(&x);
+  return unit_done("test_rollout");
+}
