@@ -416,8 +416,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   int head, post;
 
   (void)version;
-  if (*req_cls == NULL)
-    http_settle_headers_done(h->settle, c);
+  if (*req_cls == NULL && http_settle_headers_done(h->settle, c) < 0)
+    return MHD_NO; /* refused, or too slow: being closed */
   post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
   /* libmicrohttpd closes the connection after a response queued in the
    * first call; answering in the second keeps it alive for the next range */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -52,8 +53,8 @@ struct conn {
   struct pend *wait; /* written, waiting for TCP */
   /* the header phase: from the connection to its first request's headers */
   int64_t opened;             /* monotonic ms */
-  int in_header;              /* on the header lists */
-  int ended;                  /* shut down by us; libmicrohttpd closes it next */
+  atomic_int in_header;       /* on the header lists (read without the lock) */
+  atomic_int ended;           /* shut down by us; libmicrohttpd closes it next */
   struct conn *hnext, *hprev; /* all connections in their header phase, oldest first */
   struct conn *anext, *aprev; /* those of the same address, oldest first */
   struct ipent *ip;
@@ -73,6 +74,7 @@ struct http_settle {
   int n;
   struct http_settle_conf conf;
   unsigned open;      /* connections between libmicrohttpd's STARTED and CLOSED */
+  unsigned ending;    /* ... of them ended by us, not closed yet */
   unsigned lingering; /* sockets kept after libmicrohttpd closed them */
   struct pend *lhead, *ltail;
   unsigned in_header;
@@ -234,7 +236,7 @@ static int header_add(struct http_settle *s, struct conn *cn, const struct socka
     s->hhead = cn;
   s->htail = cn;
   s->in_header++;
-  cn->in_header = 1;
+  atomic_store_explicit(&cn->in_header, 1, memory_order_relaxed);
   return 0;
 }
 
@@ -243,9 +245,9 @@ static void header_remove(struct http_settle *s, struct conn *cn)
 {
   struct ipent *e = cn->ip;
 
-  if (!cn->in_header)
+  if (!atomic_load_explicit(&cn->in_header, memory_order_relaxed))
     return;
-  cn->in_header = 0;
+  atomic_store_explicit(&cn->in_header, 0, memory_order_relaxed);
   if (cn->hprev)
     cn->hprev->hnext = cn->hnext;
   else
@@ -281,9 +283,10 @@ static void header_remove(struct http_settle *s, struct conn *cn)
 static void end_conn(struct http_settle *s, struct conn *cn)
 {
   header_remove(s, cn);
-  if (cn->ended)
+  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
     return;
-  cn->ended = 1;
+  atomic_store_explicit(&cn->ended, 1, memory_order_relaxed);
+  s->ending++;
   if (cn->fd >= 0)
     shutdown(cn->fd, SHUT_RDWR);
 }
@@ -346,11 +349,11 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
   s->open++;
   /* SECURITY: sockets kept after a response count against the connection
    * limit: the oldest kept one is settled as it stands to make room */
-  while (s->open + s->lingering > s->conf.connection_limit && s->lhead != NULL) {
+  while (s->open - s->ending + s->lingering > s->conf.connection_limit && s->lhead != NULL) {
     settle_now(s, s->lhead, &done);
     s->stats.kept_closed++;
   }
-  if (s->open + s->lingering > s->conf.connection_limit) {
+  if (s->open - s->ending + s->lingering > s->conf.connection_limit) {
     /* SECURITY: every slot is taken: a connection that has not sent its
      * headers for a while makes room, else this one is refused at once
      * (never left waiting in the listen queue) */
@@ -370,17 +373,24 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
   finish_list(done);
 }
 
-void http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c)
+int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c)
 {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   struct conn *cn = ci != NULL ? ci->socket_context : NULL;
+  int ended;
 
-  if (cn == NULL || !cn->in_header)
-    return; /* also every later request of the connection: no lock */
+  if (cn == NULL)
+    return 0;
+  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
+    return -1;
+  if (!atomic_load_explicit(&cn->in_header, memory_order_relaxed))
+    return 0; /* every later request of the connection: no lock */
   pthread_mutex_lock(&s->mu);
   header_remove(s, cn);
+  ended = atomic_load_explicit(&cn->ended, memory_order_relaxed);
   pthread_mutex_unlock(&s->mu);
+  return ended ? -1 : 0;
 }
 
 /* Ends the connections past the header deadline, and, among those older
@@ -498,13 +508,15 @@ void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **
   pthread_mutex_lock(&s->mu);
   header_remove(s, cn);
   s->open--;
+  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
+    s->ending--;
   for (p = cn->wait; p; p = next) {
     next = p->cnext;
     /* libmicrohttpd closes its socket next: one still unsettled goes on
      * with our own descriptor of it, while there is room under the
      * connection limit (the same descriptor count as before) */
     if (settle_check(&p->m, cn->fd, &p->got) == SETTLE_PENDING &&
-        s->open + s->lingering < s->conf.connection_limit &&
+        s->open - s->ending + s->lingering < s->conf.connection_limit &&
         (p->own_fd = fcntl(cn->fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
       s->lingering++;
       p->cprev = p->cnext = NULL;

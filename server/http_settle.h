@@ -55,8 +55,9 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
 void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **socket_context);
 
 /* The request handler's first call of a request: c has sent its headers
- * and leaves the header phase (cheap when it already did). */
-void http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c);
+ * and leaves the header phase (cheap when it already did). -1: c is being
+ * ended (refused, or too slow), the handler answers MHD_NO. */
+int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c);
 
 /* A response of len body bytes from start is queued on c. */
 void http_settle_begin(struct http_settle *s, struct MHD_Connection *c, struct transfer *tr,
