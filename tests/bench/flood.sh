@@ -12,6 +12,7 @@
 #   FLOOD_RCVBUF=4096     each client's receive buffer (SO_RCVBUF)
 #   FLOOD_SIZE_MIB=10     the package (1..1024)
 #   FLOOD_SERVERS="dfotad nginx"
+#   FLOOD_LORIS=2000      slowloris connections after the flood (0: none)
 #   FLOOD_DFOTAD_CONF=    extra lines for dfotad's [http] section (\n between lines)
 #   FLOOD_KEEP=1          keep the temporary directory
 #
@@ -21,7 +22,9 @@
 # against the file; halfway through, curl downloads the whole package at
 # full speed (sha256 checked, time to first byte printed); at the end the
 # server's RSS (VmRSS of every process: nginx's master and workers) and
-# descriptors are read while every connection is still open. Loopback only,
+# descriptors are read while every connection is still open. Then
+# FLOOD_LORIS slowloris connections from one address, a header byte every
+# 3 s, for 30 s, with fresh downloads during them. Loopback only,
 # bounded in time; servers and the temporary directory go on exit.
 
 set -u
@@ -38,11 +41,13 @@ RATE=${FLOOD_RATE:-512}
 RCVBUF=${FLOOD_RCVBUF:-4096}
 SIZE_MIB=${FLOOD_SIZE_MIB:-10}
 SERVERS=${FLOOD_SERVERS:-dfotad nginx}
+LORIS=${FLOOD_LORIS:-2000}
 int_in "$CONNS" 100 50000 || die "FLOOD_CONNS must be 100..50000"
 int_in "$SECONDS_RUN" 20 3600 || die "FLOOD_SECONDS must be 20..3600"
 int_in "$RATE" 1 1048576 || die "FLOOD_RATE must be 1..1048576"
 int_in "$RCVBUF" 0 16777216 || die "FLOOD_RCVBUF must be 0..16777216"
 int_in "$SIZE_MIB" 1 1024 || die "FLOOD_SIZE_MIB must be 1..1024"
+int_in "$LORIS" 0 50000 || die "FLOOD_LORIS must be 0..50000"
 [ -x "$DFOTAD" ] || die "dfotad binary '$DFOTAD' not found (build it first)"
 for tool in curl cc sha256sum awk timeout; do
   command -v "$tool" >/dev/null 2>&1 || die "needs $tool"
@@ -108,7 +113,7 @@ echo "load:    $CONNS slow downloads per server, each reading $RATE B/s with SO_
 run_flood() {
   local name=$1 port=$2 upath=$3
   shift 3
-  local pids=("$@") base rss fresh code ttfb sha figures fds
+  local pids=("$@") base rss fresh code ttfb sha figures fds tcpmem
   base=$(pids_rss "${pids[@]}")
   "$T/flood" slow -p "$port" -u "$upath" -n "$CONNS" -r "$RATE" -b "$RCVBUF" -t "$SECONDS_RUN" \
     -f "$T/pkg.bin" -C 2000 -w 30 >"$T/$name.flood" 2>"$T/$name.flood.err" &
@@ -122,6 +127,7 @@ run_flood() {
   sleep $((SECONDS_RUN - SECONDS_RUN / 2 - 3))
   rss=$(pids_rss "${pids[@]}")
   fds=$(pids_fds "${pids[@]}")
+  tcpmem=$(awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1) * 4 }' /proc/net/sockstat)
   wait "$FLOOD_PID"
   FLOOD_PID=
   figures=$(cat "$T/$name.flood")
@@ -132,10 +138,30 @@ run_flood() {
   read -r code ttfb _ <<<"$fresh"
   echo "$name: $figures"
   echo "$name: fresh client: HTTP $code, first byte after ${ttfb}s, sha256 $([ "$sha" = "$SHA" ] && echo ok || echo WRONG)"
-  echo "$name: RSS ${rss_kb} kB (anon ${anon_kb}, file ${file_kb}; ${base_kb} kB idle), descriptors $fds"
+  echo "$name: RSS ${rss_kb} kB (anon ${anon_kb}, file ${file_kb}; ${base_kb} kB idle), descriptors $fds, kernel TCP memory ${tcpmem} kB (both ends)"
   awk -v n="$name" -v r="$rss_kb" -v b="$base_kb" -v c="$CONNS" \
     'BEGIN { printf "%s: %.0f bytes of RSS per connection (over idle), %.1f MiB in all\n", n, (r - b) * 1024 / c, r / 1024 }'
   echo "result $name rss_kb=$rss_kb anon_kb=$anon_kb idle_kb=$base_kb fds=$fds fresh=$code:$([ "$sha" = "$SHA" ] && echo ok || echo bad) $figures" >>"$T/results"
+}
+
+# run_loris NAME PORT URLPATH: FLOOD_LORIS slowloris connections from one
+# address (a header byte every 3 s) for 30 s, fresh downloads during them
+run_loris() {
+  local name=$1 port=$2 upath=$3 i fresh figures
+  [ "$LORIS" -gt 0 ] || return 0
+  "$T/flood" loris -p "$port" -u "$upath" -n "$LORIS" -i 3 -t 30 -C 2000 >"$T/$name.loris" 2>&1 &
+  FLOOD_PID=$!
+  for i in 1 2 3; do
+    sleep 6
+    fresh=$("${CURL[@]}" -o "$T/$name.fresh" -w '%{http_code} %{time_starttransfer}' \
+      "http://127.0.0.1:$port$upath" 2>&1) || fresh="failed: $fresh"
+    echo "$name: slowloris: fresh client $i: HTTP ${fresh% *}, first byte after ${fresh#* }s, sha256 $([ "$(sha256sum <"$T/$name.fresh" | cut -d' ' -f1)" = "$SHA" ] && echo ok || echo WRONG)"
+  done
+  wait "$FLOOD_PID"
+  FLOOD_PID=
+  figures=$(cat "$T/$name.loris")
+  echo "$name: slowloris: $figures"
+  echo "result $name loris $figures" >>"$T/results"
 }
 
 for s in $SERVERS; do
@@ -174,6 +200,7 @@ EOF
     # one download first, so that both servers start with the file in cache
     "${CURL[@]}" -o /dev/null "http://127.0.0.1:$HTTP_PORT/p/$PKG_ID" || die "first download failed"
     run_flood dfotad "$HTTP_PORT" "/p/$PKG_ID" "$DFOTAD_PID"
+    run_loris dfotad "$HTTP_PORT" "/p/$PKG_ID"
     kill "$DFOTAD_PID"; wait "$DFOTAD_PID" 2>/dev/null; DFOTAD_PID=
     ;;
   nginx)
@@ -205,6 +232,7 @@ EOF
     wait_until 10 http_ok "http://127.0.0.1:$NGINX_PORT/f/pkg.bin" 200 || die "nginx did not come up"
     # shellcheck disable=SC2046
     run_flood nginx "$NGINX_PORT" /f/pkg.bin "$NGINX_PID" $(pgrep -P "$NGINX_PID")
+    run_loris nginx "$NGINX_PORT" /f/pkg.bin
     kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null; NGINX_PID=
     ;;
   *) die "FLOOD_SERVERS: unknown server '$s'" ;;
