@@ -426,6 +426,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   enum resolve rs;
   int head, post;
 
+  if (*req_cls == NULL && http_settle_headers_done(h->settle, c) < 0)
+    return MHD_NO; /* refused, or too slow: being closed */
   post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
   /* libmicrohttpd closes the connection after a response queued in the
    * first call (what a refusal wants); answering in the second keeps it
@@ -579,7 +581,14 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   h->proto = (enum proto)fr->row->proto;
   h->client_auth = fc->tls.client_auth;
   snprintf(h->token_header, sizeof(h->token_header), "%s", env->conf->token_header);
-  h->settle = http_settle_new((unsigned)fc->connection_limit);
+  {
+    struct http_settle_conf sc = {(unsigned)fc->connection_limit, (unsigned)fc->header_timeout,
+                                  (unsigned)fc->header_limit, (unsigned)fc->header_per_ip_limit,
+                                  h->proto == PROTO_HTTPS};
+    if (sc.header_limit == 0)
+      sc.header_limit = sc.connection_limit / 2 > 0 ? sc.connection_limit / 2 : 1;
+    h->settle = http_settle_new(&sc);
+  }
   if (h->settle == NULL) {
     config_errors_add(errs, "out of memory");
     goto fail;
@@ -588,11 +597,13 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   p.cls = h;
   p.completed = completed;
   p.notify = connection;
-  p.connection_limit = (unsigned)fc->connection_limit;
+  /* libmicrohttpd takes a few more, which the meter refuses at once: one
+   * over the limit gets an answer, never a wait in the listen queue */
+  p.connection_limit = (unsigned)fc->connection_limit + HTTP_REFUSE_ROOM;
   p.timeout = (unsigned)fc->timeout;
   p.per_ip_limit = (unsigned)fc->per_ip_limit;
   p.threads = fc->threads > 0 ? (unsigned)fc->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
-  p.memory_limit = HTTP_MEMORY_LIMIT;
+  p.memory_limit = (size_t)fc->connection_memory;
   if (h->proto == PROTO_HTTPS) {
     h->tls = tls_store_load(&fc->tls, fr->row->section, errs);
     if (h->tls == NULL || (h->certs = tls_gnutls_build(h->tls, errs)) == NULL)

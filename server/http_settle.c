@@ -1,11 +1,17 @@
-/* http_settle.c: settling HTTP responses with TCP (http_settle.h). */
+/* http_settle.c: settling HTTP responses with TCP, and the economics of
+ * the connections that carry them (http_settle.h). */
 #include "autoconfig.h"
 
 #include "http_settle.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../net/settle.h"
@@ -14,6 +20,10 @@
 
 #define LINGER_MS 120000 /* longest wait for TCP to settle a response */
 #define HEADER_MIN 100   /* bytes of our response headers, at the least */
+#define EVICT_MIN_MS 1000 /* a connection in its header phase is not evicted
+                             for a newer one before this age */
+#define EVICT_SCAN 64     /* connections looked at for one to evict */
+#define IP_BUCKETS 1024   /* per-address table of connections in their header phase */
 
 struct conn;
 
@@ -30,7 +40,10 @@ struct pend {
   int complete;      /* once settled: all of them */
   struct pend *next, *prev;   /* the meter's waiting list */
   struct pend *cnext, *cprev; /* its connection's */
+  struct pend *lnext, *lprev; /* the lingering list, oldest first (own_fd >= 0) */
 };
+
+struct ipent;
 
 /* libmicrohttpd's socket_context of a connection. */
 struct conn {
@@ -38,56 +51,85 @@ struct conn {
   uint64_t floor; /* where the last response ended in TCP's acknowledged count */
   struct pend *cur;  /* being written */
   struct pend *wait; /* written, waiting for TCP */
+  /* the header phase: from the connection to its first request's headers */
+  int64_t opened;             /* monotonic ms */
+  atomic_int in_header;       /* on the header lists (read without the lock) */
+  atomic_int ended;           /* shut down by us; libmicrohttpd closes it next */
+  struct conn *hnext, *hprev; /* all connections in their header phase, oldest first */
+  struct conn *anext, *aprev; /* those of the same address, oldest first */
+  struct ipent *ip;
+};
+
+/* Connections in their header phase from one address. */
+struct ipent {
+  unsigned char key[17]; /* family, then the address */
+  unsigned count;
+  struct conn *head, *tail;
+  struct ipent *next; /* bucket chain */
 };
 
 struct http_settle {
-  pthread_mutex_t mu; /* the waiting list, every conn's wait list, lingering */
+  pthread_mutex_t mu; /* everything below, and every conn's lists */
   struct pend *head;
   int n;
-  unsigned lingering, max_lingering;
+  struct http_settle_conf conf;
+  unsigned open;      /* connections between libmicrohttpd's STARTED and CLOSED */
+  unsigned ending;    /* ... of them ended by us, not closed yet */
+  unsigned lingering; /* sockets kept after libmicrohttpd closed them */
+  struct pend *lhead, *ltail;
+  unsigned in_header;
+  struct conn *hhead, *htail;
+  struct ipent *ips[IP_BUCKETS];
+  struct http_settle_stats stats;
+  struct http_settle_stats logged; /* as of the last log line */
+  int64_t log_at;                  /* monotonic ms of the next one */
 };
 
-struct http_settle *http_settle_new(unsigned max_lingering)
+struct http_settle *http_settle_new(const struct http_settle_conf *conf)
 {
   struct http_settle *s = calloc(1, sizeof(*s));
 
   if (s == NULL)
     return NULL;
   pthread_mutex_init(&s->mu, NULL);
-  s->max_lingering = max_lingering;
+  s->conf = *conf;
   return s;
 }
 
 static int pend_fd(const struct pend *p) { return p->own_fd >= 0 ? p->own_fd : p->conn->fd; }
 
-/* Records what arrived and lets the response go. Without the lock. */
-static void finish(struct http_settle *s, struct pend *p, uint64_t payload, int complete)
+/* Closes a kept socket. A response given up with bytes still unsent or
+ * unacknowledged ends with a reset: a client that does not read would
+ * otherwise leave the kernel an orphan socket full of data to retry. */
+static void close_kept(int fd, int complete)
+{
+  if (!complete) {
+    struct linger l = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  }
+  close(fd);
+}
+
+/* Records what arrived and lets the response go. Without the lock; p is
+ * off every list. */
+static void finish(struct pend *p, uint64_t payload, int complete)
 {
   transfer_delivered(p->tr, p->start, payload, complete, p->kind);
   transfer_end(p->tr);
   if (!complete)
     log_debug("http: transfer cut after about %llu of %llu bytes", (unsigned long long)payload,
               (unsigned long long)p->len);
-  if (p->own_fd >= 0) {
-    close(p->own_fd);
-    pthread_mutex_lock(&s->mu);
-    s->lingering--;
-    pthread_mutex_unlock(&s->mu);
-  }
+  if (p->own_fd >= 0)
+    close_kept(p->own_fd, complete);
   free(p);
 }
 
-/* Settled p goes from the lists to done, with what arrived; s->mu held. */
-static void take(struct http_settle *s, struct pend *p, enum settle_state st, uint64_t payload,
-                 struct pend **done);
-
-/* Finishes each response of a done list; without the lock. */
-static void finish_all(struct http_settle *s, struct pend *done)
+static void finish_list(struct pend *done)
 {
   while (done) {
     struct pend *p = done;
     done = p->next;
-    finish(s, p, p->got, p->complete);
+    finish(p, p->got, p->complete);
   }
 }
 
@@ -108,13 +150,28 @@ static void unlink_pend(struct http_settle *s, struct pend *p)
     if (p->cnext)
       p->cnext->cprev = p->cprev;
   }
-  p->next = p->prev = p->cnext = p->cprev = NULL;
+  if (p->own_fd >= 0) {
+    if (p->lprev)
+      p->lprev->lnext = p->lnext;
+    else
+      s->lhead = p->lnext;
+    if (p->lnext)
+      p->lnext->lprev = p->lprev;
+    else
+      s->ltail = p->lprev;
+    s->lingering--;
+  }
+  p->next = p->prev = p->cnext = p->cprev = p->lnext = p->lprev = NULL;
   s->n--;
 }
 
-static void take(struct http_settle *s, struct pend *p, enum settle_state st, uint64_t payload,
-                 struct pend **done)
+/* Takes p off the lists as settled with what TCP says now; s->mu held.
+ * Pushes it on *done, to be finished without the lock. */
+static void settle_now(struct http_settle *s, struct pend *p, struct pend **done)
 {
+  uint64_t payload = 0;
+  enum settle_state st = settle_check(&p->m, pend_fd(p), &payload);
+
   unlink_pend(s, p);
   p->conn = NULL;
   p->got = payload;
@@ -123,17 +180,245 @@ static void take(struct http_settle *s, struct pend *p, enum settle_state st, ui
   *done = p;
 }
 
+/* ---- the header phase ------------------------------------------------------ */
+
+static unsigned ip_hash(const unsigned char *k)
+{
+  unsigned h = 2166136261u;
+  for (int i = 0; i < 17; i++)
+    h = (h ^ k[i]) * 16777619u;
+  return h % IP_BUCKETS;
+}
+
+static void ip_key(const struct sockaddr *sa, unsigned char *k)
+{
+  memset(k, 0, 17);
+  if (sa == NULL)
+    return;
+  k[0] = (unsigned char)sa->sa_family;
+  if (sa->sa_family == AF_INET)
+    memcpy(k + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+  else if (sa->sa_family == AF_INET6)
+    memcpy(k + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+}
+
+/* Puts cn on the header lists; s->mu held. -1: out of memory (it stays
+ * off them: a connection we cannot track is not limited). */
+static int header_add(struct http_settle *s, struct conn *cn, const struct sockaddr *sa)
+{
+  unsigned char k[17];
+  struct ipent *e;
+  unsigned b;
+
+  ip_key(sa, k);
+  b = ip_hash(k);
+  for (e = s->ips[b]; e && memcmp(e->key, k, 17) != 0; e = e->next)
+    ;
+  if (e == NULL) {
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+      return -1;
+    memcpy(e->key, k, 17);
+    e->next = s->ips[b];
+    s->ips[b] = e;
+  }
+  cn->ip = e;
+  cn->aprev = e->tail;
+  if (e->tail)
+    e->tail->anext = cn;
+  else
+    e->head = cn;
+  e->tail = cn;
+  e->count++;
+  cn->hprev = s->htail;
+  if (s->htail)
+    s->htail->hnext = cn;
+  else
+    s->hhead = cn;
+  s->htail = cn;
+  s->in_header++;
+  atomic_store_explicit(&cn->in_header, 1, memory_order_relaxed);
+  return 0;
+}
+
+/* Takes cn off the header lists; s->mu held. */
+static void header_remove(struct http_settle *s, struct conn *cn)
+{
+  struct ipent *e = cn->ip;
+
+  if (!atomic_load_explicit(&cn->in_header, memory_order_relaxed))
+    return;
+  atomic_store_explicit(&cn->in_header, 0, memory_order_relaxed);
+  if (cn->hprev)
+    cn->hprev->hnext = cn->hnext;
+  else
+    s->hhead = cn->hnext;
+  if (cn->hnext)
+    cn->hnext->hprev = cn->hprev;
+  else
+    s->htail = cn->hprev;
+  cn->hnext = cn->hprev = NULL;
+  s->in_header--;
+  if (cn->aprev)
+    cn->aprev->anext = cn->anext;
+  else
+    e->head = cn->anext;
+  if (cn->anext)
+    cn->anext->aprev = cn->aprev;
+  else
+    e->tail = cn->aprev;
+  cn->anext = cn->aprev = NULL;
+  cn->ip = NULL;
+  if (--e->count == 0) {
+    struct ipent **pp = &s->ips[ip_hash(e->key)];
+    while (*pp != e)
+      pp = &(*pp)->next;
+    *pp = e->next;
+    free(e);
+  }
+}
+
+/* Ends cn: libmicrohttpd sees the socket shut and closes the connection
+ * (then http_settle_closed). s->mu held, which http_settle_closed takes
+ * before libmicrohttpd closes the socket: cn->fd is still cn's. */
+static void end_conn(struct http_settle *s, struct conn *cn)
+{
+  header_remove(s, cn);
+  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
+    return;
+  atomic_store_explicit(&cn->ended, 1, memory_order_relaxed);
+  s->ending++;
+  if (cn->fd >= 0)
+    shutdown(cn->fd, SHUT_RDWR);
+}
+
+/* Whether cn's client is the slow one: libmicrohttpd has read all it sent
+ * and still has no complete headers. Bytes waiting unread in the socket
+ * mean the server is behind (a burst of connections on busy CPUs), and
+ * the client is not to blame. s->mu held (cn->fd is cn's). */
+static int dribbling(const struct conn *cn)
+{
+  int unread = 0;
+
+  return cn->fd >= 0 && ioctl(cn->fd, FIONREAD, &unread) == 0 && unread == 0;
+}
+
+/* The oldest connection in its header phase that is older than
+ * EVICT_MIN_MS and dribbling, among the EVICT_SCAN oldest, or NULL. */
+static struct conn *oldest_header(struct http_settle *s, int64_t now)
+{
+  int n = 0;
+
+  for (struct conn *cn = s->hhead; cn != NULL && n < EVICT_SCAN; cn = cn->hnext, n++) {
+    if (now - cn->opened < EVICT_MIN_MS)
+      return NULL;
+    if (dribbling(cn))
+      return cn;
+  }
+  return NULL;
+}
+
+/* Refuses a connection: a short answer where the socket speaks plain
+ * HTTP, then the end. s->mu held. */
+static void refuse(struct http_settle *s, struct conn *cn)
+{
+  static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\n"
+                             "Content-Length: 0\r\nConnection: close\r\n\r\n";
+
+  if (!s->conf.tls && cn->fd >= 0)
+    (void)!send(cn->fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  s->stats.refused++;
+  end_conn(s, cn);
+}
+
 void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **socket_context)
 {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-  struct conn *cn = calloc(1, sizeof(*cn));
+  const union MHD_ConnectionInfo *ai =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  struct conn *cn = calloc(1, sizeof(*cn)), *old;
+  struct pend *done = NULL;
+  int64_t now = mono_ms();
 
-  (void)s;
-  if (cn != NULL)
-    cn->fd = ci != NULL ? ci->connect_fd : -1;
   *socket_context = cn; /* NULL: this connection's responses go unmeasured */
+  if (cn == NULL)
+    return;
+  cn->fd = ci != NULL ? ci->connect_fd : -1;
+  cn->opened = now;
+  pthread_mutex_lock(&s->mu);
+  s->open++;
+  /* SECURITY: sockets kept after a response count against the connection
+   * limit: the oldest kept one is settled as it stands to make room */
+  while (s->open - s->ending + s->lingering > s->conf.connection_limit && s->lhead != NULL) {
+    settle_now(s, s->lhead, &done);
+    s->stats.kept_closed++;
+  }
+  if (s->open - s->ending + s->lingering > s->conf.connection_limit) {
+    /* SECURITY: every slot is taken: a connection that has not sent its
+     * headers for a while makes room, else this one is refused at once
+     * (never left waiting in the listen queue) */
+    if ((old = oldest_header(s, now)) != NULL) {
+      s->stats.header_evicted++;
+      end_conn(s, old);
+    } else {
+      refuse(s, cn);
+      pthread_mutex_unlock(&s->mu);
+      finish_list(done);
+      return;
+    }
+  }
+  /* over the header caps, the tick ends the oldest */
+  (void)header_add(s, cn, ai != NULL ? ai->client_addr : NULL);
+  pthread_mutex_unlock(&s->mu);
+  finish_list(done);
 }
+
+int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  struct conn *cn = ci != NULL ? ci->socket_context : NULL;
+  int ended;
+
+  if (cn == NULL)
+    return 0;
+  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
+    return -1;
+  if (!atomic_load_explicit(&cn->in_header, memory_order_relaxed))
+    return 0; /* every later request of the connection: no lock */
+  pthread_mutex_lock(&s->mu);
+  header_remove(s, cn);
+  ended = atomic_load_explicit(&cn->ended, memory_order_relaxed);
+  pthread_mutex_unlock(&s->mu);
+  return ended ? -1 : 0;
+}
+
+/* Ends the connections past the header deadline, and, among those older
+ * than EVICT_MIN_MS that dribble, the oldest beyond the caps on
+ * connections in their header phase, overall and per address. A device
+ * sends its headers in milliseconds: the caps only ever catch connections
+ * that dribble them. s->mu held. */
+static void header_deadline(struct http_settle *s, int64_t now)
+{
+  int64_t limit = (int64_t)s->conf.header_timeout * 1000;
+  struct conn *cn, *next;
+
+  while (limit > 0 && s->hhead != NULL && now - s->hhead->opened >= limit) {
+    s->stats.header_timeouts++;
+    end_conn(s, s->hhead);
+  }
+  for (cn = s->hhead; cn != NULL && now - cn->opened >= EVICT_MIN_MS; cn = next) {
+    next = cn->hnext;
+    if (((s->conf.header_limit > 0 && s->in_header > s->conf.header_limit) ||
+         (s->conf.header_per_ip > 0 && cn->ip->count > s->conf.header_per_ip)) &&
+        dribbling(cn)) {
+      s->stats.header_evicted++;
+      end_conn(s, cn);
+    }
+  }
+}
+
+/* ---- settling ---------------------------------------------------------------- */
 
 static struct conn *conn_of(struct MHD_Connection *c)
 {
@@ -193,7 +478,7 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
   cn->floor = settle_end(&p->m);
   st = settle_check(&p->m, cn->fd, &payload);
   if (st != SETTLE_PENDING) {
-    finish(s, p, payload, st == SETTLE_DONE);
+    finish(p, payload, st == SETTLE_DONE);
     return;
   }
   p->conn = cn;
@@ -221,23 +506,33 @@ void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **
     return;
   *socket_context = NULL;
   pthread_mutex_lock(&s->mu);
+  header_remove(s, cn);
+  s->open--;
+  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
+    s->ending--;
   for (p = cn->wait; p; p = next) {
-    uint64_t payload;
-    enum settle_state st = settle_check(&p->m, cn->fd, &payload);
     next = p->cnext;
     /* libmicrohttpd closes its socket next: one still unsettled goes on
-     * with our own descriptor of it, while there is room */
-    if (st == SETTLE_PENDING && s->lingering < s->max_lingering &&
+     * with our own descriptor of it, while there is room under the
+     * connection limit (the same descriptor count as before) */
+    if (settle_check(&p->m, cn->fd, &p->got) == SETTLE_PENDING &&
+        s->open - s->ending + s->lingering < s->conf.connection_limit &&
         (p->own_fd = fcntl(cn->fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
       s->lingering++;
       p->cprev = p->cnext = NULL;
       p->conn = NULL;
+      p->lprev = s->ltail;
+      if (s->ltail)
+        s->ltail->lnext = p;
+      else
+        s->lhead = p;
+      s->ltail = p;
       continue;
     }
-    take(s, p, st, payload, &done);
+    settle_now(s, p, &done);
   }
   pthread_mutex_unlock(&s->mu);
-  finish_all(s, done);
+  finish_list(done);
   if (cn->cur != NULL) /* queued, not completed yet: the completion settles it unmeasured */
     free(cn->cur);
   free(cn);
@@ -250,16 +545,50 @@ void http_settle_tick(struct http_settle *s, int force)
 
   if (s == NULL)
     return;
+  struct http_settle_stats st, was;
+  int say = 0;
+
   pthread_mutex_lock(&s->mu);
+  header_deadline(s, now);
   for (p = s->head; p; p = next) {
     uint64_t payload;
-    enum settle_state st = settle_check(&p->m, pend_fd(p), &payload);
     next = p->next;
-    if (st != SETTLE_PENDING || force || now >= p->deadline)
-      take(s, p, st, payload, &done);
+    if (!force && now < p->deadline && settle_check(&p->m, pend_fd(p), &payload) == SETTLE_PENDING)
+      continue;
+    settle_now(s, p, &done);
+  }
+  /* what the limits did, at most once a minute (a flood must not flood
+   * the log) */
+  if (now >= s->log_at) {
+    st = s->stats;
+    was = s->logged;
+    say = st.refused != was.refused || st.kept_closed != was.kept_closed ||
+          st.header_evicted != was.header_evicted || st.header_timeouts != was.header_timeouts;
+    st.open = s->open;
+    st.kept = s->lingering;
+    st.in_header = s->in_header;
+    s->logged = s->stats;
+    s->log_at = now + 60000;
   }
   pthread_mutex_unlock(&s->mu);
-  finish_all(s, done);
+  finish_list(done);
+  if (say)
+    log_warn("http: limits: %llu refused (connection_limit), %llu kept sockets closed early, "
+             "%llu slow headers ended (caps), %llu header deadlines; now %u open, %u kept, "
+             "%u sending headers",
+             st.refused - was.refused, st.kept_closed - was.kept_closed,
+             st.header_evicted - was.header_evicted, st.header_timeouts - was.header_timeouts,
+             st.open, st.kept, st.in_header);
+}
+
+void http_settle_stats(struct http_settle *s, struct http_settle_stats *out)
+{
+  pthread_mutex_lock(&s->mu);
+  *out = s->stats;
+  out->open = s->open;
+  out->kept = s->lingering;
+  out->in_header = s->in_header;
+  pthread_mutex_unlock(&s->mu);
 }
 
 int http_settle_pending(struct http_settle *s)
@@ -277,6 +606,12 @@ void http_settle_free(struct http_settle *s)
   if (s == NULL)
     return;
   http_settle_tick(s, 1);
+  for (int b = 0; b < IP_BUCKETS; b++) /* empty once libmicrohttpd closed everything */
+    while (s->ips[b]) {
+      struct ipent *e = s->ips[b];
+      s->ips[b] = e->next;
+      free(e);
+    }
   pthread_mutex_destroy(&s->mu);
   free(s);
 }

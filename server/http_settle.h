@@ -6,11 +6,20 @@
  * the connection is over, or a deadline. Only when libmicrohttpd closes a
  * connection with bytes still unacknowledged does the meter keep the
  * socket (a duplicate taken as libmicrohttpd lets go of its own, so still
- * one descriptor), at most max_lingering of them; beyond that the count is
- * taken as it stands.
+ * one descriptor). Kept sockets count against the front's connection
+ * limit: one is kept only while there is room, and a new connection makes
+ * room by settling the oldest as it stands.
  *
  * The meter owns a response's transfer from http_settle_written on, and
- * ends it (transfer_delivered, transfer_end) once settled. */
+ * ends it (transfer_delivered, transfer_end) once settled.
+ *
+ * Connection economics: the meter sees every connection from libmicrohttpd's
+ * STARTED to CLOSED, so it also keeps what libmicrohttpd cannot: a
+ * deadline for a connection's first request headers, and caps on the
+ * connections still in that header phase, per address and overall (a new
+ * one makes room by ending the oldest, unless that one is younger than a
+ * second; else the new one is refused). A connection over the limit is
+ * refused at once (503 in plain HTTP), never left in the listen queue. */
 #ifndef DFOTAD_HTTP_SETTLE_H
 #define DFOTAD_HTTP_SETTLE_H
 
@@ -21,13 +30,34 @@
 
 struct http_settle;
 
-struct http_settle *http_settle_new(unsigned max_lingering);
+struct http_settle_conf {
+  unsigned connection_limit; /* libmicrohttpd's connections and kept sockets together */
+  unsigned header_timeout;   /* seconds for the first request's headers, 0: none */
+  unsigned header_limit;     /* connections in their header phase, 0: no cap */
+  unsigned header_per_ip;    /* ... from one address, 0: no cap */
+  int tls;                   /* the sockets speak TLS: refusals cannot answer */
+};
+
+struct http_settle_stats {
+  unsigned open, kept, in_header;    /* now */
+  unsigned long long refused;        /* connections refused: no room */
+  unsigned long long kept_closed;    /* kept sockets settled early for room */
+  unsigned long long header_evicted; /* header phases ended for a newer one */
+  unsigned long long header_timeouts;
+};
+
+struct http_settle *http_settle_new(const struct http_settle_conf *conf);
 /* Settles everything now (as it stands) and frees the meter. */
 void http_settle_free(struct http_settle *s);
 
 /* libmicrohttpd's connection notifications (MHD_OPTION_NOTIFY_CONNECTION). */
 void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **socket_context);
 void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **socket_context);
+
+/* The request handler's first call of a request: c has sent its headers
+ * and leaves the header phase (cheap when it already did). -1: c is being
+ * ended (refused, or too slow), the handler answers MHD_NO. */
+int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c);
 
 /* A response of len body bytes from start is queued on c. */
 void http_settle_begin(struct http_settle *s, struct MHD_Connection *c, struct transfer *tr,
@@ -44,5 +74,7 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
 void http_settle_tick(struct http_settle *s, int force);
 /* Responses waiting. */
 int http_settle_pending(struct http_settle *s);
+/* Figures for logs and /metrics. */
+void http_settle_stats(struct http_settle *s, struct http_settle_stats *out);
 
 #endif

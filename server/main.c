@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +87,54 @@ static struct config *load_checked(struct daemon_state *ds, struct config_errors
   return c;
 }
 
+/* Descriptors the configuration may need at once: one per connection of
+ * every front that listens (HTTP(S) fronts take a few more, refused at
+ * once), the admin API's, and a reserve for the store, logs and sockets. */
+static unsigned long long fd_budget(const struct config *c)
+{
+  unsigned long long n = FD_RESERVE + ADMIN_CONNECTION_LIMIT + (unsigned long long)c->admin_listen.n;
+
+  for (int p = 0; p < PROTO_COUNT; p++)
+    if (c->front[p].listen.n > 0)
+      n += (unsigned long long)c->front[p].connection_limit + HTTP_REFUSE_ROOM +
+           (unsigned long long)c->front[p].listen.n;
+  return n;
+}
+
+/* Raises the soft descriptor limit to what c needs (and the hard one,
+ * when we may). A limit too low for the connection limits is an error
+ * now, not descriptors running out under load. 0, or -1 with an error. */
+static int fd_limit(const struct config *c, int apply, struct config_errors *errs)
+{
+  unsigned long long need = fd_budget(c);
+  struct rlimit rl;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+    return 0;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
+    return 0;
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+    struct rlimit up = {need, need};
+    if (!apply && geteuid() == 0)
+      return 0; /* root raises it at start */
+    if (!apply || setrlimit(RLIMIT_NOFILE, &up) < 0) {
+      config_errors_add(errs,
+                        "%s: the connection limits need %llu descriptors, the hard limit is %llu: "
+                        "raise it (ulimit -Hn, systemd LimitNOFILE=) or lower connection_limit",
+                        c->source, need, (unsigned long long)rl.rlim_max);
+      return -1;
+    }
+    return 0;
+  }
+  rl.rlim_cur = need;
+  if (apply && setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+    config_errors_add(errs, "%s: cannot raise the descriptor limit to %llu: %s", c->source, need,
+                      strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 /* What a starting front is given. */
 static struct front_env env_of(struct daemon_state *ds, const struct config *c, const char *token)
 {
@@ -137,6 +186,8 @@ static void reload(struct daemon_state *ds)
     config_errors_add(&errs, "%s: state_dir cannot change without a restart", c->source);
   if (strcmp(c->user, ds->conf->user) != 0)
     config_errors_add(&errs, "%s: user cannot change without a restart", c->source);
+  if (errs.n == 0)
+    fd_limit(c, 1, &errs);
   if (errs.n == 0)
     token_load(c->token_file, 1, token, sizeof(token), &errs);
   if (errs.n > 0 || listeners_bind(c, &ds->active, &next, &errs) < 0)
@@ -231,6 +282,8 @@ int main(int argc, char **argv)
   }
 
   ds.conf = load_checked(&ds, &errs);
+  if (ds.conf != NULL)
+    fd_limit(ds.conf, !test_only, &errs);
   if (ds.conf != NULL && test_only && access(ds.conf->token_file, F_OK) == 0)
     token_load(ds.conf->token_file, 0, ds.token, sizeof(ds.token), &errs);
   if (ds.conf == NULL || errs.n > 0) {

@@ -55,6 +55,19 @@ struct option {
        "connections per client address, 0 for none"},                                              \
       {sec, "public_url", T_URL, F(p, public_url), "", 0, 0, "base URL devices see"}
 
+/* The HTTP(S) sections have these: what a connection may cost. */
+#define HTTP_ROWS(sec, p)                                                                          \
+  {sec, "threads", T_INT, F(p, threads), "0", 0, MAX_THREADS, "0: one per CPU"},                   \
+      {sec, "connection_memory", T_SIZE, F(p, connection_memory), DEF_CONNECTION_MEMORY_TEXT,      \
+       MIN_CONNECTION_MEMORY, MAX_CONNECTION_MEMORY,                                               \
+       "bytes per connection for its request and response headers"},                              \
+      {sec, "header_timeout", T_INT, F(p, header_timeout), DEF_HEADER_TIMEOUT_TEXT, 1,            \
+       MAX_TIMEOUT, "seconds a connection has to send its first request's headers"},               \
+      {sec, "header_limit", T_INT, F(p, header_limit), "0", 0, MAX_CONNECTION_LIMIT,               \
+       "connections still sending headers, 0 for half of connection_limit"},                      \
+      {sec, "header_per_ip_limit", T_INT, F(p, header_per_ip_limit), DEF_HEADER_PER_IP_TEXT, 0,    \
+       MAX_CONNECTION_LIMIT, "connections still sending headers per address, 0 for none"}
+
 /* Every TLS or DTLS section has these: one set of TLS options. */
 #define TLS_ROWS(sec, p, prio_def)                                                                 \
   {sec, "cert", T_STRING, F(p, tls.cert), "", 0, 0, "default certificate chain (PEM)"},            \
@@ -74,9 +87,9 @@ static const struct option options[] = {
      "seconds"},
     {"store", "flush_interval", T_INT, O(flush_interval_ms), "250", 10, 1000, "milliseconds"},
     FRONT_ROWS("http", PROTO_HTTP, DEF_HTTP_LISTEN),
-    {"http", "threads", T_INT, F(PROTO_HTTP, threads), "0", 0, MAX_THREADS, "0: one per CPU"},
+    HTTP_ROWS("http", PROTO_HTTP),
     FRONT_ROWS("https", PROTO_HTTPS, ""),
-    {"https", "threads", T_INT, F(PROTO_HTTPS, threads), "0", 0, MAX_THREADS, "0: one per CPU"},
+    HTTP_ROWS("https", PROTO_HTTPS),
     TLS_ROWS("https", PROTO_HTTPS, DEF_TLS_PRIORITIES),
     {"fleet", "token_header", T_PATH, O(token_header), "X-Device-Token", 0, 0,
      "header carrying a device's secret"},
@@ -320,6 +333,10 @@ static const char *option_set(struct config *c, const struct option *o, const ch
       return "not a size (a number with an optional K, M or G)";
     if (v < (uint64_t)o->min)
       return "too small";
+    if (o->max > 0 && v > (uint64_t)o->max) {
+      snprintf(msg, msglen, "must be at most %lld bytes", o->max);
+      return msg;
+    }
     *(uint64_t *)slot = v;
     return NULL;
   }

@@ -49,6 +49,11 @@ struct front_conf {
   int timeout;
   int per_ip_limit;
   int threads;      /* 0: one per CPU */
+  /* HTTP(S) fronts: connection economics */
+  uint64_t connection_memory; /* bytes of libmicrohttpd's pool per connection */
+  int header_timeout;         /* seconds for a connection's first request headers */
+  int header_limit;           /* connections in their header phase; 0: half of connection_limit */
+  int header_per_ip_limit;    /* ... from one address; 0: no cap */
   char *public_url; /* base URL devices see; derived when empty */
   int anonymous_packages; /* serve /p/{id} without a token (CoAP, FTP) */
   struct tls_conf tls;    /* TLS sections only */

@@ -63,7 +63,20 @@
 #define WRITER_QUEUE_LEN 65536 /* events buffered before drops */
 
 /* HTTP */
-#define HTTP_MEMORY_LIMIT (32 * 1024)   /* per device connection */
+/* libmicrohttpd's pool per device connection (connection_memory): it
+ * holds the request's headers and ours, and is all written to (about
+ * 2 KB more per connection go to libmicrohttpd and us), so it is most of
+ * what a slow download costs: 2 KiB takes requests of up to about 1.3 KB
+ * of headers, against modules' 200 to 500 bytes */
+#define DEF_CONNECTION_MEMORY_TEXT "2K"
+#define MIN_CONNECTION_MEMORY 1536
+#define MAX_CONNECTION_MEMORY (1024 * 1024)
+#define DEF_HEADER_TIMEOUT_TEXT "15" /* seconds for a connection's first headers */
+#define DEF_HEADER_PER_IP_TEXT "32"  /* connections still sending headers per address */
+#define HTTP_REFUSE_ROOM 64 /* connections libmicrohttpd takes beyond connection_limit,
+                               so that one over the limit is refused at once */
+#define FD_RESERVE 128      /* descriptors beyond the fronts' connections: store,
+                               logs, listeners, libraries */
 #define ADMIN_MEMORY_LIMIT (256 * 1024) /* per admin connection: upload chunk */
 #define ADMIN_CONNECTION_LIMIT 64
 #define ADMIN_BODY_MAX (32 * 1024 * 1024) /* JSON bodies: a bulk import of 100k devices */
