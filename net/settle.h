@@ -20,16 +20,18 @@ struct settle {
   uint64_t acked_start; /* the socket's acknowledged bytes when it began */
   uint64_t wire;        /* bytes written for it; 0 until settle_written */
   uint64_t payload;     /* payload bytes among them */
+  int done;             /* all acknowledged when written */
 };
 
-/* Begins measuring what is written to fd from now on. floor: bytes of an
- * earlier response on the same connection not yet acknowledged (0 if
- * none), so that they are not counted again. */
+/* Begins measuring what is written to fd from now on. floor: where the
+ * earlier response on the same connection ended in the socket's
+ * acknowledged count (settle_end), 0 for the first one. */
 void settle_begin(struct settle *m, int fd, uint64_t floor);
-/* Everything of it is written (in the kernel now): its size on the wire is
- * what was acknowledged since it began plus what waits in the send queue.
- * payload: the payload bytes among them. */
-void settle_written(struct settle *m, int fd, uint64_t payload);
+/* It is written (in the kernel now): its size on the wire is what was
+ * acknowledged since it began plus what waits in the send queue. payload:
+ * its payload bytes; whole: all of it was written (else it was cut, and
+ * what arrives is counted pro rata of the whole, never complete). */
+void settle_written(struct settle *m, int fd, uint64_t payload, int whole);
 
 enum settle_state { SETTLE_PENDING = 0, SETTLE_DONE, SETTLE_CUT };
 /* Reads TCP's view now. SETTLE_DONE: every byte acknowledged;

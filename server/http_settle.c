@@ -19,7 +19,6 @@
 #include "../util/util.h"
 
 #define LINGER_MS 120000 /* longest wait for TCP to settle a response */
-#define HEADER_MIN 100   /* bytes of our response headers, at the least */
 #define EVICT_MIN_MS 1000 /* a connection in its header phase is not evicted
                              for a newer one before this age */
 #define EVICT_SCAN 64     /* connections looked at for one to evict */
@@ -472,9 +471,7 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
     return;
   }
   cn->cur = NULL;
-  settle_written(&p->m, cn->fd, p->len);
-  if (!ok && p->m.wire < p->len + HEADER_MIN)
-    p->m.wire = p->len + HEADER_MIN; /* cut: pro rata of the whole response */
+  settle_written(&p->m, cn->fd, p->len, ok);
   cn->floor = settle_end(&p->m);
   st = settle_check(&p->m, cn->fd, &payload);
   if (st != SETTLE_PENDING) {

@@ -28,8 +28,8 @@ chmod 600 "$P/srv.key"
 NCONN=${CORE_CONNECTIONS:-1000}
 FLEET_CONF="$T/dfotad.conf"
 base_config "$FLEET_CONF"
-# room for the held connections of (c)
-sed -i "/^\[http\]/a connection_limit = $((NCONN + 200))" "$FLEET_CONF"
+# room for the held connections of (c), all from one address at once
+sed -i "/^\[http\]/a connection_limit = $((NCONN + 200))\nheader_per_ip_limit = 0" "$FLEET_CONF"
 cat >>"$FLEET_CONF" <<EOF
 [https]
 listen = $HTTPS
