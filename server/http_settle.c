@@ -28,6 +28,7 @@ struct pend {
   int64_t deadline;  /* monotonic ms */
   uint64_t got;      /* once settled: payload bytes that arrived */
   int complete;      /* once settled: all of them */
+  int cut;           /* libmicrohttpd could not write all of it */
   struct pend *next, *prev;   /* the meter's waiting list */
   struct pend *cnext, *cprev; /* its connection's */
 };
@@ -63,6 +64,15 @@ static int pend_fd(const struct pend *p) { return p->own_fd >= 0 ? p->own_fd : p
 /* Records what arrived and lets the response go. Without the lock. */
 static void finish(struct http_settle *s, struct pend *p, uint64_t payload, int complete)
 {
+  /* A response libmicrohttpd could not write whole never arrived whole,
+   * whatever TCP says: a reset purges the send queue, so the bytes
+   * written then look all acknowledged, and over TLS they outnumber the
+   * payload (record overhead), so no floor on the size on the wire holds. */
+  if (p->cut) {
+    complete = 0;
+    if (payload >= p->len)
+      payload = p->len > 0 ? p->len - 1 : 0;
+  }
   transfer_delivered(p->tr, p->start, payload, complete, p->kind);
   transfer_end(p->tr);
   if (!complete)
@@ -162,6 +172,7 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
     return;
   }
   cn->cur = NULL;
+  p->cut = !ok;
   settle_written(&p->m, cn->fd, p->len);
   if (!ok && p->m.wire < p->len + HEADER_MIN)
     p->m.wire = p->len + HEADER_MIN; /* cut: pro rata of the whole response */
