@@ -57,6 +57,7 @@ void settle_begin(struct settle *m, int fd, uint64_t floor)
   m->wire = 0;
   m->payload = 0;
   m->done = 0;
+  m->cut = 0;
 }
 
 void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
@@ -71,9 +72,12 @@ void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
   m->wire = acked + (uint64_t)outq > m->acked_start ? acked + (uint64_t)outq - m->acked_start : 0;
   m->payload = payload;
   if (!whole) {
-    /* cut before all was written: pro rata of the whole it should have
-     * been, and never complete */
+    /* cut before all was written: it never arrived whole, whatever TCP
+     * says (a reset purges the send queue, so what was written looks all
+     * acknowledged; over TLS it outnumbers the payload), and what did
+     * arrive is counted pro rata of the whole it should have been */
     m->done = 0;
+    m->cut = 1;
     if (m->wire < payload + SETTLE_HEADER_MIN)
       m->wire = payload + SETTLE_HEADER_MIN;
   }
@@ -96,7 +100,7 @@ enum settle_state settle_check(const struct settle *m, int fd, uint64_t *payload
   if (tcp_read(fd, &acked, &state) < 0)
     return SETTLE_CUT;
   got = acked > m->acked_start ? acked - m->acked_start : 0;
-  if (got >= m->wire) {
+  if (got >= m->wire && !m->cut) {
     *payload = m->payload;
     return SETTLE_DONE;
   }
@@ -107,7 +111,9 @@ enum settle_state settle_check(const struct settle *m, int fd, uint64_t *payload
     *payload = m->payload - 1;
   /* our FIN acknowledged (FIN_WAIT2, TIME_WAIT) means all data was; a reset
    * or the peer's close (CLOSE, CLOSE_WAIT, LAST_ACK, CLOSING) ends it */
-  if (state == TCPS_FIN_WAIT2 || state == TCPS_TIME_WAIT) {
+  if (state == TCPS_FIN_WAIT2 || state == TCPS_TIME_WAIT || (m->cut && got >= m->wire)) {
+    if (m->cut)
+      return SETTLE_CUT; /* all that was written arrived, which was not all */
     *payload = m->payload;
     return SETTLE_DONE;
   }

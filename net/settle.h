@@ -21,6 +21,7 @@ struct settle {
   uint64_t wire;        /* bytes written for it; 0 until settle_written */
   uint64_t payload;     /* payload bytes among them */
   int done;             /* all acknowledged when written */
+  int cut;              /* not all of it was written: never complete */
 };
 
 /* Begins measuring what is written to fd from now on. floor: where the

@@ -1,7 +1,9 @@
 /* fuzz_report_json.c: libFuzzer target for JSON report bodies
  * ({"stage": "HTTPEND", "code": 0} or "percent") through delivery_report on
  * a real fleet whose device has an offer. Invariants: a verdict the fronts
- * know, at most one usable stage, a sane device record. */
+ * know, at most one usable stage, a sane device record, and an end stage
+ * applied is recorded with the code the body gave (nothing in the stage
+ * can forge it). */
 #include "autoconfig.h"
 
 #include <stdint.h>
@@ -9,6 +11,19 @@
 #include "fuzz_fleet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The code an applied end stage must have left, or -2 for none. */
+static long expected_code(const uint8_t *data, size_t size)
+{
+  json_t *o = json_loadb((const char *)data, size, 0, NULL), *code;
+  long want = -2;
+
+  code = json_object_get(o, "code");
+  if (json_is_integer(code) && json_integer_value(code) >= 0 && json_integer_value(code) < 100000)
+    want = (long)json_integer_value(code);
+  json_decref(o);
+  return want;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,6 +42,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     abort();
   if (a.verdict == VERDICT_BAD_REQUEST && a.message[0] == '\0')
     abort();
+  if (a.verdict == VERDICT_NOTHING) {
+    struct device *d;
+    long want = expected_code(data, size);
+    pthread_mutex_lock(&fz_fleet->mu);
+    d = device_find(fz_fleet, FZ_DEVICE);
+    /* last_stage is the stage applied; an end stage records its code */
+    if (want != -2 &&
+        (strcmp(d->last_stage, "END") == 0 || strstr(d->last_stage, "END") ||
+         strcmp(d->last_stage, "DOWNLOADED") == 0) &&
+        d->last_code != want)
+      abort();
+    pthread_mutex_unlock(&fz_fleet->mu);
+  }
   fz_check_device();
   return 0;
 }

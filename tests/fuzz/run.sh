@@ -41,5 +41,7 @@ for t in $targets; do
     printf '\001\001Ccoaps' >"$out/corpus_$t/seed2" && printf '\002\001Ahttp' >"$out/corpus_$t/seed3"
   true
   echo "== fuzz_$t for ${secs}s"
-  "$out/fuzz_$t" -max_total_time="$secs" -max_len=4096 "$out/corpus_$t" 2>&1 | tail -n 3
+  dict=
+  [ -f "$top/tests/fuzz/$t.dict" ] && dict="-dict=$top/tests/fuzz/$t.dict"
+  "$out/fuzz_$t" -max_total_time="$secs" -max_len=4096 $dict "$out/corpus_$t" 2>&1 | tail -n 3
 done

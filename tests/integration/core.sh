@@ -195,19 +195,25 @@ checkin c1 secret-c1-0123456789 "$VA" -G --data-urlencode transport=gopher
 expect_eq "&transport=gopher: 400" 400 "$STATUS"
 
 # ---------------------------------------------------------------------------
-# (c) descriptor economy: N slow downloads held open at once
+# (c) descriptor economy: N slow downloads held open at once, twice:
+#   - the 10 MiB package: libmicrohttpd holds each connection, mid-response;
+#   - an 8 KiB package with "Connection: close": each response is all in
+#     the kernel at once, libmicrohttpd closes its connection, and the
+#     settle meter keeps the socket until TCP settles it (a duplicate taken
+#     as libmicrohttpd lets go of its own: still one descriptor).
 
 fds() { ls "/proc/$DFOTAD_PID/fd" 2>/dev/null | wc -l; }
-FD0=$(fds)
 cat >"$T/holdclient.py" <<'PYEOF'
-# holdclient.py HOST PORT PATH N HOLD: N connections, each GETs PATH with
-# the smallest receive buffer and reads a little, so that the server has
-# the rest waiting; holds them HOLD seconds (writing "ready N" once all
-# have their first bytes), then resets them all.
+# holdclient.py HOST PORT PATH N HOLD [close]: N connections, each GETs
+# PATH with the smallest receive buffer and reads a little, so that the
+# server has the rest waiting; holds them HOLD seconds (writing "ready N"
+# once all have their first bytes), then resets them all.
 import selectors, socket, struct, sys, time
 host, port, path, n, hold = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+close = len(sys.argv) > 6 and sys.argv[6] == "close"
 sel = selectors.DefaultSelector()
-req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (path, host, port)).encode()
+req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n" %
+       (path, host, port, "Connection: close\r\n" if close else "")).encode()
 socks, started = [], 0
 deadline = time.time() + 40
 pending = set()
@@ -242,23 +248,34 @@ for s in socks:
     s.close()
 print("closed", flush=True)
 PYEOF
-"$PYTHON" "$T/holdclient.py" 127.0.0.1 "$HTTP_PORT" "/p/$PKG" "$NCONN" 4 >"$T/hold.out" 2>"$T/hold.err" &
-HOLD_PID=$!
-BG_PIDS+=("$HOLD_PID")
+
 _ready() { grep -q '^ready' "$T/hold.out"; }
-check "$NCONN slow downloads started (within 45 s)" wait_until 45 _ready
-expect_eq "all $NCONN have their first bytes" "ready $NCONN" "$(head -n 1 "$T/hold.out")"
-sleep 1
-FD1=$(fds)
-echo "# descriptors of dfotad: $FD0 before, $FD1 with $NCONN downloads held open"
-check "at most one descriptor per connection ($FD1 <= $FD0 + $NCONN + 8)" \
-  test "$FD1" -le $((FD0 + NCONN + 8))
-check "the connections are there ($FD1 >= $FD0 + $NCONN)" test "$FD1" -ge $((FD0 + NCONN))
 _fds_back() { [ "$(fds)" -le $((FD0 + 8)) ]; }
-check "descriptors go with the connections (within 30 s of the resets)" \
-  wait_until 30 _fds_back
-echo "# descriptors of dfotad after the resets: $(fds)"
-wait "$HOLD_PID" 2>/dev/null
+# hold WHAT PATH [close]
+hold() {
+  local what=$1 path=$2 fd1 hold_pid
+  FD0=$(fds)
+  rm -f "$T/hold.out"
+  "$PYTHON" "$T/holdclient.py" 127.0.0.1 "$HTTP_PORT" "$path" "$NCONN" 4 ${3:-} >"$T/hold.out" \
+    2>"$T/hold.err" &
+  hold_pid=$!
+  BG_PIDS+=("$hold_pid")
+  check "$what: $NCONN slow downloads started (within 45 s)" wait_until 45 _ready
+  expect_eq "$what: all $NCONN have their first bytes" "ready $NCONN" "$(head -n 1 "$T/hold.out")"
+  sleep 1
+  fd1=$(fds)
+  echo "# $what: descriptors of dfotad: $FD0 before, $fd1 with $NCONN downloads held open"
+  check "$what: at most one descriptor per connection ($fd1 <= $FD0 + $NCONN + 8)" \
+    test "$fd1" -le $((FD0 + NCONN + 8))
+  check "$what: the connections are there ($fd1 >= $FD0 + $NCONN)" test "$fd1" -ge $((FD0 + NCONN))
+  check "$what: descriptors go with the connections (within 30 s of the resets)" \
+    wait_until 30 _fds_back
+  echo "# $what: descriptors of dfotad after the resets: $(fds)"
+  wait "$hold_pid" 2>/dev/null
+}
+hold "10 MiB, mid-response" "/p/$PKG"
+mkpkg "$VB" "$VC" 8192 || bail "upload an 8 KiB package" "status $STATUS"
+hold "8 KiB, Connection: close" "/p/$PKG_ID" close
 check "dfotad still answers" _healthz_ok "$ADMIN"
 
 finish
