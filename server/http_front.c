@@ -584,7 +584,7 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   {
     struct http_settle_conf sc = {(unsigned)fc->connection_limit, (unsigned)fc->header_timeout,
                                   (unsigned)fc->header_limit, (unsigned)fc->header_per_ip_limit,
-                                  h->proto == PROTO_HTTPS};
+                                  h->proto == PROTO_HTTPS, (unsigned)fc->send_lowat};
     if (sc.header_limit == 0)
       sc.header_limit = sc.connection_limit / 2 > 0 ? sc.connection_limit / 2 : 1;
     h->settle = http_settle_new(&sc);

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -344,6 +345,11 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
     return;
   cn->fd = ci != NULL ? ci->connect_fd : -1;
   cn->opened = now;
+  /* what the kernel holds unsent for a slow reader: bounded, not grown
+   * with the send buffer's autotuning */
+  if (s->conf.send_lowat > 0 && cn->fd >= 0)
+    setsockopt(cn->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &s->conf.send_lowat,
+               sizeof(s->conf.send_lowat));
   pthread_mutex_lock(&s->mu);
   s->open++;
   /* SECURITY: sockets kept after a response count against the connection

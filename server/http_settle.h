@@ -36,6 +36,7 @@ struct http_settle_conf {
   unsigned header_limit;     /* connections in their header phase, 0: no cap */
   unsigned header_per_ip;    /* ... from one address, 0: no cap */
   int tls;                   /* the sockets speak TLS: refusals cannot answer */
+  unsigned send_lowat;       /* TCP_NOTSENT_LOWAT of each connection, 0: none */
 };
 
 struct http_settle_stats {

@@ -66,7 +66,9 @@ struct option {
       {sec, "header_limit", T_INT, F(p, header_limit), "0", 0, MAX_CONNECTION_LIMIT,               \
        "connections still sending headers, 0 for half of connection_limit"},                      \
       {sec, "header_per_ip_limit", T_INT, F(p, header_per_ip_limit), DEF_HEADER_PER_IP_TEXT, 0,    \
-       MAX_CONNECTION_LIMIT, "connections still sending headers per address, 0 for none"}
+       MAX_CONNECTION_LIMIT, "connections still sending headers per address, 0 for none"},        \
+      {sec, "send_lowat", T_SIZE, F(p, send_lowat), DEF_SEND_LOWAT_TEXT, 0, MAX_SEND_LOWAT,        \
+       "bytes not yet sent the kernel may hold per connection, 0 for no bound"}
 
 /* Every TLS or DTLS section has these: one set of TLS options. */
 #define TLS_ROWS(sec, p, prio_def)                                                                 \

@@ -54,6 +54,7 @@ struct front_conf {
   int header_timeout;         /* seconds for a connection's first request headers */
   int header_limit;           /* connections in their header phase; 0: half of connection_limit */
   int header_per_ip_limit;    /* ... from one address; 0: no cap */
+  uint64_t send_lowat;        /* TCP_NOTSENT_LOWAT of connections; 0: the kernel's */
   char *public_url; /* base URL devices see; derived when empty */
   int anonymous_packages; /* serve /p/{id} without a token (CoAP, FTP) */
   struct tls_conf tls;    /* TLS sections only */

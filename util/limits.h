@@ -73,6 +73,12 @@
 #define MAX_CONNECTION_MEMORY (1024 * 1024)
 #define DEF_HEADER_TIMEOUT_TEXT "15" /* seconds for a connection's first headers */
 #define DEF_HEADER_PER_IP_TEXT "32"  /* connections still sending headers per address */
+/* TCP_NOTSENT_LOWAT of device connections (send_lowat): without it the
+ * kernel lets each socket's unsent queue grow with its autotuned send
+ * buffer, about 190 KB per slow download (2 GB for 10,000); a slow reader
+ * then wakes us every send_lowat/2 bytes it drains */
+#define DEF_SEND_LOWAT_TEXT "16K"
+#define MAX_SEND_LOWAT (64 * 1024 * 1024)
 #define HTTP_REFUSE_ROOM 64 /* connections libmicrohttpd takes beyond connection_limit,
                                so that one over the limit is refused at once */
 #define FD_RESERVE 128      /* descriptors beyond the fronts' connections: store,
