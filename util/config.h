@@ -51,6 +51,8 @@ struct front_conf {
   int threads;      /* 0: one per CPU */
   char *public_url; /* base URL devices see; derived when empty */
   int anonymous_packages; /* serve /p/{id} without a token (CoAP, FTP) */
+  int handshake_limit;    /* DTLS handshakes in progress (CoAPS) */
+  int max_report;         /* report payload bytes (CoAP) */
   struct tls_conf tls;    /* TLS sections only */
 };
 
