@@ -50,7 +50,7 @@
 
 /* CoAP(S) */
 #define DEF_COAP_LISTEN "127.0.0.1:5683"
-#define DEF_COAP_HANDSHAKES 100  /* DTLS handshakes in progress; more ClientHellos are ignored */
+#define DEF_COAP_HANDSHAKES 1000 /* DTLS handshakes in progress (libcoap counts half-open ones for 30 s) */
 #define DEF_COAP_REPORT_MAX 1024 /* bytes of a report's payload (one datagram, no Block1) */
 #define MAX_COAP_REPORT 1024
 #define MAX_COAP_HANDSHAKES 10000

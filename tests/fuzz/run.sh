@@ -11,16 +11,18 @@ mkdir -p "$out"
   echo "#define PACKAGE_VERSION \"fuzz\"" > "$out/autoconfig.h"
 }
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I$top -I$out"
-targets=${*:-"range config"}
+targets=${*:-"range config coap"}
 for t in $targets; do
   case $t in
   range) srcs="server/range.c" ;;
   config) srcs="util/config.c util/log.c util/proto.c" ;;
+  coap) srcs="server/coap_msg.c -lcoap-3-openssl" ;;
   *) echo "unknown target $t"; exit 2 ;;
   esac
   (cd "$top" && clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $srcs)
   mkdir -p "$out/corpus_$t"
   [ "$t" = range ] && printf 'bytes=0-2047' > "$out/corpus_$t/seed1" && printf 'bytes=-10' > "$out/corpus_$t/seed2"
+  [ "$t" = coap ] && printf '\102\001\022\064\252\273\261f\030tokenaaaaaaaaaaaaaaaaaaa\301\006' > "$out/corpus_$t/seed1"
   [ "$t" = config ] && cp "$top/conf/dfotad.conf" "$out/corpus_$t/seed1" 2>/dev/null || true
   echo "== fuzz_$t for ${secs}s"
   "$out/fuzz_$t" -max_total_time="$secs" -max_len=4096 "$out/corpus_$t" 2>&1 | tail -n 3
