@@ -52,8 +52,8 @@ static void startup(void)
 {
   coap_startup();
   coap_set_log_handler(coap_logger);
-  coap_dtls_set_log_level(log_enabled(LOG_DEBUG) ? LOG_INFO : LOG_ERR);
-  coap_set_log_level(log_enabled(LOG_DEBUG) ? LOG_INFO : LOG_ERR);
+  coap_dtls_set_log_level(log_enabled(LOG_DEBUG) ? COAP_LEVEL_INFO : LOG_ERR);
+  coap_set_log_level(log_enabled(LOG_DEBUG) ? COAP_LEVEL_INFO : LOG_ERR);
 }
 
 /* ---- addresses -------------------------------------------------------- */

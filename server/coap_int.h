@@ -12,6 +12,8 @@
 #define DFOTAD_COAP_INT_H
 
 #include <coap3/coap.h>
+/* libcoap's (syslog's) levels we use, kept before their names go */
+enum { COAP_LEVEL_INFO = LOG_INFO, COAP_LEVEL_DEBUG = LOG_DEBUG };
 #undef LOG_INFO
 #undef LOG_DEBUG
 
