@@ -104,8 +104,10 @@ static void download(struct call *c)
     }
     /* SECURITY: a token or a package id, looked up in memory; nothing of
      * the request reaches the file system */
+    /* fetch = 0: a block that cannot be served must not move the device
+     * to downloading; asked again with fetch = 1 once it can */
     if (c->r.route == ROUTE_OFFER)
-      res = delivery_resolve_offer(e->fleet, c->r.name, NULL, 1, &t);
+      res = delivery_resolve_offer(e->fleet, c->r.name, NULL, 0, &t);
     else if (e->set.anonymous)
       res = delivery_resolve_package(e->fleet, c->r.name, &t);
     else
@@ -125,6 +127,18 @@ static void download(struct call *c)
     if (plan != PLAN_OK) {
       target_release(&t); /* nothing recorded for a block that cannot be */
       goto refuse;
+    }
+    if (c->r.route == ROUTE_OFFER) {
+      target_release(&t);
+      if (delivery_resolve_offer(e->fleet, c->r.name, NULL, 1, &t) != RESOLVE_OK) {
+        answer(c, 404, "no such download");
+        return;
+      }
+      if (t.pkg->size != size || t.pkg->map == NULL) { /* a new offer in between */
+        target_release(&t);
+        answer_later(c, 503, 1);
+        return;
+      }
     }
     struct transfer *tr = transfer_begin(e->fleet, &t, e->proto, ip);
     if (tr == NULL || (x = coap_xfers_add(&e->xfers, key, tr, now)) == NULL) {

@@ -25,6 +25,16 @@ expect_match "an offer over coap" "^coap://127\.0\.0\.1:$COAP_PORT/f/" "$URL"
 FPATH=${URL#coap://$COAP}
 req() { metric 'dfotad_requests_total{protocol="coap"}'; }
 
+# --- bad Block2: a clear 4.xx, nothing recorded -------------------------------
+r0=$(req)
+bytes0=$(dev_field dev1 .progress.bytes_served)
+OUT=$(python3 "$RAW" badblock 127.0.0.1 "$COAP_PORT" "$FPATH" 2>&1)
+expect_match "SZX 7, past the end, two Block2: 4.02 each" 'two Block2 options: 4.02' "$OUT"
+echo "$OUT" | sed 's/^/# /'
+expect_eq "no request counted for them" "$r0" "$(req)"
+expect_eq "no byte recorded for them" "$bytes0" "$(dev_field dev1 .progress.bytes_served)"
+expect_eq "the device stays offered (no download began)" offered "$(dev_field dev1 .state)"
+
 # --- any order, any size, CON and NON -----------------------------------------
 OUT=$(python3 "$RAW" order 127.0.0.1 "$COAP_PORT" "$FPATH" "$PKG" 2>&1)
 expect_match "random blocks and sizes: right bytes, Size2, ETag = SHA-256 prefix" '^ok' "$OUT"
@@ -34,15 +44,6 @@ r0=$(req)
 OUT=$(python3 "$RAW" dup 127.0.0.1 "$COAP_PORT" "$FPATH" 2>&1)
 expect_match "CON and NON duplicates answered with the same block" '^ok NON' "$OUT"
 expect_eq "four datagrams, two blocks counted" $((r0 + 2)) "$(req)"
-
-# --- bad Block2: a clear 4.xx, nothing recorded -------------------------------
-r0=$(req)
-bytes0=$(dev_field dev1 .progress.bytes_served)
-OUT=$(python3 "$RAW" badblock 127.0.0.1 "$COAP_PORT" "$FPATH" 2>&1)
-expect_match "SZX 7, past the end, two Block2: 4.02 each" 'two Block2 options: 4.02' "$OUT"
-echo "$OUT" | sed 's/^/# /'
-expect_eq "no request counted for them" "$r0" "$(req)"
-expect_eq "no byte recorded for them" "$bytes0" "$(dev_field dev1 .progress.bytes_served)"
 
 # --- malformed datagrams: dropped, the service goes on ---------------------------
 OUT=$(python3 "$RAW" malformed 127.0.0.1 "$COAP_PORT" "$FPATH" 2>&1)
