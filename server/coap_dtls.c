@@ -25,6 +25,18 @@
 #include "../net/tls_openssl.h"
 #include "coap_int.h"
 
+/* An idle DTLS session need not hold OpenSSL's record buffers (some 34 KiB
+ * each): released between datagrams, they make a thousand open sessions
+ * cost little. Set on the session's SSL and on its context (for the
+ * sessions that follow). */
+static void release_buffers(SSL *ssl)
+{
+  if (ssl == NULL)
+    return;
+  SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_mode(SSL_get_SSL_CTX(ssl), SSL_MODE_RELEASE_BUFFERS);
+}
+
 /* SECURITY: identities are bounded and looked up in memory only; an
  * unknown one fails the handshake and is counted, nothing else recorded */
 static const coap_bin_const_t *psk_for_identity(coap_bin_const_t *identity, coap_session_t *session,
@@ -33,7 +45,11 @@ static const coap_bin_const_t *psk_for_identity(coap_bin_const_t *identity, coap
   struct coap_engine *e = arg;
   char device[DEVICE_ID_MAX + 1];
   size_t keylen = 0;
+  coap_tls_library_t lib;
+  void *ssl = coap_session_get_tls(session, &lib);
 
+  if (lib == COAP_TLS_LIBRARY_OPENSSL)
+    release_buffers(ssl);
   if (coap_session_get_app_data(session) == COAP_SESSION_OVER)
     return NULL;
   if (identity == NULL || identity->length == 0 || identity->length > PSK_IDENTITY_MAX ||
@@ -67,6 +83,7 @@ static int pki_handshake_setup(void *tls_session, coap_dtls_pki_t *setup)
 
   if (ssl == NULL || e == NULL || e->tls == NULL)
     return 0;
+  release_buffers(ssl);
   if (s != NULL && coap_session_get_app_data(s) == COAP_SESSION_OVER)
     return 0;
   pem = e->tls->def.cert_pem;

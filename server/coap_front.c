@@ -15,6 +15,7 @@
 #include "coap_front.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #define LOOP_MS 200         /* the thread's longest wait: stop and reload latency */
 #define HOUSEKEEP_MS 500    /* expiry, pending settings, key wiping */
 #define BUSY_WINDOW_MS 5000 /* a download active this recently keeps a draining front busy */
+#define TRIM_MS 10000       /* memory freed by ended handshakes goes back this often */
 
 static pthread_mutex_t engines_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct coap_engine *engines[PROTO_COUNT]; /* the newest engine per protocol */
@@ -191,7 +193,7 @@ static void apply_pending(struct coap_engine *e)
 static void *engine_main(void *arg)
 {
   struct coap_engine *e = arg;
-  int64_t last = 0;
+  int64_t last = 0, trimmed = 0;
 
   while (!atomic_load(&e->stop)) {
     int64_t now;
@@ -203,6 +205,12 @@ static void *engine_main(void *arg)
       coap_dtls_wipe(e);
       coap_xfers_expire(&e->xfers, now, COAP_XFER_IDLE_MS);
       atomic_store(&e->active, coap_xfers_active(&e->xfers, now, BUSY_WINDOW_MS));
+    }
+    if (now - trimmed >= TRIM_MS) {
+      /* a DTLS handshake allocates and frees far more than a session
+       * keeps: give the freed memory of this thread's arena back */
+      trimmed = now;
+      malloc_trim(0);
     }
   }
   return NULL;
