@@ -25,16 +25,21 @@
 #include "../net/tls_openssl.h"
 #include "coap_int.h"
 
-/* An idle DTLS session need not hold OpenSSL's record buffers (some 34 KiB
- * each): released between datagrams, they make a thousand open sessions
- * cost little. Set on the session's SSL and on its context (for the
- * sessions that follow). */
+/* Memory per DTLS session: OpenSSL sizes a session's write buffer for
+ * 16 KiB records, but a CoAP datagram is at most COAP_DTLS_RECORD bytes of
+ * plaintext (handshake messages are fragmented anyway); and buffers may be
+ * released between datagrams. Set on the session's SSL and on libcoap's
+ * SSL_CTX (which we only reach through a session), for the sessions that
+ * follow: a thousand open sessions then cost far less. */
+#define COAP_DTLS_RECORD 1280
 static void release_buffers(SSL *ssl)
 {
   if (ssl == NULL)
     return;
   SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_max_send_fragment(ssl, COAP_DTLS_RECORD);
   SSL_CTX_set_mode(SSL_get_SSL_CTX(ssl), SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_max_send_fragment(SSL_get_SSL_CTX(ssl), COAP_DTLS_RECORD);
 }
 
 /* SECURITY: identities are bounded and looked up in memory only; an
