@@ -124,10 +124,16 @@ url() {
   esac
 }
 
-# round SERVER MODE N: N parallel downloads; prints the seconds, or FAIL
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# round SERVER MODE N: N parallel downloads; prints the seconds and the
+# server's CPU seconds, or FAIL
 round() {
-  local u a=() start i bad=0 pids=()
+  local u a=() start i bad=0 pids=() pid c0
   u=$(url "$1" "$2")
+  pid=$([ "$1" = dfotad ] && echo "$DFOTAD_PID" || echo "$SRV_PID")
+  c0=$(ticks "$pid")
   [ "$2" = coaps ] && a=(-u bench -k "$KEY")
   start=$(date +%s.%N)
   for i in $(seq 1 "$3"); do
@@ -141,34 +147,39 @@ round() {
     [ "$(sha256sum "$T/dl.$i" 2>/dev/null | cut -d' ' -f1)" = "$WANT" ] || bad=$((bad + 1))
     rm -f "$T/dl.$i"
   done
-  [ $bad = 0 ] && echo "$t" || echo "FAIL($bad)"
+  local cpu
+  cpu=$(awk -v a="$c0" -v b="$(ticks "$pid")" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  [ $bad = 0 ] && echo "$t $cpu" || echo "FAIL($bad) -"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "== $(nproc) CPUs, $(uname -sr), $("$CLIENT" 2>&1 | head -n 1)"
 echo "== $CLIENTS parallel 1 MiB downloads at 1024-byte blocks, $ROUNDS rounds per server and mode"
-declare -A res
+declare -A res cpus
 for mode in coap coaps; do
   for r in $(seq 1 "$ROUNDS"); do
     order="dfotad libcoap"
     [ $((r % 2)) = 0 ] && order="libcoap dfotad"
     for s in $order; do
-      t=$(round "$s" "$mode" "$CLIENTS")
-      echo "$mode round $r $s: $t s"
+      read -r t cpu < <(round "$s" "$mode" "$CLIENTS")
+      echo "$mode round $r $s: $t s, server CPU $cpu s"
       res[$mode/$s]="${res[$mode/$s]:-} $t"
+      cpus[$mode/$s]="${cpus[$mode/$s]:-} $cpu"
     done
   done
 done
 echo
-echo "| mode | dfotad (s) | coap-server-openssl (s) | coap-server/dfotad |"
-echo "|---|---|---|---|"
+echo "| mode | dfotad (s) | coap-server-openssl (s) | coap-server/dfotad | server CPU s: dfotad / coap-server |"
+echo "|---|---|---|---|---|"
 for mode in coap coaps; do
   d=$(echo "${res[$mode/dfotad]}" | tr ' ' '\n' | grep -E '^[0-9.]+$' | median)
   l=$(echo "${res[$mode/libcoap]}" | tr ' ' '\n' | grep -E '^[0-9.]+$' | median)
   ratio=$(awk -v a="$d" -v b="$l" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
+  dc=$(echo "${cpus[$mode/dfotad]}" | tr ' ' '\n' | grep -E '^[0-9.]+$' | median)
+  lc=$(echo "${cpus[$mode/libcoap]}" | tr ' ' '\n' | grep -E '^[0-9.]+$' | median)
   label=$([ "$mode" = coap ] && echo "plain CoAP" || echo "DTLS PSK")
-  echo "| $label, $CLIENTS x 1 MiB | $d | $l | **$ratio** |"
+  echo "| $label, $CLIENTS x 1 MiB | $d | $l | **$ratio** | $dc / $lc |"
 done
 
 # --- memory with many DTLS PSK sessions -------------------------------------------
