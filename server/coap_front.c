@@ -336,6 +336,8 @@ static int coap_start(struct front *fr, const struct front_env *env, struct conf
   char key[sizeof(e->listen_key)];
 
   pthread_once(&startup_once, startup);
+  if (fc->tls.n_sni > 0 || (fc->tls.priorities != NULL && fc->tls.priorities[0] != '\0'))
+    log_warn("%s: sni and priorities are not used over DTLS (see README)", fr->row->section);
   if (fr->row->proto == PROTO_COAPS && fc->tls.cert != NULL && fc->tls.cert[0] != '\0' &&
       (tls = tls_store_load(&fc->tls, fr->row->section, errs)) == NULL)
     return -1;
