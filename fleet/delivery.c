@@ -10,6 +10,7 @@
 #include "fleet_int.h"
 
 struct proto_stats delivery_stats[PROTO_COUNT];
+struct session_stats delivery_sessions[PROTO_COUNT];
 atomic_int delivery_in_flight;
 
 struct transfer {
@@ -235,17 +236,4 @@ void transfer_end(struct transfer *tr)
   atomic_fetch_sub(&delivery_in_flight, 1);
 }
 
-/* ---- pre-shared keys ----------------------------------------------------- */
-
-int delivery_psk_lookup(struct fleet *f, const char *identity, size_t idlen, unsigned char *key,
-                        size_t *keylen, char device[DEVICE_ID_MAX + 1])
-{
-  /* devices get DTLS keys with the CoAPS front */
-  (void)f;
-  (void)identity;
-  (void)idlen;
-  (void)key;
-  (void)keylen;
-  (void)device;
-  return -1;
-}
+/* delivery_psk_lookup: psk.c */

@@ -31,6 +31,18 @@ extern struct proto_stats delivery_stats[PROTO_COUNT];
 /* Transfers begun and not yet ended. */
 extern atomic_int delivery_in_flight;
 
+/* ---- sessions, for the fronts that keep them (CoAP(S) now) --------------- */
+
+struct session_stats {
+  _Atomic int64_t open;                 /* sessions now */
+  _Atomic uint64_t handshakes;          /* (D)TLS handshakes completed */
+  _Atomic uint64_t handshake_failures;  /* failed: wrong key, bad certificate... */
+  _Atomic uint64_t unknown_identities;  /* PSK identities unknown, empty or too long */
+  _Atomic uint64_t refused;             /* sessions refused by a per-address limit */
+  _Atomic uint64_t bad_requests;        /* requests refused as malformed */
+};
+extern struct session_stats delivery_sessions[PROTO_COUNT];
+
 /* ---- where fronts are ------------------------------------------------ */
 
 /* The public base of each protocol's front ("http://host:8080",

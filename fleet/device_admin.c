@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../store/store.h"
+#include "../util/log.h"
 #include "../util/util.h"
 #include "fleet_int.h"
 
@@ -41,10 +42,11 @@ static int text_ok(json_t *v, size_t max)
 
 /* Checks a device body; NULL when fine, else the complaint. */
 /* err: room for a message made up here. */
-static const char *device_body_error(struct fleet *f, json_t *b, int creating, int bulk, char *err,
-                                     size_t errlen)
+static const char *device_body_error(struct fleet *f, const char *id, json_t *b, int creating,
+                                     int bulk, char *err, size_t errlen)
 {
-  static const char *const known[] = {"model", "version", "group", "tags", "secret", "transport"};
+  static const char *const known[] = {"model",     "version", "group",       "tags",
+                                      "secret",    "transport", "psk", "psk_identity"};
   const char *key;
   json_t *v;
   size_t i;
@@ -91,12 +93,14 @@ static const char *device_body_error(struct fleet *f, json_t *b, int creating, i
     return "secret must be a string of 16 to 128 characters";
   if ((key = transport_from_json(f, json_object_get(b, "transport"), &tr)) != NULL)
     return key;
-  return NULL;
+  return psk_body_error(f, id, b);
 }
 
 /* Creates or updates a device from a checked body. *secret_out receives a
- * generated secret (the caller frees it) when one was made. */
-static int device_apply(struct fleet *f, const char *id, json_t *b, char **secret_out)
+ * generated secret, *psk_out a generated pre-shared key in hex (the caller
+ * frees them) when one was made. */
+static int device_apply(struct fleet *f, const char *id, json_t *b, char **secret_out,
+                        char **psk_out)
 {
   struct device *d = device_find(f, id);
   int created = d == NULL;
@@ -139,6 +143,8 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, char **secre
         version_changed(f, d, nv);
     }
   }
+  if (psk_apply(f, d, b, psk_out) < 0)
+    log_error("device %s: its pre-shared key could not be sealed", d->id);
   device_mark(f, d);
   if (d->rollout == NULL || d->rollout->state == R_COMPLETED || d->rollout->state == R_CANCELLED)
     rollout_join_running(f, d);
@@ -148,7 +154,7 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, char **secre
 int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out)
 {
   const char *err;
-  char *secret = NULL, ebuf[120];
+  char *secret = NULL, *psk = NULL, ebuf[120];
   int created;
 
   if (!id_ok(id)) {
@@ -156,13 +162,13 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
     return 400;
   }
   pthread_mutex_lock(&f->mu);
-  err = device_body_error(f, body, device_find(f, id) == NULL, 0, ebuf, sizeof(ebuf));
+  err = device_body_error(f, id, body, device_find(f, id) == NULL, 0, ebuf, sizeof(ebuf));
   if (err != NULL) {
     pthread_mutex_unlock(&f->mu);
     *out = fleet_error("bad_request", err);
     return 400;
   }
-  created = device_apply(f, id, body, &secret);
+  created = device_apply(f, id, body, &secret, &psk);
   if (created < 0) {
     pthread_mutex_unlock(&f->mu);
     *out = fleet_error("internal", "out of memory");
@@ -176,19 +182,26 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
     OPENSSL_cleanse(secret, strlen(secret));
     free(secret);
   }
+  if (psk != NULL) {
+    /* shown once: only its sealed form is kept */
+    json_object_set_new(*out, "psk", json_string(psk));
+    OPENSSL_cleanse(psk, strlen(psk));
+    free(psk);
+  }
   store_sync(f->store);
   return created ? 201 : 200;
 }
 
 int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
 {
-  json_t *item, *secrets = json_object();
+  json_t *item, *secrets = json_object(), *psks = json_object();
   size_t i;
   int created = 0, updated = 0;
   char msg[200], ebuf[120];
 
   if (!json_is_array(body) || json_array_size(body) > 100000) {
     json_decref(secrets);
+    json_decref(psks);
     *out = fleet_error("bad_request", "the body must be a JSON array of at most 100000 devices");
     return 400;
   }
@@ -199,11 +212,12 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
     const char *id = json_string_value(json_object_get(item, "id"));
     const char *err = id == NULL || !id_ok(id)
                           ? "id missing or malformed"
-                          : device_body_error(f, item, device_find(f, id) == NULL, 1, ebuf,
-                                              sizeof(ebuf));
+                          : device_body_error(f, id, item, device_find(f, id) == NULL, 1,
+                                              ebuf, sizeof(ebuf));
     if (err != NULL) {
       pthread_mutex_unlock(&f->mu);
       json_decref(secrets);
+      json_decref(psks);
       snprintf(msg, sizeof(msg), "device %zu: %s; nothing was imported", i, err);
       *out = fleet_error("bad_request", msg);
       return 400;
@@ -212,8 +226,8 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
   json_array_foreach(body, i, item)
   {
     const char *id = json_string_value(json_object_get(item, "id"));
-    char *secret = NULL;
-    int c = device_apply(f, id, item, &secret);
+    char *secret = NULL, *psk = NULL;
+    int c = device_apply(f, id, item, &secret, &psk);
     if (c > 0)
       created++;
     else if (c == 0)
@@ -223,10 +237,16 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
       OPENSSL_cleanse(secret, strlen(secret));
       free(secret);
     }
+    if (psk != NULL) {
+      json_object_set_new(psks, id, json_string(psk));
+      OPENSSL_cleanse(psk, strlen(psk));
+      free(psk);
+    }
   }
   pthread_mutex_unlock(&f->mu);
   store_sync(f->store);
-  *out = json_pack("{s:i,s:i,s:o}", "created", created, "updated", updated, "secrets", secrets);
+  *out = json_pack("{s:i,s:i,s:o,s:o}", "created", created, "updated", updated, "secrets", secrets,
+                   "psks", psks);
   return 200;
 }
 

@@ -148,6 +148,10 @@ void device_free(struct device *d)
   free(d->hop_to);
   json_decref(d->tags);
   OPENSSL_cleanse(d->secret_hash, sizeof(d->secret_hash));
+  if (d->psk_sealed != NULL) {
+    OPENSSL_cleanse(d->psk_sealed, strlen(d->psk_sealed));
+    free(d->psk_sealed);
+  }
   free(d);
 }
 
@@ -184,6 +188,7 @@ void device_unlink(struct fleet *f, struct device *d)
       break;
     }
   token_unlink(f, d);
+  psk_unlink(f, d);
   f->n_devices--;
 }
 
@@ -221,6 +226,9 @@ json_t *device_json(const struct device *d)
   json_object_set_new(o, "transport", d->transport >= 0
                                           ? json_string(proto_name((enum proto)d->transport))
                                           : json_null());
+  /* the key itself is never shown; whether there is one, and its identity */
+  json_object_set_new(o, "psk_identity",
+                      d->psk_sealed ? json_string(psk_identity_of(d)) : json_null());
   if (d->package_id[0] != '\0')
     json_object_set_new(o, "offer",
                         json_pack("{s:s,s:s?,s:s?,s:I}", "package", d->package_id, "from",

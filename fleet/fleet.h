@@ -17,6 +17,10 @@ struct store;
  * 0, or -1 with err filled. */
 int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen);
 void fleet_close(struct fleet *f);
+/* Loads (or creates, 0600) STATE/psk.key, which seals the devices' DTLS
+ * pre-shared keys; refuses one that group or others can read. 0, or -1
+ * with err filled. */
+int fleet_psk_open(struct fleet *f, const char *state_dir, char *err, size_t errlen);
 /* Timeouts, backoffs, waves: called a few times a second. */
 void fleet_tick(struct fleet *f);
 

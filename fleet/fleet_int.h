@@ -36,6 +36,7 @@ enum dstate {
 
 enum rstate { R_DRAFT = 0, R_RUNNING, R_PAUSED, R_COMPLETED, R_CANCELLED };
 
+#define PSK_MASTER_LEN 32 /* AES-256 key sealing the devices' pre-shared keys */
 #define MAX_IVALS 8 /* byte intervals served, per offer */
 #define MAX_WAVES 16
 #define DEV_BUCKETS 16384
@@ -81,9 +82,14 @@ struct device {
   long last_code; /* -1: none */
   int64_t last_at;
 
+  /* DTLS pre-shared key (psk.c): sealed, never in clear at rest */
+  char psk_identity[PSK_IDENTITY_MAX + 1]; /* "": the device id */
+  char *psk_sealed;                         /* NULL: none */
+  int psk_linked;
+
   int dirty;
   int events_untrimmed; /* events written since its history was last trimmed */
-  struct device *next, *tnext, *dirty_next;
+  struct device *next, *tnext, *dirty_next, *inext;
 };
 
 struct rollout {
@@ -134,6 +140,9 @@ struct fleet {
   uint64_t auth_failures, auth_throttled;
   int64_t auth_logged; /* monotonic ms of the last failure logged */
   uint64_t auth_unlogged;
+  struct device *ident[DEV_BUCKETS];    /* by PSK identity, devices with a key */
+  unsigned char psk_master[PSK_MASTER_LEN]; /* set once at start (fleet_psk_open) */
+  int psk_ready;
   /* metrics */
   uint64_t checkins, reports, progress_events, offers;
 };
@@ -195,6 +204,19 @@ int transport_served(const struct fleet *f, enum proto p);
 /* "transport must be one of ..." or NULL when v (a JSON value, may be NULL
  * or null) names a served transport; *out: -1 for none. f->mu held. */
 const char *transport_from_json(const struct fleet *f, json_t *v, int *out);
+
+/* psk.c */
+/* The identity a device's key answers to (its own, or its id). */
+const char *psk_identity_of(const struct device *d);
+struct device *psk_find(struct fleet *f, const char *identity, size_t n);
+void psk_link(struct fleet *f, struct device *d);
+void psk_unlink(struct fleet *f, struct device *d);
+/* The sealed text of a key for device id, malloc'd; NULL on failure. */
+char *psk_seal(const struct fleet *f, const char *id, const unsigned char *psk, size_t len);
+/* The admin API's psk and psk_identity fields: a complaint or NULL; then
+ * applied (*generated: a generated key in hex, shown once; caller frees). */
+const char *psk_body_error(struct fleet *f, const char *id, json_t *b);
+int psk_apply(struct fleet *f, struct device *d, json_t *b, char **generated);
 
 /* rollout.c */
 const char *rstate_name(enum rstate s);

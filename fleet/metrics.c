@@ -41,6 +41,36 @@ char *fleet_metrics(struct fleet *f)
   by_protocol(m, "dfotad_downloads_total",
               "Transfers that delivered a package's last byte, by protocol.",
               offsetof(struct proto_stats, downloads));
+  {
+    static const struct {
+      const char *name, *help;
+      size_t off;
+    } ss[] = {
+        {"dfotad_sessions_open", "Sessions open now (CoAP), by protocol.",
+         offsetof(struct session_stats, open)},
+        {"dfotad_sessions_handshakes_total", "DTLS handshakes completed, by protocol.",
+         offsetof(struct session_stats, handshakes)},
+        {"dfotad_sessions_handshake_failures_total", "DTLS handshakes failed, by protocol.",
+         offsetof(struct session_stats, handshake_failures)},
+        {"dfotad_sessions_unknown_identities_total",
+         "DTLS handshakes refused for an unknown PSK identity, by protocol.",
+         offsetof(struct session_stats, unknown_identities)},
+        {"dfotad_sessions_refused_total", "Sessions refused by the per-address limit.",
+         offsetof(struct session_stats, refused)},
+        {"dfotad_bad_requests_total", "Requests refused as malformed (CoAP 4.00/4.02...).",
+         offsetof(struct session_stats, bad_requests)},
+    };
+    for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++) {
+      fprintf(m, "# HELP %s %s\n# TYPE %s %s\n", ss[i].name, ss[i].help, ss[i].name,
+              i == 0 ? "gauge" : "counter");
+      for (int p = PROTO_COAP; p <= PROTO_COAPS; p++) {
+        const char *base = (const char *)&delivery_sessions[p] + ss[i].off;
+        long long v = i == 0 ? (long long)atomic_load((_Atomic int64_t *)base)
+                             : (long long)atomic_load((_Atomic uint64_t *)base);
+        fprintf(m, "%s{protocol=\"%s\"} %lld\n", ss[i].name, proto_name((enum proto)p), v);
+      }
+    }
+  }
   pthread_mutex_lock(&f->mu);
   for (struct device *d = f->dirty; d; d = d->dirty_next)
     dirty++;

@@ -3,6 +3,7 @@
  * loaded at start. */
 #include "autoconfig.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ json_t *device_doc(const struct device *d)
   put_s(o, "group", d->group);
   json_object_set(o, "tags", d->tags);
   put_s(o, "secret", d->secret_hash);
+  put_s(o, "psk", d->psk_sealed); /* sealed (psk.c) */
+  put_s(o, "psk_identity", d->psk_identity);
   put_s(o, "state", dstate_name(d->state));
   put_i(o, "state_since", d->state_since);
   put_s(o, "reason", d->reason);
@@ -92,6 +95,11 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
     d->tags = json_deep_copy(json_object_get(doc, "tags"));
   }
   snprintf(d->secret_hash, sizeof(d->secret_hash), "%s", jstr(doc, "secret"));
+  psk_unlink(f, d);
+  snprintf(d->psk_identity, sizeof(d->psk_identity), "%s", jstr(doc, "psk_identity"));
+  free(d->psk_sealed);
+  d->psk_sealed = jstr(doc, "psk")[0] ? strdup(jstr(doc, "psk")) : NULL;
+  psk_link(f, d);
   if (dstate_parse(jstr(doc, "state"), &d->state) < 0)
     d->state = D_IDLE;
   d->state_since = jint(doc, "state_since", now_ms());
@@ -364,6 +372,7 @@ void fleet_close(struct fleet *f)
     store_set_flush_hook(f->store, NULL, NULL, NULL);
     store_set_damage_hook(f->store, NULL, NULL);
   }
+  OPENSSL_cleanse(f->psk_master, sizeof(f->psk_master));
   for (int b = 0; b < DEV_BUCKETS; b++)
     while (f->dev[b]) {
       struct device *d = f->dev[b];

@@ -5,9 +5,13 @@
 
 #include <stddef.h>
 
+#include "coap_front.h"
+
 const struct front_row *const fronts_table[] = {
     &http_row,
     &https_row,
+    &coap_front_row,
+    &coaps_front_row,
     &admin_row,
     NULL,
 };

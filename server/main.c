@@ -317,6 +317,8 @@ int main(int argc, char **argv)
   log_info("state directory: %s", ds.conf->state_dir);
   if (fleet_open(ds.store, &ds.fleet, err, sizeof(err)) < 0)
     fatal("fleet: %s", err);
+  if (fleet_psk_open(ds.fleet, ds.conf->state_dir, err, sizeof(err)) < 0)
+    fatal("fleet: %s", err);
   if (token_load(ds.conf->token_file, 1, ds.token, sizeof(ds.token), &errs) < 0) {
     print_errors(&errs);
     listeners_discard(&ds.active);

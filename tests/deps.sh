@@ -3,7 +3,7 @@
 # Run as root (CI and a fresh machine are); with sudo otherwise.
 set -eu
 PKGS="gcc make autoconf automake libtool pkg-config
-libmicrohttpd-dev libgnutls28-dev libcoap3-dev libssl-dev libsqlite3-dev libjansson-dev
+libmicrohttpd-dev libgnutls28-dev libcoap3-dev libcoap3-bin libssl-dev libsqlite3-dev libjansson-dev
 sqlite3 curl openssl jq python3 procps iproute2 ca-certificates"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS nginx-light wrk"
 missing=""

@@ -42,6 +42,8 @@ struct option {
   const char *help;
 };
 
+#define STR_(x) #x
+#define STR(x) STR_(x) /* a limits.h number as a default's text */
 #define O(f) offsetof(struct config, f)
 #define F(p, f) offsetof(struct config, front[p].f)
 
@@ -93,6 +95,18 @@ static const struct option options[] = {
     FRONT_ROWS("https", PROTO_HTTPS, ""),
     HTTP_ROWS("https", PROTO_HTTPS),
     TLS_ROWS("https", PROTO_HTTPS, DEF_TLS_PRIORITIES),
+    FRONT_ROWS("coap", PROTO_COAP, DEF_COAP_LISTEN),
+    {"coap", "anonymous_packages", T_BOOL, F(PROTO_COAP, anonymous_packages), "no", 0, 0,
+     "serve /p/{id} without an offer's token"},
+    FRONT_ROWS("coaps", PROTO_COAPS, ""),
+    {"coaps", "anonymous_packages", T_BOOL, F(PROTO_COAPS, anonymous_packages), "no", 0, 0,
+     "serve /p/{id} without an offer's token"},
+    {"coaps", "max_report", T_INT, F(PROTO_COAPS, max_report), STR(DEF_COAP_REPORT_MAX), 64,
+     MAX_COAP_REPORT,
+     "bytes of a report's payload"},
+    {"coaps", "handshake_limit", T_INT, F(PROTO_COAPS, handshake_limit), STR(DEF_COAP_HANDSHAKES), 1,
+     MAX_COAP_HANDSHAKES, "DTLS handshakes in progress"},
+    TLS_ROWS("coaps", PROTO_COAPS, ""),
     {"fleet", "token_header", T_PATH, O(token_header), "X-Device-Token", 0, 0,
      "header carrying a device's secret"},
     {"fleet", "events_per_device", T_INT, O(events_per_device), "1000", 10, 1000000,

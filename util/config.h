@@ -57,6 +57,8 @@ struct front_conf {
   uint64_t send_lowat;        /* TCP_NOTSENT_LOWAT of connections; 0: the kernel's */
   char *public_url; /* base URL devices see; derived when empty */
   int anonymous_packages; /* serve /p/{id} without a token (CoAP, FTP) */
+  int handshake_limit;    /* DTLS handshakes in progress (CoAPS) */
+  int max_report;         /* report payload bytes (CoAP) */
   struct tls_conf tls;    /* TLS sections only */
 };
 

@@ -14,18 +14,19 @@ mkdir -p "$out"
   echo "#define PACKAGE_VERSION \"fuzz\"" > "$out/autoconfig.h"
 }
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I$top -I$out"
-targets=${*:-"range config urc report_json checkin"}
+targets=${*:-"range config urc report_json checkin coap"}
 # the delivery core and what it stands on (no front, no libmicrohttpd)
 core="util/log.c util/util.c util/proto.c store/store.c store/upload.c store/writer.c
   store/db_sqlite.c fleet/delivery.c fleet/devices.c fleet/credentials.c fleet/persist.c
   fleet/checkin.c fleet/report.c fleet/progress.c fleet/device_admin.c fleet/rollout.c
-  fleet/rollout_admin.c fleet/metrics.c fleet/urc.c fleet/paths.c"
+  fleet/rollout_admin.c fleet/metrics.c fleet/urc.c fleet/paths.c fleet/psk.c store/recheck.c"
 corelibs=$(pkg-config --libs jansson sqlite3 libcrypto)" -lpthread"
 for t in $targets; do
   case $t in
   range) srcs="server/range.c" ;;
   config) srcs="util/config.c util/log.c util/proto.c" ;;
   urc | report_json | checkin) srcs="$core $corelibs" ;;
+  coap) srcs="server/coap_msg.c -lcoap-3-openssl" ;;
   *) echo "unknown target $t"; exit 2 ;;
   esac
   (cd "$top" && clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $srcs)
@@ -39,6 +40,7 @@ for t in $targets; do
   # checkin: listener byte, version length, version, transport
   [ "$t" = checkin ] && printf '\000\001Bftp' >"$out/corpus_$t/seed1" &&
     printf '\001\001Ccoaps' >"$out/corpus_$t/seed2" && printf '\002\001Ahttp' >"$out/corpus_$t/seed3"
+  [ "$t" = coap ] && printf '\102\001\022\064\252\273\261f\030tokenaaaaaaaaaaaaaaaaaaa\301\006' > "$out/corpus_$t/seed1"
   true
   echo "== fuzz_$t for ${secs}s"
   dict=

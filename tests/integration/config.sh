@@ -187,8 +187,8 @@ run_t -c "$f"
 expect_eq "client_auth = required without client_ca: exit 1" 1 "$RC"
 
 # no listener at all
-run_t -c "$GOOD" --set http.listen=
-expect_eq "no http nor https listener: exit 1" 1 "$RC"
+run_t -c "$GOOD" --set http.listen= --set coap.listen=
+expect_eq "no http, https nor coap listener: exit 1" 1 "$RC"
 
 # same address for http and admin
 run_t -c "$GOOD" --set "admin.listen=$HTTP"

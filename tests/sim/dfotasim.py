@@ -450,6 +450,147 @@ def module_request(url, start, end, sink, *, timeout=10.0, deadline=None, stop_a
                 pass
 
 
+# ---------------------------------------------------------------------------
+# CoAP (RFC 7252, Block2 of RFC 7959): what AT+QFOTADL="coap://..." does.
+# Plain CoAP is spoken here; coaps:// goes through libcoap's client
+# (coap-client-openssl) with the device's pre-shared key, since the
+# standard library has no DTLS.
+
+def _coap_uint(v):
+    b = b""
+    while v:
+        b = bytes([v & 0xFF]) + b
+        v >>= 8
+    return b
+
+
+def _coap_get(path, num, szx, mid, token):
+    opts = [(11, seg.encode()) for seg in path.strip("/").split("/") if seg]
+    opts.append((23, _coap_uint((num << 4) | szx)))
+    out, last = b"", 0
+    for n, v in opts:
+        d = n - last
+        last = n
+        dh, dx = (d, b"") if d < 13 else (13, bytes([d - 13]))
+        lh, lx = (len(v), b"") if len(v) < 13 else (13, bytes([len(v) - 13]))
+        out += bytes([(dh << 4) | lh]) + dx + lx + v
+    return bytes([0x40 | len(token), 1]) + struct.pack("!H", mid) + token + out
+
+
+def _coap_parse(data):
+    """(code "2.05", {number: [values]}, payload, mid, token)"""
+    if len(data) < 4 or data[0] >> 6 != 1:
+        raise ValueError("not CoAP")
+    tkl = data[0] & 15
+    i, num, opts, payload = 4 + tkl, 0, {}, b""
+    while i < len(data):
+        if data[i] == 0xFF:
+            payload = data[i + 1:]
+            break
+        d, l = data[i] >> 4, data[i] & 15
+        i += 1
+        for which in (0, 1):
+            v = d if which == 0 else l
+            if v == 13:
+                v = data[i] + 13
+                i += 1
+            elif v == 14:
+                v = struct.unpack("!H", data[i:i + 2])[0] + 269
+                i += 2
+            if which == 0:
+                d = v
+            else:
+                l = v
+        num += d
+        opts.setdefault(num, []).append(data[i:i + l])
+        i += l
+    return ("%d.%02d" % (data[1] >> 5, data[1] & 31), opts, payload,
+            struct.unpack("!H", data[2:4])[0], data[4:4 + tkl])
+
+
+def coap_download(url, start, sink, *, timeout=10.0, deadline=None, stop_at=None, szx=6):
+    """Fetches coap://HOST:PORT/PATH block by block from byte start (a
+    multiple of the block size), sink(off, data) per block, as a module:
+    CON requests, 4 retransmissions (1 s, doubling). stop_at: stop before
+    the block holding that byte. Returns (received, total or None, code or
+    None: an E_* when it failed)."""
+    u = urllib.parse.urlsplit(url)
+    if u.scheme != "coap" or not u.hostname or not u.port:
+        raise SimError("not a coap://HOST:PORT URL: %r" % url)
+    host, port, path = u.hostname, u.port, u.path
+    if not ipaddress.ip_address(host).is_loopback:
+        raise SimError("only loopback addresses: %r" % url)
+    bs = 16 << szx
+    num, received, total = start // bs, 0, None
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    mid = random.randint(0, 0xFFFF)
+    try:
+        s.connect((host, port))
+        while True:
+            if stop_at is not None and num * bs >= stop_at:
+                return received, total, None
+            if deadline is not None and _now() > deadline:
+                return received, total, E_TIMEOUT
+            mid = (mid + 1) & 0xFFFF
+            token = os.urandom(4)
+            req = _coap_get(path, num, szx, mid, token)
+            wait, answer = 1.0, None
+            for _ in range(5):
+                s.settimeout(min(wait, timeout))
+                s.send(req)
+                try:
+                    while True:
+                        code, opts, payload, rmid, rtok = _coap_parse(s.recv(2048))
+                        if rtok == token:
+                            answer = (code, opts, payload)
+                            break
+                except (socket.timeout, ValueError):
+                    wait *= 2
+                    continue
+                break
+            if answer is None:
+                return received, total, E_TIMEOUT
+            code, opts, payload = answer
+            if code == "4.04":
+                return received, total, E_NOFILE
+            if code != "2.05" or 23 not in opts:
+                return received, total, E_REQUEST
+            v = int.from_bytes(opts[23][0], "big")
+            bnum, more, bszx = v >> 4, (v >> 3) & 1, v & 7
+            if 28 in opts:
+                total = int.from_bytes(opts[28][0], "big")
+            off = bnum << (bszx + 4)
+            sink(off, payload)
+            received += len(payload)
+            if not more:
+                return received, total, None
+            num = (off + len(payload)) // bs
+    except OSError:
+        return received, total, E_CONNECT
+    finally:
+        s.close()
+
+
+def coaps_download(url, sink, identity, key, *, timeout=60.0):
+    """coaps:// through coap-client-openssl (PSK). Returns (received,
+    total, code)."""
+    import subprocess
+    import tempfile
+    with tempfile.NamedTemporaryFile() as out:
+        try:
+            r = subprocess.run(["coap-client-openssl", "-B", str(int(timeout)), "-u", identity,
+                                "-k", key, "-b", "1024", "-o", out.name, url],
+                               capture_output=True, timeout=timeout + 10)
+        except (OSError, subprocess.TimeoutExpired):
+            return 0, None, E_CONNECT
+        data = open(out.name, "rb").read()
+    if r.returncode != 0 or not data:
+        return 0, None, E_CONNECT
+    sink(0, data)
+    return len(data), len(data), None
+
+
 def module_download(url, out, *, breakpoint=0, request_size=None, stop_at=None, stop_bytes=None,
                     timeout=10.0, headers=None, ssl_context=None, max_seconds=300.0):
     """AT+QFOTADL=url[,breakpoint[,request_size]] into the file `out`
@@ -633,7 +774,7 @@ class Device:
                  truncated_rate=0.05, batch_rate=0.5, noise_rate=0.05, resetting=None,
                  seed=None, poll_interval=1.0, max_retry_after=30.0, retry_delay=1.0,
                  install_seconds=0.1, max_rounds=20, ssl_context=None, rcvbuf=32768,
-                 token_on_download=False, log=None, fleet=None):
+                 token_on_download=False, log=None, fleet=None, psk_identity=None, psk=None):
         if mode not in MODES:
             raise SimError("mode %r: one of %s" % (mode, ", ".join(MODES)))
         if request_size is not None and (request_size <= 0 or request_size % 2048):
@@ -672,6 +813,8 @@ class Device:
         self.ssl_context = ssl_context
         self.rcvbuf = rcvbuf
         self.token_on_download = token_on_download
+        self.psk_identity = psk_identity  # coaps:// (text key, as coap-client takes it)
+        self.psk = psk
         self.log = log
         self.fleet = fleet
         self.deadline = None
@@ -843,7 +986,8 @@ class Device:
         if len(url.encode()) > 255:
             self._anomaly("URL longer than 255 bytes (%d)" % len(url.encode()))
         try:
-            _split_url(url)
+            if not url.startswith(("coap://", "coaps://")):
+                _split_url(url)
             if urllib.parse.urlsplit(url).port is None:
                 self._anomaly("URL without an explicit port: %s" % url)
         except (SimError, ValueError) as e:
@@ -982,6 +1126,8 @@ class Device:
         the connection at that fraction (None: to the end). Returns
         {"complete", "code" (HTTPEND code), "bytes", "sha_ok"}. URC lines go
         to the pending report (posted when report=True)."""
+        if offer.get("url", "").startswith(("coap://", "coaps://")):
+            return self._download_coap(offer, stop_at, report)
         mode = mode or self.mode
         size = offer.get("size")
         key = (offer.get("sha256"), size)
@@ -1081,6 +1227,53 @@ class Device:
             result["sha_ok"] = None if not want else digest == want
             if want and digest != want:
                 self._err("package sha256 %s, check-in said %s" % (digest[:16], want[:16]))
+        return result
+
+    def _download_coap(self, offer, stop_at, report):
+        """AT+QFOTADL="coap(s)://...": block by block from the breakpoint
+        (coap://), or whole through libcoap's client (coaps://). The module
+        prints COAPSTART and COAPEND,<err>, no percentage."""
+        size = offer.get("size")
+        key = (offer.get("sha256"), size)
+        if self.data is None or self.data_key != key:
+            self.data, self.data_key, self.have = bytearray(), key, 0
+        resumed = self.have > 0
+        if resumed:
+            self.resumes += 1
+        self.have -= self.have % 1024
+        start = self.have
+        self.urc("COAPSTART")
+        if offer["url"].startswith("coaps://"):
+            got, total, code = coaps_download(offer["url"], self._sink, self.psk_identity or self.id,
+                                              self.psk or "", timeout=self.timeout * 6)
+            self.have = got
+        else:
+            stop_abs = int(size * stop_at) if (stop_at is not None and size) else None
+            got, total, code = coap_download(offer["url"], start, self._sink, timeout=self.timeout,
+                                             deadline=self.deadline, stop_at=stop_abs)
+            self.have = start + got
+        self._count("download", "coap" if code is None else "neterr")
+        self.bytes += got
+        result = {"complete": False, "code": code, "bytes": got, "sha_ok": None,
+                  "requests": 1, "resumed": resumed}
+        size = size or total
+        if code is None and size is not None and self.have >= size:
+            result["complete"] = True
+            del self.data[size:]
+            digest = hashlib.sha256(self.data).hexdigest()
+            result["sha256"] = digest
+            want = offer.get("sha256")
+            result["sha_ok"] = None if not want else digest == want
+            self.urc("COAPEND", 0)
+        elif code is None:
+            result["aborted_at"] = self.have
+            result["code"] = E_DISCONNECT
+            self.urc("COAPEND", E_DISCONNECT)
+        else:
+            self._err("coap download %s at %d: %d" % (_short_url(offer["url"]), self.have, code))
+            self.urc("COAPEND", code)
+        if report:
+            self.flush(force=False)
         return result
 
     # -- update --------------------------------------------------------------
@@ -1611,7 +1804,7 @@ class Fleet:
 # CLI
 
 def load_devices(path):
-    """[{"id","secret","version"[,"faults","mode","cert","key"]}...] from a
+    """[{"id","secret","version"[,"faults","mode","cert","key","psk_identity","psk"]}...] from a
     JSON file ("-": stdin). Also accepts {"devices": [...]}."""
     if path == "-":
         data = json.load(sys.stdin)
@@ -1750,7 +1943,8 @@ def _fleet_main(argv):
             poll_interval=a.poll_interval, max_retry_after=a.max_retry_after,
             retry_delay=a.retry_delay, install_seconds=a.install_seconds,
             max_rounds=a.max_rounds, ssl_context=dctx, rcvbuf=a.rcvbuf,
-            token_on_download=a.token_on_download, log=log))
+            token_on_download=a.token_on_download, log=log,
+            psk_identity=e.get("psk_identity"), psk=e.get("psk")))
     fleet = Fleet(devices, a.concurrency, a.max_seconds, admin=a.admin, token=token,
                   rollout=a.rollout, stop_on_pause=not a.no_stop_on_pause,
                   log=_stderr_log if a.verbose else None, progress_every=5 if a.verbose else 0)

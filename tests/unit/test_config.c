@@ -127,7 +127,7 @@ int main(void)
   CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "needs client_ca") != NULL);
   c = load_text("[admin]\nlisten = 127.0.0.1:8080\n", NULL, 0, &errs);
   CHECK(c == NULL && errs.n == 1);
-  c = load_text("[http]\nlisten =\n", NULL, 0, &errs);
+  c = load_text("[http]\nlisten =\n[coap]\nlisten =\n", NULL, 0, &errs);
   CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "no device front") != NULL);
 
   /* helpers */

@@ -1,0 +1,389 @@
+/* coap_res.c: the CoAP(S) front's resources. It only translates: parse
+ * (coap_msg.c), ask the delivery core, render the answer as CoAP codes.
+ *
+ *   GET  /f/{token}          a download offered to a device (the token is
+ *                            the credential), block by block
+ *   GET  /p/{id}             a package, only with [coap] anonymous_packages
+ *   GET  /v1/update?device=ID&version=V   check-in (CoAPS only)
+ *   POST /v1/report?device=ID             URC lines (CoAPS only)
+ *
+ * Block2 is handled here, not by libcoap: any block of a download may be
+ * asked on its own, in any order, at any time, at any size from 16 to 1024
+ * bytes; each answer carries Size2 and an 8-byte ETag (the first bytes of
+ * the package's SHA-256), and its payload comes straight from the
+ * package's mapping. */
+#include "autoconfig.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../util/util.h"
+#include "coap_int.h"
+#include "coap_msg.h"
+
+#define MAX_OPTIONS 32       /* options of a request we look at; more is a bad request */
+#define RESPONSE_OVERHEAD 40 /* header and the options of a block answer, token apart */
+
+/* A request as the handlers see it. */
+struct call {
+  struct coap_engine *e;
+  coap_session_t *s;
+  const coap_pdu_t *req;
+  coap_pdu_t *resp;
+  struct coap_req r;
+  size_t req_size; /* about the request's bytes on the wire */
+  int secure;
+};
+
+static void add_uint_option(coap_pdu_t *pdu, uint16_t num, uint64_t v)
+{
+  uint8_t buf[8];
+  size_t n = coap_uint_encode(v, buf);
+
+  coap_add_option(pdu, num, n, buf);
+}
+
+/* An answer without a representation. Its diagnostic text goes only where
+ * it cannot amplify: over DTLS, or within COAP_AMPLIFICATION times the
+ * request's size (RFC 7252 11.3). */
+static void answer(struct call *c, int code, const char *text)
+{
+  size_t n = text ? strlen(text) : 0;
+
+  coap_pdu_set_code(c->resp, (coap_pdu_code_t)COAP_RESPONSE_CODE(code));
+  if (code / 100 == 4 && code != 404 && code != 403)
+    atomic_fetch_add(&c->e->stats->bad_requests, 1);
+  if (n > 0 && (c->secure || 5 + n <= COAP_AMPLIFICATION * c->req_size))
+    coap_add_data(c->resp, n, (const uint8_t *)text);
+}
+
+/* 5.03 or 4.29 with Max-Age: ask again in seconds */
+static void answer_later(struct call *c, int code, int seconds)
+{
+  coap_pdu_set_code(c->resp, (coap_pdu_code_t)COAP_RESPONSE_CODE(code));
+  add_uint_option(c->resp, COAPOPT_MAX_AGE, (uint64_t)(seconds > 0 ? seconds : 1));
+}
+
+/* ---- downloads --------------------------------------------------------- */
+
+static void download(struct call *c)
+{
+  struct coap_engine *e = c->e;
+  char ip[64], ipport[80], key[COAP_XFER_KEY];
+  struct coap_xfer *x;
+  struct coap_block b;
+  struct target t;
+  struct package *p;
+  uint8_t etag[8], blk[3];
+  char etag_hex[17];
+  size_t tkl = coap_pdu_get_token(c->req).length, room, max_pdu;
+  uint64_t size;
+  int64_t now = mono_ms();
+  enum coap_plan plan;
+
+  max_pdu = coap_session_max_pdu_size(c->s);
+  room = max_pdu > RESPONSE_OVERHEAD + tkl ? max_pdu - RESPONSE_OVERHEAD - tkl : 0;
+  coap_peer_text(c->s, ip, sizeof(ip), ipport, sizeof(ipport));
+  /* an offer's download is the device's wherever it comes from (see
+   * coap_xfer.h); an anonymous one is the client's session's */
+  if (c->r.route == ROUTE_OFFER)
+    snprintf(key, sizeof(key), "f|%s", c->r.name);
+  else
+    snprintf(key, sizeof(key), "p|%s|%s", ipport, c->r.name);
+  /* no Block2: block 0, at the largest size */
+  if (!c->r.has_block2) {
+    c->r.num = 0;
+    c->r.szx = 6;
+  }
+  x = coap_xfers_find(&e->xfers, key);
+  if (x == NULL) {
+    enum resolve res;
+    if (atomic_load(&e->draining)) {
+      answer_later(c, 503, 10);
+      return;
+    }
+    /* SECURITY: a token or a package id, looked up in memory; nothing of
+     * the request reaches the file system */
+    /* fetch = 0: a block that cannot be served must not move the device
+     * to downloading; asked again with fetch = 1 once it can */
+    if (c->r.route == ROUTE_OFFER)
+      res = delivery_resolve_offer(e->fleet, c->r.name, NULL, 0, &t);
+    else if (e->set.anonymous)
+      res = delivery_resolve_package(e->fleet, c->r.name, &t);
+    else
+      res = RESOLVE_NOT_FOUND;
+    if (res == RESOLVE_NOT_FOUND) {
+      answer(c, 404, "no such download");
+      return;
+    }
+    if (res != RESOLVE_OK || t.pkg->status != PKG_OK || t.pkg->map == NULL) {
+      if (res == RESOLVE_OK)
+        target_release(&t);
+      answer(c, 503, "package damaged on the server");
+      return;
+    }
+    size = t.pkg->size;
+    plan = coap_block_plan(c->r.num, c->r.szx, size, room, &b);
+    if (plan != PLAN_OK) {
+      target_release(&t); /* nothing recorded for a block that cannot be */
+      goto refuse;
+    }
+    if (c->r.route == ROUTE_OFFER) {
+      target_release(&t);
+      if (delivery_resolve_offer(e->fleet, c->r.name, NULL, 1, &t) != RESOLVE_OK) {
+        answer(c, 404, "no such download");
+        return;
+      }
+      if (t.pkg->size != size || t.pkg->map == NULL) { /* a new offer in between */
+        target_release(&t);
+        answer_later(c, 503, 1);
+        return;
+      }
+    }
+    struct transfer *tr = transfer_begin(e->fleet, &t, e->proto, ip);
+    if (tr == NULL || (x = coap_xfers_add(&e->xfers, key, tr, now)) == NULL) {
+      answer(c, 500, "out of memory");
+      return;
+    }
+  } else {
+    size = x->size;
+    plan = coap_block_plan(c->r.num, c->r.szx, size, room, &b);
+    if (plan != PLAN_OK)
+      goto refuse;
+  }
+  p = transfer_package(x->tr);
+  coap_xfer_block(x, ipport, coap_pdu_get_mid(c->req), b.off, b.len, b.more, now);
+  coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CONTENT);
+  /* options in ascending order: ETag, Content-Format, Block2, Size2 */
+  /* the strong validator: the SHA-256's first 8 bytes */
+  memcpy(etag_hex, p->sha256, 16);
+  etag_hex[16] = '\0';
+  if (hex_decode(etag_hex, etag, sizeof(etag)) == 0)
+    coap_add_option(c->resp, COAPOPT_ETAG, sizeof(etag), etag);
+  add_uint_option(c->resp, COAPOPT_CONTENT_FORMAT, COAP_FMT_OCTETS);
+  coap_add_option(c->resp, COAPOPT_BLOCK2, coap_block_encode(b.num, b.more, b.szx, blk), blk);
+  add_uint_option(c->resp, COAPOPT_SIZE2, size);
+  /* copied once, into the datagram; the package is never copied whole */
+  if (b.len > 0 && !coap_add_data(c->resp, b.len, p->map + b.off))
+    answer(c, 500, "block does not fit");
+  return;
+
+refuse:
+  if (plan == PLAN_PAST_END) {
+    answer(c, 402, "block past the end");
+    add_uint_option(c->resp, COAPOPT_SIZE2, size);
+  } else if (plan == PLAN_BAD_SZX) {
+    answer(c, 402, "bad block size");
+  } else {
+    answer(c, 500, "no room for a block");
+  }
+}
+
+/* ---- check-ins and reports ------------------------------------------- */
+
+/* The identity of a CoAPS request; -1 (answered) when it has none. */
+static int identity(struct call *c, struct device_identity *who, char *peer, char *ip, size_t iplen)
+{
+  char ipport[80];
+
+  if (!c->secure) {
+    answer(c, 403, "check-ins and reports need coaps");
+    return -1;
+  }
+  if (coap_dtls_peer(c->e, c->s, peer) < 0) {
+    answer(c, 403, "no device identity in this DTLS session");
+    return -1;
+  }
+  coap_peer_text(c->s, ip, iplen, ipport, sizeof(ipport));
+  memset(who, 0, sizeof(*who));
+  who->device_id = c->r.has_device ? c->r.device : NULL;
+  who->peer_id = peer;
+  who->addr = ip;
+  who->proto = c->e->proto;
+  return 0;
+}
+
+/* JSON string text: the characters of our fields need only these escapes */
+static void json_str(char *out, size_t len, const char *s)
+{
+  size_t n = 0;
+
+  for (; *s && n + 7 < len; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') {
+      out[n++] = '\\';
+      out[n++] = (char)ch;
+    } else if (ch < 0x20) {
+      n += (size_t)snprintf(out + n, len - n, "\\u%04x", ch);
+    } else {
+      out[n++] = (char)ch;
+    }
+  }
+  out[n] = '\0';
+}
+
+static void checkin(struct call *c)
+{
+  struct device_identity who;
+  struct checkin_answer a;
+  char peer[DEVICE_ID_MAX + 1], ip[64], body[1200], f[PKG_FIELD_MAX * 2 + 4],
+      t[PKG_FIELD_MAX * 2 + 4];
+  int n;
+
+  if (identity(c, &who, peer, ip, sizeof(ip)) < 0)
+    return;
+  delivery_checkin(c->e->fleet, &who, c->r.has_version ? c->r.version : NULL,
+                   c->r.has_transport ? c->r.transport : NULL, &a);
+  switch (a.verdict) {
+  case VERDICT_OFFER: break;
+  case VERDICT_NOTHING: coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CONTENT); return;
+  case VERDICT_LATER: answer_later(c, 429, a.retry_after); return;
+  case VERDICT_FORBIDDEN: answer(c, 403, "forbidden"); return;
+  case VERDICT_BAD_REQUEST:
+  case VERDICT_NO_TRANSPORT:
+  default: answer(c, 400, a.message[0] ? a.message : "bad request"); return;
+  }
+  coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CONTENT);
+  if (c->r.accept == COAP_FMT_JSON) {
+    json_str(f, sizeof(f), a.from);
+    json_str(t, sizeof(t), a.to);
+    n = snprintf(body, sizeof(body),
+                 "{\"url\":\"%s\",\"size\":%llu,\"sha256\":\"%s\",\"from\":\"%s\",\"to\":\"%s\","
+                 "\"package\":\"%s\",\"request_size\":%d,\"rollout\":\"%s\"}",
+                 a.url, (unsigned long long)a.size, a.sha256, f, t, a.package_id, a.request_size,
+                 a.rollout);
+    add_uint_option(c->resp, COAPOPT_CONTENT_FORMAT, COAP_FMT_JSON);
+  } else {
+    /* the URL for AT+QFOTADL, alone */
+    n = snprintf(body, sizeof(body), "%s", a.url);
+    add_uint_option(c->resp, COAPOPT_CONTENT_FORMAT, COAP_FMT_TEXT);
+  }
+  if (n < 0 || (size_t)n >= sizeof(body) || !coap_add_data(c->resp, (size_t)n, (uint8_t *)body))
+    answer(c, 500, "answer too large");
+}
+
+static void report(struct call *c)
+{
+  struct device_identity who;
+  struct report_answer a;
+  char peer[DEVICE_ID_MAX + 1], ip[64], body[256], st[80];
+  const uint8_t *data = NULL;
+  size_t len = 0;
+
+  if (identity(c, &who, peer, ip, sizeof(ip)) < 0)
+    return;
+  coap_get_data(c->req, &len, &data);
+  /* SECURITY: a report is a few URC lines in one datagram; no Block1 */
+  if (c->r.has_block1 || len > (size_t)c->e->set.max_report) {
+    answer(c, 413, "report too large");
+    add_uint_option(c->resp, COAPOPT_SIZE1, (uint64_t)c->e->set.max_report);
+    return;
+  }
+  delivery_report(c->e->fleet, &who, c->r.content_format == COAP_FMT_JSON,
+                  len ? (const char *)data : "", len, &a);
+  if (a.verdict == VERDICT_FORBIDDEN) {
+    answer(c, 403, "forbidden");
+    return;
+  }
+  if (a.verdict != VERDICT_NOTHING) {
+    answer(c, 400, a.message[0] ? a.message : "nothing usable in the report");
+    return;
+  }
+  json_str(st, sizeof(st), a.state);
+  snprintf(body, sizeof(body), "{\"state\":\"%s\",\"accepted\":%d}", st, a.accepted);
+  coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CHANGED);
+  add_uint_option(c->resp, COAPOPT_CONTENT_FORMAT, COAP_FMT_JSON);
+  coap_add_data(c->resp, strlen(body), (const uint8_t *)body);
+}
+
+/* ---- entry ------------------------------------------------------------- */
+
+/* Gathers the request's options and parses them; 0, or -1 (answered). */
+static int parse(struct call *c)
+{
+  struct coap_optv opts[MAX_OPTIONS];
+  coap_opt_iterator_t it;
+  coap_opt_t *o;
+  size_t n = 0, len = 0;
+  const uint8_t *data;
+
+  c->req_size = 4 + coap_pdu_get_token(c->req).length;
+  coap_option_iterator_init(c->req, &it, COAP_OPT_ALL);
+  while ((o = coap_option_next(&it)) != NULL) {
+    if (n == MAX_OPTIONS) {
+      answer(c, 400, "too many options");
+      return -1;
+    }
+    opts[n].number = it.number;
+    opts[n].value = coap_opt_value(o);
+    opts[n].len = coap_opt_length(o);
+    c->req_size += 1 + opts[n].len;
+    n++;
+  }
+  if (coap_get_data(c->req, &len, &data))
+    c->req_size += 1 + len;
+  coap_req_parse(opts, n, &c->r);
+  if (c->r.bad_code) {
+    answer(c, c->r.bad_code, c->r.why);
+    return -1;
+  }
+  return 0;
+}
+
+static void handle(coap_resource_t *res, coap_session_t *s, const coap_pdu_t *req,
+                   const coap_string_t *query, coap_pdu_t *resp)
+{
+  struct call c;
+
+  (void)res;
+  (void)query;
+  memset(&c, 0, sizeof(c));
+  c.e = coap_get_app_data(coap_session_get_context(s));
+  c.s = s;
+  c.req = req;
+  c.resp = resp;
+  c.secure = c.e->proto == PROTO_COAPS;
+  if (coap_session_get_app_data(s) == COAP_SESSION_OVER) {
+    /* SECURITY: over the per-address session limit */
+    answer_later(&c, 503, 60);
+    return;
+  }
+  if (parse(&c) < 0)
+    return;
+  switch (c.r.route) {
+  case ROUTE_OFFER:
+  case ROUTE_PACKAGE:
+    if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET)
+      answer(&c, 405, NULL);
+    else
+      download(&c);
+    break;
+  case ROUTE_CHECKIN:
+    if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET)
+      answer(&c, 405, NULL);
+    else
+      checkin(&c);
+    break;
+  case ROUTE_REPORT:
+    if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_POST)
+      answer(&c, 405, NULL);
+    else
+      report(&c);
+    break;
+  default: answer(&c, 404, NULL); break;
+  }
+}
+
+int coap_res_register(struct coap_engine *e)
+{
+  /* every path is ours to parse: one catch-all resource for GET and POST
+   * (PUT and DELETE get 4.05 from libcoap) */
+  coap_resource_t *r = coap_resource_unknown_init2(NULL, 0);
+
+  if (r == NULL)
+    return -1;
+  coap_register_request_handler(r, COAP_REQUEST_GET, handle);
+  coap_register_request_handler(r, COAP_REQUEST_POST, handle);
+  coap_add_resource(e->ctx, r);
+  return 0;
+}
