@@ -8,6 +8,8 @@
 const struct front_row *const fronts_table[] = {
     &http_row,
     &https_row,
+    &ftp_row,
+    &ftps_row,
     &admin_row,
     NULL,
 };

@@ -40,6 +40,9 @@ log_level = warn
 [http]
 listen = 127.0.0.1:$HTTP_PORT
 
+[ftp]
+listen =
+
 [admin]
 listen = 127.0.0.1:$ADMIN_PORT
 CONF
