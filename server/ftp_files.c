@@ -94,12 +94,12 @@ void cmd_list(struct session *s, enum ftp_verb v, const char *arg)
   int64_t now = (int64_t)time(NULL);
   int len = 0;
 
-  if (!data_ready(s)) {
-    session_reply(s, "425 Use PASV or EPSV first.");
-    return;
-  }
   if (s->ff->require_tls && !s->prot_p) {
     session_reply(s, "522 Data connections must be encrypted (PROT P).");
+    return;
+  }
+  if (!data_ready(s)) {
+    session_reply(s, "425 Use PASV or EPSV first.");
     return;
   }
   n = lookup(s, v == V_MLSD ? arg : list_path(arg), path, sizeof(path), id);
@@ -212,12 +212,12 @@ void cmd_retr(struct session *s, const char *arg)
   uint64_t start = s->rest, size;
 
   s->rest = 0;
-  if (!data_ready(s)) {
-    session_reply(s, "425 Use PASV or EPSV first.");
-    return;
-  }
   if (s->ff->require_tls && !s->prot_p) {
     session_reply(s, "522 Data connections must be encrypted (PROT P).");
+    return;
+  }
+  if (!data_ready(s)) {
+    session_reply(s, "425 Use PASV or EPSV first.");
     return;
   }
   n = lookup(s, arg, path, sizeof(path), id);
