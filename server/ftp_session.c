@@ -499,6 +499,12 @@ static void process(struct session *s)
 
     if (avail == 0)
       break;
+    /* SECURITY: a client that sends commands but never reads the replies
+     * does not make us buffer them without end: reading waits until it has */
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) > FTP_REPLY_BUFFER_MAX) {
+      bufferevent_disable(s->bev, EV_READ);
+      break;
+    }
     p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_CRLF);
     if (s->skipping) {
       evbuffer_drain(in, p.pos < 0 ? avail : (size_t)p.pos + eol);
@@ -563,8 +569,15 @@ static void on_write(struct bufferevent *bev, void *arg)
   struct session *s = arg;
 
   (void)bev;
-  if (s->state == S_CLOSING)
+  if (s->state == S_CLOSING) {
     session_free(s);
+    return;
+  }
+  /* the replies are out: commands held back by FTP_REPLY_BUFFER_MAX go on */
+  if (!data_busy(s) && s->state != S_DELAY) {
+    bufferevent_enable(s->bev, EV_READ);
+    process(s);
+  }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)

@@ -62,5 +62,6 @@
 #define FTP_WRITE_MAX (1024 * 1024)  /* bytes per write on a data connection */
 #define FTP_SETTLE_POLL_MS 20        /* how often an unsettled transfer asks TCP */
 #define FTP_PATH_MAX 256             /* bytes of a path a client names */
+#define FTP_REPLY_BUFFER_MAX 65536   /* reply bytes queued before reading waits */
 
 #endif

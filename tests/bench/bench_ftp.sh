@@ -159,13 +159,16 @@ done
 
 # round URL [CURL-OPTS...]: MB/s of $PAR parallel whole-file downloads
 round() {
-  local url=$1 t0 t1 i fail=0
+  local url=$1 t0 t1 i fail=0 pids=()
   shift
   t0=$(date +%s.%N)
-  for i in $(seq "$PAR"); do "${CURL[@]}" "$@" -o /dev/null "$url" & done
-  for i in $(seq "$PAR"); do wait -n || fail=1; done
+  for i in $(seq "$PAR"); do
+    "${CURL[@]}" "$@" -o /dev/null "$url" 2>>"$T/curl.err" &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || fail=1; done
   t1=$(date +%s.%N)
-  [ $fail = 0 ] || { echo "FAILED"; return; }
+  [ $fail = 0 ] || { echo "FAILED"; echo "$url: $(tail -n 1 "$T/curl.err")" >&2; return; }
   awk -v a="$t0" -v b="$t1" -v n="$PAR" -v s="$SIZE_MIB" \
     'BEGIN { printf "%.1f", n * s * 1048576 / 1e6 / (b - a) }'
 }
