@@ -12,6 +12,8 @@ const struct front_row *const fronts_table[] = {
     &https_row,
     &coap_front_row,
     &coaps_front_row,
+    &ftp_row,
+    &ftps_row,
     &admin_row,
     NULL,
 };

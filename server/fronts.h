@@ -6,6 +6,7 @@
 #include "../net/front.h"
 
 extern const struct front_row http_row, https_row, admin_row;
+extern const struct front_row ftp_row, ftps_row; /* ftp_front.c */
 
 /* NULL-terminated */
 extern const struct front_row *const fronts_table[];

@@ -76,7 +76,9 @@ static struct config *load_checked(struct daemon_state *ds, struct config_errors
   if (c == NULL)
     return NULL;
   for (int p = 0; p < PROTO_COUNT; p++)
-    if (proto_secure((enum proto)p) && c->front[p].listen.n > 0) {
+    /* [ftp] has certificates too when it offers AUTH TLS */
+    if ((proto_secure((enum proto)p) || (c->front[p].tls.cert && c->front[p].tls.cert[0])) &&
+        c->front[p].listen.n > 0) {
       struct tls_store *st = tls_store_load(&c->front[p].tls, proto_name((enum proto)p), errs);
       tls_store_free(st);
     }

@@ -30,6 +30,7 @@ enum opt_type {
   T_SNI,    /* NAME CERTFILE KEYFILE; repeatable; offset: its struct tls_conf */
   T_CLIENT_AUTH,
   T_URL, /* SECTION://HOST:PORT (the section's scheme, an explicit port), or empty */
+  T_RANGE, /* LO-HI ports (struct port_range), or empty */
 };
 
 struct option {
@@ -83,6 +84,25 @@ struct option {
       {sec, "priorities", T_STRING, F(p, tls.priorities), prio_def, 0, 0,                          \
        "cipher preferences, in the TLS library's syntax"}
 
+/* The FTP sections' own rows ([ftp] also has TLS_ROWS, for AUTH TLS). */
+#define FTP_ROWS(sec, p)                                                                           \
+  {sec, "threads", T_INT, F(p, threads), "0", 0, MAX_THREADS, "event threads, 0: one per CPU"},    \
+      {sec, "anonymous_packages", T_BOOL, F(p, anonymous_packages), "no", 0, 0,                    \
+       "anonymous logins may fetch /p/{id}"},                                                      \
+      {sec, "require_tls", T_BOOL, F(p, require_tls), "no", 0, 0,                                  \
+       "refuse logins and data connections without TLS"},                                          \
+      {sec, "pasv_ports", T_RANGE, F(p, pasv_ports), "", 0, 0, "LO-HI passive data ports"},        \
+      {sec, "pasv_address", T_STRING, F(p, pasv_address), "", 0, 0,                                \
+       "IPv4 address PASV announces (behind NAT)"},                                                \
+      {sec, "port_enable", T_BOOL, F(p, port_enable), "no", 0, 0,                                  \
+       "allow PORT/EPRT (active mode) to the client's own address"},                               \
+      {sec, "login_limit", T_INT, F(p, login_limit), DEF_FTP_LOGIN_LIMIT, 1,                       \
+       MAX_CONNECTION_LIMIT, "sessions not logged in yet, at once"},                               \
+      {sec, "login_timeout", T_INT, F(p, login_timeout), DEF_FTP_LOGIN_TIMEOUT, 1, MAX_TIMEOUT,     \
+       "seconds to log in"},                                                                       \
+      {sec, "data_timeout", T_INT, F(p, data_timeout), DEF_FTP_DATA_TIMEOUT, 1, MAX_TIMEOUT,       \
+       "seconds without progress on a data connection"}
+
 static const struct option options[] = {
     {"server", "state_dir", T_PATH, O(state_dir), DEF_STATE_DIR, 0, 0, "state directory"},
     {"server", "log_level", T_LOGLEVEL, O(log_level), "info", 0, 0, "error|warn|info|debug"},
@@ -107,6 +127,12 @@ static const struct option options[] = {
     {"coaps", "handshake_limit", T_INT, F(PROTO_COAPS, handshake_limit), STR(DEF_COAP_HANDSHAKES), 1,
      MAX_COAP_HANDSHAKES, "DTLS handshakes in progress"},
     TLS_ROWS("coaps", PROTO_COAPS, ""),
+    FRONT_ROWS("ftp", PROTO_FTP, DEF_FTP_LISTEN),
+    FTP_ROWS("ftp", PROTO_FTP),
+    TLS_ROWS("ftp", PROTO_FTP, ""),
+    FRONT_ROWS("ftps", PROTO_FTPS, ""),
+    FTP_ROWS("ftps", PROTO_FTPS),
+    TLS_ROWS("ftps", PROTO_FTPS, ""),
     {"fleet", "token_header", T_PATH, O(token_header), "X-Device-Token", 0, 0,
      "header carrying a device's secret"},
     {"fleet", "events_per_device", T_INT, O(events_per_device), "1000", 10, 1000000,
@@ -317,6 +343,25 @@ static const char *option_set(struct config *c, const struct option *o, const ch
       buf[strlen(buf) - 1] = '\0';
     if (set_string((char **)slot, buf) < 0)
       return "out of memory";
+    return NULL;
+  }
+  case T_RANGE: {
+    struct port_range *r = (struct port_range *)slot;
+    char *end;
+    long lo, hi;
+    if (buf[0] == '\0') {
+      r->lo = r->hi = 0;
+      return NULL;
+    }
+    errno = 0;
+    lo = strtol(buf, &end, 10);
+    if (errno != 0 || end == buf || *end != '-' || !isdigit((unsigned char)end[1]))
+      return "must be LO-HI (ports)";
+    hi = strtol(end + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || lo < 1024 || hi < lo || hi > 65535)
+      return "must be LO-HI with 1024 <= LO <= HI <= 65535";
+    r->lo = (int)lo;
+    r->hi = (int)hi;
     return NULL;
   }
   case T_BOOL:
@@ -576,6 +621,14 @@ static void validate(struct config *c, struct config_errors *errs)
         fc->tls.client_ca[0] == '\0')
       config_errors_add(errs, "%s: [%s] client_auth = %s needs client_ca", src, sec,
                         fc->tls.client_auth == CLIENT_AUTH_REQUIRED ? "required" : "optional");
+    if (p == PROTO_FTP || p == PROTO_FTPS) {
+      struct in_addr ip;
+      if (p == PROTO_FTP && fc->require_tls && fc->listen.n > 0 &&
+          (fc->tls.cert[0] == '\0' || fc->tls.key[0] == '\0'))
+        config_errors_add(errs, "%s: [ftp] require_tls needs cert and key (for AUTH TLS)", src);
+      if (fc->pasv_address[0] != '\0' && inet_pton(AF_INET, fc->pasv_address, &ip) != 1)
+        config_errors_add(errs, "%s: [%s] pasv_address must be an IPv4 address", src, sec);
+    }
   }
   if (listening == 0)
     config_errors_add(errs, "%s: no device front ([http], [https], ...) has a listen address", src);

@@ -28,6 +28,11 @@ struct sni_entry {
   char *key;  /* PEM key file */
 };
 
+/* A range of TCP ports, "LO-HI" (1024 <= LO <= HI <= 65535); 0-0: none. */
+struct port_range {
+  int lo, hi;
+};
+
 enum client_auth { CLIENT_AUTH_NONE = 0, CLIENT_AUTH_OPTIONAL, CLIENT_AUTH_REQUIRED };
 
 /* The TLS settings of a TLS (or DTLS) section: one set of options, the same
@@ -59,7 +64,15 @@ struct front_conf {
   int anonymous_packages; /* serve /p/{id} without a token (CoAP, FTP) */
   int handshake_limit;    /* DTLS handshakes in progress (CoAPS) */
   int max_report;         /* report payload bytes (CoAP) */
-  struct tls_conf tls;    /* TLS sections only */
+  struct tls_conf tls;    /* TLS sections only ([ftp] too: AUTH TLS) */
+  /* [ftp], [ftps] */
+  int require_tls;                     /* [ftp]: no login or data without TLS */
+  struct port_range pasv_ports;        /* passive data ports; 0-0: the kernel picks */
+  char *pasv_address;                  /* what PASV announces (NAT); "": the local address */
+  int port_enable;                     /* PORT/EPRT (active mode), own address only */
+  int login_limit;                     /* sessions not logged in yet, at once */
+  int login_timeout;                   /* seconds from connect to a login */
+  int data_timeout;                    /* seconds without progress on a data connection */
 };
 
 struct config {

@@ -26,7 +26,8 @@ wait_until() { # SECONDS CMD...: CMD succeeds within SECONDS (checked every 0.1 
 http_ok() { [ "$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = "$2" ]; }
 
 # start_bench_dfotad: dfotad on 127.0.0.1:$HTTP_PORT (devices) and
-# :$ADMIN_PORT (admin), state in $T/state, log level warn; checks the
+# :$ADMIN_PORT (admin), and :$FTP_PORT (FTP devices) when FTP_PORT is set
+# (no FTP front otherwise), state in $T/state, log level warn; checks the
 # configuration with -t first and waits until it answers. Sets DFOTAD_PID,
 # ADMIN_URL, DEV_URL, TOKEN_FILE and TOKEN.
 start_bench_dfotad() {
@@ -39,6 +40,9 @@ log_level = warn
 
 [http]
 listen = 127.0.0.1:$HTTP_PORT
+
+[ftp]
+listen = ${FTP_PORT:+127.0.0.1:$FTP_PORT}
 
 [admin]
 listen = 127.0.0.1:$ADMIN_PORT

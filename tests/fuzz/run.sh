@@ -14,7 +14,7 @@ mkdir -p "$out"
   echo "#define PACKAGE_VERSION \"fuzz\"" > "$out/autoconfig.h"
 }
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I$top -I$out"
-targets=${*:-"range config urc report_json checkin coap"}
+targets=${*:-"range config urc report_json checkin coap ftp"}
 # the delivery core and what it stands on (no front, no libmicrohttpd)
 core="util/log.c util/util.c util/proto.c store/store.c store/upload.c store/writer.c
   store/db_sqlite.c fleet/delivery.c fleet/devices.c fleet/credentials.c fleet/persist.c
@@ -27,6 +27,7 @@ for t in $targets; do
   config) srcs="util/config.c util/log.c util/proto.c" ;;
   urc | report_json | checkin) srcs="$core $corelibs" ;;
   coap) srcs="server/coap_msg.c -lcoap-3-openssl" ;;
+  ftp) srcs="server/ftp_cmd.c" ;;
   *) echo "unknown target $t"; exit 2 ;;
   esac
   (cd "$top" && clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $srcs)
@@ -41,6 +42,8 @@ for t in $targets; do
   [ "$t" = checkin ] && printf '\000\001Bftp' >"$out/corpus_$t/seed1" &&
     printf '\001\001Ccoaps' >"$out/corpus_$t/seed2" && printf '\002\001Ahttp' >"$out/corpus_$t/seed3"
   [ "$t" = coap ] && printf '\102\001\022\064\252\273\261f\030tokenaaaaaaaaaaaaaaaaaaa\301\006' > "$out/corpus_$t/seed1"
+  [ "$t" = ftp ] && printf 'RETR ../a/./b//c' > "$out/corpus_$t/seed1" &&
+    printf 'EPRT |2|::1|5282|' > "$out/corpus_$t/seed2" && printf 'PORT 127,0,0,1,200,10' > "$out/corpus_$t/seed3"
   true
   echo "== fuzz_$t for ${secs}s"
   dict=

@@ -59,6 +59,9 @@ bad_file listen_nonsense "[http] listen = nonsense" "listen = nonsense" http
 bad_file listen_noport "[http] listen without port" "listen = 127.0.0.1" http
 bad_file listen_badport "[http] listen port 70000" "listen = 127.0.0.1:70000" http
 bad_file admin_listen_bad "[admin] listen = nonsense" "listen = nonsense" admin
+bad_file ftp_pasv_reversed "[ftp] pasv_ports 5100-5000" "pasv_ports = 5100-5000" ftp
+bad_file ftp_pasv_low "[ftp] pasv_ports below 1024" "pasv_ports = 20-30" ftp
+bad_file ftp_bool "[ftp] require_tls = maybe" "require_tls = maybe" ftp
 bad_file loglevel "log_level = loud" "log_level = loud" server
 bad_file shutdown_abc "shutdown_timeout = soon" "shutdown_timeout = soon" server
 bad_file flush_small "flush_interval = 5 (below 10)" "flush_interval = 5" store
@@ -186,9 +189,20 @@ printf '[https]\nclient_auth = required\n' >>"$f"
 run_t -c "$f"
 expect_eq "client_auth = required without client_ca: exit 1" 1 "$RC"
 
-# no listener at all
-run_t -c "$GOOD" --set http.listen= --set coap.listen=
-expect_eq "no http, https nor coap listener: exit 1" 1 "$RC"
+# [ftp]: require_tls needs a certificate (AUTH TLS); pasv_address is IPv4
+run_t -c "$GOOD" --set ftp.require_tls=yes
+expect_eq "[ftp] require_tls without cert: exit 1" 1 "$RC"
+expect_match "[ftp] require_tls without cert: named" "require_tls needs cert" "$ERR"
+run_t -c "$GOOD" --set ftp.pasv_address=fota.example.com
+expect_eq "[ftp] pasv_address not an IPv4 address: exit 1" 1 "$RC"
+run_t -c "$GOOD" --set ftps.listen=127.0.0.1:1
+expect_eq "[ftps] listen without cert: exit 1" 1 "$RC"
+
+# no listener at all ([coap] and [ftp] are on by default too)
+run_t -c "$GOOD" --set http.listen= --set coap.listen= --set ftp.listen=
+expect_eq "no http, https, coap nor ftp listener: exit 1" 1 "$RC"
+run_t -c "$GOOD" --set http.listen=
+expect_eq "ftp alone is a device front: exit 0" 0 "$RC"
 
 # same address for http and admin
 run_t -c "$GOOD" --set "admin.listen=$HTTP"

@@ -7,7 +7,8 @@
 
 unset STATE_DIRECTORY
 pick_ports
-SETS=(--set "http.listen=$HTTP" --set "admin.listen=$ADMIN")
+# [ftp] is on by default (127.0.0.1:2121): moved to a free port here
+SETS=(--set "http.listen=$HTTP" --set "admin.listen=$ADMIN" --set "ftp.listen=$FTP")
 mkdir -p "$T/cwd"
 cd "$T/cwd" || bail "cd to a temporary working directory"
 
@@ -38,6 +39,7 @@ expect_match "log prints the token file path" \
   "admin token file: (\./|$T/cwd/)?var/dfotad/admin\.token" "$(cat "$DFOTAD_LOG")"
 expect_match "log: listening: http $HTTP" "listening: http $HTTP" "$(cat "$DFOTAD_LOG")"
 expect_match "log: listening: admin $ADMIN" "listening: admin $ADMIN" "$(cat "$DFOTAD_LOG")"
+expect_match "log: listening: ftp $FTP" "listening: ftp $FTP" "$(cat "$DFOTAD_LOG")"
 expect_match "log: dfotad ready" "dfotad ready" "$(cat "$DFOTAD_LOG")"
 expect_match "log lines are 'TIMESTAMP LEVEL: text'" \
   '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z (error|warn|info|debug): ' \

@@ -278,18 +278,22 @@ dir_empty() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
 # ---------------------------------------------------------------------------
 # Configuration and daemon control
 
-# pick_ports: chooses HTTP_PORT and ADMIN_PORT (and HTTPS_PORT), all free now.
+# pick_ports: chooses HTTP_PORT and ADMIN_PORT (and HTTPS_PORT, FTP_PORT,
+# FTPS_PORT), all free now.
 pick_ports() {
   local ports
-  ports=$(free_port 3 | tr '\n' ' ')
-  read -r HTTP_PORT ADMIN_PORT HTTPS_PORT <<<"$ports"
+  ports=$(free_port 5 | tr '\n' ' ')
+  read -r HTTP_PORT ADMIN_PORT HTTPS_PORT FTP_PORT FTPS_PORT <<<"$ports"
   HTTP="127.0.0.1:$HTTP_PORT"
   ADMIN="127.0.0.1:$ADMIN_PORT"
   HTTPS="127.0.0.1:$HTTPS_PORT"
+  FTP="127.0.0.1:$FTP_PORT"
+  FTPS="127.0.0.1:$FTPS_PORT"
 }
 
-# base_config FILE: writes a minimal config (state in $STATE, http and admin
-# on the ports from pick_ports, fast statistics flushes, short shutdown).
+# base_config FILE: writes a minimal config (state in $STATE, http, ftp and
+# admin on the ports from pick_ports, fast statistics flushes, short
+# shutdown). The [ftp] front is on by default, so it gets a free port too.
 # Tests append further lines/sections with cat >>FILE.
 base_config() {
   [ -n "${HTTP_PORT:-}" ] || pick_ports
@@ -306,6 +310,9 @@ flush_interval = 20
 [http]
 listen = $HTTP
 timeout = 30
+
+[ftp]
+listen = $FTP
 
 [admin]
 listen = $ADMIN

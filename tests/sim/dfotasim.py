@@ -115,11 +115,11 @@ def _loopback_addrs(host, port):
 
 
 def _split_url(url):
-    """(scheme, host, port, path+query) of an http(s) URL with a host."""
+    """(scheme, host, port, path+query) of an http(s) or ftp(s) URL with a host."""
     u = urllib.parse.urlsplit(url)
-    if u.scheme not in ("http", "https") or not u.hostname:
-        raise SimError("not an http(s) URL: %r" % url)
-    port = u.port or (443 if u.scheme == "https" else 80)
+    if u.scheme not in ("http", "https", "ftp", "ftps") or not u.hostname:
+        raise SimError("not an http(s) or ftp(s) URL: %r" % url)
+    port = u.port or {"https": 443, "ftp": 21, "ftps": 990}.get(u.scheme, 80)
     path = u.path or "/"
     if u.query:
         path += "?" + u.query
@@ -321,6 +321,137 @@ class Fetch:
         self.aborted = False      # we cut the connection on purpose
 
 
+def _ftp_request(url, start, end, sink, *, timeout=10.0, deadline=None, stop_after=None,
+                 stop_fraction=None, ssl_context=None, rcvbuf=32768, expect_total=None):
+    """module_request for ftp:// and ftps:// (implicit TLS) URLs, as a module
+    does AT+QFOTADL="ftp://USER:PASS@HOST:PORT/PATH": log in, TYPE I, SIZE,
+    EPSV, REST start (when > 0), RETR; over ftps PBSZ 0 and PROT P, the data
+    connection resuming the control connection's TLS session. status is
+    200 (206 with a REST) once the data flows, as for HTTP; end (a segment)
+    is read and then the data connection is dropped."""
+    f = Fetch()
+    u = urllib.parse.urlsplit(url)
+    scheme, host, port, _ = _split_url(url)
+    user = urllib.parse.unquote(u.username or "anonymous")
+    pw = urllib.parse.unquote(u.password or "")
+    name = urllib.parse.unquote(u.path.lstrip("/"))
+    t = timeout if deadline is None else max(0.05, min(timeout, deadline - _now()))
+    ctl = data = None
+    ctx = ssl_context or _ssl_context(insecure=True)
+
+    def reply(fh):
+        line = fh.readline(1024)
+        if not line:
+            raise ConnectionError("control connection closed")
+        code = line[:3]
+        while line[3:4] == b"-":
+            line = fh.readline(1024)
+            if not line:
+                raise ConnectionError("control connection closed")
+        return int(code), line.decode("latin-1").strip()
+
+    def cmd(fh, text):
+        ctl.sendall(text.encode("latin-1") + b"\r\n")
+        return reply(fh)
+
+    try:
+        try:
+            ctl = _connect(host, port, t)
+            if scheme == "ftps":
+                ctl = ctx.wrap_socket(ctl, server_hostname=None)
+        except socket.timeout as e:
+            f.code, f.error = E_TIMEOUT, "connect: timeout (%s)" % e
+            return f
+        except OSError as e:
+            f.code, f.error = E_CONNECT, "connect: %s" % e
+            return f
+        fh = ctl.makefile("rb")
+        reply(fh)
+        cmd(fh, "USER " + user)
+        code, text = cmd(fh, "PASS " + pw)
+        if code != 230:
+            f.status = code
+            f.code, f.error = E_REQUEST, "login refused: %s" % text
+            return f
+        cmd(fh, "TYPE I")
+        code, text = cmd(fh, "SIZE " + name)
+        if code != 213:
+            f.status = code
+            f.code, f.error = E_NOFILE, "SIZE: %s" % text
+            return f
+        f.total = int(text.split()[1])
+        if expect_total is not None and f.total != expect_total:
+            f.anomalies.append("package size %d, check-in said %d" % (f.total, expect_total))
+        if scheme == "ftps":
+            cmd(fh, "PBSZ 0")
+            cmd(fh, "PROT P")
+        code, text = cmd(fh, "EPSV")
+        if code != 229:
+            f.code, f.error = E_REQUEST, "EPSV: %s" % text
+            return f
+        dport = int(text.split("|||")[1].split("|")[0])
+        data = _connect(host, dport, t, rcvbuf)
+        if start > 0:
+            code, text = cmd(fh, "REST %d" % start)
+            if code != 350:
+                f.code, f.error = E_REQUEST, "REST: %s" % text
+                return f
+        code, text = cmd(fh, "RETR " + name)
+        if code != 150:
+            f.status = code
+            f.code, f.error = (E_NOFILE if code == 550 else E_REQUEST), "RETR: %s" % text
+            return f
+        f.status = 206 if start > 0 else 200
+        if scheme == "ftps":
+            data = ctx.wrap_socket(data, server_hostname=None, session=ctl.session)
+        length = f.total - start
+        if stop_fraction is not None and stop_after is None and f.total:
+            stop_after = max(0, int(f.total * stop_fraction) - start)
+        limit = length if end is None else min(length, end - start + 1)
+        if stop_after is not None:
+            limit = min(limit, stop_after)
+        off, got = start, 0
+        while got < limit:
+            if deadline is not None and _now() > deadline:
+                raise socket.timeout("run deadline")
+            b = data.recv(min(65536, limit - got))
+            if not b:
+                f.received = got
+                f.code, f.error = E_DISCONNECT, "data closed after %d of %d bytes" % (got, length)
+                return f
+            sink(off, b)
+            off += len(b)
+            got += len(b)
+        f.received = got
+        if got < length:
+            # a cut (or the end of a segment): the data connection goes
+            # abruptly, like a module's data call
+            f.aborted = stop_after is not None
+            _abort(data)
+            data = None
+            return f
+        # the end of the file is the end of the data connection, then 226
+        while data.recv(4096):
+            pass
+        code, text = reply(fh)
+        if code != 226:
+            f.code, f.error = E_DISCONNECT, "after the data: %s" % text
+        return f
+    except socket.timeout as e:
+        f.code, f.error = E_TIMEOUT, "timeout: %s" % e
+        return f
+    except (OSError, ConnectionError, ValueError, IndexError) as e:
+        f.code, f.error = E_DISCONNECT, "%s: %s" % (type(e).__name__, e)
+        return f
+    finally:
+        for sock in (data, ctl):
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+
 def module_request(url, start, end, sink, *, timeout=10.0, deadline=None, stop_after=None,
                    stop_fraction=None, headers=None, ssl_context=None, rcvbuf=32768,
                    expect_total=None):
@@ -330,7 +461,12 @@ def module_request(url, start, end, sink, *, timeout=10.0, deadline=None, stop_a
     module asked for (like a module, it does not trust anything else).
     stop_after: cut the connection (RST) after that many body bytes;
     stop_fraction: ... once the body reaches that fraction of the package
-    (its size taken from the response). Returns a Fetch."""
+    (its size taken from the response). Returns a Fetch. ftp:// and
+    ftps:// URLs go to _ftp_request."""
+    if url.startswith(("ftp://", "ftps://")):
+        return _ftp_request(url, start, end, sink, timeout=timeout, deadline=deadline,
+                            stop_after=stop_after, stop_fraction=stop_fraction,
+                            ssl_context=ssl_context, rcvbuf=rcvbuf, expect_total=expect_total)
     f = Fetch()
     scheme, host, port, path = _split_url(url)
     t = timeout if deadline is None else max(0.05, min(timeout, deadline - _now()))

@@ -127,8 +127,29 @@ int main(void)
   CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "needs client_ca") != NULL);
   c = load_text("[admin]\nlisten = 127.0.0.1:8080\n", NULL, 0, &errs);
   CHECK(c == NULL && errs.n == 1);
-  c = load_text("[http]\nlisten =\n[coap]\nlisten =\n", NULL, 0, &errs);
+  c = load_text("[http]\nlisten =\n[coap]\nlisten =\n[ftp]\nlisten =\n", NULL, 0, &errs);
   CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "no device front") != NULL);
+  /* [ftp] is on by default: on its own it is a device front */
+  c = load_text("[http]\nlisten =\n", NULL, 0, &errs);
+  CHECK(c != NULL && c->front[PROTO_FTP].listen.n == 1 &&
+        strcmp(c->front[PROTO_FTP].listen.addr[0].text, DEF_FTP_LISTEN) == 0);
+  config_free(c);
+  /* the FTP sections' own keys */
+  c = load_text("[ftp]\npasv_ports = 50000-50100\nrequire_tls = no\nport_enable = yes\n"
+                "login_timeout = 5\n[ftps]\npasv_address = 192.0.2.1\n",
+                NULL, 0, &errs);
+  CHECK(c != NULL && c->front[PROTO_FTP].pasv_ports.lo == 50000 &&
+        c->front[PROTO_FTP].pasv_ports.hi == 50100 && c->front[PROTO_FTP].port_enable == 1 &&
+        c->front[PROTO_FTP].login_timeout == 5 && c->front[PROTO_FTPS].listen.n == 0 &&
+        strcmp(c->front[PROTO_FTPS].pasv_address, "192.0.2.1") == 0 &&
+        strcmp(c->front[PROTO_FTP].public_url, "ftp://127.0.0.1:2121") == 0);
+  config_free(c);
+  expect_error("[ftp]\npasv_ports = 50100-50000\n", 2, "LO-HI");
+  expect_error("[ftp]\npasv_ports = 80-90\n", 2, "1024");
+  c = load_text("[ftp]\nrequire_tls = yes\n", NULL, 0, &errs);
+  CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "require_tls needs cert") != NULL);
+  c = load_text("[ftp]\npasv_address = fota.example.com\n", NULL, 0, &errs);
+  CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "IPv4") != NULL);
 
   /* helpers */
   CHECK(size_parse("10K", &sz) == 0 && sz == 10240);
