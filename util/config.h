@@ -120,6 +120,10 @@ void config_errors_add(struct config_errors *errs, const char *fmt, ...)
 /* Parses "HOST:PORT" ("*" for any IPv4, "[::]" for any IPv6). 0 or -1. */
 int listen_addr_parse(const char *s, struct listen_addr *out);
 
+/* "SCHEME://HOST:PORT" for a listen address (the host name for a wildcard
+ * address). listen.c */
+void listen_public_url(const struct listen_addr *a, const char *scheme, char *url, size_t len);
+
 /* Parses "123", "10K", "5M", "1G". 0 or -1. */
 int size_parse(const char *s, uint64_t *out);
 

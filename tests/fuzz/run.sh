@@ -24,7 +24,7 @@ corelibs=$(pkg-config --libs jansson sqlite3 libcrypto)" -lpthread"
 for t in $targets; do
   case $t in
   range) srcs="server/range.c" ;;
-  config) srcs="util/config.c util/log.c util/proto.c" ;;
+  config) srcs="util/config.c util/listen.c util/log.c util/proto.c" ;;
   urc | report_json | checkin) srcs="$core $corelibs" ;;
   coap) srcs="server/coap_msg.c -lcoap-3-openssl" ;;
   ftp) srcs="server/ftp_cmd.c" ;;
