@@ -106,6 +106,8 @@ struct rollout {
   enum rstate state;
   int wave;
   int failed_base; /* failures the operator accepted by resuming */
+  int aside;       /* devices of the wave that ended off target (failed, no path) when the
+                      operator resumed: no longer counted against its success */
   char reason[200];
   json_t *alarms; /* array of strings */
   json_t *codes;  /* {"511": n, ...} */

@@ -161,7 +161,7 @@ void rollout_pause(struct fleet *f, struct rollout *r, const char *reason)
 void rollout_evaluate(struct fleet *f, struct rollout *r)
 {
   for (;;) {
-    int cutoff, ok = 0, failed = 0, done = 0;
+    int cutoff, ok = 0, failed = 0, done = 0, wave_done = 0, off = 0, counted;
 
     if (r->state != R_RUNNING)
       return;
@@ -179,6 +179,8 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
         done++;
       if (d->position >= cutoff)
         continue;
+      wave_done += terminal;
+      off += d->state == D_FAILED || d->state == D_NO_PATH;
       ok += d->state == D_SUCCEEDED;
       failed += d->state == D_FAILED;
     }
@@ -192,12 +194,27 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
       rollout_pause(f, r, reason);
       return;
     }
-    if (r->wave < r->n_waves - 1 && cutoff > 0 && 100.0 * ok / cutoff >= r->success_threshold) {
+    /* devices the operator set aside by resuming count for nothing */
+    counted = cutoff - (off < r->aside ? off : r->aside);
+    if (r->wave < r->n_waves - 1 && cutoff > 0 &&
+        (counted <= 0 || 100.0 * ok / counted >= r->success_threshold)) {
       r->wave++;
       log_info("rollout %s: wave %d of %d starts (%d%% of %d devices)", r->id, r->wave + 1,
                r->n_waves, r->waves[r->wave], r->n_members);
       rollout_mark(r);
       continue;
+    }
+    if (r->wave < r->n_waves - 1 && cutoff > 0 && wave_done == cutoff) {
+      /* every device of the wave has ended, too few of them on the target
+       * for the next wave, and not failed enough to pause on that: the
+       * rollout would wait for ever, so it pauses and says why */
+      char reason[200];
+      snprintf(reason, sizeof(reason),
+               "wave %d ended with %d of %d devices on the target (%.1f%%), below "
+               "success_threshold %.1f%%",
+               r->wave + 1, ok, counted, 100.0 * ok / counted, r->success_threshold);
+      rollout_pause(f, r, reason);
+      return;
     }
     if (r->wave == r->n_waves - 1 && done == r->n_members) {
       r->state = R_COMPLETED;

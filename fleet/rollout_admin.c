@@ -66,6 +66,7 @@ json_t *rollout_doc(const struct rollout *r)
   json_object_set_new(o, "state", json_string(rstate_name(r->state)));
   json_object_set_new(o, "wave_index", json_integer(r->wave));
   json_object_set_new(o, "failed_base", json_integer(r->failed_base));
+  json_object_set_new(o, "aside", json_integer(r->aside));
   json_object_set_new(o, "reason", json_string(r->reason));
   json_object_set(o, "alarms", r->alarms);
   json_object_set(o, "codes", r->codes);
@@ -274,6 +275,7 @@ struct rollout *rollout_from_doc(const char *id, json_t *doc)
   }
   r->wave = (int)json_integer_value(json_object_get(doc, "wave_index"));
   r->failed_base = (int)json_integer_value(json_object_get(doc, "failed_base"));
+  r->aside = (int)json_integer_value(json_object_get(doc, "aside"));
   if (r->wave < 0 || r->wave >= r->n_waves)
     r->wave = 0;
   snprintf(r->reason, sizeof(r->reason), "%s",
@@ -376,10 +378,13 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
     if (r->state != R_PAUSED)
       err = "only a paused rollout can resume";
     else {
-      int cutoff = rollout_wave_cutoff(r, r->wave), failed = 0;
-      for (int i = 0; i < r->n_members; i++)
+      int cutoff = rollout_wave_cutoff(r, r->wave), failed = 0, no_path = 0;
+      for (int i = 0; i < r->n_members; i++) {
         failed += r->members[i]->position < cutoff && r->members[i]->state == D_FAILED;
+        no_path += r->members[i]->position < cutoff && r->members[i]->state == D_NO_PATH;
+      }
       r->failed_base = failed;
+      r->aside = failed + no_path;
       r->state = R_RUNNING;
       r->reason[0] = '\0';
       rollout_mark(r);
