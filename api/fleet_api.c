@@ -98,9 +98,9 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
       if (!ok)
         return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
                           "limit must be a whole number from 1 to 1000");
-      st = fleet_devices_list(f->fleet, arg(c, "model"), arg(c, "version"), arg(c, "group"),
-                              arg(c, "state"), arg(c, "rollout"), (int)limit, arg(c, "after"),
-                              &out);
+      st =
+          fleet_devices_list(f->fleet, arg(c, "model"), arg(c, "version"), arg(c, "group"),
+                             arg(c, "state"), arg(c, "rollout"), (int)limit, arg(c, "after"), &out);
     } else if (strcmp(method, "POST") == 0) {
       st = fleet_devices_bulk(f->fleet, body, &out);
     } else {

@@ -175,8 +175,8 @@ static int choose_transport(struct fleet *f, const struct device *d,
   }
   if (!transport_served(f, t)) {
     out->verdict = VERDICT_NO_TRANSPORT;
-    snprintf(out->message, sizeof(out->message),
-             "transport %s: no [%s] front runs on this server", proto_name(t), proto_name(t));
+    snprintf(out->message, sizeof(out->message), "transport %s: no [%s] front runs on this server",
+             proto_name(t), proto_name(t));
     return -1;
   }
   return (int)t;

@@ -93,8 +93,9 @@ static void failed(struct auth_fail *table, const char *key, int64_t now, int fr
   }
   over = ++a->count - free;
   if (over > 0)
-    a->locked_until =
-        now + 1000LL * (over >= 8 ? max_s : (2 << over) < max_s ? (2 << over) : max_s);
+    a->locked_until = now + 1000LL * (over >= 8             ? max_s
+                                      : (2 << over) < max_s ? (2 << over)
+                                                            : max_s);
 }
 
 static void log_failure(struct fleet *f, const struct device_identity *who, int64_t now)

@@ -34,12 +34,12 @@ extern atomic_int delivery_in_flight;
 /* ---- sessions, for the fronts that keep them (CoAP(S) now) --------------- */
 
 struct session_stats {
-  _Atomic int64_t open;                 /* sessions now */
-  _Atomic uint64_t handshakes;          /* (D)TLS handshakes completed */
-  _Atomic uint64_t handshake_failures;  /* failed: wrong key, bad certificate... */
-  _Atomic uint64_t unknown_identities;  /* PSK identities unknown, empty or too long */
-  _Atomic uint64_t refused;             /* sessions refused by a per-address limit */
-  _Atomic uint64_t bad_requests;        /* requests refused as malformed */
+  _Atomic int64_t open;                /* sessions now */
+  _Atomic uint64_t handshakes;         /* (D)TLS handshakes completed */
+  _Atomic uint64_t handshake_failures; /* failed: wrong key, bad certificate... */
+  _Atomic uint64_t unknown_identities; /* PSK identities unknown, empty or too long */
+  _Atomic uint64_t refused;            /* sessions refused by a per-address limit */
+  _Atomic uint64_t bad_requests;       /* requests refused as malformed */
 };
 extern struct session_stats delivery_sessions[PROTO_COUNT];
 
@@ -95,9 +95,11 @@ void delivery_file_name(const struct package *p, char *out, size_t len);
 
 /* A piece is what one request delivered: an HTTP response, one CoAP block,
  * one FTP data connection. */
-enum piece { PIECE_WHOLE = 0, /* from its start to the end of the package */
-             PIECE_SEGMENT,   /* a bounded range (a request_size segment) */
-             PIECE_BLOCK };   /* one block of a block-wise transfer */
+enum piece {
+  PIECE_WHOLE = 0, /* from its start to the end of the package */
+  PIECE_SEGMENT,   /* a bounded range (a request_size segment) */
+  PIECE_BLOCK
+}; /* one block of a block-wise transfer */
 
 struct transfer;
 
@@ -160,15 +162,15 @@ struct report_answer {
   enum verdict verdict; /* VERDICT_NOTHING (applied), BAD_REQUEST, FORBIDDEN, LATER
                            (too many failed credentials: retry_after seconds) */
   int retry_after;
-  char state[32];       /* the device's state after it */
-  int accepted;         /* usable lines */
+  char state[32]; /* the device's state after it */
+  int accepted;   /* usable lines */
   char message[200];
 };
 
 /* A report: URC lines (one per line, as the module printed them) or, when
  * json is set, one JSON object {"stage": "HTTPEND", "code": 0}. */
-void delivery_report(struct fleet *f, const struct device_identity *who, int json,
-                     const char *body, size_t len, struct report_answer *out);
+void delivery_report(struct fleet *f, const struct device_identity *who, int json, const char *body,
+                     size_t len, struct report_answer *out);
 
 /* ---- DTLS pre-shared keys ------------------------------------------------ */
 

@@ -45,8 +45,8 @@ static int text_ok(json_t *v, size_t max)
 static const char *device_body_error(struct fleet *f, const char *id, json_t *b, int creating,
                                      int bulk, char *err, size_t errlen)
 {
-  static const char *const known[] = {"model",     "version", "group",       "tags",
-                                      "secret",    "transport", "psk", "psk_identity"};
+  static const char *const known[] = {"model",  "version",   "group", "tags",
+                                      "secret", "transport", "psk",   "psk_identity"};
   const char *key;
   json_t *v;
   size_t i;
@@ -68,12 +68,10 @@ static const char *device_body_error(struct fleet *f, const char *id, json_t *b,
   v = json_object_get(b, "model");
   if (creating && !json_is_string(v))
     return "model is required";
-  if (v && (!json_is_string(v) || !text_ok(v, PKG_FIELD_MAX) ||
-            json_string_length(v) == 0))
+  if (v && (!json_is_string(v) || !text_ok(v, PKG_FIELD_MAX) || json_string_length(v) == 0))
     return "model must be a non-empty string of at most 128 characters";
   v = json_object_get(b, "version");
-  if (v && !json_is_null(v) &&
-      (!json_is_string(v) || !text_ok(v, PKG_FIELD_MAX)))
+  if (v && !json_is_null(v) && (!json_is_string(v) || !text_ok(v, PKG_FIELD_MAX)))
     return "version must be a string of at most 128 characters";
   v = json_object_get(b, "group");
   if (v && (!json_is_string(v) || !text_ok(v, PKG_FIELD_MAX)))
@@ -83,9 +81,9 @@ static const char *device_body_error(struct fleet *f, const char *id, json_t *b,
     json_t *t;
     if (!json_is_array(v) || json_array_size(v) > 64)
       return "tags must be an array of at most 64 strings";
-    json_array_foreach(v, i,
-                       t) if (!json_is_string(t) ||
-                              !text_ok(t, 64)) return "tags must be strings of at most 64 characters";
+    json_array_foreach(
+        v, i, t) if (!json_is_string(t) ||
+                     !text_ok(t, 64)) return "tags must be strings of at most 64 characters";
   }
   v = json_object_get(b, "secret");
   if (v && (!json_is_string(v) || json_string_length(v) < 16 || json_string_length(v) > 128 ||
@@ -210,10 +208,10 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
   json_array_foreach(body, i, item)
   {
     const char *id = json_string_value(json_object_get(item, "id"));
-    const char *err = id == NULL || !id_ok(id)
-                          ? "id missing or malformed"
-                          : device_body_error(f, id, item, device_find(f, id) == NULL, 1,
-                                              ebuf, sizeof(ebuf));
+    const char *err =
+        id == NULL || !id_ok(id)
+            ? "id missing or malformed"
+            : device_body_error(f, id, item, device_find(f, id) == NULL, 1, ebuf, sizeof(ebuf));
     if (err != NULL) {
       pthread_mutex_unlock(&f->mu);
       json_decref(secrets);

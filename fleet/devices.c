@@ -36,7 +36,6 @@ json_t *fleet_error(const char *code, const char *message)
   return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
 }
 
-
 struct device *device_find(struct fleet *f, const char *id)
 {
   for (struct device *d = f->dev[hash_str(id) % DEV_BUCKETS]; d; d = d->next)
@@ -223,9 +222,9 @@ json_t *device_json(const struct device *d)
   json_object_set_new(o, "reason", json_string(d->reason));
   json_object_set_new(o, "rollout", d->rollout ? json_string(d->rollout->id) : json_null());
   json_object_set_new(o, "attempts", json_integer(d->attempts));
-  json_object_set_new(o, "transport", d->transport >= 0
-                                          ? json_string(proto_name((enum proto)d->transport))
-                                          : json_null());
+  json_object_set_new(o, "transport",
+                      d->transport >= 0 ? json_string(proto_name((enum proto)d->transport))
+                                        : json_null());
   /* the key itself is never shown; whether there is one, and its identity */
   json_object_set_new(o, "psk_identity",
                       d->psk_sealed ? json_string(psk_identity_of(d)) : json_null());
@@ -252,7 +251,6 @@ json_t *device_json(const struct device *d)
   json_object_set_new(o, "last_result", last);
   return o;
 }
-
 
 void set_str(char **slot, const char *v)
 {

@@ -37,7 +37,7 @@ enum dstate {
 enum rstate { R_DRAFT = 0, R_RUNNING, R_PAUSED, R_COMPLETED, R_CANCELLED };
 
 #define PSK_MASTER_LEN 32 /* AES-256 key sealing the devices' pre-shared keys */
-#define MAX_IVALS 8 /* byte intervals served, per offer */
+#define MAX_IVALS 8       /* byte intervals served, per offer */
 #define MAX_WAVES 16
 #define DEV_BUCKETS 16384
 
@@ -84,7 +84,7 @@ struct device {
 
   /* DTLS pre-shared key (psk.c): sealed, never in clear at rest */
   char psk_identity[PSK_IDENTITY_MAX + 1]; /* "": the device id */
-  char *psk_sealed;                         /* NULL: none */
+  char *psk_sealed;                        /* NULL: none */
   int psk_linked;
 
   int dirty;
@@ -121,8 +121,8 @@ struct rollout {
 
 /* Failed credentials of one address or one device id (credentials.c). */
 struct auth_fail {
-  uint32_t key; /* hash of the address or id; 0: free */
-  int count;    /* failures in the window */
+  uint32_t key;                       /* hash of the address or id; 0: free */
+  int count;                          /* failures in the window */
   int64_t window_start, locked_until; /* monotonic ms */
 };
 
@@ -135,14 +135,14 @@ struct fleet {
   struct device *dirty; /* devices to save at the next flush */
   char **deleted;       /* ids to delete at the next flush */
   int n_deleted, cap_deleted;
-  json_t *events; /* [[device_id, at_ms, kind, detail_text], ...] to append */
+  json_t *events;                       /* [[device_id, at_ms, kind, detail_text], ...] to append */
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   struct fleet_limits limits;
   struct auth_fail auth_addr[AUTH_SLOTS], auth_dev[AUTH_SLOTS];
   uint64_t auth_failures, auth_throttled;
   int64_t auth_logged; /* monotonic ms of the last failure logged */
   uint64_t auth_unlogged;
-  struct device *ident[DEV_BUCKETS];    /* by PSK identity, devices with a key */
+  struct device *ident[DEV_BUCKETS];        /* by PSK identity, devices with a key */
   unsigned char psk_master[PSK_MASTER_LEN]; /* set once at start (fleet_psk_open) */
   int psk_ready;
   /* metrics */

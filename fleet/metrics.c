@@ -20,9 +20,9 @@ static void by_protocol(FILE *m, const char *name, const char *help, size_t fiel
 {
   fprintf(m, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
   for (int p = 0; p < PROTO_COUNT; p++)
-    fprintf(m, "%s{protocol=\"%s\"} %llu\n", name, proto_name((enum proto)p),
-            (unsigned long long)atomic_load(
-                (_Atomic uint64_t *)((char *)&delivery_stats[p] + field)));
+    fprintf(
+        m, "%s{protocol=\"%s\"} %llu\n", name, proto_name((enum proto)p),
+        (unsigned long long)atomic_load((_Atomic uint64_t *)((char *)&delivery_stats[p] + field)));
 }
 
 char *fleet_metrics(struct fleet *f)
@@ -107,4 +107,3 @@ char *fleet_metrics(struct fleet *f)
   fclose(m);
   return buf;
 }
-

@@ -163,7 +163,7 @@ static void flush_hook(struct store *s, void *arg)
     int failed;
   } *ro = NULL;
   char **deleted;
-  char (*trim)[DEVICE_ID_MAX + 1] = NULL;
+  char(*trim)[DEVICE_ID_MAX + 1] = NULL;
   int n_trim = 0, keep = f->limits.events_per_device;
   json_t *events, *e;
   int n_dev = 0, n_ro = 0, n_deleted, cap = 0, failed = 0;
@@ -391,4 +391,3 @@ void fleet_close(struct fleet *f)
   pthread_mutex_destroy(&f->mu);
   free(f);
 }
-

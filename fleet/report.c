@@ -229,8 +229,8 @@ static int parse_report(int json, const char *body, size_t len, struct urc *u, i
   return n;
 }
 
-void delivery_report(struct fleet *f, const struct device_identity *who, int json,
-                     const char *body, size_t len, struct report_answer *out)
+void delivery_report(struct fleet *f, const struct device_identity *who, int json, const char *body,
+                     size_t len, struct report_answer *out)
 {
   struct device *d;
   struct suspect suspect = {""};
@@ -251,8 +251,7 @@ void delivery_report(struct fleet *f, const struct device_identity *who, int jso
   n = u == NULL ? -2 : parse_report(json, body, len, u, f->limits.report_lines);
   if (n < 0) {
     snprintf(out->message, sizeof(out->message),
-             n == -1 ? "a report holds at most %d lines" : "out of memory",
-             f->limits.report_lines);
+             n == -1 ? "a report holds at most %d lines" : "out of memory", f->limits.report_lines);
     out->verdict = VERDICT_BAD_REQUEST;
     goto out;
   }

@@ -345,4 +345,3 @@ void fleet_tick(struct fleet *f)
   }
   pthread_mutex_unlock(&f->mu);
 }
-

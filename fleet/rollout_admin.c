@@ -140,10 +140,20 @@ static int good_text(json_t *v, size_t max)
   return 1;
 }
 
-static const char *const spec_keys[] = {
-    "name",      "model",   "target_version", "selector",      "waves",
-    "success_threshold", "max_failure_rate", "max_concurrent", "max_attempts", "timeout",
-    "retry_backoff", "start_at", "window", "transport"};
+static const char *const spec_keys[] = {"name",
+                                        "model",
+                                        "target_version",
+                                        "selector",
+                                        "waves",
+                                        "success_threshold",
+                                        "max_failure_rate",
+                                        "max_concurrent",
+                                        "max_attempts",
+                                        "timeout",
+                                        "retry_backoff",
+                                        "start_at",
+                                        "window",
+                                        "transport"};
 
 /* Fills r's specification from a create body (f: the fleet, to check the
  * transport; strict: unknown fields refused) or a stored document (f NULL).
@@ -173,7 +183,7 @@ static const char *spec_from_json(struct fleet *f, struct rollout *r, json_t *b,
   do {                                                                                             \
     json_t *s_ = json_object_get(b, key);                                                          \
     if (!good_text(s_, max))                                                                       \
-      return key " is required (a string of 1 to " #max " characters, no control characters)";    \
+      return key " is required (a string of 1 to " #max " characters, no control characters)";     \
     r->field = strdup(json_string_value(s_));                                                      \
   } while (0)
   STR(name, "name", 200);
@@ -186,8 +196,7 @@ static const char *spec_from_json(struct fleet *f, struct rollout *r, json_t *b,
     if (!json_is_object(v))
       return "selector must be an object";
     json_object_foreach(v, key, w) if (strcmp(key, "group") != 0 && strcmp(key, "tags") != 0 &&
-                                       strcmp(key, "versions") != 0 &&
-                                       strcmp(key, "devices") != 0)
+                                       strcmp(key, "versions") != 0 && strcmp(key, "devices") != 0)
     {
       snprintf(err, errlen, "unknown field 'selector.%.60s'", key);
       return err;
@@ -422,4 +431,3 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
   store_sync(f->store);
   return 200;
 }
-

@@ -50,13 +50,13 @@ struct front_row {
 
 struct front {
   const struct front_row *row;
-  int n;                               /* addresses */
+  int n; /* addresses */
   struct listen_addr addr[CONF_MAX_LISTEN];
-  int fd[CONF_MAX_LISTEN];             /* bound by the listener, or -1 */
-  int borrowed[CONF_MAX_LISTEN];       /* fd[i] is an older instance's until
-                                          this one takes over (the listener's) */
-  atomic_int draining;                 /* a reload or stop replaced it */
-  void *priv;                          /* the front's own state */
+  int fd[CONF_MAX_LISTEN];       /* bound by the listener, or -1 */
+  int borrowed[CONF_MAX_LISTEN]; /* fd[i] is an older instance's until
+                                    this one takes over (the listener's) */
+  atomic_int draining;           /* a reload or stop replaced it */
+  void *priv;                    /* the front's own state */
   struct front *next;
 };
 

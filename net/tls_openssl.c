@@ -126,11 +126,11 @@ static SSL_CTX *new_ctx(const struct tls_store *s, const struct tls_pair *p,
   if (s->client_auth != CLIENT_AUTH_NONE) {
     if (s->client_ca_pem == NULL || trust_client_ca(ctx, s->client_ca_pem, errs) < 0)
       goto fail;
-    SSL_CTX_set_verify(ctx,
-                       SSL_VERIFY_PEER | (s->client_auth == CLIENT_AUTH_REQUIRED
-                                              ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-                                              : 0),
-                       NULL);
+    SSL_CTX_set_verify(
+        ctx,
+        SSL_VERIFY_PEER |
+            (s->client_auth == CLIENT_AUTH_REQUIRED ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+        NULL);
     SSL_CTX_set_verify_depth(ctx, 8);
   }
   return ctx;

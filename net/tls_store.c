@@ -161,14 +161,12 @@ struct tls_store *tls_store_load(const struct tls_conf *tc, const char *section,
     if (s->sni == NULL)
       goto fail;
     for (int i = 0; i < tc->n_sni; i++)
-      if (pair_load(&s->sni[s->n_sni], tc->sni[i].name, tc->sni[i].cert, tc->sni[i].key, errs) ==
-          0)
+      if (pair_load(&s->sni[s->n_sni], tc->sni[i].name, tc->sni[i].cert, tc->sni[i].key, errs) == 0)
         s->n_sni++;
   }
   if (tc->client_ca[0] != '\0') {
     s->client_ca_pem = tls_read_pem(tc->client_ca, "client_ca", errs);
-    if (s->client_ca_pem != NULL &&
-        strstr(s->client_ca_pem, "-----BEGIN CERTIFICATE-----") == NULL)
+    if (s->client_ca_pem != NULL && strstr(s->client_ca_pem, "-----BEGIN CERTIFICATE-----") == NULL)
       config_errors_add(errs, "client_ca %s: no PEM certificate in it", tc->client_ca);
   }
   if (errs->n != before || s->priorities == NULL)

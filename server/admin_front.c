@@ -74,5 +74,5 @@ static void admin_stop(struct front *fr)
   fr->priv = NULL;
 }
 
-const struct front_row admin_row = {"admin",    -1,         SOCK_STREAM, admin_start,
+const struct front_row admin_row = {"admin",       -1,         SOCK_STREAM, admin_start,
                                     admin_quiesce, admin_busy, admin_stop,  NULL};

@@ -92,4 +92,3 @@ int http_body_over(struct MHD_Connection *c, unsigned long max)
 
   return cl != NULL && (strlen(cl) > 12 || strtoul(cl, NULL, 10) > max);
 }
-

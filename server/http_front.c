@@ -336,9 +336,8 @@ static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, c
   case VERDICT_BAD_REQUEST:
   case VERDICT_NO_TRANSPORT:
     snprintf(msg, sizeof(msg), "%s\n", a.message);
-    return queue_text(c, h,
-                      a.verdict == VERDICT_BAD_REQUEST ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_CONFLICT,
-                      msg);
+    return queue_text(
+        c, h, a.verdict == VERDICT_BAD_REQUEST ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_CONFLICT, msg);
   case VERDICT_NOTHING: return queue_text(c, h, MHD_HTTP_NO_CONTENT, "");
   case VERDICT_LATER: return queue_later(c, h, a.retry_after);
   case VERDICT_OFFER: break;
@@ -370,8 +369,8 @@ static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, c
 }
 
 /* POST /v1/report?device=ID: URC lines or JSON, gathered then applied. */
-static enum MHD_Result report(struct MHD_Connection *c, struct http_front *h,
-                              struct report_req *rq, const char *cn)
+static enum MHD_Result report(struct MHD_Connection *c, struct http_front *h, struct report_req *rq,
+                              const char *cn)
 {
   struct device_identity who;
   struct report_answer a;
@@ -499,7 +498,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
       return queue_text(c, h, MHD_HTTP_NOT_FOUND, "no such download\n");
   } else if (strncmp(url, "/p/", 3) == 0) {
     rs = path_id(url, "/p/", id, sizeof(id)) < 0 ? RESOLVE_NOT_FOUND
-                                                  : delivery_resolve_package(h->fleet, id, &t);
+                                                 : delivery_resolve_package(h->fleet, id, &t);
     if (rs == RESOLVE_NOT_FOUND)
       return queue_text(c, h, MHD_HTTP_NOT_FOUND, "no such package\n");
   } else {
@@ -583,8 +582,8 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   snprintf(h->token_header, sizeof(h->token_header), "%s", env->conf->token_header);
   {
     struct http_settle_conf sc = {(unsigned)fc->connection_limit, (unsigned)fc->header_timeout,
-                                  (unsigned)fc->header_limit, (unsigned)fc->header_per_ip_limit,
-                                  h->proto == PROTO_HTTPS, (unsigned)fc->send_lowat};
+                                  (unsigned)fc->header_limit,     (unsigned)fc->header_per_ip_limit,
+                                  h->proto == PROTO_HTTPS,        (unsigned)fc->send_lowat};
     if (sc.header_limit == 0)
       sc.header_limit = sc.connection_limit / 2 > 0 ? sc.connection_limit / 2 : 1;
     h->settle = http_settle_new(&sc);
@@ -658,7 +657,7 @@ static void http_tick(struct front *fr, int force)
   http_settle_tick(h->settle, force);
 }
 
-const struct front_row http_row = {"http",    PROTO_HTTP, SOCK_STREAM, http_start,
-                                   http_quiesce, http_busy, http_stop,   http_tick};
+const struct front_row http_row = {"http",       PROTO_HTTP, SOCK_STREAM, http_start,
+                                   http_quiesce, http_busy,  http_stop,   http_tick};
 const struct front_row https_row = {"https",      PROTO_HTTPS, SOCK_STREAM, http_start,
                                     http_quiesce, http_busy,   http_stop,   http_tick};

@@ -20,10 +20,11 @@
 #include "../util/util.h"
 
 #define LINGER_MS 120000 /* longest wait for TCP to settle a response */
-#define EVICT_MIN_MS 1000 /* a connection in its header phase is not evicted
-                             for a newer one before this age */
-#define EVICT_SCAN 64     /* connections looked at for one to evict */
-#define IP_BUCKETS 1024   /* per-address table of connections in their header phase */
+#define EVICT_MIN_MS                                                                               \
+  1000                  /* a connection in its header phase is not evicted                         \
+                           for a newer one before this age */
+#define EVICT_SCAN 64   /* connections looked at for one to evict */
+#define IP_BUCKETS 1024 /* per-address table of connections in their header phase */
 
 struct conn;
 
@@ -33,11 +34,11 @@ struct pend {
   struct settle m;
   uint64_t start, len;
   enum piece kind;
-  struct conn *conn; /* NULL once its connection closed */
-  int own_fd;        /* our duplicate of the socket after that, or -1 */
-  int64_t deadline;  /* monotonic ms */
-  uint64_t got;      /* once settled: payload bytes that arrived */
-  int complete;      /* once settled: all of them */
+  struct conn *conn;          /* NULL once its connection closed */
+  int own_fd;                 /* our duplicate of the socket after that, or -1 */
+  int64_t deadline;           /* monotonic ms */
+  uint64_t got;               /* once settled: payload bytes that arrived */
+  int complete;               /* once settled: all of them */
   struct pend *next, *prev;   /* the meter's waiting list */
   struct pend *cnext, *cprev; /* its connection's */
   struct pend *lnext, *lprev; /* the lingering list, oldest first (own_fd >= 0) */
@@ -47,8 +48,8 @@ struct ipent;
 
 /* libmicrohttpd's socket_context of a connection. */
 struct conn {
-  int fd;         /* libmicrohttpd's socket */
-  uint64_t floor; /* where the last response ended in TCP's acknowledged count */
+  int fd;            /* libmicrohttpd's socket */
+  uint64_t floor;    /* where the last response ended in TCP's acknowledged count */
   struct pend *cur;  /* being written */
   struct pend *wait; /* written, waiting for TCP */
   /* the header phase: from the connection to its first request's headers */

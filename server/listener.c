@@ -129,9 +129,8 @@ static void stop_one(struct front *f)
   free(f);
 }
 
-int listeners_start(struct listener_set *set, const struct front_env *env,
-                    struct listener_set *old, struct listener_set *retired,
-                    struct config_errors *errs)
+int listeners_start(struct listener_set *set, const struct front_env *env, struct listener_set *old,
+                    struct listener_set *retired, struct config_errors *errs)
 {
   struct front *f;
 

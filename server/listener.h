@@ -23,9 +23,8 @@ int listeners_bind(const struct config *c, const struct listener_set *old, struc
 /* Starts the fronts of a bound set. On success, the old set (may be NULL)
  * stops taking new work and moves to `retired`; on failure nothing of the
  * old set is touched and the new set is undone. */
-int listeners_start(struct listener_set *set, const struct front_env *env,
-                    struct listener_set *old, struct listener_set *retired,
-                    struct config_errors *errs);
+int listeners_start(struct listener_set *set, const struct front_env *env, struct listener_set *old,
+                    struct listener_set *retired, struct config_errors *errs);
 
 /* Stops retired fronts with nothing in flight; with force, all of them.
  * Returns how many are left. */

@@ -94,7 +94,8 @@ static struct config *load_checked(struct daemon_state *ds, struct config_errors
  * once), the admin API's, and a reserve for the store, logs and sockets. */
 static unsigned long long fd_budget(const struct config *c)
 {
-  unsigned long long n = FD_RESERVE + ADMIN_CONNECTION_LIMIT + (unsigned long long)c->admin_listen.n;
+  unsigned long long n =
+      FD_RESERVE + ADMIN_CONNECTION_LIMIT + (unsigned long long)c->admin_listen.n;
 
   for (int p = 0; p < PROTO_COUNT; p++)
     if (c->front[p].listen.n > 0)

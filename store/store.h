@@ -48,7 +48,7 @@ struct package {
   atomic_int deleted;
   _Atomic int64_t checked_at; /* monotonic ms of the last re-check; 0: none */
   atomic_int checking;        /* a re-check is queued or running */
-  struct package *next; /* catalog bucket chain */
+  struct package *next;       /* catalog bucket chain */
 };
 
 struct package_meta {

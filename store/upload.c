@@ -238,4 +238,3 @@ int store_package_delete(struct store *s, const char *id)
   pthread_mutex_unlock(&s->upload_mu);
   return STORE_OK;
 }
-

@@ -38,11 +38,11 @@ enum client_auth { CLIENT_AUTH_NONE = 0, CLIENT_AUTH_OPTIONAL, CLIENT_AUTH_REQUI
 /* The TLS settings of a TLS (or DTLS) section: one set of options, the same
  * rows in every such section. */
 struct tls_conf {
-  char *cert, *key;   /* default certificate chain and key (PEM) */
-  char *client_ca;    /* CA for client certificates */
+  char *cert, *key; /* default certificate chain and key (PEM) */
+  char *client_ca;  /* CA for client certificates */
   enum client_auth client_auth;
-  char *priorities;   /* the TLS library's own syntax: GnuTLS priority
-                         string for https, OpenSSL cipher list for others */
+  char *priorities; /* the TLS library's own syntax: GnuTLS priority
+                       string for https, OpenSSL cipher list for others */
   struct sni_entry sni[CONF_MAX_SNI];
   int n_sni;
 };
@@ -53,26 +53,26 @@ struct front_conf {
   int connection_limit;
   int timeout;
   int per_ip_limit;
-  int threads;      /* 0: one per CPU */
+  int threads; /* 0: one per CPU */
   /* HTTP(S) fronts: connection economics */
   uint64_t connection_memory; /* bytes of libmicrohttpd's pool per connection */
   int header_timeout;         /* seconds for a connection's first request headers */
   int header_limit;           /* connections in their header phase; 0: half of connection_limit */
   int header_per_ip_limit;    /* ... from one address; 0: no cap */
   uint64_t send_lowat;        /* TCP_NOTSENT_LOWAT of connections; 0: the kernel's */
-  char *public_url; /* base URL devices see; derived when empty */
-  int anonymous_packages; /* serve /p/{id} without a token (CoAP, FTP) */
-  int handshake_limit;    /* DTLS handshakes in progress (CoAPS) */
-  int max_report;         /* report payload bytes (CoAP) */
-  struct tls_conf tls;    /* TLS sections only ([ftp] too: AUTH TLS) */
+  char *public_url;           /* base URL devices see; derived when empty */
+  int anonymous_packages;     /* serve /p/{id} without a token (CoAP, FTP) */
+  int handshake_limit;        /* DTLS handshakes in progress (CoAPS) */
+  int max_report;             /* report payload bytes (CoAP) */
+  struct tls_conf tls;        /* TLS sections only ([ftp] too: AUTH TLS) */
   /* [ftp], [ftps] */
-  int require_tls;                     /* [ftp]: no login or data without TLS */
-  struct port_range pasv_ports;        /* passive data ports; 0-0: the kernel picks */
-  char *pasv_address;                  /* what PASV announces (NAT); "": the local address */
-  int port_enable;                     /* PORT/EPRT (active mode), own address only */
-  int login_limit;                     /* sessions not logged in yet, at once */
-  int login_timeout;                   /* seconds from connect to a login */
-  int data_timeout;                    /* seconds without progress on a data connection */
+  int require_tls;              /* [ftp]: no login or data without TLS */
+  struct port_range pasv_ports; /* passive data ports; 0-0: the kernel picks */
+  char *pasv_address;           /* what PASV announces (NAT); "": the local address */
+  int port_enable;              /* PORT/EPRT (active mode), own address only */
+  int login_limit;              /* sessions not logged in yet, at once */
+  int login_timeout;            /* seconds from connect to a login */
+  int data_timeout;             /* seconds without progress on a data connection */
 };
 
 struct config {

@@ -48,15 +48,15 @@
 
 /* Failed device credentials: free ones per window, then a lock-out that
  * doubles, per address and per device id */
-#define AUTH_SLOTS 4096          /* addresses and ids tracked (each) */
+#define AUTH_SLOTS 4096 /* addresses and ids tracked (each) */
 #define AUTH_WINDOW_MS 60000
-#define DEF_AUTH_FREE 10          /* failures per window before any lock-out */
-#define AUTH_ADDR_LOCK_MAX 300   /* seconds, at most, for an address */
-#define AUTH_DEVICE_LOCK_MAX 60  /* seconds, at most, for a device id */
-#define AUTH_LOG_MS 1000         /* at most one log line about failures a second */
+#define DEF_AUTH_FREE 10        /* failures per window before any lock-out */
+#define AUTH_ADDR_LOCK_MAX 300  /* seconds, at most, for an address */
+#define AUTH_DEVICE_LOCK_MAX 60 /* seconds, at most, for a device id */
+#define AUTH_LOG_MS 1000        /* at most one log line about failures a second */
 
 /* Rollouts */
-#define MAX_ROLLOUT_CONCURRENT 1000000 /* max_concurrent */
+#define MAX_ROLLOUT_CONCURRENT 1000000    /* max_concurrent */
 #define MAX_ROLLOUT_TIMEOUT (365 * 86400) /* timeout, seconds */
 
 /* Writer */
@@ -79,10 +79,12 @@
  * then wakes us every send_lowat/2 bytes it drains */
 #define DEF_SEND_LOWAT_TEXT "16K"
 #define MAX_SEND_LOWAT (64 * 1024 * 1024)
-#define HTTP_REFUSE_ROOM 64 /* connections libmicrohttpd takes beyond connection_limit,
-                               so that one over the limit is refused at once */
-#define FD_RESERVE 128      /* descriptors beyond the fronts' connections: store,
-                               logs, listeners, libraries */
+#define HTTP_REFUSE_ROOM                                                                           \
+  64 /* connections libmicrohttpd takes beyond connection_limit,                                   \
+        so that one over the limit is refused at once */
+#define FD_RESERVE                                                                                 \
+  128                                   /* descriptors beyond the fronts' connections: store,      \
+                                           logs, listeners, libraries */
 #define ADMIN_MEMORY_LIMIT (256 * 1024) /* per admin connection: upload chunk */
 #define ADMIN_CONNECTION_LIMIT 64
 #define ADMIN_BODY_MAX (32 * 1024 * 1024) /* JSON bodies: a bulk import of 100k devices */
@@ -93,7 +95,8 @@
 
 /* CoAP(S) */
 #define DEF_COAP_LISTEN "127.0.0.1:5683"
-#define DEF_COAP_HANDSHAKES 1000 /* DTLS handshakes in progress (libcoap counts half-open ones for 30 s) */
+#define DEF_COAP_HANDSHAKES                                                                        \
+  1000 /* DTLS handshakes in progress (libcoap counts half-open ones for 30 s) */
 #define DEF_COAP_REPORT_MAX 1024 /* bytes of a report's payload (one datagram, no Block1) */
 #define MAX_COAP_REPORT 1024
 #define MAX_COAP_HANDSHAKES 10000

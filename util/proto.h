@@ -3,7 +3,15 @@
 #ifndef DFOTAD_PROTO_H
 #define DFOTAD_PROTO_H
 
-enum proto { PROTO_HTTP = 0, PROTO_HTTPS, PROTO_COAP, PROTO_COAPS, PROTO_FTP, PROTO_FTPS, PROTO_COUNT };
+enum proto {
+  PROTO_HTTP = 0,
+  PROTO_HTTPS,
+  PROTO_COAP,
+  PROTO_COAPS,
+  PROTO_FTP,
+  PROTO_FTPS,
+  PROTO_COUNT
+};
 
 /* "http", "https", "coap", "coaps", "ftp", "ftps"; "?" out of range. */
 const char *proto_name(enum proto p);

@@ -60,7 +60,7 @@ struct conn {
   size_t sent;       /* request bytes sent (loris) */
   int64_t next_send; /* loris */
   uint16_t hlen;
-  char *hdr;         /* header bytes until the blank line */
+  char *hdr; /* header bytes until the blank line */
 };
 
 static enum mode mode;
@@ -92,8 +92,9 @@ static void die(const char *m)
 
 static void usage(void)
 {
-  fprintf(stderr, "usage: flood slow|loris|noread -p PORT -u PATH [-n N] [-r B/s] [-b RCVBUF] "
-                  "[-t S] [-C N/s] [-f FILE] [-R A-B] [-c] [-i S] [-H HDR] [-w S] [-h HOST] [-s SRC]\n");
+  fprintf(stderr,
+          "usage: flood slow|loris|noread -p PORT -u PATH [-n N] [-r B/s] [-b RCVBUF] "
+          "[-t S] [-C N/s] [-f FILE] [-R A-B] [-c] [-i S] [-H HDR] [-w S] [-h HOST] [-s SRC]\n");
   exit(2);
 }
 

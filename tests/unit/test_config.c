@@ -57,7 +57,8 @@ int main(void)
   CHECK(c != NULL);
   if (c != NULL) {
     CHECK(strcmp(c->state_dir, DEF_STATE_DIR) == 0);
-    CHECK(c->front[PROTO_HTTP].listen.n == 1 && strcmp(c->front[PROTO_HTTP].listen.addr[0].text, "127.0.0.1:8080") == 0);
+    CHECK(c->front[PROTO_HTTP].listen.n == 1 &&
+          strcmp(c->front[PROTO_HTTP].listen.addr[0].text, "127.0.0.1:8080") == 0);
     CHECK(c->admin_listen.n == 1 && strcmp(c->admin_listen.addr[0].text, "127.0.0.1:8081") == 0);
     CHECK(c->front[PROTO_HTTPS].listen.n == 0);
     CHECK(c->front[PROTO_HTTP].timeout == 60);
