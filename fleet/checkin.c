@@ -250,6 +250,11 @@ void delivery_checkin(struct fleet *f, const struct device_identity *who, const 
       (d->version == NULL || strcmp(d->version, version))) {
     version_changed(f, d, version);
     changed = 1;
+    /* a confirmed hop may end the wave or the rollout: at once, not at
+     * the next tick, so that what the device is told and what the
+     * operator reads agree */
+    if (d->rollout != NULL)
+      rollout_evaluate(f, d->rollout);
   }
   r = d->rollout;
   out->verdict = VERDICT_NOTHING;
