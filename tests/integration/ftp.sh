@@ -157,6 +157,24 @@ check_not "stock ftplib.FTP_TLS (fresh TLS session on data): refused" \
   test "$(sha "$T/py2.bin")" = "$PKG_SHA"
 expect_match "log: data connection without the control connection's TLS session" \
   "without the control connection's TLS session" "$(cat "$DFOTAD_LOG")"
+expect_match "stock ftplib.FTP_TLS with required reuse: 522" "^refused: 522" "$(cat "$T/py2.out")"
+# [ftp] tls_session_reuse = off (a reload): the stock client downloads
+reload_ftp() { # CONFIG-LINE...: appended to [ftp] (none: back to the file as it was), SIGHUP
+  local mark
+  [ -f "$FLEET_CONF.orig" ] || cp "$FLEET_CONF" "$FLEET_CONF.orig"
+  cp "$FLEET_CONF.orig" "$FLEET_CONF"
+  [ $# -gt 0 ] && printf '%s\n' "[ftp]" "$@" >>"$FLEET_CONF"
+  mark=$(log_mark)
+  kill -HUP "$DFOTAD_PID"
+  wait_log_since "$mark" 'reload (done|refused)' 10
+  log_since "$mark" | grep -q 'reload done'
+}
+check "reload with [ftp] tls_session_reuse = off" reload_ftp "tls_session_reuse = off"
+timeout 60 "$PYTHON" "$T/ftplib_dl.py" 127.0.0.1 "$FTP_PORT" f2 "$F2_PASS" "$NAME" "$T/py3.bin" \
+  "$P/ca.crt" fresh >"$T/py3.out" 2>&1
+expect_eq "stock ftplib.FTP_TLS with tls_session_reuse = off: matches" "$PKG_SHA" \
+  "$(sha "$T/py3.bin")"
+check "reload back to tls_session_reuse = required (the default)" reload_ftp
 
 # --- refusals: tokens --------------------------------------------------------------
 offer f3 || bail "f3 gets an offer"
