@@ -58,7 +58,6 @@
 #define FD_RESERVE                                                                                 \
   128                                     /* descriptors beyond the fronts' connections: store,    \
                                              logs, listeners, libraries */
-#define ADMIN_BODY_MAX (32 * 1024 * 1024) /* JSON bodies: a bulk import of 100k devices */
 #define REPORT_BODY_MAX (16 * 1024)       /* a device report: a few URC lines */
 
 /* DTLS pre-shared keys */
