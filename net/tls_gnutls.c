@@ -137,17 +137,11 @@ int tls_gnutls_cert_callback(gnutls_session_t session, const gnutls_datum_t *req
   if (s == NULL)
     return -1;
   pick = &s->def;
-  if (gnutls_server_name_get(session, name, &len, &type, 0) == GNUTLS_E_SUCCESS &&
+  if (s->n_sni > 0 && gnutls_server_name_get(session, name, &len, &type, 0) == GNUTLS_E_SUCCESS &&
       type == GNUTLS_NAME_DNS) {
-    /* exact names first, then wildcards */
-    for (int pass = 0; pass < 2 && pick == &s->def; pass++)
-      for (int i = 0; i < s->n_sni; i++) {
-        int wild = s->sni[i].name[0] == '*';
-        if (wild == pass && tls_name_matches(s->sni[i].name, name)) {
-          pick = &s->sni[i];
-          break;
-        }
-      }
+    int i = tls_name_pick((const char *const *)&s->sni[0].name, sizeof(s->sni[0]), s->n_sni, name);
+    if (i >= 0)
+      pick = &s->sni[i];
   }
   *pcert = pick->chain;
   *pcert_length = pick->n_chain;

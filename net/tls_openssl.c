@@ -217,18 +217,12 @@ fail:
 static int on_servername(SSL *ssl, int *alert, void *arg)
 {
   struct sni_ctxs *sc = arg;
-  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  int i = tls_name_pick((const char *const *)sc->name, sizeof(sc->name[0]), sc->n,
+                        SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
 
   (void)alert;
-  if (name == NULL)
-    return SSL_TLSEXT_ERR_OK;
-  /* exact names first, then wildcards */
-  for (int pass = 0; pass < 2; pass++)
-    for (int i = 0; i < sc->n; i++)
-      if ((sc->name[i][0] == '*') == pass && tls_name_matches(sc->name[i], name)) {
-        SSL_set_SSL_CTX(ssl, sc->ctx[i]);
-        return SSL_TLSEXT_ERR_OK;
-      }
+  if (i >= 0)
+    SSL_set_SSL_CTX(ssl, sc->ctx[i]);
   return SSL_TLSEXT_ERR_OK;
 }
 

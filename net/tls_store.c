@@ -244,12 +244,15 @@ int tls_name_matches(const char *pattern, const char *name)
   return strcasecmp(pattern, name) == 0;
 }
 
-const struct tls_pair *tls_store_pick(const struct tls_store *s, const char *name)
+int tls_name_pick(const char *const *first, size_t stride, int n, const char *name)
 {
-  if (name != NULL && name[0] != '\0')
-    for (int pass = 0; pass < 2; pass++) /* exact names first, then wildcards */
-      for (int i = 0; i < s->n_sni; i++)
-        if ((s->sni[i].name[0] == '*') == pass && tls_name_matches(s->sni[i].name, name))
-          return &s->sni[i];
-  return &s->def;
+  if (name == NULL || name[0] == '\0' || n <= 0)
+    return -1;
+  for (int pass = 0; pass < 2; pass++) /* exact names first, then wildcards */
+    for (int i = 0; i < n; i++) {
+      const char *p = *(const char *const *)((const char *)first + (size_t)i * stride);
+      if ((p[0] == '*') == pass && tls_name_matches(p, name))
+        return i;
+    }
+  return -1;
 }

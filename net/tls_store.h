@@ -106,9 +106,12 @@ struct tls_store *tls_store_load(const struct tls_conf *tc, const char *section,
                                  struct config_errors *errs);
 void tls_store_free(struct tls_store *s);
 
-/* The pair for a server name (exact names first, then wildcards, then the
- * default); name may be NULL (no SNI). */
-const struct tls_pair *tls_store_pick(const struct tls_store *s, const char *name);
+/* Which of n names a server name picks (exact names first, then
+ * wildcards): its index, or -1 (none, or name NULL or empty). The names are
+ * the char * at first, first + stride, ... (a member of an array of
+ * structs). The one way every TLS adapter chooses a certificate by SNI. */
+int tls_name_pick(const char *const *first, size_t stride, int n, const char *name);
+
 
 enum tls_peer { TLS_PEER_NONE = 0, TLS_PEER_VALID, TLS_PEER_INVALID };
 
