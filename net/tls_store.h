@@ -112,7 +112,6 @@ void tls_store_free(struct tls_store *s);
  * structs). The one way every TLS adapter chooses a certificate by SNI. */
 int tls_name_pick(const char *const *first, size_t stride, int n, const char *name);
 
-
 enum tls_peer { TLS_PEER_NONE = 0, TLS_PEER_VALID, TLS_PEER_INVALID };
 
 /* Whether a server name matches a pattern: exactly (case aside), or

@@ -55,10 +55,9 @@
 #define WRITER_QUEUE_LEN 65536 /* events buffered before drops */
 
 /* Descriptors and bodies */
-#define FD_RESERVE                                                                                 \
-  128                                     /* descriptors beyond the fronts' connections: store,    \
-                                             logs, listeners, libraries */
-#define REPORT_BODY_MAX (16 * 1024)       /* a device report: a few URC lines */
+/* descriptors beyond the fronts' connections: store, logs, listeners, libraries */
+#define FD_RESERVE 128
+#define REPORT_BODY_MAX (16 * 1024) /* a device report: a few URC lines */
 
 /* DTLS pre-shared keys */
 #define PSK_MIN 16 /* key bytes an operator may set (PSK_MAX in fleet/delivery.h) */
