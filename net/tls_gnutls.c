@@ -93,6 +93,18 @@ struct tls_gnutls *tls_gnutls_build(const struct tls_store *st, const char *sect
 
   if (s == NULL)
     return NULL;
+  if (st->priorities != NULL && st->priorities[0] != '\0') {
+    /* libmicrohttpd takes it at start: said now, and by -t */
+    gnutls_priority_t prio;
+    const char *where = NULL;
+    int ret = gnutls_priority_init(&prio, st->priorities, &where);
+    if (ret < 0) {
+      config_errors_add(errs, "[%s] priorities: %s at \"%.40s\"", section, gnutls_strerror(ret),
+                        where != NULL ? where : "");
+      goto fail;
+    }
+    gnutls_priority_deinit(prio);
+  }
   if (st->def.cert_pem == NULL) {
     config_errors_add(errs, "[%s] needs cert and key", section);
     goto fail;
