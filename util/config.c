@@ -485,6 +485,24 @@ int config_reload_check(const struct config *old, const struct config *next,
   return errs->n - before;
 }
 
+const char *config_type_name(enum conf_type t)
+{
+  switch (t) {
+  case T_STRING: return "text";
+  case T_PATH: return "path";
+  case T_INT: return "integer";
+  case T_SIZE: return "size";
+  case T_BOOL: return "yes/no";
+  case T_LOGLEVEL: return "level";
+  case T_LISTEN: return "addresses";
+  case T_URL: return "URL";
+  case T_RANGE: return "port range";
+  case T_CHOICE: return "choice";
+  case T_CUSTOM: return "list";
+  }
+  return "?";
+}
+
 void config_each_row(const struct conf_section *const *secs,
                      void (*fn)(const struct conf_section *sec, const struct conf_row *row,
                                 void *arg),

@@ -123,6 +123,10 @@ void config_each_row(const struct conf_section *const *secs,
                                 void *arg),
                      void *arg);
 
+/* A row type's name for people: "text", "path", "integer", "size",
+ * "yes/no", "level", "addresses", "URL", "port range", "choice", "list". */
+const char *config_type_name(enum conf_type t);
+
 void config_errors_clear(struct config_errors *errs);
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

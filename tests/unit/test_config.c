@@ -216,6 +216,7 @@ int main(void)
     struct rows r = {0, 0, 0, ""};
     config_each_row(dfotad_sections(), count, &r);
     CHECK(r.n > 80 && r.ftp_reuse == 1 && r.restart == 3);
+    CHECK(strcmp(config_type_name(T_SIZE), "size") == 0);
   }
 
   /* the machinery knows no section: one of our own */
