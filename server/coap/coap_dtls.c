@@ -188,6 +188,7 @@ int coap_dtls_setup(struct coap_engine *e, struct tls_set *set, struct config_er
    * read only while a ClientHello is handled, on this thread) */
   tls_set_unref(e->tls);
   e->tls = set;
+  atomic_store(&e->has_pki, 1);
   return 0;
 }
 

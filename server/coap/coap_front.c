@@ -346,7 +346,17 @@ static int coap_start(struct front *fr, const struct front_env *env, struct conf
   e = engines[fr->row->proto];
   if (e != NULL && !atomic_load(&e->draining) && strcmp(e->listen_key, key) == 0) {
     /* a reload on the same addresses: in place (see the top) */
-    struct coap_settings *set = malloc(sizeof(*set));
+    struct coap_settings *set;
+    if (fr->row->proto == PROTO_COAPS && tls == NULL && atomic_load(&e->has_pki)) {
+      /* refused, not ignored: the engine would go on with the old one */
+      pthread_mutex_unlock(&engines_mu);
+      config_errors_add(errs,
+                        "%s: cert removed: a running engine cannot drop its certificate "
+                        "(libcoap); restart dfotad, or change [%s] listen with it",
+                        fr->row->section, fr->row->section);
+      return -1;
+    }
+    set = malloc(sizeof(*set));
     if (set == NULL) {
       pthread_mutex_unlock(&engines_mu);
       tls_set_unref(tls);

@@ -48,6 +48,7 @@ struct coap_engine {
 
   struct coap_settings set; /* (thread) */
   struct tls_set *tls;      /* (thread) the TLS set in use (a reference), or NULL: PSK only */
+  atomic_int has_pki;       /* libcoap holds a certificate: it cannot drop it in place */
 
   /* A reload in place hands the engine its settings and TLS set here; the
    * thread installs them (libcoap is not thread-safe). */
