@@ -438,7 +438,11 @@ static void value_text(const void *base, const struct conf_row *o, char *out, si
   switch (o->type) {
   case T_STRING:
   case T_PATH:
-  case T_URL: snprintf(out, len, "\"%s\"", *(char *const *)slot); break;
+  case T_URL: {
+    const char *v = *(char *const *)slot;
+    snprintf(out, len, "\"%s\"", v != NULL ? v : "");
+    break;
+  }
   case T_INT:
   case T_BOOL: snprintf(out, len, "%d", *(const int *)slot); break;
   case T_CHOICE: snprintf(out, len, "%s", o->choices[*(const int *)slot]); break;
