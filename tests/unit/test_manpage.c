@@ -97,8 +97,14 @@ static char *generate(void)
       fprintf(out, "No default; repeatable.\n");
     else if (k.def[0] == '\0')
       fprintf(out, "Default: empty.\n");
-    else
-      fprintf(out, "Default:\n.Ql %s .\n", k.def);
+    else {
+      /* a long default (a TLS priority string) gets break points after
+       * its colons, or man(1) cannot fit it in the line */
+      fprintf(out, "Default:\n.Ql ");
+      for (const char *c = k.def; *c; c++)
+        fprintf(out, "%c%s", *c, *c == ':' && strlen(k.def) > 40 ? "\\:" : "");
+      fprintf(out, " .\n");
+    }
   }
   fprintf(out, ".El\n%s\n", END_MARK);
   fclose(out);
