@@ -2,9 +2,9 @@
 # manpages.sh: dfotad(8) and dfotad.conf(5) are clean for mandoc -Tlint
 # (every message but the environment's own: manuals not installed here,
 # an outdated mandoc.db), every long option of "dfotad -h" is in dfotad(8),
-# and the keys of dfotad.conf(5) and conf/dfotad.conf are the option
-# table's (tests/unit/test_manpage, run here too so that a failure names
-# the pages).
+# the keys of dfotad.conf(5) and conf/dfotad.conf are the option table's
+# (tests/unit/test_manpage, run here too so that a failure names the
+# pages), and that file loads.
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -39,6 +39,10 @@ done
 for sec in "EXIT STATUS" FILES EXAMPLES SIGNALS "BACKUP AND RESTORE"; do
   check "dfotad(8) has $sec" grep -q "^\.Sh $sec" "$MAN8"
 done
+
+# the sample configuration, every key listed, loads as it is
+"$DFOTAD" -t -c "$SRC/conf/dfotad.conf" >"$T/t.out" 2>&1
+expect_eq "dfotad -t -c conf/dfotad.conf" 0 "$?"
 
 UNIT=${top_builddir:-$LIB_DIR/../..}/tests/unit/test_manpage
 if [ -x "$UNIT" ]; then

@@ -21,6 +21,8 @@
 #    upgrade: the same package with the version raised): the database, the
 #    package, the device, the admin token and a local change to the
 #    conffile are all kept, and the server serves them.
+#    The backup of step 3, restored by root into the emptied state
+#    directory, is served.
 # 5. dpkg -r keeps /var/lib/dfotad and the conffile; dpkg -P removes both.
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
@@ -96,7 +98,10 @@ make -s -C "$BUILD" distdir distdir="$S" top_distdir="$S" >"$T/distdir.log" 2>&1
   --exclude='*.substvars' --exclude=debhelper-build-stamp --exclude='*.debhelper' --exclude='*.log' \
   -cf - debian) | (cd "$S" && tar -xf -)
 t0=$(date +%s)
-(cd "$S" && timeout 900 dpkg-buildpackage -us -uc -b) >"$T/build.log" 2>&1
+# nocheck: the unit tests run in this suite already (debian/rules runs
+# them in a build of its own)
+(cd "$S" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" timeout 900 dpkg-buildpackage -us -uc -b) \
+  >"$T/build.log" 2>&1
 rc=$?
 echo "# dpkg-buildpackage: $(($(date +%s) - t0)) s"
 expect_eq "dpkg-buildpackage -us -uc -b exits 0" 0 "$rc"
@@ -227,6 +232,20 @@ expect_eq "and served" "$WANT" "$got"
 api GET /api/v1/devices/860000000000077
 expect_eq "the device is kept" "200 A03" "$STATUS $(json "$BODY" .version)"
 check "stops again" stop_pkg
+
+# the backup taken before the upgrade, restored by root into the emptied
+# state directory: owned by dfotad, served by the packaged server
+find /var/lib/dfotad -mindepth 1 -delete
+/usr/sbin/dfotad -c /etc/dfotad/dfotad.conf --restore "$T/bk" >"$T/restore.out" 2>&1
+expect_eq "--restore by root into the emptied /var/lib/dfotad" 0 "$?"
+expect_eq "what it wrote belongs to dfotad" "" \
+  "$(find /var/lib/dfotad ! -user dfotad -printf '%p\n' | head -n 3)"
+check "the server starts on the restored state" start_pkg
+got=$(curl -s --max-time 10 "http://127.0.0.1:$HTTP_PORT/p/$PKGID" | sha256sum | cut -d' ' -f1)
+expect_eq "and serves the package" "$WANT" "$got"
+api GET /api/v1/devices/860000000000077
+expect_eq "with the device (the same admin token)" "200 A03" "$STATUS $(json "$BODY" .version)"
+check "stops" stop_pkg
 
 # ---------------------------------------------------------------------------
 # 5. remove, purge
