@@ -100,7 +100,9 @@ make -s -C "$BUILD" distdir distdir="$S" top_distdir="$S" >"$T/distdir.log" 2>&1
 t0=$(date +%s)
 # nocheck: the unit tests run in this suite already (debian/rules runs
 # them in a build of its own)
-(cd "$S" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" timeout 900 dpkg-buildpackage -us -uc -b) \
+# (niced: the other tests of make -j check run meanwhile)
+(cd "$S" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" timeout 900 nice -n 10 \
+  dpkg-buildpackage -us -uc -b) \
   >"$T/build.log" 2>&1
 rc=$?
 echo "# dpkg-buildpackage: $(($(date +%s) - t0)) s"
