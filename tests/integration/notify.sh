@@ -5,7 +5,9 @@
 # at that moment), RELOADING=1 (with MONOTONIC_USEC) then READY=1 around a
 # SIGHUP reload, WATCHDOG=1 every half of WATCHDOG_USEC from the main loop,
 # none for another WATCHDOG_PID, STOPPING=1 on SIGTERM; an abstract socket
-# ("@name") works too, and without NOTIFY_SOCKET nothing is sent.
+# ("@name") works too, and without NOTIFY_SOCKET nothing is sent. And the
+# unit itself: Type=notify with WatchdogSec, and systemd-analyze security
+# rates it 1.6 or better (when systemd-analyze is here).
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -89,5 +91,20 @@ expect_eq "exit 0 (abstract socket)" 0 "$DFOTAD_RC"
 start_dfotad "$CONF" || bail "dfotad starts without NOTIFY_SOCKET"
 stop_dfotad TERM
 expect_eq "exit 0 without NOTIFY_SOCKET" 0 "$DFOTAD_RC"
+
+# the unit
+SRC=${top_srcdir:-$LIB_DIR/../..}
+UNIT="$SRC/systemd/dfotad.service"
+check "the unit is Type=notify" grep -q '^Type=notify$' "$UNIT"
+check "the unit has a watchdog" grep -Eq '^WatchdogSec=[0-9]+' "$UNIT"
+if command -v systemd-analyze >/dev/null 2>&1 &&
+  systemd-analyze security --offline=yes "$UNIT" >"$T/sec.out" 2>&1; then
+  level=$(sed -n 's/.*Overall exposure level for dfotad.service: \([0-9.]*\).*/\1/p' "$T/sec.out")
+  echo "# systemd-analyze security: $level"
+  check "systemd-analyze security rates the unit 1.6 or better ($level)" \
+    awk -v l="${level:-99}" 'BEGIN { exit !(l <= 1.6) }'
+else
+  echo "# systemd-analyze security --offline not available: not checked"
+fi
 
 finish
