@@ -11,7 +11,8 @@
 # server showed just before the backup and just after it; the rollout's
 # counts likewise; device secrets, the PSK seal key and the admin token
 # restored. Then what --backup and --restore refuse: a non-empty target,
-# a damaged backup (nothing written), a backup without MANIFEST.
+# a damaged backup (nothing written), a backup without MANIFEST; and a
+# package file damaged on the server, left out and restored as damaged.
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
@@ -210,6 +211,25 @@ expect_eq "--restore of a backup without MANIFEST: refused" 1 "$?"
 "$DFOTAD" -c "$FLEET_CONF" --set "server.state_dir=$T/nothing-here" --backup "$T/bk4" >"$T/b4.out" 2>&1
 expect_eq "--backup of a directory with no database: refused" 1 "$?"
 check "... creating nothing" test ! -e "$T/bk4" -a ! -e "$T/nothing-here"
+
+# a package file damaged on disk: left out of the backup, with a warning,
+# and the restored server lists that package as damaged, like the original
+h=$(jq -r '.[0].sha256' <"$T/before/packages.json")
+bad_id=$(jq -r '.[0].id' <"$T/before/packages.json")
+chmod u+w "$STATE/packages/$h"
+printf 'x' | dd of="$STATE/packages/$h" bs=1 seek=10 conv=notrunc status=none
+"$DFOTAD" -c "$FLEET_CONF" --backup "$T/bk5" >"$T/b5.out" 2>&1
+expect_eq "--backup with a damaged package file exits 0" 0 "$?"
+expect_match "... and warns" "$h.*damaged" "$(cat "$T/b5.out")"
+check_not "... leaving it out of the manifest" grep -q "packages/$h" "$T/bk5/MANIFEST"
+"$DFOTAD" -c "$FLEET_CONF" --set "server.state_dir=$T/state5" --set "admin.token_file=$T/state5/admin.token" \
+  --restore "$T/bk5" >"$T/r5.out" 2>&1
+expect_eq "... which restores" 0 "$?"
+sed -i "s|^state_dir = .*|state_dir = $T/state5|" "$T/second.conf"
+start_dfotad "$T/second.conf" || bail "a server starts on the restored backup with a damaged package"
+pkg_json "$bad_id"
+expect_eq "... and lists that package as damaged" "200 damaged" "$STATUS $(json "$BODY" .status)"
+stop_dfotad TERM
 
 DFOTAD_PID=$FIRST_PID
 stop_dfotad TERM
