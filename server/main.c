@@ -47,7 +47,7 @@ static void usage(FILE *out)
                "  -c, --config FILE   configuration file (default: embedded defaults)\n"
                "  -t, --test          check the configuration, certificates and token, then exit\n"
                "      --set S.K=V     override one configuration value (repeatable)\n"
-               "  -V, --version       print the version and the libraries'\n"
+               "  -V, --version       print the version, and the libraries' versions\n"
                "      --backup DIR    copy the state directory (also of a running dfotad) to DIR\n"
                "      --restore DIR   fill the empty state directory from backup DIR\n"
                "  -h, --help          this text\n"
