@@ -79,7 +79,7 @@ out:
   pthread_mutex_unlock(&f->mu);
 }
 
-void progress_resumed(struct fleet *f, const char *token)
+void progress_resumed(struct fleet *f, const char *token, enum proto proto, const char *addr)
 {
   struct device *d;
 
@@ -87,6 +87,9 @@ void progress_resumed(struct fleet *f, const char *token)
   d = token_find(f, token);
   if (d != NULL) {
     d->resumes++;
+    snprintf(d->protocol, sizeof(d->protocol), "%s", proto_name(proto));
+    if (addr != NULL && addr[0] != '\0')
+      snprintf(d->addr, sizeof(d->addr), "%s", addr);
     device_mark(f, d);
   }
   pthread_mutex_unlock(&f->mu);

@@ -10,7 +10,6 @@
 #include "autoconfig.h"
 
 #include <arpa/inet.h>
-#include <jansson.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -281,6 +280,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
   atomic_fetch_add(&h->inflight, 1);
   ret = queue(c, h, status, r);
   if (ret == MHD_YES) {
+    transfer_request(dl->tr); /* counted as its answer starts, as every front does */
     *req_cls = dl;
   } else {
     atomic_fetch_sub(&h->inflight, 1);
@@ -316,56 +316,46 @@ static void identity(struct MHD_Connection *c, const struct http_front *h, const
   who->proto = h->proto;
 }
 
+/* A body the core rendered, with its type; copied. */
+static enum MHD_Result queue_body(struct MHD_Connection *c, struct http_front *h, unsigned status,
+                                  const char *body, const char *type)
+{
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+
+  if (r == NULL)
+    return MHD_NO;
+  if (body[0] != '\0')
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  return queue(c, h, status, r);
+}
+
 /* GET /v1/update?device=ID&version=V[&transport=T]: the device asks what
- * to do. */
+ * to do. The core's verdict on HTTP's wire. */
 static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, const char *cn)
 {
   struct device_identity who;
   struct checkin_answer a;
-  struct MHD_Response *r;
   const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-  char addr[64], msg[200];
+  char addr[64];
 
   identity(c, h, cn, addr, sizeof(addr), &who);
-  atomic_fetch_add_explicit(&delivery_stats[h->proto].requests, 1, memory_order_relaxed);
   http_settle_tick(h->settle, 0); /* what the device downloaded counts before what it says */
   delivery_checkin(h->fleet, &who, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
                    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "transport"), &a);
   switch (a.verdict) {
-  case VERDICT_FORBIDDEN: return queue_text(c, h, MHD_HTTP_FORBIDDEN, "forbidden\n");
-  case VERDICT_BAD_REQUEST:
-  case VERDICT_NO_TRANSPORT:
-    snprintf(msg, sizeof(msg), "%s\n", a.message);
-    return queue_text(
-        c, h, a.verdict == VERDICT_BAD_REQUEST ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_CONFLICT, msg);
-  case VERDICT_NOTHING: return queue_text(c, h, MHD_HTTP_NO_CONTENT, "");
+  case VERDICT_OFFER:
+    if (accept != NULL && strstr(accept, "application/json") != NULL)
+      return queue_body(c, h, MHD_HTTP_OK, a.json, "application/json");
+    return queue_body(c, h, MHD_HTTP_OK, a.text, "text/plain");
+  case VERDICT_NOTHING: return queue_body(c, h, MHD_HTTP_NO_CONTENT, "", "");
   case VERDICT_LATER: return queue_later(c, h, a.retry_after);
-  case VERDICT_OFFER: break;
+  case VERDICT_FORBIDDEN: return queue_body(c, h, MHD_HTTP_FORBIDDEN, a.text, "text/plain");
+  case VERDICT_NO_TRANSPORT: return queue_body(c, h, MHD_HTTP_CONFLICT, a.text, "text/plain");
+  case VERDICT_BAD_REQUEST:
+  default: return queue_body(c, h, MHD_HTTP_BAD_REQUEST, a.text, "text/plain");
   }
-  if (accept != NULL && strstr(accept, "application/json") != NULL) {
-    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:i,s:s}", "url", a.url, "transport",
-                          proto_name(a.transport), "size", (json_int_t)a.size, "sha256", a.sha256,
-                          "from", a.from, "to", a.to, "package", a.package_id, "request_size",
-                          a.request_size, "rollout", a.rollout);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (text == NULL)
-      return MHD_NO;
-    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-      free(text);
-      return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  } else {
-    /* the URL for AT+QFOTADL, alone on its line */
-    r = MHD_create_response_from_buffer(strlen(a.url), a.url, MHD_RESPMEM_MUST_COPY);
-    if (r == NULL)
-      return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
-  }
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  return queue(c, h, MHD_HTTP_OK, r);
 }
 
 /* POST /v1/report?device=ID: URC lines or JSON, gathered then applied. */
@@ -375,25 +365,20 @@ static enum MHD_Result report(struct MHD_Connection *c, struct http_front *h, st
   struct device_identity who;
   struct report_answer a;
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  char addr[64], body[256];
+  char addr[64];
 
   if (rq->too_large)
     return queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
   identity(c, h, cn, addr, sizeof(addr), &who);
-  atomic_fetch_add_explicit(&delivery_stats[h->proto].requests, 1, memory_order_relaxed);
   http_settle_tick(h->settle, 0);
   delivery_report(h->fleet, &who, ct != NULL && strncasecmp(ct, "application/json", 16) == 0,
                   rq->body ? rq->body : "", rq->len, &a);
-  if (a.verdict == VERDICT_FORBIDDEN)
-    return queue_text(c, h, MHD_HTTP_FORBIDDEN, "forbidden\n");
-  if (a.verdict == VERDICT_LATER)
-    return queue_later(c, h, a.retry_after);
-  if (a.verdict != VERDICT_NOTHING) {
-    snprintf(body, sizeof(body), "%s\n", a.message);
-    return queue_text(c, h, MHD_HTTP_BAD_REQUEST, body);
+  switch (a.verdict) {
+  case VERDICT_NOTHING: return queue_body(c, h, MHD_HTTP_OK, a.json, "application/json");
+  case VERDICT_LATER: return queue_later(c, h, a.retry_after);
+  case VERDICT_FORBIDDEN: return queue_body(c, h, MHD_HTTP_FORBIDDEN, a.text, "text/plain");
+  default: return queue_body(c, h, MHD_HTTP_BAD_REQUEST, a.text, "text/plain");
   }
-  snprintf(body, sizeof(body), "{\"state\":\"%s\",\"accepted\":%d}\n", a.state, a.accepted);
-  return queue_text(c, h, MHD_HTTP_OK, body);
 }
 
 /* Gathers a report's body, at most REPORT_BODY_MAX bytes. */
@@ -505,7 +490,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return queue_text(c, h, MHD_HTTP_NOT_FOUND, "not found\n");
   }
   if (rs == RESOLVE_DAMAGED)
-    return queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "package damaged on the server\n");
+    return queue_body(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, delivery_resolve_text(rs), "text/plain");
   return serve_package(c, h, &t, head, req_cls);
 }
 
@@ -528,7 +513,6 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
     free(rq);
     return;
   }
-  transfer_request(dl->tr);
   if (dl->head)
     transfer_end(dl->tr);
   else

@@ -148,9 +148,11 @@ static struct snap snap(const char *pkg)
   struct package *p = store_package_get(x.s, pkg);
 
   for (int i = 0; i < PROTO_COUNT; i++) {
-    s.requests[i] = atomic_load(&delivery_stats[i].requests);
-    s.bytes[i] = atomic_load(&delivery_stats[i].bytes);
-    s.downloads[i] = atomic_load(&delivery_stats[i].downloads);
+    struct proto_figures fig;
+    delivery_figures((enum proto)i, &fig);
+    s.requests[i] = fig.requests;
+    s.bytes[i] = fig.bytes;
+    s.downloads[i] = fig.downloads;
   }
   s.pkg_downloads = p ? atomic_load(&p->downloads) : 0;
   s.pkg_bytes = p ? atomic_load(&p->bytes_sent) : 0;
@@ -183,7 +185,7 @@ static void whole_cut_and_resumed(const char *pkg)
   struct transfer *tr;
   struct snap a, b;
   struct fx_dev v;
-  int in_flight = atomic_load(&delivery_in_flight);
+  int in_flight = delivery_in_flight();
 
   if (offered("w1", token) < 0) {
     CHECK(0);
@@ -205,7 +207,7 @@ static void whole_cut_and_resumed(const char *pkg)
   CHECK(tr != NULL && t.pkg == NULL);
   if (tr == NULL)
     return;
-  CHECK(atomic_load(&delivery_in_flight) == in_flight + 1);
+  CHECK(delivery_in_flight() == in_flight + 1);
   CHECK(transfer_package(tr)->size == SIZE);
   transfer_request(tr);
   transfer_delivered(tr, 0, SIZE - 16384, 0, PIECE_WHOLE);
@@ -240,7 +242,7 @@ static void whole_cut_and_resumed(const char *pkg)
   CHECK(b.pkg_downloads == a.pkg_downloads + 1 && b.pkg_requests == a.pkg_requests + 2);
   CHECK(b.bytes[PROTO_HTTPS] - a.bytes[PROTO_HTTPS] == SIZE + 1000);
   transfer_end(tr);
-  CHECK(atomic_load(&delivery_in_flight) == in_flight);
+  CHECK(delivery_in_flight() == in_flight);
 }
 
 /* request_size segments over HTTP, one cut and resumed. */
