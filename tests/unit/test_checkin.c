@@ -333,10 +333,10 @@ static void counted(void)
   struct checkin_answer a;
   struct proto_figures before, after;
 
-  delivery_figures(PROTO_COAPS, &before);
-  CHECK(checkin_over("nobody", PROTO_COAPS, NULL, &a) == VERDICT_FORBIDDEN);
-  CHECK(checkin_over("v1", PROTO_COAPS, NULL, &a) == VERDICT_NOTHING);
-  delivery_figures(PROTO_COAPS, &after);
+  delivery_figures(PROTO_COAP, &before);
+  CHECK(checkin_over("nobody", PROTO_COAP, NULL, &a) == VERDICT_FORBIDDEN);
+  CHECK(checkin_over("v1", PROTO_COAP, NULL, &a) == VERDICT_NOTHING);
+  delivery_figures(PROTO_COAP, &after);
   CHECK(after.requests == before.requests + 2);
 }
 
@@ -357,7 +357,7 @@ static void nowait(void)
 
   CHECK(fx_device(&x, "n1", "A") == 201);
   CHECK(fx_rollout(&x, "B", "[\"n1\"]", "", rid) == 0);
-  fx_who(&who, "n1", PROTO_COAPS);
+  fx_who(&who, "n1", PROTO_COAP);
   delivery_checkin_nowait(x.f, &who, "A", NULL, &a);
   CHECK(a.verdict == VERDICT_OFFER && a.must_commit == 1);
   CHECK(delivery_commit(x.f, commit_done, NULL) == 0);

@@ -1,0 +1,85 @@
+#!/bin/sh
+# coap_slow_store.sh: a CoAPS check-in that changes state waits for its
+# commit without stopping the CoAP engine. The store is slowed with the
+# tests-only hook DFOTAD_TEST_COMMIT_DELAY (a file holding the
+# milliseconds every writer commit sleeps first: a slow disk turned on and
+# off while the daemon runs). While one device's check-in (an offer: state
+# that must be durable before the device is told) waits about 3 s on the
+# writer, other devices' DTLS handshakes and check-ins and plain CoAP
+# block downloads are answered at once; the waiting check-in then gets its
+# offer as a separate response (empty ACK, then the answer), after the
+# commit. A report that changes state waits the same way.
+[ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fleet_lib.sh"
+. "$(dirname "$0")/coap_lib.sh"
+
+SLOW="$T/commit-delay-ms"
+export DFOTAD_TEST_COMMIT_DELAY="$SLOW"
+coap_start || bail "dfotad starts with [coap] and [coaps]"
+mkpkg "$VA" "$VC" 20000 || bail "package uploaded"
+PKGID=$(json "$BODY" .id)
+KA='slow-store-key-A-0123456789'
+KB='slow-store-key-B-0123456789'
+dev_put dA "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"transport\":\"coap\",\"psk\":\"$(hexof "$KA")\"}"
+dev_put dB "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"psk\":\"$(hexof "$KB")\"}"
+rollout_create "{\"name\":\"slow\",\"model\":\"$MODEL\",\"target_version\":\"$VC\",
+  \"selector\":{\"devices\":[\"dA\"]},\"waves\":[100]}" || bail "rollout"
+rollout_action "$RID" start
+
+ms() { echo $(($(date +%s%N) / 1000000)); }
+
+echo 3000 >"$SLOW"
+sleep 1.2 # a periodic commit already running takes the old delay
+t0=$(ms)
+cc -u dA -k "$KA" "coaps://$COAPS/v1/update?device=dA&version=$VA" >"$T/a.out" 2>"$T/a.err" &
+APID=$!
+sleep 0.3
+# meanwhile: new DTLS sessions and check-ins of another device, answered at once
+worst=0
+for i in 1 2 3; do
+  s=$(ms)
+  cc -u dB -k "$KB" "coaps://$COAPS/v1/update?device=dB&version=$VA" >"$T/b$i.out" 2>>"$T/b.err"
+  rc=$?
+  d=$(($(ms) - s))
+  [ $d -gt $worst ] && worst=$d
+  expect_eq "check-in $i of another device answered during the commit" 0 "$rc"
+done
+echo "# other device: 3 DTLS handshakes + check-ins, the slowest took $worst ms"
+check "their slowest under 1500 ms (the commit takes 3000 ms)" test "$worst" -lt 1500
+# and a plain CoAP block of a package
+if [ -n "$PKGID" ]; then
+  s=$(ms)
+  cc -b 0,1024 -o "$T/blk.bin" "coap://$COAP/p/$PKGID" 2>>"$T/b.err" >/dev/null
+  d=$(($(ms) - s))
+  echo "# a CoAP download of a package during the commit: $d ms"
+  check "the package downloads during the commit (under 1500 ms: $d)" test "$d" -lt 1500
+fi
+check "the first check-in is still waiting for its commit" kill -0 "$APID"
+wait "$APID"
+ARC=$?
+ta=$(($(ms) - t0))
+echo "# the check-in that changed state: $ta ms"
+expect_eq "the waiting check-in ends well" 0 "$ARC"
+expect_match "it gets its offer" "^coap://127\.0\.0\.1:$COAP_PORT/f/" "$(cat "$T/a.out")"
+check "it was answered only after the commit (>= 2500 ms: $ta)" test "$ta" -ge 2500
+expect_eq "the device is offered" offered "$(dev_field dA .state)"
+
+# a report that changes state waits the same way, and others go on
+t0=$(ms)
+printf '+QIND: "FOTA","HTTPSTART"\r\n' >"$T/rep.txt"
+cc -u dA -k "$KA" -m post -f "$T/rep.txt" "coaps://$COAPS/v1/report?device=dA" >"$T/r.out" 2>"$T/r.err" &
+RPID=$!
+sleep 0.3
+s=$(ms)
+cc -u dB -k "$KB" "coaps://$COAPS/v1/update?device=dB&version=$VA" >/dev/null 2>>"$T/b.err"
+d=$(($(ms) - s))
+check "a check-in during the report's commit is answered at once ($d ms)" test "$d" -lt 1500
+wait "$RPID"
+tr=$(($(ms) - t0))
+echo "# the report that changed state: $tr ms; answer $(cat "$T/r.out")"
+expect_match "the report is applied" '"state":"downloading"' "$(cat "$T/r.out")"
+check "it was answered only after the commit (>= 2500 ms: $tr)" test "$tr" -ge 2500
+
+echo 0 >"$SLOW"
+finish
