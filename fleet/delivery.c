@@ -330,10 +330,11 @@ void transfer_delivered(struct transfer *tr, uint64_t start, uint64_t bytes, int
     progress_record(tr->f, tr->token, start, bytes, complete, kind, tr->proto, tr->addr);
 }
 
-void transfer_resumed(struct transfer *tr)
+void transfer_resumed(struct transfer *tr, uint64_t at)
 {
   if (tr->token[0] != '\0')
-    progress_resumed(tr->f, tr->token, tr->proto, tr->addr);
+    progress_resumed(tr->f, tr->token, at < tr->pkg->size ? at : tr->pkg->size, tr->proto,
+                     tr->addr);
 }
 
 void transfer_end(struct transfer *tr)

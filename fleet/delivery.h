@@ -144,10 +144,12 @@ void transfer_request(struct transfer *tr);
  * statistics and the protocol's counters follow from this. */
 void transfer_delivered(struct transfer *tr, uint64_t start, uint64_t bytes, int complete,
                         enum piece kind);
-/* The device went back to an earlier part of the package after a pause
- * (a front that can tell, such as CoAP, says so; HTTP's resumes are seen
- * from interrupted pieces). */
-void transfer_resumed(struct transfer *tr);
+/* The device went back to an earlier part of the package after a pause,
+ * or began past its start (a front that can tell, such as CoAP, says so;
+ * HTTP's resumes are seen from interrupted pieces): it asks for `at` on,
+ * so it holds the bytes before `at` (shown in its progress, never counted
+ * as bytes served). */
+void transfer_resumed(struct transfer *tr, uint64_t at);
 /* Ends the transfer and releases its package. */
 void transfer_end(struct transfer *tr);
 

@@ -190,9 +190,11 @@ void package_damaged(void *arg, const char *package_id);
 /* Records a piece of an offer's download against its device. */
 void progress_record(struct fleet *f, const char *token, uint64_t start, uint64_t bytes,
                      int complete, enum piece kind, enum proto proto, const char *addr);
-/* The device went back (or started past byte 0): a resume, over proto
- * from addr (shown at once, before any piece is known delivered). */
-void progress_resumed(struct fleet *f, const char *token, enum proto proto, const char *addr);
+/* The device went back (or started past byte 0) to `at`: a resume, over
+ * proto from addr (shown at once, before any piece is known delivered);
+ * it holds [0, at). */
+void progress_resumed(struct fleet *f, const char *token, uint64_t at, enum proto proto,
+                      const char *addr);
 /* Adds [start, end) to the offer's intervals; recomputes the prefix. */
 void progress_add_interval(struct device *d, uint64_t start, uint64_t end);
 

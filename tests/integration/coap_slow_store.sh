@@ -8,7 +8,9 @@
 # writer, other devices' DTLS handshakes and check-ins and plain CoAP
 # block downloads are answered at once; the waiting check-in then gets its
 # offer as a separate response (empty ACK, then the answer), after the
-# commit. A report that changes state waits the same way.
+# commit. A report that changes state waits the same way. Then two small
+# fixes: a download whose first request is a later block shows downloading,
+# its protocol and a truthful percent; unserved methods get 4.05.
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
@@ -82,4 +84,29 @@ expect_match "the report is applied" '"state":"downloading"' "$(cat "$T/r.out")"
 check "it was answered only after the commit (>= 2500 ms: $tr)" test "$tr" -ge 2500
 
 echo 0 >"$SLOW"
+
+# --- a download whose first request is a later block --------------------------
+rollout_create "{\"name\":\"late\",\"model\":\"$MODEL\",\"target_version\":\"$VC\",
+  \"selector\":{\"devices\":[\"dB\"]},\"waves\":[100]}" || bail "second rollout"
+rollout_action "$RID" start
+URLB=$(cc -u dB -k "$KB" "coaps://$COAPS/v1/update?device=dB&version=$VA" 2>>"$T/b.err")
+expect_match "dB gets a coaps offer" "^coaps://127\.0\.0\.1:$COAPS_PORT/f/" "$URLB"
+rm -f "$T/late.bin"
+cc -u dB -k "$KB" -b 10,1024 -o "$T/late.bin" "$URLB" 2>>"$T/b.err"
+expect_eq "-b 10,1024: block 10 alone" 1024 "$(fsize "$T/late.bin")"
+expect_eq "the device is downloading" downloading "$(dev_field dB .state)"
+expect_eq "with the protocol shown" coaps "$(dev_field dB .progress.protocol)"
+# asking for block 10 first, the device holds blocks 0..9 (10240 of 20000
+# bytes: 51 %); block 10 itself is not known received until it asks past it
+expect_eq "and a truthful percent" 51 "$(dev_field dB .progress.percent)"
+expect_eq "nothing counted as served by us before block 10" 0 "$(dev_field dB .progress.bytes_served)"
+expect_eq "counted as a resume" 1 "$(dev_field dB .progress.resumes)"
+
+# --- unserved methods: 4.05, never 2.02 ---------------------------------------
+for m in delete put; do
+  OUT=$(cc -m $m "coap://$COAP/f/AAAAAAAAAAAAAAAAAAAAAAAA" 2>&1)
+  expect_match "$m on a download path: 4.05" '4\.05' "$OUT"
+  OUT=$(cc -m $m "coap://$COAP/anything" 2>&1)
+  expect_match "$m on any path: 4.05" '4\.05' "$OUT"
+done
 finish

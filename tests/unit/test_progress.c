@@ -313,8 +313,9 @@ static void blocks(const char *pkg)
   transfer_delivered(tr, 1024, 1024, 1, PIECE_BLOCK);
   v = fx_get(&x, "b1", 0);
   CHECK(v.contiguous == 3072 && v.resumes == 0 && v.segments == 0);
-  transfer_resumed(tr);
-  CHECK(fx_get(&x, "b1", 0).resumes == 1);
+  transfer_resumed(tr, 3072);
+  v = fx_get(&x, "b1", 0);
+  CHECK(v.resumes == 1 && v.contiguous == 3072 && v.bytes_served == 3072);
   for (uint64_t off = 3072; off < SIZE; off += 1024) {
     transfer_request(tr);
     transfer_delivered(tr, off, 1024, 1, PIECE_BLOCK);
@@ -370,6 +371,33 @@ static void new_offer_resets(void)
   CHECK(d->device_percent == -1);
 }
 
+/* A CoAP download whose first request is a later block: downloading, the
+ * protocol shown at once, and the bytes before that block held by the
+ * device (a truthful percent), none counted as served. */
+static void later_block(void)
+{
+  char token[FLEET_TOKEN_LEN + 1];
+  struct target t;
+  struct transfer *tr;
+  struct fx_dev v;
+
+  if (offered("b2", token) < 0 || delivery_resolve_offer(x.f, token, NULL, 0, &t) != RESOLVE_OK) {
+    CHECK(0);
+    return;
+  }
+  CHECK(fx_get(&x, "b2", 0).state == D_OFFERED);
+  target_fetch(x.f, &t);
+  CHECK(fx_get(&x, "b2", 0).state == D_DOWNLOADING);
+  tr = transfer_begin(x.f, &t, PROTO_COAPS, "192.0.2.7");
+  if (tr == NULL)
+    return;
+  transfer_resumed(tr, SIZE / 2);
+  v = fx_get(&x, "b2", 0);
+  CHECK(v.percent == 50 && v.resumes == 1 && v.bytes_served == 0);
+  CHECK(strcmp(v.protocol, "coaps") == 0);
+  transfer_end(tr);
+}
+
 int main(void)
 {
   char pkg[PKG_ID_LEN + 1];
@@ -385,6 +413,7 @@ int main(void)
   whole_cut_and_resumed(pkg);
   segments(pkg);
   blocks(pkg);
+  later_block();
   anonymous(pkg);
   fx_close(&x);
   return unit_done("test_progress");
