@@ -193,18 +193,9 @@ void device_unlink(struct fleet *f, struct device *d)
 
 int percent_of(const struct device *d)
 {
-  uint64_t held = 0;
-
   if (d->size == 0)
     return 0;
-  /* the bytes known delivered, wherever they are: a download that began
-   * past byte 0 (a resume after a restart, a CoAP download from a later
-   * block) counts what it got, not only the prefix from byte 0 */
-  for (int i = 0; i < d->n_ival; i++)
-    held += d->ival[i].end - d->ival[i].start;
-  if (held > d->size)
-    held = d->size;
-  return (int)(held * 100 / d->size);
+  return (int)(d->contiguous * 100 / d->size);
 }
 
 json_t *time_json(int64_t ms)
