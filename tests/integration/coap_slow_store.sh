@@ -8,7 +8,9 @@
 # writer, other devices' DTLS handshakes and check-ins and plain CoAP
 # block downloads are answered at once; the waiting check-in then gets its
 # offer as a separate response (empty ACK, then the answer), after the
-# commit. A report that changes state waits the same way. Then two small
+# commit. A report that changes state waits the same way; so do HTTP
+# check-ins and reports (their connections suspended) on a front with one
+# thread, whose other connections are answered meanwhile. Then two small
 # fixes: a download whose first request is a later block shows downloading,
 # its protocol and a truthful percent; unserved methods get 4.05.
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
@@ -18,7 +20,10 @@
 
 SLOW="$T/commit-delay-ms"
 export DFOTAD_TEST_COMMIT_DELAY="$SLOW"
-coap_start || bail "dfotad starts with [coap] and [coaps]"
+# one HTTP thread: a check-in that blocked it on the disk would hold up
+# every other HTTP connection
+coap_start "[http]
+threads = 1" || bail "dfotad starts with [coap] and [coaps]"
 mkpkg "$VA" "$VC" 20000 || bail "package uploaded"
 PKGID=$(json "$BODY" .id)
 KA='slow-store-key-A-0123456789'
@@ -83,6 +88,56 @@ echo "# the report that changed state: $tr ms; answer $(cat "$T/r.out")"
 expect_match "the report is applied" '"state":"downloading"' "$(cat "$T/r.out")"
 check "it was answered only after the commit (>= 2500 ms: $tr)" test "$tr" -ge 2500
 
+# --- HTTP, one thread: a check-in and a report wait on their commits with
+# their connections suspended; other connections go on ------------------------
+echo 0 >"$SLOW"
+HA='slow-store-http-A-0123456789'
+HB='slow-store-http-B-0123456789'
+dev_put hA "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"secret\":\"$HA\"}"
+dev_put hB "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"secret\":\"$HB\"}"
+rollout_create "{\"name\":\"http\",\"model\":\"$MODEL\",\"target_version\":\"$VC\",
+  \"selector\":{\"devices\":[\"hA\"]},\"waves\":[100]}" || bail "http rollout"
+rollout_action "$RID" start
+echo 3000 >"$SLOW"
+sleep 1.2
+hcheckin() { curl -s --max-time 30 -o "$2" -w '%{http_code}' -H "X-Device-Token: $1" \
+  "http://$HTTP/v1/update?device=$3&version=$VA"; }
+t0=$(ms)
+hcheckin "$HA" "$T/ha.out" hA >"$T/ha.code" &
+HPID=$!
+sleep 0.3
+worst=0
+for i in 1 2 3; do
+  s=$(ms)
+  code=$(hcheckin "$HB" "$T/hb.out" hB)
+  d=$(($(ms) - s))
+  [ $d -gt $worst ] && worst=$d
+  expect_eq "HTTP check-in $i of another device: 204 during the commit" 204 "$code"
+done
+echo "# HTTP, one thread: the other device's check-ins took at most $worst ms"
+check "their slowest under 1500 ms (the commit takes 3000 ms)" test "$worst" -lt 1500
+check "the first HTTP check-in is still waiting for its commit" kill -0 "$HPID"
+wait "$HPID"
+ta=$(($(ms) - t0))
+echo "# the HTTP check-in that changed state: $ta ms"
+expect_eq "it gets 200" 200 "$(cat "$T/ha.code")"
+expect_match "with its offer" "^http://127\.0\.0\.1:" "$(cat "$T/ha.out")"
+check "answered only after the commit (>= 2500 ms: $ta)" test "$ta" -ge 2500
+t0=$(ms)
+curl -s --max-time 30 -o "$T/hr.out" -H "X-Device-Token: $HA" -H 'Content-Type: text/plain' \
+  --data-binary '+QIND: "FOTA","HTTPSTART"' "http://$HTTP/v1/report?device=hA" &
+HPID=$!
+sleep 0.3
+s=$(ms)
+code=$(hcheckin "$HB" "$T/hb.out" hB)
+d=$(($(ms) - s))
+expect_eq "an HTTP check-in during the report's commit: 204" 204 "$code"
+check "answered at once ($d ms)" test "$d" -lt 1500
+wait "$HPID"
+tr=$(($(ms) - t0))
+echo "# the HTTP report that changed state: $tr ms; $(cat "$T/hr.out")"
+expect_match "the HTTP report is applied" '"state":"downloading"' "$(cat "$T/hr.out")"
+check "answered only after the commit (>= 2500 ms: $tr)" test "$tr" -ge 2500
 echo 0 >"$SLOW"
 
 # --- a download whose first request is a later block --------------------------
