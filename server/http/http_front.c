@@ -67,9 +67,9 @@ struct report_req {
 /* An answer the core gave, on HTTP's wire. */
 struct reply {
   unsigned status;
-  int retry_after;  /* with 429 */
-  const char *type; /* of a non-empty body */
-  char body[ANSWER_JSON_MAX];
+  int retry_after;                /* with 429 */
+  const char *type;               /* of a non-empty body */
+  char body[ANSWER_JSON_MAX + 1]; /* and a newline */
 };
 
 /* A check-in or report that changed state waits for its commit with its
@@ -352,11 +352,14 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_front *h
   return queue(c, h, rp->status, r);
 }
 
-static void reply_set(struct reply *rp, unsigned status, const char *body, const char *type)
+/* line: the body ends its line, as text answers over HTTP do (for a shell
+ * reading them); an offer's URL goes bare, as AT+QFOTADL takes it */
+static void reply_set(struct reply *rp, unsigned status, const char *body, const char *type,
+                      int line)
 {
   rp->status = status;
   rp->type = type;
-  snprintf(rp->body, sizeof(rp->body), "%s", body);
+  snprintf(rp->body, sizeof(rp->body), "%s%s", body, line && body[0] ? "\n" : "");
 }
 
 /* The writer's thread: the commit is done. Touches w only before the
@@ -428,19 +431,19 @@ static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, c
   switch (a.verdict) {
   case VERDICT_OFFER:
     if (accept != NULL && strstr(accept, "application/json") != NULL)
-      reply_set(&rp, MHD_HTTP_OK, a.json, "application/json");
+      reply_set(&rp, MHD_HTTP_OK, a.json, "application/json", 0);
     else
-      reply_set(&rp, MHD_HTTP_OK, a.text, "text/plain");
+      reply_set(&rp, MHD_HTTP_OK, a.text, "text/plain", 0);
     break;
-  case VERDICT_NOTHING: reply_set(&rp, MHD_HTTP_NO_CONTENT, "", ""); break;
+  case VERDICT_NOTHING: reply_set(&rp, MHD_HTTP_NO_CONTENT, "", "", 0); break;
   case VERDICT_LATER:
     rp.status = MHD_HTTP_TOO_MANY_REQUESTS;
     rp.retry_after = a.retry_after;
     break;
-  case VERDICT_FORBIDDEN: reply_set(&rp, MHD_HTTP_FORBIDDEN, a.text, "text/plain"); break;
-  case VERDICT_NO_TRANSPORT: reply_set(&rp, MHD_HTTP_CONFLICT, a.text, "text/plain"); break;
+  case VERDICT_FORBIDDEN: reply_set(&rp, MHD_HTTP_FORBIDDEN, a.text, "text/plain", 1); break;
+  case VERDICT_NO_TRANSPORT: reply_set(&rp, MHD_HTTP_CONFLICT, a.text, "text/plain", 1); break;
   case VERDICT_BAD_REQUEST:
-  default: reply_set(&rp, MHD_HTTP_BAD_REQUEST, a.text, "text/plain"); break;
+  default: reply_set(&rp, MHD_HTTP_BAD_REQUEST, a.text, "text/plain", 1); break;
   }
   return reply_after_commit(c, h, &rp, a.must_commit, req_cls);
 }
@@ -462,13 +465,13 @@ static enum MHD_Result report(struct MHD_Connection *c, struct http_front *h, st
   delivery_report_nowait(h->fleet, &who, ct != NULL && strncasecmp(ct, "application/json", 16) == 0,
                          rq->body ? rq->body : "", rq->len, &a);
   switch (a.verdict) {
-  case VERDICT_NOTHING: reply_set(&rp, MHD_HTTP_OK, a.json, "application/json"); break;
+  case VERDICT_NOTHING: reply_set(&rp, MHD_HTTP_OK, a.json, "application/json", 1); break;
   case VERDICT_LATER:
     rp.status = MHD_HTTP_TOO_MANY_REQUESTS;
     rp.retry_after = a.retry_after;
     break;
-  case VERDICT_FORBIDDEN: reply_set(&rp, MHD_HTTP_FORBIDDEN, a.text, "text/plain"); break;
-  default: reply_set(&rp, MHD_HTTP_BAD_REQUEST, a.text, "text/plain"); break;
+  case VERDICT_FORBIDDEN: reply_set(&rp, MHD_HTTP_FORBIDDEN, a.text, "text/plain", 1); break;
+  default: reply_set(&rp, MHD_HTTP_BAD_REQUEST, a.text, "text/plain", 1); break;
   }
   return reply_after_commit(c, h, &rp, a.must_commit, req_cls);
 }
@@ -590,7 +593,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return queue_text(c, h, MHD_HTTP_NOT_FOUND, "not found\n");
   }
   if (rs == RESOLVE_DAMAGED)
-    return queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, delivery_resolve_text(rs));
+    return queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "package damaged on the server\n");
   return serve_package(c, h, &t, head, req_cls);
 }
 
