@@ -226,7 +226,7 @@ static void shutdown_gracefully(struct daemon_state *ds)
   struct timespec start, now;
 
   listeners_quiesce(&ds->active, &ds->retired);
-  log_info("stopping: %d transfers in flight get up to %d s", atomic_load(&delivery_in_flight),
+  log_info("stopping: %d transfers in flight get up to %d s", delivery_in_flight(),
            ds->conf->shutdown_timeout);
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
@@ -235,7 +235,7 @@ static void shutdown_gracefully(struct daemon_state *ds)
       break;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (now.tv_sec - start.tv_sec >= ds->conf->shutdown_timeout) {
-      log_warn("stopping: %d transfers cut off", atomic_load(&delivery_in_flight));
+      log_warn("stopping: %d transfers cut off", delivery_in_flight());
       break;
     }
     usleep(50 * 1000);
