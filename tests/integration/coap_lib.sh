@@ -94,10 +94,13 @@ metric() {
 npm_clients() {
   local cache=${DFOTAD_NPM_CACHE:-/tmp/dfotad-npm-cache}
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
-  if [ ! -d "$cache/node_modules/coap" ] || [ ! -d "$cache/node_modules/node-coap-client" ]; then
-    mkdir -p "$cache" &&
-      (cd "$cache" && timeout 180 npm install --no-audit --no-fund --silent coap@1 \
-        node-coap-client >/dev/null 2>&1) || return 1
-  fi
+  # one install at a time (tests/run-all runs two builds' tests at once)
+  mkdir -p "$cache" || return 1
+  (
+    flock 9
+    [ -d "$cache/node_modules/coap" ] && [ -d "$cache/node_modules/node-coap-client" ] && exit 0
+    cd "$cache" && timeout 180 npm install --no-audit --no-fund --silent coap@1 \
+      node-coap-client >/dev/null 2>&1
+  ) 9>"$cache.lock" || return 1
   export NODE_PATH="$cache/node_modules"
 }
