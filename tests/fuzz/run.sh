@@ -116,7 +116,10 @@ for t in "$@"; do
     echo "== fuzz_$t: replay $n committed inputs"
     # shellcheck disable=SC2046,SC2086
     "$out/fuzz_$t" $opts $(find "$seeds" -type f | sort) >"$out/$t.replay" 2>&1 || rc=$?
-    [ $rc = 0 ] || tail -n 40 "$out/$t.replay"
+    if [ $rc != 0 ]; then
+      tail -n 40 "$out/$t.replay"
+      echo "== fuzz_$t failed on a committed input: $(sed -n 's/^Running: //p' "$out/$t.replay" | tail -n 1)"
+    fi
     # a fresh working corpus each time: new finds go there, never into
     # the committed one (read as the second folder)
     rm -rf "$work" "$out/$t"-crash-* "$out/$t"-leak-* "$out/$t"-timeout-* "$out/$t"-oom-*
