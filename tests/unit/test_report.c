@@ -378,7 +378,7 @@ static enum verdict heap_report(const char *id, const char *body, size_t len,
  * neither as URC lines nor towards [fleet] report_lines. */
 static void blank_lines(void)
 {
-  /* tests/fuzz/corpus/urc/crash-report-empty-first-line */
+  /* tests/fuzz/corpus/urc/crash-empty-first-line */
   static const char found[] = "\n+OTA\",\"ENDND\",511\r\n+22,022\r\n\n+";
   static const char first[] = "\n+QIND: \"FOTA\",\"DOWNLOADING\",30\r\n";
   char id[32], body[800];
