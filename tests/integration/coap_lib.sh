@@ -59,26 +59,33 @@ coap_pki() {
 
 # coap_start [CONFIG-LINES]: fleet_start with [coap] and [coaps] on free
 # UDP ports (certificates from coap_pki when $P is set); COAP and COAPS
-# are HOST:PORT.
+# are HOST:PORT. A port taken between its pick and the daemon's bind (by
+# another test running at the same time) means new ports, up to 3 tries.
 coap_start() {
-  local ports
-  ports=$(udp_ports 2 | tr '\n' ' ')
-  read -r COAP_PORT COAPS_PORT <<<"$ports"
-  COAP="127.0.0.1:$COAP_PORT"
-  COAPS="127.0.0.1:$COAPS_PORT"
-  local tls=""
-  if [ -n "${P:-}" ]; then
-    tls="cert = $P/server.crt
+  local ports try
+  for try in 1 2 3; do
+    ports=$(udp_ports 2 | tr '\n' ' ')
+    read -r COAP_PORT COAPS_PORT <<<"$ports"
+    COAP="127.0.0.1:$COAP_PORT"
+    COAPS="127.0.0.1:$COAPS_PORT"
+    local tls=""
+    if [ -n "${P:-}" ]; then
+      tls="cert = $P/server.crt
 key = $P/server.key
 client_ca = $P/ca.crt
 client_auth = optional"
-  fi
-  fleet_start "[coap]
+    fi
+    fleet_start "[coap]
 listen = $COAP
 anonymous_packages = yes
 [coaps]
 listen = $COAPS
-$tls" "$@"
+$tls" "$@" && return 0
+    log_since "$_start_mark" | grep -q 'cannot listen' || return 1
+    echo "# try $try: a port was taken before dfotad could bind it; new ports"
+    HTTP_PORT=
+  done
+  return 1
 }
 
 # hexof TEXT: TEXT's bytes in hex (coap-client takes a key as text).
