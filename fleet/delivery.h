@@ -172,6 +172,22 @@ struct report_answer {
 void delivery_report(struct fleet *f, const struct device_identity *who, int json, const char *body,
                      size_t len, struct report_answer *out);
 
+/* ---- failed credentials: one throttle for every front ---------------------- */
+
+/* Failures are counted per address (an IPv6 /64) and per device id; past
+ * [fleet] auth_failures in a minute the address or id is locked out for a
+ * while that doubles. A front asks before it checks a credential of its
+ * own (an FTP login, a DTLS PSK identity), and says when one failed.
+ * The check-in and the report do both themselves. */
+/* Seconds the address (or the id, when not NULL) must still wait; 0: it
+ * may try. A wait is counted as a throttled request. */
+int delivery_auth_wait(struct fleet *f, enum proto proto, const char *addr, const char *device_id);
+/* A credential failed: counted (dfotad_auth_failures_total), fed to the
+ * throttle, and logged at a bounded rate with what, the id and addr.
+ * device_id: the id it claimed, NULL when none. */
+void delivery_auth_failed(struct fleet *f, enum proto proto, const char *addr,
+                          const char *device_id, const char *what);
+
 /* ---- DTLS pre-shared keys ------------------------------------------------ */
 
 #define PSK_MAX 64          /* key bytes */

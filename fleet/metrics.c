@@ -79,11 +79,18 @@ char *fleet_metrics(struct fleet *f)
   metric(m, "dfotad_checkins_total", "Device check-ins.", "counter", f->checkins);
   metric(m, "dfotad_reports_total", "Device reports.", "counter", f->reports);
   metric(m, "dfotad_offers_total", "Download offers made.", "counter", f->offers);
-  metric(m, "dfotad_auth_failures_total", "Device credentials refused.", "counter",
-         f->auth_failures);
-  metric(m, "dfotad_auth_throttled_total",
-         "Device requests refused unheard after too many failed credentials.", "counter",
-         f->auth_throttled);
+  fprintf(m, "# HELP dfotad_auth_failures_total Device credentials refused (secrets, FTP "
+             "logins, DTLS PSK identities and keys), by protocol.\n"
+             "# TYPE dfotad_auth_failures_total counter\n");
+  for (int p = 0; p < PROTO_COUNT; p++)
+    fprintf(m, "dfotad_auth_failures_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
+            (unsigned long long)f->auth_failures[p]);
+  fprintf(m, "# HELP dfotad_auth_throttled_total Device requests, logins and handshakes refused "
+             "unheard after too many failed credentials, by protocol.\n"
+             "# TYPE dfotad_auth_throttled_total counter\n");
+  for (int p = 0; p < PROTO_COUNT; p++)
+    fprintf(m, "dfotad_auth_throttled_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
+            (unsigned long long)f->auth_throttled[p]);
   metric(m, "dfotad_progress_events_total", "Ranges recorded against devices.", "counter",
          f->progress_events);
   metric(m, "dfotad_writer_queue", "Device records and events waiting for the writer.", "gauge",

@@ -1,9 +1,10 @@
 /* ftp_front.c: the FTP(S) front's rows ([ftp]: control port with explicit
  * TLS through AUTH TLS; [ftps]: implicit TLS) and what an instance owns:
  * its event threads (libevent), the listeners on the sockets the listener
- * bound, the TLS context, the passive port pool, and the limits kept per
- * client address (sessions, failed-login delays), which all instances
- * share so that a reload does not reset them. */
+ * bound, the TLS context, the passive port pool, and the admission table
+ * (net/admission.h: sessions and logins per address, sessions and ports
+ * per device), which all instances share so that a reload does not reset
+ * it. Failed logins go to the delivery core's throttle, every front's. */
 #include "autoconfig.h"
 
 #include "ftp_front.h"
@@ -20,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../net/admission.h"
 #include "../../net/tls_openssl.h"
 #include "../../net/tls_store.h"
 #include "../../util/log.h"
@@ -28,147 +30,15 @@
 #include "ftp_int.h"
 
 int ftp_ssl_nonce_idx = -1;
-_Atomic uint64_t ftp_login_failures;
 
-/* ---- limits per client address ------------------------------------------- */
+/* ---- admission ------------------------------------------------------------ */
 
-struct addr_ent {
-  unsigned char key[16]; /* IPv6, or IPv4-mapped */
-  int sessions;
-  int fails;
-  int64_t last_fail; /* monotonic ms */
-  struct addr_ent *next;
-};
+/* One table for every FTP instance (addresses and device credentials), so
+ * that a reload does not reset what peers hold. */
+static pthread_once_t adm_once = PTHREAD_ONCE_INIT;
+struct admission *ftp_adm;
 
-#define ADDR_BUCKETS 4096
-
-static pthread_mutex_t addr_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct addr_ent *addr_tab[ADDR_BUCKETS];
-static int addr_count;
-
-static void addr_key(const struct sockaddr_storage *ss, unsigned char key[16])
-{
-  memset(key, 0, 16);
-  if (ss->ss_family == AF_INET) {
-    key[10] = key[11] = 0xff;
-    memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-  } else if (ss->ss_family == AF_INET6) {
-    memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-  }
-}
-
-int ftp_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-  unsigned char ka[16], kb[16];
-
-  addr_key(a, ka);
-  addr_key(b, kb);
-  return memcmp(ka, kb, 16) == 0;
-}
-
-static unsigned addr_hash(const unsigned char key[16])
-{
-  uint32_t h = 2166136261u;
-
-  for (int i = 0; i < 16; i++)
-    h = (h ^ key[i]) * 16777619u;
-  return h % ADDR_BUCKETS;
-}
-
-/* Finds (or with create, adds) the entry of key; addr_mu held. */
-static struct addr_ent *addr_find(const unsigned char key[16], int create)
-{
-  struct addr_ent *e;
-  unsigned h = addr_hash(key);
-
-  for (e = addr_tab[h]; e; e = e->next)
-    if (memcmp(e->key, key, 16) == 0)
-      return e;
-  /* SECURITY: the table is bounded; a flood of addresses cannot grow it */
-  if (!create || addr_count >= FTP_ADDR_TABLE_MAX || (e = calloc(1, sizeof(*e))) == NULL)
-    return NULL;
-  memcpy(e->key, key, 16);
-  e->next = addr_tab[h];
-  addr_tab[h] = e;
-  addr_count++;
-  return e;
-}
-
-/* Counts a session of the address: 0, or -1 when over per_ip (0: no limit)
- * or when the table is full. */
-static int addr_enter(const struct sockaddr_storage *ss, int per_ip)
-{
-  unsigned char key[16];
-  struct addr_ent *e;
-  int ret = -1;
-
-  addr_key(ss, key);
-  pthread_mutex_lock(&addr_mu);
-  e = addr_find(key, 1);
-  if (e != NULL && (per_ip <= 0 || e->sessions < per_ip)) {
-    e->sessions++;
-    ret = 0;
-  }
-  pthread_mutex_unlock(&addr_mu);
-  return ret;
-}
-
-static void addr_leave(const struct sockaddr_storage *ss)
-{
-  unsigned char key[16];
-  struct addr_ent *e;
-
-  addr_key(ss, key);
-  pthread_mutex_lock(&addr_mu);
-  e = addr_find(key, 0);
-  if (e != NULL && e->sessions > 0)
-    e->sessions--;
-  pthread_mutex_unlock(&addr_mu);
-}
-
-int64_t ftp_addr_failed(const struct sockaddr_storage *peer)
-{
-  unsigned char key[16];
-  struct addr_ent *e;
-  int64_t now = mono_ms(), delay = FTP_LOGIN_DELAY_MS;
-
-  atomic_fetch_add_explicit(&ftp_login_failures, 1, memory_order_relaxed);
-  addr_key(peer, key);
-  pthread_mutex_lock(&addr_mu);
-  e = addr_find(key, 1);
-  if (e != NULL) {
-    if (now - e->last_fail > FTP_LOGIN_FORGET_MS)
-      e->fails = 0;
-    e->fails++;
-    e->last_fail = now;
-    for (int i = 1; i < e->fails && delay < FTP_LOGIN_DELAY_MAX_MS; i++)
-      delay *= 2;
-  } else {
-    delay = FTP_LOGIN_DELAY_MAX_MS; /* table full: the longest */
-  }
-  pthread_mutex_unlock(&addr_mu);
-  return delay < FTP_LOGIN_DELAY_MAX_MS ? delay : FTP_LOGIN_DELAY_MAX_MS;
-}
-
-/* Drops entries with no session and no failure worth remembering. */
-static void addr_prune(void)
-{
-  int64_t now = mono_ms();
-
-  pthread_mutex_lock(&addr_mu);
-  for (int h = 0; h < ADDR_BUCKETS; h++)
-    for (struct addr_ent **pp = &addr_tab[h]; *pp;) {
-      struct addr_ent *e = *pp;
-      if (e->sessions == 0 && (e->fails == 0 || now - e->last_fail > FTP_LOGIN_FORGET_MS)) {
-        *pp = e->next;
-        free(e);
-        addr_count--;
-      } else {
-        pp = &e->next;
-      }
-    }
-  pthread_mutex_unlock(&addr_mu);
-}
+static void adm_init(void) { ftp_adm = adm_new(FTP_ADM_ENTRIES); }
 
 /* ---- passive ports ------------------------------------------------------------ */
 
@@ -324,17 +194,26 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
   struct ftp_worker *w = arg;
   struct ftp_front *ff = w->ff;
   const char *why = NULL;
+  struct adm_hold hold[2] = {{0}};
+  struct adm_key k;
 
   (void)l;
+  (void)salen;
+  adm_key_addr(sa, &k);
   if (atomic_load(&ff->quiescing))
     why = "421 Service not available, closing control connection.\r\n";
   else if (atomic_load(&ff->sessions) >= ff->max_sessions)
     why = "421 Too many sessions, try later.\r\n";
   else if (atomic_load(&ff->logins) >= ff->max_logins)
     why = "421 Too many logins in progress, try later.\r\n";
-  else if (addr_enter((struct sockaddr_storage *)sa, ff->per_ip) < 0)
+  /* SECURITY: per address (an IPv6 /64): its sessions, and its logins in
+   * progress, so that one address cannot take every login slot */
+  else if (adm_take(ftp_adm, &k, ADM_CONN, (unsigned)ff->per_ip, &hold[0]) < 0)
     why = "421 Too many sessions from your address.\r\n";
+  else if (adm_take(ftp_adm, &k, ADM_LOGIN, (unsigned)ff->login_per_ip, &hold[1]) < 0)
+    why = "421 Too many logins in progress from your address, try later.\r\n";
   if (why != NULL) {
+    adm_give(ftp_adm, &hold[0]);
     /* over a limit: one best-effort line (plain even on [ftps], where a
      * handshake would cost more than the refusal) */
     if (!ff->implicit_tls && send(fd, why, strlen(why), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
@@ -342,7 +221,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     close(fd);
     return;
   }
-  session_new(w, fd, sa, (socklen_t)salen);
+  session_new(w, fd, sa, (socklen_t)salen, hold);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -418,6 +297,11 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
   int before = errs->n;
 
   pthread_once(&once, init_once);
+  pthread_once(&adm_once, adm_init);
+  if (ftp_adm == NULL) {
+    config_errors_add(errs, "%s: out of memory", section);
+    return -1;
+  }
   ff = calloc(1, sizeof(*ff));
   if (ff == NULL) {
     config_errors_add(errs, "%s: out of memory", section);
@@ -431,6 +315,9 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
   ff->max_sessions = fc->connection_limit;
   ff->per_ip = fc->per_ip_limit;
   ff->max_logins = fc->login_limit;
+  ff->login_per_ip = fc->login_per_ip_limit;
+  ff->device_sessions = fc->device_session_limit;
+  ff->device_ports = fc->device_port_limit;
   ff->idle_s = fc->timeout;
   ff->login_s = fc->login_timeout;
   ff->data_s = fc->data_timeout;
@@ -532,24 +419,7 @@ static void ftp_stop(struct front *fr)
   fr->priv = NULL;
 }
 
-static void ftp_tick(struct front *fr, int force)
-{
-  static int64_t last;
-  int64_t now = mono_ms();
-
-  (void)fr;
-  (void)force;
-  if (now - last > 60000) {
-    last = now;
-    addr_prune();
-  }
-}
-
 const struct front_row ftp_row = {"ftp",       PROTO_FTP, SOCK_STREAM, ftp_start,
-                                  ftp_quiesce, ftp_busy,  ftp_stop,    ftp_tick};
+                                  ftp_quiesce, ftp_busy,  ftp_stop,    NULL};
 const struct front_row ftps_row = {"ftps",      PROTO_FTPS, SOCK_STREAM, ftp_start,
-                                   ftp_quiesce, ftp_busy,   ftp_stop,    ftp_tick};
-
-uint64_t ftp_front_login_failures(void) { return atomic_load(&ftp_login_failures); }
-
-void ftp_session_left(const struct sockaddr_storage *peer) { addr_leave(peer); }
+                                   ftp_quiesce, ftp_busy,   ftp_stop,    NULL};
