@@ -23,11 +23,11 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../../net/tls_openssl.h"
+#include "../../util/util.h"
 #include "coap_int.h"
 
 /* Memory per DTLS session: OpenSSL sizes a session's write buffer for
@@ -49,40 +49,22 @@ static void release_buffers(SSL *ssl)
 
 /* ---- PSK -------------------------------------------------------------------- */
 
-/* Resumption: a session resumed from the server's cache keeps the PSK
- * identity OpenSSL stored with it, and carries (in this ex_data slot) the
- * digest of the key its full handshake used: a resumption after the key
- * was removed or changed ends the session. Tickets are off (the digest is
- * not in a ticket; resumption goes through the cache). */
-static int digest_idx = -1;
-static pthread_once_t digest_once = PTHREAD_ONCE_INIT;
-
-static void digest_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+/* Resumption: a resumed session (from a ticket or the server's cache)
+ * keeps the PSK identity OpenSSL stored with it, and carries as its
+ * ticket's application data the digest of the key its full handshake
+ * used, so that a resumption after the key was removed or changed ends the
+ * session (coap_dtls_connected). The digest is attached when the session's
+ * ticket is made, after the PSK callback set this up on libcoap's SSL_CTX
+ * (which we reach only through a session). */
+static int ticket_gen(SSL *ssl, void *arg)
 {
-  (void)parent;
-  (void)ad;
-  (void)idx;
-  (void)argl;
-  (void)argp;
-  OPENSSL_clear_free(ptr, 32);
-}
+  coap_session_t *s = SSL_get_app_data(ssl);
+  const struct coap_peer *p = s != NULL ? coap_session_get_app_data(s) : NULL;
 
-static int digest_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d, int idx,
-                      long argl, void *argp)
-{
-  (void)to;
-  (void)from;
-  (void)idx;
-  (void)argl;
-  (void)argp;
-  if (*from_d != NULL)
-    *from_d = OPENSSL_memdup(*from_d, 32);
+  (void)arg;
+  if (p != NULL && p->identity[0] != '\0')
+    SSL_SESSION_set1_ticket_appdata(SSL_get_session(ssl), p->digest, sizeof(p->digest));
   return 1;
-}
-
-static void digest_init(void)
-{
-  digest_idx = SSL_SESSION_get_ex_new_index(0, NULL, NULL, digest_dup, digest_free);
 }
 
 static void key_digest(const char *identity, const unsigned char *key, size_t keylen,
@@ -146,8 +128,7 @@ static const coap_bin_const_t *psk_for_identity(coap_bin_const_t *identity, coap
 
   if (lib == COAP_TLS_LIBRARY_OPENSSL && ssl != NULL) {
     release_buffers(ssl);
-    SSL_set_options(ssl, SSL_OP_NO_TICKET);
-    SSL_CTX_set_options(SSL_get_SSL_CTX(ssl), SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_ticket_cb(SSL_get_SSL_CTX(ssl), ticket_gen, NULL, NULL);
   }
   if (coap_session_over(session))
     return NULL;
@@ -187,6 +168,7 @@ static const coap_bin_const_t *psk_for_identity(coap_bin_const_t *identity, coap
   snprintf(p->identity, sizeof(p->identity), "%s", id);
   snprintf(p->device, sizeof(p->device), "%s", device);
   key_digest(id, e->psk_out, keylen, p->digest);
+  p->asked = mono_ms();
   /* libcoap copies the key at once; the housekeeping wipes ours */
   e->psk_bin.s = e->psk_out;
   e->psk_bin.length = keylen;
@@ -225,27 +207,18 @@ void coap_dtls_connected(struct coap_engine *e, struct coap_peer *p)
   SSL *ssl = coap_session_get_tls(p->s, &lib);
   SSL_SESSION *ss;
   const char *id;
-  unsigned char *d;
+  void *d = NULL;
+  size_t n = 0;
 
   if (ssl == NULL || lib != COAP_TLS_LIBRARY_OPENSSL || (ss = SSL_get_session(ssl)) == NULL ||
-      (id = SSL_get_psk_identity(ssl)) == NULL)
-    return; /* no PSK: a certificate names the device (coap_dtls_peer) */
-  pthread_once(&digest_once, digest_init);
-  if (digest_idx < 0)
-    return;
-  if (!SSL_session_reused(ssl)) {
-    /* a full handshake: the cached session remembers its key */
-    d = OPENSSL_memdup(p->digest, 32);
-    if (d != NULL && SSL_SESSION_set_ex_data(ss, digest_idx, d) != 1)
-      OPENSSL_clear_free(d, 32);
-    return;
-  }
+      (id = SSL_get_psk_identity(ssl)) == NULL || !SSL_session_reused(ssl))
+    return; /* a full handshake (the PSK callback filled p), or a certificate */
   /* SECURITY: a resumed session is the device of its identity, as long as
    * that identity still has the key of the full handshake */
   snprintf(p->identity, sizeof(p->identity), "%s", id);
-  d = SSL_SESSION_get_ex_data(ss, digest_idx);
-  if (d == NULL || current(e, p->identity, p->digest, p->device) < 0 ||
-      CRYPTO_memcmp(d, p->digest, 32) != 0)
+  if (SSL_SESSION_get0_ticket_appdata(ss, &d, &n) != 1 || n != sizeof(p->digest) ||
+      current(e, p->identity, p->digest, p->device) < 0 ||
+      CRYPTO_memcmp(d, p->digest, sizeof(p->digest)) != 0)
     p->revoked = 1;
 }
 

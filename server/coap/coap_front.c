@@ -198,7 +198,9 @@ static int on_event(coap_session_t *s, const coap_event_t ev)
 }
 
 /* Ends the sessions whose PSK was removed or changed (checked now and then,
- * and by every request): outside libcoap's callbacks, on the thread. */
+ * and by every request), and the handshakes that knew their key and did
+ * not complete in time (a wrong key): outside libcoap's callbacks, on the
+ * thread. */
 static void peers_sweep(struct coap_engine *e, int64_t now)
 {
   int check = now - e->swept >= COAP_PSK_SWEEP_MS;
@@ -210,6 +212,11 @@ static void peers_sweep(struct coap_engine *e, int64_t now)
     if (check && p->connected && !p->revoked && p->identity[0] != '\0' &&
         !coap_dtls_key_current(e, p))
       p->revoked = 1;
+    if (!p->connected && p->identity[0] != '\0' && now - p->asked > COAP_PSK_FINISH_MS) {
+      coap_dtls_failed(e, p); /* reported once: it clears the identity */
+      coap_session_disconnected(p->s, COAP_NACK_TLS_FAILED);
+      continue;
+    }
     if (p->revoked == 1 && p->connected) {
       p->revoked = 2; /* once */
       log_limited(LOG_INFO, 5, "%s: PSK identity %s: its key was removed or changed; session ended",

@@ -85,6 +85,7 @@ struct coap_peer {
   char identity[PSK_IDENTITY_MAX + 1]; /* its PSK identity, "" for none */
   char device[DEVICE_ID_MAX + 1];      /* the device of that identity */
   unsigned char digest[32];            /* SHA-256 of identity and key: is the key still the same? */
+  int64_t asked;                       /* monotonic ms the PSK callback gave its key */
   struct coap_peer *prev, *next;
 };
 
@@ -96,6 +97,10 @@ struct coap_peer {
  * times ours (we count the real ones, see coap_front.c). */
 #define COAP_HELLO_FACTOR 16
 #define COAP_PSK_SWEEP_MS 10000 /* how often PSK sessions' keys are checked */
+/* A handshake whose key was handed out but that did not complete within
+ * this: a wrong key (DTLS drops the undecryptable Finished silently, and
+ * libcoap would give up only after its retransmissions, half a minute). */
+#define COAP_PSK_FINISH_MS 10000
 
 /* Whether s is over the per-address limit (its requests get 5.03). */
 int coap_session_over(coap_session_t *s);

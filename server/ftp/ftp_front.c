@@ -40,6 +40,61 @@ struct admission *ftp_adm;
 
 static void adm_init(void) { ftp_adm = adm_new(FTP_ADM_ENTRIES); }
 
+/* ---- logins in progress ------------------------------------------------------ */
+
+/* Takes s off the list; pend_mu held. */
+static void pend_unlink(struct ftp_front *ff, struct session *s)
+{
+  if (!s->pending)
+    return;
+  if (s->pprev)
+    s->pprev->pnext = s->pnext;
+  else
+    ff->pend_head = s->pnext;
+  if (s->pnext)
+    s->pnext->pprev = s->pprev;
+  else
+    ff->pend_tail = s->pprev;
+  s->pnext = s->pprev = NULL;
+  s->pending = 0;
+}
+
+void ftp_login_over(struct session *s)
+{
+  struct ftp_front *ff = s->ff;
+
+  pthread_mutex_lock(&ff->pend_mu);
+  pend_unlink(ff, s);
+  pthread_mutex_unlock(&ff->pend_mu);
+  if (s->counted_login) {
+    s->counted_login = 0;
+    atomic_fetch_sub(&ff->logins, 1);
+  }
+}
+
+static void worker_order(struct ftp_worker *w, int order);
+
+/* SECURITY: every login slot is taken: the oldest login in progress makes
+ * room (its worker closes it), rather than the newcomer being refused, so
+ * that a flood of connections that do not log in cannot lock a device out.
+ * 0, or -1 when there is none old enough to evict. */
+static int evict_login(struct ftp_front *ff)
+{
+  struct session *s;
+
+  pthread_mutex_lock(&ff->pend_mu);
+  s = ff->pend_head;
+  if (s != NULL && mono_ms() - s->opened < FTP_EVICT_MIN_MS)
+    s = NULL; /* a burst, not a siege: the newcomer waits its turn */
+  if (s != NULL) {
+    pend_unlink(ff, s);
+    atomic_store(&s->evict, 1);
+    worker_order(s->w, WAKE_EVICT);
+  }
+  pthread_mutex_unlock(&ff->pend_mu);
+  return s != NULL ? 0 : -1;
+}
+
 /* ---- passive ports ------------------------------------------------------------ */
 
 int ftp_port_take(struct ftp_front *ff, const struct sockaddr_storage *local, int *port)
@@ -188,23 +243,19 @@ static int tls_setup(struct ftp_front *ff, const struct front_conf *fc, const ch
 
 /* ---- workers -------------------------------------------------------------- */
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+static void on_accept(struct ftp_worker *w, int fd, struct sockaddr *sa, socklen_t salen)
 {
-  struct ftp_worker *w = arg;
   struct ftp_front *ff = w->ff;
   const char *why = NULL;
   struct adm_hold hold[2] = {{0}};
   struct adm_key k;
 
-  (void)l;
-  (void)salen;
   adm_key_addr(sa, &k);
   if (atomic_load(&ff->quiescing))
     why = "421 Service not available, closing control connection.\r\n";
   else if (atomic_load(&ff->sessions) >= ff->max_sessions)
     why = "421 Too many sessions, try later.\r\n";
-  else if (atomic_load(&ff->logins) >= ff->max_logins)
+  else if (atomic_load(&ff->logins) >= ff->max_logins && evict_login(ff) < 0)
     why = "421 Too many logins in progress, try later.\r\n";
   /* SECURITY: per address (an IPv6 /64): its sessions, and its logins in
    * progress, so that one address cannot take every login slot */
@@ -221,7 +272,26 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     close(fd);
     return;
   }
-  session_new(w, fd, sa, (socklen_t)salen, hold);
+  session_new(w, fd, sa, salen, hold);
+}
+
+/* A listening socket is ready: at most FTP_ACCEPT_BATCH connections now. */
+static void on_listen(evutil_socket_t lfd, short what, void *arg)
+{
+  struct ftp_worker *w = arg;
+
+  (void)what;
+  for (int i = 0; i < FTP_ACCEPT_BATCH; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        log_limited(LOG_WARN, 1, "ftp: accept: %s", strerror(errno));
+      return;
+    }
+    on_accept(w, fd, (struct sockaddr *)&ss, len);
+  }
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -233,7 +303,13 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
   (void)what;
   if (order & (WAKE_QUIESCE | WAKE_STOP))
     for (int i = 0; i < w->nlev; i++)
-      evconnlistener_disable(w->lev[i]);
+      event_del(w->lev[i]);
+  if ((order & WAKE_EVICT) && !(order & WAKE_STOP))
+    for (struct session *s = w->head, *next; s; s = next) {
+      next = s->next;
+      if (atomic_exchange(&s->evict, 0) && s->state != S_READY && s->state != S_CLOSING)
+        session_close(s, "421 Too many logins in progress; yours waited longest.");
+    }
   if (order & WAKE_STOP) {
     while (w->head)
       session_free(w->head);
@@ -269,7 +345,7 @@ static void instance_free(struct ftp_front *ff)
       pthread_join(w->thread, NULL);
     }
     for (int k = 0; k < w->nlev; k++)
-      evconnlistener_free(w->lev[k]); /* LEV_OPT_CLOSE_ON_FREE unset: fds stay */
+      event_free(w->lev[k]); /* the sockets stay: they are the listener's */
     if (w->wake)
       event_free(w->wake);
     if (w->base)
@@ -282,6 +358,7 @@ static void instance_free(struct ftp_front *ff)
     tls_store_free(ff->tls);
   free(ff->port_used);
   pthread_mutex_destroy(&ff->port_mu);
+  pthread_mutex_destroy(&ff->pend_mu);
   free(ff);
 }
 
@@ -308,6 +385,7 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
     return -1;
   }
   pthread_mutex_init(&ff->port_mu, NULL);
+  pthread_mutex_init(&ff->pend_mu, NULL);
   ff->fr = fr;
   ff->proto = proto;
   ff->implicit_tls = proto == PROTO_FTPS;
@@ -366,9 +444,10 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
     for (int k = 0; k < fr->n; k++) {
       if (fr->fd[k] < 0)
         continue;
-      w->lev[w->nlev] =
-          evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_EXEC, 0, fr->fd[k]);
-      if (w->lev[w->nlev] == NULL)
+      /* several workers wait on one socket: it must not block */
+      evutil_make_socket_nonblocking(fr->fd[k]);
+      w->lev[w->nlev] = event_new(w->base, fr->fd[k], EV_READ | EV_PERSIST, on_listen, w);
+      if (w->lev[w->nlev] == NULL || event_add(w->lev[w->nlev], NULL) < 0)
         goto oom;
       w->nlev++;
     }

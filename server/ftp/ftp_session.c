@@ -55,8 +55,7 @@ void session_free(struct session *s)
     w->head = s->next;
   if (s->next)
     s->next->prev = s->prev;
-  if (s->counted_login)
-    atomic_fetch_sub(&s->ff->logins, 1);
+  ftp_login_over(s);
   atomic_fetch_sub(&s->ff->sessions, 1);
   adm_give(ftp_adm, &s->hold_addr);
   adm_give(ftp_adm, &s->hold_login);
@@ -120,10 +119,7 @@ void session_quiesce(struct session *s)
 static void login_ok(struct session *s)
 {
   s->state = S_READY;
-  if (s->counted_login) {
-    s->counted_login = 0;
-    atomic_fetch_sub(&s->ff->logins, 1);
-  }
+  ftp_login_over(s);
   adm_give(ftp_adm, &s->hold_login);
   evtimer_del(s->timer);
   snprintf(s->cwd, sizeof(s->cwd), "/");
@@ -682,6 +678,16 @@ void session_new(struct ftp_worker *w, int fd, const struct sockaddr *sa, sockle
   atomic_fetch_add(&ff->sessions, 1);
   atomic_fetch_add(&ff->logins, 1);
   s->counted_login = 1;
+  s->opened = mono_ms();
+  pthread_mutex_lock(&ff->pend_mu);
+  s->pprev = ff->pend_tail;
+  if (ff->pend_tail)
+    ff->pend_tail->pnext = s;
+  else
+    ff->pend_head = s;
+  ff->pend_tail = s;
+  s->pending = 1;
+  pthread_mutex_unlock(&ff->pend_mu);
   s->next = w->head;
   if (w->head)
     w->head->prev = s;
@@ -707,7 +713,7 @@ void session_new(struct ftp_worker *w, int fd, const struct sockaddr *sa, sockle
     session_free(s);
     return;
   }
-  s->login_deadline = mono_ms() + (int64_t)ff->login_s * 1000;
+  s->login_deadline = s->opened + (int64_t)ff->login_s * 1000;
   evtimer_add(s->timer, &tv);
   bev_setup(s);
   session_reply(s, "220 dfotad FTP server ready.");
