@@ -45,6 +45,8 @@ struct admission *adm_new(unsigned cap)
     return NULL;
   if (cap < 16)
     cap = 16;
+  if (cap > ADM_TABLE_MAX)
+    cap = ADM_TABLE_MAX;
   a->cap = cap;
   for (a->nbuckets = 16; a->nbuckets < cap; a->nbuckets <<= 1)
     ;

@@ -36,7 +36,8 @@ enum adm_phase {
   ADM_PHASES
 };
 
-#define ADM_KEY_MAX 64 /* bytes of a device key; longer ids are cut */
+#define ADM_KEY_MAX 64      /* bytes of a device key; longer ids are cut */
+#define ADM_TABLE_MAX 65536 /* entries of a table, at most (about 110 bytes each) */
 
 struct adm_key {
   unsigned char kind; /* 1: address, 2: device */
@@ -52,7 +53,8 @@ struct adm_hold {
 
 struct admission;
 
-/* A table of at most cap entries (at least 16). NULL: out of memory. */
+/* A table of at most cap entries (16 to ADM_TABLE_MAX). NULL: out of
+ * memory. */
 struct admission *adm_new(unsigned cap);
 void adm_free(struct admission *a);
 

@@ -358,7 +358,9 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
   pthread_mutex_init(&e->mu, NULL);
   settings_of(fc, &e->set);
   listen_key(fr, e->listen_key, sizeof(e->listen_key));
-  e->adm = adm_new((unsigned)(fc->connection_limit + fc->handshake_limit) * 2);
+  e->adm = adm_new((unsigned)(fc->connection_limit + fc->handshake_limit) * 2 < ADM_TABLE_MAX
+                       ? (unsigned)(fc->connection_limit + fc->handshake_limit) * 2
+                       : ADM_TABLE_MAX);
   if (e->adm == NULL || coap_xfers_init(&e->xfers, COAP_XFER_MAX) < 0 ||
       (e->ctx = coap_new_context(NULL)) == NULL) {
     tls_store_free(tls);
