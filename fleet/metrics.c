@@ -25,6 +25,15 @@ static void by_protocol(FILE *m, const char *name, const char *help, size_t fiel
         (unsigned long long)atomic_load((_Atomic uint64_t *)((char *)&delivery_stats[p] + field)));
 }
 
+/* A counter family from one value per protocol. */
+static void per_protocol(FILE *m, const char *name, const char *help, const uint64_t *v)
+{
+  fprintf(m, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+  for (int p = 0; p < PROTO_COUNT; p++)
+    fprintf(m, "%s{protocol=\"%s\"} %llu\n", name, proto_name((enum proto)p),
+            (unsigned long long)v[p]);
+}
+
 char *fleet_metrics(struct fleet *f)
 {
   char *buf = NULL;
@@ -79,18 +88,14 @@ char *fleet_metrics(struct fleet *f)
   metric(m, "dfotad_checkins_total", "Device check-ins.", "counter", f->checkins);
   metric(m, "dfotad_reports_total", "Device reports.", "counter", f->reports);
   metric(m, "dfotad_offers_total", "Download offers made.", "counter", f->offers);
-  fprintf(m, "# HELP dfotad_auth_failures_total Device credentials refused (secrets, FTP "
-             "logins, DTLS PSK identities and keys), by protocol.\n"
-             "# TYPE dfotad_auth_failures_total counter\n");
-  for (int p = 0; p < PROTO_COUNT; p++)
-    fprintf(m, "dfotad_auth_failures_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
-            (unsigned long long)f->auth_failures[p]);
-  fprintf(m, "# HELP dfotad_auth_throttled_total Device requests, logins and handshakes refused "
-             "unheard after too many failed credentials, by protocol.\n"
-             "# TYPE dfotad_auth_throttled_total counter\n");
-  for (int p = 0; p < PROTO_COUNT; p++)
-    fprintf(m, "dfotad_auth_throttled_total{protocol=\"%s\"} %llu\n", proto_name((enum proto)p),
-            (unsigned long long)f->auth_throttled[p]);
+  per_protocol(m, "dfotad_auth_failures_total",
+               "Device credentials refused (secrets, FTP logins, DTLS PSK identities and keys), "
+               "by protocol.",
+               f->auth_failures);
+  per_protocol(m, "dfotad_auth_throttled_total",
+               "Device requests, logins and handshakes refused unheard after too many failed "
+               "credentials, by protocol.",
+               f->auth_throttled);
   metric(m, "dfotad_progress_events_total", "Ranges recorded against devices.", "counter",
          f->progress_events);
   metric(m, "dfotad_writer_queue", "Device records and events waiting for the writer.", "gauge",
