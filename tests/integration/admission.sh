@@ -158,4 +158,32 @@ expect_match "the pending logins of one address are capped (login_per_ip_limit)"
   '421 Too many logins in progress from your address' "$(cat "$T/pending.out")"
 expect_match "... 8 of them wait for their login" '^8 220 ' "$(cat "$T/pending.out")"
 
+# --- FTP: one device credential cannot take every slot ------------------------------
+[[ $URL =~ ^ftp://([^:]+):([^@]+)@ ]] || bail "the offer's user and token"
+python3 - "$FTP_PORT" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" >"$T/caps.out" 2>&1 <<'PYEOF'
+import ftplib, sys
+port, user, token = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+sessions, out = [], []
+for i in range(5):  # device_session_limit = 4
+    f = ftplib.FTP()
+    f.connect("127.0.0.1", port, timeout=10)
+    try:
+        out.append(f.login(user, token)[:3])
+        sessions.append(f)
+    except ftplib.all_errors as e:
+        out.append(str(e)[:3])
+print("logins", " ".join(out))
+out = []
+for f in sessions[:3]:  # device_port_limit = 2
+    try:
+        out.append(f.sendcmd("PASV")[:3])
+    except ftplib.all_errors as e:
+        out.append(str(e)[:3])
+print("pasv", " ".join(out))
+PYEOF
+expect_match "device_session_limit 4: the fifth session of one device gets 421" \
+  'logins 230 230 230 230 421' "$(cat "$T/caps.out")"
+expect_match "device_port_limit 2: its third passive port gets 425" 'pasv 227 227 425' \
+  "$(cat "$T/caps.out")"
+
 finish
