@@ -206,7 +206,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void event_log(int severity, const char *msg)
 {
   if (severity >= EVENT_LOG_WARN)
-    log_warn("ftp: libevent: %s", msg);
+    log_limited(LOG_WARN, 5, "ftp: libevent: %s", msg);
   else
     log_debug("ftp: libevent: %s", msg);
 }

@@ -234,8 +234,8 @@ static void cmd_pass(struct session *s, const char *arg)
     target_release(&t);
   }
   s->damaged = r == RESOLVE_DAMAGED;
-  log_info("%s: device %s logged in from %s for %s", proto_name(s->ff->proto), s->user, s->addr,
-           s->name);
+  log_limited(LOG_INFO, 20, "%s: device %s logged in from %s for %s", proto_name(s->ff->proto),
+              s->user, s->addr, s->name);
   login_ok(s);
 }
 
