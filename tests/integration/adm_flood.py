@@ -9,6 +9,9 @@ Linux's lo).
   ftp-pending PORT ADDR N SECONDS    N connections from ADDR that never log
                                      in, renewed when closed; prints the
                                      first reply line of each, counted
+  no-suite PORT ADDR N               N handshakes from ADDR that return the
+                                     cookie but offer no usable suite;
+                                     prints "verified N" (cookies returned)
   hellos PORT FIRST_OCTET COUNT SECONDS
                                      cookie-less DTLS ClientHellos from COUNT
                                      addresses 127.FIRST.a.b (one socket,
@@ -92,14 +95,42 @@ def ftp_pending(port, src, n, seconds):
         print(k, text)
 
 
-def client_hello():
-    body = (b"\xfe\xfd" + os.urandom(32) + b"\x00"  # version, random, no session id
-            + b"\x00"  # no cookie
-            + b"\x00\x04\x00\xa8\x00\xae"  # PSK suites
+def client_hello(cookie=b"", suites=b"\x00\xa8\x00\xae", random=None, seq=0):
+    body = (b"\xfe\xfd" + (random or os.urandom(32)) + b"\x00"  # version, random, no session id
+            + bytes([len(cookie)]) + cookie
+            + struct.pack("!H", len(suites)) + suites
             + b"\x01\x00")  # null compression
     n = struct.pack("!I", len(body))[1:]
-    hs = b"\x01" + n + b"\x00\x00" + b"\x00\x00\x00" + n + body
-    return b"\x16\xfe\xff" + b"\x00\x00" + b"\x00" * 6 + struct.pack("!H", len(hs)) + hs
+    hs = b"\x01" + n + struct.pack("!H", seq) + b"\x00\x00\x00" + n + body
+    return (b"\x16\xfe\xff" + b"\x00\x00" + struct.pack("!Q", seq)[2:]
+            + struct.pack("!H", len(hs)) + hs)
+
+
+def no_suite(port, src, n):
+    """Cookie exchanges completed, then nothing usable offered (RC4-SHA)."""
+    verified = 0
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((src, 0))
+        s.settimeout(3)
+        rnd = os.urandom(32)
+        try:
+            s.sendto(client_hello(suites=b"\x00\x05", random=rnd), ("127.0.0.1", port))
+            hvr = s.recv(2048)
+            # record header 13, handshake header 12, server_version 2, cookie
+            if len(hvr) < 28 or hvr[0] != 22 or hvr[13] != 3:
+                print("no HelloVerifyRequest", hvr[:16].hex(), file=sys.stderr)
+                continue
+            cookie = hvr[28:28 + hvr[27]]
+            s.sendto(client_hello(cookie, b"\x00\x05", rnd, 1), ("127.0.0.1", port))
+            verified += 1
+            try:
+                s.recv(2048)  # an alert, or nothing
+            except socket.timeout:
+                pass
+        finally:
+            s.close()
+    print("verified", verified)
 
 
 def hellos(port, first, count, seconds):
@@ -130,6 +161,8 @@ def main():
         ftp_fails(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "ftp-pending":
         ftp_pending(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+    elif cmd == "no-suite":
+        no_suite(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
     elif cmd == "hellos":
         return hellos(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
     return 0

@@ -7,6 +7,8 @@
 #   the address, counted; 20 tries from one address lock it out (throttled);
 # - a device that resumes its DTLS session checks in as itself, and no
 #   longer once its key changed (the session ends);
+# - handshakes that return the cookie and offer no usable suite leave no
+#   count against their address (per_ip_limit = 1);
 # - one failed FTP login from each of 65,536 addresses, then 256 FTP
 #   connections from one address that never log in: a device from another
 #   address downloads over FTP all the while.
@@ -106,6 +108,19 @@ expect_eq "d1's key changed" 200 "$STATUS"
 dtls_checkin "$T/revoked.out" -sess_in "$T/sess.pem"
 expect_eq "a session resumed after its key changed: 4.03" 4.03 "$(code_of "$T/revoked.out")"
 check "... and it is ended" wait_log_since "$mark" 'PSK identity d1: its key was removed or changed; session ended' 5
+
+# --- a cookie-verified ClientHello with no usable suite counts for nothing -------
+# (libcoap frees such a session without an event: a count taken before the
+# handshake completed would stay for good)
+mark=$(log_mark)
+printf '[coaps]\nper_ip_limit = 1\n' >>"$FLEET_CONF"
+kill -HUP "$DFOTAD_PID"
+check "per_ip_limit = 1, reloaded in place" wait_log_since "$mark" 'coaps: reloaded in place' 10
+sleep 1 # the engine takes the new limits at its next housekeeping
+expect_eq "three cookie exchanges completed with no usable suite" "verified 3" \
+  "$(python3 "$FLOOD" no-suite "$COAPS_PORT" 127.6.0.1 3 2>&1)"
+OUT=$(checkin_coaps d2 "$KEY2" -a 127.6.0.1)
+expect_no_match "... then a device from that address checks in (not 5.03)" '4\.0|5\.0|ERR|^$' "$OUT"
 
 # --- FTP: 65,536 addresses with one failed login each --------------------------
 checkin f1 secret-f1-0123456789 "$VA" -H 'Accept: application/json'
