@@ -255,15 +255,16 @@ static void on_accept(struct ftp_worker *w, int fd, struct sockaddr *sa, socklen
     why = "421 Service not available, closing control connection.\r\n";
   else if (atomic_load(&ff->sessions) >= ff->max_sessions)
     why = "421 Too many sessions, try later.\r\n";
-  else if (atomic_load(&ff->logins) >= ff->max_logins && evict_login(ff) < 0)
-    why = "421 Too many logins in progress, try later.\r\n";
   /* SECURITY: per address (an IPv6 /64): its sessions, and its logins in
    * progress, so that one address cannot take every login slot */
   else if (adm_take(ftp_adm, &k, ADM_CONN, (unsigned)ff->per_ip, &hold[0]) < 0)
     why = "421 Too many sessions from your address.\r\n";
   else if (adm_take(ftp_adm, &k, ADM_LOGIN, (unsigned)ff->login_per_ip, &hold[1]) < 0)
     why = "421 Too many logins in progress from your address, try later.\r\n";
+  else if (atomic_load(&ff->logins) >= ff->max_logins && evict_login(ff) < 0)
+    why = "421 Too many logins in progress, try later.\r\n";
   if (why != NULL) {
+    adm_give(ftp_adm, &hold[1]);
     adm_give(ftp_adm, &hold[0]);
     /* over a limit: one best-effort line (plain even on [ftps], where a
      * handshake would cost more than the refusal) */
