@@ -32,7 +32,6 @@ static const struct {
                     "Connections or sessions refused by a limit, by protocol."},
     [FC_BAD_REQUESTS] = {"dfotad_bad_requests_total",
                          "Requests refused as malformed (CoAP 4.00/4.02...), by protocol."},
-    [FC_LOGIN_FAILURES] = {"dfotad_login_failures_total", "FTP logins refused, by protocol."},
     [FC_HEADER_TIMEOUTS] = {"dfotad_header_timeouts_total",
                             "Connections ended for sending their headers too slowly."},
     [FC_HEADER_EVICTED] = {"dfotad_header_evicted_total",

@@ -32,7 +32,6 @@ enum front_counter {
   FC_UNKNOWN_IDENTITIES, /* PSK identities unknown, empty or too long */
   FC_REFUSED,            /* connections or sessions refused by a limit */
   FC_BAD_REQUESTS,       /* requests refused as malformed */
-  FC_LOGIN_FAILURES,     /* logins refused (FTP USER/PASS) */
   FC_HEADER_TIMEOUTS,    /* connections ended: headers too slow */
   FC_HEADER_EVICTED,     /* header phases ended for newer connections */
   FC_KEPT_CLOSED,        /* idle keep-alive connections closed for room */
@@ -241,6 +240,22 @@ void delivery_report_nowait(struct fleet *f, const struct device_identity *who, 
  * json from the other fields. */
 void checkin_render(struct checkin_answer *a);
 void report_render(struct report_answer *a);
+
+/* ---- failed credentials: one throttle for every front ---------------------- */
+
+/* Failures are counted per address (an IPv6 /64) and per device id; past
+ * [fleet] auth_failures in a minute the address or id is locked out for a
+ * while that doubles. A front asks before it checks a credential of its
+ * own (an FTP login, a DTLS PSK identity), and says when one failed.
+ * The check-in and the report do both themselves. */
+/* Seconds the address (or the id, when not NULL) must still wait; 0: it
+ * may try. A wait is counted as a throttled request. */
+int delivery_auth_wait(struct fleet *f, enum proto proto, const char *addr, const char *device_id);
+/* A credential failed: counted (dfotad_auth_failures_total), fed to the
+ * throttle, and logged at a bounded rate with what, the id and addr.
+ * device_id: the id it claimed, NULL when none. */
+void delivery_auth_failed(struct fleet *f, enum proto proto, const char *addr,
+                          const char *device_id, const char *what);
 
 /* ---- DTLS pre-shared keys ------------------------------------------------ */
 

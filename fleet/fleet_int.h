@@ -139,7 +139,7 @@ struct fleet {
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   struct fleet_limits limits;
   struct auth_fail auth_addr[AUTH_SLOTS], auth_dev[AUTH_SLOTS];
-  uint64_t auth_failures, auth_throttled;
+  uint64_t auth_failures[PROTO_COUNT], auth_throttled[PROTO_COUNT]; /* by protocol */
   int64_t auth_logged; /* monotonic ms of the last failure logged */
   uint64_t auth_unlogged;
   struct device *ident[DEV_BUCKETS];        /* by PSK identity, devices with a key */

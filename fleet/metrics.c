@@ -42,12 +42,20 @@ static void counter_range(enum front_counter c, int *first, int *last)
   case FC_HANDSHAKE_FAILURES:
   case FC_UNKNOWN_IDENTITIES: *first = *last = PROTO_COAPS; return;
   case FC_BAD_REQUESTS: *first = PROTO_COAP, *last = PROTO_COAPS; return;
-  case FC_LOGIN_FAILURES: *first = PROTO_FTP, *last = PROTO_FTPS; return;
   case FC_HEADER_TIMEOUTS:
   case FC_HEADER_EVICTED:
   case FC_KEPT_CLOSED: *first = PROTO_HTTP, *last = PROTO_HTTPS; return;
   default: *first = 0, *last = PROTO_COUNT - 1; return;
   }
+}
+
+/* A counter family from one value per protocol. */
+static void per_protocol(FILE *m, const char *name, const char *help, const uint64_t *v)
+{
+  fprintf(m, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+  for (int p = 0; p < PROTO_COUNT; p++)
+    fprintf(m, "%s{protocol=\"%s\"} %llu\n", name, proto_name((enum proto)p),
+            (unsigned long long)v[p]);
 }
 
 char *fleet_metrics(struct fleet *f)
@@ -93,11 +101,14 @@ char *fleet_metrics(struct fleet *f)
   metric(m, "dfotad_checkins_total", "Device check-ins.", "counter", f->checkins);
   metric(m, "dfotad_reports_total", "Device reports.", "counter", f->reports);
   metric(m, "dfotad_offers_total", "Download offers made.", "counter", f->offers);
-  metric(m, "dfotad_auth_failures_total", "Device credentials refused.", "counter",
-         f->auth_failures);
-  metric(m, "dfotad_auth_throttled_total",
-         "Device requests refused unheard after too many failed credentials.", "counter",
-         f->auth_throttled);
+  per_protocol(m, "dfotad_auth_failures_total",
+               "Device credentials refused (secrets, FTP logins, DTLS PSK identities and keys), "
+               "by protocol.",
+               f->auth_failures);
+  per_protocol(m, "dfotad_auth_throttled_total",
+               "Device requests, logins and handshakes refused unheard after too many failed "
+               "credentials, by protocol.",
+               f->auth_throttled);
   metric(m, "dfotad_progress_events_total", "Ranges recorded against devices.", "counter",
          f->progress_events);
   metric(m, "dfotad_writer_queue", "Device records and events waiting for the writer.", "gauge",

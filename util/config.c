@@ -98,6 +98,12 @@ struct option {
        "allow PORT/EPRT (active mode) to the client's own address"},                               \
       {sec, "login_limit", T_INT, F(p, login_limit), DEF_FTP_LOGIN_LIMIT, 1,                       \
        MAX_CONNECTION_LIMIT, "sessions not logged in yet, at once"},                               \
+      {sec, "login_per_ip_limit", T_INT, F(p, login_per_ip_limit), "8", 0, MAX_CONNECTION_LIMIT,   \
+       "sessions not logged in yet from one address, 0 for no cap"},                              \
+      {sec, "device_session_limit", T_INT, F(p, device_session_limit), "4", 0,                     \
+       MAX_CONNECTION_LIMIT, "logged-in sessions of one device, 0 for no cap"},                   \
+      {sec, "device_port_limit", T_INT, F(p, device_port_limit), "2", 0, MAX_CONNECTION_LIMIT,     \
+       "passive ports one device holds at once, 0 for no cap"},                                   \
       {sec, "login_timeout", T_INT, F(p, login_timeout), DEF_FTP_LOGIN_TIMEOUT, 1, MAX_TIMEOUT,     \
        "seconds to log in"},                                                                       \
       {sec, "data_timeout", T_INT, F(p, data_timeout), DEF_FTP_DATA_TIMEOUT, 1, MAX_TIMEOUT,       \

@@ -481,7 +481,7 @@ static void handle(coap_resource_t *res, coap_session_t *s, const coap_pdu_t *re
   c.req = req;
   c.resp = resp;
   c.secure = c.e->proto == PROTO_COAPS;
-  if (coap_session_get_app_data(s) == COAP_SESSION_OVER) {
+  if (coap_session_over(s)) {
     /* SECURITY: over the per-address session limit */
     answer_later(&c, 503, 60);
     return;

@@ -179,7 +179,7 @@ check "f3's token as another device: login denied" ftp_login_fails f1 "$F3_PASS"
 expect_eq "f3: refused logins recorded nothing" "$EV_F3" "$(events_count f3)"
 expect_eq "f3: still offered" offered "$(dev_field f3 .state)"
 check_not "PASS is never logged" grep -q "$F3_PASS" "$DFOTAD_LOG"
-expect_match "failed logins are logged (without the password)" "failed login as \"f3\"" \
+expect_match "failed logins are logged (without the password)" "failed FTP login: device f3 from" \
   "$(cat "$DFOTAD_LOG")"
 # an expired token: the offer of f2 is replaced by cancelling its rollout
 api POST "/api/v1/rollouts/$RID/cancel"
