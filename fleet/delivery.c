@@ -197,6 +197,7 @@ struct transfer *transfer_begin(struct fleet *f, struct target *t, enum proto pr
   snprintf(tr->token, sizeof(tr->token), "%s", t->token);
   snprintf(tr->addr, sizeof(tr->addr), "%s", addr ? addr : "");
   atomic_fetch_add(&delivery_in_flight, 1);
+  atomic_fetch_add(&delivery_stats[proto].in_flight, 1);
   return tr;
 }
 
@@ -232,6 +233,7 @@ void transfer_end(struct transfer *tr)
   if (tr == NULL)
     return;
   package_unref(tr->pkg);
+  atomic_fetch_sub(&delivery_stats[tr->proto].in_flight, 1);
   free(tr);
   atomic_fetch_sub(&delivery_in_flight, 1);
 }

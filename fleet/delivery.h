@@ -26,6 +26,7 @@ struct proto_stats {
   _Atomic uint64_t requests;  /* responses, blocks or RETRs answered */
   _Atomic uint64_t bytes;     /* payload bytes that reached clients */
   _Atomic uint64_t downloads; /* transfers that delivered a package's last byte */
+  _Atomic int64_t in_flight;  /* transfers under way now */
 };
 extern struct proto_stats delivery_stats[PROTO_COUNT];
 /* Transfers begun and not yet ended. */
