@@ -432,7 +432,8 @@
       wavesEl.replaceChildren(...w.waves.map((v) => {
         const c = v.counts, done = c.succeeded + c.failed + c.no_path;
         const pct = v.devices ? Math.round(100 * c.succeeded / v.devices) : 0;
-        return el('div', { class: 'wave', 'data-wave': v.wave, 'data-percent': pct },
+        return el('div', { class: 'wave', 'data-wave': v.wave, 'data-percent': pct,
+          'data-done': v.devices ? Math.round(100 * done / v.devices) : 100 },
           el('div', {}, 'Wave ' + v.wave, el('br'), el('span', { class: 'muted' }, 'to ' + v.percent + ' %')),
           bar(WAVE_PARTS.map((k) => [k, c[k]]), v.devices, 'wave ' + v.wave),
           el('div', { class: 'legend' }, v.devices + ' devices: ' + c.succeeded + ' succeeded (' + pct + ' %), ' +
