@@ -300,12 +300,16 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct admin_ctx *f, c
                                 const char *method, void **req_cls)
 {
   int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+  int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 
-  if (strcmp(url, "/healthz") == 0)
+  if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
+    if (!get && !head)
+      return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
+    if (url[1] == 'm')
+      return fleet_api_dispatch(c, f, url, method, NULL);
     return json_reply(c, MHD_HTTP_OK,
                       json_pack("{s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION));
-  if (strcmp(url, "/metrics") == 0)
-    return fleet_api_dispatch(c, f, url, method, NULL);
+  }
   if (strncmp(url, "/api/", 5) != 0) {
     /* the console's page and assets hold no data: every datum comes from
      * /api/ with the token */
@@ -317,8 +321,11 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct admin_ctx *f, c
   if (!authorized(c, f))
     return json_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                       "send Authorization: Bearer TOKEN (the admin token file)");
-  if (strcmp(url, "/api/v1/openapi.json") == 0)
+  if (strcmp(url, "/api/v1/openapi.json") == 0) {
+    if (!get)
+      return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
     return (enum MHD_Result)console_reply(c, console_find(url), method);
+  }
   if (strcmp(url, "/api/v1/events") == 0) {
     if (!get)
       return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
@@ -327,7 +334,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct admin_ctx *f, c
   if (fleet_api_handles(url))
     return fleet_api_dispatch(c, f, url, method, NULL);
 
-  if (strcmp(url, PKG_PREFIX) == 0 || strcmp(url, PKG_PREFIX "/") == 0) {
+  if (strcmp(url, PKG_PREFIX) == 0) {
     if (get)
       return packages_list(c, f);
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
@@ -336,7 +343,9 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct admin_ctx *f, c
   }
   if (strncmp(url, PKG_PREFIX "/", sizeof(PKG_PREFIX)) == 0) {
     const char *id = url + sizeof(PKG_PREFIX);
-    if (strlen(id) > 0 && strlen(id) <= PKG_ID_LEN && strchr(id, '/') == NULL)
+    if (id[0] == '\0' || strchr(id, '/') != NULL)
+      return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    if (strlen(id) <= PKG_ID_LEN)
       return package_one(c, f, method, id);
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such package");
   }

@@ -112,6 +112,8 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
     }
     return reply(c, st, out);
   }
+  if (url[strlen(DEV_PREFIX) + 1] == '\0')
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
   if (split(url, DEV_PREFIX, id, sizeof(id), &rest) < 0)
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such device");
   if (strcmp(rest, "events") == 0) {
@@ -156,6 +158,8 @@ static enum MHD_Result rollouts(struct MHD_Connection *c, struct admin_ctx *f, c
       return method_not_allowed(c, "GET or POST");
     return reply(c, st, out);
   }
+  if (url[strlen(RO_PREFIX) + 1] == '\0')
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
   if (split(url, RO_PREFIX, id, sizeof(id), &rest) < 0)
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such rollout");
   if (rest[0] == '\0') {
@@ -170,6 +174,9 @@ static enum MHD_Result rollouts(struct MHD_Connection *c, struct admin_ctx *f, c
     st = fleet_rollout_waves(f->fleet, id, &out);
     return reply(c, st, out);
   }
+  if (strcmp(rest, "start") != 0 && strcmp(rest, "pause") != 0 && strcmp(rest, "resume") != 0 &&
+      strcmp(rest, "cancel") != 0)
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
   if (strcmp(method, "POST") != 0)
     return method_not_allowed(c, "POST");
   st = fleet_rollout_action(f->fleet, id, rest, &out);
@@ -220,7 +227,8 @@ static enum MHD_Result metrics(struct MHD_Connection *c, struct admin_ctx *f)
 
 int fleet_api_handles(const char *url)
 {
-  return strcmp(url, "/metrics") == 0 || strcmp(url, OVERVIEW) == 0 || strcmp(url, PATHS) == 0 ||
+  /* /metrics is answered here too (fleet_api_dispatch), but takes no body */
+  return strcmp(url, OVERVIEW) == 0 || strcmp(url, PATHS) == 0 ||
          strncmp(url, DEV_PREFIX, strlen(DEV_PREFIX)) == 0 ||
          strncmp(url, RO_PREFIX, strlen(RO_PREFIX)) == 0;
 }
