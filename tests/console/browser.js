@@ -178,6 +178,11 @@ async function main() {
     const codes = await page.$$eval('.card table tr td.mono', (tds) => tds.map((t) => t.textContent));
     must(codes.includes('506'), 'failures grouped by Quectel code (506 listed)', codes.join(','));
     await page.screenshot({ path: OUT + '/rollout.png', fullPage: true });
+    /* the README's picture: small */
+    await page.setViewport({ width: 1000, height: 700 });
+    await sleep(300);
+    await page.screenshot({ path: OUT + '/rollout-readme.png' });
+    await page.setViewport({ width: 1280, height: 900 });
 
     /* ---- the failed device's timeline */
     step = 'failed device';
