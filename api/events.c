@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct sse_sub {
   struct MHD_Connection *c;
   uint64_t last;
   int suspended, stats;
+  int gone;                           /* the client closed while suspended: end at once */
   int64_t next_stats, next_keepalive; /* monotonic ms */
   char rollout[16], device[65];
   char kinds[KINDS_MAX][FEED_KIND_MAX];
@@ -151,6 +153,10 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 
   (void)pos;
   pthread_mutex_lock(&h->mu);
+  if (s->gone) {
+    pthread_mutex_unlock(&h->mu);
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  }
   if (s->off == s->len) {
     if (h->stopping || atomic_load(h->draining)) {
       pthread_mutex_unlock(&h->mu);
@@ -190,6 +196,23 @@ static void sub_free(void *cls)
 
 /* ---- the pump ------------------------------------------------------------------- */
 
+/* Whether the client of a suspended stream has gone (libmicrohttpd does
+ * not watch a suspended connection): its place is freed at once rather
+ * than at the next keep-alive. */
+static int client_gone(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  struct pollfd p;
+
+  if (ci == NULL)
+    return 0;
+  p.fd = ci->connect_fd;
+  p.events = POLLRDHUP;
+  p.revents = 0;
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static void *pump(void *arg)
 {
   struct sse_hub *h = arg;
@@ -204,11 +227,15 @@ static void *pump(void *arg)
       pthread_mutex_unlock(&h->mu);
       return NULL;
     }
-    for (struct sse_sub *s = h->subs; s; s = s->next)
-      if (s->suspended && (due(s, now) || atomic_load(h->draining))) {
+    for (struct sse_sub *s = h->subs; s; s = s->next) {
+      if (!s->suspended)
+        continue;
+      s->gone = client_gone(s->c);
+      if (s->gone || due(s, now) || atomic_load(h->draining)) {
         s->suspended = 0;
         MHD_resume_connection(s->c);
       }
+    }
     pthread_mutex_unlock(&h->mu);
   }
 }

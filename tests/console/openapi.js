@@ -225,6 +225,29 @@ async function main() {
   ok(kinds.has('rollout') && kinds.has('device.state') && kinds.has('package.uploaded'), 'rollout, device and upload events are in the stream');
   const only = await events('/api/v1/events?device=oa1&kind=device.state', 2, { 'Last-Event-ID': '0' });
   ok(only.length >= 1 && only.every((e) => e.event === 'device.state' && JSON.parse(e.data).device === 'oa1'), 'filters device= and kind= hold', only.map((e) => e.event + ' ' + e.data).join('\n'));
+  /* at most 16 streams: the 17th is refused, and a place frees when one ends */
+  const held = [];
+  for (let i = 0; i < 16; i++) {
+    const c = new AbortController();
+    const r = await fetch(A + '/api/v1/events?kind=alarm', { headers: { Authorization: 'Bearer ' + TOKEN }, signal: c.signal });
+    const rd = r.body.getReader();
+    await rd.read(); /* the first keep-alive: the stream is open */
+    held.push({ c: c, rd: rd, status: r.status });
+  }
+  ok(held.every((h) => h.status === 200), '16 streams open at once');
+  await check('GET', '/api/v1/events', 503);
+  held.pop().c.abort();
+  let reopened = 0;
+  for (let i = 0; i < 50 && reopened !== 200; i++) { /* the server notices the close at its next write */
+    await new Promise((res) => setTimeout(res, 100));
+    const c = new AbortController();
+    const r = await fetch(A + '/api/v1/events?kind=alarm', { headers: { Authorization: 'Bearer ' + TOKEN }, signal: c.signal });
+    reopened = r.status;
+    if (r.status === 200) held.push({ c: c }); else await r.text();
+  }
+  ok(reopened === 200, 'a stream closed by its client frees its place');
+  for (const h of held) h.c.abort();
+
   await check('GET', '/api/v1/events?kind=Bad!', 400);
   await check('GET', '/api/v1/events', 400, { headers: { 'Last-Event-ID': 'x' } });
   await check('DELETE', '/api/v1/packages/' + pid, 204);
