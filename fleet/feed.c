@@ -81,7 +81,9 @@ void feed_publish(const char *kind, const char *rollout, const char *device, jso
   char *text;
 
   pthread_once(&once, init);
-  text = json_dumps(detail != NULL ? detail : json_object(), JSON_COMPACT);
+  if (detail == NULL)
+    detail = json_object();
+  text = json_dumps(detail, JSON_COMPACT);
   json_decref(detail);
   pthread_mutex_lock(&mu);
   append(kind, rollout, device, text);
