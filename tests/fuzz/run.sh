@@ -23,11 +23,11 @@ core="util/log.c util/util.c util/proto.c store/store.c store/upload.c store/wri
 corelibs=$(pkg-config --libs jansson sqlite3 libcrypto)" -lpthread"
 for t in $targets; do
   case $t in
-  range) srcs="server/range.c" ;;
+  range) srcs="server/http/range.c" ;;
   config) srcs="util/config.c util/listen.c util/log.c util/proto.c" ;;
   urc | report_json | checkin) srcs="$core $corelibs" ;;
-  coap) srcs="server/coap_msg.c -lcoap-3-openssl" ;;
-  ftp) srcs="server/ftp_cmd.c" ;;
+  coap) srcs="server/coap/coap_msg.c -lcoap-3-openssl" ;;
+  ftp) srcs="server/ftp/ftp_cmd.c" ;;
   *) echo "unknown target $t"; exit 2 ;;
   esac
   (cd "$top" && clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $srcs)

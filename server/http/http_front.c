@@ -20,14 +20,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../fleet/delivery.h"
-#include "../net/tls_gnutls.h"
-#include "../util/log.h"
-#include "../util/util.h"
-#include "fronts.h"
+#include "../../fleet/delivery.h"
+#include "../../net/tls_gnutls.h"
+#include "../../util/log.h"
+#include "../../util/util.h"
+#include "http_front.h"
 #include "http_framing.h"
 #include "http_settle.h"
-#include "mhd.h"
+#include "../../net/mhd.h"
 #include "range.h"
 
 /* One instance of the front: its settings, copied at start. */

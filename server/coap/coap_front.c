@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../net/front.h"
-#include "../util/util.h"
+#include "../../net/front.h"
+#include "../../util/util.h"
 #include "coap_int.h"
 
 #define LOOP_MS 200         /* the thread's longest wait: stop and reload latency */

@@ -20,10 +20,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../net/tls_openssl.h"
-#include "../net/tls_store.h"
-#include "../util/log.h"
-#include "../util/util.h"
+#include "../../net/tls_openssl.h"
+#include "../../net/tls_store.h"
+#include "../../util/log.h"
+#include "../../util/util.h"
 #include "ftp_cmd.h"
 #include "ftp_int.h"
 

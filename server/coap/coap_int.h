@@ -20,10 +20,10 @@ enum { COAP_LEVEL_INFO = LOG_INFO, COAP_LEVEL_DEBUG = LOG_DEBUG };
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "../fleet/delivery.h"
-#include "../net/tls_store.h"
-#include "../util/config.h"
-#include "../util/log.h"
+#include "../../fleet/delivery.h"
+#include "../../net/tls_store.h"
+#include "../../util/config.h"
+#include "../../util/log.h"
 #include "coap_front.h"
 #include "coap_xfer.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../util/limits.h"
+#include "../../util/limits.h"
 
 struct framing {
   int headers, content_length, transfer_encoding, host;

@@ -15,9 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../net/settle.h"
-#include "../util/log.h"
-#include "../util/util.h"
+#include "../../net/settle.h"
+#include "../../util/log.h"
+#include "../../util/util.h"
 
 #define LINGER_MS 120000 /* longest wait for TCP to settle a response */
 #define EVICT_MIN_MS                                                                               \

@@ -3,8 +3,8 @@
 #ifndef DFOTAD_COAP_FRONT_H
 #define DFOTAD_COAP_FRONT_H
 
-#include "../net/front.h"
-#include "../util/proto.h"
+#include "../../net/front.h"
+#include "../../util/proto.h"
 
 extern const struct front_row coap_front_row;
 extern const struct front_row coaps_front_row;

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../fleet/delivery.h"
-#include "../util/limits.h"
+#include "../../fleet/delivery.h"
+#include "../../util/limits.h"
 
 /* CoAP option numbers we read or write (RFC 7252, 7959, 8516) */
 enum {

@@ -22,8 +22,8 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
-#include "../util/log.h"
-#include "../util/util.h"
+#include "../../util/log.h"
+#include "../../util/util.h"
 #include "ftp_cmd.h"
 #include "ftp_int.h"
 

@@ -22,9 +22,9 @@
 #include <sys/socket.h>
 #include <netinet/tcp.h>
 
-#include "../net/tls_openssl.h"
-#include "../util/log.h"
-#include "../util/util.h"
+#include "../../net/tls_openssl.h"
+#include "../../util/log.h"
+#include "../../util/util.h"
 #include "ftp_cmd.h"
 #include "ftp_int.h"
 

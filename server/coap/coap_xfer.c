@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/util.h"
+#include "../../util/util.h"
 
 int coap_xfers_init(struct coap_xfers *t, size_t max)
 {

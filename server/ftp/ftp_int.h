@@ -17,11 +17,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "../fleet/delivery.h"
-#include "../net/front.h"
-#include "../net/settle.h"
-#include "../util/limits.h"
-#include "../util/proto.h"
+#include "../../fleet/delivery.h"
+#include "../../net/front.h"
+#include "../../net/settle.h"
+#include "../../util/limits.h"
+#include "../../util/proto.h"
 #include "ftp_cmd.h"
 
 #define FTP_NONCE_LEN 16

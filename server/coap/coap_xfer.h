@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../fleet/delivery.h"
-#include "../util/limits.h"
+#include "../../fleet/delivery.h"
+#include "../../util/limits.h"
 
 #define COAP_XFER_KEY 160
 

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../util/limits.h"
+#include "../../util/limits.h"
 
 static const struct {
   const char *name;

@@ -22,7 +22,7 @@
 #include <openssl/ssl.h>
 #include <string.h>
 
-#include "../net/tls_openssl.h"
+#include "../../net/tls_openssl.h"
 #include "coap_int.h"
 
 /* Memory per DTLS session: OpenSSL sizes a session's write buffer for

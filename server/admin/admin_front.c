@@ -7,9 +7,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../api/admin.h"
-#include "fronts.h"
-#include "mhd.h"
+#include "../../api/admin.h"
+#include "admin_front.h"
+#include "../../net/mhd.h"
 
 struct admin_front {
   struct admin_ctx ctx; /* first: the handlers' cls */

@@ -26,7 +26,7 @@
 #include <microhttpd.h>
 #include <stdint.h>
 
-#include "../fleet/delivery.h"
+#include "../../fleet/delivery.h"
 
 struct http_settle;
 

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "../net/front.h"
+#include "../../net/front.h"
 
 extern const struct front_row ftp_row, ftps_row;
 

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../util/util.h"
+#include "../../util/util.h"
 #include "coap_int.h"
 #include "coap_msg.h"
 
