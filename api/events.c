@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../fleet/delivery.h"
@@ -220,7 +221,17 @@ static void *pump(void *arg)
 
   for (;;) {
     int64_t now;
-    seen = feed_wait(seen, 500);
+    int n;
+    pthread_mutex_lock(&h->mu);
+    n = h->n;
+    pthread_mutex_unlock(&h->mu);
+    /* with no stream, events wake nobody (a rollout's start publishes one
+     * per device); with streams, at most one round per 20 ms */
+    seen = feed_wait(n > 0 ? seen : UINT64_MAX, 500);
+    if (n > 0) {
+      struct timespec pause = {0, 20 * 1000000L};
+      nanosleep(&pause, NULL);
+    }
     now = mono_ms();
     pthread_mutex_lock(&h->mu);
     if (h->stopping) {
@@ -359,6 +370,7 @@ enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
   h->subs = s;
   h->n++;
   pthread_mutex_unlock(&h->mu);
+  feed_kick(); /* the pump watches streams from now on */
   r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, reader, s, sub_free);
   if (r == NULL) {
     sub_free(s);

@@ -36,8 +36,10 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static struct slot ring[FEED_RING];
 static uint64_t last_id; /* the newest event; ring[last_id % FEED_RING] */
 static unsigned kicks;
+static int waiters; /* threads in feed_wait() for an event: only then is an event signalled */
 static struct seen_rollout seen_tab[SEEN_ROLLOUTS];
 static int seen_next;
+static struct seen_rollout *seen_recent; /* the one asked about last: most calls are for it */
 
 static void init(void)
 {
@@ -73,7 +75,8 @@ static void append(const char *kind, const char *rollout, const char *device, ch
   copy(s->rollout, sizeof(s->rollout), rollout);
   copy(s->device, sizeof(s->device), device);
   s->detail = detail;
-  pthread_cond_broadcast(&cond);
+  if (waiters > 0)
+    pthread_cond_broadcast(&cond);
 }
 
 void feed_publish(const char *kind, const char *rollout, const char *device, json_t *detail)
@@ -110,10 +113,13 @@ void feed_rollout(const struct rollout *r)
 
   pthread_once(&once, init);
   pthread_mutex_lock(&mu);
+  if (seen_recent != NULL && strcmp(seen_recent->id, r->id) == 0)
+    e = seen_recent;
   for (int i = 0; i < SEEN_ROLLOUTS && e == NULL; i++)
     if (strcmp(seen_tab[i].id, r->id) == 0)
       e = &seen_tab[i];
   if (e != NULL && e->state == (int)r->state && e->wave == r->wave) {
+    seen_recent = e;
     pthread_mutex_unlock(&mu);
     return; /* a device's step, not the rollout's */
   }
@@ -123,6 +129,7 @@ void feed_rollout(const struct rollout *r)
     copy(e->id, sizeof(e->id), r->id);
     e->state = -1;
   }
+  seen_recent = e;
   alarm = r->state == R_PAUSED && e->state != R_PAUSED &&
           strcmp(r->reason, "paused by the operator") != 0;
   e->state = (int)r->state;
@@ -195,9 +202,11 @@ uint64_t feed_wait(uint64_t seen_id, int timeout_ms)
   }
   pthread_mutex_lock(&mu);
   k = kicks;
+  waiters += seen_id != UINT64_MAX;
   while (last_id <= seen_id && k == kicks)
     if (pthread_cond_timedwait(&cond, &mu, &ts) != 0)
       break;
+  waiters -= seen_id != UINT64_MAX;
   n = last_id;
   pthread_mutex_unlock(&mu);
   return n;

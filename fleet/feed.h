@@ -56,7 +56,8 @@ uint64_t feed_read(uint64_t after, int max, int (*fn)(const struct feed_event *e
 /* The id of the newest event (0: none yet). */
 uint64_t feed_last(void);
 /* Waits until an event newer than `seen` exists, feed_kick() is called, or
- * timeout_ms passes. Returns feed_last(). */
+ * timeout_ms passes. Returns feed_last(). seen UINT64_MAX: for a kick or
+ * the time only (events then cost their publishers no wake-up). */
 uint64_t feed_wait(uint64_t seen, int timeout_ms);
 /* Wakes every feed_wait(). */
 void feed_kick(void);

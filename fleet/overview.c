@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../store/store.h"
+#include "../util/util.h"
 #include "paths.h"
 #include "urc.h"
 #include "fleet_int.h"
@@ -19,44 +20,90 @@
 #define FAILED_SHOWN 20
 #define MAX_HOPS 8
 
-/* counts[key] += 1, at most `cap` keys; the rest under "other" */
-static void count_in(json_t *counts, const char *key, size_t cap)
-{
-  json_t *v = json_object_get(counts, key);
+/* Counting by model and version without a JSON lookup per device: a
+ * million devices take one pass of pointer and string compares over a few
+ * models and versions (bounded: the rest is counted as "other"). */
+struct vcount {
+  const char *v;
+  int n;
+};
+struct mcount {
+  const char *model;
+  int n, nv;
+  struct vcount v[OV_VERSIONS + 1];
+};
 
-  if (v == NULL && json_object_size(counts) >= cap)
-    key = "other", v = json_object_get(counts, key);
-  if (v == NULL)
-    json_object_set_new(counts, key, json_integer(1));
-  else
-    json_integer_set(v, json_integer_value(v) + 1);
+static struct vcount *vslot(struct mcount *m, const char *v)
+{
+  for (int i = 0; i < m->nv; i++)
+    if (m->v[i].v == v || strcmp(m->v[i].v, v) == 0)
+      return &m->v[i];
+  if (m->nv == OV_VERSIONS) {
+    v = "other";
+    for (int i = 0; i < m->nv; i++)
+      if (strcmp(m->v[i].v, v) == 0)
+        return &m->v[i];
+  }
+  m->v[m->nv] = (struct vcount){v, 0};
+  return &m->v[m->nv++];
 }
 
-int fleet_overview(struct fleet *f, json_t **out)
+static struct mcount *mslot(struct mcount *ms, int *n, const char *model)
+{
+  for (int i = 0; i < *n; i++)
+    if (ms[i].model == model || strcmp(ms[i].model, model) == 0)
+      return &ms[i];
+  if (*n == OV_MODELS) {
+    model = "other";
+    for (int i = 0; i < *n; i++)
+      if (strcmp(ms[i].model, model) == 0)
+        return &ms[i];
+  }
+  ms[*n].model = model;
+  ms[*n].n = ms[*n].nv = 0;
+  return &ms[(*n)++];
+}
+
+/* The devices, rollouts and alarms; NULL when out of memory. */
+static json_t *overview_compute(struct fleet *f)
 {
   json_t *states = json_object(), *models = json_object(), *running = json_array();
-  json_t *alarms = json_array(), *transfers = json_object(), *rollouts = json_object();
-  int st[D_NSTATES] = {0}, n = 0;
+  json_t *alarms = json_array(), *rollouts = json_object(), *out;
+  int st[D_NSTATES] = {0}, n = 0, nm = 0, rs[R_CANCELLED + 1] = {0};
+  struct mcount *ms = calloc(OV_MODELS + 1, sizeof(*ms)), *last = NULL;
+  char at[40];
 
+  if (ms == NULL) {
+    json_decref(states);
+    json_decref(models);
+    json_decref(running);
+    json_decref(alarms);
+    json_decref(rollouts);
+    return NULL;
+  }
   pthread_mutex_lock(&f->mu);
   for (int b = 0; b < DEV_BUCKETS; b++)
     for (struct device *d = f->dev[b]; d; d = d->next) {
-      const char *mk = d->model;
-      json_t *m = json_object_get(models, mk);
+      struct mcount *m =
+          last != NULL && (last->model == d->model || strcmp(last->model, d->model) == 0)
+              ? last
+              : mslot(ms, &nm, d->model);
       st[d->state]++;
       n++;
-      if (m == NULL && json_object_size(models) >= OV_MODELS)
-        mk = "other", m = json_object_get(models, mk);
-      if (m == NULL) {
-        m = json_pack("{s:i,s:{}}", "devices", 0, "versions");
-        json_object_set_new(models, mk, m);
-      }
-      json_integer_set(json_object_get(m, "devices"),
-                       json_integer_value(json_object_get(m, "devices")) + 1);
-      count_in(json_object_get(m, "versions"), d->version ? d->version : "unknown", OV_VERSIONS);
+      m->n++;
+      vslot(m, d->version ? d->version : "unknown")->n++;
+      last = m;
     }
+  /* the names are the devices': copied before the lock goes */
+  for (int i = 0; i < nm; i++) {
+    json_t *v = json_object();
+    for (int k = 0; k < ms[i].nv; k++)
+      json_object_set_new(v, ms[i].v[k].v, json_integer(ms[i].v[k].n));
+    json_object_set_new(models, ms[i].model,
+                        json_pack("{s:i,s:o}", "devices", ms[i].n, "versions", v));
+  }
   for (struct rollout *r = f->rollouts; r; r = r->next) {
-    count_in(rollouts, rstate_name(r->state), 8);
+    rs[r->state]++;
     if (r->state == R_RUNNING || r->state == R_PAUSED) {
       int done = 0;
       for (int i = 0; i < r->n_members; i++)
@@ -71,19 +118,62 @@ int fleet_overview(struct fleet *f, json_t **out)
                                               "reason", r->reason));
   }
   pthread_mutex_unlock(&f->mu);
+  free(ms);
   for (int s = 0; s < D_NSTATES; s++)
     json_object_set_new(states, dstate_name((enum dstate)s), json_integer(st[s]));
+  for (int s = 0; s <= R_CANCELLED; s++)
+    if (rs[s] > 0)
+      json_object_set_new(rollouts, rstate_name((enum rstate)s), json_integer(rs[s]));
+  time_iso_ms(now_ms(), at, sizeof(at));
+  out = json_pack("{s:i,s:o,s:o,s:o,s:o,s:o,s:s}", "devices", n, "by_state", states, "models",
+                  models, "rollouts", rollouts, "running", running, "alarms", alarms, "as_of", at);
+  return out;
+}
+
+static json_t *transfers_json(void)
+{
+  json_t *t = json_object();
+
   for (int p = 0; p < PROTO_COUNT; p++)
-    json_object_set_new(transfers, proto_name((enum proto)p),
+    json_object_set_new(t, proto_name((enum proto)p),
                         json_pack("{s:I,s:I,s:I,s:I}", "in_flight",
                                   (json_int_t)atomic_load(&delivery_stats[p].in_flight),
                                   "bytes_sent", (json_int_t)atomic_load(&delivery_stats[p].bytes),
                                   "requests", (json_int_t)atomic_load(&delivery_stats[p].requests),
                                   "downloads",
                                   (json_int_t)atomic_load(&delivery_stats[p].downloads)));
-  *out =
-      json_pack("{s:i,s:o,s:o,s:o,s:o,s:o,s:o}", "devices", n, "by_state", states, "models", models,
-                "transfers", transfers, "rollouts", rollouts, "running", running, "alarms", alarms);
+  return t;
+}
+
+/* The pass over the devices holds the fleet's lock (about 1.5 us a device
+ * here: 0.3 s at 200,000), so its result is kept for OV_CACHE_MS and shared
+ * by every console; only the transfer counters are read fresh each time. */
+#define OV_CACHE_MS 2000
+static pthread_mutex_t ov_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *ov_cached;
+static const struct fleet *ov_fleet;
+static int64_t ov_at;
+
+int fleet_overview(struct fleet *f, json_t **out)
+{
+  /* one computation at a time: the others wait for it and share it */
+  pthread_mutex_lock(&ov_mu);
+  if (ov_cached == NULL || ov_fleet != f || mono_ms() - ov_at >= OV_CACHE_MS) {
+    json_t *fresh = overview_compute(f);
+    if (fresh != NULL) {
+      json_decref(ov_cached);
+      ov_cached = fresh;
+      ov_fleet = f;
+      ov_at = mono_ms();
+    }
+  }
+  *out = ov_cached != NULL && ov_fleet == f ? json_deep_copy(ov_cached) : NULL;
+  pthread_mutex_unlock(&ov_mu);
+  if (*out == NULL) {
+    *out = fleet_error("internal", "out of memory");
+    return 500;
+  }
+  json_object_set_new(*out, "transfers", transfers_json());
   return 200;
 }
 

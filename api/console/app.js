@@ -251,7 +251,7 @@
       const o = await api('GET', '/api/v1/overview');
       if (current !== me) return;
       const states = Object.entries(o.by_state);
-      const stateCard = card('Devices by state (' + o.devices + ')',
+      const stateCard = card('Devices by state (' + o.devices + ', ' + new Date(o.as_of).toLocaleTimeString() + ')',
         bar(states.map(([s, n]) => [s === 'idle' ? 'pending' : s, n]), o.devices, 'devices by state'),
         table(['State', '#Devices'], states.filter(([, n]) => n > 0).map(([s, n]) =>
           el('tr', {}, el('td', {}, link('#/devices?state=' + enc(s), s)), el('td', { class: 'num' }, n)))));
@@ -281,7 +281,8 @@
         el('td', { class: 'num' }, bytes(Math.round(rates.perProto[p] || 0))),
         el('td', { class: 'num' }, bytes(v.bytes_sent)))));
     };
-    const again = debounce(() => draw().catch(() => {}), 1500);
+    /* the server counts the fleet at most every 2 s */
+    const again = debounce(() => draw().catch(() => {}), 2000);
     me.refresh = again;
     me.onEvent = (e) => { if (e.kind !== 'device.report' && e.kind !== 'device.offer') again(); };
     me.onStats = (s) => fillTransfers(s.transfers);
