@@ -105,11 +105,13 @@ static int format_one(const struct feed_event *e, void *arg)
 static void format_stats(FILE *m)
 {
   fputs("event: stats\ndata: {\"transfers\":{", m);
-  for (int p = 0; p < PROTO_COUNT; p++)
+  for (int p = 0; p < PROTO_COUNT; p++) {
+    struct proto_figures fig;
+    delivery_figures((enum proto)p, &fig);
     fprintf(m, "%s\"%s\":{\"in_flight\":%lld,\"bytes_sent\":%llu}", p ? "," : "",
-            proto_name((enum proto)p), (long long)atomic_load(&delivery_stats[p].in_flight),
-            (unsigned long long)atomic_load(&delivery_stats[p].bytes));
-  fprintf(m, "},\"in_flight\":%d,\"last_event\":%llu}\n\n", atomic_load(&delivery_in_flight),
+            proto_name((enum proto)p), (long long)fig.in_flight, (unsigned long long)fig.bytes);
+  }
+  fprintf(m, "},\"in_flight\":%d,\"last_event\":%llu}\n\n", delivery_in_flight(),
           (unsigned long long)feed_last());
 }
 

@@ -200,7 +200,7 @@ static enum MHD_Result metrics(struct MHD_Connection *c, struct admin_ctx *f)
           "# HELP dfotad_transfers_in_flight Transfers under way (responses being sent, block-wise "
           "downloads, data connections).\n"
           "# TYPE dfotad_transfers_in_flight gauge\ndfotad_transfers_in_flight %d\n",
-          atomic_load(&delivery_in_flight));
+          delivery_in_flight());
   store_writer_stats(f->store, &commits, &last_us);
   fprintf(m,
           "# HELP dfotad_writer_commits_total Transactions committed by the writer.\n"

@@ -134,14 +134,15 @@ static json_t *transfers_json(void)
 {
   json_t *t = json_object();
 
-  for (int p = 0; p < PROTO_COUNT; p++)
+  for (int p = 0; p < PROTO_COUNT; p++) {
+    struct proto_figures fig;
+    delivery_figures((enum proto)p, &fig);
     json_object_set_new(t, proto_name((enum proto)p),
-                        json_pack("{s:I,s:I,s:I,s:I}", "in_flight",
-                                  (json_int_t)atomic_load(&delivery_stats[p].in_flight),
-                                  "bytes_sent", (json_int_t)atomic_load(&delivery_stats[p].bytes),
-                                  "requests", (json_int_t)atomic_load(&delivery_stats[p].requests),
-                                  "downloads",
-                                  (json_int_t)atomic_load(&delivery_stats[p].downloads)));
+                        json_pack("{s:I,s:I,s:I,s:I}", "in_flight", (json_int_t)fig.in_flight,
+                                  "bytes_sent", (json_int_t)fig.bytes, "requests",
+                                  (json_int_t)fig.requests, "downloads",
+                                  (json_int_t)fig.downloads));
+  }
   return t;
 }
 

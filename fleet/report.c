@@ -230,8 +230,10 @@ static int parse_report(int json, const char *body, size_t len, struct urc *u, i
   return n;
 }
 
-void delivery_report(struct fleet *f, const struct device_identity *who, int json, const char *body,
-                     size_t len, struct report_answer *out)
+/* The report's verdict, rendered; 1 when it changed state that must be
+ * committed before the device is told. */
+static int report(struct fleet *f, const struct device_identity *who, int json, const char *body,
+                  size_t len, struct report_answer *out)
 {
   struct device *d;
   struct suspect suspect = {""};
@@ -284,6 +286,20 @@ out:
    * package per interval, whatever the reports */
   if (suspect.id[0] != '\0')
     store_package_recheck(f->store, suspect.id, recheck_ms);
-  if (changed)
+  count_request(who->proto);
+  report_render(out);
+  return changed;
+}
+
+void delivery_report(struct fleet *f, const struct device_identity *who, int json, const char *body,
+                     size_t len, struct report_answer *out)
+{
+  if (report(f, who, json, body, len, out))
     store_sync(f->store);
+}
+
+void delivery_report_nowait(struct fleet *f, const struct device_identity *who, int json,
+                            const char *body, size_t len, struct report_answer *out)
+{
+  out->must_commit = report(f, who, json, body, len, out);
 }

@@ -26,6 +26,7 @@
 #include "../store/store.h"
 #include "../util/config.h"
 #include "../util/log.h"
+#include "cli.h"
 #include "listener.h"
 
 struct daemon_state {
@@ -42,10 +43,13 @@ struct daemon_state {
 static void usage(FILE *out)
 {
   fprintf(out, "usage: dfotad [-c FILE] [-t] [--set SECTION.KEY=VALUE]... [-V] [-h]\n"
+               "       dfotad [-c FILE] [--set ...] --backup DIR | --restore DIR\n"
                "  -c, --config FILE   configuration file (default: embedded defaults)\n"
                "  -t, --test          check the configuration, certificates and token, then exit\n"
                "      --set S.K=V     override one configuration value (repeatable)\n"
-               "  -V, --version       print the version\n"
+               "  -V, --version       print the version, and the libraries' versions\n"
+               "      --backup DIR    copy the state directory (also of a running dfotad) to DIR\n"
+               "      --restore DIR   fill the empty state directory from backup DIR\n"
                "  -h, --help          this text\n"
                "Signals: SIGHUP reloads configuration and certificates; SIGTERM stops.\n");
 }
@@ -222,7 +226,7 @@ static void shutdown_gracefully(struct daemon_state *ds)
   struct timespec start, now;
 
   listeners_quiesce(&ds->active, &ds->retired);
-  log_info("stopping: %d transfers in flight get up to %d s", atomic_load(&delivery_in_flight),
+  log_info("stopping: %d transfers in flight get up to %d s", delivery_in_flight(),
            ds->conf->shutdown_timeout);
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
@@ -231,7 +235,7 @@ static void shutdown_gracefully(struct daemon_state *ds)
       break;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (now.tv_sec - start.tv_sec >= ds->conf->shutdown_timeout) {
-      log_warn("stopping: %d transfers cut off", atomic_load(&delivery_in_flight));
+      log_warn("stopping: %d transfers cut off", delivery_in_flight());
       break;
     }
     usleep(50 * 1000);
@@ -255,14 +259,16 @@ static int leave(struct daemon_state *ds, struct config_errors *errs, int code)
 int main(int argc, char **argv)
 {
   static const struct option longopts[] = {
-      {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-      {"set", required_argument, NULL, 's'},    {"version", no_argument, NULL, 'V'},
-      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+      {"config", required_argument, NULL, 'c'},  {"test", no_argument, NULL, 't'},
+      {"set", required_argument, NULL, 's'},     {"version", no_argument, NULL, 'V'},
+      {"help", no_argument, NULL, 'h'},          {"backup", required_argument, NULL, 'B'},
+      {"restore", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
   };
   struct daemon_state ds = {0};
   struct config_errors errs = {0};
   struct front_env env;
   int test_only = 0, opt;
+  const char *backup_dir = NULL, *restore_dir = NULL;
   sigset_t sigs;
   char err[512];
 
@@ -274,15 +280,20 @@ int main(int argc, char **argv)
     case 'c': ds.conf_file = optarg; break;
     case 't': test_only = checking_only = 1; break;
     case 's': ds.overrides[ds.n_overrides++] = optarg; break;
-    case 'V': printf("dfotad %s\n", PACKAGE_VERSION); return leave(&ds, &errs, 0);
+    case 'V': version_print(stdout); return leave(&ds, &errs, 0);
+    case 'B': backup_dir = optarg; break;
+    case 'R': restore_dir = optarg; break;
     case 'h': usage(stdout); return leave(&ds, &errs, 0);
     default: usage(stderr); return leave(&ds, &errs, 1);
     }
   }
-  if (optind != argc) {
+  if (optind != argc || (backup_dir && restore_dir) || ((backup_dir || restore_dir) && test_only)) {
     usage(stderr);
     return leave(&ds, &errs, 1);
   }
+  if (backup_dir || restore_dir)
+    return leave(&ds, &errs,
+                 backup_cli(ds.conf_file, ds.overrides, ds.n_overrides, backup_dir, restore_dir));
 
   ds.conf = load_checked(&ds, &errs);
   if (ds.conf != NULL)
@@ -340,17 +351,22 @@ int main(int argc, char **argv)
     return leave(&ds, &errs, 1);
   }
   log_info("dfotad ready");
+  notify_ready();
 
   for (;;) {
     struct timespec tick = {0, 200 * 1000 * 1000};
     int sig = sigtimedwait(&sigs, NULL, &tick);
 
     if (sig == SIGHUP) {
+      notify_reloading();
       reload(&ds);
+      notify_ready();
     } else if (sig == SIGTERM || sig == SIGINT) {
       log_info("signal %d: stopping", sig);
+      notify_stopping();
       break;
     }
+    notify_watchdog();
     listeners_tick(&ds.active, 0);
     listeners_tick(&ds.retired, 0);
     listeners_reap(&ds.retired, 0);

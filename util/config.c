@@ -621,6 +621,27 @@ struct config *config_load(const char *file, char *const *overrides, int n_overr
   return c;
 }
 
+int config_key_at(size_t i, struct config_key *out)
+{
+  static const char *const types[] = {
+      [T_STRING] = "text",      [T_PATH] = "text",          [T_INT] = "integer",
+      [T_SIZE] = "size",        [T_BOOL] = "boolean",       [T_LOGLEVEL] = "level",
+      [T_LISTEN] = "addresses", [T_SNI] = "NAME CERTFILE KEYFILE", [T_CLIENT_AUTH] = "mode",
+      [T_URL] = "URL",          [T_RANGE] = "LO-HI",
+  };
+
+  if (i >= N_OPTIONS)
+    return -1;
+  out->section = options[i].section;
+  out->name = options[i].name;
+  out->type = types[options[i].type];
+  out->def = options[i].def;
+  out->help = options[i].help;
+  out->min = options[i].min;
+  out->max = options[i].max;
+  return 0;
+}
+
 void config_free(struct config *c)
 {
   if (c == NULL)

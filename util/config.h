@@ -100,6 +100,16 @@ struct config {
  * is built into this daemon). */
 int config_has_section(enum proto p);
 
+/* The option table, one row at a time (the man page dfotad.conf(5) and
+ * the tests that keep it and conf/dfotad.conf in step): 0 while i is a
+ * row, -1 past the end. def is NULL for a key with no default (sni); min
+ * and max bound integers and sizes (max 0: no bound). */
+struct config_key {
+  const char *section, *name, *type, *def, *help;
+  long long min, max;
+};
+int config_key_at(size_t i, struct config_key *out);
+
 /* Errors found while loading, each "FILE:LINE: message". */
 struct config_errors {
   char *msg[CONF_MAX_ERRORS];

@@ -62,7 +62,7 @@ static const coap_bin_const_t *psk_for_identity(coap_bin_const_t *identity, coap
       delivery_psk_lookup(e->fleet, (const char *)identity->s, identity->length, e->psk_out,
                           &keylen, device) < 0 ||
       keylen == 0 || keylen > sizeof(e->psk_out)) {
-    atomic_fetch_add(&e->stats->unknown_identities, 1);
+    delivery_count(e->proto, FC_UNKNOWN_IDENTITIES, 1);
     log_debug("%s: handshake with an unknown PSK identity refused", proto_name(e->proto));
     return NULL;
   }

@@ -27,6 +27,7 @@
 #define LOOP_MS 200         /* the thread's longest wait: stop and reload latency */
 #define HOUSEKEEP_MS 500    /* expiry, pending settings, key wiping */
 #define BUSY_WINDOW_MS 5000 /* a download active this recently keeps a draining front busy */
+#define WAIT_POLL_MS 2      /* the thread's wait while answers wait on commits */
 #define TRIM_MS 10000       /* memory freed by ended handshakes goes back this often */
 
 static pthread_mutex_t engines_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -130,22 +131,22 @@ static int on_event(coap_session_t *s, const coap_event_t ev)
 
   switch (ev) {
   case COAP_EVENT_SERVER_SESSION_NEW:
-    atomic_fetch_add(&e->stats->open, 1);
+    delivery_sessions_open(e->proto, 1);
     e->nsessions++;
     /* SECURITY: one address may hold at most per_ip sessions; the others
      * get no handshake and no answer but 5.03 */
     if (ipc_add(e, s, 1) > e->set.per_ip && e->set.per_ip > 0) {
       coap_session_set_app_data(s, COAP_SESSION_OVER);
-      atomic_fetch_add(&e->stats->refused, 1);
+      delivery_count(e->proto, FC_REFUSED, 1);
     }
     break;
   case COAP_EVENT_SERVER_SESSION_DEL:
-    atomic_fetch_sub(&e->stats->open, 1);
+    delivery_sessions_open(e->proto, -1);
     e->nsessions--;
     ipc_add(e, s, -1);
     break;
-  case COAP_EVENT_DTLS_CONNECTED: atomic_fetch_add(&e->stats->handshakes, 1); break;
-  case COAP_EVENT_DTLS_ERROR: atomic_fetch_add(&e->stats->handshake_failures, 1); break;
+  case COAP_EVENT_DTLS_CONNECTED: delivery_count(e->proto, FC_HANDSHAKES, 1); break;
+  case COAP_EVENT_DTLS_ERROR: delivery_count(e->proto, FC_HANDSHAKE_FAILURES, 1); break;
   default: break;
   }
   return 0;
@@ -195,10 +196,19 @@ static void *engine_main(void *arg)
   struct coap_engine *e = arg;
   int64_t last = 0, trimmed = 0;
 
+  unsigned seen = 0;
+
   while (!atomic_load(&e->stop)) {
     int64_t now;
-    coap_io_process(e->ctx, LOOP_MS);
+    unsigned done;
+    /* answers waiting on the writer: a short wait, so that each goes out
+     * within WAIT_POLL_MS of its commit */
+    coap_io_process(e->ctx, coap_waits_pending(e) ? WAIT_POLL_MS : LOOP_MS);
     now = mono_ms();
+    if ((done = atomic_load(&e->commits_done)) != seen || coap_waits_pending(e)) {
+      seen = done;
+      coap_waits_run(e, now);
+    }
     if (now - last >= HOUSEKEEP_MS) {
       last = now;
       apply_pending(e);
@@ -219,9 +229,10 @@ static void *engine_main(void *arg)
 static void engine_free(struct coap_engine *e)
 {
   if (e->ctx) {
+    coap_waits_free(e);        /* their sessions' references, while the context lives */
     coap_free_context(e->ctx); /* before the downloads: no handler runs after */
     e->ctx = NULL;
-    atomic_fetch_sub(&e->stats->open, e->nsessions); /* freed without events */
+    delivery_sessions_open(e->proto, -e->nsessions); /* freed without events */
   }
   coap_xfers_free(&e->xfers);
   if (e->ipc) {
@@ -277,7 +288,6 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
   }
   e->proto = (enum proto)fr->row->proto;
   e->fleet = env->fleet;
-  e->stats = &delivery_sessions[e->proto];
   pthread_mutex_init(&e->mu, NULL);
   settings_of(fc, &e->set);
   listen_key(fr, e->listen_key, sizeof(e->listen_key));

@@ -64,8 +64,11 @@ struct coap_engine {
   unsigned char dummy_psk[32]; /* see coap_dtls.c */
   coap_dtls_pki_t pki;         /* (thread) points into tls */
 
-  struct session_stats *stats; /* &delivery_sessions[proto] */
-  long nsessions;              /* (thread) this engine's share of stats->sessions */
+  long nsessions; /* (thread) this engine's share of the sessions open */
+
+  struct coap_wait *waits;  /* (thread) answers waiting on a commit (coap_res.c) */
+  atomic_uint commits_done; /* bumped by the writer's thread as commits end */
+  atomic_int commits_out;   /* commits asked for and not yet done */
 };
 
 /* Sessions over the per-address limit carry this as their app data. */
@@ -73,6 +76,14 @@ struct coap_engine {
 
 /* coap_res.c: registers the resources on e->ctx. 0 or -1. */
 int coap_res_register(struct coap_engine *e);
+/* Answers whose commits are done are triggered, answered ones freed.
+ * (thread) */
+void coap_waits_run(struct coap_engine *e, int64_t now);
+/* Whether answers wait on commits (the thread then polls briefly). */
+int coap_waits_pending(const struct coap_engine *e);
+/* Waits for the commits asked for, then frees every wait (before the
+ * context is freed: they hold references to its sessions). */
+void coap_waits_free(struct coap_engine *e);
 
 /* coap_dtls.c: PSK (always, for coaps) and certificates (when tls has a
  * default pair). 0, or -1 with errors added. (thread, or before it runs) */

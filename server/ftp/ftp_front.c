@@ -28,7 +28,6 @@
 #include "ftp_int.h"
 
 int ftp_ssl_nonce_idx = -1;
-_Atomic uint64_t ftp_login_failures;
 
 /* ---- limits per client address ------------------------------------------- */
 
@@ -132,7 +131,6 @@ int64_t ftp_addr_failed(const struct sockaddr_storage *peer)
   struct addr_ent *e;
   int64_t now = mono_ms(), delay = FTP_LOGIN_DELAY_MS;
 
-  atomic_fetch_add_explicit(&ftp_login_failures, 1, memory_order_relaxed);
   addr_key(peer, key);
   pthread_mutex_lock(&addr_mu);
   e = addr_find(key, 1);
@@ -549,7 +547,5 @@ const struct front_row ftp_row = {"ftp",       PROTO_FTP, SOCK_STREAM, ftp_start
                                   ftp_quiesce, ftp_busy,  ftp_stop,    ftp_tick};
 const struct front_row ftps_row = {"ftps",      PROTO_FTPS, SOCK_STREAM, ftp_start,
                                    ftp_quiesce, ftp_busy,   ftp_stop,    ftp_tick};
-
-uint64_t ftp_front_login_failures(void) { return atomic_load(&ftp_login_failures); }
 
 void ftp_session_left(const struct sockaddr_storage *peer) { addr_leave(peer); }

@@ -116,7 +116,6 @@ void ftp_port_give(struct ftp_front *ff, int port);
 int64_t ftp_addr_failed(const struct sockaddr_storage *peer);
 /* Whether two addresses are the same host (IPv4-mapped IPv6 folded). */
 int ftp_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
-extern _Atomic uint64_t ftp_login_failures;
 /* A session of the address ended (its count was taken at accept). */
 void ftp_session_left(const struct sockaddr_storage *peer);
 

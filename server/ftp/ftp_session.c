@@ -133,6 +133,7 @@ static void login_failed(struct session *s)
   struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
 
   s->fails++;
+  delivery_count(s->ff->proto, FC_LOGIN_FAILURES, 1);
   /* the user name is printable text (the parser refuses control
    * characters); the password never reaches a log */
   log_info("%s: failed login as \"%.64s\" from %s", proto_name(s->ff->proto), s->user, s->addr);

@@ -328,6 +328,7 @@ static void refuse(struct http_settle *s, struct conn *cn)
   if (!s->conf.tls && cn->fd >= 0)
     (void)!send(cn->fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
   s->stats.refused++;
+  delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_REFUSED, 1);
   end_conn(s, cn);
 }
 
@@ -358,6 +359,7 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
   while (s->open - s->ending + s->lingering > s->conf.connection_limit && s->lhead != NULL) {
     settle_now(s, s->lhead, &done);
     s->stats.kept_closed++;
+    delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_KEPT_CLOSED, 1);
   }
   if (s->open - s->ending + s->lingering > s->conf.connection_limit) {
     /* SECURITY: every slot is taken: a connection that has not sent its
@@ -365,6 +367,7 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
      * (never left waiting in the listen queue) */
     if ((old = oldest_header(s, now)) != NULL) {
       s->stats.header_evicted++;
+      delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
       end_conn(s, old);
     } else {
       refuse(s, cn);
@@ -411,6 +414,7 @@ static void header_deadline(struct http_settle *s, int64_t now)
 
   while (limit > 0 && s->hhead != NULL && now - s->hhead->opened >= limit) {
     s->stats.header_timeouts++;
+    delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_TIMEOUTS, 1);
     end_conn(s, s->hhead);
   }
   for (cn = s->hhead; cn != NULL && now - cn->opened >= EVICT_MIN_MS; cn = next) {
@@ -419,6 +423,7 @@ static void header_deadline(struct http_settle *s, int64_t now)
          (s->conf.header_per_ip > 0 && cn->ip->count > s->conf.header_per_ip)) &&
         dribbling(cn)) {
       s->stats.header_evicted++;
+      delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
       end_conn(s, cn);
     }
   }
@@ -583,16 +588,6 @@ void http_settle_tick(struct http_settle *s, int force)
              st.refused - was.refused, st.kept_closed - was.kept_closed,
              st.header_evicted - was.header_evicted, st.header_timeouts - was.header_timeouts,
              st.open, st.kept, st.in_header);
-}
-
-void http_settle_stats(struct http_settle *s, struct http_settle_stats *out)
-{
-  pthread_mutex_lock(&s->mu);
-  *out = s->stats;
-  out->open = s->open;
-  out->kept = s->lingering;
-  out->in_header = s->in_header;
-  pthread_mutex_unlock(&s->mu);
 }
 
 int http_settle_pending(struct http_settle *s)
