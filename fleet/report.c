@@ -220,9 +220,13 @@ static int parse_report(int json, const char *body, size_t len, struct urc *u, i
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *le = nl ? nl : end;
-    if (le > p + (le[-1] == '\r'))
-      if (++lines > max)
-        return -1;
+    size_t ll = (size_t)(le - p);
+    /* an empty line (or a lone \r) is no line; le[-1] only when there is
+     * one, or an empty first line would read before the body */
+    if (ll > 0 && le[-1] == '\r')
+      ll--;
+    if (ll > 0 && ++lines > max)
+      return -1;
     if (urc_parse_line(p, (size_t)(le - p), &u[n]) == 0)
       n++;
     p = nl ? nl + 1 : end;
