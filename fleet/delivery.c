@@ -13,7 +13,7 @@
 
 struct proto_counters {
   _Atomic uint64_t requests, bytes, downloads;
-  _Atomic int64_t open;
+  _Atomic int64_t open, in_flight;
   _Atomic uint64_t counter[FC_COUNT];
 };
 static struct proto_counters counters[PROTO_COUNT];
@@ -63,6 +63,7 @@ void delivery_figures(enum proto p, struct proto_figures *out)
   out->bytes = atomic_load_explicit(&counters[p].bytes, memory_order_relaxed);
   out->downloads = atomic_load_explicit(&counters[p].downloads, memory_order_relaxed);
   out->open = atomic_load_explicit(&counters[p].open, memory_order_relaxed);
+  out->in_flight = atomic_load_explicit(&counters[p].in_flight, memory_order_relaxed);
   for (int c = 0; c < FC_COUNT; c++)
     out->counter[c] = atomic_load_explicit(&counters[p].counter[c], memory_order_relaxed);
 }
@@ -305,6 +306,7 @@ struct transfer *transfer_begin(struct fleet *f, struct target *t, enum proto pr
   snprintf(tr->token, sizeof(tr->token), "%s", t->token);
   snprintf(tr->addr, sizeof(tr->addr), "%s", addr ? addr : "");
   atomic_fetch_add(&in_flight, 1);
+  atomic_fetch_add(&counters[proto].in_flight, 1);
   return tr;
 }
 
@@ -341,6 +343,7 @@ void transfer_end(struct transfer *tr)
   if (tr == NULL)
     return;
   package_unref(tr->pkg);
+  atomic_fetch_sub(&counters[tr->proto].in_flight, 1);
   free(tr);
   atomic_fetch_sub(&in_flight, 1);
 }

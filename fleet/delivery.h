@@ -51,6 +51,7 @@ struct proto_figures {
   uint64_t bytes;     /* payload bytes that reached clients */
   uint64_t downloads; /* transfers that delivered a package's last byte */
   int64_t open;       /* sessions open now (fronts that report them) */
+  int64_t in_flight;  /* transfers under way now */
   uint64_t counter[FC_COUNT];
 };
 void delivery_figures(enum proto p, struct proto_figures *out);

@@ -18,6 +18,7 @@
 #include "../util/limits.h"
 #include "../util/proto.h"
 #include "delivery.h"
+#include "feed.h"
 #include "fleet.h"
 #include "fleet_admin.h"
 

@@ -197,6 +197,7 @@ void package_damaged(void *arg, const char *package_id)
 
   snprintf(reason, sizeof(reason), "package %s failed its re-check: damaged on the server",
            package_id);
+  feed_publish("package.damaged", NULL, NULL, json_pack("{s:s}", "package", package_id));
   pthread_mutex_lock(&f->mu);
   for (struct rollout *r = f->rollouts; r; r = r->next) {
     int uses = 0;
