@@ -353,8 +353,8 @@ static int cmp_device_id(const void *a, const void *b)
 }
 
 int fleet_devices_list(struct fleet *f, const char *model, const char *version, const char *group,
-                       const char *state, const char *rollout, int limit, const char *after,
-                       json_t **out)
+                       const char *state, const char *rollout, const char *q, int limit,
+                       const char *after, json_t **out)
 {
   struct device **all;
   json_t *arr = json_array();
@@ -377,7 +377,7 @@ int fleet_devices_list(struct fleet *f, const char *model, const char *version, 
           (version && (d->version == NULL || strcmp(d->version, version))) ||
           (group && strcmp(d->group, group)) || (state && d->state != st) ||
           (rollout && (d->rollout == NULL || strcmp(d->rollout->id, rollout))) ||
-          (after && strcmp(d->id, after) <= 0))
+          (after && strcmp(d->id, after) <= 0) || (q && strstr(d->id, q) == NULL))
         continue;
       all[n++] = d;
     }

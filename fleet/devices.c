@@ -94,6 +94,7 @@ void device_event(struct fleet *f, struct device *d, const char *kind, json_t *d
   if (text == NULL)
     return;
   json_array_append_new(f->events, json_pack("[s,I,s,s]", d->id, (json_int_t)t, kind, text));
+  feed_device(d, kind, text);
   free(text);
   d->events_untrimmed++;
 }

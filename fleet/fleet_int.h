@@ -18,6 +18,7 @@
 #include "../util/limits.h"
 #include "../util/proto.h"
 #include "delivery.h"
+#include "feed.h"
 #include "fleet.h"
 #include "fleet_admin.h"
 
@@ -139,7 +140,7 @@ struct fleet {
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   struct fleet_limits limits;
   struct auth_fail auth_addr[AUTH_SLOTS], auth_dev[AUTH_SLOTS];
-  uint64_t auth_failures, auth_throttled;
+  uint64_t auth_failures[PROTO_COUNT], auth_throttled[PROTO_COUNT]; /* by protocol */
   int64_t auth_logged; /* monotonic ms of the last failure logged */
   uint64_t auth_unlogged;
   struct device *ident[DEV_BUCKETS];        /* by PSK identity, devices with a key */
@@ -190,7 +191,11 @@ void package_damaged(void *arg, const char *package_id);
 /* Records a piece of an offer's download against its device. */
 void progress_record(struct fleet *f, const char *token, uint64_t start, uint64_t bytes,
                      int complete, enum piece kind, enum proto proto, const char *addr);
-void progress_resumed(struct fleet *f, const char *token);
+/* The device went back (or started past byte 0) to `at`: a resume, over
+ * proto from addr (shown at once, before any piece is known delivered);
+ * it holds [0, at). */
+void progress_resumed(struct fleet *f, const char *token, uint64_t at, enum proto proto,
+                      const char *addr);
 /* Adds [start, end) to the offer's intervals; recomputes the prefix. */
 void progress_add_interval(struct device *d, uint64_t start, uint64_t end);
 
@@ -206,6 +211,8 @@ int transport_served(const struct fleet *f, enum proto p);
 /* "transport must be one of ..." or NULL when v (a JSON value, may be NULL
  * or null) names a served transport; *out: -1 for none. f->mu held. */
 const char *transport_from_json(const struct fleet *f, json_t *v, int *out);
+/* One more request answered over p (check-ins, reports, download requests). */
+void count_request(enum proto p);
 
 /* psk.c */
 /* The identity a device's key answers to (its own, or its id). */

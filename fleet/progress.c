@@ -79,7 +79,8 @@ out:
   pthread_mutex_unlock(&f->mu);
 }
 
-void progress_resumed(struct fleet *f, const char *token)
+void progress_resumed(struct fleet *f, const char *token, uint64_t at, enum proto proto,
+                      const char *addr)
 {
   struct device *d;
 
@@ -87,6 +88,11 @@ void progress_resumed(struct fleet *f, const char *token)
   d = token_find(f, token);
   if (d != NULL) {
     d->resumes++;
+    /* it would not ask for `at` without the bytes before it */
+    progress_add_interval(d, 0, at);
+    snprintf(d->protocol, sizeof(d->protocol), "%s", proto_name(proto));
+    if (addr != NULL && addr[0] != '\0')
+      snprintf(d->addr, sizeof(d->addr), "%s", addr);
     device_mark(f, d);
   }
   pthread_mutex_unlock(&f->mu);

@@ -27,6 +27,7 @@
 #include "../util/config.h"
 #include "../util/log.h"
 #include "admin/admin_conf.h"
+#include "cli.h"
 #include "fronts.h"
 #include "listener.h"
 #include "server_conf.h"
@@ -46,10 +47,13 @@ struct daemon_state {
 static void usage(FILE *out)
 {
   fprintf(out, "usage: dfotad [-c FILE] [-t] [--set SECTION.KEY=VALUE]... [-V] [-h]\n"
+               "       dfotad [-c FILE] [--set ...] --backup DIR | --restore DIR\n"
                "  -c, --config FILE   configuration file (default: embedded defaults)\n"
                "  -t, --test          check the configuration, certificates and token, then exit\n"
                "      --set S.K=V     override one configuration value (repeatable)\n"
-               "  -V, --version       print the version\n"
+               "  -V, --version       print the version, and the libraries' versions\n"
+               "      --backup DIR    copy the state directory (also of a running dfotad) to DIR\n"
+               "      --restore DIR   fill the empty state directory from backup DIR\n"
                "  -h, --help          this text\n"
                "Signals: SIGHUP reloads configuration and certificates; SIGTERM stops.\n");
 }
@@ -231,7 +235,7 @@ static void shutdown_gracefully(struct daemon_state *ds)
   struct timespec start, now;
 
   listeners_quiesce(&ds->active, &ds->retired);
-  log_info("stopping: %d transfers in flight get up to %d s", atomic_load(&delivery_in_flight),
+  log_info("stopping: %d transfers in flight get up to %d s", delivery_in_flight(),
            ds->srv->shutdown_timeout);
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
@@ -240,7 +244,7 @@ static void shutdown_gracefully(struct daemon_state *ds)
       break;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (now.tv_sec - start.tv_sec >= ds->srv->shutdown_timeout) {
-      log_warn("stopping: %d transfers cut off", atomic_load(&delivery_in_flight));
+      log_warn("stopping: %d transfers cut off", delivery_in_flight());
       break;
     }
     usleep(50 * 1000);
@@ -264,15 +268,17 @@ static int leave(struct daemon_state *ds, struct config_errors *errs, int code)
 int main(int argc, char **argv)
 {
   static const struct option longopts[] = {
-      {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-      {"set", required_argument, NULL, 's'},    {"version", no_argument, NULL, 'V'},
-      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+      {"config", required_argument, NULL, 'c'},  {"test", no_argument, NULL, 't'},
+      {"set", required_argument, NULL, 's'},     {"version", no_argument, NULL, 'V'},
+      {"help", no_argument, NULL, 'h'},          {"backup", required_argument, NULL, 'B'},
+      {"restore", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
   };
   struct daemon_state ds = {0};
   struct config_errors errs = {0};
   struct front_env env;
   struct front_tls_sets tls = {0};
   int test_only = 0, opt;
+  const char *backup_dir = NULL, *restore_dir = NULL;
   sigset_t sigs;
   const char *token_file = "";
   char err[512];
@@ -285,15 +291,20 @@ int main(int argc, char **argv)
     case 'c': ds.conf_file = optarg; break;
     case 't': test_only = checking_only = 1; break;
     case 's': ds.overrides[ds.n_overrides++] = optarg; break;
-    case 'V': printf("dfotad %s\n", PACKAGE_VERSION); return leave(&ds, &errs, 0);
+    case 'V': version_print(stdout); return leave(&ds, &errs, 0);
+    case 'B': backup_dir = optarg; break;
+    case 'R': restore_dir = optarg; break;
     case 'h': usage(stdout); return leave(&ds, &errs, 0);
     default: usage(stderr); return leave(&ds, &errs, 1);
     }
   }
-  if (optind != argc) {
+  if (optind != argc || (backup_dir && restore_dir) || ((backup_dir || restore_dir) && test_only)) {
     usage(stderr);
     return leave(&ds, &errs, 1);
   }
+  if (backup_dir || restore_dir)
+    return leave(&ds, &errs,
+                 backup_cli(ds.conf_file, ds.overrides, ds.n_overrides, backup_dir, restore_dir));
 
   ds.conf = load_checked(&ds, &tls, &errs);
   if (ds.conf != NULL) {
@@ -362,17 +373,22 @@ int main(int argc, char **argv)
   }
   fronts_tls_release(&tls); /* the fronts hold what they use */
   log_info("dfotad ready");
+  notify_ready();
 
   for (;;) {
     struct timespec tick = {0, 200 * 1000 * 1000};
     int sig = sigtimedwait(&sigs, NULL, &tick);
 
     if (sig == SIGHUP) {
+      notify_reloading();
       reload(&ds);
+      notify_ready();
     } else if (sig == SIGTERM || sig == SIGINT) {
       log_info("signal %d: stopping", sig);
+      notify_stopping();
       break;
     }
+    notify_watchdog();
     listeners_tick(&ds.active, 0);
     listeners_tick(&ds.retired, 0);
     listeners_reap(&ds.retired, 0);

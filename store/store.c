@@ -400,6 +400,11 @@ static void flush_all(void *arg)
 
 void store_sync(struct store *s) { writer_sync(s->writer); }
 
+int store_sync_async(struct store *s, void (*done)(void *arg), void *arg)
+{
+  return writer_sync_async(s->writer, done, arg);
+}
+
 /* ---- open and close ---------------------------------------------------- */
 
 static int load_one(const struct db_package *r, void *arg)

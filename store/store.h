@@ -103,6 +103,9 @@ void store_record_delivered(struct package *p, uint64_t bytes, int reached_end);
 
 /* Makes the writer commit now and waits for it. */
 void store_sync(struct store *s);
+/* Makes the writer commit now without waiting: done(arg) runs on the
+ * writer's thread once the commit is done. 0, or -1 (done never runs). */
+int store_sync_async(struct store *s, void (*done)(void *arg), void *arg);
 
 /* Checks the database (PRAGMA integrity_check or equivalent): 0 when ok. */
 int store_check(struct store *s, char *msg, size_t len);

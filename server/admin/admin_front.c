@@ -43,7 +43,16 @@ static int admin_start(struct front *fr, const struct front_env *env, struct con
    * a client that sends part of a large upload and closes cleanly left
    * its connection (and temporary file) until the idle timeout */
   p.poll = 1;
+  p.suspend = 1; /* the event streams wait suspended */
+  if (sse_hub_start(&a->ctx.sse, &fr->draining) < 0) {
+    config_errors_add(errs, "cannot start the event stream's thread");
+    explicit_bzero(a->ctx.token, sizeof(a->ctx.token));
+    free(a);
+    return -1;
+  }
   if (mhd_start(fr, &a->mhd, &p, errs) < 0) {
+    sse_hub_stop(&a->ctx.sse);
+    sse_hub_free(&a->ctx.sse);
     explicit_bzero(a->ctx.token, sizeof(a->ctx.token));
     free(a);
     return -1;
@@ -70,7 +79,9 @@ static void admin_stop(struct front *fr)
 {
   struct admin_front *a = fr->priv;
 
+  sse_hub_stop(&a->ctx.sse); /* no connection may stay suspended */
   mhd_stop(&a->mhd);
+  sse_hub_free(&a->ctx.sse);
   explicit_bzero(a->ctx.token, sizeof(a->ctx.token));
   free(a);
   fr->priv = NULL;

@@ -28,6 +28,7 @@
 #define LOOP_MS 200         /* the thread's longest wait: stop and reload latency */
 #define HOUSEKEEP_MS 500    /* expiry, pending settings, key wiping */
 #define BUSY_WINDOW_MS 5000 /* a download active this recently keeps a draining front busy */
+#define WAIT_POLL_MS 2      /* the thread's wait while answers wait on commits */
 #define TRIM_MS 10000       /* memory freed by ended handshakes goes back this often */
 
 static pthread_mutex_t engines_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -43,8 +44,10 @@ static void coap_logger(coap_log_t level, const char *message)
 
   while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
     n--;
+  /* SECURITY: a peer can make libcoap say things (a spoofed RST is an
+   * alert to it): at a bounded rate */
   if (level <= LOG_ERR)
-    log_warn("libcoap: %.*s", (int)n, message);
+    log_limited(LOG_WARN, 5, "libcoap: %.*s", (int)n, message);
   else
     log_debug("libcoap: %.*s", (int)n, message);
 }
@@ -84,72 +87,145 @@ void coap_peer_text(coap_session_t *s, char *ip, size_t iplen, char *ipport, siz
   snprintf(ip, iplen, "%s", buf);
 }
 
-/* ---- sessions per client address ------------------------------------- */
+/* ---- what sessions hold (net/admission.h) ------------------------------ */
 
-struct ip_count {
-  char ip[INET6_ADDRSTRLEN];
-  int n;
-  struct ip_count *next;
-};
+/* SECURITY: a source counts against its address only once it is real: a
+ * CoAP session at its first datagram (no handshake to wait for), a DTLS
+ * one once its cookie came back and its PSK identity was asked for (a
+ * handshake), then once its handshake completed (a session). A ClientHello
+ * alone (spoofable) counts for nothing; and since the count is kept here,
+ * it does not depend on libcoap deleting every session with an event. */
 
-static struct ip_count **ipc_slot(struct coap_engine *e, const char *ip)
+int coap_session_over(coap_session_t *s)
 {
-  struct ip_count **pp = &e->ipc[hash_str(ip) & (e->nipc - 1)];
+  const struct coap_peer *p = coap_session_get_app_data(s);
 
-  while (*pp && strcmp((*pp)->ip, ip) != 0)
-    pp = &(*pp)->next;
-  return pp;
+  return p != NULL && p->over;
 }
 
-/* +1 or -1 session for the address of s; returns the count after. */
-static int ipc_add(struct coap_engine *e, coap_session_t *s, int d)
+struct coap_peer *coap_peer_get(struct coap_engine *e, coap_session_t *s)
 {
-  char ip[INET6_ADDRSTRLEN], ipport[INET6_ADDRSTRLEN + 16];
-  struct ip_count **pp, *c;
+  struct coap_peer *p = coap_session_get_app_data(s);
 
-  coap_peer_text(s, ip, sizeof(ip), ipport, sizeof(ipport));
-  pp = ipc_slot(e, ip);
-  c = *pp;
-  if (c == NULL) {
-    if (d < 0 || (c = calloc(1, sizeof(*c))) == NULL)
-      return 0;
-    snprintf(c->ip, sizeof(c->ip), "%s", ip);
-    *pp = c;
+  if (p != NULL)
+    return p;
+  p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    return NULL;
+  p->s = s;
+  p->next = e->peers;
+  if (e->peers)
+    e->peers->prev = p;
+  e->peers = p;
+  coap_session_set_app_data(s, p);
+  return p;
+}
+
+static void peer_free(struct coap_engine *e, struct coap_peer *p)
+{
+  adm_give(e->adm, &p->conn);
+  adm_give(e->adm, &p->handshake);
+  if (p->counted) {
+    delivery_sessions_open(e->proto, -1);
+    e->nsessions--;
   }
-  c->n += d;
-  if (c->n <= 0) {
-    *pp = c->next;
-    free(c);
-    return 0;
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    e->peers = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  explicit_bzero(p->digest, sizeof(p->digest));
+  free(p);
+}
+
+/* s is established: counted, and against its address's limit. */
+static void peer_established(struct coap_engine *e, coap_session_t *s)
+{
+  struct coap_peer *p = coap_peer_get(e, s);
+  const coap_address_t *ra = coap_session_get_addr_remote(s);
+  struct adm_key k;
+
+  if (p == NULL || p->counted)
+    return;
+  adm_give(e->adm, &p->handshake);
+  p->counted = 1;
+  delivery_sessions_open(e->proto, 1);
+  e->nsessions++;
+  adm_key_addr(ra != NULL ? &ra->addr.sa : NULL, &k);
+  /* SECURITY: one address may hold at most per_ip sessions; the others
+   * get no answer but 5.03 */
+  if (adm_take(e->adm, &k, ADM_CONN, (unsigned)(e->set.per_ip > 0 ? e->set.per_ip : 0), &p->conn) <
+      0) {
+    p->over = 1;
+    delivery_count(e->proto, FC_REFUSED, 1);
   }
-  return c->n;
 }
 
 static int on_event(coap_session_t *s, const coap_event_t ev)
 {
   struct coap_engine *e = coap_get_app_data(coap_session_get_context(s));
+  struct coap_peer *p = coap_session_get_app_data(s);
 
   switch (ev) {
   case COAP_EVENT_SERVER_SESSION_NEW:
-    atomic_fetch_add(&e->stats->open, 1);
-    e->nsessions++;
-    /* SECURITY: one address may hold at most per_ip sessions; the others
-     * get no handshake and no answer but 5.03 */
-    if (ipc_add(e, s, 1) > e->set.per_ip && e->set.per_ip > 0) {
-      coap_session_set_app_data(s, COAP_SESSION_OVER);
-      atomic_fetch_add(&e->stats->refused, 1);
+    if (e->proto == PROTO_COAP)
+      peer_established(e, s);
+    break;
+  case COAP_EVENT_DTLS_CONNECTED:
+    delivery_count(e->proto, FC_HANDSHAKES, 1);
+    peer_established(e, s);
+    p = coap_session_get_app_data(s);
+    if (p != NULL) {
+      p->connected = 1;
+      coap_dtls_connected(e, p);
     }
     break;
-  case COAP_EVENT_SERVER_SESSION_DEL:
-    atomic_fetch_sub(&e->stats->open, 1);
-    e->nsessions--;
-    ipc_add(e, s, -1);
+  case COAP_EVENT_DTLS_ERROR:
+    delivery_count(e->proto, FC_HANDSHAKE_FAILURES, 1);
+    if (p != NULL && !p->connected)
+      coap_dtls_failed(e, p);
     break;
-  case COAP_EVENT_DTLS_CONNECTED: atomic_fetch_add(&e->stats->handshakes, 1); break;
-  case COAP_EVENT_DTLS_ERROR: atomic_fetch_add(&e->stats->handshake_failures, 1); break;
+  case COAP_EVENT_SERVER_SESSION_DEL:
+    if (p != NULL) {
+      if (e->proto == PROTO_COAPS && !p->connected)
+        coap_dtls_failed(e, p); /* a handshake given up */
+      coap_session_set_app_data(s, NULL);
+      peer_free(e, p);
+    }
+    break;
   default: break;
   }
   return 0;
+}
+
+/* Ends the sessions whose PSK was removed or changed (checked now and then,
+ * and by every request), and the handshakes that knew their key and did
+ * not complete in time (a wrong key): outside libcoap's callbacks, on the
+ * thread. */
+static void peers_sweep(struct coap_engine *e, int64_t now)
+{
+  int check = now - e->swept >= COAP_PSK_SWEEP_MS;
+
+  if (check)
+    e->swept = now;
+  for (struct coap_peer *p = e->peers, *next; p != NULL; p = next) {
+    next = p->next;
+    if (check && p->connected && !p->revoked && p->identity[0] != '\0' &&
+        !coap_dtls_key_current(e, p))
+      p->revoked = 1;
+    if (!p->connected && p->identity[0] != '\0' && now - p->asked > COAP_PSK_FINISH_MS) {
+      coap_dtls_failed(e, p); /* reported once: it clears the identity */
+      coap_session_disconnected(p->s, COAP_NACK_TLS_FAILED);
+      continue;
+    }
+    if (p->revoked == 1 && p->connected) {
+      p->revoked = 2; /* once */
+      log_limited(LOG_INFO, 5, "%s: PSK identity %s: its key was removed or changed; session ended",
+                  proto_name(e->proto), p->identity);
+      coap_session_disconnected(p->s, COAP_NACK_TLS_FAILED);
+    }
+  }
 }
 
 /* ---- the engine ---------------------------------------------------------- */
@@ -157,7 +233,12 @@ static int on_event(coap_session_t *s, const coap_event_t ev)
 static void apply_limits(struct coap_engine *e)
 {
   coap_context_set_max_idle_sessions(e->ctx, (unsigned)e->set.sessions);
-  coap_context_set_max_handshake_sessions(e->ctx, (unsigned)e->set.handshakes);
+  /* SECURITY: libcoap counts every source that sent a ClientHello as a
+   * handshake for 30 s (and ignores new ones beyond its limit), though only
+   * a cookie that came back makes one: spoofed ClientHellos would lock the
+   * real devices out. Its limit leaves room for them; the real handshakes
+   * are capped per address when their PSK identity is asked for. */
+  coap_context_set_max_handshake_sessions(e->ctx, (unsigned)e->set.handshakes * COAP_HELLO_FACTOR);
   coap_context_set_session_timeout(e->ctx, (unsigned)e->set.timeout);
 }
 
@@ -195,14 +276,24 @@ static void *engine_main(void *arg)
   struct coap_engine *e = arg;
   int64_t last = 0, trimmed = 0;
 
+  unsigned seen = 0;
+
   while (!atomic_load(&e->stop)) {
     int64_t now;
-    coap_io_process(e->ctx, LOOP_MS);
+    unsigned done;
+    /* answers waiting on the writer: a short wait, so that each goes out
+     * within WAIT_POLL_MS of its commit */
+    coap_io_process(e->ctx, coap_waits_pending(e) ? WAIT_POLL_MS : LOOP_MS);
     now = mono_ms();
+    if ((done = atomic_load(&e->commits_done)) != seen || coap_waits_pending(e)) {
+      seen = done;
+      coap_waits_run(e, now);
+    }
     if (now - last >= HOUSEKEEP_MS) {
       last = now;
       apply_pending(e);
       coap_dtls_wipe(e);
+      peers_sweep(e, now);
       coap_xfers_expire(&e->xfers, now, COAP_XFER_IDLE_MS);
       atomic_store(&e->active, coap_xfers_active(&e->xfers, now, BUSY_WINDOW_MS));
     }
@@ -219,20 +310,17 @@ static void *engine_main(void *arg)
 static void engine_free(struct coap_engine *e)
 {
   if (e->ctx) {
+    coap_waits_free(e);        /* their sessions' references, while the context lives */
     coap_free_context(e->ctx); /* before the downloads: no handler runs after */
     e->ctx = NULL;
-    atomic_fetch_sub(&e->stats->open, e->nsessions); /* freed without events */
+    delivery_sessions_open(e->proto, -e->nsessions); /* freed without events */
   }
+  while (e->peers != NULL) {
+    e->peers->counted = 0; /* already taken off above */
+    peer_free(e, e->peers);
+  }
+  adm_free(e->adm);
   coap_xfers_free(&e->xfers);
-  if (e->ipc) {
-    for (size_t i = 0; i < e->nipc; i++)
-      while (e->ipc[i]) {
-        struct ip_count *c = e->ipc[i];
-        e->ipc[i] = c->next;
-        free(c);
-      }
-    free(e->ipc);
-  }
   pthread_mutex_lock(&e->mu);
   free(e->pending_set);
   if (e->pending_tls_set)
@@ -277,13 +365,13 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
   }
   e->proto = (enum proto)fr->row->proto;
   e->fleet = env->fleet;
-  e->stats = &delivery_sessions[e->proto];
   pthread_mutex_init(&e->mu, NULL);
   settings_of(fc, &e->set);
   listen_key(fr, e->listen_key, sizeof(e->listen_key));
-  e->nipc = 1024;
-  e->ipc = calloc(e->nipc, sizeof(*e->ipc));
-  if (e->ipc == NULL || coap_xfers_init(&e->xfers, COAP_XFER_MAX) < 0 ||
+  e->adm = adm_new((unsigned)(fc->base.connection_limit + fc->handshake_limit) * 2 < ADM_TABLE_MAX
+                       ? (unsigned)(fc->base.connection_limit + fc->handshake_limit) * 2
+                       : ADM_TABLE_MAX);
+  if (e->adm == NULL || coap_xfers_init(&e->xfers, COAP_XFER_MAX) < 0 ||
       (e->ctx = coap_new_context(NULL)) == NULL) {
     tls_set_unref(tls);
     config_errors_add(errs, "%s: cannot set up libcoap", fr->row->section);

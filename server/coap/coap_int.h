@@ -21,6 +21,7 @@ enum { COAP_LEVEL_INFO = LOG_INFO, COAP_LEVEL_DEBUG = LOG_DEBUG };
 #include <stdatomic.h>
 
 #include "../../fleet/delivery.h"
+#include "../../net/admission.h"
 #include "../../net/tls_set.h"
 #include "../../util/config.h"
 #include "../../util/log.h"
@@ -58,24 +59,70 @@ struct coap_engine {
   int pending_tls_set;
 
   struct coap_xfers xfers; /* (thread) */
-  struct ip_count **ipc;   /* (thread) sessions per client address */
-  size_t nipc;
-  atomic_size_t active; /* downloads active lately, for busy() */
+  struct admission *adm;   /* sessions and handshakes per client address */
+  struct coap_peer *peers; /* (thread) what each session holds */
+  int64_t swept;           /* (thread) the last check of PSK sessions' keys */
+  atomic_size_t active;    /* downloads active lately, for busy() */
 
   unsigned char psk_out[PSK_MAX]; /* (thread) the key handed to libcoap, wiped after */
   coap_bin_const_t psk_bin;
   unsigned char dummy_psk[32]; /* see coap_dtls.c */
   coap_dtls_pki_t pki;         /* (thread) points into tls */
 
-  struct session_stats *stats; /* &delivery_sessions[proto] */
-  long nsessions;              /* (thread) this engine's share of stats->sessions */
+  long nsessions; /* (thread) this engine's share of the sessions open */
+
+  struct coap_wait *waits;  /* (thread) answers waiting on a commit (coap_res.c) */
+  atomic_uint commits_done; /* bumped by the writer's thread as commits end */
+  atomic_int commits_out;   /* commits asked for and not yet done */
 };
 
-/* Sessions over the per-address limit carry this as their app data. */
-#define COAP_SESSION_OVER ((void *)1)
+/* What a session holds, as its app data, from the moment it counts (a
+ * CoAP session at once; a DTLS session when its PSK identity is known or
+ * its handshake completed: never on a ClientHello) until libcoap deletes
+ * it (or the engine ends). (thread) */
+struct coap_peer {
+  coap_session_t *s;
+  struct adm_hold conn;                /* a session of its address, once established */
+  struct adm_hold handshake;           /* a handshake of its address, until it ends */
+  int counted;                         /* among the sessions open */
+  int over;                            /* over per_ip_limit: answered 5.03 */
+  int connected;                       /* (DTLS) the handshake completed */
+  int revoked;                         /* its PSK was removed or changed: 1 to be ended, 2 ended */
+  char identity[PSK_IDENTITY_MAX + 1]; /* its PSK identity, "" for none */
+  char device[DEVICE_ID_MAX + 1];      /* the device of that identity */
+  unsigned char digest[32];            /* SHA-256 of identity and key: is the key still the same? */
+  int64_t asked;                       /* monotonic ms the PSK callback gave its key */
+  struct coap_peer *prev, *next;
+};
+
+/* Handshakes in progress from one address (after the cookie: the address
+ * is real): beyond it, the PSK is refused. */
+#define COAP_HANDSHAKES_PER_ADDR 64
+/* libcoap counts ClientHellos that got a cookie (and never came back) as
+ * handshakes for 30 s; they hold no TLS state, so its limit is this many
+ * times ours (we count the real ones, see coap_front.c). */
+#define COAP_HELLO_FACTOR 16
+#define COAP_PSK_SWEEP_MS 10000 /* how often PSK sessions' keys are checked */
+/* A handshake whose key was handed out but that did not complete within
+ * this: a wrong key (DTLS drops the undecryptable Finished silently, and
+ * libcoap would give up only after its retransmissions, half a minute). */
+#define COAP_PSK_FINISH_MS 10000
+
+/* Whether s is over the per-address limit (its requests get 5.03). */
+int coap_session_over(coap_session_t *s);
+/* The peer record of s, made when missing; NULL when out of memory. */
+struct coap_peer *coap_peer_get(struct coap_engine *e, coap_session_t *s);
 
 /* coap_res.c: registers the resources on e->ctx. 0 or -1. */
 int coap_res_register(struct coap_engine *e);
+/* Answers whose commits are done are triggered, answered ones freed.
+ * (thread) */
+void coap_waits_run(struct coap_engine *e, int64_t now);
+/* Whether answers wait on commits (the thread then polls briefly). */
+int coap_waits_pending(const struct coap_engine *e);
+/* Waits for the commits asked for, then frees every wait (before the
+ * context is freed: they hold references to its sessions). */
+void coap_waits_free(struct coap_engine *e);
 
 /* coap_dtls.c: PSK (always, for coaps) and certificates (when tls, a TLS
  * set whose reference this takes, is not NULL): installed for the
@@ -88,6 +135,14 @@ int coap_dtls_setup(struct coap_engine *e, struct tls_set *tls, struct config_er
 int coap_dtls_peer(struct coap_engine *e, coap_session_t *s, char device[DEVICE_ID_MAX + 1]);
 /* Wipes the key last handed to libcoap. (thread) */
 void coap_dtls_wipe(struct coap_engine *e);
+/* A DTLS handshake of p completed: a resumed one keeps its PSK identity
+ * when the key is unchanged, else p is revoked. (thread) */
+void coap_dtls_connected(struct coap_engine *e, struct coap_peer *p);
+/* A handshake of p that knew its identity failed or was given up: a wrong
+ * key (logged, counted, throttled). (thread) */
+void coap_dtls_failed(struct coap_engine *e, struct coap_peer *p);
+/* Whether p's PSK still has the key its session was made with. (thread) */
+int coap_dtls_key_current(struct coap_engine *e, const struct coap_peer *p);
 
 /* "1.2.3.4" and "1.2.3.4:5683" ("[::1]:5683") of a session's peer. */
 void coap_peer_text(coap_session_t *s, char *ip, size_t iplen, char *ipport, size_t iplen2);

@@ -16,6 +16,9 @@ struct ftp_conf {
   char *pasv_address;           /* what PASV announces (NAT); "": the local address */
   int port_enable;              /* PORT/EPRT (active mode), own address only */
   int login_limit;              /* sessions not logged in yet, at once */
+  int login_per_ip_limit;       /* ... from one address; 0: no cap */
+  int device_session_limit;     /* logged-in sessions of one device credential; 0: no cap */
+  int device_port_limit;        /* passive ports one device credential holds; 0: no cap */
   int login_timeout;            /* seconds from connect to a login */
   int data_timeout;             /* seconds without progress on a data connection */
   int tls_session_reuse;        /* enum ftp_tls_reuse */

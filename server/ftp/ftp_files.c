@@ -225,7 +225,8 @@ void cmd_retr(struct session *s, const char *arg)
     session_reply(s, "550 Failed to open file.");
     return;
   }
-  if (resolve(s, n, id, 1, &t) < 0)
+  /* fetch = 0: a RETR that cannot start does not move the device */
+  if (resolve(s, n, id, 0, &t) < 0)
     return;
   size = t.pkg->size;
   if (start > size) {
@@ -233,6 +234,7 @@ void cmd_retr(struct session *s, const char *arg)
     session_reply(s, "554 Restart position beyond the end of the file.");
     return;
   }
+  target_fetch(s->ff->fleet, &t);
   /* explicit TLS on [ftp] counts as ftps: what crossed the network was */
   tr = transfer_begin(s->ff->fleet, &t, s->tls ? PROTO_FTPS : PROTO_FTP, s->addr);
   if (tr == NULL) {

@@ -7,11 +7,12 @@
 #define DEF_FTP_LOGIN_TIMEOUT "30"   /* seconds from connect to a login */
 #define DEF_FTP_DATA_TIMEOUT "60"    /* seconds without progress on a data connection */
 #define DEF_FTP_LOGIN_LIMIT "256"    /* sessions not logged in yet, at once */
+#define DEF_FTP_LOGIN_PER_IP "8"     /* ... from one address */
+#define DEF_FTP_DEVICE_SESSIONS "4"  /* logged-in sessions of one device */
+#define DEF_FTP_DEVICE_PORTS "2"     /* passive ports one device holds at once */
 #define FTP_LOGIN_DELAY_MS 500       /* the first failed login's delay, doubled per failure */
 #define FTP_LOGIN_DELAY_MAX_MS 16000 /* the longest */
-#define FTP_LOGIN_FORGET_MS 600000   /* an address's failures are forgotten after this */
 #define FTP_LOGIN_TRIES 3            /* failed logins before a session is closed */
-#define FTP_ADDR_TABLE_MAX 65536     /* client addresses tracked for limits and delays */
 #define FTP_WRITE_MAX (1024 * 1024)  /* bytes per write on a data connection */
 #define FTP_SETTLE_POLL_MS 20        /* how often an unsettled transfer asks TCP */
 #define FTP_PATH_MAX 256             /* bytes of a path a client names */

@@ -10,7 +10,6 @@
 #include "autoconfig.h"
 
 #include <arpa/inet.h>
-#include <jansson.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,7 +37,8 @@ struct http_front {
   enum proto proto;
   enum client_auth client_auth;
   char token_header[64];
-  atomic_int inflight; /* responses queued and not yet completed */
+  atomic_int inflight;    /* responses queued (or waiting on a commit) and not completed */
+  atomic_int commits_out; /* commits asked for whose connection is not yet resumed */
   struct mhd_set mhd;
   struct http_settle *settle;
   /* https: this reload's TLS set, installed for the handshakes of every
@@ -65,7 +65,26 @@ struct report_req {
   int answered; /* a refusal is queued */
 };
 
-enum { REQ_DOWNLOAD = 1, REQ_REPORT };
+/* An answer the core gave, on HTTP's wire. */
+struct reply {
+  unsigned status;
+  int retry_after;                /* with 429 */
+  const char *type;               /* of a non-empty body */
+  char body[ANSWER_JSON_MAX + 1]; /* and a newline */
+};
+
+/* A check-in or report that changed state waits for its commit with its
+ * connection suspended: the thread goes on with its other connections,
+ * and the writer resumes this one once the state is durable. */
+struct wait_req {
+  int kind; /* REQ_WAIT */
+  struct http_front *h;
+  struct MHD_Connection *c;
+  atomic_int ready;
+  struct reply r;
+};
+
+enum { REQ_DOWNLOAD = 1, REQ_REPORT, REQ_WAIT };
 
 /* *req_cls between the first and the second call of a request */
 static char first_call;
@@ -282,6 +301,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
   atomic_fetch_add(&h->inflight, 1);
   ret = queue(c, h, status, r);
   if (ret == MHD_YES) {
+    transfer_request(dl->tr); /* counted as its answer starts, as every front does */
     *req_cls = dl;
   } else {
     atomic_fetch_sub(&h->inflight, 1);
@@ -317,84 +337,144 @@ static void identity(struct MHD_Connection *c, const struct http_front *h, const
   who->proto = h->proto;
 }
 
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_front *h,
+                                  const struct reply *rp)
+{
+  struct MHD_Response *r;
+
+  if (rp->status == MHD_HTTP_TOO_MANY_REQUESTS)
+    return queue_later(c, h, rp->retry_after);
+  r = MHD_create_response_from_buffer(strlen(rp->body), (void *)rp->body, MHD_RESPMEM_MUST_COPY);
+  if (r == NULL)
+    return MHD_NO;
+  if (rp->body[0] != '\0')
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rp->type);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  return queue(c, h, rp->status, r);
+}
+
+/* line: the body ends its line, as text answers over HTTP do (for a shell
+ * reading them); an offer's URL goes bare, as AT+QFOTADL takes it */
+static void reply_set(struct reply *rp, unsigned status, const char *body, const char *type,
+                      int line)
+{
+  rp->status = status;
+  rp->type = type;
+  snprintf(rp->body, sizeof(rp->body), "%s%s", body, line && body[0] ? "\n" : "");
+}
+
+/* The writer's thread: the commit is done. Touches w only before the
+ * resume (the connection's thread may free it at once), h last (http_stop
+ * waits for commits_out to reach 0). */
+static void commit_done(void *arg)
+{
+  struct wait_req *w = arg;
+  struct http_front *h = w->h;
+
+  atomic_store(&w->ready, 1);
+  MHD_resume_connection(w->c);
+  atomic_fetch_sub(&h->commits_out, 1);
+}
+
+/* Sends rp now, or once the commit it waits on is done (must_commit). A
+ * report's request state (*req_cls) is replaced. */
+static enum MHD_Result reply_after_commit(struct MHD_Connection *c, struct http_front *h,
+                                          const struct reply *rp, int must_commit, void **req_cls)
+{
+  struct wait_req *w;
+
+  if (!must_commit)
+    return send_reply(c, h, rp);
+  w = calloc(1, sizeof(*w));
+  if (w == NULL) {
+    delivery_commit_wait(h->fleet);
+    return send_reply(c, h, rp);
+  }
+  w->kind = REQ_WAIT;
+  w->h = h;
+  w->c = c;
+  w->r = *rp;
+  if (*req_cls != NULL) { /* a report's gathered body: done with */
+    struct report_req *rq = *req_cls;
+    free(rq->body);
+    free(rq);
+  } else {
+    atomic_fetch_add(&h->inflight, 1);
+  }
+  *req_cls = w;
+  MHD_suspend_connection(c);
+  atomic_fetch_add(&h->commits_out, 1);
+  if (delivery_commit(h->fleet, commit_done, w) < 0) {
+    atomic_fetch_sub(&h->commits_out, 1);
+    delivery_commit_wait(h->fleet);
+    atomic_store(&w->ready, 1);
+    MHD_resume_connection(c);
+  }
+  return MHD_YES;
+}
+
 /* GET /v1/update?device=ID&version=V[&transport=T]: the device asks what
- * to do. */
-static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, const char *cn)
+ * to do. The core's verdict on HTTP's wire. */
+static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, const char *cn,
+                               void **req_cls)
 {
   struct device_identity who;
   struct checkin_answer a;
-  struct MHD_Response *r;
+  struct reply rp = {0};
   const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-  char addr[64], msg[200];
+  char addr[64];
 
   identity(c, h, cn, addr, sizeof(addr), &who);
-  atomic_fetch_add_explicit(&delivery_stats[h->proto].requests, 1, memory_order_relaxed);
   http_settle_tick(h->settle, 0); /* what the device downloaded counts before what it says */
-  delivery_checkin(h->fleet, &who, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
-                   MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "transport"), &a);
+  delivery_checkin_nowait(h->fleet, &who,
+                          MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
+                          MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "transport"), &a);
   switch (a.verdict) {
-  case VERDICT_FORBIDDEN: return queue_text(c, h, MHD_HTTP_FORBIDDEN, "forbidden\n");
+  case VERDICT_OFFER:
+    if (accept != NULL && strstr(accept, "application/json") != NULL)
+      reply_set(&rp, MHD_HTTP_OK, a.json, "application/json", 0);
+    else
+      reply_set(&rp, MHD_HTTP_OK, a.text, "text/plain", 0);
+    break;
+  case VERDICT_NOTHING: reply_set(&rp, MHD_HTTP_NO_CONTENT, "", "", 0); break;
+  case VERDICT_LATER:
+    rp.status = MHD_HTTP_TOO_MANY_REQUESTS;
+    rp.retry_after = a.retry_after;
+    break;
+  case VERDICT_FORBIDDEN: reply_set(&rp, MHD_HTTP_FORBIDDEN, a.text, "text/plain", 1); break;
+  case VERDICT_NO_TRANSPORT: reply_set(&rp, MHD_HTTP_CONFLICT, a.text, "text/plain", 1); break;
   case VERDICT_BAD_REQUEST:
-  case VERDICT_NO_TRANSPORT:
-    snprintf(msg, sizeof(msg), "%s\n", a.message);
-    return queue_text(
-        c, h, a.verdict == VERDICT_BAD_REQUEST ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_CONFLICT, msg);
-  case VERDICT_NOTHING: return queue_text(c, h, MHD_HTTP_NO_CONTENT, "");
-  case VERDICT_LATER: return queue_later(c, h, a.retry_after);
-  case VERDICT_OFFER: break;
+  default: reply_set(&rp, MHD_HTTP_BAD_REQUEST, a.text, "text/plain", 1); break;
   }
-  if (accept != NULL && strstr(accept, "application/json") != NULL) {
-    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:i,s:s}", "url", a.url, "transport",
-                          proto_name(a.transport), "size", (json_int_t)a.size, "sha256", a.sha256,
-                          "from", a.from, "to", a.to, "package", a.package_id, "request_size",
-                          a.request_size, "rollout", a.rollout);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (text == NULL)
-      return MHD_NO;
-    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-      free(text);
-      return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  } else {
-    /* the URL for AT+QFOTADL, alone on its line */
-    r = MHD_create_response_from_buffer(strlen(a.url), a.url, MHD_RESPMEM_MUST_COPY);
-    if (r == NULL)
-      return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
-  }
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  return queue(c, h, MHD_HTTP_OK, r);
+  return reply_after_commit(c, h, &rp, a.must_commit, req_cls);
 }
 
 /* POST /v1/report?device=ID: URC lines or JSON, gathered then applied. */
 static enum MHD_Result report(struct MHD_Connection *c, struct http_front *h, struct report_req *rq,
-                              const char *cn)
+                              const char *cn, void **req_cls)
 {
   struct device_identity who;
   struct report_answer a;
+  struct reply rp = {0};
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  char addr[64], body[256];
+  char addr[64];
 
   if (rq->too_large)
     return queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
   identity(c, h, cn, addr, sizeof(addr), &who);
-  atomic_fetch_add_explicit(&delivery_stats[h->proto].requests, 1, memory_order_relaxed);
   http_settle_tick(h->settle, 0);
-  delivery_report(h->fleet, &who, ct != NULL && strncasecmp(ct, "application/json", 16) == 0,
-                  rq->body ? rq->body : "", rq->len, &a);
-  if (a.verdict == VERDICT_FORBIDDEN)
-    return queue_text(c, h, MHD_HTTP_FORBIDDEN, "forbidden\n");
-  if (a.verdict == VERDICT_LATER)
-    return queue_later(c, h, a.retry_after);
-  if (a.verdict != VERDICT_NOTHING) {
-    snprintf(body, sizeof(body), "%s\n", a.message);
-    return queue_text(c, h, MHD_HTTP_BAD_REQUEST, body);
+  delivery_report_nowait(h->fleet, &who, ct != NULL && strncasecmp(ct, "application/json", 16) == 0,
+                         rq->body ? rq->body : "", rq->len, &a);
+  switch (a.verdict) {
+  case VERDICT_NOTHING: reply_set(&rp, MHD_HTTP_OK, a.json, "application/json", 1); break;
+  case VERDICT_LATER:
+    rp.status = MHD_HTTP_TOO_MANY_REQUESTS;
+    rp.retry_after = a.retry_after;
+    break;
+  case VERDICT_FORBIDDEN: reply_set(&rp, MHD_HTTP_FORBIDDEN, a.text, "text/plain", 1); break;
+  default: reply_set(&rp, MHD_HTTP_BAD_REQUEST, a.text, "text/plain", 1); break;
   }
-  snprintf(body, sizeof(body), "{\"state\":\"%s\",\"accepted\":%d}\n", a.state, a.accepted);
-  return queue_text(c, h, MHD_HTTP_OK, body);
+  return reply_after_commit(c, h, &rp, a.must_commit, req_cls);
 }
 
 /* Gathers a report's body, at most REPORT_BODY_MAX bytes. */
@@ -453,6 +533,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     *req_cls = &first_call;
     return MHD_YES;
   }
+  if (*req_cls != &first_call && ((struct wait_req *)*req_cls)->kind == REQ_WAIT) {
+    struct wait_req *w = *req_cls; /* resumed: the commit is done */
+    if (!atomic_load(&w->ready)) {
+      MHD_suspend_connection(c); /* not for us yet: wait on */
+      return MHD_YES;
+    }
+    return send_reply(c, h, &w->r);
+  }
   if (*req_cls != &first_call) {
     struct report_req *rq = *req_cls;
     if (rq->kind == REQ_REPORT && *upload_data_size > 0) {
@@ -470,7 +558,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (rq->kind == REQ_REPORT) {
       if (client_allowed(c, h, cn, sizeof(cn)) < 0)
         return queue_text(c, h, MHD_HTTP_FORBIDDEN, "a valid client certificate is required\n");
-      return report(c, h, rq, cn);
+      return report(c, h, rq, cn, req_cls);
     }
     *upload_data_size = 0; /* a body we did not ask for: ignore it */
     return MHD_YES;
@@ -488,7 +576,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   if (strcmp(url, "/healthz") == 0)
     return queue_text(c, h, MHD_HTTP_OK, "ok\n");
   if (strcmp(url, "/v1/update") == 0)
-    return checkin(c, h, cn);
+    return checkin(c, h, cn, req_cls);
   /* SECURITY: a path names a package id or an offer's token, looked up in
    * memory; no part of it ever reaches the file system */
   if (strncmp(url, "/f/", 3) == 0) {
@@ -523,13 +611,16 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
     return;
   *req_cls = NULL;
   atomic_fetch_sub(&h->inflight, 1);
+  if (dl->kind == REQ_WAIT) {
+    free(dl);
+    return;
+  }
   if (dl->kind == REQ_REPORT) {
     struct report_req *rq = (struct report_req *)dl;
     free(rq->body);
     free(rq);
     return;
   }
-  transfer_request(dl->tr);
   if (dl->head)
     transfer_end(dl->tr);
   else
@@ -598,6 +689,7 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   p.cls = h;
   p.completed = completed;
   p.notify = connection;
+  p.suspend = 1; /* check-ins and reports wait on commits suspended */
   /* libmicrohttpd takes a few more, which the meter refuses at once: one
    * over the limit gets an answer, never a wait in the listen queue */
   p.connection_limit = (unsigned)fc->base.connection_limit + HTTP_REFUSE_ROOM;
@@ -648,6 +740,9 @@ static void http_stop(struct front *fr)
 {
   struct http_front *h = fr->priv;
 
+  /* a commit's end resumes its connection: not after the daemons stop */
+  while (atomic_load(&h->commits_out) > 0)
+    usleep(1000);
   mhd_stop(&h->mhd);
   http_settle_tick(h->settle, 1);
   http_free(h);

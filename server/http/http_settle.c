@@ -15,16 +15,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../net/admission.h"
 #include "../../net/settle.h"
 #include "../../util/log.h"
 #include "../../util/util.h"
 
 #define LINGER_MS 120000 /* longest wait for TCP to settle a response */
 #define EVICT_MIN_MS                                                                               \
-  1000                  /* a connection in its header phase is not evicted                         \
-                           for a newer one before this age */
-#define EVICT_SCAN 64   /* connections looked at for one to evict */
-#define IP_BUCKETS 1024 /* per-address table of connections in their header phase */
+  1000                /* a connection in its header phase is not evicted                           \
+                         for a newer one before this age */
+#define EVICT_SCAN 64 /* connections looked at for one to evict */
 
 struct conn;
 
@@ -44,8 +44,6 @@ struct pend {
   struct pend *lnext, *lprev; /* the lingering list, oldest first (own_fd >= 0) */
 };
 
-struct ipent;
-
 /* libmicrohttpd's socket_context of a connection. */
 struct conn {
   int fd;            /* libmicrohttpd's socket */
@@ -57,16 +55,7 @@ struct conn {
   atomic_int in_header;       /* on the header lists (read without the lock) */
   atomic_int ended;           /* shut down by us; libmicrohttpd closes it next */
   struct conn *hnext, *hprev; /* all connections in their header phase, oldest first */
-  struct conn *anext, *aprev; /* those of the same address, oldest first */
-  struct ipent *ip;
-};
-
-/* Connections in their header phase from one address. */
-struct ipent {
-  unsigned char key[17]; /* family, then the address */
-  unsigned count;
-  struct conn *head, *tail;
-  struct ipent *next; /* bucket chain */
+  struct adm_hold hold;       /* its address's count of them (net/admission.h) */
 };
 
 struct http_settle {
@@ -80,7 +69,7 @@ struct http_settle {
   struct pend *lhead, *ltail;
   unsigned in_header;
   struct conn *hhead, *htail;
-  struct ipent *ips[IP_BUCKETS];
+  struct admission *adm; /* connections in their header phase per address (an IPv6 /64) */
   struct http_settle_stats stats;
   struct http_settle_stats logged; /* as of the last log line */
   int64_t log_at;                  /* monotonic ms of the next one */
@@ -92,6 +81,12 @@ struct http_settle *http_settle_new(const struct http_settle_conf *conf)
 
   if (s == NULL)
     return NULL;
+  s->adm = adm_new(conf->connection_limit < ADM_TABLE_MAX / 2 ? conf->connection_limit * 2
+                                                              : ADM_TABLE_MAX);
+  if (s->adm == NULL) {
+    free(s);
+    return NULL;
+  }
   pthread_mutex_init(&s->mu, NULL);
   s->conf = *conf;
   return s;
@@ -183,53 +178,16 @@ static void settle_now(struct http_settle *s, struct pend *p, struct pend **done
 
 /* ---- the header phase ------------------------------------------------------ */
 
-static unsigned ip_hash(const unsigned char *k)
+/* Puts cn on the header lists and counts it against its address; s->mu
+ * held. */
+static void header_add(struct http_settle *s, struct conn *cn, const struct sockaddr *sa)
 {
-  unsigned h = 2166136261u;
-  for (int i = 0; i < 17; i++)
-    h = (h ^ k[i]) * 16777619u;
-  return h % IP_BUCKETS;
-}
+  struct adm_key k;
 
-static void ip_key(const struct sockaddr *sa, unsigned char *k)
-{
-  memset(k, 0, 17);
-  if (sa == NULL)
-    return;
-  k[0] = (unsigned char)sa->sa_family;
-  if (sa->sa_family == AF_INET)
-    memcpy(k + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-  else if (sa->sa_family == AF_INET6)
-    memcpy(k + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-}
-
-/* Puts cn on the header lists; s->mu held. -1: out of memory (it stays
- * off them: a connection we cannot track is not limited). */
-static int header_add(struct http_settle *s, struct conn *cn, const struct sockaddr *sa)
-{
-  unsigned char k[17];
-  struct ipent *e;
-  unsigned b;
-
-  ip_key(sa, k);
-  b = ip_hash(k);
-  for (e = s->ips[b]; e && memcmp(e->key, k, 17) != 0; e = e->next)
-    ;
-  if (e == NULL) {
-    if ((e = calloc(1, sizeof(*e))) == NULL)
-      return -1;
-    memcpy(e->key, k, 17);
-    e->next = s->ips[b];
-    s->ips[b] = e;
-  }
-  cn->ip = e;
-  cn->aprev = e->tail;
-  if (e->tail)
-    e->tail->anext = cn;
-  else
-    e->head = cn;
-  e->tail = cn;
-  e->count++;
+  /* no limit here: over header_per_ip, the tick ends the oldest (a
+   * connection the table could not count still has the deadline) */
+  adm_key_addr(sa, &k);
+  (void)adm_take(s->adm, &k, ADM_HEADER, 0, &cn->hold);
   cn->hprev = s->htail;
   if (s->htail)
     s->htail->hnext = cn;
@@ -238,14 +196,11 @@ static int header_add(struct http_settle *s, struct conn *cn, const struct socka
   s->htail = cn;
   s->in_header++;
   atomic_store_explicit(&cn->in_header, 1, memory_order_relaxed);
-  return 0;
 }
 
 /* Takes cn off the header lists; s->mu held. */
 static void header_remove(struct http_settle *s, struct conn *cn)
 {
-  struct ipent *e = cn->ip;
-
   if (!atomic_load_explicit(&cn->in_header, memory_order_relaxed))
     return;
   atomic_store_explicit(&cn->in_header, 0, memory_order_relaxed);
@@ -259,23 +214,7 @@ static void header_remove(struct http_settle *s, struct conn *cn)
     s->htail = cn->hprev;
   cn->hnext = cn->hprev = NULL;
   s->in_header--;
-  if (cn->aprev)
-    cn->aprev->anext = cn->anext;
-  else
-    e->head = cn->anext;
-  if (cn->anext)
-    cn->anext->aprev = cn->aprev;
-  else
-    e->tail = cn->aprev;
-  cn->anext = cn->aprev = NULL;
-  cn->ip = NULL;
-  if (--e->count == 0) {
-    struct ipent **pp = &s->ips[ip_hash(e->key)];
-    while (*pp != e)
-      pp = &(*pp)->next;
-    *pp = e->next;
-    free(e);
-  }
+  adm_give(s->adm, &cn->hold);
 }
 
 /* Ends cn: libmicrohttpd sees the socket shut and closes the connection
@@ -328,6 +267,7 @@ static void refuse(struct http_settle *s, struct conn *cn)
   if (!s->conf.tls && cn->fd >= 0)
     (void)!send(cn->fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
   s->stats.refused++;
+  delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_REFUSED, 1);
   end_conn(s, cn);
 }
 
@@ -358,6 +298,7 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
   while (s->open - s->ending + s->lingering > s->conf.connection_limit && s->lhead != NULL) {
     settle_now(s, s->lhead, &done);
     s->stats.kept_closed++;
+    delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_KEPT_CLOSED, 1);
   }
   if (s->open - s->ending + s->lingering > s->conf.connection_limit) {
     /* SECURITY: every slot is taken: a connection that has not sent its
@@ -365,6 +306,7 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
      * (never left waiting in the listen queue) */
     if ((old = oldest_header(s, now)) != NULL) {
       s->stats.header_evicted++;
+      delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
       end_conn(s, old);
     } else {
       refuse(s, cn);
@@ -374,7 +316,7 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
     }
   }
   /* over the header caps, the tick ends the oldest */
-  (void)header_add(s, cn, ai != NULL ? ai->client_addr : NULL);
+  header_add(s, cn, ai != NULL ? ai->client_addr : NULL);
   pthread_mutex_unlock(&s->mu);
   finish_list(done);
 }
@@ -411,14 +353,16 @@ static void header_deadline(struct http_settle *s, int64_t now)
 
   while (limit > 0 && s->hhead != NULL && now - s->hhead->opened >= limit) {
     s->stats.header_timeouts++;
+    delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_TIMEOUTS, 1);
     end_conn(s, s->hhead);
   }
   for (cn = s->hhead; cn != NULL && now - cn->opened >= EVICT_MIN_MS; cn = next) {
     next = cn->hnext;
     if (((s->conf.header_limit > 0 && s->in_header > s->conf.header_limit) ||
-         (s->conf.header_per_ip > 0 && cn->ip->count > s->conf.header_per_ip)) &&
+         (s->conf.header_per_ip > 0 && adm_held(s->adm, &cn->hold) > s->conf.header_per_ip)) &&
         dribbling(cn)) {
       s->stats.header_evicted++;
+      delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
       end_conn(s, cn);
     }
   }
@@ -585,16 +529,6 @@ void http_settle_tick(struct http_settle *s, int force)
              st.open, st.kept, st.in_header);
 }
 
-void http_settle_stats(struct http_settle *s, struct http_settle_stats *out)
-{
-  pthread_mutex_lock(&s->mu);
-  *out = s->stats;
-  out->open = s->open;
-  out->kept = s->lingering;
-  out->in_header = s->in_header;
-  pthread_mutex_unlock(&s->mu);
-}
-
 int http_settle_pending(struct http_settle *s)
 {
   int n;
@@ -610,12 +544,7 @@ void http_settle_free(struct http_settle *s)
   if (s == NULL)
     return;
   http_settle_tick(s, 1);
-  for (int b = 0; b < IP_BUCKETS; b++) /* empty once libmicrohttpd closed everything */
-    while (s->ips[b]) {
-      struct ipent *e = s->ips[b];
-      s->ips[b] = e->next;
-      free(e);
-    }
+  adm_free(s->adm);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }

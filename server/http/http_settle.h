@@ -39,6 +39,7 @@ struct http_settle_conf {
   unsigned send_lowat;       /* TCP_NOTSENT_LOWAT of each connection, 0: none */
 };
 
+/* Figures for the log (the core counts them too, for /metrics: delivery_count). */
 struct http_settle_stats {
   unsigned open, kept, in_header;    /* now */
   unsigned long long refused;        /* connections refused: no room */
@@ -75,7 +76,5 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
 void http_settle_tick(struct http_settle *s, int force);
 /* Responses waiting. */
 int http_settle_pending(struct http_settle *s);
-/* Figures for logs and /metrics. */
-void http_settle_stats(struct http_settle *s, struct http_settle_stats *out);
 
 #endif

@@ -115,6 +115,13 @@ if [ "${HAVE_LFTP:-1}" = 1 ]; then
   timeout 30 lftp -c "set ssl:ca-file $P/ca.crt; set ftp:ssl-force yes; set net:max-retries 1;
     open -u f2,$F2_PASS ftp://$FTP; cls -l" >"$T/lftp.ls" 2>&1
   expect_match "lftp ls shows the one file" "$NAME" "$(cat "$T/lftp.ls")"
+  # the README's recipe as written: the offer URL's server opened, its file fetched
+  URL=$F2_URL
+  rm -f pkg.bin
+  (cd "$T" && timeout 60 lftp -c "set ssl:ca-file $P/ca.crt; set ftp:ssl-force yes; set ftp:ssl-protect-data yes;
+  open ${URL%/*}; pget -n 4 ${URL##*/} -o pkg.bin") >"$T/lftp-readme.out" 2>&1
+  expect_eq "README lftp recipe: matches" "$PKG_SHA" "$(sha "$T/pkg.bin")"
+  expect_eq "README lftp recipe: prints nothing (no false 550)" "" "$(cat "$T/lftp-readme.out")"
 else
   skip "lftp downloads" "lftp is not installed (tests/deps.sh installs it)"
 fi
@@ -190,7 +197,7 @@ check "f3's token as another device: login denied" ftp_login_fails f1 "$F3_PASS"
 expect_eq "f3: refused logins recorded nothing" "$EV_F3" "$(events_count f3)"
 expect_eq "f3: still offered" offered "$(dev_field f3 .state)"
 check_not "PASS is never logged" grep -q "$F3_PASS" "$DFOTAD_LOG"
-expect_match "failed logins are logged (without the password)" "failed login as \"f3\"" \
+expect_match "failed logins are logged (without the password)" "failed FTP login: device f3 from" \
   "$(cat "$DFOTAD_LOG")"
 # an expired token: the offer of f2 is replaced by cancelling its rollout
 api POST "/api/v1/rollouts/$RID/cancel"
