@@ -15,6 +15,7 @@
 /* Linux TCP states (include/net/tcp_states.h), which no user header names
  * alongside struct tcp_info */
 enum {
+  TCPS_ESTABLISHED = 1,
   TCPS_FIN_WAIT2 = 5,
   TCPS_TIME_WAIT = 6,
   TCPS_CLOSE = 7,
@@ -36,6 +37,29 @@ static int tcp_read(int fd, uint64_t *acked, int *state)
     return -1;
   *acked = ti.tcpi_bytes_acked;
   *state = ti.tcpi_state;
+  return 0;
+}
+
+int settle_info(int fd, struct settle_info *out)
+{
+  struct tcp_info ti;
+  socklen_t len = sizeof(ti);
+
+  out->acked = out->received = 0;
+  out->all_acked = 0;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+      len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+    return -1;
+  out->acked = ti.tcpi_bytes_acked;
+  out->received = ti.tcpi_bytes_received;
+  /* nothing in flight (tcpi_unacked: segments sent and not acknowledged)
+   * and nothing unsent: every byte written is acknowledged. Only while the
+   * connection is up: a reset purges the send queue, which then looks
+   * empty. tcpi_notsent_bytes: Linux 4.6. */
+  out->all_acked =
+      (ti.tcpi_state == TCPS_ESTABLISHED || ti.tcpi_state == TCPS_CLOSE_WAIT) &&
+      len >= offsetof(struct tcp_info, tcpi_notsent_bytes) + sizeof(ti.tcpi_notsent_bytes) &&
+      ti.tcpi_unacked == 0 && ti.tcpi_notsent_bytes == 0;
   return 0;
 }
 

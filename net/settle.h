@@ -44,6 +44,17 @@ enum settle_state settle_check(const struct settle *m, int fd, uint64_t *payload
  * for the floor of the next one on the same connection. */
 uint64_t settle_end(const struct settle *m);
 
+/* What one TCP_INFO says of a socket: the bytes the peer acknowledged and
+ * the bytes received from it (both counted since the connection began),
+ * and whether every byte written so far is acknowledged (a response
+ * written whole is then complete, exactly: no second call needed). -1:
+ * unknown (all zero). */
+struct settle_info {
+  uint64_t acked, received;
+  int all_acked;
+};
+int settle_info(int fd, struct settle_info *out);
+
 /* The socket's acknowledged byte count (0 when unknown). */
 uint64_t settle_acked(int fd);
 

@@ -32,7 +32,9 @@ struct http_settle;
 
 struct http_settle_conf {
   unsigned connection_limit; /* libmicrohttpd's connections and kept sockets together */
-  unsigned header_timeout;   /* seconds for the first request's headers, 0: none */
+  unsigned header_timeout;   /* seconds for a request's headers, 0: none (the first
+                                request: from the connection; a later one: from its
+                                first bytes) */
   unsigned header_limit;     /* connections in their header phase, 0: no cap */
   unsigned header_per_ip;    /* ... from one address, 0: no cap */
   int tls;                   /* the sockets speak TLS: refusals cannot answer */
@@ -59,6 +61,16 @@ void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **
  * and leaves the header phase (cheap when it already did). -1: c is being
  * ended (refused, or too slow), the handler answers MHD_NO. */
 int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c);
+
+/* The peer's address of c as text, formatted once for the connection
+ * (NULL: unknown). */
+const char *http_settle_peer(struct MHD_Connection *c);
+
+/* A request of c ended with no response given to the meter (not a GET
+ * download): until its next request's headers, c is between requests
+ * (the header deadline of a later request). http_settle_written does the
+ * same for a download. */
+void http_settle_request_done(struct http_settle *s, struct MHD_Connection *c);
 
 /* A response of len body bytes from start is queued on c. */
 void http_settle_begin(struct http_settle *s, struct MHD_Connection *c, struct transfer *tr,
