@@ -10,8 +10,10 @@
 #include "autoconfig.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,14 @@
 #include "../../net/mhd.h"
 #include "range.h"
 
+#define WHOLE_SLOTS 8 /* packages with a shared whole-file response */
+
+/* A package's whole-file response, shared by its downloads (plain HTTP). */
+struct whole {
+  struct package *p; /* referenced */
+  struct MHD_Response *r;
+};
+
 /* One instance of the front: its settings, copied at start. */
 struct http_front {
   struct front *fr;
@@ -40,6 +50,9 @@ struct http_front {
   atomic_int inflight; /* responses queued and not yet completed */
   struct mhd_set mhd;
   struct http_settle *settle;
+  pthread_mutex_t wmu; /* whole, wnext */
+  struct whole whole[WHOLE_SLOTS];
+  unsigned wnext;
   /* https */
   struct tls_store *tls;
   struct tls_gnutls *certs, *prev_certs;
@@ -66,8 +79,9 @@ struct report_req {
 
 enum { REQ_DOWNLOAD = 1, REQ_REPORT };
 
-/* *req_cls between the first and the second call of a request */
-static char first_call;
+/* *req_cls between the first and the second call of a request: with at
+ * most one Range field, or several */
+static char first_call, first_call_ranges;
 
 /* Headers every answer gets; NULL r: nothing (allocation failed). */
 static enum MHD_Result queue(struct MHD_Connection *c, struct http_front *h, unsigned status,
@@ -116,19 +130,31 @@ static enum MHD_Result queue_later(struct MHD_Connection *c, struct http_front *
 
 static void release_package(void *cls) { package_unref(cls); }
 
-static enum MHD_Result count_range(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-  (void)kind;
-  (void)value;
-  if (strcasecmp(key, MHD_HTTP_HEADER_RANGE) == 0)
-    (*(int *)cls)++;
-  return MHD_YES;
-}
-
+/* out: at least 67 bytes */
 static void etag_of(const struct package *p, char *out, size_t len)
 {
-  snprintf(out, len, "\"%s\"", p->sha256);
+  size_t n = strlen(p->sha256);
+
+  if (n + 3 > len)
+    n = len - 3;
+  out[0] = '"';
+  memcpy(out + 1, p->sha256, n);
+  out[n + 1] = '"';
+  out[n + 2] = '\0';
+}
+
+/* A package's Last-Modified, formatted once per thread for the package
+ * time it last saw (strftime costs more than the rest of a range). */
+static const char *modified(const struct package *p)
+{
+  static _Thread_local int64_t at = INT64_MIN;
+  static _Thread_local char text[40];
+
+  if (p->created != at) {
+    time_http(p->created, text, sizeof(text));
+    at = p->created;
+  }
+  return text;
 }
 
 /* 416 with the size, for every Range we will not serve exactly. */
@@ -151,14 +177,13 @@ static enum MHD_Result queue_416(struct MHD_Connection *c, struct http_front *h,
   return queue(c, h, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
 }
 
-/* Decides what part of p to send. Returns the status: 200, 206 or 416. */
-static unsigned choose_range(struct MHD_Connection *c, const struct package *p,
-                             struct byte_range *br)
+/* Decides what part of p to send (several: the request has more than one
+ * Range field; etag: p's). Returns the status: 200, 206 or 416. */
+static unsigned choose_range(struct MHD_Connection *c, const struct package *p, int several,
+                             const char *etag, struct byte_range *br)
 {
   const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
   const char *if_range;
-  char etag[72], date[40];
-  int n = 0;
 
   br->start = 0;
   br->len = p->size;
@@ -167,12 +192,9 @@ static unsigned choose_range(struct MHD_Connection *c, const struct package *p,
     return MHD_HTTP_OK;
   /* If-Range naming another version: the whole current body (RFC 9110) */
   if_range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
-  etag_of(p, etag, sizeof(etag));
-  time_http(p->created, date, sizeof(date));
-  if (if_range != NULL && strcmp(if_range, etag) != 0 && strcmp(if_range, date) != 0)
+  if (if_range != NULL && strcmp(if_range, etag) != 0 && strcmp(if_range, modified(p)) != 0)
     return MHD_HTTP_OK;
-  MHD_get_connection_values(c, MHD_HEADER_KIND, count_range, &n);
-  if (n != 1)
+  if (several)
     return MHD_HTTP_RANGE_NOT_SATISFIABLE;
   switch (range_parse(range, p->size, br)) {
   case RANGE_OK: return MHD_HTTP_PARTIAL_CONTENT;
@@ -205,10 +227,16 @@ static int client_allowed(struct MHD_Connection *c, const struct http_front *h, 
 
 static void client_addr(struct MHD_Connection *c, char *out, size_t len)
 {
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  const union MHD_ConnectionInfo *ci;
+  const struct sockaddr *sa;
+  const char *known = http_settle_peer(c); /* formatted once per connection */
 
+  if (known != NULL) {
+    snprintf(out, len, "%s", known);
+    return;
+  }
+  ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  sa = ci ? ci->client_addr : NULL;
   out[0] = '\0';
   if (sa == NULL)
     return;
@@ -218,18 +246,122 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t len)
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
 }
 
+/* p's body from br, from the mapping without a copy: the socket (or TLS)
+ * reads from it, and no descriptor is held for the body. NULL: out of
+ * memory. */
+static struct MHD_Response *body_response(struct package *p, const struct byte_range *br,
+                                          unsigned status, const char *etag)
+{
+  struct MHD_Response *r;
+  char cr[96];
+
+  package_ref(p);
+  r = MHD_create_response_from_buffer_with_free_callback_cls(br->len, (void *)(p->map + br->start),
+                                                             release_package, p);
+  if (r == NULL) {
+    package_unref(p);
+    return NULL;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, modified(p));
+  /* packages are served byte for byte: no proxy may recompress them */
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-transform");
+  if (status == MHD_HTTP_PARTIAL_CONTENT) {
+    snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)br->start,
+             (unsigned long long)(br->start + br->len - 1), (unsigned long long)p->size);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+  }
+  return r;
+}
+
+/* Drops a whole-file slot; h->wmu held. libmicrohttpd keeps the response
+ * (and its descriptor) while a connection still sends it. */
+static void whole_drop(struct whole *w)
+{
+  if (w->r != NULL)
+    MHD_destroy_response(w->r);
+  if (w->p != NULL)
+    package_unref(w->p);
+  w->r = NULL;
+  w->p = NULL;
+}
+
+static int whole_stale(const struct whole *w)
+{
+  return w->p != NULL && (atomic_load(&w->p->deleted) || atomic_load(&w->p->status) != PKG_OK);
+}
+
+/* Queues p's whole body (200) from its shared response, made on first
+ * use: sent with sendfile() from one descriptor of the package's file for
+ * every download of it (libmicrohttpd counts the response's users), with
+ * no headers built per request. 1: queued; 0: queueing failed; -1: no
+ * shared response to be had (the caller makes its own). */
+static int queue_whole(struct MHD_Connection *c, struct http_front *h, struct package *p,
+                       const char *etag)
+{
+  struct whole *w = NULL;
+  int ret = -1;
+
+  pthread_mutex_lock(&h->wmu);
+  for (int i = 0; i < WHOLE_SLOTS && w == NULL; i++)
+    if (h->whole[i].p == p)
+      w = &h->whole[i];
+  if (w == NULL && p->fd >= 0) {
+    int fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
+    struct MHD_Response *r =
+        fd >= 0 ? MHD_create_response_from_fd_at_offset64(p->size, fd, 0) : NULL;
+    if (r == NULL && fd >= 0)
+      close(fd);
+    if (r != NULL) {
+      /* an empty slot, or a package gone, else the next in turn */
+      for (int i = 0; i < WHOLE_SLOTS && w == NULL; i++)
+        if (h->whole[i].p == NULL || whole_stale(&h->whole[i]))
+          w = &h->whole[i];
+      if (w == NULL)
+        w = &h->whole[h->wnext++ % WHOLE_SLOTS];
+      whole_drop(w);
+      MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+      MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+      MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+      MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, modified(p));
+      MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-transform");
+      package_ref(p);
+      w->p = p;
+      w->r = r;
+    }
+  }
+  if (w != NULL)
+    ret = MHD_queue_response(c, MHD_HTTP_OK, w->r) == MHD_YES;
+  pthread_mutex_unlock(&h->wmu);
+  return ret;
+}
+
+/* Drops the shared responses of packages deleted or damaged (all: every
+ * one). */
+static void whole_sweep(struct http_front *h, int all)
+{
+  pthread_mutex_lock(&h->wmu);
+  for (int i = 0; i < WHOLE_SLOTS; i++)
+    if (all || whole_stale(&h->whole[i]))
+      whole_drop(&h->whole[i]);
+  pthread_mutex_unlock(&h->wmu);
+}
+
 static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front *h,
-                                     struct target *t, int head, void **req_cls)
+                                     struct target *t, int head, int several, void **req_cls)
 {
   struct package *p = t->pkg;
   struct byte_range br;
-  struct MHD_Response *r;
   struct dl *dl;
   unsigned status;
   enum MHD_Result ret;
-  char cr[96], etag[72], date[40], addr[64];
+  char etag[72], addr[64];
+  int q = -1;
 
-  status = choose_range(c, p, &br);
+  etag_of(p, etag, sizeof(etag));
+  status = choose_range(c, p, several, etag, &br);
   if (status == MHD_HTTP_RANGE_NOT_SATISFIABLE) {
     ret = queue_416(c, h, p);
     target_release(t);
@@ -240,46 +372,28 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
     target_release(t);
     return MHD_NO;
   }
-  /* from the mapping, without a copy: the socket (or TLS) reads from it,
-   * and no descriptor is held for the body */
-  package_ref(p);
-  r = MHD_create_response_from_buffer_with_free_callback_cls(br.len, (void *)(p->map + br.start),
-                                                             release_package, p);
-  if (r == NULL) {
-    package_unref(p);
-    target_release(t);
-    free(dl);
-    return MHD_NO;
-  }
-  etag_of(p, etag, sizeof(etag));
-  time_http(p->created, date, sizeof(date));
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-  MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-  MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-  MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, date);
-  /* packages are served byte for byte: no proxy may recompress them */
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-transform");
-  if (status == MHD_HTTP_PARTIAL_CONTENT) {
-    snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)br.start,
-             (unsigned long long)(br.start + br.len - 1), (unsigned long long)p->size);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-  }
   client_addr(c, addr, sizeof(addr));
   dl->kind = REQ_DOWNLOAD;
   dl->start = br.start;
   dl->len = br.len;
   dl->head = head;
   dl->piece = status == MHD_HTTP_PARTIAL_CONTENT && br.bounded ? PIECE_SEGMENT : PIECE_WHOLE;
-  dl->tr = transfer_begin(h->fleet, t, h->proto, addr);
+  dl->tr = transfer_begin(h->fleet, t, h->proto, addr); /* holds p from now on */
   if (dl->tr == NULL) {
-    MHD_destroy_response(r);
     free(dl);
     return MHD_NO;
   }
   if (!head)
     http_settle_begin(h->settle, c, dl->tr, dl->start, dl->len, dl->piece);
   atomic_fetch_add(&h->inflight, 1);
-  ret = queue(c, h, status, r);
+  /* a whole file over plain HTTP: the package's shared response (a reload
+   * in progress adds Connection: close, which a shared one cannot) */
+  if (status == MHD_HTTP_OK && !head && h->proto == PROTO_HTTP && !atomic_load(&h->fr->draining))
+    q = queue_whole(c, h, p, etag);
+  if (q < 0)
+    ret = queue(c, h, status, body_response(p, &br, status, etag));
+  else
+    ret = q ? MHD_YES : MHD_NO;
   if (ret == MHD_YES) {
     *req_cls = dl;
   } else {
@@ -423,7 +537,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   char id[PKG_ID_LEN + 8], token[FLEET_TOKEN_LEN + 8], cn[DEVICE_ID_MAX + 8];
   struct target t;
   enum resolve rs;
-  int head, post;
+  int head, post, several;
 
   if (*req_cls == NULL && http_settle_headers_done(h->settle, c) < 0)
     return MHD_NO; /* refused, or too slow: being closed */
@@ -432,7 +546,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
    * first call (what a refusal wants); answering in the second keeps it
    * alive for the next range */
   if (*req_cls == NULL) {
-    const char *bad = http_framing_error(c, version);
+    int ranges = 0;
+    const char *bad = http_framing_error(c, version, &ranges);
     if (bad != NULL) {
       char msg[160];
       snprintf(msg, sizeof(msg), "bad request: %s\n", bad);
@@ -449,10 +564,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
       atomic_fetch_add(&h->inflight, 1);
       return MHD_YES;
     }
-    *req_cls = &first_call;
+    *req_cls = ranges > 1 ? &first_call_ranges : &first_call;
     return MHD_YES;
   }
-  if (*req_cls != &first_call) {
+  if (*req_cls != &first_call && *req_cls != &first_call_ranges) {
     struct report_req *rq = *req_cls;
     if (rq->kind == REQ_REPORT && *upload_data_size > 0) {
       if (report_body(rq, upload_data, upload_data_size) == MHD_NO)
@@ -478,6 +593,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     *upload_data_size = 0;
     return MHD_YES;
   }
+  several = *req_cls == &first_call_ranges;
   *req_cls = NULL;
   head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
@@ -506,7 +622,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   }
   if (rs == RESOLVE_DAMAGED)
     return queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "package damaged on the server\n");
-  return serve_package(c, h, &t, head, req_cls);
+  return serve_package(c, h, &t, head, several, req_cls);
 }
 
 /* A response ended: written whole into the kernel (ok) or cut. What
@@ -518,20 +634,24 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
   struct dl *dl = *req_cls;
   int ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
 
-  if (dl == NULL || *req_cls == &first_call)
+  if (dl == NULL || *req_cls == &first_call || *req_cls == &first_call_ranges) {
+    http_settle_request_done(h->settle, c);
     return;
+  }
   *req_cls = NULL;
   atomic_fetch_sub(&h->inflight, 1);
   if (dl->kind == REQ_REPORT) {
     struct report_req *rq = (struct report_req *)dl;
     free(rq->body);
     free(rq);
+    http_settle_request_done(h->settle, c);
     return;
   }
   transfer_request(dl->tr);
-  if (dl->head)
+  if (dl->head) {
     transfer_end(dl->tr);
-  else
+    http_settle_request_done(h->settle, c);
+  } else
     http_settle_written(h->settle, c, ok, dl->tr, dl->start, dl->len, dl->piece);
   free(dl);
 }
@@ -553,6 +673,8 @@ static void http_free(struct http_front *h)
 {
   if (h == NULL)
     return;
+  whole_sweep(h, 1);
+  pthread_mutex_destroy(&h->wmu);
   http_settle_free(h->settle);
   /* a set still installed was never replaced by a newer instance: this one
    * never took over (a reload undone), so the set before comes back. Sets
@@ -575,6 +697,7 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
     config_errors_add(errs, "out of memory");
     return -1;
   }
+  pthread_mutex_init(&h->wmu, NULL);
   h->fr = fr;
   h->fleet = env->fleet;
   h->proto = (enum proto)fr->row->proto;
@@ -655,6 +778,7 @@ static void http_tick(struct front *fr, int force)
   struct http_front *h = fr->priv;
 
   http_settle_tick(h->settle, force);
+  whole_sweep(h, 0);
 }
 
 const struct front_row http_row = {"http",       PROTO_HTTP, SOCK_STREAM, http_start,
