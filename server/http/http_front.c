@@ -232,7 +232,9 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t len)
   const char *known = http_settle_peer(c); /* formatted once per connection */
 
   if (known != NULL) {
-    snprintf(out, len, "%s", known);
+    size_t n = strnlen(known, len - 1);
+    memcpy(out, known, n);
+    out[n] = '\0';
     return;
   }
   ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -244,6 +246,21 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t len)
     inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
   else if (sa->sa_family == AF_INET6)
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
+}
+
+/* Appends v in decimal at out; returns the end. */
+static char *put_u64(char *out, uint64_t v)
+{
+  char tmp[20];
+  int n = 0;
+
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0)
+    *out++ = tmp[--n];
+  return out;
 }
 
 /* p's body from br, from the mapping without a copy: the socket (or TLS)
@@ -268,9 +285,15 @@ static struct MHD_Response *body_response(struct package *p, const struct byte_r
   MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, modified(p));
   /* packages are served byte for byte: no proxy may recompress them */
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-transform");
-  if (status == MHD_HTTP_PARTIAL_CONTENT) {
-    snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)br->start,
-             (unsigned long long)(br->start + br->len - 1), (unsigned long long)p->size);
+  if (status == MHD_HTTP_PARTIAL_CONTENT) { /* "bytes FIRST-LAST/SIZE", 3 x 20 digits at most */
+    char *e = cr;
+    memcpy(e, "bytes ", 6);
+    e = put_u64(e + 6, br->start);
+    *e++ = '-';
+    e = put_u64(e, br->start + br->len - 1);
+    *e++ = '/';
+    e = put_u64(e, p->size);
+    *e = '\0';
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
   }
   return r;
