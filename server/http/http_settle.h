@@ -11,14 +11,20 @@
  * room by settling the oldest as it stands.
  *
  * The meter owns a response's transfer from http_settle_written on, and
- * ends it (transfer_delivered, transfer_end) once settled.
+ * ends it (transfer_delivered, transfer_end) once settled. A response
+ * written whole over plain HTTP is measured when its connection's next
+ * request comes: the client has read it by then, and one TCP_INFO saying
+ * everything written is acknowledged settles it; else (or when no request
+ * comes: at the tick, or the close) as described above. Over TLS it is
+ * measured when written.
  *
  * Connection economics: the meter sees every connection from libmicrohttpd's
  * STARTED to CLOSED, so it also keeps what libmicrohttpd cannot: a
- * deadline for a connection's first request headers, and caps on the
- * connections still in that header phase, per address and overall (a new
- * one makes room by ending the oldest, unless that one is younger than a
- * second; else the new one is refused). A connection over the limit is
+ * deadline for every request's headers (a keep-alive connection's later
+ * request from its first bytes, seen in TCP's received count), caps on the
+ * connections still sending their first request's headers, per address
+ * and overall (a new one makes room by ending the oldest, unless that one
+ * is younger than a second; else the new one is refused). A connection over the limit is
  * refused at once (503 in plain HTTP), never left in the listen queue. */
 #ifndef DFOTAD_HTTP_SETTLE_H
 #define DFOTAD_HTTP_SETTLE_H
