@@ -22,11 +22,13 @@
 
 #define LINGER_MS 120000 /* longest wait for TCP to settle a response */
 #define EVICT_MIN_MS                                                                               \
-  1000                     /* a connection in its header phase is not evicted                      \
-                              for a newer one before this age */
-#define EVICT_SCAN 64      /* connections looked at for one to evict */
-#define IP_BUCKETS 1024    /* per-address table of connections in their header phase */
-#define KEEP_CHECK_MS 1000 /* how often the tick looks for a later request's first bytes */
+  1000                  /* a connection in its header phase is not evicted                         \
+                           for a newer one before this age */
+#define EVICT_SCAN 64   /* connections looked at for one to evict */
+#define IP_BUCKETS 1024 /* per-address table of connections in their header phase */
+
+/* how often the tick looks for the first bytes of a keep-alive connection's next request */
+#define KEEP_CHECK_MS 1000
 
 struct conn;
 
@@ -57,8 +59,7 @@ struct conn {
   /* between two requests of a keep-alive connection: lk guards these
    * against the tick (libmicrohttpd's thread of the connection writes them) */
   pthread_mutex_t lk;
-  struct pend
-      *last; /* written whole, not measured yet: at the next request, the tick or the close */
+  struct pend *last;  /* written whole, not measured yet */
   atomic_int between; /* a request ended; the next one's headers are not in yet */
   int rx_known;       /* rx is set */
   uint64_t rx;        /* bytes received as the tick first saw it between requests */
