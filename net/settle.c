@@ -16,6 +16,7 @@
  * alongside struct tcp_info */
 enum {
   TCPS_ESTABLISHED = 1,
+  TCPS_FIN_WAIT1 = 4,
   TCPS_FIN_WAIT2 = 5,
   TCPS_TIME_WAIT = 6,
   TCPS_CLOSE = 7,
@@ -86,10 +87,15 @@ void settle_begin(struct settle *m, int fd, uint64_t floor)
 
 void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
 {
-  uint64_t acked = settle_acked(fd);
-  int outq = -1;
+  uint64_t acked;
+  int outq = -1, q;
 
-  if (ioctl(fd, SIOCOUTQ, &outq) < 0 || outq < 0)
+  /* the send queue first, the acknowledged count after: an acknowledgement
+   * in between makes the sum larger than what was written, never smaller
+   * (a response is never found complete too early) */
+  q = ioctl(fd, SIOCOUTQ, &outq);
+  acked = settle_acked(fd);
+  if (q < 0 || outq < 0)
     outq = 0;
   else if (outq == 0 && acked > 0)
     m->done = 1; /* every byte written is acknowledged already */
@@ -105,6 +111,22 @@ void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
     if (m->wire < payload + SETTLE_HEADER_MIN)
       m->wire = payload + SETTLE_HEADER_MIN;
   }
+}
+
+void settle_written_fin(struct settle *m, int fd, uint64_t payload)
+{
+  uint64_t a0 = 0;
+  int s0 = TCPS_CLOSE, fin;
+
+  /* the state before the send queue: a FIN seen queued then is in the
+   * queue read next and is taken off; one queued after counts as a byte
+   * (never more than what arrived) */
+  fin = tcp_read(fd, &a0, &s0) == 0 &&
+        (s0 == TCPS_FIN_WAIT1 || s0 == TCPS_FIN_WAIT2 || s0 == TCPS_TIME_WAIT ||
+         s0 == TCPS_CLOSING || s0 == TCPS_LAST_ACK);
+  settle_written(m, fd, payload, 1);
+  if (fin && m->wire > 0)
+    m->wire--;
 }
 
 uint64_t settle_end(const struct settle *m) { return m->acked_start + m->wire; }

@@ -34,6 +34,11 @@ void settle_begin(struct settle *m, int fd, uint64_t floor);
  * what arrives is counted pro rata of the whole, never complete). */
 void settle_written(struct settle *m, int fd, uint64_t payload, int whole);
 
+/* settle_written(m, fd, payload, 1) for a response after which nothing
+ * but our FIN may have been written (the connection shut by whoever closes
+ * it): the FIN takes a sequence number, not a byte of the response. */
+void settle_written_fin(struct settle *m, int fd, uint64_t payload);
+
 enum settle_state { SETTLE_PENDING = 0, SETTLE_DONE, SETTLE_CUT };
 /* Reads TCP's view now. SETTLE_DONE: every byte acknowledged;
  * SETTLE_CUT: the connection is over (reset, closed by the peer) with

@@ -234,7 +234,7 @@ static struct pend *measure(struct http_settle *s, struct conn *cn, struct pend 
     p->complete = 1;
     return p;
   }
-  settle_written(&p->m, cn->fd, p->len, 1);
+  settle_written_fin(&p->m, cn->fd, p->len); /* at the close, after libmicrohttpd's FIN */
   cn->floor = settle_end(&p->m);
   st = settle_check(&p->m, cn->fd, &payload);
   if (st != SETTLE_PENDING) {
