@@ -87,14 +87,21 @@ void settle_begin(struct settle *m, int fd, uint64_t floor)
 
 void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
 {
-  uint64_t acked;
-  int outq = -1, q;
+  uint64_t a1, acked = settle_acked(fd);
+  int outq = -1, q = -1;
 
-  /* the send queue first, the acknowledged count after: an acknowledgement
-   * in between makes the sum larger than what was written, never smaller
-   * (a response is never found complete too early) */
-  q = ioctl(fd, SIOCOUTQ, &outq);
-  acked = settle_acked(fd);
+  /* written = acknowledged + in the send queue, from two calls: an
+   * acknowledgement between them would make the sum wrong either way, so
+   * the acknowledged count is read before and after the queue until the
+   * two agree (if they never do, the sum is too large: a response is
+   * then found cut, never complete too early) */
+  for (int i = 0; i < 4; i++) {
+    a1 = acked;
+    q = ioctl(fd, SIOCOUTQ, &outq);
+    acked = settle_acked(fd);
+    if (q < 0 || acked == a1)
+      break;
+  }
   if (q < 0 || outq < 0)
     outq = 0;
   else if (outq == 0 && acked > 0)
