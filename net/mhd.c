@@ -98,9 +98,6 @@ static struct MHD_Daemon *start_one(const struct front *fr, int i, const struct 
   if (p->threads > 1)
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, p->threads, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)p->completed, p->cls};
-  /* the process ignores SIGPIPE (main.c): without this libmicrohttpd 0.9.75
-   * never uses sendfile() for a file response */
-  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_check,
                                       (void *)(intptr_t)p->tls};

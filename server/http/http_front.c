@@ -10,10 +10,8 @@
 #include "autoconfig.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +30,6 @@
 #include "../../net/mhd.h"
 #include "range.h"
 
-#define WHOLE_SLOTS 8 /* packages with a shared whole-file response */
-
-/* A package's whole-file response, shared by its downloads (plain HTTP). */
-struct whole {
-  struct package *p; /* referenced */
-  struct MHD_Response *r;
-};
-
 /* One instance of the front: its settings, copied at start. */
 struct http_front {
   struct front *fr;
@@ -50,9 +40,6 @@ struct http_front {
   atomic_int inflight; /* responses queued and not yet completed */
   struct mhd_set mhd;
   struct http_settle *settle;
-  pthread_mutex_t wmu; /* whole, wnext */
-  struct whole whole[WHOLE_SLOTS];
-  unsigned wnext;
   /* https */
   struct tls_store *tls;
   struct tls_gnutls *certs, *prev_certs;
@@ -299,79 +286,6 @@ static struct MHD_Response *body_response(struct package *p, const struct byte_r
   return r;
 }
 
-/* Drops a whole-file slot; h->wmu held. libmicrohttpd keeps the response
- * (and its descriptor) while a connection still sends it. */
-static void whole_drop(struct whole *w)
-{
-  if (w->r != NULL)
-    MHD_destroy_response(w->r);
-  if (w->p != NULL)
-    package_unref(w->p);
-  w->r = NULL;
-  w->p = NULL;
-}
-
-static int whole_stale(const struct whole *w)
-{
-  return w->p != NULL && (atomic_load(&w->p->deleted) || atomic_load(&w->p->status) != PKG_OK);
-}
-
-/* Queues p's whole body (200) from its shared response, made on first
- * use: sent with sendfile() from one descriptor of the package's file for
- * every download of it (libmicrohttpd counts the response's users), with
- * no headers built per request. 1: queued; 0: queueing failed; -1: no
- * shared response to be had (the caller makes its own). */
-static int queue_whole(struct MHD_Connection *c, struct http_front *h, struct package *p,
-                       const char *etag)
-{
-  struct whole *w = NULL;
-  int ret = -1;
-
-  pthread_mutex_lock(&h->wmu);
-  for (int i = 0; i < WHOLE_SLOTS && w == NULL; i++)
-    if (h->whole[i].p == p)
-      w = &h->whole[i];
-  if (w == NULL && p->fd >= 0) {
-    int fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
-    struct MHD_Response *r =
-        fd >= 0 ? MHD_create_response_from_fd_at_offset64(p->size, fd, 0) : NULL;
-    if (r == NULL && fd >= 0)
-      close(fd);
-    if (r != NULL) {
-      /* an empty slot, or a package gone, else the next in turn */
-      for (int i = 0; i < WHOLE_SLOTS && w == NULL; i++)
-        if (h->whole[i].p == NULL || whole_stale(&h->whole[i]))
-          w = &h->whole[i];
-      if (w == NULL)
-        w = &h->whole[h->wnext++ % WHOLE_SLOTS];
-      whole_drop(w);
-      MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-      MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-      MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-      MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, modified(p));
-      MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-transform");
-      package_ref(p);
-      w->p = p;
-      w->r = r;
-    }
-  }
-  if (w != NULL)
-    ret = MHD_queue_response(c, MHD_HTTP_OK, w->r) == MHD_YES;
-  pthread_mutex_unlock(&h->wmu);
-  return ret;
-}
-
-/* Drops the shared responses of packages deleted or damaged (all: every
- * one). */
-static void whole_sweep(struct http_front *h, int all)
-{
-  pthread_mutex_lock(&h->wmu);
-  for (int i = 0; i < WHOLE_SLOTS; i++)
-    if (all || whole_stale(&h->whole[i]))
-      whole_drop(&h->whole[i]);
-  pthread_mutex_unlock(&h->wmu);
-}
-
 static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front *h,
                                      struct target *t, int head, int several, void **req_cls)
 {
@@ -381,7 +295,6 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
   unsigned status;
   enum MHD_Result ret;
   char etag[72], addr[64];
-  int q = -1;
 
   etag_of(p, etag, sizeof(etag));
   status = choose_range(c, p, several, etag, &br);
@@ -409,14 +322,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
   if (!head)
     http_settle_begin(h->settle, c, dl->tr, dl->start, dl->len, dl->piece);
   atomic_fetch_add(&h->inflight, 1);
-  /* a whole file over plain HTTP: the package's shared response (a reload
-   * in progress adds Connection: close, which a shared one cannot) */
-  if (status == MHD_HTTP_OK && !head && h->proto == PROTO_HTTP && !atomic_load(&h->fr->draining))
-    q = queue_whole(c, h, p, etag);
-  if (q < 0)
-    ret = queue(c, h, status, body_response(p, &br, status, etag));
-  else
-    ret = q ? MHD_YES : MHD_NO;
+  ret = queue(c, h, status, body_response(p, &br, status, etag));
   if (ret == MHD_YES) {
     *req_cls = dl;
   } else {
@@ -696,8 +602,6 @@ static void http_free(struct http_front *h)
 {
   if (h == NULL)
     return;
-  whole_sweep(h, 1);
-  pthread_mutex_destroy(&h->wmu);
   http_settle_free(h->settle);
   /* a set still installed was never replaced by a newer instance: this one
    * never took over (a reload undone), so the set before comes back. Sets
@@ -720,7 +624,6 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
     config_errors_add(errs, "out of memory");
     return -1;
   }
-  pthread_mutex_init(&h->wmu, NULL);
   h->fr = fr;
   h->fleet = env->fleet;
   h->proto = (enum proto)fr->row->proto;
@@ -801,7 +704,6 @@ static void http_tick(struct front *fr, int force)
   struct http_front *h = fr->priv;
 
   http_settle_tick(h->settle, force);
-  whole_sweep(h, 0);
 }
 
 const struct front_row http_row = {"http",       PROTO_HTTP, SOCK_STREAM, http_start,
