@@ -86,8 +86,9 @@ struct wait_req {
 
 enum { REQ_DOWNLOAD = 1, REQ_REPORT, REQ_WAIT };
 
-/* *req_cls between the first and the second call of a request */
-static char first_call;
+/* *req_cls between the first and the second call of a request: with at
+ * most one Range field, or several */
+static char first_call, first_call_ranges;
 
 /* Headers every answer gets; NULL r: nothing (allocation failed). */
 static enum MHD_Result queue(struct MHD_Connection *c, struct http_front *h, unsigned status,
@@ -136,19 +137,31 @@ static enum MHD_Result queue_later(struct MHD_Connection *c, struct http_front *
 
 static void release_package(void *cls) { package_unref(cls); }
 
-static enum MHD_Result count_range(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-  (void)kind;
-  (void)value;
-  if (strcasecmp(key, MHD_HTTP_HEADER_RANGE) == 0)
-    (*(int *)cls)++;
-  return MHD_YES;
-}
-
+/* out: at least 67 bytes */
 static void etag_of(const struct package *p, char *out, size_t len)
 {
-  snprintf(out, len, "\"%s\"", p->sha256);
+  size_t n = strlen(p->sha256);
+
+  if (n + 3 > len)
+    n = len - 3;
+  out[0] = '"';
+  memcpy(out + 1, p->sha256, n);
+  out[n + 1] = '"';
+  out[n + 2] = '\0';
+}
+
+/* A package's Last-Modified, formatted once per thread for the package
+ * time it last saw (strftime costs more than the rest of a range). */
+static const char *modified(const struct package *p)
+{
+  static _Thread_local int64_t at = INT64_MIN;
+  static _Thread_local char text[40];
+
+  if (p->created != at) {
+    time_http(p->created, text, sizeof(text));
+    at = p->created;
+  }
+  return text;
 }
 
 /* 416 with the size, for every Range we will not serve exactly. */
@@ -171,14 +184,13 @@ static enum MHD_Result queue_416(struct MHD_Connection *c, struct http_front *h,
   return queue(c, h, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
 }
 
-/* Decides what part of p to send. Returns the status: 200, 206 or 416. */
-static unsigned choose_range(struct MHD_Connection *c, const struct package *p,
-                             struct byte_range *br)
+/* Decides what part of p to send (several: the request has more than one
+ * Range field; etag: p's). Returns the status: 200, 206 or 416. */
+static unsigned choose_range(struct MHD_Connection *c, const struct package *p, int several,
+                             const char *etag, struct byte_range *br)
 {
   const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
   const char *if_range;
-  char etag[72], date[40];
-  int n = 0;
 
   br->start = 0;
   br->len = p->size;
@@ -187,12 +199,9 @@ static unsigned choose_range(struct MHD_Connection *c, const struct package *p,
     return MHD_HTTP_OK;
   /* If-Range naming another version: the whole current body (RFC 9110) */
   if_range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
-  etag_of(p, etag, sizeof(etag));
-  time_http(p->created, date, sizeof(date));
-  if (if_range != NULL && strcmp(if_range, etag) != 0 && strcmp(if_range, date) != 0)
+  if (if_range != NULL && strcmp(if_range, etag) != 0 && strcmp(if_range, modified(p)) != 0)
     return MHD_HTTP_OK;
-  MHD_get_connection_values(c, MHD_HEADER_KIND, count_range, &n);
-  if (n != 1)
+  if (several)
     return MHD_HTTP_RANGE_NOT_SATISFIABLE;
   switch (range_parse(range, p->size, br)) {
   case RANGE_OK: return MHD_HTTP_PARTIAL_CONTENT;
@@ -225,10 +234,18 @@ static int client_allowed(struct MHD_Connection *c, const struct http_front *h, 
 
 static void client_addr(struct MHD_Connection *c, char *out, size_t len)
 {
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  const union MHD_ConnectionInfo *ci;
+  const struct sockaddr *sa;
+  const char *known = http_settle_peer(c); /* formatted once per connection */
 
+  if (known != NULL) {
+    size_t n = strnlen(known, len - 1);
+    memcpy(out, known, n);
+    out[n] = '\0';
+    return;
+  }
+  ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  sa = ci ? ci->client_addr : NULL;
   out[0] = '\0';
   if (sa == NULL)
     return;
@@ -238,18 +255,69 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t len)
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
 }
 
+/* Appends v in decimal at out; returns the end. */
+static char *put_u64(char *out, uint64_t v)
+{
+  char tmp[20];
+  int n = 0;
+
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0)
+    *out++ = tmp[--n];
+  return out;
+}
+
+/* p's body from br, from the mapping without a copy: the socket (or TLS)
+ * reads from it, and no descriptor is held for the body. NULL: out of
+ * memory. */
+static struct MHD_Response *body_response(struct package *p, const struct byte_range *br,
+                                          unsigned status, const char *etag)
+{
+  struct MHD_Response *r;
+  char cr[96];
+
+  package_ref(p);
+  r = MHD_create_response_from_buffer_with_free_callback_cls(br->len, (void *)(p->map + br->start),
+                                                             release_package, p);
+  if (r == NULL) {
+    package_unref(p);
+    return NULL;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, modified(p));
+  /* packages are served byte for byte: no proxy may recompress them */
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-transform");
+  if (status == MHD_HTTP_PARTIAL_CONTENT) { /* "bytes FIRST-LAST/SIZE", 3 x 20 digits at most */
+    char *e = cr;
+    memcpy(e, "bytes ", 6);
+    e = put_u64(e + 6, br->start);
+    *e++ = '-';
+    e = put_u64(e, br->start + br->len - 1);
+    *e++ = '/';
+    e = put_u64(e, p->size);
+    *e = '\0';
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+  }
+  return r;
+}
+
 static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front *h,
-                                     struct target *t, int head, void **req_cls)
+                                     struct target *t, int head, int several, void **req_cls)
 {
   struct package *p = t->pkg;
   struct byte_range br;
-  struct MHD_Response *r;
   struct dl *dl;
   unsigned status;
   enum MHD_Result ret;
-  char cr[96], etag[72], date[40], addr[64];
+  char etag[72], addr[64];
 
-  status = choose_range(c, p, &br);
+  etag_of(p, etag, sizeof(etag));
+  status = choose_range(c, p, several, etag, &br);
   if (status == MHD_HTTP_RANGE_NOT_SATISFIABLE) {
     ret = queue_416(c, h, p);
     target_release(t);
@@ -260,46 +328,21 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
     target_release(t);
     return MHD_NO;
   }
-  /* from the mapping, without a copy: the socket (or TLS) reads from it,
-   * and no descriptor is held for the body */
-  package_ref(p);
-  r = MHD_create_response_from_buffer_with_free_callback_cls(br.len, (void *)(p->map + br.start),
-                                                             release_package, p);
-  if (r == NULL) {
-    package_unref(p);
-    target_release(t);
-    free(dl);
-    return MHD_NO;
-  }
-  etag_of(p, etag, sizeof(etag));
-  time_http(p->created, date, sizeof(date));
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-  MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-  MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-  MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, date);
-  /* packages are served byte for byte: no proxy may recompress them */
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-transform");
-  if (status == MHD_HTTP_PARTIAL_CONTENT) {
-    snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)br.start,
-             (unsigned long long)(br.start + br.len - 1), (unsigned long long)p->size);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-  }
   client_addr(c, addr, sizeof(addr));
   dl->kind = REQ_DOWNLOAD;
   dl->start = br.start;
   dl->len = br.len;
   dl->head = head;
   dl->piece = status == MHD_HTTP_PARTIAL_CONTENT && br.bounded ? PIECE_SEGMENT : PIECE_WHOLE;
-  dl->tr = transfer_begin(h->fleet, t, h->proto, addr);
+  dl->tr = transfer_begin(h->fleet, t, h->proto, addr); /* holds p from now on */
   if (dl->tr == NULL) {
-    MHD_destroy_response(r);
     free(dl);
     return MHD_NO;
   }
   if (!head)
     http_settle_begin(h->settle, c, dl->tr, dl->start, dl->len, dl->piece);
   atomic_fetch_add(&h->inflight, 1);
-  ret = queue(c, h, status, r);
+  ret = queue(c, h, status, body_response(p, &br, status, etag));
   if (ret == MHD_YES) {
     transfer_request(dl->tr); /* counted as its answer starts, as every front does */
     *req_cls = dl;
@@ -504,7 +547,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   char id[PKG_ID_LEN + 8], token[FLEET_TOKEN_LEN + 8], cn[DEVICE_ID_MAX + 8];
   struct target t;
   enum resolve rs;
-  int head, post;
+  int head, post, several;
 
   if (*req_cls == NULL && http_settle_headers_done(h->settle, c) < 0)
     return MHD_NO; /* refused, or too slow: being closed */
@@ -513,7 +556,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
    * first call (what a refusal wants); answering in the second keeps it
    * alive for the next range */
   if (*req_cls == NULL) {
-    const char *bad = http_framing_error(c, version);
+    int ranges = 0;
+    const char *bad = http_framing_error(c, version, &ranges);
     if (bad != NULL) {
       char msg[160];
       snprintf(msg, sizeof(msg), "bad request: %s\n", bad);
@@ -530,10 +574,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
       atomic_fetch_add(&h->inflight, 1);
       return MHD_YES;
     }
-    *req_cls = &first_call;
+    *req_cls = ranges > 1 ? &first_call_ranges : &first_call;
     return MHD_YES;
   }
-  if (*req_cls != &first_call && ((struct wait_req *)*req_cls)->kind == REQ_WAIT) {
+  if (*req_cls != &first_call && *req_cls != &first_call_ranges &&
+      ((struct wait_req *)*req_cls)->kind == REQ_WAIT) {
     struct wait_req *w = *req_cls; /* resumed: the commit is done */
     if (!atomic_load(&w->ready)) {
       MHD_suspend_connection(c); /* not for us yet: wait on */
@@ -541,7 +586,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     return send_reply(c, h, &w->r);
   }
-  if (*req_cls != &first_call) {
+  if (*req_cls != &first_call && *req_cls != &first_call_ranges) {
     struct report_req *rq = *req_cls;
     if (rq->kind == REQ_REPORT && *upload_data_size > 0) {
       if (report_body(rq, upload_data, upload_data_size) == MHD_NO)
@@ -567,6 +612,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     *upload_data_size = 0;
     return MHD_YES;
   }
+  several = *req_cls == &first_call_ranges;
   *req_cls = NULL;
   head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
@@ -595,7 +641,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   }
   if (rs == RESOLVE_DAMAGED)
     return queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "package damaged on the server\n");
-  return serve_package(c, h, &t, head, req_cls);
+  return serve_package(c, h, &t, head, several, req_cls);
 }
 
 /* A response ended: written whole into the kernel (ok) or cut. What
@@ -607,23 +653,28 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
   struct dl *dl = *req_cls;
   int ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
 
-  if (dl == NULL || *req_cls == &first_call)
+  if (dl == NULL || *req_cls == &first_call || *req_cls == &first_call_ranges) {
+    http_settle_request_done(h->settle, c);
     return;
+  }
   *req_cls = NULL;
   atomic_fetch_sub(&h->inflight, 1);
   if (dl->kind == REQ_WAIT) {
     free(dl);
+    http_settle_request_done(h->settle, c);
     return;
   }
   if (dl->kind == REQ_REPORT) {
     struct report_req *rq = (struct report_req *)dl;
     free(rq->body);
     free(rq);
+    http_settle_request_done(h->settle, c);
     return;
   }
-  if (dl->head)
+  if (dl->head) {
     transfer_end(dl->tr);
-  else
+    http_settle_request_done(h->settle, c);
+  } else
     http_settle_written(h->settle, c, ok, dl->tr, dl->start, dl->len, dl->piece);
   free(dl);
 }
