@@ -27,7 +27,7 @@
        .def = DEF_HEADER_TIMEOUT_TEXT,                                                             \
        .min = 1,                                                                                   \
        .max = MAX_TIMEOUT,                                                                         \
-       .help = "seconds a connection has to send its first request's headers"},                    \
+       .help = "seconds a request's headers may take (a later one's from its first bytes)"},       \
       {.name = "header_limit",                                                                     \
        .type = T_INT,                                                                              \
        .offset = offsetof(struct http_conf, header_limit),                                         \
