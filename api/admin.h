@@ -11,6 +11,8 @@
 #include "../util/limits.h"
 #include "events.h"
 
+#define ADMIN_BODY_MAX (32 * 1024 * 1024) /* JSON bodies: a bulk import of 100k devices */
+
 struct store;
 struct fleet;
 

@@ -6,6 +6,9 @@
 #ifndef DFOTAD_MHD_H
 #define DFOTAD_MHD_H
 
+#define MAX_REQUEST_URI 2048 /* bytes of a request's target */
+#define MAX_QUERY_ARGS 32    /* arguments in a request's query */
+
 #include <microhttpd.h>
 #include <stddef.h>
 

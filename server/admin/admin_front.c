@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "../../api/admin.h"
+#include "admin_conf.h"
 #include "admin_front.h"
 #include "../../net/mhd.h"
 
@@ -28,7 +29,8 @@ static int admin_start(struct front *fr, const struct front_env *env, struct con
   a->ctx.store = env->store;
   a->ctx.fleet = env->fleet;
   snprintf(a->ctx.token, sizeof(a->ctx.token), "%s", env->admin_token);
-  a->ctx.max_upload_size = env->conf->max_upload_size;
+  a->ctx.max_upload_size =
+      ((const struct admin_conf *)config_section(env->conf, fr->row->section))->max_upload_size;
   a->ctx.draining = &fr->draining;
   p.handler = admin_handler;
   p.cls = &a->ctx;
@@ -85,5 +87,11 @@ static void admin_stop(struct front *fr)
   fr->priv = NULL;
 }
 
-const struct front_row admin_row = {"admin",       -1,         SOCK_STREAM, admin_start,
-                                    admin_quiesce, admin_busy, admin_stop,  NULL};
+const struct front_row admin_row = {.section = "admin",
+                                    .proto = -1,
+                                    .socktype = SOCK_STREAM,
+                                    .start = admin_start,
+                                    .quiesce = admin_quiesce,
+                                    .busy = admin_busy,
+                                    .stop = admin_stop,
+                                    .conf = &admin_conf_section};

@@ -241,7 +241,7 @@ static int pki_handshake_setup(void *tls_session, coap_dtls_pki_t *setup)
   release_buffers(ssl);
   if (s != NULL && coap_session_over(s))
     return 0;
-  pem = e->tls->def.cert_pem;
+  pem = e->tls->store->def.cert_pem;
   bio = BIO_new_mem_buf(pem, (int)strlen(pem));
   if (bio == NULL)
     return 0;
@@ -258,7 +258,7 @@ static int pki_handshake_setup(void *tls_session, coap_dtls_pki_t *setup)
   }
   ERR_clear_error();
   BIO_free(bio);
-  if (e->tls->client_auth == CLIENT_AUTH_OPTIONAL)
+  if (e->tls->store->client_auth == CLIENT_AUTH_OPTIONAL)
     SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, SSL_get_verify_callback(ssl));
   return 1;
 }
@@ -277,20 +277,21 @@ static int accept_cn(const char *cn, const uint8_t *der, size_t len, coap_sessio
   return validated;
 }
 
-int coap_dtls_setup(struct coap_engine *e, struct tls_store *tls, struct config_errors *errs)
+int coap_dtls_setup(struct coap_engine *e, struct tls_set *set, struct config_errors *errs)
 {
+  const struct tls_store *tls = set != NULL ? set->store : NULL;
   coap_dtls_spsk_t psk;
 
   if (!coap_dtls_is_supported()) {
     config_errors_add(errs, "%s: this libcoap has no DTLS", proto_name(e->proto));
-    tls_store_free(tls);
+    tls_set_unref(set);
     return -1;
   }
   if (e->psk_bin.s == NULL) {
     /* the first setup: PSK, with a default key nobody gets (see the top) */
     if (RAND_bytes(e->dummy_psk, sizeof(e->dummy_psk)) != 1) {
       config_errors_add(errs, "%s: no randomness", proto_name(e->proto));
-      tls_store_free(tls);
+      tls_set_unref(set);
       return -1;
     }
     memset(&psk, 0, sizeof(psk));
@@ -301,7 +302,7 @@ int coap_dtls_setup(struct coap_engine *e, struct tls_store *tls, struct config_
     psk.psk_info.key.length = sizeof(e->dummy_psk);
     if (!coap_context_set_psk2(e->ctx, &psk)) {
       config_errors_add(errs, "%s: cannot set up DTLS PSK", proto_name(e->proto));
-      tls_store_free(tls);
+      tls_set_unref(set);
       return -1;
     }
     e->psk_bin.s = e->psk_out;
@@ -330,13 +331,14 @@ int coap_dtls_setup(struct coap_engine *e, struct tls_store *tls, struct config_
   }
   if (!coap_context_set_pki(e->ctx, &e->pki)) {
     config_errors_add(errs, "%s: libcoap refused the certificate", proto_name(e->proto));
-    tls_store_free(tls);
+    tls_set_unref(set);
     return -1;
   }
-  /* libcoap now points into the new store; the old one is unused (it is
+  /* libcoap now points into the new set; the old one is unused (it is
    * read only while a ClientHello is handled, on this thread) */
-  tls_store_free(e->tls);
-  e->tls = tls;
+  tls_set_unref(e->tls);
+  e->tls = set;
+  atomic_store(&e->has_pki, 1);
   return 0;
 }
 

@@ -22,6 +22,7 @@
 
 #include "../../net/front.h"
 #include "../../util/util.h"
+#include "coap_conf.h"
 #include "coap_int.h"
 
 #define LOOP_MS 200         /* the thread's longest wait: stop and reload latency */
@@ -245,7 +246,7 @@ static void apply_limits(struct coap_engine *e)
 static void apply_pending(struct coap_engine *e)
 {
   struct coap_settings *set;
-  struct tls_store *tls;
+  struct tls_set *tls;
   int tls_set;
   struct config_errors errs = {0};
 
@@ -265,7 +266,6 @@ static void apply_pending(struct coap_engine *e)
   if (tls_set) {
     if (coap_dtls_setup(e, tls, &errs) < 0) {
       log_error("%s: certificates not reloaded; the previous ones stay", proto_name(e->proto));
-      tls_store_free(tls);
     }
     config_errors_clear(&errs);
   }
@@ -324,20 +324,20 @@ static void engine_free(struct coap_engine *e)
   pthread_mutex_lock(&e->mu);
   free(e->pending_set);
   if (e->pending_tls_set)
-    tls_store_free(e->pending_tls);
+    tls_set_unref(e->pending_tls);
   pthread_mutex_unlock(&e->mu);
-  tls_store_free(e->tls);
+  tls_set_unref(e->tls);
   pthread_mutex_destroy(&e->mu);
   explicit_bzero(e->psk_out, sizeof(e->psk_out));
   free(e);
 }
 
-static void settings_of(const struct front_conf *fc, struct coap_settings *s)
+static void settings_of(const struct coap_conf *fc, struct coap_settings *s)
 {
-  s->sessions = fc->connection_limit;
+  s->sessions = fc->base.connection_limit;
   s->handshakes = fc->handshake_limit;
-  s->timeout = fc->timeout;
-  s->per_ip = fc->per_ip_limit;
+  s->timeout = fc->base.timeout;
+  s->per_ip = fc->base.per_ip_limit;
   s->anonymous = fc->anonymous_packages;
   s->max_report = fc->max_report;
 }
@@ -353,13 +353,13 @@ static void listen_key(const struct front *fr, char *out, size_t len)
 
 /* Binds fr's addresses in a new context and starts its thread. */
 static struct coap_engine *engine_new(struct front *fr, const struct front_env *env,
-                                      struct tls_store *tls, struct config_errors *errs)
+                                      struct tls_set *tls, struct config_errors *errs)
 {
-  const struct front_conf *fc = &env->conf->front[fr->row->proto];
+  const struct coap_conf *fc = config_section(env->conf, fr->row->section);
   struct coap_engine *e = calloc(1, sizeof(*e));
 
   if (e == NULL) {
-    tls_store_free(tls);
+    tls_set_unref(tls);
     config_errors_add(errs, "%s: out of memory", fr->row->section);
     return NULL;
   }
@@ -368,12 +368,12 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
   pthread_mutex_init(&e->mu, NULL);
   settings_of(fc, &e->set);
   listen_key(fr, e->listen_key, sizeof(e->listen_key));
-  e->adm = adm_new((unsigned)(fc->connection_limit + fc->handshake_limit) * 2 < ADM_TABLE_MAX
-                       ? (unsigned)(fc->connection_limit + fc->handshake_limit) * 2
+  e->adm = adm_new((unsigned)(fc->base.connection_limit + fc->handshake_limit) * 2 < ADM_TABLE_MAX
+                       ? (unsigned)(fc->base.connection_limit + fc->handshake_limit) * 2
                        : ADM_TABLE_MAX);
   if (e->adm == NULL || coap_xfers_init(&e->xfers, COAP_XFER_MAX) < 0 ||
       (e->ctx = coap_new_context(NULL)) == NULL) {
-    tls_store_free(tls);
+    tls_set_unref(tls);
     config_errors_add(errs, "%s: cannot set up libcoap", fr->row->section);
     goto fail;
   }
@@ -386,7 +386,7 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
   if (e->proto == PROTO_COAPS && coap_dtls_setup(e, tls, errs) < 0)
     goto fail;
   if (e->proto != PROTO_COAPS)
-    tls_store_free(tls);
+    tls_set_unref(tls);
   if (coap_res_register(e) < 0) {
     config_errors_add(errs, "%s: cannot register resources", fr->row->section);
     goto fail;
@@ -418,26 +418,36 @@ fail:
 
 static int coap_start(struct front *fr, const struct front_env *env, struct config_errors *errs)
 {
-  const struct front_conf *fc = &env->conf->front[fr->row->proto];
-  struct tls_store *tls = NULL;
+  const struct coap_conf *fc = config_section(env->conf, fr->row->section);
+  struct tls_set *tls = NULL;
   struct coap_engine *e;
   char key[sizeof(e->listen_key)];
 
   pthread_once(&startup_once, startup);
   if (fc->tls.n_sni > 0 || (fc->tls.priorities != NULL && fc->tls.priorities[0] != '\0'))
     log_warn("%s: sni and priorities are not used over DTLS (see README)", fr->row->section);
-  if (fr->row->proto == PROTO_COAPS && fc->tls.cert != NULL && fc->tls.cert[0] != '\0' &&
-      (tls = tls_store_load(&fc->tls, fr->row->section, errs)) == NULL)
-    return -1;
+  /* this reload's set, read and built once (tls_set.h); NULL: PSK only */
+  if (fr->row->proto == PROTO_COAPS)
+    tls = tls_set_ref(front_env_tls(env, fr->row));
   listen_key(fr, key, sizeof(key));
   pthread_mutex_lock(&engines_mu);
   e = engines[fr->row->proto];
   if (e != NULL && !atomic_load(&e->draining) && strcmp(e->listen_key, key) == 0) {
     /* a reload on the same addresses: in place (see the top) */
-    struct coap_settings *set = malloc(sizeof(*set));
+    struct coap_settings *set;
+    if (fr->row->proto == PROTO_COAPS && tls == NULL && atomic_load(&e->has_pki)) {
+      /* refused, not ignored: the engine would go on with the old one */
+      pthread_mutex_unlock(&engines_mu);
+      config_errors_add(errs,
+                        "%s: cert removed: a running engine cannot drop its certificate "
+                        "(libcoap); restart dfotad, or change [%s] listen with it",
+                        fr->row->section, fr->row->section);
+      return -1;
+    }
+    set = malloc(sizeof(*set));
     if (set == NULL) {
       pthread_mutex_unlock(&engines_mu);
-      tls_store_free(tls);
+      tls_set_unref(tls);
       config_errors_add(errs, "%s: out of memory", fr->row->section);
       return -1;
     }
@@ -446,11 +456,11 @@ static int coap_start(struct front *fr, const struct front_env *env, struct conf
     free(e->pending_set);
     e->pending_set = set;
     if (e->pending_tls_set)
-      tls_store_free(e->pending_tls);
+      tls_set_unref(e->pending_tls);
     e->pending_tls = tls;
     e->pending_tls_set = fr->row->proto == PROTO_COAPS && tls != NULL;
     if (!e->pending_tls_set)
-      tls_store_free(tls);
+      tls_set_unref(tls);
     pthread_mutex_unlock(&e->mu);
     atomic_fetch_add(&e->refs, 1);
     pthread_mutex_unlock(&engines_mu);
@@ -505,7 +515,21 @@ static void coap_stop(struct front *fr)
   engine_free(e);
 }
 
-const struct front_row coap_front_row = {"coap",       PROTO_COAP, 0,         coap_start,
-                                         coap_quiesce, coap_busy,  coap_stop, NULL};
-const struct front_row coaps_front_row = {"coaps",      PROTO_COAPS, 0,         coap_start,
-                                          coap_quiesce, coap_busy,   coap_stop, NULL};
+const struct front_row coap_front_row = {.section = "coap",
+                                         .proto = PROTO_COAP,
+                                         .start = coap_start,
+                                         .quiesce = coap_quiesce,
+                                         .busy = coap_busy,
+                                         .stop = coap_stop,
+                                         .conf = &coap_conf_section,
+                                         .datagram = 1};
+const struct front_row coaps_front_row = {.section = "coaps",
+                                          .proto = PROTO_COAPS,
+                                          .start = coap_start,
+                                          .quiesce = coap_quiesce,
+                                          .busy = coap_busy,
+                                          .stop = coap_stop,
+                                          .conf = &coaps_conf_section,
+                                          .datagram = 1,
+                                          .tls = TLS_ADAPTER_DTLS,
+                                          .tls_offset = offsetof(struct coap_conf, tls)};

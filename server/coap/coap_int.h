@@ -22,7 +22,7 @@ enum { COAP_LEVEL_INFO = LOG_INFO, COAP_LEVEL_DEBUG = LOG_DEBUG };
 
 #include "../../fleet/delivery.h"
 #include "../../net/admission.h"
-#include "../../net/tls_store.h"
+#include "../../net/tls_set.h"
 #include "../../util/config.h"
 #include "../../util/log.h"
 #include "coap_front.h"
@@ -48,11 +48,14 @@ struct coap_engine {
   char listen_key[CONF_MAX_LISTEN * 80]; /* the addresses, to tell a reload in place */
 
   struct coap_settings set; /* (thread) */
-  struct tls_store *tls;    /* (thread) the certificates in use, or NULL: PSK only */
+  struct tls_set *tls;      /* (thread) the TLS set in use (a reference), or NULL: PSK only */
+  atomic_int has_pki;       /* libcoap holds a certificate: it cannot drop it in place */
 
-  pthread_mutex_t mu; /* guards the two below */
+  /* A reload in place hands the engine its settings and TLS set here; the
+   * thread installs them (libcoap is not thread-safe). */
+  pthread_mutex_t mu; /* guards the three below */
   struct coap_settings *pending_set;
-  struct tls_store *pending_tls;
+  struct tls_set *pending_tls; /* a reference */
   int pending_tls_set;
 
   struct coap_xfers xfers; /* (thread) */
@@ -121,9 +124,12 @@ int coap_waits_pending(const struct coap_engine *e);
  * context is freed: they hold references to its sessions). */
 void coap_waits_free(struct coap_engine *e);
 
-/* coap_dtls.c: PSK (always, for coaps) and certificates (when tls has a
- * default pair). 0, or -1 with errors added. (thread, or before it runs) */
-int coap_dtls_setup(struct coap_engine *e, struct tls_store *tls, struct config_errors *errs);
+/* coap_dtls.c: PSK (always, for coaps) and certificates (when tls, a TLS
+ * set whose reference this takes, is not NULL): installed for the
+ * handshakes that follow, the set before let go. 0, or -1 with errors
+ * added (the reference let go, the set before kept). (thread, or before
+ * it runs) */
+int coap_dtls_setup(struct coap_engine *e, struct tls_set *tls, struct config_errors *errs);
 /* The device a DTLS session authenticated (PSK identity or verified
  * certificate CN); 0, or -1 when none. (thread) */
 int coap_dtls_peer(struct coap_engine *e, coap_session_t *s, char device[DEVICE_ID_MAX + 1]);

@@ -483,7 +483,7 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
 
   (void)bev;
   if (what & BEV_EVENT_CONNECTED) {
-    if (!ftp_tls_data_bound(d->ssl, d->s)) {
+    if (d->s->ff->tls_reuse && !ftp_tls_data_bound(d->ssl, d->s)) {
       log_limited(LOG_WARN, 5,
                   "%s: data connection from %s without the control connection's TLS session",
                   proto_name(d->s->ff->proto), d->s->addr);

@@ -23,13 +23,12 @@
 
 #include "../../net/admission.h"
 #include "../../net/tls_openssl.h"
-#include "../../net/tls_store.h"
+#include "../../net/tls_set.h"
 #include "../../util/log.h"
 #include "../../util/util.h"
 #include "ftp_cmd.h"
+#include "ftp_conf.h"
 #include "ftp_int.h"
-
-int ftp_ssl_nonce_idx = -1;
 
 /* ---- admission ------------------------------------------------------------ */
 
@@ -159,46 +158,10 @@ void ftp_port_give(struct ftp_front *ff, int port)
 /* SECURITY: a data connection must resume the TLS session of its own
  * control connection (vsftpd's require_ssl_reuse, made stricter): every
  * ticket issued on a control connection carries that connection's random
- * nonce, and the data connection's resumed session must carry it too, so
- * neither a fresh handshake nor a session from another login will do. */
-static int ticket_gen(SSL *ssl, void *arg)
-{
-  const unsigned char *nonce = SSL_get_ex_data(ssl, ftp_ssl_nonce_idx);
-
-  (void)arg;
-  if (nonce != NULL)
-    SSL_SESSION_set1_ticket_appdata(SSL_get_session(ssl), nonce, FTP_NONCE_LEN);
-  return 1;
-}
-
-static SSL_TICKET_RETURN ticket_dec(SSL *ssl, SSL_SESSION *ss, const unsigned char *keyname,
-                                    size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
-{
-  (void)ssl;
-  (void)ss;
-  (void)keyname;
-  (void)keyname_len;
-  (void)arg;
-  switch (status) {
-  case SSL_TICKET_FATAL_ERR_MALLOC:
-  case SSL_TICKET_FATAL_ERR_OTHER: return SSL_TICKET_RETURN_ABORT;
-  case SSL_TICKET_SUCCESS: return SSL_TICKET_RETURN_USE;
-  case SSL_TICKET_SUCCESS_RENEW: return SSL_TICKET_RETURN_USE_RENEW;
-  default: return SSL_TICKET_RETURN_IGNORE_RENEW;
-  }
-}
-
-int ftp_tls_data_bound(SSL *data, const struct session *s)
-{
-  SSL_SESSION *ss = SSL_get0_session(data);
-  void *p = NULL;
-  size_t n = 0;
-
-  if (!SSL_session_reused(data) || ss == NULL)
-    return 0;
-  SSL_SESSION_get0_ticket_appdata(ss, &p, &n);
-  return n == FTP_NONCE_LEN && CRYPTO_memcmp(p, s->nonce, n) == 0;
-}
+ * nonce (tls_openssl_bind), and the data connection's resumed session must
+ * carry it too, so neither a fresh handshake nor a session from another
+ * login will do. [ftp] tls_session_reuse = off lifts it, for clients that
+ * cannot resume (ftp_data.c). */
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -216,29 +179,6 @@ static void init_once(void)
   /* cross-thread event_active() (quiesce, stop) needs libevent's locks */
   evthread_use_pthreads();
   event_set_log_callback(event_log);
-  ftp_ssl_nonce_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-}
-
-static int tls_setup(struct ftp_front *ff, const struct front_conf *fc, const char *section,
-                     struct config_errors *errs)
-{
-  static const unsigned char sid_ctx[] = "dfotad-ftp";
-
-  ff->tls = tls_store_load(&fc->tls, section, errs);
-  if (ff->tls == NULL)
-    return -1;
-  ff->ssl_ctx = tls_openssl_server_ctx(ff->tls, errs);
-  if (ff->ssl_ctx == NULL)
-    return -1;
-  /* resumption (data connections) needs a session id context, and tickets
-   * that carry the control connection's nonce */
-  SSL_CTX_set_session_id_context(ff->ssl_ctx, sid_ctx, sizeof(sid_ctx) - 1);
-  SSL_CTX_set_session_cache_mode(ff->ssl_ctx, SSL_SESS_CACHE_SERVER);
-  SSL_CTX_set_timeout(ff->ssl_ctx, 3600);
-  SSL_CTX_set_session_ticket_cb(ff->ssl_ctx, ticket_gen, ticket_dec, NULL);
-  /* idle sessions keep no TLS buffers */
-  SSL_CTX_set_mode(ff->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
-  return 0;
 }
 
 /* ---- workers -------------------------------------------------------------- */
@@ -353,10 +293,8 @@ static void instance_free(struct ftp_front *ff)
       event_base_free(w->base);
   }
   free(ff->w);
-  if (ff->ssl_ctx)
-    SSL_CTX_free(ff->ssl_ctx);
-  if (ff->tls)
-    tls_store_free(ff->tls);
+  /* live SSLs hold the context; the set goes when its last user does */
+  tls_set_unref(ff->tls);
   free(ff->port_used);
   pthread_mutex_destroy(&ff->port_mu);
   pthread_mutex_destroy(&ff->pend_mu);
@@ -369,7 +307,7 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
 {
   const char *section = fr->row->section;
   enum proto proto = (enum proto)fr->row->proto;
-  const struct front_conf *fc = &env->conf->front[proto];
+  const struct ftp_conf *fc = config_section(env->conf, section);
   struct ftp_front *ff;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int before = errs->n;
@@ -391,18 +329,19 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
   ff->proto = proto;
   ff->implicit_tls = proto == PROTO_FTPS;
   ff->fleet = env->fleet;
-  ff->max_sessions = fc->connection_limit;
-  ff->per_ip = fc->per_ip_limit;
+  ff->max_sessions = fc->base.connection_limit;
+  ff->per_ip = fc->base.per_ip_limit;
   ff->max_logins = fc->login_limit;
   ff->login_per_ip = fc->login_per_ip_limit;
   ff->device_sessions = fc->device_session_limit;
   ff->device_ports = fc->device_port_limit;
-  ff->idle_s = fc->timeout;
+  ff->idle_s = fc->base.timeout;
   ff->login_s = fc->login_timeout;
   ff->data_s = fc->data_timeout;
   ff->require_tls = fc->require_tls;
   ff->port_enable = fc->port_enable;
   ff->anonymous = fc->anonymous_packages;
+  ff->tls_reuse = fc->tls_session_reuse == FTP_TLS_REUSE_REQUIRED;
   ff->pasv_lo = fc->pasv_ports.lo;
   ff->pasv_hi = fc->pasv_ports.hi;
   if (fc->pasv_address != NULL && fc->pasv_address[0] != '\0') {
@@ -418,10 +357,14 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
     config_errors_add(errs, "%s: out of memory", section);
     goto fail;
   }
-  /* [ftps] needs a certificate; [ftp] offers AUTH TLS when it has one */
-  if (ff->implicit_tls || (fc->tls.cert != NULL && fc->tls.cert[0] != '\0')) {
-    if (tls_setup(ff, fc, section, errs) < 0)
-      goto fail;
+  /* [ftps] needs a certificate; [ftp] offers AUTH TLS when it has one:
+   * this reload's set, read and built once (tls_set.h) */
+  ff->tls = tls_set_ref(front_env_tls(env, fr->row));
+  if (ff->tls != NULL) {
+    ff->ssl_ctx = ff->tls->ssl_ctx;
+  } else if (ff->implicit_tls) {
+    config_errors_add(errs, "%s: needs cert and key", section);
+    goto fail;
   } else if (ff->require_tls) {
     config_errors_add(errs, "%s: require_tls needs cert and key", section);
     goto fail;
@@ -499,7 +442,24 @@ static void ftp_stop(struct front *fr)
   fr->priv = NULL;
 }
 
-const struct front_row ftp_row = {"ftp",       PROTO_FTP, SOCK_STREAM, ftp_start,
-                                  ftp_quiesce, ftp_busy,  ftp_stop,    NULL};
-const struct front_row ftps_row = {"ftps",      PROTO_FTPS, SOCK_STREAM, ftp_start,
-                                   ftp_quiesce, ftp_busy,   ftp_stop,    NULL};
+const struct front_row ftp_row = {.section = "ftp",
+                                  .proto = PROTO_FTP,
+                                  .socktype = SOCK_STREAM,
+                                  .start = ftp_start,
+                                  .quiesce = ftp_quiesce,
+                                  .busy = ftp_busy,
+                                  .stop = ftp_stop,
+                                  .conf = &ftp_conf_section,
+                                  .tls = TLS_ADAPTER_OPENSSL,
+                                  .tls_offset = offsetof(struct ftp_conf, tls)};
+const struct front_row ftps_row = {.section = "ftps",
+                                   .proto = PROTO_FTPS,
+                                   .socktype = SOCK_STREAM,
+                                   .start = ftp_start,
+                                   .quiesce = ftp_quiesce,
+                                   .busy = ftp_busy,
+                                   .stop = ftp_stop,
+                                   .conf = &ftps_conf_section,
+                                   .tls = TLS_ADAPTER_OPENSSL,
+                                   .tls_offset = offsetof(struct ftp_conf, tls),
+                                   .tls_needs_cert = 1};

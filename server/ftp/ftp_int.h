@@ -21,11 +21,12 @@
 #include "../../net/admission.h"
 #include "../../net/front.h"
 #include "../../net/settle.h"
+#include "../../net/tls_openssl.h"
 #include "../../util/limits.h"
 #include "../../util/proto.h"
 #include "ftp_cmd.h"
 
-#define FTP_NONCE_LEN 16
+#define FTP_NONCE_LEN TLS_BIND_LEN
 /* Entries of the admission table: addresses and devices holding sessions
  * now (each session holds at most its address and its device); more than
  * that many only under a flood of addresses, when the idlest go. */
@@ -50,11 +51,12 @@ struct ftp_front {
   int device_sessions, device_ports; /* per device credential, 0: no cap */
   int idle_s, login_s, data_s;
   int require_tls, port_enable, anonymous;
+  int tls_reuse;           /* TLS data must resume the control connection's session */
   int pasv_lo, pasv_hi;    /* 0-0: ports the kernel picks */
   struct in_addr announce; /* what PASV announces, when set */
   int has_announce;
-  struct tls_store *tls; /* NULL: no TLS on this front */
-  SSL_CTX *ssl_ctx;
+  struct tls_set *tls; /* this reload's (tls_set.h); NULL: no TLS on this front */
+  SSL_CTX *ssl_ctx;    /* the set's */
   struct ftp_worker *w;
   int nw;
   atomic_int sessions, logins, transfers;
@@ -124,10 +126,12 @@ struct session {
 
 /* ---- ftp_front.c -------------------------------------------------------- */
 
-/* The SSL ex_data slot holding a control connection's nonce. */
-extern int ftp_ssl_nonce_idx;
-/* Whether a data connection's TLS resumed the session of control s. */
-int ftp_tls_data_bound(SSL *data, const struct session *s);
+/* Whether a data connection's TLS resumed the session of control s
+ * (tls_openssl_bind: its tickets carry s->nonce). */
+static inline int ftp_tls_data_bound(SSL *data, const struct session *s)
+{
+  return tls_openssl_bound(data, s->nonce);
+}
 /* A passive listening socket on the control connection's local address,
  * with a port from the range; *port gets it. -1 when none is free. */
 int ftp_port_take(struct ftp_front *ff, const struct sockaddr_storage *local, int *port);

@@ -297,7 +297,7 @@ static void cmd_auth(struct session *s, const char *arg)
     session_reply(s, "431 Unable to start TLS.");
     return;
   }
-  SSL_set_ex_data(ssl, ftp_ssl_nonce_idx, s->nonce);
+  tls_openssl_bind(ssl, s->nonce);
   session_reply(s, "234 Proceed with negotiation.");
   /* SECURITY: whatever the client sent after AUTH TLS in the same read is
    * plaintext an attacker may have injected; it must never run as if it
@@ -617,7 +617,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     /* the TLS handshake is done: sessions cached server-side (TLS 1.2
      * without tickets) carry the nonce too */
     if (s->ssl != NULL)
-      SSL_SESSION_set1_ticket_appdata(SSL_get_session(s->ssl), s->nonce, FTP_NONCE_LEN);
+      tls_openssl_bind_session(s->ssl, s->nonce);
     return;
   }
   if (what & BEV_EVENT_ERROR) {
@@ -696,7 +696,7 @@ void session_new(struct ftp_worker *w, int fd, const struct sockaddr *sa, sockle
   if (ff->implicit_tls) {
     s->ssl = SSL_new(ff->ssl_ctx);
     if (s->ssl != NULL) {
-      SSL_set_ex_data(s->ssl, ftp_ssl_nonce_idx, s->nonce);
+      tls_openssl_bind(s->ssl, s->nonce);
       s->bev = bufferevent_openssl_socket_new(w->base, fd, s->ssl, BUFFEREVENT_SSL_ACCEPTING,
                                               BEV_OPT_CLOSE_ON_FREE);
       if (s->bev == NULL)

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../../util/limits.h"
+#include "http_limits.h"
 
 struct framing {
   int headers, content_length, transfer_encoding, host, range;

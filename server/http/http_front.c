@@ -23,6 +23,7 @@
 #include "../../net/tls_gnutls.h"
 #include "../../util/log.h"
 #include "../../util/util.h"
+#include "http_conf.h"
 #include "http_front.h"
 #include "http_framing.h"
 #include "http_settle.h"
@@ -40,10 +41,10 @@ struct http_front {
   atomic_int commits_out; /* commits asked for whose connection is not yet resumed */
   struct mhd_set mhd;
   struct http_settle *settle;
-  /* https */
-  struct tls_store *tls;
-  struct tls_gnutls *certs, *prev_certs;
-  char *priorities;
+  /* https: this reload's TLS set, installed for the handshakes of every
+   * instance (GnuTLS's callback reads one place), held until this one stops */
+  struct tls_set *tls;
+  struct tls_slot_user *tls_user;
 };
 
 /* One download response, from queueing to completion. */
@@ -696,19 +697,17 @@ static void http_free(struct http_front *h)
   if (h == NULL)
     return;
   http_settle_free(h->settle);
-  /* a set still installed was never replaced by a newer instance: this one
-   * never took over (a reload undone), so the set before comes back. Sets
-   * once installed stay valid until exit: a handshake may hold one. */
-  if (h->certs != NULL && tls_gnutls_current() == h->certs)
-    tls_gnutls_install(h->prev_certs);
-  tls_store_free(h->tls);
-  free(h->priorities);
+  /* after mhd_stop: none of this instance's handshakes is left. A set of
+   * ours still installed was never replaced (a reload undone): the one
+   * before comes back. */
+  tls_slot_leave(&tls_gnutls_slot, h->tls_user);
+  tls_set_unref(h->tls);
   free(h);
 }
 
 static int http_start(struct front *fr, const struct front_env *env, struct config_errors *errs)
 {
-  const struct front_conf *fc = &env->conf->front[fr->row->proto];
+  const struct http_conf *fc = config_section(env->conf, fr->row->section);
   struct http_front *h = calloc(1, sizeof(*h));
   struct mhd_params p = {0};
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -721,11 +720,14 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   h->fleet = env->fleet;
   h->proto = (enum proto)fr->row->proto;
   h->client_auth = fc->tls.client_auth;
-  snprintf(h->token_header, sizeof(h->token_header), "%s", env->conf->token_header);
+  snprintf(h->token_header, sizeof(h->token_header), "%s", env->token_header);
   {
-    struct http_settle_conf sc = {(unsigned)fc->connection_limit, (unsigned)fc->header_timeout,
-                                  (unsigned)fc->header_limit,     (unsigned)fc->header_per_ip_limit,
-                                  h->proto == PROTO_HTTPS,        (unsigned)fc->send_lowat};
+    struct http_settle_conf sc = {(unsigned)fc->base.connection_limit,
+                                  (unsigned)fc->header_timeout,
+                                  (unsigned)fc->header_limit,
+                                  (unsigned)fc->header_per_ip_limit,
+                                  h->proto == PROTO_HTTPS,
+                                  (unsigned)fc->send_lowat};
     if (sc.header_limit == 0)
       sc.header_limit = sc.connection_limit / 2 > 0 ? sc.connection_limit / 2 : 1;
     h->settle = http_settle_new(&sc);
@@ -741,30 +743,32 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   p.suspend = 1; /* check-ins and reports wait on commits suspended */
   /* libmicrohttpd takes a few more, which the meter refuses at once: one
    * over the limit gets an answer, never a wait in the listen queue */
-  p.connection_limit = (unsigned)fc->connection_limit + HTTP_REFUSE_ROOM;
-  p.timeout = (unsigned)fc->timeout;
-  p.per_ip_limit = (unsigned)fc->per_ip_limit;
+  p.connection_limit = (unsigned)fc->base.connection_limit + HTTP_REFUSE_ROOM;
+  p.timeout = (unsigned)fc->base.timeout;
+  p.per_ip_limit = (unsigned)fc->base.per_ip_limit;
   p.threads = fc->threads > 0 ? (unsigned)fc->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
   p.memory_limit = (size_t)fc->connection_memory;
   if (h->proto == PROTO_HTTPS) {
-    h->tls = tls_store_load(&fc->tls, fr->row->section, errs);
-    if (h->tls == NULL || (h->certs = tls_gnutls_build(h->tls, errs)) == NULL)
+    /* read and built once for this reload (tls_set.h) */
+    h->tls = tls_set_ref(front_env_tls(env, fr->row));
+    if (h->tls == NULL || h->tls->gnutls == NULL) {
+      config_errors_add(errs, "%s: no certificates", fr->row->section);
       goto fail;
-    h->priorities = strdup(h->tls->priorities[0] ? h->tls->priorities : DEF_TLS_PRIORITIES);
-    if (h->priorities == NULL)
-      goto fail;
+    }
     p.tls = 1;
-    p.priorities = h->priorities;
-    p.trust_pem = h->client_auth != CLIENT_AUTH_NONE ? h->tls->client_ca_pem : NULL;
-    h->prev_certs = tls_gnutls_install(h->certs);
+    p.priorities = h->tls->store->priorities[0] ? h->tls->store->priorities : DEF_TLS_PRIORITIES;
+    p.trust_pem = h->client_auth != CLIENT_AUTH_NONE ? h->tls->store->client_ca_pem : NULL;
+    h->tls_user = tls_slot_join(&tls_gnutls_slot, h->tls);
+    if (h->tls_user == NULL) {
+      config_errors_add(errs, "%s: out of memory", fr->row->section);
+      goto fail;
+    }
   }
   if (mhd_start(fr, &h->mhd, &p, errs) < 0)
     goto fail;
   fr->priv = h;
   return 0;
 fail:
-  if (h->certs != NULL && tls_gnutls_current() != h->certs)
-    tls_gnutls_free(h->certs); /* never installed */
   http_free(h);
   return -1;
 }
@@ -803,7 +807,24 @@ static void http_tick(struct front *fr, int force)
   http_settle_tick(h->settle, force);
 }
 
-const struct front_row http_row = {"http",       PROTO_HTTP, SOCK_STREAM, http_start,
-                                   http_quiesce, http_busy,  http_stop,   http_tick};
-const struct front_row https_row = {"https",      PROTO_HTTPS, SOCK_STREAM, http_start,
-                                    http_quiesce, http_busy,   http_stop,   http_tick};
+const struct front_row http_row = {.section = "http",
+                                   .proto = PROTO_HTTP,
+                                   .socktype = SOCK_STREAM,
+                                   .start = http_start,
+                                   .quiesce = http_quiesce,
+                                   .busy = http_busy,
+                                   .stop = http_stop,
+                                   .tick = http_tick,
+                                   .conf = &http_conf_section};
+const struct front_row https_row = {.section = "https",
+                                    .proto = PROTO_HTTPS,
+                                    .socktype = SOCK_STREAM,
+                                    .start = http_start,
+                                    .quiesce = http_quiesce,
+                                    .busy = http_busy,
+                                    .stop = http_stop,
+                                    .tick = http_tick,
+                                    .conf = &https_conf_section,
+                                    .tls = TLS_ADAPTER_GNUTLS,
+                                    .tls_offset = offsetof(struct http_conf, tls),
+                                    .tls_needs_cert = 1};

@@ -15,7 +15,8 @@
 #                                      unless FUZZ_REQUIRED=1 (tests/run-all).
 #
 # Needs clang and libclang-rt-dev (tests/deps.sh installs them). Targets:
-# range, config, ftp, coap (parsers alone); urc, report_json, checkin (the
+# range, ftp, coap (parsers alone); config (every section the daemon
+# declares, so the whole daemon library: built once); urc, report_json, checkin (the
 # delivery core on a real fleet: a SQLite store under /dev/shm or /tmp,
 # removed at exit). A crash leaves its input in FUZZ_OUT; copy it to
 # tests/fuzz/corpus/<target>/crash-<what> with the fix, so that every run
@@ -88,12 +89,58 @@ build_core() {
   ) 9>"$out/core.lock"
 }
 
+# the whole daemon library (Makefile.am's libdfotad_a_SOURCES, and the
+# console's embedded assets) once into $out/lib.a, for the config target:
+# the configuration is every section the fronts declare, and their checks
+# read the fronts table, so it takes every front with it
+am_list() { # VARIABLE: the words of a Makefile.am variable's definition
+  sed -n "/^$1 =/,/[^\\]\$/p" "$top/Makefile.am" | sed -e "s/^$1 =//" -e 's/\\$//' | tr -s ' \t' '\n'
+}
+lib=$(am_list libdfotad_a_SOURCES | grep '\.c$')
+liblibs="$(pkg-config --libs libmicrohttpd gnutls libcoap-3-openssl libcrypto libssl libevent \
+  libevent_openssl libevent_pthreads sqlite3 jansson) -lpthread"
+build_lib() {
+  (
+    flock 9
+    new=0
+    mkdir -p "$out/lib/api"
+    assets=$(am_list CONSOLE_ASSETS)
+    # shellcheck disable=SC2086
+    sh "$top/api/console/embed.sh" "$top" $assets >"$out/lib/api/console_assets.c.new"
+    if cmp -s "$out/lib/api/console_assets.c.new" "$out/lib/api/console_assets.c"; then
+      rm -f "$out/lib/api/console_assets.c.new"
+    else
+      mv "$out/lib/api/console_assets.c.new" "$out/lib/api/console_assets.c"
+    fi
+    objs=
+    for s in $lib "$out/lib/api/console_assets.c"; do
+      o="$out/lib/$(echo "${s#"$out"/lib/}" | sed 's/\.c$//').o"
+      objs="$objs $o"
+      src=$s
+      [ -f "$src" ] || src="$top/$s"
+      if [ ! -f "$o" ] || [ -n "$(find "$src" "$top/util" "$top/store" "$top/fleet" "$top/net" \
+        "$top/api" "$top/server" -newer "$o" \( -name '*.h' -o -path "$src" \) -print |
+        head -n 1)" ]; then
+        mkdir -p "${o%/*}"
+        # shellcheck disable=SC2086
+        (cd "$top" && $cc $flags -c -o "$o" "$src") || exit 1
+        new=1
+      fi
+    done
+    if [ $new = 1 ] || [ ! -f "$out/lib.a" ]; then
+      rm -f "$out/lib.a"
+      # shellcheck disable=SC2086
+      ar rcs "$out/lib.a" $objs
+    fi
+  ) 9>"$out/lib.lock"
+}
+
 status=0
 [ $# -eq 0 ] && set -- range config urc report_json checkin coap ftp
 for t in "$@"; do
   case $t in
   range) srcs="server/http/range.c" ;;
-  config) srcs="util/config.c util/listen.c util/log.c util/proto.c" ;;
+  config) build_lib && srcs="$out/lib.a $liblibs" ;;
   urc | report_json | checkin) build_core && srcs="$out/core.a $corelibs" ;;
   coap) srcs="server/coap/coap_msg.c -lcoap-3-openssl" ;;
   ftp) srcs="server/ftp/ftp_cmd.c" ;;
