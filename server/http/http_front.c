@@ -25,27 +25,11 @@
 #include "../../util/util.h"
 #include "http_conf.h"
 #include "http_front.h"
+#include "http_int.h"
 #include "http_framing.h"
 #include "http_settle.h"
 #include "../../net/mhd.h"
 #include "range.h"
-
-/* One instance of the front: its settings, copied at start. */
-struct http_front {
-  struct front *fr;
-  struct fleet *fleet;
-  enum proto proto;
-  enum client_auth client_auth;
-  char token_header[64];
-  atomic_int inflight;    /* responses queued (or waiting on a commit) and not completed */
-  atomic_int commits_out; /* commits asked for whose connection is not yet resumed */
-  struct mhd_set mhd;
-  struct http_settle *settle;
-  /* https: this reload's TLS set, installed for the handshakes of every
-   * instance (GnuTLS's callback reads one place), held until this one stops */
-  struct tls_set *tls;
-  struct tls_slot_user *tls_user;
-};
 
 /* One download response, from queueing to completion. */
 struct dl {
@@ -56,43 +40,13 @@ struct dl {
   int head;
 };
 
-/* A report's body, gathered across calls. */
-struct report_req {
-  int kind; /* REQ_REPORT */
-  char *body;
-  size_t len;
-  int too_large;
-  int answered; /* a refusal is queued */
-};
-
-/* An answer the core gave, on HTTP's wire. */
-struct reply {
-  unsigned status;
-  int retry_after;                /* with 429 */
-  const char *type;               /* of a non-empty body */
-  char body[ANSWER_JSON_MAX + 1]; /* and a newline */
-};
-
-/* A check-in or report that changed state waits for its commit with its
- * connection suspended: the thread goes on with its other connections,
- * and the writer resumes this one once the state is durable. */
-struct wait_req {
-  int kind; /* REQ_WAIT */
-  struct http_front *h;
-  struct MHD_Connection *c;
-  atomic_int ready;
-  struct reply r;
-};
-
-enum { REQ_DOWNLOAD = 1, REQ_REPORT, REQ_WAIT };
-
 /* *req_cls between the first and the second call of a request: with at
  * most one Range field, or several */
 static char first_call, first_call_ranges;
 
 /* Headers every answer gets; NULL r: nothing (allocation failed). */
-static enum MHD_Result queue(struct MHD_Connection *c, struct http_front *h, unsigned status,
-                             struct MHD_Response *r)
+enum MHD_Result http_queue(struct MHD_Connection *c, struct http_front *h, unsigned status,
+                           struct MHD_Response *r)
 {
   enum MHD_Result ret;
 
@@ -107,8 +61,8 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct http_front *h, uns
 }
 
 /* A short text (or JSON, when it starts with '{') answer; copied. */
-static enum MHD_Result queue_text(struct MHD_Connection *c, struct http_front *h, unsigned status,
-                                  const char *text)
+enum MHD_Result http_queue_text(struct MHD_Connection *c, struct http_front *h, unsigned status,
+                                const char *text)
 {
   struct MHD_Response *r =
       MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
@@ -119,11 +73,11 @@ static enum MHD_Result queue_text(struct MHD_Connection *c, struct http_front *h
                           text[0] == '{' ? "application/json" : "text/plain");
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
     MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-  return queue(c, h, status, r);
+  return http_queue(c, h, status, r);
 }
 
 /* 429 with Retry-After: ask again later. */
-static enum MHD_Result queue_later(struct MHD_Connection *c, struct http_front *h, int seconds)
+enum MHD_Result http_queue_later(struct MHD_Connection *c, struct http_front *h, int seconds)
 {
   struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
   char ra[16];
@@ -132,7 +86,7 @@ static enum MHD_Result queue_later(struct MHD_Connection *c, struct http_front *
     return MHD_NO;
   snprintf(ra, sizeof(ra), "%d", seconds > 0 ? seconds : 1);
   MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
-  return queue(c, h, MHD_HTTP_TOO_MANY_REQUESTS, r);
+  return http_queue(c, h, MHD_HTTP_TOO_MANY_REQUESTS, r);
 }
 
 static void release_package(void *cls) { package_unref(cls); }
@@ -181,7 +135,7 @@ static enum MHD_Result queue_416(struct MHD_Connection *c, struct http_front *h,
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
   MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
   MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-  return queue(c, h, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
+  return http_queue(c, h, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
 }
 
 /* Decides what part of p to send (several: the request has more than one
@@ -232,7 +186,7 @@ static int client_allowed(struct MHD_Connection *c, const struct http_front *h, 
   return 0;
 }
 
-static void client_addr(struct MHD_Connection *c, char *out, size_t len)
+void http_client_addr(struct MHD_Connection *c, char *out, size_t len)
 {
   const union MHD_ConnectionInfo *ci;
   const struct sockaddr *sa;
@@ -328,7 +282,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
     target_release(t);
     return MHD_NO;
   }
-  client_addr(c, addr, sizeof(addr));
+  http_client_addr(c, addr, sizeof(addr));
   dl->kind = REQ_DOWNLOAD;
   dl->start = br.start;
   dl->len = br.len;
@@ -342,7 +296,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
   if (!head)
     http_settle_begin(h->settle, c, dl->tr, dl->start, dl->len, dl->piece);
   atomic_fetch_add(&h->inflight, 1);
-  ret = queue(c, h, status, body_response(p, &br, status, etag));
+  ret = http_queue(c, h, status, body_response(p, &br, status, etag));
   if (ret == MHD_YES) {
     transfer_request(dl->tr); /* counted as its answer starts, as every front does */
     *req_cls = dl;
@@ -369,176 +323,6 @@ static int path_id(const char *url, const char *prefix, char *out, size_t outlen
   return 0;
 }
 
-static void identity(struct MHD_Connection *c, const struct http_front *h, const char *cn,
-                     char *addr, size_t addrlen, struct device_identity *who)
-{
-  client_addr(c, addr, addrlen);
-  who->device_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "device");
-  who->secret = MHD_lookup_connection_value(c, MHD_HEADER_KIND, h->token_header);
-  who->peer_id = cn[0] ? cn : NULL;
-  who->addr = addr;
-  who->proto = h->proto;
-}
-
-static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_front *h,
-                                  const struct reply *rp)
-{
-  struct MHD_Response *r;
-
-  if (rp->status == MHD_HTTP_TOO_MANY_REQUESTS)
-    return queue_later(c, h, rp->retry_after);
-  r = MHD_create_response_from_buffer(strlen(rp->body), (void *)rp->body, MHD_RESPMEM_MUST_COPY);
-  if (r == NULL)
-    return MHD_NO;
-  if (rp->body[0] != '\0')
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rp->type);
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  return queue(c, h, rp->status, r);
-}
-
-/* line: the body ends its line, as text answers over HTTP do (for a shell
- * reading them); an offer's URL goes bare, as AT+QFOTADL takes it */
-static void reply_set(struct reply *rp, unsigned status, const char *body, const char *type,
-                      int line)
-{
-  rp->status = status;
-  rp->type = type;
-  snprintf(rp->body, sizeof(rp->body), "%s%s", body, line && body[0] ? "\n" : "");
-}
-
-/* The writer's thread: the commit is done. Touches w only before the
- * resume (the connection's thread may free it at once), h last (http_stop
- * waits for commits_out to reach 0). */
-static void commit_done(void *arg)
-{
-  struct wait_req *w = arg;
-  struct http_front *h = w->h;
-
-  atomic_store(&w->ready, 1);
-  MHD_resume_connection(w->c);
-  atomic_fetch_sub(&h->commits_out, 1);
-}
-
-/* Sends rp now, or once the commit it waits on is done (must_commit). A
- * report's request state (*req_cls) is replaced. */
-static enum MHD_Result reply_after_commit(struct MHD_Connection *c, struct http_front *h,
-                                          const struct reply *rp, int must_commit, void **req_cls)
-{
-  struct wait_req *w;
-
-  if (!must_commit)
-    return send_reply(c, h, rp);
-  w = calloc(1, sizeof(*w));
-  if (w == NULL) {
-    delivery_commit_wait(h->fleet);
-    return send_reply(c, h, rp);
-  }
-  w->kind = REQ_WAIT;
-  w->h = h;
-  w->c = c;
-  w->r = *rp;
-  if (*req_cls != NULL) { /* a report's gathered body: done with */
-    struct report_req *rq = *req_cls;
-    free(rq->body);
-    free(rq);
-  } else {
-    atomic_fetch_add(&h->inflight, 1);
-  }
-  *req_cls = w;
-  MHD_suspend_connection(c);
-  atomic_fetch_add(&h->commits_out, 1);
-  if (delivery_commit(h->fleet, commit_done, w) < 0) {
-    atomic_fetch_sub(&h->commits_out, 1);
-    delivery_commit_wait(h->fleet);
-    atomic_store(&w->ready, 1);
-    MHD_resume_connection(c);
-  }
-  return MHD_YES;
-}
-
-/* GET /v1/update?device=ID&version=V[&transport=T]: the device asks what
- * to do. The core's verdict on HTTP's wire. */
-static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, const char *cn,
-                               void **req_cls)
-{
-  struct device_identity who;
-  struct checkin_answer a;
-  struct reply rp = {0};
-  const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-  char addr[64];
-
-  identity(c, h, cn, addr, sizeof(addr), &who);
-  http_settle_tick(h->settle, 0); /* what the device downloaded counts before what it says */
-  delivery_checkin_nowait(h->fleet, &who,
-                          MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
-                          MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "transport"), &a);
-  switch (a.verdict) {
-  case VERDICT_OFFER:
-    if (accept != NULL && strstr(accept, "application/json") != NULL)
-      reply_set(&rp, MHD_HTTP_OK, a.json, "application/json", 0);
-    else
-      reply_set(&rp, MHD_HTTP_OK, a.text, "text/plain", 0);
-    break;
-  case VERDICT_NOTHING: reply_set(&rp, MHD_HTTP_NO_CONTENT, "", "", 0); break;
-  case VERDICT_LATER:
-    rp.status = MHD_HTTP_TOO_MANY_REQUESTS;
-    rp.retry_after = a.retry_after;
-    break;
-  case VERDICT_FORBIDDEN: reply_set(&rp, MHD_HTTP_FORBIDDEN, a.text, "text/plain", 1); break;
-  case VERDICT_NO_TRANSPORT: reply_set(&rp, MHD_HTTP_CONFLICT, a.text, "text/plain", 1); break;
-  case VERDICT_BAD_REQUEST:
-  default: reply_set(&rp, MHD_HTTP_BAD_REQUEST, a.text, "text/plain", 1); break;
-  }
-  return reply_after_commit(c, h, &rp, a.must_commit, req_cls);
-}
-
-/* POST /v1/report?device=ID: URC lines or JSON, gathered then applied. */
-static enum MHD_Result report(struct MHD_Connection *c, struct http_front *h, struct report_req *rq,
-                              const char *cn, void **req_cls)
-{
-  struct device_identity who;
-  struct report_answer a;
-  struct reply rp = {0};
-  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  char addr[64];
-
-  if (rq->too_large)
-    return queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
-  identity(c, h, cn, addr, sizeof(addr), &who);
-  http_settle_tick(h->settle, 0);
-  delivery_report_nowait(h->fleet, &who, ct != NULL && strncasecmp(ct, "application/json", 16) == 0,
-                         rq->body ? rq->body : "", rq->len, &a);
-  switch (a.verdict) {
-  case VERDICT_NOTHING: reply_set(&rp, MHD_HTTP_OK, a.json, "application/json", 1); break;
-  case VERDICT_LATER:
-    rp.status = MHD_HTTP_TOO_MANY_REQUESTS;
-    rp.retry_after = a.retry_after;
-    break;
-  case VERDICT_FORBIDDEN: reply_set(&rp, MHD_HTTP_FORBIDDEN, a.text, "text/plain", 1); break;
-  default: reply_set(&rp, MHD_HTTP_BAD_REQUEST, a.text, "text/plain", 1); break;
-  }
-  return reply_after_commit(c, h, &rp, a.must_commit, req_cls);
-}
-
-/* Gathers a report's body, at most REPORT_BODY_MAX bytes. */
-static enum MHD_Result report_body(struct report_req *rq, const char *data, size_t *size)
-{
-  /* SECURITY: a report is a few lines; refuse to buffer more */
-  if (rq->len + *size > REPORT_BODY_MAX) {
-    rq->too_large = 1;
-  } else if (!rq->too_large) {
-    char *nb = realloc(rq->body, rq->len + *size + 1);
-    if (nb == NULL)
-      return MHD_NO;
-    memcpy(nb + rq->len, data, *size);
-    rq->body = nb;
-    rq->len += *size;
-    rq->body[rq->len] = '\0';
-  }
-  *size = 0;
-  return MHD_YES;
-}
-
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **req_cls)
@@ -561,11 +345,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (bad != NULL) {
       char msg[160];
       snprintf(msg, sizeof(msg), "bad request: %s\n", bad);
-      return queue_text(c, h, MHD_HTTP_BAD_REQUEST, msg);
+      return http_queue_text(c, h, MHD_HTTP_BAD_REQUEST, msg);
     }
     if (post && strcmp(url, "/v1/report") == 0) {
       if (http_body_over(c, REPORT_BODY_MAX))
-        return queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
+        return http_queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
       struct report_req *rq = calloc(1, sizeof(*rq));
       if (rq == NULL)
         return MHD_NO;
@@ -584,17 +368,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
       MHD_suspend_connection(c); /* not for us yet: wait on */
       return MHD_YES;
     }
-    return send_reply(c, h, &w->r);
+    return http_send_reply(c, h, &w->r);
   }
   if (*req_cls != &first_call && *req_cls != &first_call_ranges) {
     struct report_req *rq = *req_cls;
     if (rq->kind == REQ_REPORT && *upload_data_size > 0) {
-      if (report_body(rq, upload_data, upload_data_size) == MHD_NO)
+      if (http_report_body(rq, upload_data, upload_data_size) == MHD_NO)
         return MHD_NO;
       /* over the limit (chunked): answered at once, the rest unread */
       if (rq->too_large && !rq->answered) {
         rq->answered = 1;
-        return queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
+        return http_queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
       }
       return MHD_YES;
     }
@@ -602,8 +386,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
       return MHD_YES;
     if (rq->kind == REQ_REPORT) {
       if (client_allowed(c, h, cn, sizeof(cn)) < 0)
-        return queue_text(c, h, MHD_HTTP_FORBIDDEN, "a valid client certificate is required\n");
-      return report(c, h, rq, cn, req_cls);
+        return http_queue_text(c, h, MHD_HTTP_FORBIDDEN,
+                               "a valid client certificate is required\n");
+      return http_report(c, h, rq, cn, req_cls);
     }
     *upload_data_size = 0; /* a body we did not ask for: ignore it */
     return MHD_YES;
@@ -616,13 +401,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   *req_cls = NULL;
   head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-    return queue_text(c, h, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+    return http_queue_text(c, h, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
   if (client_allowed(c, h, cn, sizeof(cn)) < 0)
-    return queue_text(c, h, MHD_HTTP_FORBIDDEN, "a valid client certificate is required\n");
+    return http_queue_text(c, h, MHD_HTTP_FORBIDDEN, "a valid client certificate is required\n");
   if (strcmp(url, "/healthz") == 0)
-    return queue_text(c, h, MHD_HTTP_OK, "ok\n");
+    return http_queue_text(c, h, MHD_HTTP_OK, "ok\n");
   if (strcmp(url, "/v1/update") == 0)
-    return checkin(c, h, cn, req_cls);
+    return http_checkin(c, h, cn, req_cls);
   /* SECURITY: a path names a package id or an offer's token, looked up in
    * memory; no part of it ever reaches the file system */
   if (strncmp(url, "/f/", 3) == 0) {
@@ -630,17 +415,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
              ? RESOLVE_NOT_FOUND
              : delivery_resolve_offer(h->fleet, token, NULL, !head, &t);
     if (rs == RESOLVE_NOT_FOUND)
-      return queue_text(c, h, MHD_HTTP_NOT_FOUND, "no such download\n");
+      return http_queue_text(c, h, MHD_HTTP_NOT_FOUND, "no such download\n");
   } else if (strncmp(url, "/p/", 3) == 0) {
     rs = path_id(url, "/p/", id, sizeof(id)) < 0 ? RESOLVE_NOT_FOUND
                                                  : delivery_resolve_package(h->fleet, id, &t);
     if (rs == RESOLVE_NOT_FOUND)
-      return queue_text(c, h, MHD_HTTP_NOT_FOUND, "no such package\n");
+      return http_queue_text(c, h, MHD_HTTP_NOT_FOUND, "no such package\n");
   } else {
-    return queue_text(c, h, MHD_HTTP_NOT_FOUND, "not found\n");
+    return http_queue_text(c, h, MHD_HTTP_NOT_FOUND, "not found\n");
   }
   if (rs == RESOLVE_DAMAGED)
-    return queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "package damaged on the server\n");
+    return http_queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "package damaged on the server\n");
   return serve_package(c, h, &t, head, several, req_cls);
 }
 
