@@ -13,7 +13,9 @@
 
 ROOT=${top_srcdir:-$(cd "$LIB_DIR/../.." && pwd)}
 cd "$ROOT" || bail "the source tree"
-if git rev-parse --git-dir >/dev/null 2>&1; then
+# (a build's copy inside the checkout, as tests/run-all makes, is not the
+# checkout: git would list nothing there)
+if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ]; then
   FILES=$(git ls-files '*.c' '*.h' | grep -v '^tests/')
 else # a copy of the tracked tree (tests/run-all)
   FILES=$(find util store net fleet api server -name '*.[ch]' | sort)
