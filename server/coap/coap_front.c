@@ -121,8 +121,17 @@ struct coap_peer *coap_peer_get(struct coap_engine *e, coap_session_t *s)
   return p;
 }
 
+static void log_revoked(const struct coap_engine *e, const struct coap_peer *p)
+{
+  log_limited(LOG_INFO, 5, "%s: PSK identity %s: its key was removed or changed; session ended",
+              proto_name(e->proto), p->identity);
+}
+
 static void peer_free(struct coap_engine *e, struct coap_peer *p)
 {
+  /* a revoked session its client closed before the sweep came round */
+  if (p->revoked == 1 && p->connected)
+    log_revoked(e, p);
   adm_give(e->adm, &p->conn);
   adm_give(e->adm, &p->handshake);
   if (p->counted) {
@@ -221,8 +230,7 @@ static void peers_sweep(struct coap_engine *e, int64_t now)
     }
     if (p->revoked == 1 && p->connected) {
       p->revoked = 2; /* once */
-      log_limited(LOG_INFO, 5, "%s: PSK identity %s: its key was removed or changed; session ended",
-                  proto_name(e->proto), p->identity);
+      log_revoked(e, p);
       coap_session_disconnected(p->s, COAP_NACK_TLS_FAILED);
     }
   }
