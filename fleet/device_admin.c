@@ -291,7 +291,7 @@ int fleet_device_delete(struct fleet *f, const char *id, json_t **out)
     rollout_remove_member(d->rollout, d);
   }
   device_unlink(f, d);
-  device_free(d);
+  device_bury(f, d);
   pthread_mutex_unlock(&f->mu);
   store_sync(f->store);
   *out = NULL;

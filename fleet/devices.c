@@ -109,6 +109,8 @@ void device_set_state(struct fleet *f, struct device *d, enum dstate to, const c
   }
   d->state = to;
   d->state_since = now_ms();
+  if (d->rollout != NULL)
+    rollout_member_state(d->rollout, d, from, to);
   device_event(f, d, "state",
                json_pack("{s:s,s:s,s:s}", "from", dstate_name(from), "to", dstate_name(to),
                          "reason", d->reason));
@@ -167,6 +169,7 @@ struct device *device_new(struct fleet *f, const char *id)
   d->fail_code = d->last_code = -1;
   d->transport = -1;
   d->device_percent = -1;
+  d->midx = -1;
   d->state_since = now_ms();
   d->next = f->dev[h];
   f->dev[h] = d;
@@ -181,11 +184,14 @@ void device_unlink(struct fleet *f, struct device *d)
       *pp = d->next;
       break;
     }
-  for (struct device **pp = &f->dirty; *pp; pp = &(*pp)->dirty_next)
-    if (*pp == d) {
-      *pp = d->dirty_next;
-      break;
-    }
+  for (struct device **head = d->dirty ? &f->dirty : NULL; head != NULL;
+       head = head == &f->dirty ? &f->flushing : NULL)
+    for (struct device **pp = head; *pp; pp = &(*pp)->dirty_next)
+      if (*pp == d) {
+        *pp = d->dirty_next;
+        d->dirty = 0;
+        break;
+      }
   token_unlink(f, d);
   psk_unlink(f, d);
   f->n_devices--;

@@ -34,7 +34,13 @@ enum dstate {
   D_NSTATES
 };
 
-enum rstate { R_DRAFT = 0, R_RUNNING, R_PAUSED, R_COMPLETED, R_CANCELLED };
+/* R_STARTING: the start's background job is enrolling the members a page
+ * at a time (rollout_job.c); no offers until it runs. */
+enum rstate { R_DRAFT = 0, R_RUNNING, R_PAUSED, R_COMPLETED, R_CANCELLED, R_STARTING };
+
+/* Work on a whole rollout done in pages by the fleet's job thread, the
+ * lock let go between pages. */
+enum rjob { JOB_NONE = 0, JOB_START, JOB_SWEEP /* a cancel's: members back to idle */ };
 
 #define PSK_MASTER_LEN 32 /* AES-256 key sealing the devices' pre-shared keys */
 #define MAX_IVALS 8       /* byte intervals served, per offer */
@@ -87,7 +93,9 @@ struct device {
   char *psk_sealed;                        /* NULL: none */
   int psk_linked;
 
+  int midx; /* index in its rollout's member arrays */
   int dirty;
+  int dead;             /* deleted while a job may still hold it (f->graveyard) */
   int events_untrimmed; /* events written since its history was last trimmed */
   struct device *next, *tnext, *dirty_next, *inext;
 };
@@ -113,8 +121,16 @@ struct rollout {
   json_t *codes;  /* {"511": n, ...} */
   uint64_t bytes_served;
   int64_t created, started;
+  /* members, in three arrays by member index (not position): a scan of
+   * states and positions touches 5 bytes a member, not its record */
   struct device **members;
+  unsigned char *mstate; /* enum dstate */
+  int *mpos;             /* position */
   int n_members, cap_members;
+  int count[D_NSTATES]; /* members per state */
+  enum rjob job;
+  int job_busy;         /* a thread runs its job */
+  int job_done, job_of; /* progress of the start job: enrolled, candidates */
   int dirty;
   struct rollout *next;
 };
@@ -132,8 +148,14 @@ struct fleet {
   struct device *dev[DEV_BUCKETS], *tok[DEV_BUCKETS];
   int n_devices;
   struct rollout *rollouts;
-  struct device *dirty; /* devices to save at the next flush */
-  char **deleted;       /* ids to delete at the next flush */
+  struct device *dirty;     /* devices to save at the next flush */
+  struct device *flushing;  /* taken by the flush in progress, saved a page at a time */
+  struct device *graveyard; /* deleted while a job ran: freed when no job runs */
+  /* the job thread (rollout_job.c) */
+  pthread_t job_thread;
+  pthread_cond_t job_wake;
+  int job_started, job_stop, job_running;
+  char **deleted; /* ids to delete at the next flush */
   int n_deleted, cap_deleted;
   json_t *events;                       /* [[device_id, at_ms, kind, detail_text], ...] to append */
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
@@ -233,11 +255,28 @@ int rollout_active(const struct rollout *r);
 void rollout_evaluate(struct fleet *f, struct rollout *r);
 void rollout_alarm(struct fleet *f, struct rollout *r, const char *text);
 void rollout_pause(struct fleet *f, struct rollout *r, const char *reason);
-void rollout_start(struct fleet *f, struct rollout *r);
+/* How many members a start enrols in its call; above it, in the
+ * background (202). */
+#define START_INLINE_MAX 5000
+/* Devices one page of a job or of a flush handles under the lock. */
+#define JOB_PAGE 2000
+void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int position);
+/* A member's state changed (devices.c): the counts and arrays follow. */
+void rollout_member_state(struct rollout *r, struct device *d, enum dstate from, enum dstate to);
 struct rollout *rollout_alloc(void);
 void rollout_free(struct rollout *r);
 /* The device joins a running rollout whose selector it matches, if any. */
 void rollout_join_running(struct fleet *f, struct device *d);
+
+/* rollout_job.c */
+int fleet_jobs_start(struct fleet *f);
+void fleet_jobs_stop(struct fleet *f);
+/* Wakes the job thread: a rollout has a job. f->mu held. */
+void fleet_jobs_kick(struct fleet *f);
+/* Runs r's job to its end from this thread (f->mu not held), pages and all. */
+void rollout_job_run(struct fleet *f, struct rollout *r);
+/* A device leaves the fleet: freed now, or when no job may hold it. */
+void device_bury(struct fleet *f, struct device *d);
 
 /* rollout_admin.c */
 json_t *rollout_json(const struct rollout *r);

@@ -145,64 +145,74 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
     token_link(f, d);
 }
 
+struct saved {
+  char id[DEVICE_ID_MAX + 1];
+  char model[PKG_FIELD_MAX + 1], state[16], rollout[16];
+  json_t *doc;
+  int failed;
+  int trim;
+};
+
+/* Writes a page of saved devices; 1 when some failed (out of memory). */
+static int write_page(struct store *s, struct saved *dev, int n, int keep)
+{
+  int failed = 0;
+
+  for (int k = 0; k < n; k++) {
+    char *text = dev[k].doc ? json_dumps(dev[k].doc, JSON_COMPACT) : NULL;
+    if (dev[k].trim)
+      store_tx_events_trim(s, dev[k].id, keep);
+    if (text != NULL)
+      store_tx_device_put(s, dev[k].id, dev[k].model, dev[k].state,
+                          dev[k].rollout[0] ? dev[k].rollout : NULL, text);
+    else
+      failed = 1;
+    dev[k].failed = text == NULL;
+    free(text);
+    json_decref(dev[k].doc);
+    dev[k].doc = NULL;
+  }
+  return failed;
+}
+
 /* The writer's part for the fleet: under the lock only take the records
- * (documents built, lists swapped); encode and write them without it, so
- * that the data plane waits microseconds, not a commit. */
+ * (documents built, lists swapped), a page of devices at a time; encode
+ * and write them without it, so that the data plane waits a page's
+ * documents at most, not a commit, however many devices changed. */
 static void flush_hook(struct store *s, void *arg)
 {
   struct fleet *f = arg;
-  struct saved {
-    char id[DEVICE_ID_MAX + 1];
-    char model[PKG_FIELD_MAX + 1], state[16], rollout[16];
-    json_t *doc;
-    int failed;
-  } *dev = NULL;
+  struct saved *dev = calloc(JOB_PAGE, sizeof(*dev));
   struct rsaved {
     char id[16], state[16];
     json_t *doc;
     int failed;
   } *ro = NULL;
   char **deleted;
-  char(*trim)[DEVICE_ID_MAX + 1] = NULL;
-  int n_trim = 0, keep = f->limits.events_per_device;
+  int keep = f->limits.events_per_device;
   json_t *events, *e;
-  int n_dev = 0, n_ro = 0, n_deleted, cap = 0, failed = 0;
+  int n_ro = 0, n_deleted, cap = 0, failed = 0;
   size_t i;
 
-  pthread_mutex_lock(&f->mu);
-  for (struct device *d = f->dirty; d; d = d->dirty_next)
-    cap++;
-  dev = cap ? calloc((size_t)cap, sizeof(*dev)) : NULL;
-  if (cap > 0 && dev == NULL) {
+  if (dev == NULL) {
     /* out of memory: everything stays marked for the next flush */
-    pthread_mutex_unlock(&f->mu);
     log_error("fleet: out of memory while saving; trying again at the next flush");
     return;
+  }
+  pthread_mutex_lock(&f->mu);
+  /* what changed up to now is this flush's: the rest waits for the next */
+  if (f->dirty != NULL) {
+    struct device *tail = f->dirty;
+    while (tail->dirty_next)
+      tail = tail->dirty_next;
+    tail->dirty_next = f->flushing;
+    f->flushing = f->dirty;
+    f->dirty = NULL;
   }
   deleted = f->deleted;
   n_deleted = f->n_deleted;
   f->deleted = NULL;
   f->n_deleted = f->cap_deleted = 0;
-  trim = cap ? calloc((size_t)cap, sizeof(*trim)) : NULL;
-  while (f->dirty) {
-    struct device *d = f->dirty;
-    struct saved *sv = &dev[n_dev++];
-    /* a device's history is cut back to its newest events now and then,
-     * not at every event: at most a tenth over the limit */
-    if (trim != NULL && keep > 0 && d->events_untrimmed > keep / 10) {
-      snprintf(trim[n_trim++], sizeof(trim[0]), "%s", d->id);
-      d->events_untrimmed = 0;
-    }
-    snprintf(sv->id, sizeof(sv->id), "%s", d->id);
-    snprintf(sv->model, sizeof(sv->model), "%s", d->model ? d->model : "");
-    snprintf(sv->state, sizeof(sv->state), "%s", dstate_name(d->state));
-    snprintf(sv->rollout, sizeof(sv->rollout), "%s", d->rollout ? d->rollout->id : "");
-    sv->doc = device_doc(d);
-    f->dirty = d->dirty_next;
-    d->dirty = 0;
-    d->dirty_next = NULL;
-  }
-  cap = 0;
   for (struct rollout *r = f->rollouts; r; r = r->next)
     cap += r->dirty;
   ro = cap ? calloc((size_t)cap, sizeof(*ro)) : NULL;
@@ -226,25 +236,47 @@ static void flush_hook(struct store *s, void *arg)
                    json_string_value(json_array_get(e, 3)));
   }
   json_decref(events);
-  for (int k = 0; k < n_trim; k++)
-    store_tx_events_trim(s, trim[k], keep);
-  free(trim);
   for (int k = 0; k < n_deleted; k++) {
     store_tx_device_delete(s, deleted[k]);
     free(deleted[k]);
   }
   free(deleted);
-  for (int k = 0; k < n_dev; k++) {
-    char *text = dev[k].doc ? json_dumps(dev[k].doc, JSON_COMPACT) : NULL;
-    if (text != NULL)
-      store_tx_device_put(s, dev[k].id, dev[k].model, dev[k].state,
-                          dev[k].rollout[0] ? dev[k].rollout : NULL, text);
-    else
-      failed++;
-    dev[k].failed = text == NULL;
-    free(text);
-    json_decref(dev[k].doc);
+  for (;;) {
+    int n = 0, more;
+    pthread_mutex_lock(&f->mu);
+    while (f->flushing != NULL && n < JOB_PAGE) {
+      struct device *d = f->flushing;
+      struct saved *sv = &dev[n++];
+      /* a device's history is cut back to its newest events now and then,
+       * not at every event: at most a tenth over the limit */
+      sv->trim = keep > 0 && d->events_untrimmed > keep / 10;
+      if (sv->trim)
+        d->events_untrimmed = 0;
+      snprintf(sv->id, sizeof(sv->id), "%s", d->id);
+      snprintf(sv->model, sizeof(sv->model), "%s", d->model ? d->model : "");
+      snprintf(sv->state, sizeof(sv->state), "%s", dstate_name(d->state));
+      snprintf(sv->rollout, sizeof(sv->rollout), "%s", d->rollout ? d->rollout->id : "");
+      sv->doc = device_doc(d);
+      f->flushing = d->dirty_next;
+      d->dirty = 0;
+      d->dirty_next = NULL;
+    }
+    more = f->flushing != NULL;
+    pthread_mutex_unlock(&f->mu);
+    if (write_page(s, dev, n, keep)) {
+      /* out of memory for a record: it stays marked for the next flush */
+      pthread_mutex_lock(&f->mu);
+      for (int k = 0; k < n; k++) {
+        struct device *d = dev[k].failed ? device_find(f, dev[k].id) : NULL;
+        if (d != NULL)
+          device_mark(f, d);
+      }
+      pthread_mutex_unlock(&f->mu);
+    }
+    if (!more)
+      break;
   }
+  free(dev);
   for (int k = 0; k < n_ro; k++) {
     char *text = ro[k].doc ? json_dumps(ro[k].doc, JSON_COMPACT) : NULL;
     if (text != NULL)
@@ -256,13 +288,7 @@ static void flush_hook(struct store *s, void *arg)
     json_decref(ro[k].doc);
   }
   if (failed > 0) {
-    /* out of memory for a record: it stays marked for the next flush */
     pthread_mutex_lock(&f->mu);
-    for (int k = 0; k < n_dev; k++) {
-      struct device *d = dev[k].failed ? device_find(f, dev[k].id) : NULL;
-      if (d != NULL)
-        device_mark(f, d);
-    }
     for (int k = 0; k < n_ro; k++) {
       struct rollout *r = ro[k].failed ? rollout_find(f, ro[k].id) : NULL;
       if (r != NULL)
@@ -270,7 +296,6 @@ static void flush_hook(struct store *s, void *arg)
     }
     pthread_mutex_unlock(&f->mu);
   }
-  free(dev);
   free(ro);
 }
 
@@ -357,9 +382,23 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
         if (r != NULL)
           rollout_add_member(r, d, d->position);
       }
+  /* jobs a stop (or a crash) interrupted go on */
+  for (struct rollout *r = f->rollouts; r; r = r->next)
+    if (r->state == R_STARTING)
+      r->job = JOB_START;
+    else if (r->state == R_CANCELLED && r->count[D_PENDING] + r->count[D_OFFERED] +
+                                                r->count[D_DOWNLOADING] + r->count[D_DOWNLOADED] +
+                                                r->count[D_UPDATING] >
+                                            0)
+      r->job = JOB_SWEEP;
   log_info("fleet: %d devices loaded", f->n_devices);
   store_set_flush_hook(s, flush_hook, flush_done, f);
   store_set_damage_hook(s, package_damaged, f);
+  if (fleet_jobs_start(f) < 0) {
+    snprintf(err, errlen, "cannot start the fleet's job thread");
+    fleet_close(f);
+    return -1;
+  }
   *out = f;
   return 0;
 }
@@ -368,6 +407,7 @@ void fleet_close(struct fleet *f)
 {
   if (f == NULL)
     return;
+  fleet_jobs_stop(f);
   if (f->store != NULL) {
     store_set_flush_hook(f->store, NULL, NULL, NULL);
     store_set_damage_hook(f->store, NULL, NULL);
