@@ -4,6 +4,7 @@
 #include "autoconfig.h"
 
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,34 +95,63 @@ static const char *device_body_error(struct fleet *f, const char *id, json_t *b,
   return psk_body_error(f, id, b);
 }
 
-/* Creates or updates a device from a checked body. *secret_out receives a
- * generated secret, *psk_out a generated pre-shared key in hex (the caller
- * frees them) when one was made. */
-static int device_apply(struct fleet *f, const char *id, json_t *b, char **secret_out,
-                        char **psk_out)
+/* A device's secret, prepared without the lock: generated (for a device
+ * created without one) and hashed. */
+struct prepared {
+  char gen[27];          /* generated, "" none */
+  char hash[96];         /* "" none */
+  unsigned creating : 1; /* no such device when the body was checked */
+};
+
+static void prepare(struct prepared *p, json_t *b)
+{
+  const char *secret = json_string_value(json_object_get(b, "secret"));
+
+  if (secret == NULL && p->creating) {
+    random_base32(p->gen, 26); /* 130 bits */
+    secret = p->gen;
+  }
+  if (secret != NULL)
+    make_secret_hash(secret, p->hash, sizeof(p->hash));
+}
+
+/* Creates or updates a device from a checked body. pre: its secret
+ * prepared, or NULL to do it here. *secret_out receives a generated
+ * secret, *psk_out a generated pre-shared key in hex (the caller frees
+ * them) when one was made. */
+static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepared *pre,
+                        char **secret_out, char **psk_out)
 {
   struct device *d = device_find(f, id);
   int created = d == NULL;
+  struct prepared here;
   json_t *v;
-  const char *secret = json_string_value(json_object_get(b, "secret"));
 
   *secret_out = NULL;
+  if (pre == NULL) {
+    memset(&here, 0, sizeof(here));
+    here.creating = created;
+    prepare(&here, b);
+    pre = &here;
+  }
   if (created) {
     d = device_new(f, id);
     if (d == NULL)
       return -1;
-    if (secret == NULL) {
-      char gen[27];
-      random_base32(gen, 26); /* 130 bits */
-      *secret_out = strdup(gen);
-      secret = gen;
-      make_secret_hash(secret, d->secret_hash, sizeof(d->secret_hash));
-      OPENSSL_cleanse(gen, sizeof(gen));
+    if (pre->gen[0] == '\0' && pre->hash[0] == '\0') {
+      /* created meanwhile by nobody's body with a secret: make one */
+      pre->creating = 1;
+      prepare(pre, b);
     }
+    if (pre->gen[0] != '\0')
+      *secret_out = strdup(pre->gen);
     device_event(f, d, "created", NULL);
   }
-  if (secret != NULL && *secret_out == NULL)
-    make_secret_hash(secret, d->secret_hash, sizeof(d->secret_hash));
+  /* a secret generated for a device another call created meanwhile is
+   * not applied: the body gave none */
+  if (pre->hash[0] != '\0' && (created || pre->gen[0] == '\0'))
+    snprintf(d->secret_hash, sizeof(d->secret_hash), "%s", pre->hash);
+  OPENSSL_cleanse(pre, sizeof(*pre));
   if ((v = json_object_get(b, "model")) != NULL)
     set_str(&d->model, json_string_value(v));
   if ((v = json_object_get(b, "group")) != NULL)
@@ -166,7 +196,7 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
     *out = fleet_error("bad_request", err);
     return 400;
   }
-  created = device_apply(f, id, body, &secret, &psk);
+  created = device_apply(f, id, body, NULL, &secret, &psk);
   if (created < 0) {
     pthread_mutex_unlock(&f->mu);
     *out = fleet_error("internal", "out of memory");
@@ -190,10 +220,44 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
   return created ? 201 : 200;
 }
 
+struct prep_job {
+  json_t *body;
+  struct prepared *pre;
+  size_t from, to;
+};
+
+static void *prep_run(void *arg)
+{
+  struct prep_job *j = arg;
+
+  for (size_t i = j->from; i < j->to; i++)
+    prepare(&j->pre[i], json_array_get(j->body, i));
+  return NULL;
+}
+
+/* Secrets generated and hashed without the lock, on two threads. */
+static void prepare_all(json_t *body, struct prepared *pre, size_t n)
+{
+  struct prep_job j[2] = {{body, pre, 0, n / 2}, {body, pre, n / 2, n}};
+  pthread_t t;
+
+  if (n < 1000 || pthread_create(&t, NULL, prep_run, &j[0]) != 0) {
+    j[1].from = 0;
+    prep_run(&j[1]);
+    return;
+  }
+  prep_run(&j[1]);
+  pthread_join(t, NULL);
+}
+
+/* All or nothing: every entry checked first, under the lock; then the
+ * secrets prepared without it; then applied a page at a time, the lock
+ * let go between pages, and committed once. */
 int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
 {
   json_t *item, *secrets = json_object(), *psks = json_object();
-  size_t i;
+  struct prepared *pre;
+  size_t i, n;
   int created = 0, updated = 0;
   char msg[200], ebuf[120];
 
@@ -203,45 +267,67 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
     *out = fleet_error("bad_request", "the body must be a JSON array of at most 100000 devices");
     return 400;
   }
-  pthread_mutex_lock(&f->mu);
-  /* all or nothing: check every entry first */
-  json_array_foreach(body, i, item)
-  {
-    const char *id = json_string_value(json_object_get(item, "id"));
-    const char *err =
-        id == NULL || !id_ok(id)
-            ? "id missing or malformed"
-            : device_body_error(f, id, item, device_find(f, id) == NULL, 1, ebuf, sizeof(ebuf));
-    if (err != NULL) {
-      pthread_mutex_unlock(&f->mu);
-      json_decref(secrets);
-      json_decref(psks);
-      snprintf(msg, sizeof(msg), "device %zu: %s; nothing was imported", i, err);
-      *out = fleet_error("bad_request", msg);
-      return 400;
-    }
+  n = json_array_size(body);
+  pre = calloc(n + 1, sizeof(*pre));
+  if (pre == NULL) {
+    json_decref(secrets);
+    json_decref(psks);
+    *out = fleet_error("internal", "out of memory");
+    return 500;
   }
-  json_array_foreach(body, i, item)
-  {
-    const char *id = json_string_value(json_object_get(item, "id"));
-    char *secret = NULL, *psk = NULL;
-    int c = device_apply(f, id, item, &secret, &psk);
-    if (c > 0)
-      created++;
-    else if (c == 0)
-      updated++;
-    if (secret != NULL) {
-      json_object_set_new(secrets, id, json_string(secret));
-      OPENSSL_cleanse(secret, strlen(secret));
-      free(secret);
+  for (size_t p0 = 0; p0 < n || p0 == 0; p0 += JOB_PAGE) {
+    pthread_mutex_lock(&f->mu);
+    for (i = p0; i < n && i < p0 + JOB_PAGE; i++) {
+      const char *id, *err;
+      item = json_array_get(body, i);
+      id = json_string_value(json_object_get(item, "id"));
+      pre[i].creating = id != NULL && device_find(f, id) == NULL;
+      err = id == NULL || !id_ok(id)
+                ? "id missing or malformed"
+                : device_body_error(f, id, item, pre[i].creating, 1, ebuf, sizeof(ebuf));
+      if (err != NULL) {
+        pthread_mutex_unlock(&f->mu);
+        free(pre);
+        json_decref(secrets);
+        json_decref(psks);
+        snprintf(msg, sizeof(msg), "device %zu: %s; nothing was imported", i, err);
+        *out = fleet_error("bad_request", msg);
+        return 400;
+      }
     }
-    if (psk != NULL) {
-      json_object_set_new(psks, id, json_string(psk));
-      OPENSSL_cleanse(psk, strlen(psk));
-      free(psk);
-    }
+    pthread_mutex_unlock(&f->mu);
+    if (n == 0)
+      break;
   }
-  pthread_mutex_unlock(&f->mu);
+  prepare_all(body, pre, n);
+  for (size_t p0 = 0; p0 < n; p0 += JOB_PAGE) {
+    pthread_mutex_lock(&f->mu);
+    for (i = p0; i < n && i < p0 + JOB_PAGE; i++) {
+      const char *id;
+      char *secret = NULL, *psk = NULL;
+      int c;
+      item = json_array_get(body, i);
+      id = json_string_value(json_object_get(item, "id"));
+      c = device_apply(f, id, item, &pre[i], &secret, &psk);
+      if (c > 0)
+        created++;
+      else if (c == 0)
+        updated++;
+      if (secret != NULL) {
+        json_object_set_new(secrets, id, json_string(secret));
+        OPENSSL_cleanse(secret, strlen(secret));
+        free(secret);
+      }
+      if (psk != NULL) {
+        json_object_set_new(psks, id, json_string(psk));
+        OPENSSL_cleanse(psk, strlen(psk));
+        free(psk);
+      }
+    }
+    pthread_mutex_unlock(&f->mu);
+  }
+  OPENSSL_cleanse(pre, (n + 1) * sizeof(*pre));
+  free(pre);
   store_sync(f->store);
   *out = json_pack("{s:i,s:i,s:o,s:o}", "created", created, "updated", updated, "secrets", secrets,
                    "psks", psks);

@@ -13,60 +13,69 @@
 #include "../util/util.h"
 #include "fleet_int.h"
 
-/* The persisted form: everything, so that a restart resumes every offer. */
+/* The persisted form: everything, so that a restart resumes every offer;
+ * a field at its default (what device_from_doc takes for a missing one)
+ * is left out, so that a device at rest is a short document. */
 static void put_s(json_t *o, const char *k, const char *v)
 {
-  json_object_set_new(o, k, v ? json_string(v) : json_null());
+  if (v != NULL && v[0] != '\0')
+    json_object_set_new(o, k, json_string(v));
 }
 
-static void put_i(json_t *o, const char *k, int64_t v)
+static void put_i(json_t *o, const char *k, int64_t v, int64_t def)
 {
-  json_object_set_new(o, k, json_integer((json_int_t)v));
+  if (v != def)
+    json_object_set_new(o, k, json_integer((json_int_t)v));
 }
 
 json_t *device_doc(const struct device *d)
 {
-  json_t *o = json_object(), *iv = json_array();
+  json_t *o = json_object();
 
-  for (int i = 0; i < d->n_ival; i++)
-    json_array_append_new(
-        iv, json_pack("[I,I]", (json_int_t)d->ival[i].start, (json_int_t)d->ival[i].end));
   put_s(o, "model", d->model);
-  put_s(o, "version", d->version);
+  if (d->version != NULL) /* "" is a version; NULL: unknown */
+    json_object_set_new(o, "version", json_string(d->version));
   put_s(o, "group", d->group);
-  json_object_set(o, "tags", d->tags);
+  if (json_array_size(d->tags) > 0)
+    json_object_set(o, "tags", d->tags);
   put_s(o, "secret", d->secret_hash);
   put_s(o, "psk", d->psk_sealed); /* sealed (psk.c) */
   put_s(o, "psk_identity", d->psk_identity);
   put_s(o, "state", dstate_name(d->state));
-  put_i(o, "state_since", d->state_since);
+  json_object_set_new(o, "state_since", json_integer((json_int_t)d->state_since));
   put_s(o, "reason", d->reason);
   put_s(o, "rollout", d->rollout ? d->rollout->id : NULL);
-  put_i(o, "position", d->position);
+  put_i(o, "position", d->position, 0);
   put_s(o, "package", d->package_id);
   put_s(o, "sha256", d->sha256);
   put_s(o, "token", d->token);
   put_s(o, "hop_from", d->hop_from);
   put_s(o, "hop_to", d->hop_to);
-  put_i(o, "size", (int64_t)d->size);
-  put_i(o, "attempts", d->attempts);
-  put_i(o, "retry_at", d->retry_at);
-  put_i(o, "fail_code", d->fail_code);
-  put_i(o, "bytes_served", (int64_t)d->bytes_served);
-  put_i(o, "contiguous", (int64_t)d->contiguous);
-  json_object_set_new(o, "ival", iv);
-  put_i(o, "resumes", d->resumes);
-  put_i(o, "segments", d->segments);
-  put_i(o, "interrupted", d->last_interrupted);
-  put_i(o, "device_percent", d->device_percent);
+  put_i(o, "size", (int64_t)d->size, 0);
+  put_i(o, "attempts", d->attempts, 0);
+  put_i(o, "retry_at", d->retry_at, 0);
+  put_i(o, "fail_code", d->fail_code, -1);
+  put_i(o, "bytes_served", (int64_t)d->bytes_served, 0);
+  put_i(o, "contiguous", (int64_t)d->contiguous, 0);
+  if (d->n_ival > 0) {
+    json_t *iv = json_array();
+    for (int i = 0; i < d->n_ival; i++)
+      json_array_append_new(
+          iv, json_pack("[I,I]", (json_int_t)d->ival[i].start, (json_int_t)d->ival[i].end));
+    json_object_set_new(o, "ival", iv);
+  }
+  put_i(o, "resumes", d->resumes, 0);
+  put_i(o, "segments", d->segments, 0);
+  put_i(o, "interrupted", d->last_interrupted, 0);
+  put_i(o, "device_percent", d->device_percent, -1);
   put_s(o, "protocol", d->protocol);
   put_s(o, "transport", d->transport >= 0 ? proto_name((enum proto)d->transport) : NULL);
   put_s(o, "addr", d->addr);
-  put_i(o, "first_seen", d->first_seen);
-  put_i(o, "last_seen", d->last_seen);
+  put_i(o, "first_seen", d->first_seen, 0);
+  put_i(o, "last_seen", d->last_seen, 0);
   put_s(o, "last_stage", d->last_stage);
-  put_i(o, "last_code", d->last_code);
-  put_i(o, "last_at", d->last_at);
+  put_i(o, "last_code", d->last_code, -1);
+  put_i(o, "last_at", d->last_at, 0);
   return o;
 }
 
