@@ -433,20 +433,58 @@ int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limi
   return 200;
 }
 
-static int cmp_device_id(const void *a, const void *b)
+static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
+
+typedef char idbuf[DEVICE_ID_MAX + 1];
+
+/* A max-heap of ids: the `limit` smallest seen so far. */
+static void heap_push(idbuf *h, int *n, int limit, const char *id)
 {
-  return strcmp((*(struct device *const *)a)->id, (*(struct device *const *)b)->id);
+  int i;
+
+  if (*n == limit) {
+    if (strcmp(id, h[0]) >= 0)
+      return;
+    /* replace the largest, sift down */
+    i = 0;
+    snprintf(h[0], sizeof(h[0]), "%s", id);
+    for (;;) {
+      int l = 2 * i + 1, r = l + 1, m = i;
+      idbuf t;
+      if (l < *n && strcmp(h[l], h[m]) > 0)
+        m = l;
+      if (r < *n && strcmp(h[r], h[m]) > 0)
+        m = r;
+      if (m == i)
+        return;
+      memcpy(t, h[i], sizeof(t));
+      memcpy(h[i], h[m], sizeof(t));
+      memcpy(h[m], t, sizeof(t));
+      i = m;
+    }
+  }
+  i = (*n)++;
+  snprintf(h[i], sizeof(h[i]), "%s", id);
+  while (i > 0 && strcmp(h[(i - 1) / 2], h[i]) < 0) {
+    idbuf t;
+    memcpy(t, h[i], sizeof(t));
+    memcpy(h[i], h[(i - 1) / 2], sizeof(t));
+    memcpy(h[(i - 1) / 2], t, sizeof(t));
+    i = (i - 1) / 2;
+  }
 }
 
+/* The whole fleet is scanned a few hundred buckets per lock hold, keeping
+ * the `limit` smallest ids after `after` (and the count); then the page's
+ * devices are looked up again and shown. */
 int fleet_devices_list(struct fleet *f, const char *model, const char *version, const char *group,
                        const char *state, const char *rollout, int limit, const char *after,
                        json_t **out)
 {
-  struct device **all;
+  idbuf *heap;
   json_t *arr = json_array();
   enum dstate st = D_IDLE;
-  int n = 0, shown = 0;
-  const char *next = NULL;
+  int n = 0, total = 0;
 
   if (state != NULL && dstate_parse(state, &st) < 0) {
     json_decref(arr);
@@ -455,26 +493,38 @@ int fleet_devices_list(struct fleet *f, const char *model, const char *version, 
   }
   if (limit <= 0 || limit > MAX_PAGE)
     limit = DEF_PAGE;
+  heap = malloc((size_t)limit * sizeof(*heap));
+  if (heap == NULL) {
+    json_decref(arr);
+    *out = fleet_error("internal", "out of memory");
+    return 500;
+  }
+  for (int b0 = 0; b0 < DEV_BUCKETS; b0 += 256) {
+    pthread_mutex_lock(&f->mu);
+    for (int b = b0; b < b0 + 256 && b < DEV_BUCKETS; b++)
+      for (struct device *d = f->dev[b]; d; d = d->next) {
+        if ((model && strcmp(d->model, model)) ||
+            (version && (d->version == NULL || strcmp(d->version, version))) ||
+            (group && strcmp(d->group, group)) || (state && d->state != st) ||
+            (rollout && (d->rollout == NULL || strcmp(d->rollout->id, rollout))) ||
+            (after && strcmp(d->id, after) <= 0))
+          continue;
+        total++;
+        heap_push(heap, &n, limit, d->id);
+      }
+    pthread_mutex_unlock(&f->mu);
+  }
+  if (n > 1)
+    qsort(heap, (size_t)n, sizeof(*heap), cmp_id);
   pthread_mutex_lock(&f->mu);
-  all = malloc(((size_t)f->n_devices + 1) * sizeof(*all));
-  for (int b = 0; all && b < DEV_BUCKETS; b++)
-    for (struct device *d = f->dev[b]; d; d = d->next) {
-      if ((model && strcmp(d->model, model)) ||
-          (version && (d->version == NULL || strcmp(d->version, version))) ||
-          (group && strcmp(d->group, group)) || (state && d->state != st) ||
-          (rollout && (d->rollout == NULL || strcmp(d->rollout->id, rollout))) ||
-          (after && strcmp(d->id, after) <= 0))
-        continue;
-      all[n++] = d;
-    }
-  if (all != NULL && n > 1)
-    qsort(all, (size_t)n, sizeof(*all), cmp_device_id);
-  for (int i = 0; all && i < n && shown < limit; i++, shown++)
-    json_array_append_new(arr, device_json(all[i]));
-  if (all && shown == limit && n > limit)
-    next = all[limit - 1]->id;
-  *out = json_pack("{s:o,s:s?,s:i}", "devices", arr, "next", next, "total", n);
-  free(all);
+  for (int i = 0; i < n; i++) {
+    struct device *d = device_find(f, heap[i]);
+    if (d != NULL) /* not deleted meanwhile */
+      json_array_append_new(arr, device_json(d));
+  }
   pthread_mutex_unlock(&f->mu);
+  *out = json_pack("{s:o,s:s?,s:i}", "devices", arr, "next",
+                   n == limit && total > limit ? heap[limit - 1] : NULL, "total", total);
+  free(heap);
   return 200;
 }
