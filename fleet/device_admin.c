@@ -14,6 +14,17 @@
 #include "../util/util.h"
 #include "fleet_int.h"
 
+/* While the fleet loads after a start, admin calls on devices wait. */
+static int loading_gate(struct fleet *f, json_t **out)
+{
+  int st;
+
+  pthread_mutex_lock(&f->mu);
+  st = fleet_loading_refusal(f, out);
+  pthread_mutex_unlock(&f->mu);
+  return st;
+}
+
 static int id_ok(const char *id)
 {
   size_t n = strlen(id);
@@ -181,6 +192,9 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
 
 int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   const char *err;
   char *secret = NULL, *psk = NULL, ebuf[120];
   int created;
@@ -255,6 +269,9 @@ static void prepare_all(json_t *body, struct prepared *pre, size_t n)
  * let go between pages, and committed once. */
 int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   json_t *item, *secrets = json_object(), *psks = json_object();
   struct prepared *pre;
   size_t i, n;
@@ -336,6 +353,9 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
 
 int fleet_device_get(struct fleet *f, const char *id, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   struct device *d;
 
   pthread_mutex_lock(&f->mu);
@@ -347,6 +367,9 @@ int fleet_device_get(struct fleet *f, const char *id, json_t **out)
 
 int fleet_device_delete(struct fleet *f, const char *id, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   struct device *d;
 
   pthread_mutex_lock(&f->mu);
@@ -410,6 +433,9 @@ static int event_one(int64_t id, const char *kind, const char *detail, void *arg
  * naming the last id of a full page. */
 int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   struct events_ctx c = {NULL, 0};
   int exists;
 
@@ -481,6 +507,9 @@ int fleet_devices_list(struct fleet *f, const char *model, const char *version, 
                        const char *state, const char *rollout, int limit, const char *after,
                        json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   idbuf *heap;
   json_t *arr = json_array();
   enum dstate st = D_IDLE;

@@ -151,6 +151,15 @@ struct fleet {
   struct device *dirty;     /* devices to save at the next flush */
   struct device *flushing;  /* taken by the flush in progress, saved a page at a time */
   struct device *graveyard; /* deleted while a job ran: freed when no job runs */
+  /* loading at start (persist.c): the devices in flight first, then the
+   * rest, a page at a time, on a thread once the first pages are in; until
+   * then device requests are asked to come back and admin calls refused */
+  int loading, load_failed, load_pass;
+  int load_stop;
+  char load_after[DEVICE_ID_MAX + 1];
+  pthread_t load_thread;
+  int load_started;
+  int64_t load_t0;
   /* the job thread (rollout_job.c) */
   pthread_t job_thread;
   pthread_cond_t job_wake;
@@ -217,6 +226,9 @@ void progress_resumed(struct fleet *f, const char *token);
 void progress_add_interval(struct device *d, uint64_t start, uint64_t end);
 
 /* persist.c */
+/* While the fleet loads: 503 with *out set, else 0. f->mu held. */
+int fleet_loading_refusal(struct fleet *f, json_t **out);
+#define LOADING_RETRY_S 2 /* Retry-After for a device request while loading */
 json_t *device_doc(const struct device *d);
 void device_from_doc(struct fleet *f, struct device *d, json_t *doc);
 

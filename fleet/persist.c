@@ -340,22 +340,154 @@ static int load_rollout(const char *id, const char *text, void *arg)
   return 0;
 }
 
-static int load_device(const char *id, const char *text, void *arg)
+/* ---- loading ------------------------------------------------------------ */
+
+#define LOAD_PAGE 5000
+#define LOAD_SYNC_PAGES 2 /* loaded before fleet_open returns; the rest on a thread */
+
+/* Devices in flight (the ones whose requests come first): loaded first. */
+static const char *const hot_states[] = {"pending", "offered", "downloading", "downloaded",
+                                         "updating"};
+
+struct load_page {
+  char (*ids)[DEVICE_ID_MAX + 1];
+  char **texts;
+  json_t **docs;
+  int n;
+};
+
+static int collect_row(const char *id, const char *text, void *arg)
+{
+  struct load_page *p = arg;
+
+  if (p->n >= LOAD_PAGE)
+    return 1;
+  snprintf(p->ids[p->n], sizeof(p->ids[0]), "%s", id);
+  p->texts[p->n] = strdup(text);
+  p->n++;
+  return 0;
+}
+
+int fleet_loading_refusal(struct fleet *f, json_t **out)
+{
+  char msg[160];
+
+  if (!f->loading)
+    return 0;
+  if (f->load_failed)
+    snprintf(msg, sizeof(msg), "the fleet could not be loaded from the database (see the log)");
+  else
+    snprintf(msg, sizeof(msg),
+             "the fleet is loading after a start (%d devices so far); try again in a few seconds",
+             f->n_devices);
+  *out = fleet_error("unavailable", msg);
+  return 503;
+}
+
+/* One page of devices (in flight first, then the others). 1 when a page
+ * was loaded, 0 at the end, -1 on a database error. */
+static int load_step(struct fleet *f, struct load_page *pg)
+{
+  int n;
+
+  pg->n = 0;
+  n = store_devices_page(f->store, hot_states, (int)(sizeof(hot_states) / sizeof(hot_states[0])),
+                         f->load_pass, f->load_after, LOAD_PAGE, collect_row, pg);
+  if (n < 0)
+    return -1;
+  /* parsed without any lock */
+  for (int i = 0; i < pg->n; i++) {
+    pg->docs[i] = pg->texts[i] ? json_loads(pg->texts[i], 0, NULL) : NULL;
+    free(pg->texts[i]);
+    pg->texts[i] = NULL;
+  }
+  pthread_mutex_lock(&f->mu);
+  for (int i = 0; i < pg->n; i++) {
+    const char *id = pg->ids[i];
+    struct device *d;
+    if (pg->docs[i] == NULL || device_find(f, id) != NULL) {
+      log_error("fleet: device %s: unreadable record, skipped", id);
+    } else if ((d = device_new(f, id)) != NULL) {
+      device_from_doc(f, d, pg->docs[i]);
+      if (d->rollout_id[0] != '\0') {
+        struct rollout *r = rollout_find(f, d->rollout_id);
+        if (r != NULL)
+          rollout_add_member(r, d, d->position);
+      }
+    }
+    json_decref(pg->docs[i]);
+    pg->docs[i] = NULL;
+  }
+  pthread_mutex_unlock(&f->mu);
+  if (pg->n > 0)
+    snprintf(f->load_after, sizeof(f->load_after), "%s", pg->ids[pg->n - 1]);
+  if (pg->n < LOAD_PAGE) {
+    if (f->load_pass == 1)
+      return 0;
+    f->load_pass = 1;
+    f->load_after[0] = '\0';
+  }
+  return 1;
+}
+
+/* Everything is in: jobs a stop (or a crash) interrupted go on, and the
+ * fleet opens. f->mu held. */
+static void load_done(struct fleet *f)
+{
+  for (struct rollout *r = f->rollouts; r; r = r->next)
+    if (r->state == R_STARTING)
+      r->job = JOB_START;
+    else if (r->state == R_CANCELLED && r->count[D_PENDING] + r->count[D_OFFERED] +
+                                                r->count[D_DOWNLOADING] + r->count[D_DOWNLOADED] +
+                                                r->count[D_UPDATING] >
+                                            0)
+      r->job = JOB_SWEEP;
+  f->loading = 0;
+  log_info("fleet: %d devices loaded in %lld ms", f->n_devices,
+           (long long)(mono_ms() - f->load_t0));
+  if (f->job_started)
+    fleet_jobs_kick(f);
+}
+
+static int load_pages(struct fleet *f, int max_pages)
+{
+  struct load_page pg = {0};
+  int rc = 1;
+
+  pg.ids = calloc(LOAD_PAGE, sizeof(*pg.ids));
+  pg.texts = calloc(LOAD_PAGE, sizeof(*pg.texts));
+  pg.docs = calloc(LOAD_PAGE, sizeof(*pg.docs));
+  if (pg.ids == NULL || pg.texts == NULL || pg.docs == NULL)
+    rc = -1;
+  for (int k = 0; rc == 1 && (max_pages <= 0 || k < max_pages); k++) {
+    pthread_mutex_lock(&f->mu);
+    if (f->load_stop) {
+      pthread_mutex_unlock(&f->mu);
+      break;
+    }
+    pthread_mutex_unlock(&f->mu);
+    rc = load_step(f, &pg);
+  }
+  free(pg.ids);
+  free(pg.texts);
+  free(pg.docs);
+  return rc;
+}
+
+static void *load_main(void *arg)
 {
   struct fleet *f = arg;
-  json_t *doc = json_loads(text, 0, NULL);
-  struct device *d;
+  int rc = load_pages(f, 0);
 
-  if (doc == NULL || device_find(f, id) != NULL) {
-    log_error("fleet: device %s: unreadable record, skipped", id);
-    json_decref(doc);
-    return 0;
+  pthread_mutex_lock(&f->mu);
+  if (rc == 0)
+    load_done(f);
+  else if (rc < 0) {
+    f->load_failed = 1;
+    log_error("fleet: cannot load the devices; device requests and admin calls are refused");
   }
-  d = device_new(f, id);
-  if (d != NULL)
-    device_from_doc(f, d, doc);
-  json_decref(doc);
-  return 0;
+  pthread_mutex_unlock(&f->mu);
+  return NULL;
 }
 
 void fleet_set_limits(struct fleet *f, const struct fleet_limits *l)
@@ -368,6 +500,7 @@ void fleet_set_limits(struct fleet *f, const struct fleet_limits *l)
 int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
 {
   struct fleet *f = calloc(1, sizeof(*f));
+  int rc;
 
   if (f == NULL) {
     snprintf(err, errlen, "out of memory");
@@ -378,35 +511,39 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
   f->events = json_array();
   f->limits =
       (struct fleet_limits){DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, DEF_RECHECK_MS, DEF_AUTH_FREE};
-  if (store_rollouts_load(s, load_rollout, f) < 0 || store_devices_load(s, load_device, f) < 0) {
-    snprintf(err, errlen, "cannot load devices and rollouts");
+  if (store_rollouts_load(s, load_rollout, f) < 0) {
+    snprintf(err, errlen, "cannot load the rollouts");
     fleet_close(f);
     return -1;
   }
-  /* link devices to their rollouts, in their order */
-  for (int b = 0; b < DEV_BUCKETS; b++)
-    for (struct device *d = f->dev[b]; d; d = d->next)
-      if (d->rollout_id[0] != '\0') {
-        struct rollout *r = rollout_find(f, d->rollout_id);
-        if (r != NULL)
-          rollout_add_member(r, d, d->position);
-      }
-  /* jobs a stop (or a crash) interrupted go on */
-  for (struct rollout *r = f->rollouts; r; r = r->next)
-    if (r->state == R_STARTING)
-      r->job = JOB_START;
-    else if (r->state == R_CANCELLED && r->count[D_PENDING] + r->count[D_OFFERED] +
-                                                r->count[D_DOWNLOADING] + r->count[D_DOWNLOADED] +
-                                                r->count[D_UPDATING] >
-                                            0)
-      r->job = JOB_SWEEP;
-  log_info("fleet: %d devices loaded", f->n_devices);
+  /* the devices in flight and the first pages now; the rest on a thread
+   * while the fronts already answer ("come back in a few seconds") */
+  f->loading = 1;
+  f->load_t0 = mono_ms();
+  rc = load_pages(f, LOAD_SYNC_PAGES);
+  if (rc < 0) {
+    snprintf(err, errlen, "cannot load the devices");
+    fleet_close(f);
+    return -1;
+  }
   store_set_flush_hook(s, flush_hook, flush_done, f);
   store_set_damage_hook(s, package_damaged, f);
   if (fleet_jobs_start(f) < 0) {
     snprintf(err, errlen, "cannot start the fleet's job thread");
     fleet_close(f);
     return -1;
+  }
+  if (rc == 0) {
+    pthread_mutex_lock(&f->mu);
+    load_done(f);
+    pthread_mutex_unlock(&f->mu);
+  } else if (pthread_create(&f->load_thread, NULL, load_main, f) != 0) {
+    snprintf(err, errlen, "cannot start the fleet's loading thread");
+    fleet_close(f);
+    return -1;
+  } else {
+    f->load_started = 1;
+    log_info("fleet: %d devices loaded so far; the rest loads in the background", f->n_devices);
   }
   *out = f;
   return 0;
@@ -416,6 +553,13 @@ void fleet_close(struct fleet *f)
 {
   if (f == NULL)
     return;
+  if (f->load_started) {
+    pthread_mutex_lock(&f->mu);
+    f->load_stop = 1;
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->load_thread, NULL);
+    f->load_started = 0;
+  }
   fleet_jobs_stop(f);
   if (f->store != NULL) {
     store_set_flush_hook(f->store, NULL, NULL, NULL);

@@ -241,6 +241,12 @@ void delivery_report(struct fleet *f, const struct device_identity *who, int jso
   pthread_mutex_lock(&f->mu);
   f->reports++;
   recheck_ms = f->limits.recheck_interval_ms;
+  if (f->loading) {
+    out->verdict = VERDICT_LATER;
+    out->retry_after = LOADING_RETRY_S;
+    snprintf(out->message, sizeof(out->message), "the server is starting");
+    goto out;
+  }
   d = authenticate(f, who, &out->retry_after);
   if (d == NULL) {
     snprintf(out->message, sizeof(out->message), "unknown device or wrong credential");

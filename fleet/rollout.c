@@ -323,7 +323,7 @@ void fleet_tick(struct fleet *f)
   int64_t now = now_ms();
 
   pthread_mutex_lock(&f->mu);
-  for (struct rollout *r = f->rollouts; r; r = r->next) {
+  for (struct rollout *r = f->loading ? NULL : f->rollouts; r; r = r->next) {
     if (r->state != R_RUNNING)
       continue;
     if (r->count[D_OFFERED] + r->count[D_DOWNLOADING] + r->count[D_DOWNLOADED] +

@@ -510,6 +510,50 @@ int db_devices_load(struct db *d, int (*cb)(const char *id, const char *doc, voi
   return load_docs(d, "SELECT id, doc FROM devices ORDER BY id", cb, arg);
 }
 
+int db_devices_page(struct db *d, const char *const *states, int n_states, int exclude,
+                    const char *after, int limit,
+                    int (*cb)(const char *id, const char *doc, void *arg), void *arg)
+{
+  char sql[512];
+  size_t len;
+  sqlite3_stmt *st = NULL;
+  int n = 0, step;
+
+  if (n_states < 0 || n_states > 16 || limit <= 0)
+    return -1;
+  len = (size_t)snprintf(sql, sizeof(sql), "SELECT id, doc FROM devices WHERE id > ?1");
+  if (n_states > 0) {
+    len +=
+        (size_t)snprintf(sql + len, sizeof(sql) - len, " AND state %sIN (", exclude ? "NOT " : "");
+    for (int i = 0; i < n_states; i++)
+      len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s?%d", i ? ", " : "", i + 3);
+    len += (size_t)snprintf(sql + len, sizeof(sql) - len, ")");
+  }
+  snprintf(sql + len, sizeof(sql) - len, " ORDER BY id LIMIT ?2");
+  pthread_mutex_lock(&d->mu);
+  if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK) {
+    log_error("database: %s: %s", sql, sqlite3_errmsg(d->h));
+    pthread_mutex_unlock(&d->mu);
+    return -1;
+  }
+  bind_text(st, 1, after);
+  sqlite3_bind_int(st, 2, limit);
+  for (int i = 0; i < n_states; i++)
+    bind_text(st, i + 3, states[i]);
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    n++;
+    if (cb(col_text(st, 0), col_text(st, 1), arg) != 0)
+      break;
+  }
+  if (step != SQLITE_DONE && step != SQLITE_ROW) {
+    log_error("database: load devices: %s", sqlite3_errmsg(d->h));
+    n = -1;
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return n;
+}
+
 int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg)
 {
   return load_docs(d, "SELECT id, doc FROM rollouts ORDER BY rowid", cb, arg);
