@@ -169,7 +169,7 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
     set_str(&d->group, json_string_value(v));
   if ((v = json_object_get(b, "tags")) != NULL) {
     json_decref(d->tags);
-    d->tags = json_deep_copy(v);
+    d->tags = json_array_size(v) > 0 ? json_deep_copy(v) : NULL;
   }
   if ((v = json_object_get(b, "transport")) != NULL)
     transport_from_json(f, v, &d->transport); /* checked before */

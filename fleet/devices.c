@@ -102,7 +102,7 @@ void device_set_state(struct fleet *f, struct device *d, enum dstate to, const c
 {
   enum dstate from = d->state;
 
-  snprintf(d->reason, sizeof(d->reason), "%s", reason ? reason : "");
+  set_str(&d->reason, reason != NULL && reason[0] != '\0' ? reason : NULL);
   if (from == to) {
     device_mark(f, d);
     return;
@@ -113,7 +113,7 @@ void device_set_state(struct fleet *f, struct device *d, enum dstate to, const c
     rollout_member_state(d->rollout, d, from, to);
   device_event(f, d, "state",
                json_pack("{s:s,s:s,s:s}", "from", dstate_name(from), "to", dstate_name(to),
-                         "reason", d->reason));
+                         "reason", d->reason ? d->reason : ""));
   device_mark(f, d);
   if (d->rollout != NULL)
     rollout_mark(d->rollout);
@@ -147,6 +147,8 @@ void device_free(struct device *d)
   free(d->group);
   free(d->hop_from);
   free(d->hop_to);
+  free(d->reason);
+  free(d->psk_identity);
   json_decref(d->tags);
   OPENSSL_cleanse(d->secret_hash, sizeof(d->secret_hash));
   if (d->psk_sealed != NULL) {
@@ -165,7 +167,6 @@ struct device *device_new(struct fleet *f, const char *id)
     return NULL;
   snprintf(d->id, sizeof(d->id), "%s", id);
   d->group = strdup("");
-  d->tags = json_array();
   d->fail_code = d->last_code = -1;
   d->transport = -1;
   d->device_percent = -1;
@@ -222,10 +223,10 @@ json_t *device_json(const struct device *d)
   json_object_set_new(o, "model", json_string(d->model));
   json_object_set_new(o, "version", d->version ? json_string(d->version) : json_null());
   json_object_set_new(o, "group", json_string(d->group));
-  json_object_set(o, "tags", d->tags);
+  json_object_set_new(o, "tags", d->tags ? json_incref(d->tags) : json_array());
   json_object_set_new(o, "state", json_string(dstate_name(d->state)));
   json_object_set_new(o, "state_since", time_json(d->state_since));
-  json_object_set_new(o, "reason", json_string(d->reason));
+  json_object_set_new(o, "reason", json_string(d->reason ? d->reason : ""));
   json_object_set_new(o, "rollout", d->rollout ? json_string(d->rollout->id) : json_null());
   json_object_set_new(o, "attempts", json_integer(d->attempts));
   json_object_set_new(o, "transport",

@@ -53,11 +53,11 @@ struct device {
   char id[DEVICE_ID_MAX + 1];
   char *model, *version; /* version NULL: unknown (after 511) */
   char *group;
-  json_t *tags;         /* array of strings */
+  json_t *tags;         /* array of strings; NULL: none */
   char secret_hash[96]; /* "sha256$SALT$HEX" */
   enum dstate state;
   int64_t state_since; /* ms */
-  char reason[160];
+  char *reason;        /* NULL: none */
 
   /* rollout membership and the current offer (one hop of the path) */
   struct rollout *rollout;
@@ -89,8 +89,8 @@ struct device {
   int64_t last_at;
 
   /* DTLS pre-shared key (psk.c): sealed, never in clear at rest */
-  char psk_identity[PSK_IDENTITY_MAX + 1]; /* "": the device id */
-  char *psk_sealed;                        /* NULL: none */
+  char *psk_identity; /* NULL: the device id */
+  char *psk_sealed;   /* NULL: none */
   int psk_linked;
 
   int midx; /* index in its rollout's member arrays */

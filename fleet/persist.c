@@ -99,20 +99,20 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
   set_str(&d->model, jstr(doc, "model"));
   set_str(&d->version, json_string_value(json_object_get(doc, "version")));
   set_str(&d->group, jstr(doc, "group"));
-  if (json_is_array(json_object_get(doc, "tags"))) {
+  if (json_array_size(json_object_get(doc, "tags")) > 0) {
     json_decref(d->tags);
     d->tags = json_deep_copy(json_object_get(doc, "tags"));
   }
   snprintf(d->secret_hash, sizeof(d->secret_hash), "%s", jstr(doc, "secret"));
   psk_unlink(f, d);
-  snprintf(d->psk_identity, sizeof(d->psk_identity), "%s", jstr(doc, "psk_identity"));
+  set_str(&d->psk_identity, jstr(doc, "psk_identity")[0] ? jstr(doc, "psk_identity") : NULL);
   free(d->psk_sealed);
   d->psk_sealed = jstr(doc, "psk")[0] ? strdup(jstr(doc, "psk")) : NULL;
   psk_link(f, d);
   if (dstate_parse(jstr(doc, "state"), &d->state) < 0)
     d->state = D_IDLE;
   d->state_since = jint(doc, "state_since", now_ms());
-  snprintf(d->reason, sizeof(d->reason), "%s", jstr(doc, "reason"));
+  set_str(&d->reason, jstr(doc, "reason")[0] ? jstr(doc, "reason") : NULL);
   snprintf(d->rollout_id, sizeof(d->rollout_id), "%s", jstr(doc, "rollout"));
   d->position = (int)jint(doc, "position", 0);
   snprintf(d->package_id, sizeof(d->package_id), "%s", jstr(doc, "package"));
@@ -459,7 +459,7 @@ static int load_pages(struct fleet *f, int max_pages)
   pg.docs = calloc(LOAD_PAGE, sizeof(*pg.docs));
   if (pg.ids == NULL || pg.texts == NULL || pg.docs == NULL)
     rc = -1;
-  for (int k = 0; rc == 1 && (max_pages <= 0 || k < max_pages); k++) {
+  for (int k = 0; rc == 1 && (max_pages <= 0 || k < max_pages); k += pg.n > 0) {
     pthread_mutex_lock(&f->mu);
     if (f->load_stop) {
       pthread_mutex_unlock(&f->mu);

@@ -174,7 +174,7 @@ static unsigned ident_hash(const char *s, size_t n)
 
 const char *psk_identity_of(const struct device *d)
 {
-  return d->psk_identity[0] != '\0' ? d->psk_identity : d->id;
+  return d->psk_identity != NULL ? d->psk_identity : d->id;
 }
 
 struct device *psk_find(struct fleet *f, const char *identity, size_t n)
@@ -303,8 +303,8 @@ int psk_apply(struct fleet *f, struct device *d, json_t *b, char **generated)
   *generated = NULL;
   if (vi != NULL) {
     psk_unlink(f, d);
-    snprintf(d->psk_identity, sizeof(d->psk_identity), "%s",
-             json_is_string(vi) ? json_string_value(vi) : "");
+    set_str(&d->psk_identity,
+            json_is_string(vi) && json_string_length(vi) > 0 ? json_string_value(vi) : NULL);
     psk_link(f, d);
   }
   if (v == NULL)
