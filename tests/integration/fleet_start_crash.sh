@@ -58,7 +58,7 @@ api GET "/api/v1/devices?rollout=$RID&limit=1"
 expect_eq "the listing agrees" "$N" "$(json "$BODY" .total)"
 api GET "/api/v1/devices?limit=1"
 expect_eq "no device lost" "$N" "$(json "$BODY" .total)"
-for id in c000000 c012345 c$(printf %06d $((N - 1))); do
+for id in c000000 c$(printf %06d $((N / 2 + 3))) c$(printf %06d $((N - 1))); do
   api GET "/api/v1/devices/$id/events?limit=100"
   expect_match "$id has its rollout event" "\"rollout\":\"$RID\"" "$(jq -c '[.events[] | select(.kind == "rollout")]' <"$BODY")"
 done
