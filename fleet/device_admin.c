@@ -312,7 +312,7 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
         return 400;
       }
     }
-    pthread_mutex_unlock(&f->mu);
+    page_unlock(f);
     if (n == 0)
       break;
   }
@@ -341,7 +341,7 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
         free(psk);
       }
     }
-    pthread_mutex_unlock(&f->mu);
+    page_unlock(f);
   }
   OPENSSL_cleanse(pre, (n + 1) * sizeof(*pre));
   free(pre);
@@ -541,7 +541,7 @@ int fleet_devices_list(struct fleet *f, const char *model, const char *version, 
         total++;
         heap_push(heap, &n, limit, d->id);
       }
-    pthread_mutex_unlock(&f->mu);
+    page_unlock(f);
   }
   if (n > 1)
     qsort(heap, (size_t)n, sizeof(*heap), cmp_id);

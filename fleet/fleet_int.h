@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 
 #include "../util/limits.h"
@@ -270,8 +271,19 @@ void rollout_pause(struct fleet *f, struct rollout *r, const char *reason);
 /* How many members a start enrols in its call; above it, in the
  * background (202). */
 #define START_INLINE_MAX 5000
-/* Devices one page of a job or of a flush handles under the lock. */
-#define JOB_PAGE 2000
+/* Devices one page of a job, a bulk call, a load or a flush handles under
+ * the lock (a few milliseconds' work); a job lets the writer commit every
+ * JOB_SYNC_PAGES pages, which keeps the writer's transactions and memory
+ * bounded. */
+#define JOB_PAGE 500
+#define JOB_SYNC_PAGES 4
+/* The end of a page: the lock let go, and the processor too, so that a
+ * device request waiting for the lock gets it before the next page. */
+static inline void page_unlock(struct fleet *f)
+{
+  pthread_mutex_unlock(&f->mu);
+  sched_yield();
+}
 void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int position);
 /* A member's state changed (devices.c): the counts and arrays follow. */
 void rollout_member_state(struct rollout *r, struct device *d, enum dstate from, enum dstate to);

@@ -271,7 +271,7 @@ static void flush_hook(struct store *s, void *arg)
       d->dirty_next = NULL;
     }
     more = f->flushing != NULL;
-    pthread_mutex_unlock(&f->mu);
+    page_unlock(f);
     if (write_page(s, dev, n, keep)) {
       /* out of memory for a record: it stays marked for the next flush */
       pthread_mutex_lock(&f->mu);
@@ -405,6 +405,11 @@ static int load_step(struct fleet *f, struct load_page *pg)
   for (int i = 0; i < pg->n; i++) {
     const char *id = pg->ids[i];
     struct device *d;
+    if (i > 0 && i % JOB_PAGE == 0) {
+      /* a breath for the device requests */
+      page_unlock(f);
+      pthread_mutex_lock(&f->mu);
+    }
     if (pg->docs[i] == NULL || device_find(f, id) != NULL) {
       log_error("fleet: device %s: unreadable record, skipped", id);
     } else if ((d = device_new(f, id)) != NULL) {
