@@ -164,9 +164,9 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
     snprintf(d->secret_hash, sizeof(d->secret_hash), "%s", pre->hash);
   OPENSSL_cleanse(pre, sizeof(*pre));
   if ((v = json_object_get(b, "model")) != NULL)
-    set_str(&d->model, json_string_value(v));
+    d->model = fleet_intern(f, json_string_value(v));
   if ((v = json_object_get(b, "group")) != NULL)
-    set_str(&d->group, json_string_value(v));
+    d->group = fleet_intern(f, json_string_value(v));
   if ((v = json_object_get(b, "tags")) != NULL) {
     json_decref(d->tags);
     d->tags = json_array_size(v) > 0 ? json_deep_copy(v) : NULL;

@@ -52,8 +52,9 @@ struct rollout;
 
 struct device {
   char id[DEVICE_ID_MAX + 1];
-  char *model, *version; /* version NULL: unknown (after 511) */
-  char *group;
+  const char *model;    /* interned (fleet_intern) */
+  char *version;        /* NULL: unknown (after 511) */
+  const char *group;    /* interned */
   json_t *tags;         /* array of strings; NULL: none */
   char secret_hash[96]; /* "sha256$SALT$HEX" */
   enum dstate state;
@@ -152,6 +153,10 @@ struct fleet {
   struct device *dirty;     /* devices to save at the next flush */
   struct device *flushing;  /* taken by the flush in progress, saved a page at a time */
   struct device *graveyard; /* deleted while a job ran: freed when no job runs */
+  /* strings many devices share (models, groups), kept once until the
+   * fleet closes: an open-addressed set */
+  char **istr;
+  size_t n_istr, cap_istr;
   /* loading at start (persist.c): the devices in flight first, then the
    * rest, a page at a time, on a thread once the first pages are in; until
    * then device requests are asked to come back and admin calls refused */
@@ -200,6 +205,9 @@ json_t *device_json(const struct device *d);
 /* "2026-11-24T06:50:00Z", or null for 0 */
 json_t *time_json(int64_t ms);
 void set_str(char **slot, const char *v);
+/* The one copy of s the fleet keeps ("" when out of memory). f->mu held. */
+const char *fleet_intern(struct fleet *f, const char *s);
+void fleet_intern_free(struct fleet *f);
 
 /* credentials.c */
 void make_secret_hash(const char *secret, char *out, size_t outlen);

@@ -96,9 +96,9 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
   json_t *iv = json_object_get(doc, "ival"), *v;
   size_t i;
 
-  set_str(&d->model, jstr(doc, "model"));
+  d->model = fleet_intern(f, jstr(doc, "model"));
   set_str(&d->version, json_string_value(json_object_get(doc, "version")));
-  set_str(&d->group, jstr(doc, "group"));
+  d->group = fleet_intern(f, jstr(doc, "group"));
   if (json_array_size(json_object_get(doc, "tags")) > 0) {
     json_decref(d->tags);
     d->tags = json_deep_copy(json_object_get(doc, "tags"));
@@ -586,6 +586,7 @@ void fleet_close(struct fleet *f)
     free(f->deleted[k]);
   free(f->deleted);
   json_decref(f->events);
+  fleet_intern_free(f);
   pthread_mutex_destroy(&f->mu);
   free(f);
 }
