@@ -227,7 +227,7 @@ void delivery_checkin(struct fleet *f, const struct device_identity *who, const 
   int changed = 0, t;
 
   memset(out, 0, sizeof(*out));
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   f->checkins++;
   if (f->loading) {
     /* after a start, until every device and rollout is in memory */

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "../util/limits.h"
@@ -166,6 +167,8 @@ struct fleet {
   pthread_t load_thread;
   int load_started;
   int64_t load_t0;
+  /* device requests waiting for mu (device_lock): pages yield to them */
+  atomic_int waiters;
   /* the job thread (rollout_job.c) */
   pthread_t job_thread;
   pthread_cond_t job_wake;
@@ -285,12 +288,21 @@ void rollout_pause(struct fleet *f, struct rollout *r, const char *reason);
  * bounded. */
 #define JOB_PAGE 500
 #define JOB_SYNC_PAGES 4
-/* The end of a page: the lock let go, and the processor too, so that a
- * device request waiting for the lock gets it before the next page. */
+/* A device request takes the lock through this, so that pages know it
+ * waits. */
+static inline void device_lock(struct fleet *f)
+{
+  atomic_fetch_add_explicit(&f->waiters, 1, memory_order_relaxed);
+  pthread_mutex_lock(&f->mu);
+  atomic_fetch_sub_explicit(&f->waiters, 1, memory_order_relaxed);
+}
+/* The end of a page: the lock let go, and the processor too when a device
+ * request waits, so that it gets the lock before the next page. */
 static inline void page_unlock(struct fleet *f)
 {
   pthread_mutex_unlock(&f->mu);
-  sched_yield();
+  if (atomic_load_explicit(&f->waiters, memory_order_relaxed) > 0)
+    sched_yield();
 }
 void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int position);
 /* A member's state changed (devices.c): the counts and arrays follow. */

@@ -197,7 +197,7 @@ void package_damaged(void *arg, const char *package_id)
 
   snprintf(reason, sizeof(reason), "package %s failed its re-check: damaged on the server",
            package_id);
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   for (struct rollout *r = f->rollouts; r; r = r->next) {
     int uses = 0;
     for (int i = 0; i < r->n_members && !uses; i++)
@@ -238,7 +238,7 @@ void delivery_report(struct fleet *f, const struct device_identity *who, int jso
   int n, changed = 0, recheck_ms;
 
   memset(out, 0, sizeof(*out));
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   f->reports++;
   recheck_ms = f->limits.recheck_interval_ms;
   if (f->loading) {
