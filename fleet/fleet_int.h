@@ -7,7 +7,10 @@
  * Locking: one mutex (f->mu) guards every device and rollout. Lock order:
  * f->mu, then the store's catalog lock. The store's writer takes f->mu in
  * its flush hook while it holds the database, so nothing may wait for the
- * writer (store_sync) or read the database with f->mu held. */
+ * writer (store_sync) or read the database with f->mu held (the loader's
+ * row callback, like the flush hook, takes f->mu inside the database's
+ * lock). Work over many devices (rollout_job.c, bulk calls, listings, the
+ * flush, the load) holds f->mu for a page of JOB_PAGE devices at most. */
 #ifndef DFOTAD_FLEET_INT_H
 #define DFOTAD_FLEET_INT_H
 
