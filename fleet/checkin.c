@@ -229,8 +229,15 @@ static int checkin(struct fleet *f, const struct device_identity *who, const cha
   int changed = 0, t;
 
   memset(out, 0, sizeof(*out));
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   f->checkins++;
+  if (f->loading) {
+    /* after a start, until every device and rollout is in memory */
+    out->verdict = VERDICT_LATER;
+    out->retry_after = LOADING_RETRY_S;
+    snprintf(out->message, sizeof(out->message), "the server is starting");
+    goto out;
+  }
   d = authenticate(f, who, &out->retry_after);
   if (d == NULL) {
     out->verdict = out->retry_after > 0 ? VERDICT_LATER : VERDICT_FORBIDDEN;

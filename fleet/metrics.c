@@ -116,9 +116,7 @@ char *fleet_metrics(struct fleet *f)
   fprintf(m, "# HELP dfotad_rollout_devices Devices per state per rollout.\n"
              "# TYPE dfotad_rollout_devices gauge\n");
   for (struct rollout *r = f->rollouts; r; r = r->next) {
-    int c[D_NSTATES] = {0};
-    for (int i = 0; i < r->n_members; i++)
-      c[r->members[i]->state]++;
+    const int *c = r->count;
     for (int s = D_PENDING; s < D_NSTATES; s++)
       fprintf(m, "dfotad_rollout_devices{rollout=\"%s\",state=\"%s\"} %d\n", r->id,
               dstate_name((enum dstate)s), c[s]);

@@ -33,10 +33,14 @@ struct mcount {
   struct vcount v[OV_VERSIONS + 1];
 };
 
+/* The names are copies: the pass lets the lock go between pages, and a
+ * device may change its version or go meanwhile. NULL: out of memory. */
 static struct vcount *vslot(struct mcount *m, const char *v)
 {
+  char *copy;
+
   for (int i = 0; i < m->nv; i++)
-    if (m->v[i].v == v || strcmp(m->v[i].v, v) == 0)
+    if (strcmp(m->v[i].v, v) == 0)
       return &m->v[i];
   if (m->nv == OV_VERSIONS) {
     v = "other";
@@ -44,14 +48,18 @@ static struct vcount *vslot(struct mcount *m, const char *v)
       if (strcmp(m->v[i].v, v) == 0)
         return &m->v[i];
   }
-  m->v[m->nv] = (struct vcount){v, 0};
+  if ((copy = strdup(v)) == NULL)
+    return NULL;
+  m->v[m->nv] = (struct vcount){copy, 0};
   return &m->v[m->nv++];
 }
 
 static struct mcount *mslot(struct mcount *ms, int *n, const char *model)
 {
+  char *copy;
+
   for (int i = 0; i < *n; i++)
-    if (ms[i].model == model || strcmp(ms[i].model, model) == 0)
+    if (strcmp(ms[i].model, model) == 0)
       return &ms[i];
   if (*n == OV_MODELS) {
     model = "other";
@@ -59,9 +67,21 @@ static struct mcount *mslot(struct mcount *ms, int *n, const char *model)
       if (strcmp(ms[i].model, model) == 0)
         return &ms[i];
   }
-  ms[*n].model = model;
+  if ((copy = strdup(model)) == NULL)
+    return NULL;
+  ms[*n].model = copy;
   ms[*n].n = ms[*n].nv = 0;
   return &ms[(*n)++];
+}
+
+static void mcounts_free(struct mcount *ms, int n)
+{
+  for (int i = 0; ms != NULL && i < n; i++) {
+    free((char *)ms[i].model);
+    for (int k = 0; k < ms[i].nv; k++)
+      free((char *)ms[i].v[k].v);
+  }
+  free(ms);
 }
 
 /* The devices, rollouts and alarms; NULL when out of memory. */
@@ -81,20 +101,26 @@ static json_t *overview_compute(struct fleet *f)
     json_decref(rollouts);
     return NULL;
   }
-  pthread_mutex_lock(&f->mu);
-  for (int b = 0; b < DEV_BUCKETS; b++)
-    for (struct device *d = f->dev[b]; d; d = d->next) {
-      struct mcount *m =
-          last != NULL && (last->model == d->model || strcmp(last->model, d->model) == 0)
-              ? last
-              : mslot(ms, &nm, d->model);
-      st[d->state]++;
-      n++;
-      m->n++;
-      vslot(m, d->version ? d->version : "unknown")->n++;
-      last = m;
-    }
-  /* the names are the devices': copied before the lock goes */
+  /* SECURITY (device requests wait on nothing long): the fleet a few
+   * hundred buckets per lock hold, as the device listing does; a device
+   * changed meanwhile is counted as it was when its bucket was read */
+  for (int b0 = 0; b0 < DEV_BUCKETS; b0 += 256) {
+    pthread_mutex_lock(&f->mu);
+    for (int b = b0; b < b0 + 256 && b < DEV_BUCKETS; b++)
+      for (struct device *d = f->dev[b]; d; d = d->next) {
+        struct mcount *m =
+            last != NULL && strcmp(last->model, d->model) == 0 ? last : mslot(ms, &nm, d->model);
+        struct vcount *v = m != NULL ? vslot(m, d->version ? d->version : "unknown") : NULL;
+        st[d->state]++;
+        n++;
+        if (m != NULL)
+          m->n++;
+        if (v != NULL)
+          v->n++;
+        last = m;
+      }
+    page_unlock(f);
+  }
   for (int i = 0; i < nm; i++) {
     json_t *v = json_object();
     for (int k = 0; k < ms[i].nv; k++)
@@ -102,12 +128,11 @@ static json_t *overview_compute(struct fleet *f)
     json_object_set_new(models, ms[i].model,
                         json_pack("{s:i,s:o}", "devices", ms[i].n, "versions", v));
   }
+  pthread_mutex_lock(&f->mu);
   for (struct rollout *r = f->rollouts; r; r = r->next) {
     rs[r->state]++;
     if (r->state == R_RUNNING || r->state == R_PAUSED) {
-      int done = 0;
-      for (int i = 0; i < r->n_members; i++)
-        done += r->members[i]->state == D_SUCCEEDED;
+      int done = r->count[D_SUCCEEDED];
       json_array_append_new(
           running, json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:i}", "id", r->id, "name", r->name,
                              "state", rstate_name(r->state), "model", r->model, "wave", r->wave + 1,
@@ -118,7 +143,7 @@ static json_t *overview_compute(struct fleet *f)
                                               "reason", r->reason));
   }
   pthread_mutex_unlock(&f->mu);
-  free(ms);
+  mcounts_free(ms, nm);
   for (int s = 0; s < D_NSTATES; s++)
     json_object_set_new(states, dstate_name((enum dstate)s), json_integer(st[s]));
   for (int s = 0; s <= R_CANCELLED; s++)
@@ -193,31 +218,43 @@ int fleet_rollout_waves(struct fleet *f, const char *id, json_t **out)
   }
   waves = json_array();
   failed = json_array();
-  for (int w = 0, lo = 0; w < r->n_waves; w++) {
-    int hi = rollout_wave_cutoff(r, w), c[D_NSTATES] = {0};
-    uint64_t bytes = 0, size = 0;
-    json_t *counts = json_object();
-    for (int i = 0; i < r->n_members; i++) {
-      const struct device *d = r->members[i];
-      if (d->position < lo || d->position >= hi)
-        continue;
-      c[d->state]++;
-      if (d->state == D_DOWNLOADING || d->state == D_OFFERED) {
-        bytes += d->contiguous;
-        size += d->size;
-      }
-      if ((d->state == D_FAILED || d->state == D_NO_PATH) && json_array_size(failed) < FAILED_SHOWN)
-        json_array_append_new(failed,
-                              json_pack("{s:s,s:s,s:s,s:i}", "id", d->id, "state",
-                                        dstate_name(d->state), "reason", d->reason, "wave", w + 1));
+  /* one pass over the members' state and position arrays (5 bytes each);
+   * a member's record is read only for bytes in flight and failures */
+  int cut[MAX_WAVES], c[MAX_WAVES][D_NSTATES];
+  uint64_t bytes[MAX_WAVES], size[MAX_WAVES];
+  memset(c, 0, sizeof(c));
+  memset(bytes, 0, sizeof(bytes));
+  memset(size, 0, sizeof(size));
+  for (int w = 0; w < r->n_waves; w++)
+    cut[w] = rollout_wave_cutoff(r, w);
+  for (int i = 0; i < r->n_members; i++) {
+    int w = 0, st = r->mstate[i];
+    while (w < r->n_waves && r->mpos[i] >= cut[w])
+      w++;
+    if (w == r->n_waves)
+      continue;
+    c[w][st]++;
+    if (st == D_DOWNLOADING || st == D_OFFERED) {
+      bytes[w] += r->members[i]->contiguous;
+      size[w] += r->members[i]->size;
     }
+    if ((st == D_FAILED || st == D_NO_PATH) && json_array_size(failed) < FAILED_SHOWN) {
+      const struct device *d = r->members[i];
+      json_array_append_new(failed,
+                            json_pack("{s:s,s:s,s:s?,s:i}", "id", d->id, "state",
+                                      dstate_name(d->state), "reason", d->reason, "wave", w + 1));
+    }
+  }
+  for (int w = 0, lo = 0; w < r->n_waves; w++) {
+    int hi = cut[w];
+    json_t *counts = json_object();
     for (int s = D_PENDING; s < D_NSTATES; s++)
-      json_object_set_new(counts, dstate_name((enum dstate)s), json_integer(c[s]));
+      json_object_set_new(counts, dstate_name((enum dstate)s), json_integer(c[w][s]));
     json_array_append_new(waves,
                           json_pack("{s:i,s:i,s:i,s:b,s:o,s:I,s:I}", "wave", w + 1, "percent",
                                     r->waves[w], "devices", hi - lo, "current", w == r->wave,
-                                    "counts", counts, "bytes_downloading", (json_int_t)bytes,
-                                    "bytes_to_download", (json_int_t)size));
+                                    "counts", counts, "bytes_downloading", (json_int_t)bytes[w],
+                                    "bytes_to_download", (json_int_t)size[w]));
     lo = hi > lo ? hi : lo;
   }
   codes = json_array();

@@ -49,7 +49,7 @@ void progress_record(struct fleet *f, const char *token, uint64_t start, uint64_
 {
   struct device *d;
 
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   f->progress_events++;
   d = token_find(f, token);
   if (d == NULL)
@@ -84,7 +84,7 @@ void progress_resumed(struct fleet *f, const char *token, uint64_t at, enum prot
 {
   struct device *d;
 
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   d = token_find(f, token);
   if (d != NULL) {
     d->resumes++;

@@ -198,7 +198,7 @@ void package_damaged(void *arg, const char *package_id)
   snprintf(reason, sizeof(reason), "package %s failed its re-check: damaged on the server",
            package_id);
   feed_publish("package.damaged", NULL, NULL, json_pack("{s:s}", "package", package_id));
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   for (struct rollout *r = f->rollouts; r; r = r->next) {
     int uses = 0;
     for (int i = 0; i < r->n_members && !uses; i++)
@@ -245,9 +245,15 @@ static int report(struct fleet *f, const struct device_identity *who, int json, 
   int n, changed = 0, recheck_ms;
 
   memset(out, 0, sizeof(*out));
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   f->reports++;
   recheck_ms = f->limits.recheck_interval_ms;
+  if (f->loading) {
+    out->verdict = VERDICT_LATER;
+    out->retry_after = LOADING_RETRY_S;
+    snprintf(out->message, sizeof(out->message), "the server is starting");
+    goto out;
+  }
   d = authenticate(f, who, &out->retry_after);
   if (d == NULL) {
     snprintf(out->message, sizeof(out->message), "unknown device or wrong credential");

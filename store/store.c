@@ -563,6 +563,12 @@ int store_devices_load(struct store *s, store_doc_cb cb, void *arg)
   return db_devices_load(s->db, cb, arg);
 }
 
+int store_devices_page(struct store *s, const char *state, const char *after, int limit,
+                       store_doc_cb cb, void *arg)
+{
+  return db_devices_page(s->db, state, after, limit, cb, arg);
+}
+
 int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg)
 {
   return db_rollouts_load(s->db, cb, arg);
