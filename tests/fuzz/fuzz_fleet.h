@@ -141,6 +141,9 @@ static void fz_reset(void)
     abort();
 }
 
+/* A reason is a sentence of ours, never a device's whole input. */
+#define FZ_REASON_MAX 512
+
 /* The device's record is sane. */
 static void fz_check_device(void)
 {
@@ -150,7 +153,8 @@ static void fz_check_device(void)
   d = device_find(fz_fleet, FZ_DEVICE);
   if (d == NULL || (unsigned)d->state >= D_NSTATES || d->attempts < 0 || d->n_ival < 0 ||
       d->n_ival > MAX_IVALS || d->device_percent > 100 ||
-      strlen(d->last_stage) >= sizeof(d->last_stage) || strlen(d->reason) >= sizeof(d->reason))
+      strlen(d->last_stage) >= sizeof(d->last_stage) ||
+      (d->reason != NULL && strlen(d->reason) > FZ_REASON_MAX))
     abort();
   pthread_mutex_unlock(&fz_fleet->mu);
 }
