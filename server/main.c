@@ -274,7 +274,11 @@ int main(int argc, char **argv)
     case 'c': ds.conf_file = optarg; break;
     case 't': test_only = checking_only = 1; break;
     case 's': ds.overrides[ds.n_overrides++] = optarg; break;
-    case 'V': printf("dfotad %s\n", PACKAGE_VERSION); return leave(&ds, &errs, 0);
+    case 'V':
+      printf("dfotad %s\n", PACKAGE_VERSION);
+      if (store_pg_version() != NULL)
+        printf("  %s (PostgreSQL store backend)\n", store_pg_version());
+      return leave(&ds, &errs, 0);
     case 'h': usage(stdout); return leave(&ds, &errs, 0);
     default: usage(stderr); return leave(&ds, &errs, 1);
     }
@@ -315,9 +319,12 @@ int main(int argc, char **argv)
     return leave(&ds, &errs, 1);
   }
   drop_privileges(ds.conf->user);
-  if (store_open(ds.conf->state_dir, ds.conf->flush_interval_ms, &ds.store, err, sizeof(err)) < 0)
+  if (store_open_with(ds.conf->state_dir,
+                      strcmp(ds.conf->store_backend, "postgresql") == 0 ? ds.conf->store_postgresql
+                                                                        : NULL,
+                      ds.conf->flush_interval_ms, &ds.store, err, sizeof(err)) < 0)
     fatal("store: %s", err);
-  log_info("state directory: %s", ds.conf->state_dir);
+  log_info("state directory: %s (database: %s)", ds.conf->state_dir, store_backend(ds.store));
   if (fleet_open(ds.store, &ds.fleet, err, sizeof(err)) < 0)
     fatal("fleet: %s", err);
   if (fleet_psk_open(ds.fleet, ds.conf->state_dir, err, sizeof(err)) < 0)

@@ -23,8 +23,9 @@ struct store {
   void *hook_arg;
   int tx_failed; /* a store_tx_* call failed in this flush */
   _Atomic uint64_t commits, last_commit_us;
-  uint64_t seq;            /* creation order of catalog entries */
-  struct recheck *recheck; /* recheck.c */
+  atomic_int last_flush_ok; /* the last flush committed (or had nothing to) */
+  uint64_t seq;             /* creation order of catalog entries */
+  struct recheck *recheck;  /* recheck.c */
 };
 
 struct upload {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum opt_type {
@@ -29,7 +30,7 @@ enum opt_type {
   T_LISTEN, /* one or more addresses; repeated keys add */
   T_SNI,    /* NAME CERTFILE KEYFILE; repeatable; offset: its struct tls_conf */
   T_CLIENT_AUTH,
-  T_URL, /* SECTION://HOST:PORT (the section's scheme, an explicit port), or empty */
+  T_URL,   /* SECTION://HOST:PORT (the section's scheme, an explicit port), or empty */
   T_RANGE, /* LO-HI ports (struct port_range), or empty */
 };
 
@@ -51,57 +52,108 @@ struct option {
 /* Every front's section has these rows. */
 #define FRONT_ROWS(sec, p, listen_def)                                                             \
   {sec, "listen", T_LISTEN, F(p, listen), listen_def, 0, 0, "ADDRESS:PORT ..."},                   \
-      {sec, "connection_limit", T_INT, F(p, connection_limit), "1024", 1, MAX_CONNECTION_LIMIT,    \
-       "connections"},                                                                             \
+      {sec, "connection_limit",   T_INT,        F(p, connection_limit), "1024",                    \
+       1,   MAX_CONNECTION_LIMIT, "connections"},                                                  \
       {sec, "timeout", T_INT, F(p, timeout), "60", 1, MAX_TIMEOUT, "idle seconds"},                \
-      {sec, "per_ip_limit", T_INT, F(p, per_ip_limit), "0", 0, MAX_CONNECTION_LIMIT,               \
+      {sec,                                                                                        \
+       "per_ip_limit",                                                                             \
+       T_INT,                                                                                      \
+       F(p, per_ip_limit),                                                                         \
+       "0",                                                                                        \
+       0,                                                                                          \
+       MAX_CONNECTION_LIMIT,                                                                       \
        "connections per client address, 0 for none"},                                              \
-      {sec, "public_url", T_URL, F(p, public_url), "", 0, 0, "base URL devices see"}
+  {                                                                                                \
+    sec, "public_url", T_URL, F(p, public_url), "", 0, 0, "base URL devices see"                   \
+  }
 
 /* The HTTP(S) sections have these: what a connection may cost. */
 #define HTTP_ROWS(sec, p)                                                                          \
   {sec, "threads", T_INT, F(p, threads), "0", 0, MAX_THREADS, "0: one per CPU"},                   \
-      {sec, "connection_memory", T_SIZE, F(p, connection_memory), DEF_CONNECTION_MEMORY_TEXT,      \
-       MIN_CONNECTION_MEMORY, MAX_CONNECTION_MEMORY,                                               \
-       "bytes per connection for its request and response headers"},                              \
-      {sec, "header_timeout", T_INT, F(p, header_timeout), DEF_HEADER_TIMEOUT_TEXT, 1,            \
-       MAX_TIMEOUT, "seconds a connection has to send its first request's headers"},               \
-      {sec, "header_limit", T_INT, F(p, header_limit), "0", 0, MAX_CONNECTION_LIMIT,               \
-       "connections still sending headers, 0 for half of connection_limit"},                      \
-      {sec, "header_per_ip_limit", T_INT, F(p, header_per_ip_limit), DEF_HEADER_PER_IP_TEXT, 0,    \
-       MAX_CONNECTION_LIMIT, "connections still sending headers per address, 0 for none"},        \
-      {sec, "send_lowat", T_SIZE, F(p, send_lowat), DEF_SEND_LOWAT_TEXT, 0, MAX_SEND_LOWAT,        \
-       "bytes not yet sent the kernel may hold per connection, 0 for no bound"}
+      {sec,                                                                                        \
+       "connection_memory",                                                                        \
+       T_SIZE,                                                                                     \
+       F(p, connection_memory),                                                                    \
+       DEF_CONNECTION_MEMORY_TEXT,                                                                 \
+       MIN_CONNECTION_MEMORY,                                                                      \
+       MAX_CONNECTION_MEMORY,                                                                      \
+       "bytes per connection for its request and response headers"},                               \
+      {sec,                                                                                        \
+       "header_timeout",                                                                           \
+       T_INT,                                                                                      \
+       F(p, header_timeout),                                                                       \
+       DEF_HEADER_TIMEOUT_TEXT,                                                                    \
+       1,                                                                                          \
+       MAX_TIMEOUT,                                                                                \
+       "seconds a connection has to send its first request's headers"},                            \
+      {sec,                                                                                        \
+       "header_limit",                                                                             \
+       T_INT,                                                                                      \
+       F(p, header_limit),                                                                         \
+       "0",                                                                                        \
+       0,                                                                                          \
+       MAX_CONNECTION_LIMIT,                                                                       \
+       "connections still sending headers, 0 for half of connection_limit"},                       \
+      {sec,                                                                                        \
+       "header_per_ip_limit",                                                                      \
+       T_INT,                                                                                      \
+       F(p, header_per_ip_limit),                                                                  \
+       DEF_HEADER_PER_IP_TEXT,                                                                     \
+       0,                                                                                          \
+       MAX_CONNECTION_LIMIT,                                                                       \
+       "connections still sending headers per address, 0 for none"},                               \
+  {                                                                                                \
+    sec, "send_lowat", T_SIZE, F(p, send_lowat), DEF_SEND_LOWAT_TEXT, 0, MAX_SEND_LOWAT,           \
+        "bytes not yet sent the kernel may hold per connection, 0 for no bound"                    \
+  }
 
 /* Every TLS or DTLS section has these: one set of TLS options. */
 #define TLS_ROWS(sec, p, prio_def)                                                                 \
   {sec, "cert", T_STRING, F(p, tls.cert), "", 0, 0, "default certificate chain (PEM)"},            \
       {sec, "key", T_STRING, F(p, tls.key), "", 0, 0, "its private key (PEM)"},                    \
       {sec, "sni", T_SNI, F(p, tls), NULL, 0, 0, "NAME CERTFILE KEYFILE"},                         \
-      {sec, "client_ca", T_STRING, F(p, tls.client_ca), "", 0, 0, "CA for client certificates"},  \
-      {sec, "client_auth", T_CLIENT_AUTH, F(p, tls.client_auth), "none", 0, 0,                     \
-       "none|optional|required"},                                                                  \
-      {sec, "priorities", T_STRING, F(p, tls.priorities), prio_def, 0, 0,                          \
-       "cipher preferences, in the TLS library's syntax"}
+      {sec, "client_ca", T_STRING, F(p, tls.client_ca), "", 0, 0, "CA for client certificates"},   \
+      {sec, "client_auth",           T_CLIENT_AUTH, F(p, tls.client_auth), "none", 0,              \
+       0,   "none|optional|required"},                                                             \
+  {                                                                                                \
+    sec, "priorities", T_STRING, F(p, tls.priorities), prio_def, 0, 0,                             \
+        "cipher preferences, in the TLS library's syntax"                                          \
+  }
 
 /* The FTP sections' own rows ([ftp] also has TLS_ROWS, for AUTH TLS). */
 #define FTP_ROWS(sec, p)                                                                           \
   {sec, "threads", T_INT, F(p, threads), "0", 0, MAX_THREADS, "event threads, 0: one per CPU"},    \
-      {sec, "anonymous_packages", T_BOOL, F(p, anonymous_packages), "no", 0, 0,                    \
-       "anonymous logins may fetch /p/{id}"},                                                      \
-      {sec, "require_tls", T_BOOL, F(p, require_tls), "no", 0, 0,                                  \
-       "refuse logins and data connections without TLS"},                                          \
+      {sec,    "anonymous_packages",                                                               \
+       T_BOOL, F(p, anonymous_packages),                                                           \
+       "no",   0,                                                                                  \
+       0,      "anonymous logins may fetch /p/{id}"},                                              \
+      {sec,    "require_tls",                                                                      \
+       T_BOOL, F(p, require_tls),                                                                  \
+       "no",   0,                                                                                  \
+       0,      "refuse logins and data connections without TLS"},                                  \
       {sec, "pasv_ports", T_RANGE, F(p, pasv_ports), "", 0, 0, "LO-HI passive data ports"},        \
-      {sec, "pasv_address", T_STRING, F(p, pasv_address), "", 0, 0,                                \
-       "IPv4 address PASV announces (behind NAT)"},                                                \
-      {sec, "port_enable", T_BOOL, F(p, port_enable), "no", 0, 0,                                  \
-       "allow PORT/EPRT (active mode) to the client's own address"},                               \
-      {sec, "login_limit", T_INT, F(p, login_limit), DEF_FTP_LOGIN_LIMIT, 1,                       \
-       MAX_CONNECTION_LIMIT, "sessions not logged in yet, at once"},                               \
-      {sec, "login_timeout", T_INT, F(p, login_timeout), DEF_FTP_LOGIN_TIMEOUT, 1, MAX_TIMEOUT,     \
-       "seconds to log in"},                                                                       \
-      {sec, "data_timeout", T_INT, F(p, data_timeout), DEF_FTP_DATA_TIMEOUT, 1, MAX_TIMEOUT,       \
-       "seconds without progress on a data connection"}
+      {sec,      "pasv_address",                                                                   \
+       T_STRING, F(p, pasv_address),                                                               \
+       "",       0,                                                                                \
+       0,        "IPv4 address PASV announces (behind NAT)"},                                      \
+      {sec,    "port_enable",                                                                      \
+       T_BOOL, F(p, port_enable),                                                                  \
+       "no",   0,                                                                                  \
+       0,      "allow PORT/EPRT (active mode) to the client's own address"},                       \
+      {sec,                                                                                        \
+       "login_limit",                                                                              \
+       T_INT,                                                                                      \
+       F(p, login_limit),                                                                          \
+       DEF_FTP_LOGIN_LIMIT,                                                                        \
+       1,                                                                                          \
+       MAX_CONNECTION_LIMIT,                                                                       \
+       "sessions not logged in yet, at once"},                                                     \
+      {sec,         "login_timeout",    T_INT, F(p, login_timeout), DEF_FTP_LOGIN_TIMEOUT, 1,      \
+       MAX_TIMEOUT, "seconds to log in"},                                                          \
+  {                                                                                                \
+    sec, "data_timeout", T_INT, F(p, data_timeout), DEF_FTP_DATA_TIMEOUT, 1, MAX_TIMEOUT,          \
+        "seconds without progress on a data connection"                                            \
+  }
 
 static const struct option options[] = {
     {"server", "state_dir", T_PATH, O(state_dir), DEF_STATE_DIR, 0, 0, "state directory"},
@@ -110,6 +162,9 @@ static const struct option options[] = {
     {"server", "shutdown_timeout", T_INT, O(shutdown_timeout), "10", 0, MAX_SHUTDOWN_TIMEOUT,
      "seconds"},
     {"store", "flush_interval", T_INT, O(flush_interval_ms), "250", 10, 1000, "milliseconds"},
+    {"store", "backend", T_PATH, O(store_backend), "sqlite", 0, 0, "sqlite|postgresql"},
+    {"store", "postgresql", T_STRING, O(store_postgresql), "", 0, 0,
+     "libpq connection string or URI (backend = postgresql)"},
     FRONT_ROWS("http", PROTO_HTTP, DEF_HTTP_LISTEN),
     HTTP_ROWS("http", PROTO_HTTP),
     FRONT_ROWS("https", PROTO_HTTPS, ""),
@@ -122,10 +177,9 @@ static const struct option options[] = {
     {"coaps", "anonymous_packages", T_BOOL, F(PROTO_COAPS, anonymous_packages), "no", 0, 0,
      "serve /p/{id} without an offer's token"},
     {"coaps", "max_report", T_INT, F(PROTO_COAPS, max_report), STR(DEF_COAP_REPORT_MAX), 64,
-     MAX_COAP_REPORT,
-     "bytes of a report's payload"},
-    {"coaps", "handshake_limit", T_INT, F(PROTO_COAPS, handshake_limit), STR(DEF_COAP_HANDSHAKES), 1,
-     MAX_COAP_HANDSHAKES, "DTLS handshakes in progress"},
+     MAX_COAP_REPORT, "bytes of a report's payload"},
+    {"coaps", "handshake_limit", T_INT, F(PROTO_COAPS, handshake_limit), STR(DEF_COAP_HANDSHAKES),
+     1, MAX_COAP_HANDSHAKES, "DTLS handshakes in progress"},
     TLS_ROWS("coaps", PROTO_COAPS, ""),
     FRONT_ROWS("ftp", PROTO_FTP, DEF_FTP_LISTEN),
     FTP_ROWS("ftp", PROTO_FTP),
@@ -511,6 +565,64 @@ int config_has_section(enum proto p)
   return 0;
 }
 
+/* Whether a libpq connection string (KEY=VALUE words or a URI) carries a
+ * password: a password keyword, a URI's user:password@ or its
+ * ?password= parameter. */
+static int conninfo_has_password(const char *ci)
+{
+  if (strncmp(ci, "postgresql://", 13) == 0 || strncmp(ci, "postgres://", 11) == 0) {
+    const char *auth = strstr(ci, "://") + 3;
+    size_t n = strcspn(auth, "/?");
+    const char *at = memchr(auth, '@', n), *q = strchr(ci, '?');
+    if (at != NULL && memchr(auth, ':', (size_t)(at - auth)) != NULL)
+      return 1;
+    for (; q != NULL; q = strchr(q + 1, '&'))
+      if (strncmp(q + 1, "password=", 9) == 0)
+        return 1;
+    return 0;
+  }
+  for (const char *p = strstr(ci, "password"); p != NULL; p = strstr(p + 1, "password")) {
+    const char *e = p + 8;
+    if (p != ci && !isspace((unsigned char)p[-1]))
+      continue;
+    while (isspace((unsigned char)*e))
+      e++;
+    if (*e == '=')
+      return 1;
+  }
+  return 0;
+}
+
+/* [store]: a known backend, and PostgreSQL's connection string with it. */
+static void validate_store(struct config *c, struct config_errors *errs)
+{
+  if (strcmp(c->store_backend, "sqlite") != 0 && strcmp(c->store_backend, "postgresql") != 0)
+    config_errors_add(errs, "%s: [store] backend must be sqlite or postgresql, not '%s'", c->source,
+                      c->store_backend);
+  else if (strcmp(c->store_backend, "postgresql") == 0 && c->store_postgresql[0] == '\0')
+    config_errors_add(errs, "%s: [store] backend = postgresql needs postgresql = CONNINFO",
+                      c->source);
+}
+
+/* A password in the file's connection string: the file must be readable by
+ * its owner only, as the token file. */
+static void check_password_file(const char *file, const char *conninfo, struct config_errors *errs)
+{
+  struct stat st;
+
+  if (!conninfo_has_password(conninfo))
+    return;
+  if (stat(file, &st) < 0) {
+    config_errors_add(errs, "%s: %s", file, strerror(errno));
+    return;
+  }
+  if (st.st_mode & (S_IRWXG | S_IRWXO))
+    config_errors_add(errs,
+                      "%s: [store] postgresql holds a password, so the file must be mode 0600"
+                      " (it is %04o); or keep the password in a ~/.pgpass file",
+                      file, (unsigned)(st.st_mode & 0777));
+}
+
 static int proto_udp(int p) { return p == PROTO_COAP || p == PROTO_COAPS; }
 
 /* Cross-option checks, done once everything is set. */
@@ -542,6 +654,7 @@ static void validate(struct config *c, struct config_errors *errs)
         config_errors_add(errs, "%s: [%s] pasv_address must be an IPv4 address", src, sec);
     }
   }
+  validate_store(c, errs);
   if (listening == 0)
     config_errors_add(errs, "%s: no device front ([http], [https], ...) has a listen address", src);
   /* one address, one section (of the same transport) */
@@ -555,7 +668,8 @@ static void validate(struct config *c, struct config_errors *errs)
         for (int j = 0; j < b->n; j++)
           if (strcmp(a->addr[i].text, b->addr[j].text) == 0)
             config_errors_add(errs, "%s: %s is both an [%s] and an [%s] address", src,
-                              a->addr[i].text, p < PROTO_COUNT ? proto_name((enum proto)p) : "admin",
+                              a->addr[i].text,
+                              p < PROTO_COUNT ? proto_name((enum proto)p) : "admin",
                               q < PROTO_COUNT ? proto_name((enum proto)q) : "admin");
     }
   }
@@ -600,8 +714,10 @@ struct config *config_load(const char *file, char *const *overrides, int n_overr
     buf[strcspn(buf, ":")] = '\0';
     set_string(&c->state_dir, buf);
   }
-  if (file != NULL)
+  if (file != NULL) {
     parse_file(c, file, errs);
+    check_password_file(file, c->store_postgresql, errs);
+  }
   for (int i = 0; i < n_overrides; i++)
     apply_override(c, overrides[i], errs);
   if (errs->n == 0)

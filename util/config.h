@@ -84,6 +84,8 @@ struct config {
   int shutdown_timeout;
   /* [store] */
   int flush_interval_ms;
+  char *store_backend;    /* "sqlite" or "postgresql" */
+  char *store_postgresql; /* libpq conninfo or URI, with backend = postgresql */
   /* [http], [https], ...: indexed by enum proto */
   struct front_conf front[PROTO_COUNT];
   /* [fleet] */
