@@ -291,9 +291,18 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct admin_ctx *f, c
 {
   int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
 
-  if (strcmp(url, "/healthz") == 0)
+  if (strcmp(url, "/healthz") == 0) {
+    char why[200];
+    /* a node whose database does not answer says so (a load balancer
+     * takes it out); it reconnects by itself */
+    if (!store_reachable(f->store, why, sizeof(why)))
+      return json_reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        json_pack("{s:s,s:s,s:s,s:s}", "status", "store_unreachable", "version",
+                                  PACKAGE_VERSION, "store", store_backend(f->store), "error", why));
     return json_reply(c, MHD_HTTP_OK,
-                      json_pack("{s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION));
+                      json_pack("{s:s,s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION,
+                                "store", store_backend(f->store)));
+  }
   if (strcmp(url, "/metrics") == 0)
     return fleet_api_dispatch(c, f, url, method, NULL);
   if (strncmp(url, "/api/", 5) != 0)

@@ -277,6 +277,7 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
   }
   e->proto = (enum proto)fr->row->proto;
   e->fleet = env->fleet;
+  e->store = env->store;
   e->stats = &delivery_sessions[e->proto];
   pthread_mutex_init(&e->mu, NULL);
   settings_of(fc, &e->set);

@@ -41,6 +41,7 @@ struct coap_settings {
 struct coap_engine {
   enum proto proto;
   struct fleet *fleet;
+  struct store *store;
   coap_context_t *ctx; /* (thread) after start */
   pthread_t thread;
   atomic_int stop, draining, refs;

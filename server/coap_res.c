@@ -64,6 +64,18 @@ static void answer_later(struct call *c, int code, int seconds)
   add_uint_option(c->resp, COAPOPT_MAX_AGE, (uint64_t)(seconds > 0 ? seconds : 1));
 }
 
+/* 5.03 while the database does not answer: a check-in or a report is
+ * answered only with what is durable, so not now. 1 when answered so. */
+static int store_down(struct call *c)
+{
+  char why[200];
+
+  if (store_reachable(c->e->store, why, sizeof(why)))
+    return 0;
+  answer_later(c, 503, STORE_RETRY_AFTER);
+  return 1;
+}
+
 /* ---- downloads --------------------------------------------------------- */
 
 static void download(struct call *c)
@@ -230,10 +242,12 @@ static void checkin(struct call *c)
       t[PKG_FIELD_MAX * 2 + 4];
   int n;
 
-  if (identity(c, &who, peer, ip, sizeof(ip)) < 0)
+  if (identity(c, &who, peer, ip, sizeof(ip)) < 0 || store_down(c))
     return;
   delivery_checkin(c->e->fleet, &who, c->r.has_version ? c->r.version : NULL,
                    c->r.has_transport ? c->r.transport : NULL, &a);
+  if (store_down(c)) /* its commit failed: the device is told nothing it might lose */
+    return;
   switch (a.verdict) {
   case VERDICT_OFFER: break;
   case VERDICT_NOTHING: coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CONTENT); return;
@@ -279,8 +293,12 @@ static void report(struct call *c)
     add_uint_option(c->resp, COAPOPT_SIZE1, (uint64_t)c->e->set.max_report);
     return;
   }
+  if (store_down(c))
+    return;
   delivery_report(c->e->fleet, &who, c->r.content_format == COAP_FMT_JSON,
                   len ? (const char *)data : "", len, &a);
+  if (store_down(c))
+    return;
   if (a.verdict == VERDICT_FORBIDDEN) {
     answer(c, 403, "forbidden");
     return;

@@ -34,6 +34,7 @@
 struct http_front {
   struct front *fr;
   struct fleet *fleet;
+  struct store *store;
   enum proto proto;
   enum client_auth client_auth;
   char token_header[64];
@@ -112,6 +113,27 @@ static enum MHD_Result queue_later(struct MHD_Connection *c, struct http_front *
   snprintf(ra, sizeof(ra), "%d", seconds > 0 ? seconds : 1);
   MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
   return queue(c, h, MHD_HTTP_TOO_MANY_REQUESTS, r);
+}
+
+/* 503 with Retry-After while the database does not answer: a check-in or
+ * a report is answered only with what is durable, so not now. */
+static enum MHD_Result queue_store_down(struct MHD_Connection *c, struct http_front *h)
+{
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      30, (void *)"the database does not answer\n", MHD_RESPMEM_PERSISTENT);
+  char ra[16];
+
+  if (r == NULL)
+    return MHD_NO;
+  snprintf(ra, sizeof(ra), "%d", STORE_RETRY_AFTER);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+  return queue(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+}
+
+static int store_down(struct http_front *h)
+{
+  char why[200];
+  return !store_reachable(h->store, why, sizeof(why));
 }
 
 static void release_package(void *cls) { package_unref(cls); }
@@ -328,9 +350,13 @@ static enum MHD_Result checkin(struct MHD_Connection *c, struct http_front *h, c
 
   identity(c, h, cn, addr, sizeof(addr), &who);
   atomic_fetch_add_explicit(&delivery_stats[h->proto].requests, 1, memory_order_relaxed);
+  if (store_down(h))
+    return queue_store_down(c, h);
   http_settle_tick(h->settle, 0); /* what the device downloaded counts before what it says */
   delivery_checkin(h->fleet, &who, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
                    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "transport"), &a);
+  if (store_down(h)) /* its commit failed: the device is told nothing it might lose */
+    return queue_store_down(c, h);
   switch (a.verdict) {
   case VERDICT_FORBIDDEN: return queue_text(c, h, MHD_HTTP_FORBIDDEN, "forbidden\n");
   case VERDICT_BAD_REQUEST:
@@ -381,9 +407,13 @@ static enum MHD_Result report(struct MHD_Connection *c, struct http_front *h, st
     return queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
   identity(c, h, cn, addr, sizeof(addr), &who);
   atomic_fetch_add_explicit(&delivery_stats[h->proto].requests, 1, memory_order_relaxed);
+  if (store_down(h))
+    return queue_store_down(c, h);
   http_settle_tick(h->settle, 0);
   delivery_report(h->fleet, &who, ct != NULL && strncasecmp(ct, "application/json", 16) == 0,
                   rq->body ? rq->body : "", rq->len, &a);
+  if (store_down(h))
+    return queue_store_down(c, h);
   if (a.verdict == VERDICT_FORBIDDEN)
     return queue_text(c, h, MHD_HTTP_FORBIDDEN, "forbidden\n");
   if (a.verdict == VERDICT_LATER)
@@ -485,7 +515,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   if (client_allowed(c, h, cn, sizeof(cn)) < 0)
     return queue_text(c, h, MHD_HTTP_FORBIDDEN, "a valid client certificate is required\n");
   if (strcmp(url, "/healthz") == 0)
-    return queue_text(c, h, MHD_HTTP_OK, "ok\n");
+    return store_down(h) ? queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "store unreachable\n")
+                         : queue_text(c, h, MHD_HTTP_OK, "ok\n");
   if (strcmp(url, "/v1/update") == 0)
     return checkin(c, h, cn);
   /* SECURITY: a path names a package id or an offer's token, looked up in
@@ -577,6 +608,7 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   }
   h->fr = fr;
   h->fleet = env->fleet;
+  h->store = env->store;
   h->proto = (enum proto)fr->row->proto;
   h->client_auth = fc->tls.client_auth;
   snprintf(h->token_header, sizeof(h->token_header), "%s", env->conf->token_header);

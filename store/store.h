@@ -77,6 +77,9 @@ const char *store_pg_version(void);
  * store reconnects by itself; meanwhile the writer's commits fail and are
  * retried (store_sync says so). */
 int store_reachable(struct store *s, char *msg, size_t len);
+/* Seconds a device is asked to wait (503, Retry-After) while the database
+ * does not answer: no state it could be told would be durable. */
+#define STORE_RETRY_AFTER 5
 /* Flushes statistics and closes. Packages still referenced stay valid. */
 void store_close(struct store *s);
 

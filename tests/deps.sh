@@ -4,7 +4,8 @@
 set -eu
 PKGS="gcc make autoconf automake libtool pkg-config
 libmicrohttpd-dev libgnutls28-dev libevent-dev libcoap3-dev libcoap3-bin libssl-dev libsqlite3-dev
-libjansson-dev sqlite3 curl lftp openssl jq python3 procps iproute2 ca-certificates"
+libjansson-dev sqlite3 curl lftp openssl jq python3 procps iproute2 ca-certificates
+libpq-dev postgresql-15"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS nginx-light wrk vsftpd"
 missing=""
 for p in $PKGS; do

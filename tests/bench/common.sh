@@ -46,6 +46,10 @@ listen = ${FTP_PORT:+127.0.0.1:$FTP_PORT}
 
 [admin]
 listen = 127.0.0.1:$ADMIN_PORT
+
+[store]
+backend = ${BENCH_STORE_BACKEND:-sqlite}
+postgresql = ${BENCH_STORE_PG:-}
 CONF
   timeout 10 "$DFOTAD" -c "$T/dfotad.conf" -t >"$T/dfotad-t.out" 2>&1 ||
     { cat "$T/dfotad-t.out" >&2; die "dfotad -t rejected the configuration"; }
