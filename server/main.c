@@ -189,6 +189,10 @@ static void reload(struct daemon_state *ds)
     config_errors_add(&errs, "%s: state_dir cannot change without a restart", c->source);
   if (strcmp(c->user, ds->conf->user) != 0)
     config_errors_add(&errs, "%s: user cannot change without a restart", c->source);
+  if (strcmp(c->store_backend, ds->conf->store_backend) != 0 ||
+      strcmp(c->store_postgresql, ds->conf->store_postgresql) != 0)
+    config_errors_add(&errs, "%s: [store] backend and postgresql cannot change without a restart",
+                      c->source);
   if (errs.n == 0)
     fd_limit(c, 1, &errs);
   if (errs.n == 0)

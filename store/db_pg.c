@@ -30,6 +30,7 @@
 
 #define RECONNECT_MS 1000      /* least time between two connection attempts */
 #define MIGRATE_LOCK 745207003 /* pg_advisory_xact_lock key: "dfotad schema" */
+#define NODE_LOCK 745207004    /* pg_try_advisory_lock key: the one node of this database */
 
 struct pg {
   struct db base; /* first: what db.c sees */
@@ -271,6 +272,29 @@ fail:
   return -1;
 }
 
+/* One node per database, for now: a running node holds a session lock
+ * for as long as its connection lives; a second node is refused, and a
+ * node that reconnects after someone else took the database stays out
+ * (its writes would overwrite the other's). 0, or -1 with why set. */
+static int take_node_lock(struct pg *d, char *why, size_t len)
+{
+  char sql[64];
+  PGresult *r;
+  int rc = -1;
+
+  snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d)", NODE_LOCK);
+  r = PQexec(d->c, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    snprintf(why, len, "cannot take the node lock: %s", PQerrorMessage(d->c));
+  else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+    snprintf(why, len, "another dfotad node uses this database (one node per database for now)");
+  else
+    rc = 0;
+  PQclear(r);
+  why[strcspn(why, "\n")] = '\0';
+  return rc;
+}
+
 static int prepare_all(struct pg *d)
 {
   for (int i = 0; i < S_COUNT; i++) {
@@ -325,6 +349,15 @@ static int ensure(struct pg *d)
   if (d->c == NULL || PQstatus(d->c) != CONNECTION_OK) {
     set_down(d, d->c ? PQerrorMessage(d->c) : "out of memory");
     return -1;
+  }
+  {
+    char why[200];
+    if (take_node_lock(d, why, sizeof(why)) < 0) {
+      set_down(d, why);
+      PQfinish(d->c);
+      d->c = NULL;
+      return -1;
+    }
   }
   if (prepare_all(d) < 0) {
     set_down(d, "cannot prepare statements");
@@ -388,6 +421,14 @@ int db_pg_open(const char *conninfo, struct db **out, char *err, size_t errlen)
     err[strcspn(err, "\n")] = '\0';
     goto fail;
   }
+  /* a node killed a moment ago may still hold it until its server
+   * process has noticed: a few seconds' grace */
+  for (int i = 0; take_node_lock(d, err, errlen) < 0; i++) {
+    if (i == 50)
+      goto fail;
+    nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+  }
+  err[0] = '\0';
   if (migrate(d, err, errlen) < 0 || prepare_all(d) < 0) {
     if (err[0] == '\0')
       snprintf(err, errlen, "PostgreSQL: cannot prepare statements");

@@ -44,4 +44,41 @@ CONF
 "$DFOTAD" -c "$T/newer.conf" >"$T/newer.log" 2>&1 &
 wait_until 10 _pid_gone $!
 expect_match "a newer schema is refused" "newer than this dfotad" "$(cat "$T/newer.log")"
+
+# one node per database: a second node on it is refused while the first runs
+ci=$(pg_createdb single)
+mkdir -p "$T/st1" "$T/st2"
+for i in 1 2; do
+  cat >"$T/node$i.conf" <<CONF
+[server]
+state_dir = $T/st$i
+[store]
+backend = postgresql
+postgresql = $ci
+[http]
+listen = 127.0.0.1:$(free_port)
+[ftp]
+listen =
+[admin]
+listen = 127.0.0.1:$(free_port)
+CONF
+done
+start_dfotad "$T/node1.conf" || bail "the first node starts"
+"$DFOTAD" -c "$T/node2.conf" >"$T/node2.log" 2>&1 &
+n2=$!
+check "a second node on the same database exits" wait_until 10 _pid_gone $n2
+expect_match "... saying why" "another dfotad node uses this database" "$(cat "$T/node2.log")"
+
+# a password in the connection string needs a configuration file only its
+# owner may read
+printf '[store]\nbackend = postgresql\npostgresql = postgresql://dfotad:secret@db.example/dfotad\n' \
+  >"$T/pw.conf"
+chmod 0644 "$T/pw.conf"
+check_not "a password in a 0644 file: dfotad -t refuses it" "$DFOTAD" -t -c "$T/pw.conf"
+expect_match "... saying why" "must be mode 0600" "$("$DFOTAD" -t -c "$T/pw.conf" 2>&1)"
+chmod 0600 "$T/pw.conf"
+check "... and accepts it at 0600" "$DFOTAD" -t -c "$T/pw.conf"
+printf '[store]\nbackend = postgres\n' >"$T/bad.conf"
+expect_match "an unknown backend is refused" "backend must be sqlite or postgresql" \
+  "$("$DFOTAD" -t -c "$T/bad.conf" 2>&1)"
 finish
