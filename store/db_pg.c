@@ -37,10 +37,12 @@ struct pg {
   PGconn *c;
   char *conninfo;
   pthread_mutex_t mu;
-  int prepared;     /* the statements exist on this connection */
-  int tx_failed;    /* a statement of the writer's transaction failed */
-  int64_t retry_at; /* monotonic ms of the next connection attempt */
-  atomic_int up;    /* the last call reached the server */
+  int prepared;      /* the statements exist on this connection */
+  int tx_failed;     /* a statement of the writer's transaction failed */
+  int pending;       /* statements of the pipeline whose answers are not read */
+  char last_tag[16]; /* the command tag of the last answer read */
+  int64_t retry_at;  /* monotonic ms of the next connection attempt */
+  atomic_int up;     /* the last call reached the server */
   pthread_mutex_t err_mu;
   char why[200]; /* why it is down */
 };
@@ -312,6 +314,14 @@ static int prepare_all(struct pg *d)
   return 0;
 }
 
+/* The server's notices ("relation ... already exists, skipping") are
+ * chatter: to the debug log, not to stderr as libpq would. */
+static void notice(void *arg, const char *message)
+{
+  (void)arg;
+  log_debug("database: %.*s", (int)strcspn(message, "\n"), message);
+}
+
 /* A new connection: bounded waits (connect, TCP keep-alives, unacknowledged
  * data), the caller's settings after ours. */
 static PGconn *connect_pg(const char *conninfo)
@@ -326,8 +336,11 @@ static PGconn *connect_pg(const char *conninfo)
                                      "dbname",
                                      NULL};
   const char *vals[] = {"5", "dfotad", "UTF8", "10", "5", "3", "15000", conninfo, NULL};
+  PGconn *c = PQconnectdbParams(keys, vals, 1);
 
-  return PQconnectdbParams(keys, vals, 1);
+  if (c != NULL)
+    PQsetNoticeProcessor(c, notice, NULL);
+  return c;
 }
 
 /* The connection, made again when it was lost (at most once a second).
@@ -576,52 +589,122 @@ static int pg_sha256_users(struct db *db, const char *sha256)
 
 /* ---- the writer's transaction ------------------------------------------ */
 
+/* The writer's transaction is one pipeline (libpq's pipeline mode): its
+ * writes are sent without waiting for each answer, and the answers read a
+ * batch at a time (so that neither side's buffers fill up), then at the
+ * commit. A write the server refuses is known only then: the transaction
+ * is rolled back and tx_end says so, as a failed commit. */
+#define PIPE_BATCH 256
+
+/* Reads the answers to the statements sent so far (each: its result, then
+ * NULL). The first refusal fails the transaction. d->mu held. */
+static void pipe_read(struct pg *d)
+{
+  while (d->pending > 0) {
+    PGresult *r = PQgetResult(d->c);
+    ExecStatusType st;
+
+    if (r == NULL) { /* the connection broke */
+      d->tx_failed = 1;
+      d->pending = 0;
+      check_conn(d);
+      d->prepared = 0; /* start afresh */
+      return;
+    }
+    st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      snprintf(d->last_tag, sizeof(d->last_tag), "%s", PQcmdStatus(r));
+    } else {
+      if (!d->tx_failed && st != PGRES_PIPELINE_ABORTED)
+        log_error("database: the writer's transaction: %s", PQresultErrorMessage(r));
+      d->tx_failed = 1;
+      d->last_tag[0] = '\0';
+    }
+    PQclear(r);
+    while ((r = PQgetResult(d->c)) != NULL) /* the NULL that ends it */
+      PQclear(r);
+    d->pending--;
+  }
+}
+
+static int pipe_send(struct pg *d, const char *sql)
+{
+  if (!PQsendQueryParams(d->c, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+    d->tx_failed = 1;
+    return -1;
+  }
+  d->pending++;
+  return 0;
+}
+
 static int pg_tx_begin(struct db *db)
 {
   struct pg *d = (struct pg *)db;
 
   pthread_mutex_lock(&d->mu);
-  if (ensure(d) < 0 || exec_sql(d, "BEGIN", PGRES_COMMAND_OK) < 0) {
+  if (ensure(d) < 0 || !PQenterPipelineMode(d->c)) {
     pthread_mutex_unlock(&d->mu);
     return -1;
   }
   d->tx_failed = 0;
+  d->pending = 0;
+  pipe_send(d, "BEGIN");
   return 0;
 }
 
 static int pg_tx_end(struct db *db, int ok)
 {
   struct pg *d = (struct pg *)db;
-  int rc = -1;
+  int commit = ok && !d->tx_failed, rc = -1;
+  PGresult *r;
 
-  if (ok && !d->tx_failed) {
-    PGresult *r = PQexec(d->c, "COMMIT");
+  pipe_send(d, commit ? "COMMIT" : "ROLLBACK");
+  if (PQpipelineSync(d->c)) {
+    pipe_read(d);
     /* a transaction that failed inside answers COMMIT with ROLLBACK */
-    if (PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
-      rc = 0;
-    else
-      log_error("database: commit: %s", PQerrorMessage(d->c));
+    rc = commit && !d->tx_failed && strcmp(d->last_tag, "COMMIT") == 0 ? 0 : -1;
+    if ((r = PQgetResult(d->c)) != NULL && PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+      rc = -1;
     PQclear(r);
-    if (rc < 0)
-      check_conn(d);
-  } else if (PQstatus(d->c) == CONNECTION_OK) {
-    exec_sql(d, "ROLLBACK", PGRES_COMMAND_OK);
+  } else {
+    d->tx_failed = 1;
+  }
+  if (!PQexitPipelineMode(d->c)) {
+    log_error("database: cannot leave pipeline mode: %s", PQerrorMessage(d->c));
+    d->prepared = 0; /* a new connection next time */
+    rc = -1;
+  } else if (PQtransactionStatus(d->c) != PQTRANS_IDLE) {
+    exec_sql(d, "ROLLBACK", PGRES_COMMAND_OK); /* a failed transaction block */
+  }
+  if (rc < 0) {
+    if (commit)
+      log_error("database: commit failed");
+    check_conn(d);
   }
   pthread_mutex_unlock(&d->mu);
   return rc;
 }
 
-/* A write of the writer's transaction: the first failure fails the
- * transaction, and what follows is not sent. */
+/* A write of the writer's transaction, sent without waiting; once one
+ * failed, what follows is not sent. */
 static int tx_cmd(struct pg *d, enum stmt s, const char *const *vals)
 {
   if (d->tx_failed)
     return -1;
-  if (run_cmd(d, s, vals) < 0) {
+  if (!PQsendQueryPrepared(d->c, stmts[s].name, stmts[s].n, vals, NULL, NULL, 0)) {
+    log_error("database: %s: %s", stmts[s].name, PQerrorMessage(d->c));
     d->tx_failed = 1;
+    check_conn(d);
     return -1;
   }
-  return 0;
+  if (++d->pending >= PIPE_BATCH) {
+    if (!PQsendFlushRequest(d->c) || PQflush(d->c) != 0) {
+      d->tx_failed = 1;
+      return -1;
+    }
+    pipe_read(d);
+  }
+  return d->tx_failed ? -1 : 0;
 }
 
 static int pg_tx_stats(struct db *db, const struct db_stats *row)
