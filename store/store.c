@@ -408,7 +408,15 @@ int store_sync(struct store *s)
 
 int store_reachable(struct store *s, char *msg, size_t len)
 {
-  return db_reachable(s->db, msg, len);
+  if (!db_reachable(s->db, msg, len))
+    return 0;
+  /* a commit that failed (the connection broke in it) counts until one
+   * goes through: what it held, the device must not be told yet */
+  if (!atomic_load(&s->last_flush_ok)) {
+    snprintf(msg, len, "the last commit failed; retried at the next flush");
+    return 0;
+  }
+  return 1;
 }
 
 const char *store_backend(struct store *s) { return db_backend(s->db); }

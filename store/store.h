@@ -73,9 +73,10 @@ int store_open_with(const char *state_dir, const char *postgresql, int flush_int
 const char *store_backend(struct store *s);
 /* "libpq VERSION" when this dfotad can use PostgreSQL, else NULL. */
 const char *store_pg_version(void);
-/* Whether the database answers now: 1, or 0 with msg saying why. The
- * store reconnects by itself; meanwhile the writer's commits fail and are
- * retried (store_sync says so). */
+/* Whether the database answers now and the writer's last commit went
+ * through: 1, or 0 with msg saying why. The store reconnects by itself;
+ * meanwhile the writer's commits fail and are retried (store_sync says
+ * so). */
 int store_reachable(struct store *s, char *msg, size_t len);
 /* Seconds a device is asked to wait (503, Retry-After) while the database
  * does not answer: no state it could be told would be durable. */
