@@ -109,6 +109,24 @@ const struct pg_stmt pg_stmts[S_COUNT] = {
                    5},
     [S_DEV_DEL] = {"dev_del", "DELETE FROM devices WHERE id = $1", 1},
     [S_EVENTS_DEL] = {"events_del", "DELETE FROM device_events WHERE device_id = $1", 1},
+    /* a batch of devices; the same id twice: the last one wins, as one
+     * upsert after the other would */
+    [S_DEV_PUT_MANY] = {"dev_put_many",
+                        "INSERT INTO devices (id, model, state, rollout_id, doc)"
+                        " SELECT DISTINCT ON (id) id, model, state, rollout_id, doc"
+                        " FROM unnest ($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+                        " WITH ORDINALITY AS u (id, model, state, rollout_id, doc, n)"
+                        " ORDER BY id, n DESC ON CONFLICT (id) DO UPDATE SET"
+                        " model = excluded.model, state = excluded.state,"
+                        " rollout_id = excluded.rollout_id, doc = excluded.doc",
+                        5},
+    /* a batch of events, their ids in the order given */
+    [S_EVENT_ADD_MANY] = {"event_add_many",
+                          "INSERT INTO device_events (device_id, at, kind, detail)"
+                          " SELECT device_id, at, kind, detail"
+                          " FROM unnest ($1::text[], $2::bigint[], $3::text[], $4::text[])"
+                          " WITH ORDINALITY AS u (device_id, at, kind, detail, n) ORDER BY n",
+                          4},
     [S_EVENT_ADD] = {"event_add",
                      "INSERT INTO device_events (device_id, at, kind, detail)"
                      " VALUES ($1, $2, $3, $4)",
@@ -396,6 +414,8 @@ static void pg_close(struct db *db)
 
   if (d->c != NULL)
     PQfinish(d->c);
+  for (int i = 0; i < 5; i++)
+    free(d->col[i].buf);
   pthread_mutex_destroy(&d->mu);
   pthread_mutex_destroy(&d->err_mu);
   free(d->conninfo);

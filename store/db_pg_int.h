@@ -20,8 +20,16 @@ struct pg {
   int tx_failed;     /* a statement of the writer's transaction failed */
   int pending;       /* statements of the pipeline whose answers are not read */
   char last_tag[16]; /* the command tag of the last answer read */
-  int64_t retry_at;  /* monotonic ms of the next connection attempt */
-  atomic_int up;     /* the last call reached the server */
+  /* rows of the writer's transaction gathered into text[] literals, sent
+   * as one statement (db_pg_rw.c) */
+  int batch_stmt; /* S_DEV_PUT_MANY, S_EVENT_ADD_MANY, or 0: none */
+  int batch_rows;
+  struct {
+    char *buf;
+    size_t len, cap;
+  } col[5];
+  int64_t retry_at; /* monotonic ms of the next connection attempt */
+  atomic_int up;    /* the last call reached the server */
   pthread_mutex_t err_mu;
   char why[200]; /* why it is down */
 };
@@ -38,6 +46,8 @@ enum stmt {
   S_DEV_DEL,
   S_EVENTS_DEL,
   S_EVENT_ADD,
+  S_DEV_PUT_MANY,
+  S_EVENT_ADD_MANY,
   S_EVENTS_TRIM,
   S_ROLLOUT_PUT,
   S_DEV_ALL,

@@ -191,6 +191,8 @@ static void pipe_read(struct pg *d)
   }
 }
 
+static int batch_flush(struct pg *d);
+
 static int pipe_send(struct pg *d, const char *sql)
 {
   if (!PQsendQueryParams(d->c, sql, 0, NULL, NULL, NULL, NULL, 0)) {
@@ -212,6 +214,9 @@ int pg_tx_begin(struct db *db)
   }
   d->tx_failed = 0;
   d->pending = 0;
+  d->batch_rows = 0;
+  for (int i = 0; i < 5; i++)
+    d->col[i].len = 0;
   pipe_send(d, "BEGIN");
   return 0;
 }
@@ -219,8 +224,12 @@ int pg_tx_begin(struct db *db)
 int pg_tx_end(struct db *db, int ok)
 {
   struct pg *d = (struct pg *)db;
-  int commit = ok && !d->tx_failed, rc = -1;
+  int commit, rc = -1;
   PGresult *r;
+
+  if (ok)
+    batch_flush(d);
+  commit = ok && !d->tx_failed;
 
   pipe_send(d, commit ? "COMMIT" : "ROLLBACK");
   if (PQpipelineSync(d->c)) {
@@ -251,7 +260,7 @@ int pg_tx_end(struct db *db, int ok)
 
 /* A write of the writer's transaction, sent without waiting; once one
  * failed, what follows is not sent. */
-static int tx_cmd(struct pg *d, enum stmt s, const char *const *vals)
+static int send_stmt(struct pg *d, enum stmt s, const char *const *vals)
 {
   if (d->tx_failed)
     return -1;
@@ -271,6 +280,89 @@ static int tx_cmd(struct pg *d, enum stmt s, const char *const *vals)
   return d->tx_failed ? -1 : 0;
 }
 
+#define BATCH_ROWS 1000 /* rows in one batched statement */
+
+/* Appends an element to column i's text[] literal: NULL, or the value
+ * quoted with its quotes and backslashes escaped. -1 when out of memory. */
+static int batch_elem(struct pg *d, int i, const char *v)
+{
+  size_t need = (v ? 2 * strlen(v) : 0) + 8;
+  char *o;
+
+  if (d->col[i].len + need > d->col[i].cap) {
+    size_t cap = (d->col[i].len + need) * 2;
+    char *nb = realloc(d->col[i].buf, cap);
+    if (nb == NULL)
+      return -1;
+    d->col[i].buf = nb;
+    d->col[i].cap = cap;
+  }
+  o = d->col[i].buf + d->col[i].len;
+  *o++ = d->batch_rows == 0 ? '{' : ',';
+  if (v == NULL) {
+    memcpy(o, "NULL", 4);
+    o += 4;
+  } else {
+    *o++ = '"';
+    for (; *v; v++) {
+      if (*v == '"' || *v == '\\')
+        *o++ = '\\';
+      *o++ = *v;
+    }
+    *o++ = '"';
+  }
+  d->col[i].len = (size_t)(o - d->col[i].buf);
+  return 0;
+}
+
+/* Sends the rows gathered as one statement. */
+static int batch_flush(struct pg *d)
+{
+  const char *vals[5] = {NULL, NULL, NULL, NULL, NULL};
+  int n = pg_stmts[d->batch_stmt].n, rc;
+
+  if (d->batch_rows == 0)
+    return d->tx_failed ? -1 : 0;
+  for (int i = 0; i < n; i++) {
+    d->col[i].buf[d->col[i].len] = '}'; /* room was kept */
+    d->col[i].buf[d->col[i].len + 1] = '\0';
+    vals[i] = d->col[i].buf;
+  }
+  rc = send_stmt(d, (enum stmt)d->batch_stmt, vals);
+  for (int i = 0; i < n; i++)
+    d->col[i].len = 0;
+  d->batch_rows = 0;
+  return rc;
+}
+
+/* Adds a row to the batch of statement s (sending the batch of another
+ * statement first, so that the writes keep their order). */
+static int batch_add(struct pg *d, enum stmt s, const char *const *vals)
+{
+  if (d->tx_failed)
+    return -1;
+  if (d->batch_stmt != (int)s && batch_flush(d) < 0)
+    return -1;
+  d->batch_stmt = (int)s;
+  for (int i = 0; i < pg_stmts[s].n; i++)
+    if (batch_elem(d, i, vals[i]) < 0) {
+      log_error("database: out of memory for a batch");
+      d->tx_failed = 1;
+      return -1;
+    }
+  if (++d->batch_rows >= BATCH_ROWS)
+    return batch_flush(d);
+  return 0;
+}
+
+/* Any other write: the batch gathered so far goes first. */
+static int tx_cmd(struct pg *d, enum stmt s, const char *const *vals)
+{
+  if (d->tx_failed || batch_flush(d) < 0)
+    return -1;
+  return send_stmt(d, s, vals);
+}
+
 int pg_tx_stats(struct db *db, const struct db_stats *row)
 {
   struct pg *d = (struct pg *)db;
@@ -287,7 +379,7 @@ int pg_tx_device_put(struct db *db, const char *id, const char *model, const cha
                      const char *rollout_id, const char *doc)
 {
   const char *vals[5] = {id, model, state, rollout_id, doc};
-  return tx_cmd((struct pg *)db, S_DEV_PUT, vals);
+  return batch_add((struct pg *)db, S_DEV_PUT_MANY, vals);
 }
 
 int pg_tx_device_delete(struct db *db, const char *id)
@@ -306,7 +398,7 @@ int pg_tx_event(struct db *db, const char *device_id, int64_t at_ms, const char 
   const char *vals[4] = {device_id, at, kind, detail};
 
   snprintf(at, sizeof(at), "%lld", (long long)at_ms);
-  return tx_cmd((struct pg *)db, S_EVENT_ADD, vals);
+  return batch_add((struct pg *)db, S_EVENT_ADD_MANY, vals);
 }
 
 int pg_tx_rollout_put(struct db *db, const char *id, const char *state, const char *doc)

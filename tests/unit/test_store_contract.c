@@ -161,10 +161,12 @@ static void contract(struct store *s)
     CHECK(store_events_page(s, "d1", last, 10, ev, &e) == 0);
     CHECK(e.n == 1 && e.ids[0] > last);
   }
-  /* upsert: the same id again replaces the record */
+  /* upsert: the same id again replaces the record (twice in one
+   * transaction: the last write wins) */
   {
-    static const struct write w[] = {{PUT, "d3", "M", "pending", "r1", 0}};
-    play(s, w, 1);
+    static const struct write w[] = {{PUT, "d3", "M", "offered", NULL, 0},
+                                     {PUT, "d3", "M", "pending", "r1", 0}};
+    play(s, w, 2);
     CHECK(script.committed == 1);
   }
   r = page(s, hot, 2, 0, "", 10);
