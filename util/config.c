@@ -602,6 +602,13 @@ static void validate_store(struct config *c, struct config_errors *errs)
   else if (strcmp(c->store_backend, "postgresql") == 0 && c->store_postgresql[0] == '\0')
     config_errors_add(errs, "%s: [store] backend = postgresql needs postgresql = CONNINFO",
                       c->source);
+#ifndef HAVE_LIBPQ
+  else if (strcmp(c->store_backend, "postgresql") == 0)
+    config_errors_add(errs,
+                      "%s: [store] backend = postgresql: this dfotad was built without it"
+                      " (configure --with-postgresql)",
+                      c->source);
+#endif
 }
 
 /* A password in the file's connection string: the file must be readable by
