@@ -23,9 +23,10 @@ struct store {
   void *hook_arg;
   int tx_failed; /* a store_tx_* call failed in this flush */
   _Atomic uint64_t commits, last_commit_us;
-  atomic_int last_flush_ok; /* the last flush committed (or had nothing to) */
-  uint64_t seq;             /* creation order of catalog entries */
-  struct recheck *recheck;  /* recheck.c */
+  uint64_t seq;            /* creation order of catalog entries */
+  struct recheck *recheck; /* recheck.c */
+  /* the last flush committed (or had nothing to) */
+  atomic_int last_flush_ok;
 };
 
 struct upload {

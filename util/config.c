@@ -30,7 +30,7 @@ enum opt_type {
   T_LISTEN, /* one or more addresses; repeated keys add */
   T_SNI,    /* NAME CERTFILE KEYFILE; repeatable; offset: its struct tls_conf */
   T_CLIENT_AUTH,
-  T_URL,   /* SECTION://HOST:PORT (the section's scheme, an explicit port), or empty */
+  T_URL, /* SECTION://HOST:PORT (the section's scheme, an explicit port), or empty */
   T_RANGE, /* LO-HI ports (struct port_range), or empty */
 };
 
@@ -52,108 +52,57 @@ struct option {
 /* Every front's section has these rows. */
 #define FRONT_ROWS(sec, p, listen_def)                                                             \
   {sec, "listen", T_LISTEN, F(p, listen), listen_def, 0, 0, "ADDRESS:PORT ..."},                   \
-      {sec, "connection_limit",   T_INT,        F(p, connection_limit), "1024",                    \
-       1,   MAX_CONNECTION_LIMIT, "connections"},                                                  \
+      {sec, "connection_limit", T_INT, F(p, connection_limit), "1024", 1, MAX_CONNECTION_LIMIT,    \
+       "connections"},                                                                             \
       {sec, "timeout", T_INT, F(p, timeout), "60", 1, MAX_TIMEOUT, "idle seconds"},                \
-      {sec,                                                                                        \
-       "per_ip_limit",                                                                             \
-       T_INT,                                                                                      \
-       F(p, per_ip_limit),                                                                         \
-       "0",                                                                                        \
-       0,                                                                                          \
-       MAX_CONNECTION_LIMIT,                                                                       \
+      {sec, "per_ip_limit", T_INT, F(p, per_ip_limit), "0", 0, MAX_CONNECTION_LIMIT,               \
        "connections per client address, 0 for none"},                                              \
-  {                                                                                                \
-    sec, "public_url", T_URL, F(p, public_url), "", 0, 0, "base URL devices see"                   \
-  }
+      {sec, "public_url", T_URL, F(p, public_url), "", 0, 0, "base URL devices see"}
 
 /* The HTTP(S) sections have these: what a connection may cost. */
 #define HTTP_ROWS(sec, p)                                                                          \
   {sec, "threads", T_INT, F(p, threads), "0", 0, MAX_THREADS, "0: one per CPU"},                   \
-      {sec,                                                                                        \
-       "connection_memory",                                                                        \
-       T_SIZE,                                                                                     \
-       F(p, connection_memory),                                                                    \
-       DEF_CONNECTION_MEMORY_TEXT,                                                                 \
-       MIN_CONNECTION_MEMORY,                                                                      \
-       MAX_CONNECTION_MEMORY,                                                                      \
-       "bytes per connection for its request and response headers"},                               \
-      {sec,                                                                                        \
-       "header_timeout",                                                                           \
-       T_INT,                                                                                      \
-       F(p, header_timeout),                                                                       \
-       DEF_HEADER_TIMEOUT_TEXT,                                                                    \
-       1,                                                                                          \
-       MAX_TIMEOUT,                                                                                \
-       "seconds a connection has to send its first request's headers"},                            \
-      {sec,                                                                                        \
-       "header_limit",                                                                             \
-       T_INT,                                                                                      \
-       F(p, header_limit),                                                                         \
-       "0",                                                                                        \
-       0,                                                                                          \
-       MAX_CONNECTION_LIMIT,                                                                       \
-       "connections still sending headers, 0 for half of connection_limit"},                       \
-      {sec,                                                                                        \
-       "header_per_ip_limit",                                                                      \
-       T_INT,                                                                                      \
-       F(p, header_per_ip_limit),                                                                  \
-       DEF_HEADER_PER_IP_TEXT,                                                                     \
-       0,                                                                                          \
-       MAX_CONNECTION_LIMIT,                                                                       \
-       "connections still sending headers per address, 0 for none"},                               \
-  {                                                                                                \
-    sec, "send_lowat", T_SIZE, F(p, send_lowat), DEF_SEND_LOWAT_TEXT, 0, MAX_SEND_LOWAT,           \
-        "bytes not yet sent the kernel may hold per connection, 0 for no bound"                    \
-  }
+      {sec, "connection_memory", T_SIZE, F(p, connection_memory), DEF_CONNECTION_MEMORY_TEXT,      \
+       MIN_CONNECTION_MEMORY, MAX_CONNECTION_MEMORY,                                               \
+       "bytes per connection for its request and response headers"},                              \
+      {sec, "header_timeout", T_INT, F(p, header_timeout), DEF_HEADER_TIMEOUT_TEXT, 1,            \
+       MAX_TIMEOUT, "seconds a connection has to send its first request's headers"},               \
+      {sec, "header_limit", T_INT, F(p, header_limit), "0", 0, MAX_CONNECTION_LIMIT,               \
+       "connections still sending headers, 0 for half of connection_limit"},                      \
+      {sec, "header_per_ip_limit", T_INT, F(p, header_per_ip_limit), DEF_HEADER_PER_IP_TEXT, 0,    \
+       MAX_CONNECTION_LIMIT, "connections still sending headers per address, 0 for none"},        \
+      {sec, "send_lowat", T_SIZE, F(p, send_lowat), DEF_SEND_LOWAT_TEXT, 0, MAX_SEND_LOWAT,        \
+       "bytes not yet sent the kernel may hold per connection, 0 for no bound"}
 
 /* Every TLS or DTLS section has these: one set of TLS options. */
 #define TLS_ROWS(sec, p, prio_def)                                                                 \
   {sec, "cert", T_STRING, F(p, tls.cert), "", 0, 0, "default certificate chain (PEM)"},            \
       {sec, "key", T_STRING, F(p, tls.key), "", 0, 0, "its private key (PEM)"},                    \
       {sec, "sni", T_SNI, F(p, tls), NULL, 0, 0, "NAME CERTFILE KEYFILE"},                         \
-      {sec, "client_ca", T_STRING, F(p, tls.client_ca), "", 0, 0, "CA for client certificates"},   \
-      {sec, "client_auth",           T_CLIENT_AUTH, F(p, tls.client_auth), "none", 0,              \
-       0,   "none|optional|required"},                                                             \
-  {                                                                                                \
-    sec, "priorities", T_STRING, F(p, tls.priorities), prio_def, 0, 0,                             \
-        "cipher preferences, in the TLS library's syntax"                                          \
-  }
+      {sec, "client_ca", T_STRING, F(p, tls.client_ca), "", 0, 0, "CA for client certificates"},  \
+      {sec, "client_auth", T_CLIENT_AUTH, F(p, tls.client_auth), "none", 0, 0,                     \
+       "none|optional|required"},                                                                  \
+      {sec, "priorities", T_STRING, F(p, tls.priorities), prio_def, 0, 0,                          \
+       "cipher preferences, in the TLS library's syntax"}
 
 /* The FTP sections' own rows ([ftp] also has TLS_ROWS, for AUTH TLS). */
 #define FTP_ROWS(sec, p)                                                                           \
   {sec, "threads", T_INT, F(p, threads), "0", 0, MAX_THREADS, "event threads, 0: one per CPU"},    \
-      {sec,    "anonymous_packages",                                                               \
-       T_BOOL, F(p, anonymous_packages),                                                           \
-       "no",   0,                                                                                  \
-       0,      "anonymous logins may fetch /p/{id}"},                                              \
-      {sec,    "require_tls",                                                                      \
-       T_BOOL, F(p, require_tls),                                                                  \
-       "no",   0,                                                                                  \
-       0,      "refuse logins and data connections without TLS"},                                  \
+      {sec, "anonymous_packages", T_BOOL, F(p, anonymous_packages), "no", 0, 0,                    \
+       "anonymous logins may fetch /p/{id}"},                                                      \
+      {sec, "require_tls", T_BOOL, F(p, require_tls), "no", 0, 0,                                  \
+       "refuse logins and data connections without TLS"},                                          \
       {sec, "pasv_ports", T_RANGE, F(p, pasv_ports), "", 0, 0, "LO-HI passive data ports"},        \
-      {sec,      "pasv_address",                                                                   \
-       T_STRING, F(p, pasv_address),                                                               \
-       "",       0,                                                                                \
-       0,        "IPv4 address PASV announces (behind NAT)"},                                      \
-      {sec,    "port_enable",                                                                      \
-       T_BOOL, F(p, port_enable),                                                                  \
-       "no",   0,                                                                                  \
-       0,      "allow PORT/EPRT (active mode) to the client's own address"},                       \
-      {sec,                                                                                        \
-       "login_limit",                                                                              \
-       T_INT,                                                                                      \
-       F(p, login_limit),                                                                          \
-       DEF_FTP_LOGIN_LIMIT,                                                                        \
-       1,                                                                                          \
-       MAX_CONNECTION_LIMIT,                                                                       \
-       "sessions not logged in yet, at once"},                                                     \
-      {sec,         "login_timeout",    T_INT, F(p, login_timeout), DEF_FTP_LOGIN_TIMEOUT, 1,      \
-       MAX_TIMEOUT, "seconds to log in"},                                                          \
-  {                                                                                                \
-    sec, "data_timeout", T_INT, F(p, data_timeout), DEF_FTP_DATA_TIMEOUT, 1, MAX_TIMEOUT,          \
-        "seconds without progress on a data connection"                                            \
-  }
+      {sec, "pasv_address", T_STRING, F(p, pasv_address), "", 0, 0,                                \
+       "IPv4 address PASV announces (behind NAT)"},                                                \
+      {sec, "port_enable", T_BOOL, F(p, port_enable), "no", 0, 0,                                  \
+       "allow PORT/EPRT (active mode) to the client's own address"},                               \
+      {sec, "login_limit", T_INT, F(p, login_limit), DEF_FTP_LOGIN_LIMIT, 1,                       \
+       MAX_CONNECTION_LIMIT, "sessions not logged in yet, at once"},                               \
+      {sec, "login_timeout", T_INT, F(p, login_timeout), DEF_FTP_LOGIN_TIMEOUT, 1, MAX_TIMEOUT,     \
+       "seconds to log in"},                                                                       \
+      {sec, "data_timeout", T_INT, F(p, data_timeout), DEF_FTP_DATA_TIMEOUT, 1, MAX_TIMEOUT,       \
+       "seconds without progress on a data connection"}
 
 static const struct option options[] = {
     {"server", "state_dir", T_PATH, O(state_dir), DEF_STATE_DIR, 0, 0, "state directory"},
@@ -177,9 +126,10 @@ static const struct option options[] = {
     {"coaps", "anonymous_packages", T_BOOL, F(PROTO_COAPS, anonymous_packages), "no", 0, 0,
      "serve /p/{id} without an offer's token"},
     {"coaps", "max_report", T_INT, F(PROTO_COAPS, max_report), STR(DEF_COAP_REPORT_MAX), 64,
-     MAX_COAP_REPORT, "bytes of a report's payload"},
-    {"coaps", "handshake_limit", T_INT, F(PROTO_COAPS, handshake_limit), STR(DEF_COAP_HANDSHAKES),
-     1, MAX_COAP_HANDSHAKES, "DTLS handshakes in progress"},
+     MAX_COAP_REPORT,
+     "bytes of a report's payload"},
+    {"coaps", "handshake_limit", T_INT, F(PROTO_COAPS, handshake_limit), STR(DEF_COAP_HANDSHAKES), 1,
+     MAX_COAP_HANDSHAKES, "DTLS handshakes in progress"},
     TLS_ROWS("coaps", PROTO_COAPS, ""),
     FRONT_ROWS("ftp", PROTO_FTP, DEF_FTP_LISTEN),
     FTP_ROWS("ftp", PROTO_FTP),
@@ -675,8 +625,7 @@ static void validate(struct config *c, struct config_errors *errs)
         for (int j = 0; j < b->n; j++)
           if (strcmp(a->addr[i].text, b->addr[j].text) == 0)
             config_errors_add(errs, "%s: %s is both an [%s] and an [%s] address", src,
-                              a->addr[i].text,
-                              p < PROTO_COUNT ? proto_name((enum proto)p) : "admin",
+                              a->addr[i].text, p < PROTO_COUNT ? proto_name((enum proto)p) : "admin",
                               q < PROTO_COUNT ? proto_name((enum proto)q) : "admin");
     }
   }
