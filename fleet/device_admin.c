@@ -164,9 +164,9 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
     snprintf(d->secret_hash, sizeof(d->secret_hash), "%s", pre->hash);
   OPENSSL_cleanse(pre, sizeof(*pre));
   if ((v = json_object_get(b, "model")) != NULL)
-    set_str(&d->model, json_string_value(v));
+    d->model = fleet_intern(f, json_string_value(v));
   if ((v = json_object_get(b, "group")) != NULL)
-    set_str(&d->group, json_string_value(v));
+    d->group = fleet_intern(f, json_string_value(v));
   if ((v = json_object_get(b, "tags")) != NULL) {
     json_decref(d->tags);
     d->tags = json_array_size(v) > 0 ? json_deep_copy(v) : NULL;
@@ -312,7 +312,7 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
         return 400;
       }
     }
-    pthread_mutex_unlock(&f->mu);
+    page_unlock(f);
     if (n == 0)
       break;
   }
@@ -341,7 +341,7 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
         free(psk);
       }
     }
-    pthread_mutex_unlock(&f->mu);
+    page_unlock(f);
   }
   OPENSSL_cleanse(pre, (n + 1) * sizeof(*pre));
   free(pre);
@@ -504,8 +504,8 @@ static void heap_push(idbuf *h, int *n, int limit, const char *id)
  * the `limit` smallest ids after `after` (and the count); then the page's
  * devices are looked up again and shown. */
 int fleet_devices_list(struct fleet *f, const char *model, const char *version, const char *group,
-                       const char *state, const char *rollout, int limit, const char *after,
-                       json_t **out)
+                       const char *state, const char *rollout, const char *q, int limit,
+                       const char *after, json_t **out)
 {
   int refused = loading_gate(f, out);
   if (refused)
@@ -536,12 +536,12 @@ int fleet_devices_list(struct fleet *f, const char *model, const char *version, 
             (version && (d->version == NULL || strcmp(d->version, version))) ||
             (group && strcmp(d->group, group)) || (state && d->state != st) ||
             (rollout && (d->rollout == NULL || strcmp(d->rollout->id, rollout))) ||
-            (after && strcmp(d->id, after) <= 0))
+            (after && strcmp(d->id, after) <= 0) || (q && strstr(d->id, q) == NULL))
           continue;
         total++;
         heap_push(heap, &n, limit, d->id);
       }
-    pthread_mutex_unlock(&f->mu);
+    page_unlock(f);
   }
   if (n > 1)
     qsort(heap, (size_t)n, sizeof(*heap), cmp_id);

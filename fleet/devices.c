@@ -94,6 +94,7 @@ void device_event(struct fleet *f, struct device *d, const char *kind, json_t *d
   if (text == NULL)
     return;
   json_array_append_new(f->events, json_pack("[s,I,s,s]", d->id, (json_int_t)t, kind, text));
+  feed_device(d, kind, text);
   free(text);
   d->events_untrimmed++;
 }
@@ -142,9 +143,7 @@ void progress_reset(struct device *d)
 
 void device_free(struct device *d)
 {
-  free(d->model);
   free(d->version);
-  free(d->group);
   free(d->hop_from);
   free(d->hop_to);
   free(d->reason);
@@ -166,7 +165,7 @@ struct device *device_new(struct fleet *f, const char *id)
   if (d == NULL)
     return NULL;
   snprintf(d->id, sizeof(d->id), "%s", id);
-  d->group = strdup("");
+  d->group = "";
   d->fail_code = d->last_code = -1;
   d->transport = -1;
   d->device_percent = -1;
@@ -257,6 +256,47 @@ json_t *device_json(const struct device *d)
   }
   json_object_set_new(o, "last_result", last);
   return o;
+}
+
+const char *fleet_intern(struct fleet *f, const char *s)
+{
+  size_t i, mask;
+  char *c;
+
+  if (f->n_istr * 2 >= f->cap_istr) {
+    size_t nc = f->cap_istr ? 2 * f->cap_istr : 256;
+    char **nt = calloc(nc, sizeof(*nt));
+    if (nt == NULL)
+      return "";
+    for (size_t k = 0; k < f->cap_istr; k++)
+      if (f->istr[k] != NULL) {
+        size_t j = hash_str(f->istr[k]) & (nc - 1);
+        while (nt[j] != NULL)
+          j = (j + 1) & (nc - 1);
+        nt[j] = f->istr[k];
+      }
+    free(f->istr);
+    f->istr = nt;
+    f->cap_istr = nc;
+  }
+  mask = f->cap_istr - 1;
+  for (i = hash_str(s) & mask; f->istr[i] != NULL; i = (i + 1) & mask)
+    if (strcmp(f->istr[i], s) == 0)
+      return f->istr[i];
+  if ((c = strdup(s)) == NULL)
+    return "";
+  f->istr[i] = c;
+  f->n_istr++;
+  return c;
+}
+
+void fleet_intern_free(struct fleet *f)
+{
+  for (size_t k = 0; k < f->cap_istr; k++)
+    free(f->istr[k]);
+  free(f->istr);
+  f->istr = NULL;
+  f->n_istr = f->cap_istr = 0;
 }
 
 void set_str(char **slot, const char *v)

@@ -7,17 +7,23 @@
  * Locking: one mutex (f->mu) guards every device and rollout. Lock order:
  * f->mu, then the store's catalog lock. The store's writer takes f->mu in
  * its flush hook while it holds the database, so nothing may wait for the
- * writer (store_sync) or read the database with f->mu held. */
+ * writer (store_sync) or read the database with f->mu held (the loader's
+ * row callback, like the flush hook, takes f->mu inside the database's
+ * lock). Work over many devices (rollout_job.c, bulk calls, listings, the
+ * flush, the load) holds f->mu for a page of JOB_PAGE devices at most. */
 #ifndef DFOTAD_FLEET_INT_H
 #define DFOTAD_FLEET_INT_H
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "../util/limits.h"
 #include "../util/proto.h"
 #include "delivery.h"
+#include "feed.h"
 #include "fleet.h"
 #include "fleet_admin.h"
 
@@ -51,8 +57,9 @@ struct rollout;
 
 struct device {
   char id[DEVICE_ID_MAX + 1];
-  char *model, *version; /* version NULL: unknown (after 511) */
-  char *group;
+  const char *model;    /* interned (fleet_intern) */
+  char *version;        /* NULL: unknown (after 511) */
+  const char *group;    /* interned */
   json_t *tags;         /* array of strings; NULL: none */
   char secret_hash[96]; /* "sha256$SALT$HEX" */
   enum dstate state;
@@ -151,6 +158,10 @@ struct fleet {
   struct device *dirty;     /* devices to save at the next flush */
   struct device *flushing;  /* taken by the flush in progress, saved a page at a time */
   struct device *graveyard; /* deleted while a job ran: freed when no job runs */
+  /* strings many devices share (models, groups), kept once until the
+   * fleet closes: an open-addressed set */
+  char **istr;
+  size_t n_istr, cap_istr;
   /* loading at start (persist.c): the devices in flight first, then the
    * rest, a page at a time, on a thread once the first pages are in; until
    * then device requests are asked to come back and admin calls refused */
@@ -160,6 +171,8 @@ struct fleet {
   pthread_t load_thread;
   int load_started;
   int64_t load_t0;
+  /* device requests waiting for mu (device_lock): pages yield to them */
+  atomic_int waiters;
   /* the job thread (rollout_job.c) */
   pthread_t job_thread;
   pthread_cond_t job_wake;
@@ -170,7 +183,7 @@ struct fleet {
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   struct fleet_limits limits;
   struct auth_fail auth_addr[AUTH_SLOTS], auth_dev[AUTH_SLOTS];
-  uint64_t auth_failures, auth_throttled;
+  uint64_t auth_failures[PROTO_COUNT], auth_throttled[PROTO_COUNT]; /* by protocol */
   int64_t auth_logged; /* monotonic ms of the last failure logged */
   uint64_t auth_unlogged;
   struct device *ident[DEV_BUCKETS];        /* by PSK identity, devices with a key */
@@ -199,6 +212,9 @@ json_t *device_json(const struct device *d);
 /* "2026-11-24T06:50:00Z", or null for 0 */
 json_t *time_json(int64_t ms);
 void set_str(char **slot, const char *v);
+/* The one copy of s the fleet keeps ("" when out of memory). f->mu held. */
+const char *fleet_intern(struct fleet *f, const char *s);
+void fleet_intern_free(struct fleet *f);
 
 /* credentials.c */
 void make_secret_hash(const char *secret, char *out, size_t outlen);
@@ -221,7 +237,11 @@ void package_damaged(void *arg, const char *package_id);
 /* Records a piece of an offer's download against its device. */
 void progress_record(struct fleet *f, const char *token, uint64_t start, uint64_t bytes,
                      int complete, enum piece kind, enum proto proto, const char *addr);
-void progress_resumed(struct fleet *f, const char *token);
+/* The device went back (or started past byte 0) to `at`: a resume, over
+ * proto from addr (shown at once, before any piece is known delivered);
+ * it holds [0, at). */
+void progress_resumed(struct fleet *f, const char *token, uint64_t at, enum proto proto,
+                      const char *addr);
 /* Adds [start, end) to the offer's intervals; recomputes the prefix. */
 void progress_add_interval(struct device *d, uint64_t start, uint64_t end);
 
@@ -240,6 +260,8 @@ int transport_served(const struct fleet *f, enum proto p);
 /* "transport must be one of ..." or NULL when v (a JSON value, may be NULL
  * or null) names a served transport; *out: -1 for none. f->mu held. */
 const char *transport_from_json(const struct fleet *f, json_t *v, int *out);
+/* One more request answered over p (check-ins, reports, download requests). */
+void count_request(enum proto p);
 
 /* psk.c */
 /* The identity a device's key answers to (its own, or its id). */
@@ -270,8 +292,28 @@ void rollout_pause(struct fleet *f, struct rollout *r, const char *reason);
 /* How many members a start enrols in its call; above it, in the
  * background (202). */
 #define START_INLINE_MAX 5000
-/* Devices one page of a job or of a flush handles under the lock. */
-#define JOB_PAGE 2000
+/* Devices one page of a job, a bulk call, a load or a flush handles under
+ * the lock (a few milliseconds' work); a job lets the writer commit every
+ * JOB_SYNC_PAGES pages, which keeps the writer's transactions and memory
+ * bounded. */
+#define JOB_PAGE 500
+#define JOB_SYNC_PAGES 4
+/* A device request takes the lock through this, so that pages know it
+ * waits. */
+static inline void device_lock(struct fleet *f)
+{
+  atomic_fetch_add_explicit(&f->waiters, 1, memory_order_relaxed);
+  pthread_mutex_lock(&f->mu);
+  atomic_fetch_sub_explicit(&f->waiters, 1, memory_order_relaxed);
+}
+/* The end of a page: the lock let go, and the processor too when a device
+ * request waits, so that it gets the lock before the next page. */
+static inline void page_unlock(struct fleet *f)
+{
+  pthread_mutex_unlock(&f->mu);
+  if (atomic_load_explicit(&f->waiters, memory_order_relaxed) > 0)
+    sched_yield();
+}
 void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int position);
 /* A member's state changed (devices.c): the counts and arrays follow. */
 void rollout_member_state(struct rollout *r, struct device *d, enum dstate from, enum dstate to);

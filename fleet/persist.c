@@ -96,9 +96,9 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
   json_t *iv = json_object_get(doc, "ival"), *v;
   size_t i;
 
-  set_str(&d->model, jstr(doc, "model"));
+  d->model = fleet_intern(f, jstr(doc, "model"));
   set_str(&d->version, json_string_value(json_object_get(doc, "version")));
-  set_str(&d->group, jstr(doc, "group"));
+  d->group = fleet_intern(f, jstr(doc, "group"));
   if (json_array_size(json_object_get(doc, "tags")) > 0) {
     json_decref(d->tags);
     d->tags = json_deep_copy(json_object_get(doc, "tags"));
@@ -271,7 +271,7 @@ static void flush_hook(struct store *s, void *arg)
       d->dirty_next = NULL;
     }
     more = f->flushing != NULL;
-    pthread_mutex_unlock(&f->mu);
+    page_unlock(f);
     if (write_page(s, dev, n, keep)) {
       /* out of memory for a record: it stays marked for the next flush */
       pthread_mutex_lock(&f->mu);
@@ -348,8 +348,11 @@ static int load_rollout(const char *id, const char *text, void *arg)
 /* Devices in flight (the ones whose requests come first): loaded first. */
 static const char *const hot_states[] = {"pending", "offered", "downloading", "downloaded",
                                          "updating"};
+#define N_HOT ((int)(sizeof(hot_states) / sizeof(hot_states[0])))
 
 struct load_page {
+  struct fleet *f;
+  char last[DEVICE_ID_MAX + 1]; /* the last id read, kept or not */
   char (*ids)[DEVICE_ID_MAX + 1];
   char **texts;
   json_t **docs;
@@ -360,8 +363,20 @@ static int collect_row(const char *id, const char *text, void *arg)
 {
   struct load_page *p = arg;
 
+  int known;
+
   if (p->n >= LOAD_PAGE)
     return 1;
+  snprintf(p->last, sizeof(p->last), "%s", id);
+  if (p->f->load_pass == N_HOT) {
+    /* the last pass: what the first ones loaded is not read twice (the
+     * lock order allows f->mu inside the database's lock) */
+    pthread_mutex_lock(&p->f->mu);
+    known = device_find(p->f, id) != NULL;
+    pthread_mutex_unlock(&p->f->mu);
+    if (known)
+      return 0;
+  }
   snprintf(p->ids[p->n], sizeof(p->ids[0]), "%s", id);
   p->texts[p->n] = strdup(text);
   p->n++;
@@ -391,8 +406,11 @@ static int load_step(struct fleet *f, struct load_page *pg)
   int n;
 
   pg->n = 0;
-  n = store_devices_page(f->store, hot_states, (int)(sizeof(hot_states) / sizeof(hot_states[0])),
-                         f->load_pass, f->load_after, LOAD_PAGE, collect_row, pg);
+  pg->last[0] = '\0';
+  /* a pass for each state of the devices in flight, then one over all
+   * (those in already skipped) */
+  n = store_devices_page(f->store, f->load_pass < N_HOT ? hot_states[f->load_pass] : NULL,
+                         f->load_after, LOAD_PAGE, collect_row, pg);
   if (n < 0)
     return -1;
   /* parsed without any lock */
@@ -405,7 +423,14 @@ static int load_step(struct fleet *f, struct load_page *pg)
   for (int i = 0; i < pg->n; i++) {
     const char *id = pg->ids[i];
     struct device *d;
-    if (pg->docs[i] == NULL || device_find(f, id) != NULL) {
+    if (i > 0 && i % JOB_PAGE == 0) {
+      /* a breath for the device requests */
+      page_unlock(f);
+      pthread_mutex_lock(&f->mu);
+    }
+    if (device_find(f, id) != NULL) {
+      /* in flight: loaded by the first pass */
+    } else if (pg->docs[i] == NULL) {
       log_error("fleet: device %s: unreadable record, skipped", id);
     } else if ((d = device_new(f, id)) != NULL) {
       device_from_doc(f, d, pg->docs[i]);
@@ -419,12 +444,12 @@ static int load_step(struct fleet *f, struct load_page *pg)
     pg->docs[i] = NULL;
   }
   pthread_mutex_unlock(&f->mu);
-  if (pg->n > 0)
-    snprintf(f->load_after, sizeof(f->load_after), "%s", pg->ids[pg->n - 1]);
-  if (pg->n < LOAD_PAGE) {
-    if (f->load_pass == 1)
+  if (n > 0)
+    snprintf(f->load_after, sizeof(f->load_after), "%s", pg->last);
+  if (n < LOAD_PAGE) {
+    if (f->load_pass == N_HOT)
       return 0;
-    f->load_pass = 1;
+    f->load_pass++;
     f->load_after[0] = '\0';
   }
   return 1;
@@ -454,6 +479,7 @@ static int load_pages(struct fleet *f, int max_pages)
   struct load_page pg = {0};
   int rc = 1;
 
+  pg.f = f;
   pg.ids = calloc(LOAD_PAGE, sizeof(*pg.ids));
   pg.texts = calloc(LOAD_PAGE, sizeof(*pg.texts));
   pg.docs = calloc(LOAD_PAGE, sizeof(*pg.docs));
@@ -581,6 +607,7 @@ void fleet_close(struct fleet *f)
     free(f->deleted[k]);
   free(f->deleted);
   json_decref(f->events);
+  fleet_intern_free(f);
   pthread_mutex_destroy(&f->mu);
   free(f);
 }

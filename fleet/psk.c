@@ -226,7 +226,7 @@ int delivery_psk_lookup(struct fleet *f, const char *identity, size_t idlen, uns
   if (idlen == 0 || idlen > PSK_IDENTITY_MAX)
     return -1;
   /* the lock for a hash lookup and a copy; the key is opened outside it */
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   d = psk_find(f, identity, idlen);
   if (d == NULL || d->psk_sealed == NULL) {
     pthread_mutex_unlock(&f->mu);

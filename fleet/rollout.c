@@ -40,7 +40,11 @@ struct rollout *rollout_find(struct fleet *f, const char *id)
   return NULL;
 }
 
-void rollout_mark(struct rollout *r) { r->dirty = 1; }
+void rollout_mark(struct rollout *r)
+{
+  r->dirty = 1;
+  feed_rollout(r);
+}
 
 void rollout_free(struct rollout *r)
 {
@@ -172,6 +176,7 @@ void rollout_alarm(struct fleet *f, struct rollout *r, const char *text)
 {
   (void)f;
   log_warn("rollout %s: alarm: %s", r->id, text);
+  feed_alarm(r, text);
   if (json_array_size(r->alarms) < 100)
     json_array_append_new(r->alarms, json_string(text));
   rollout_mark(r);

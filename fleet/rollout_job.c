@@ -95,13 +95,13 @@ static int start_job(struct fleet *f, struct rollout *r)
         list[n++] = (struct ordered){order_hash(r->id, d->id), d};
       }
     r->job_of = (int)n;
-    pthread_mutex_unlock(&f->mu);
+    page_unlock(f);
   }
   if (n > 1)
     qsort(list, n, sizeof(*list), cmp_ordered);
   /* enrolled a page at a time; each page committed before the next, so
    * that the writer's transactions stay small and memory bounded */
-  for (size_t i = 0; i < n || i == 0;) {
+  for (size_t i = 0, page = 0; i < n || i == 0; page++) {
     pthread_mutex_lock(&f->mu);
     if (r->state != R_STARTING || f->job_stop) {
       pthread_mutex_unlock(&f->mu);
@@ -132,8 +132,9 @@ static int start_job(struct fleet *f, struct rollout *r)
       store_sync(f->store);
       break;
     }
-    pthread_mutex_unlock(&f->mu);
-    store_sync(f->store);
+    page_unlock(f);
+    if (page % JOB_SYNC_PAGES == JOB_SYNC_PAGES - 1)
+      store_sync(f->store);
   }
   free(list);
   return 0;
@@ -149,7 +150,7 @@ static int unfinished(const struct rollout *r)
 static int sweep_job(struct fleet *f, struct rollout *r)
 {
   for (int pass = 0; pass < SWEEP_PASSES; pass++) {
-    for (int i = 0;;) {
+    for (int i = 0, page = 0;; page++) {
       int more;
       pthread_mutex_lock(&f->mu);
       if (f->job_stop) {
@@ -165,8 +166,9 @@ static int sweep_job(struct fleet *f, struct rollout *r)
         }
       }
       more = i < r->n_members;
-      pthread_mutex_unlock(&f->mu);
-      store_sync(f->store);
+      page_unlock(f);
+      if (!more || page % JOB_SYNC_PAGES == JOB_SYNC_PAGES - 1)
+        store_sync(f->store);
       if (!more)
         break;
     }

@@ -60,12 +60,12 @@ int db_devices_load(struct db *d, db_doc_cb cb, void *arg)
   return d->ops->devices_load(d, cb, arg);
 }
 
-int db_devices_page(struct db *d, const char *const *states, int n_states, int exclude,
-                    const char *after, int limit, db_doc_cb cb, void *arg)
+int db_devices_page(struct db *d, const char *state, const char *after, int limit, db_doc_cb cb,
+                    void *arg)
 {
-  if (n_states < 0 || n_states > 16 || limit <= 0)
+  if (limit <= 0)
     return -1;
-  return d->ops->devices_page(d, states, n_states, exclude, after, limit, cb, arg);
+  return d->ops->devices_page(d, state, after, limit, cb, arg);
 }
 
 int db_rollouts_load(struct db *d, db_doc_cb cb, void *arg)

@@ -45,8 +45,8 @@ struct db_ops {
   int (*tx_rollout_put)(struct db *d, const char *id, const char *state, const char *doc);
   int (*tx_events_trim)(struct db *d, const char *device_id, int keep);
   int (*devices_load)(struct db *d, db_doc_cb cb, void *arg);
-  int (*devices_page)(struct db *d, const char *const *states, int n_states, int exclude,
-                      const char *after, int limit, db_doc_cb cb, void *arg);
+  int (*devices_page)(struct db *d, const char *state, const char *after, int limit, db_doc_cb cb,
+                      void *arg);
   int (*rollouts_load)(struct db *d, db_doc_cb cb, void *arg);
   int (*events_page)(struct db *d, const char *device_id, int64_t after, int limit, db_event_cb cb,
                      void *arg);
@@ -96,11 +96,9 @@ int db_tx_events_trim(struct db *d, const char *device_id, int keep);
 
 int db_devices_load(struct db *d, db_doc_cb cb, void *arg);
 /* Devices by id (byte order) after `after` ("": from the first), at most
- * limit, whose state is (exclude 0) or is not (exclude 1) one of
- * states[0..n_states) (n_states 0: any; at most 16). The number of rows,
- * or -1. */
-int db_devices_page(struct db *d, const char *const *states, int n_states, int exclude,
-                    const char *after, int limit, db_doc_cb cb, void *arg);
+ * limit, in state `state` (NULL: any). The number of rows, or -1. */
+int db_devices_page(struct db *d, const char *state, const char *after, int limit, db_doc_cb cb,
+                    void *arg);
 int db_rollouts_load(struct db *d, db_doc_cb cb, void *arg);
 /* A device's events after id `after`, oldest first, at most limit. */
 int db_events_page(struct db *d, const char *device_id, int64_t after, int limit, db_event_cb cb,

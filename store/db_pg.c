@@ -77,6 +77,8 @@ static const char *const migrations[] = {
     "  state text NOT NULL,"
     "  doc text NOT NULL"
     ");",
+    /* 2: the devices in a state (those in flight load first at start) */
+    "CREATE INDEX devices_state ON devices (state, id);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -144,14 +146,10 @@ const struct pg_stmt pg_stmts[S_COUNT] = {
     [S_DEV_ALL] = {"dev_all", "SELECT id, doc FROM devices ORDER BY id", 0},
     [S_DEV_PAGE] = {"dev_page", "SELECT id, doc FROM devices WHERE id > $1 ORDER BY id LIMIT $2",
                     2},
-    [S_DEV_PAGE_IN] = {"dev_page_in",
-                       "SELECT id, doc FROM devices WHERE id > $1 AND state = ANY ($3::text[])"
-                       " ORDER BY id LIMIT $2",
-                       3},
-    [S_DEV_PAGE_OUT] = {"dev_page_out",
-                        "SELECT id, doc FROM devices WHERE id > $1 AND state <> ALL ($3::text[])"
-                        " ORDER BY id LIMIT $2",
-                        3},
+    [S_DEV_PAGE_STATE] = {"dev_page_state",
+                          "SELECT id, doc FROM devices WHERE state = $3 AND id > $1"
+                          " ORDER BY id LIMIT $2",
+                          3},
     [S_ROLLOUTS] = {"rollouts", "SELECT id, doc FROM rollouts ORDER BY seq", 0},
     [S_EVENTS_PAGE] = {"events_page",
                        "SELECT id, kind, detail FROM device_events WHERE device_id = $1"

@@ -52,8 +52,7 @@ enum stmt {
   S_ROLLOUT_PUT,
   S_DEV_ALL,
   S_DEV_PAGE,
-  S_DEV_PAGE_IN,
-  S_DEV_PAGE_OUT,
+  S_DEV_PAGE_STATE,
   S_ROLLOUTS,
   S_EVENTS_PAGE,
   S_COUNT
@@ -91,8 +90,8 @@ int pg_tx_event(struct db *db, const char *device_id, int64_t at_ms, const char 
 int pg_tx_rollout_put(struct db *db, const char *id, const char *state, const char *doc);
 int pg_tx_events_trim(struct db *db, const char *device_id, int keep);
 int pg_devices_load(struct db *db, db_doc_cb cb, void *arg);
-int pg_devices_page(struct db *db, const char *const *states, int n_states, int exclude,
-                    const char *after, int limit, db_doc_cb cb, void *arg);
+int pg_devices_page(struct db *db, const char *state, const char *after, int limit, db_doc_cb cb,
+                    void *arg);
 int pg_rollouts_load(struct db *db, db_doc_cb cb, void *arg);
 int pg_events_page(struct db *db, const char *device_id, int64_t after, int limit, db_event_cb cb,
                    void *arg);

@@ -462,53 +462,15 @@ int pg_devices_load(struct db *db, db_doc_cb cb, void *arg)
   return query_docs((struct pg *)db, S_DEV_ALL, NULL, 1, cb, arg) < 0 ? -1 : 0;
 }
 
-/* A text[] literal of the states: {"a","b"}, quotes and backslashes
- * escaped. NULL when out of memory. */
-static char *text_array(const char *const *v, int n)
+int pg_devices_page(struct db *db, const char *state, const char *after, int limit, db_doc_cb cb,
+                    void *arg)
 {
-  size_t len = 3;
-  char *out, *o;
-
-  for (int i = 0; i < n; i++)
-    len += 2 * strlen(v[i]) + 3;
-  if ((out = malloc(len)) == NULL)
-    return NULL;
-  o = out;
-  *o++ = '{';
-  for (int i = 0; i < n; i++) {
-    if (i > 0)
-      *o++ = ',';
-    *o++ = '"';
-    for (const char *c = v[i]; *c; c++) {
-      if (*c == '"' || *c == '\\')
-        *o++ = '\\';
-      *o++ = *c;
-    }
-    *o++ = '"';
-  }
-  *o++ = '}';
-  *o = '\0';
-  return out;
-}
-
-int pg_devices_page(struct db *db, const char *const *states, int n_states, int exclude,
-                    const char *after, int limit, db_doc_cb cb, void *arg)
-{
-  char lim[16], *arr = NULL;
-  const char *vals[3] = {after, lim, NULL};
-  enum stmt s = S_DEV_PAGE;
-  int n;
+  char lim[16];
+  const char *vals[3] = {after, lim, state};
 
   snprintf(lim, sizeof(lim), "%d", limit);
-  if (n_states > 0) {
-    if ((arr = text_array(states, n_states)) == NULL)
-      return -1;
-    vals[2] = arr;
-    s = exclude ? S_DEV_PAGE_OUT : S_DEV_PAGE_IN;
-  }
-  n = query_docs((struct pg *)db, s, vals, 0, cb, arg);
-  free(arr);
-  return n;
+  return query_docs((struct pg *)db, state != NULL ? S_DEV_PAGE_STATE : S_DEV_PAGE, vals, 0, cb,
+                    arg);
 }
 
 int pg_rollouts_load(struct db *db, db_doc_cb cb, void *arg)

@@ -69,6 +69,8 @@ static const char *const migrations[] = {
     "  state TEXT NOT NULL,"
     "  doc TEXT NOT NULL"
     ");",
+    /* 3: the devices in a state (those in flight load first at start) */
+    "CREATE INDEX devices_state ON devices(state, id);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -529,27 +531,20 @@ static int sq_devices_load(struct db *db, int (*cb)(const char *id, const char *
   return load_docs(d, "SELECT id, doc FROM devices ORDER BY id", cb, arg);
 }
 
-static int sq_devices_page(struct db *db, const char *const *states, int n_states, int exclude,
-                           const char *after, int limit,
+static int sq_devices_page(struct db *db, const char *state, const char *after, int limit,
                            int (*cb)(const char *id, const char *doc, void *arg), void *arg)
 {
   struct sq *d = (struct sq *)db;
-  char sql[512];
-  size_t len;
+  /* by the primary key, or by (state, id): no sort either way */
+  const char *sql = state != NULL
+                        ? "SELECT id, doc FROM devices WHERE state = ?3 AND id > ?1"
+                          " ORDER BY id LIMIT ?2"
+                        : "SELECT id, doc FROM devices WHERE id > ?1 ORDER BY id LIMIT ?2";
   sqlite3_stmt *st = NULL;
   int n = 0, step;
 
-  if (n_states < 0 || n_states > 16 || limit <= 0)
+  if (limit <= 0)
     return -1;
-  len = (size_t)snprintf(sql, sizeof(sql), "SELECT id, doc FROM devices WHERE id > ?1");
-  if (n_states > 0) {
-    len +=
-        (size_t)snprintf(sql + len, sizeof(sql) - len, " AND state %sIN (", exclude ? "NOT " : "");
-    for (int i = 0; i < n_states; i++)
-      len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s?%d", i ? ", " : "", i + 3);
-    len += (size_t)snprintf(sql + len, sizeof(sql) - len, ")");
-  }
-  snprintf(sql + len, sizeof(sql) - len, " ORDER BY id LIMIT ?2");
   pthread_mutex_lock(&d->mu);
   if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK) {
     log_error("database: %s: %s", sql, sqlite3_errmsg(d->h));
@@ -558,8 +553,8 @@ static int sq_devices_page(struct db *db, const char *const *states, int n_state
   }
   bind_text(st, 1, after);
   sqlite3_bind_int(st, 2, limit);
-  for (int i = 0; i < n_states; i++)
-    bind_text(st, i + 3, states[i]);
+  if (state != NULL)
+    bind_text(st, 3, state);
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
     n++;
     if (cb(col_text(st, 0), col_text(st, 1), arg) != 0)

@@ -423,6 +423,11 @@ const char *store_backend(struct store *s) { return db_backend(s->db); }
 
 const char *store_pg_version(void) { return db_pg_version(); }
 
+int store_sync_async(struct store *s, void (*done)(void *arg), void *arg)
+{
+  return writer_sync_async(s->writer, done, arg);
+}
+
 /* ---- open and close ---------------------------------------------------- */
 
 static int load_one(const struct db_package *r, void *arg)
@@ -594,10 +599,10 @@ int store_devices_load(struct store *s, store_doc_cb cb, void *arg)
   return db_devices_load(s->db, cb, arg);
 }
 
-int store_devices_page(struct store *s, const char *const *states, int n_states, int exclude,
-                       const char *after, int limit, store_doc_cb cb, void *arg)
+int store_devices_page(struct store *s, const char *state, const char *after, int limit,
+                       store_doc_cb cb, void *arg)
 {
-  return db_devices_page(s->db, states, n_states, exclude, after, limit, cb, arg);
+  return db_devices_page(s->db, state, after, limit, cb, arg);
 }
 
 int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg)

@@ -252,13 +252,15 @@ MEMBERS=$(jq -r .devices <"$T/r.json")
 [ "$MEMBERS" = "$N" ] || die "the rollout has $MEMBERS devices, expected $N"
 awk -v t="$T_START" '$1 >= t - 0.001 || $1 + $2 / 1000 >= t { print $2, $3 }' "$T/during.txt" |
   sort -n >"$T/lat.txt"
+WORST_AT=$(awk -v t="$T_START" '($1 >= t - 0.001 || $1 + $2 / 1000 >= t) && $2 > w { w = $2; at = $1 - t }
+  END { printf "%.1f", at }' "$T/during.txt")
 read -r PN P50 P99 WORST BAD <<<"$(awk '{ v[NR] = $1; if ($2 != 200 && $2 != 204) bad++ }
   END { if (NR == 0) { print 0, 0, 0, 0, 0; exit }
         i50 = int(NR * 0.50); if (i50 < 1) i50 = 1; i99 = int(NR * 0.99 + 0.999); if (i99 > NR) i99 = NR
         printf "%d %.1f %.1f %.1f %d\n", NR, v[i50], v[i99], v[NR], bad + 0 }' "$T/lat.txt")"
 START_MS=$(awk -v s="$START_S" 'BEGIN { printf "%.0f", s * 1000 }')
 echo "start:    POST /rollouts/ID/start answered $START_CODE in $START_S s; running after $RUNNING_S s; $MEMBERS devices"
-echo "during:   $PN check-ins from the start call to 2 s after it runs: p50 $P50 ms, p99 $P99 ms, worst $WORST ms ($BAD not answered 200/204)"
+echo "during:   $PN check-ins from the start call to 2 s after it runs: p50 $P50 ms, p99 $P99 ms, worst $WORST ms (sent $WORST_AT s after the start call; $BAD not answered 200/204)"
 echo "memory:   at the end VmHWM $(mib "$HWM_END"), VmRSS $(mib "$RSS_END")"
 if grep -qE ' (error|crit|fatal)' "$T/dfotad.log"; then
   echo "dfotad log errors:"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/coap_msg.h"
+#include "server/coap/coap_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -20,7 +20,7 @@ for t in test_store_contract test_store; do
     fail "$t on PostgreSQL" "$(cat "$T/$t.out")"
   fi
   PG_DB_CONNINFO=$ci
-  expect_eq "$t: schema_version recorded" 1 "$(pg_psql 'SELECT max(version) FROM schema_version')"
+  expect_eq "$t: schema_version recorded" 2 "$(pg_psql 'SELECT max(version) FROM schema_version')"
   unset PG_DB_CONNINFO
 done
 
@@ -79,6 +79,6 @@ expect_match "... saying why" "must be mode 0600" "$("$DFOTAD" -t -c "$T/pw.conf
 chmod 0600 "$T/pw.conf"
 check "... and accepts it at 0600" "$DFOTAD" -t -c "$T/pw.conf"
 printf '[store]\nbackend = postgres\n' >"$T/bad.conf"
-expect_match "an unknown backend is refused" "backend must be sqlite or postgresql" \
+expect_match "an unknown backend is refused" "store.backend: must be one of sqlite, postgresql" \
   "$("$DFOTAD" -t -c "$T/bad.conf" 2>&1)"
 finish

@@ -1,5 +1,5 @@
 /* test_coap.c: the CoAP front's request parser and Block2 arithmetic
- * (server/coap_msg.c), and the fleet's sealed pre-shared keys
+ * (server/coap/coap_msg.c), and the fleet's sealed pre-shared keys
  * (fleet/psk.c): key file rules, sealing bound to the device, lookup. */
 #include "autoconfig.h"
 
@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "fleet/fleet_int.h"
-#include "server/coap_msg.h"
+#include "server/coap/coap_msg.h"
 #include "unit.h"
 
 static struct coap_optv opt(uint16_t n, const char *v)

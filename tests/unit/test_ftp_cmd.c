@@ -7,7 +7,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "server/ftp_cmd.h"
+#include "server/ftp/ftp_cmd.h"
 #include "util/limits.h"
 #include "unit.h"
 

@@ -1,7 +1,7 @@
 /* test_range.c: the Range parser, on the cases modules and attackers send. */
 #include "autoconfig.h"
 
-#include "server/range.h"
+#include "server/http/range.h"
 #include "unit.h"
 
 static void expect(const char *v, uint64_t size, enum range_result want, uint64_t start,

@@ -1,0 +1,45 @@
+/* mhd.h: libmicrohttpd daemons on a front's sockets, one per address, for
+ * the fronts that speak HTTP (the device HTTP(S) front and the admin API).
+ * We bind the sockets ourselves (before dropping privileges, and so that a
+ * reload hands a socket from an old daemon to a new one without refusing a
+ * connection); the daemons never close them. */
+#ifndef DFOTAD_MHD_H
+#define DFOTAD_MHD_H
+
+#define MAX_REQUEST_URI 2048 /* bytes of a request's target */
+#define MAX_QUERY_ARGS 32    /* arguments in a request's query */
+
+#include <microhttpd.h>
+#include <stddef.h>
+
+#include "../net/front.h"
+
+struct mhd_set {
+  int n;
+  struct MHD_Daemon *d[CONF_MAX_LISTEN];
+};
+
+struct mhd_params {
+  MHD_AccessHandlerCallback handler;
+  void *cls; /* for the handler and both notifications */
+  MHD_RequestCompletedCallback completed;
+  MHD_NotifyConnectionCallback notify; /* NULL: none */
+  unsigned connection_limit, timeout, per_ip_limit, threads;
+  size_t memory_limit;
+  int poll;               /* poll() rather than epoll */
+  int suspend;            /* the handler may suspend connections */
+  int tls;                /* HTTPS, through the GnuTLS certificate callback */
+  const char *priorities; /* with tls */
+  const char *trust_pem;  /* with tls: client_ca, NULL: no client certificates */
+};
+
+/* Starts a daemon on each of fr's sockets. 0, or -1 with errors added and
+ * nothing left running. The strings of p must outlive the daemons. */
+int mhd_start(struct front *fr, struct mhd_set *set, const struct mhd_params *p,
+              struct config_errors *errs);
+/* Stops accepting; connections go on. */
+void mhd_quiesce(struct mhd_set *set);
+/* Stops the daemons (connections end). */
+void mhd_stop(struct mhd_set *set);
+
+#endif

@@ -1,0 +1,109 @@
+/* http_framing.c: the checks every device request passes before anything
+ * else looks at it (http_framing.h). */
+#include "autoconfig.h"
+
+#include "http_framing.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../../util/limits.h"
+#include "http_limits.h"
+
+struct framing {
+  int headers, content_length, transfer_encoding, host, range;
+  const char *cl_value;
+  const char *error;
+};
+
+/* RFC 9110 tchar: ALPHA, DIGIT and !#$%&'*+-.^_`|~, as bits 0-63 and
+ * 64-127 (every request passes every header name through it) */
+static int token_char(unsigned char c)
+{
+  static const uint64_t lo = 0x03ff6cfa00000000ull, hi = 0x57ffffffc7fffffeull;
+
+  return c < 64 ? (int)(lo >> c & 1) : c < 128 ? (int)(hi >> (c - 64) & 1) : 0;
+}
+
+static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+  struct framing *fr = cls;
+
+  (void)kind;
+  if (++fr->headers > MAX_REQUEST_HEADERS) {
+    fr->error = "too many header fields";
+    return MHD_NO;
+  }
+  if (key[0] == '\0') {
+    fr->error = "empty header field name";
+    return MHD_NO;
+  }
+  /* SECURITY: a name with blanks ("Range : ...", a tab, a folded line)
+   * would hide a header from us that another parser sees: refuse it */
+  for (const char *k = key; *k; k++)
+    if (!token_char((unsigned char)*k)) {
+      fr->error = "malformed header field name (blank before the colon, or a folded line?)";
+      return MHD_NO;
+    }
+  for (const char *v = value ? value : ""; *v; v++)
+    if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
+      fr->error = "control character in a header field value";
+      return MHD_NO;
+    }
+  /* the names that matter, by their first letter before comparing */
+  switch (key[0] | 0x20) {
+  case 'c':
+  case 't':
+  case 'h':
+  case 'r': break;
+  default: return MHD_YES;
+  }
+  if (strcasecmp(key, MHD_HTTP_HEADER_RANGE) == 0) {
+    fr->range++;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    if (fr->content_length++ > 0 && strcmp(fr->cl_value, value) != 0) {
+      fr->error = "conflicting Content-Length fields";
+      return MHD_NO;
+    }
+    fr->cl_value = value;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    fr->transfer_encoding++;
+    if (strcasecmp(value, "chunked") != 0) {
+      fr->error = "unsupported Transfer-Encoding";
+      return MHD_NO;
+    }
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+    fr->host++;
+  }
+  return MHD_YES;
+}
+
+/* SECURITY: request smuggling and hidden headers: what libmicrohttpd lets
+ * through that another parser (a proxy in front of us) could read another
+ * way is refused before anything else. NULL when the framing is sound. */
+const char *http_framing_error(struct MHD_Connection *c, const char *version, int *ranges)
+{
+  struct framing fr = {0};
+
+  MHD_get_connection_values(c, MHD_HEADER_KIND, framing_one, &fr);
+  *ranges = fr.range;
+  if (fr.error != NULL)
+    return fr.error;
+  if (fr.content_length > 0 && fr.transfer_encoding > 0)
+    return "both Content-Length and Transfer-Encoding";
+  if (fr.transfer_encoding > 1)
+    return "several Transfer-Encoding fields";
+  if (fr.host != 1 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+    return fr.host == 0 ? "HTTP/1.1 needs a Host field" : "several Host fields";
+  return NULL;
+}
+
+int http_body_over(struct MHD_Connection *c, unsigned long max)
+{
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+  return cl != NULL && (strlen(cl) > 12 || strtoul(cl, NULL, 10) > max);
+}

@@ -1,0 +1,742 @@
+/* http_settle.c: settling HTTP responses with TCP, and the economics of
+ * the connections that carry them (http_settle.h). */
+#include "autoconfig.h"
+
+#include "http_settle.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../net/admission.h"
+#include "../../net/settle.h"
+#include "../../util/log.h"
+#include "../../util/util.h"
+
+#define LINGER_MS 120000 /* longest wait for TCP to settle a response */
+#define EVICT_MIN_MS                                                                               \
+  1000                /* a connection in its header phase is not evicted                           \
+                         for a newer one before this age */
+#define EVICT_SCAN 64 /* connections looked at for one to evict */
+
+/* how often the tick looks for the first bytes of a keep-alive connection's next request */
+#define KEEP_CHECK_MS 1000
+
+struct conn;
+
+/* A response, from queueing until TCP settles it. */
+struct pend {
+  struct transfer *tr;
+  struct settle m;
+  uint64_t start, len;
+  enum piece kind;
+  struct conn *conn;          /* NULL once its connection closed */
+  int own_fd;                 /* our duplicate of the socket after that, or -1 */
+  int64_t deadline;           /* monotonic ms */
+  uint64_t got;               /* once settled: payload bytes that arrived */
+  int complete;               /* once settled: all of them */
+  struct pend *next, *prev;   /* the meter's waiting list */
+  struct pend *cnext, *cprev; /* its connection's */
+  struct pend *lnext, *lprev; /* the lingering list, oldest first (own_fd >= 0) */
+};
+
+/* libmicrohttpd's socket_context of a connection. */
+struct conn {
+  int fd;            /* libmicrohttpd's socket */
+  uint64_t floor;    /* where the last response ended in TCP's acknowledged count */
+  struct pend *cur;  /* being written */
+  struct pend *wait; /* written, waiting for TCP */
+  /* between two requests of a keep-alive connection: lk guards these
+   * against the tick (libmicrohttpd's thread of the connection writes them) */
+  pthread_mutex_t lk;
+  struct pend *last;  /* written whole, not measured yet */
+  atomic_int between; /* a request ended; the next one's headers are not in yet */
+  int rx_known;       /* rx is set */
+  uint64_t rx;        /* bytes received as the tick first saw it between requests */
+  int64_t next_at;    /* monotonic ms the next request's first bytes were seen, 0: not yet */
+  char addr[INET6_ADDRSTRLEN]; /* the peer's address, as text */
+  struct conn *onext, *oprev;  /* every open connection */
+  /* the header phase: from the connection to its first request's headers */
+  int64_t opened;             /* monotonic ms */
+  atomic_int in_header;       /* on the header lists (read without the lock) */
+  atomic_int ended;           /* shut down by us; libmicrohttpd closes it next */
+  struct conn *hnext, *hprev; /* all connections in their header phase, oldest first */
+  struct adm_hold hold;       /* its address's count of them (net/admission.h) */
+};
+
+struct http_settle {
+  pthread_mutex_t mu; /* everything below, and every conn's lists */
+  struct pend *head;
+  int n;
+  struct http_settle_conf conf;
+  unsigned open;      /* connections between libmicrohttpd's STARTED and CLOSED */
+  unsigned ending;    /* ... of them ended by us, not closed yet */
+  unsigned lingering; /* sockets kept after libmicrohttpd closed them */
+  struct pend *lhead, *ltail;
+  unsigned in_header;
+  struct conn *hhead, *htail;
+  struct admission *adm; /* connections in their header phase per address (an IPv6 /64) */
+  struct conn *ohead;    /* every open connection */
+  int64_t keep_at;       /* monotonic ms of the next look at connections between requests */
+  struct http_settle_stats stats;
+  struct http_settle_stats logged; /* as of the last log line */
+  int64_t log_at;                  /* monotonic ms of the next one */
+};
+
+struct http_settle *http_settle_new(const struct http_settle_conf *conf)
+{
+  struct http_settle *s = calloc(1, sizeof(*s));
+
+  if (s == NULL)
+    return NULL;
+  s->adm = adm_new(conf->connection_limit < ADM_TABLE_MAX / 2 ? conf->connection_limit * 2
+                                                              : ADM_TABLE_MAX);
+  if (s->adm == NULL) {
+    free(s);
+    return NULL;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  s->conf = *conf;
+  return s;
+}
+
+static int pend_fd(const struct pend *p) { return p->own_fd >= 0 ? p->own_fd : p->conn->fd; }
+
+/* Closes a kept socket. A response given up with bytes still unsent or
+ * unacknowledged ends with a reset: a client that does not read would
+ * otherwise leave the kernel an orphan socket full of data to retry. */
+static void close_kept(int fd, int complete)
+{
+  if (!complete) {
+    struct linger l = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  }
+  close(fd);
+}
+
+/* Records what arrived and lets the response go. Without the lock; p is
+ * off every list. */
+static void finish(struct pend *p, uint64_t payload, int complete)
+{
+  transfer_delivered(p->tr, p->start, payload, complete, p->kind);
+  transfer_end(p->tr);
+  if (!complete)
+    log_debug("http: transfer cut after about %llu of %llu bytes", (unsigned long long)payload,
+              (unsigned long long)p->len);
+  if (p->own_fd >= 0)
+    close_kept(p->own_fd, complete);
+  free(p);
+}
+
+static void finish_list(struct pend *done)
+{
+  while (done) {
+    struct pend *p = done;
+    done = p->next;
+    finish(p, p->got, p->complete);
+  }
+}
+
+/* Takes p off both lists; s->mu held. */
+static void unlink_pend(struct http_settle *s, struct pend *p)
+{
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    s->head = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  if (p->conn != NULL) {
+    if (p->cprev)
+      p->cprev->cnext = p->cnext;
+    else
+      p->conn->wait = p->cnext;
+    if (p->cnext)
+      p->cnext->cprev = p->cprev;
+  }
+  if (p->own_fd >= 0) {
+    if (p->lprev)
+      p->lprev->lnext = p->lnext;
+    else
+      s->lhead = p->lnext;
+    if (p->lnext)
+      p->lnext->lprev = p->lprev;
+    else
+      s->ltail = p->lprev;
+    s->lingering--;
+  }
+  p->next = p->prev = p->cnext = p->cprev = p->lnext = p->lprev = NULL;
+  s->n--;
+}
+
+/* Takes p off the lists as settled with what TCP says now; s->mu held.
+ * Pushes it on *done, to be finished without the lock. */
+static void settle_now(struct http_settle *s, struct pend *p, struct pend **done)
+{
+  uint64_t payload = 0;
+  enum settle_state st = settle_check(&p->m, pend_fd(p), &payload);
+
+  unlink_pend(s, p);
+  p->conn = NULL;
+  p->got = payload;
+  p->complete = st == SETTLE_DONE;
+  p->next = *done;
+  *done = p;
+}
+
+/* Puts p (written, measured, not settled) on the waiting lists of s and
+ * of cn; s->mu held. */
+static void wait_add(struct http_settle *s, struct conn *cn, struct pend *p)
+{
+  p->conn = cn;
+  p->deadline = mono_ms() + LINGER_MS;
+  p->next = s->head;
+  if (s->head)
+    s->head->prev = p;
+  s->head = p;
+  p->cnext = cn->wait;
+  if (cn->wait)
+    cn->wait->cprev = p;
+  cn->wait = p;
+  s->n++;
+}
+
+/* Measures p, written whole on cn with nothing written after it, and sets
+ * where the next response on cn begins. si: TCP_INFO of the socket now.
+ * When the peer has acknowledged every byte written (what a keep-alive
+ * client asking its next request has done), that one call settles p,
+ * complete; else the full measure (settle_written), and p waits for TCP
+ * unless that settles it. cn->lk held, or cn closing (no tick sees it);
+ * mu_held: s->mu too. Returns p when settled (p->got, p->complete; to be
+ * finished without the locks), NULL when it waits. */
+static struct pend *measure(struct http_settle *s, struct conn *cn, struct pend *p,
+                            const struct settle_info *si, int mu_held)
+{
+  uint64_t payload;
+  enum settle_state st;
+
+  if (si->all_acked) {
+    cn->floor = si->acked;
+    p->got = p->len;
+    p->complete = 1;
+    return p;
+  }
+  settle_written_fin(&p->m, cn->fd, p->len); /* at the close, after libmicrohttpd's FIN */
+  cn->floor = settle_end(&p->m);
+  st = settle_check(&p->m, cn->fd, &payload);
+  if (st != SETTLE_PENDING) {
+    p->got = payload;
+    p->complete = st == SETTLE_DONE;
+    return p;
+  }
+  if (!mu_held)
+    pthread_mutex_lock(&s->mu);
+  wait_add(s, cn, p);
+  if (!mu_held)
+    pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* ---- the header phase ------------------------------------------------------ */
+
+/* Puts cn on the header lists and counts it against its address; s->mu
+ * held. */
+static void header_add(struct http_settle *s, struct conn *cn, const struct sockaddr *sa)
+{
+  struct adm_key k;
+
+  /* no limit here: over header_per_ip, the tick ends the oldest (a
+   * connection the table could not count still has the deadline) */
+  adm_key_addr(sa, &k);
+  (void)adm_take(s->adm, &k, ADM_HEADER, 0, &cn->hold);
+  cn->hprev = s->htail;
+  if (s->htail)
+    s->htail->hnext = cn;
+  else
+    s->hhead = cn;
+  s->htail = cn;
+  s->in_header++;
+  atomic_store_explicit(&cn->in_header, 1, memory_order_relaxed);
+}
+
+/* Takes cn off the header lists; s->mu held. */
+static void header_remove(struct http_settle *s, struct conn *cn)
+{
+  if (!atomic_load_explicit(&cn->in_header, memory_order_relaxed))
+    return;
+  atomic_store_explicit(&cn->in_header, 0, memory_order_relaxed);
+  if (cn->hprev)
+    cn->hprev->hnext = cn->hnext;
+  else
+    s->hhead = cn->hnext;
+  if (cn->hnext)
+    cn->hnext->hprev = cn->hprev;
+  else
+    s->htail = cn->hprev;
+  cn->hnext = cn->hprev = NULL;
+  s->in_header--;
+  adm_give(s->adm, &cn->hold);
+}
+
+/* Ends cn: libmicrohttpd sees the socket shut and closes the connection
+ * (then http_settle_closed). s->mu held, which http_settle_closed takes
+ * before libmicrohttpd closes the socket: cn->fd is still cn's. */
+static void end_conn(struct http_settle *s, struct conn *cn)
+{
+  header_remove(s, cn);
+  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
+    return;
+  atomic_store_explicit(&cn->ended, 1, memory_order_relaxed);
+  s->ending++;
+  if (cn->fd >= 0)
+    shutdown(cn->fd, SHUT_RDWR);
+}
+
+/* Whether cn's client is the slow one: libmicrohttpd has read all it sent
+ * and still has no complete headers. Bytes waiting unread in the socket
+ * mean the server is behind (a burst of connections on busy CPUs), and
+ * the client is not to blame. s->mu held (cn->fd is cn's). */
+static int dribbling(const struct conn *cn)
+{
+  int unread = 0;
+
+  return cn->fd >= 0 && ioctl(cn->fd, FIONREAD, &unread) == 0 && unread == 0;
+}
+
+/* The oldest connection in its header phase that is older than
+ * EVICT_MIN_MS and dribbling, among the EVICT_SCAN oldest, or NULL. */
+static struct conn *oldest_header(struct http_settle *s, int64_t now)
+{
+  int n = 0;
+
+  for (struct conn *cn = s->hhead; cn != NULL && n < EVICT_SCAN; cn = cn->hnext, n++) {
+    if (now - cn->opened < EVICT_MIN_MS)
+      return NULL;
+    if (dribbling(cn))
+      return cn;
+  }
+  return NULL;
+}
+
+/* Refuses a connection: a short answer where the socket speaks plain
+ * HTTP, then the end. s->mu held. */
+static void refuse(struct http_settle *s, struct conn *cn)
+{
+  static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\n"
+                             "Content-Length: 0\r\nConnection: close\r\n\r\n";
+
+  if (!s->conf.tls && cn->fd >= 0)
+    (void)!send(cn->fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  s->stats.refused++;
+  delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_REFUSED, 1);
+  end_conn(s, cn);
+}
+
+void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **socket_context)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const union MHD_ConnectionInfo *ai =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  struct conn *cn = calloc(1, sizeof(*cn)), *old;
+  struct pend *done = NULL;
+  int64_t now = mono_ms();
+
+  *socket_context = cn; /* NULL: this connection's responses go unmeasured */
+  if (cn == NULL)
+    return;
+  cn->fd = ci != NULL ? ci->connect_fd : -1;
+  cn->opened = now;
+  pthread_mutex_init(&cn->lk, NULL);
+  if (ai != NULL && ai->client_addr != NULL) { /* formatted once, for every request */
+    const struct sockaddr *sa = ai->client_addr;
+    if (sa->sa_family == AF_INET)
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, cn->addr, sizeof(cn->addr));
+    else if (sa->sa_family == AF_INET6)
+      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, cn->addr,
+                sizeof(cn->addr));
+  }
+  /* what the kernel holds unsent for a slow reader: bounded, not grown
+   * with the send buffer's autotuning */
+  if (s->conf.send_lowat > 0 && cn->fd >= 0)
+    setsockopt(cn->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &s->conf.send_lowat,
+               sizeof(s->conf.send_lowat));
+  pthread_mutex_lock(&s->mu);
+  s->open++;
+  cn->onext = s->ohead;
+  if (s->ohead)
+    s->ohead->oprev = cn;
+  s->ohead = cn;
+  /* SECURITY: sockets kept after a response count against the connection
+   * limit: the oldest kept one is settled as it stands to make room */
+  while (s->open - s->ending + s->lingering > s->conf.connection_limit && s->lhead != NULL) {
+    settle_now(s, s->lhead, &done);
+    s->stats.kept_closed++;
+    delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_KEPT_CLOSED, 1);
+  }
+  if (s->open - s->ending + s->lingering > s->conf.connection_limit) {
+    /* SECURITY: every slot is taken: a connection that has not sent its
+     * headers for a while makes room, else this one is refused at once
+     * (never left waiting in the listen queue) */
+    if ((old = oldest_header(s, now)) != NULL) {
+      s->stats.header_evicted++;
+      delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
+      end_conn(s, old);
+    } else {
+      refuse(s, cn);
+      pthread_mutex_unlock(&s->mu);
+      finish_list(done);
+      return;
+    }
+  }
+  /* over the header caps, the tick ends the oldest */
+  header_add(s, cn, ai != NULL ? ai->client_addr : NULL);
+  pthread_mutex_unlock(&s->mu);
+  finish_list(done);
+}
+
+int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  struct conn *cn = ci != NULL ? ci->socket_context : NULL;
+  struct pend *p = NULL;
+
+  if (cn == NULL)
+    return 0;
+  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
+    return -1;
+  if (atomic_load_explicit(&cn->in_header, memory_order_relaxed)) {
+    pthread_mutex_lock(&s->mu);
+    header_remove(s, cn);
+    pthread_mutex_unlock(&s->mu);
+  }
+  /* a later request of a keep-alive connection: the response before it,
+   * which the client has read before asking again, is settled now */
+  if (atomic_load_explicit(&cn->between, memory_order_relaxed)) {
+    pthread_mutex_lock(&cn->lk);
+    atomic_store_explicit(&cn->between, 0, memory_order_relaxed);
+    if ((p = cn->last) != NULL) {
+      struct settle_info si;
+      cn->last = NULL;
+      (void)settle_info(cn->fd, &si);
+      p = measure(s, cn, p, &si, 0);
+    }
+    pthread_mutex_unlock(&cn->lk);
+    if (p != NULL)
+      finish(p, p->got, p->complete);
+  }
+  return atomic_load_explicit(&cn->ended, memory_order_relaxed) ? -1 : 0;
+}
+
+const char *http_settle_peer(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  const struct conn *cn = ci != NULL ? ci->socket_context : NULL;
+
+  return cn != NULL && cn->addr[0] != '\0' ? cn->addr : NULL;
+}
+
+/* Ends the connections past the header deadline, and, among those older
+ * than EVICT_MIN_MS that dribble, the oldest beyond the caps on
+ * connections in their header phase, overall and per address. A device
+ * sends its headers in milliseconds: the caps only ever catch connections
+ * that dribble them. s->mu held. */
+static void header_deadline(struct http_settle *s, int64_t now)
+{
+  int64_t limit = (int64_t)s->conf.header_timeout * 1000;
+  struct conn *cn, *next;
+
+  while (limit > 0 && s->hhead != NULL && now - s->hhead->opened >= limit) {
+    s->stats.header_timeouts++;
+    delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_TIMEOUTS, 1);
+    end_conn(s, s->hhead);
+  }
+  for (cn = s->hhead; cn != NULL && now - cn->opened >= EVICT_MIN_MS; cn = next) {
+    next = cn->hnext;
+    if (((s->conf.header_limit > 0 && s->in_header > s->conf.header_limit) ||
+         (s->conf.header_per_ip > 0 && adm_held(s->adm, &cn->hold) > s->conf.header_per_ip)) &&
+        dribbling(cn)) {
+      s->stats.header_evicted++;
+      delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
+      end_conn(s, cn);
+    }
+  }
+}
+
+/* ---- settling ---------------------------------------------------------------- */
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+  return ci != NULL ? ci->socket_context : NULL;
+}
+
+void http_settle_begin(struct http_settle *s, struct MHD_Connection *c, struct transfer *tr,
+                       uint64_t start, uint64_t len, enum piece kind)
+{
+  struct conn *cn = conn_of(c);
+  struct pend *p;
+
+  (void)s;
+  if (cn == NULL || cn->cur != NULL || (p = calloc(1, sizeof(*p))) == NULL)
+    return; /* unmeasured: settled as libmicrohttpd says */
+  p->tr = tr;
+  p->start = start;
+  p->len = len;
+  p->kind = kind;
+  p->own_fd = -1;
+  settle_begin(&p->m, cn->fd, cn->floor);
+  cn->cur = p;
+}
+
+void http_settle_abandon(struct http_settle *s, struct MHD_Connection *c)
+{
+  struct conn *cn = conn_of(c);
+
+  (void)s;
+  if (cn != NULL && cn->cur != NULL) {
+    free(cn->cur);
+    cn->cur = NULL;
+  }
+}
+
+void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok,
+                         struct transfer *tr, uint64_t start, uint64_t len, enum piece kind)
+{
+  struct conn *cn = conn_of(c);
+  struct pend *p = cn != NULL ? cn->cur : NULL;
+  uint64_t payload;
+  enum settle_state st;
+
+  if (p == NULL) {
+    /* unmeasured (out of memory): libmicrohttpd's word is all there is */
+    transfer_delivered(tr, start, ok ? len : 0, ok, kind);
+    transfer_end(tr);
+    return;
+  }
+  cn->cur = NULL;
+  /* In plain HTTP, measured when the connection's next request comes (one
+   * system call then), by the tick when none comes, or at the close:
+   * nothing else is written after it meanwhile (an error libmicrohttpd
+   * answers itself would only ever count against it, never for it). Over
+   * TLS, now: closing the connection writes a TLS alert after it. */
+  pthread_mutex_lock(&cn->lk);
+  cn->rx_known = 0;
+  cn->next_at = 0;
+  atomic_store_explicit(&cn->between, 1, memory_order_relaxed);
+  if (ok && !s->conf.tls) {
+    cn->last = p;
+    p = NULL;
+  }
+  pthread_mutex_unlock(&cn->lk);
+  if (p == NULL)
+    return;
+  settle_written(&p->m, cn->fd, p->len, ok);
+  cn->floor = settle_end(&p->m);
+  st = settle_check(&p->m, cn->fd, &payload);
+  if (st != SETTLE_PENDING) {
+    finish(p, payload, st == SETTLE_DONE);
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  wait_add(s, cn, p);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void http_settle_request_done(struct http_settle *s, struct MHD_Connection *c)
+{
+  struct conn *cn = conn_of(c);
+
+  (void)s;
+  if (cn == NULL || atomic_load_explicit(&cn->in_header, memory_order_relaxed))
+    return;
+  pthread_mutex_lock(&cn->lk);
+  cn->rx_known = 0;
+  cn->next_at = 0;
+  atomic_store_explicit(&cn->between, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&cn->lk);
+}
+
+void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **socket_context)
+{
+  struct conn *cn = *socket_context;
+  struct pend *done = NULL, *p, *next;
+
+  (void)c;
+  if (cn == NULL)
+    return;
+  *socket_context = NULL;
+  pthread_mutex_lock(&s->mu);
+  header_remove(s, cn);
+  if (cn->oprev)
+    cn->oprev->onext = cn->onext;
+  else
+    s->ohead = cn->onext;
+  if (cn->onext)
+    cn->onext->oprev = cn->oprev;
+  s->open--;
+  if (cn->last != NULL) { /* the tick cannot see cn any more */
+    struct settle_info si;
+    (void)settle_info(cn->fd, &si);
+    p = measure(s, cn, cn->last, &si, 1);
+    cn->last = NULL;
+    if (p != NULL) {
+      p->next = done;
+      done = p;
+    }
+  }
+  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
+    s->ending--;
+  for (p = cn->wait; p; p = next) {
+    next = p->cnext;
+    /* libmicrohttpd closes its socket next: one still unsettled goes on
+     * with our own descriptor of it, while there is room under the
+     * connection limit (the same descriptor count as before) */
+    if (settle_check(&p->m, cn->fd, &p->got) == SETTLE_PENDING &&
+        s->open - s->ending + s->lingering < s->conf.connection_limit &&
+        (p->own_fd = fcntl(cn->fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+      s->lingering++;
+      p->cprev = p->cnext = NULL;
+      p->conn = NULL;
+      p->lprev = s->ltail;
+      if (s->ltail)
+        s->ltail->lnext = p;
+      else
+        s->lhead = p;
+      s->ltail = p;
+      continue;
+    }
+    settle_now(s, p, &done);
+  }
+  pthread_mutex_unlock(&s->mu);
+  finish_list(done);
+  if (cn->cur != NULL) /* queued, not completed yet: the completion settles it unmeasured */
+    free(cn->cur);
+  pthread_mutex_destroy(&cn->lk);
+  free(cn);
+}
+
+/* The connections between two requests: the response before, unmeasured
+ * yet, settled once TCP has it acknowledged (a client that asks nothing
+ * more); and the header deadline of a later request, from its first bytes
+ * (seen as the socket's received count grows, checked every
+ * KEEP_CHECK_MS): a keep-alive connection idles under libmicrohttpd's
+ * timeout, but dribbles its next headers no longer than a first request
+ * may. s->mu held. */
+static void keep_alive(struct http_settle *s, int64_t now, struct pend **done)
+{
+  int64_t limit = (int64_t)s->conf.header_timeout * 1000;
+  int look = now >= s->keep_at;
+
+  if (look)
+    s->keep_at = now + KEEP_CHECK_MS;
+  for (struct conn *cn = s->ohead; cn != NULL; cn = cn->onext) {
+    struct settle_info si;
+    struct pend *p;
+
+    if (!atomic_load_explicit(&cn->between, memory_order_relaxed) ||
+        atomic_load_explicit(&cn->ended, memory_order_relaxed))
+      continue;
+    if (pthread_mutex_trylock(&cn->lk) != 0)
+      continue; /* its thread is at it: the next tick */
+    if (atomic_load_explicit(&cn->between, memory_order_relaxed) &&
+        (cn->last != NULL || (look && limit > 0))) {
+      (void)settle_info(cn->fd, &si);
+      if ((p = cn->last) != NULL) {
+        cn->last = NULL;
+        if ((p = measure(s, cn, p, &si, 1)) != NULL) {
+          p->next = *done;
+          *done = p;
+        }
+      }
+      if (!cn->rx_known) {
+        cn->rx = si.received;
+        cn->rx_known = 1;
+      } else if (cn->next_at == 0 && si.received != cn->rx) {
+        cn->next_at = now;
+      }
+      if (look && limit > 0 && cn->next_at != 0 && now - cn->next_at >= limit) {
+        s->stats.header_timeouts++;
+        delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_TIMEOUTS, 1);
+        end_conn(s, cn);
+      }
+    }
+    pthread_mutex_unlock(&cn->lk);
+  }
+}
+
+void http_settle_tick(struct http_settle *s, int force)
+{
+  struct pend *done = NULL, *p, *next;
+  int64_t now = mono_ms();
+
+  if (s == NULL)
+    return;
+  struct http_settle_stats st, was;
+  int say = 0;
+
+  pthread_mutex_lock(&s->mu);
+  header_deadline(s, now);
+  keep_alive(s, now, &done);
+  for (p = s->head; p; p = next) {
+    uint64_t payload;
+    next = p->next;
+    if (!force && now < p->deadline && settle_check(&p->m, pend_fd(p), &payload) == SETTLE_PENDING)
+      continue;
+    settle_now(s, p, &done);
+  }
+  /* what the limits did, at most once a minute (a flood must not flood
+   * the log) */
+  if (now >= s->log_at) {
+    st = s->stats;
+    was = s->logged;
+    say = st.refused != was.refused || st.kept_closed != was.kept_closed ||
+          st.header_evicted != was.header_evicted || st.header_timeouts != was.header_timeouts;
+    st.open = s->open;
+    st.kept = s->lingering;
+    st.in_header = s->in_header;
+    s->logged = s->stats;
+    s->log_at = now + 60000;
+  }
+  pthread_mutex_unlock(&s->mu);
+  finish_list(done);
+  if (say)
+    log_warn("http: limits: %llu refused (connection_limit), %llu kept sockets closed early, "
+             "%llu slow headers ended (caps), %llu header deadlines; now %u open, %u kept, "
+             "%u sending headers",
+             st.refused - was.refused, st.kept_closed - was.kept_closed,
+             st.header_evicted - was.header_evicted, st.header_timeouts - was.header_timeouts,
+             st.open, st.kept, st.in_header);
+}
+
+int http_settle_pending(struct http_settle *s)
+{
+  int n;
+
+  pthread_mutex_lock(&s->mu);
+  n = s->n;
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
+void http_settle_free(struct http_settle *s)
+{
+  if (s == NULL)
+    return;
+  http_settle_tick(s, 1);
+  adm_free(s->adm);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}

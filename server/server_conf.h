@@ -1,0 +1,31 @@
+/* server_conf.h: the daemon's own sections, [server], [store] and
+ * [fleet] (server_conf.c); the fronts' are in their folders. */
+#ifndef DFOTAD_SERVER_CONF_H
+#define DFOTAD_SERVER_CONF_H
+
+#include "../util/config.h"
+
+struct server_conf {
+  char *state_dir;
+  enum log_level log_level;
+  char *user;
+  int shutdown_timeout;
+};
+
+enum store_backend { STORE_SQLITE, STORE_POSTGRESQL };
+
+struct store_conf {
+  int flush_interval_ms;
+  int backend;      /* enum store_backend */
+  char *postgresql; /* libpq conninfo or URI, with backend = postgresql */
+};
+
+struct fleet_conf {
+  char *token_header;
+  int events_per_device, report_lines, recheck_interval; /* recheck: seconds */
+  int auth_failures;
+};
+
+extern const struct conf_section server_conf_section, store_conf_section, fleet_conf_section;
+
+#endif
