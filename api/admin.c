@@ -303,12 +303,20 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct admin_ctx *f, c
   int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 
   if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
+    char why[200];
     if (!get && !head)
       return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
     if (url[1] == 'm')
       return fleet_api_dispatch(c, f, url, method, NULL);
+    /* a node whose database does not answer says so (a load balancer
+     * takes it out); it reconnects by itself */
+    if (!store_reachable(f->store, why, sizeof(why)))
+      return json_reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        json_pack("{s:s,s:s,s:s,s:s}", "status", "store_unreachable", "version",
+                                  PACKAGE_VERSION, "store", store_backend(f->store), "error", why));
     return json_reply(c, MHD_HTTP_OK,
-                      json_pack("{s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION));
+                      json_pack("{s:s,s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION,
+                                "store", store_backend(f->store)));
   }
   if (strncmp(url, "/api/", 5) != 0) {
     /* the console's page and assets hold no data: every datum comes from

@@ -6,6 +6,9 @@
  * package files it refers to, plus the PSK seal key and the admin token.
  * Run it as root or as the user dfotad runs as.
  *
+ * Both are for the SQLite store only: with [store] backend = postgresql
+ * they refuse (the database is backed up with pg_dump).
+ *
  * --restore fills an empty (or absent) state directory from such a backup,
  * after checking every hash of its manifest. As root, what it writes is
  * then given to the owner of the state directory (or to [server] user),
@@ -73,6 +76,15 @@ int backup_cli(const char *conf_file, char *const *overrides, int n_overrides,
       fprintf(stderr, "%s\n", errs.msg[i]);
     fprintf(stderr, "configuration %s: errors found\n", conf_file ? conf_file : "(defaults)");
     config_errors_clear(&errs);
+    config_free(conf);
+    return 1;
+  }
+  if (((const struct store_conf *)config_section(conf, "store"))->backend == STORE_POSTGRESQL) {
+    fprintf(stderr,
+            "dfotad: --%s works on the SQLite store only; with [store] backend = postgresql,"
+            " use pg_dump and pg_restore for the database (and copy the state directory's"
+            " packages and keys)\n",
+            backup_dir ? "backup" : "restore");
     config_free(conf);
     return 1;
   }

@@ -343,11 +343,13 @@ int main(int argc, char **argv)
     return leave(&ds, &errs, 1);
   }
   drop_privileges(ds.srv->user);
-  if (store_open(ds.srv->state_dir,
-                 ((const struct store_conf *)config_section(ds.conf, "store"))->flush_interval_ms,
-                 &ds.store, err, sizeof(err)) < 0)
-    fatal("store: %s", err);
-  log_info("state directory: %s", ds.srv->state_dir);
+  {
+    const struct store_conf *sc = config_section(ds.conf, "store");
+    if (store_open_with(ds.srv->state_dir, sc->backend == STORE_POSTGRESQL ? sc->postgresql : NULL,
+                        sc->flush_interval_ms, &ds.store, err, sizeof(err)) < 0)
+      fatal("store: %s", err);
+  }
+  log_info("state directory: %s (database: %s)", ds.srv->state_dir, store_backend(ds.store));
   if (fleet_open(ds.store, &ds.fleet, err, sizeof(err)) < 0)
     fatal("fleet: %s", err);
   if (fleet_psk_open(ds.fleet, ds.srv->state_dir, err, sizeof(err)) < 0)

@@ -5,10 +5,13 @@
 
 #include "server_conf.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "admin/admin_conf.h"
 #include "fronts.h"
@@ -92,6 +95,8 @@ static void server_check(void *sec, const struct conf_section *self, const struc
     }
 }
 
+static const char *const backend_choices[] = {"sqlite", "postgresql", NULL};
+
 static const struct conf_row store_rows[] = {
     {.name = "flush_interval",
      .type = T_INT,
@@ -102,8 +107,80 @@ static const struct conf_row store_rows[] = {
      .help = "milliseconds",
      /* the store's writer takes it when it opens */
      .reload = RELOAD_RESTART},
+    {.name = "backend",
+     .type = T_CHOICE,
+     .offset = offsetof(struct store_conf, backend),
+     .def = "sqlite",
+     .choices = backend_choices,
+     .help = "the database: sqlite (a file in state_dir) or postgresql (the server the postgresql "
+             "key names)",
+     .reload = RELOAD_RESTART},
+    {.name = "postgresql",
+     .type = T_STRING,
+     .offset = offsetof(struct store_conf, postgresql),
+     .def = "",
+     .help = "libpq connection string or URI (backend = postgresql)",
+     .reload = RELOAD_RESTART},
     {.name = NULL},
 };
+
+/* Whether a libpq connection string (KEY=VALUE words or a URI) carries a
+ * password: a password keyword, a URI's user:password@ or its
+ * ?password= parameter. */
+static int conninfo_has_password(const char *ci)
+{
+  if (strncmp(ci, "postgresql://", 13) == 0 || strncmp(ci, "postgres://", 11) == 0) {
+    const char *auth = strstr(ci, "://") + 3;
+    size_t n = strcspn(auth, "/?");
+    const char *at = memchr(auth, '@', n), *q = strchr(ci, '?');
+    if (at != NULL && memchr(auth, ':', (size_t)(at - auth)) != NULL)
+      return 1;
+    for (; q != NULL; q = strchr(q + 1, '&'))
+      if (strncmp(q + 1, "password=", 9) == 0)
+        return 1;
+    return 0;
+  }
+  for (const char *p = strstr(ci, "password"); p != NULL; p = strstr(p + 1, "password")) {
+    const char *e = p + 8;
+    if (p != ci && !isspace((unsigned char)p[-1]))
+      continue;
+    while (isspace((unsigned char)*e))
+      e++;
+    if (*e == '=')
+      return 1;
+  }
+  return 0;
+}
+
+/* [store]: PostgreSQL's connection string with its backend; a password in
+ * it needs a file only its owner reads, as the token file. */
+static void store_check(void *sec, const struct conf_section *self, const struct config *c,
+                        struct config_errors *errs)
+{
+  struct store_conf *s = sec;
+  struct stat st;
+
+  (void)self;
+  if (s->backend == STORE_POSTGRESQL && s->postgresql[0] == '\0')
+    config_errors_add(errs, "%s: [store] backend = postgresql needs postgresql = CONNINFO",
+                      c->source);
+#ifndef HAVE_LIBPQ
+  else if (s->backend == STORE_POSTGRESQL)
+    config_errors_add(errs,
+                      "%s: [store] backend = postgresql: this dfotad was built without it"
+                      " (configure --with-postgresql)",
+                      c->source);
+#endif
+  if (!conninfo_has_password(s->postgresql) || strcmp(c->source, "(defaults)") == 0)
+    return;
+  if (stat(c->source, &st) < 0)
+    config_errors_add(errs, "%s: %s", c->source, strerror(errno));
+  else if (st.st_mode & (S_IRWXG | S_IRWXO))
+    config_errors_add(errs,
+                      "%s: [store] postgresql holds a password, so the file must be mode 0600"
+                      " (it is %04o); or keep the password in a ~/.pgpass file",
+                      c->source, (unsigned)(st.st_mode & 0777));
+}
 
 #define FL(f) offsetof(struct fleet_conf, f)
 static const struct conf_row fleet_rows[] = {
@@ -149,6 +226,6 @@ const struct conf_section server_conf_section = {.name = "server",
                                                  .init = server_init,
                                                  .check = server_check};
 const struct conf_section store_conf_section = {
-    .name = "store", .size = sizeof(struct store_conf), .rows = store_rows};
+    .name = "store", .size = sizeof(struct store_conf), .rows = store_rows, .check = store_check};
 const struct conf_section fleet_conf_section = {
     .name = "fleet", .size = sizeof(struct fleet_conf), .rows = fleet_rows};

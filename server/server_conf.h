@@ -12,8 +12,12 @@ struct server_conf {
   int shutdown_timeout;
 };
 
+enum store_backend { STORE_SQLITE, STORE_POSTGRESQL };
+
 struct store_conf {
   int flush_interval_ms;
+  int backend;      /* enum store_backend */
+  char *postgresql; /* libpq conninfo or URI, with backend = postgresql */
 };
 
 struct fleet_conf {

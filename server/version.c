@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../store/backup.h"
+#include "../store/store.h"
 #include "cli.h"
 
 static const char *strip(const char *s, const char *prefix)
@@ -40,4 +41,6 @@ void version_print(FILE *out)
   fprintf(out, "  libevent %s (%s)\n", event_get_version(), EVENT__VERSION);
   fprintf(out, "  jansson %s (%s)\n", jansson_version_str(), JANSSON_VERSION);
   fprintf(out, "  %s\n", store_backend_version());
+  if (store_pg_version() != NULL)
+    fprintf(out, "  %s (PostgreSQL store backend)\n", store_pg_version());
 }

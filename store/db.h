@@ -1,11 +1,12 @@
 /* db.h: the database backend behind store.c. One implementation per file:
- * db_sqlite.c today. Nothing outside store/ includes this. */
+ * db_sqlite.c (the embedded default) and db_pg.c (PostgreSQL, built when
+ * libpq is); db.c passes each call to the backend the store opened.
+ * Nothing outside store/ includes this. */
 #ifndef DFOTAD_DB_H
 #define DFOTAD_DB_H
 
+#include <stddef.h>
 #include <stdint.h>
-
-struct db;
 
 struct db_package {
   const char *id, *model, *from, *to, *name, *sha256;
@@ -19,9 +20,56 @@ struct db_stats {
   uint64_t requests, bytes_sent, downloads;
 };
 
-/* Opens path, creating it and applying migrations. 0 or -1 (err filled). */
+struct db;
+
+typedef int (*db_doc_cb)(const char *id, const char *doc, void *arg);
+typedef int (*db_event_cb)(int64_t id, const char *kind, const char *detail, void *arg);
+
+/* A backend: its connection starts with a struct db, whose ops are its
+ * implementation of the calls below (same meaning, same results). */
+struct db_ops {
+  const char *name;
+  void (*close)(struct db *d);
+  int (*package_insert)(struct db *d, const struct db_package *p);
+  int (*package_delete)(struct db *d, const char *id);
+  int (*package_load)(struct db *d, int (*cb)(const struct db_package *p, void *arg), void *arg);
+  int (*sha256_users)(struct db *d, const char *sha256);
+  int (*tx_begin)(struct db *d);
+  int (*tx_end)(struct db *d, int ok);
+  int (*tx_stats)(struct db *d, const struct db_stats *row);
+  int (*tx_device_put)(struct db *d, const char *id, const char *model, const char *state,
+                       const char *rollout_id, const char *doc);
+  int (*tx_device_delete)(struct db *d, const char *id);
+  int (*tx_event)(struct db *d, const char *device_id, int64_t at_ms, const char *kind,
+                  const char *detail);
+  int (*tx_rollout_put)(struct db *d, const char *id, const char *state, const char *doc);
+  int (*tx_events_trim)(struct db *d, const char *device_id, int keep);
+  int (*devices_load)(struct db *d, db_doc_cb cb, void *arg);
+  int (*devices_page)(struct db *d, const char *state, const char *after, int limit, db_doc_cb cb,
+                      void *arg);
+  int (*rollouts_load)(struct db *d, db_doc_cb cb, void *arg);
+  int (*events_page)(struct db *d, const char *device_id, int64_t after, int limit, db_event_cb cb,
+                     void *arg);
+  int (*integrity)(struct db *d, char *msg, size_t len);
+  int (*reachable)(struct db *d, char *msg, size_t len);
+};
+
+struct db {
+  const struct db_ops *ops;
+};
+
+/* Opens the SQLite database at path, creating it and applying migrations.
+ * 0 or -1 (err filled). */
 int db_open(const char *path, struct db **out, char *err, size_t errlen);
+/* Connects to PostgreSQL (a libpq connection string or URI) and applies
+ * migrations. -1 with err filled when it cannot, or when this dfotad was
+ * built without libpq. */
+int db_pg_open(const char *conninfo, struct db **out, char *err, size_t errlen);
+/* libpq's version ("libpq 15.18"), or NULL when built without it. */
+const char *db_pg_version(void);
 void db_close(struct db *d);
+/* "sqlite" or "postgresql" */
+const char *db_backend(const struct db *d);
 
 /* 0, STORE_EXISTS (same model/from/to), or STORE_ERR. A clash of id is
  * reported as -7 so that the caller can draw another id. */
@@ -30,7 +78,7 @@ int db_package_insert(struct db *d, const struct db_package *p);
 int db_package_delete(struct db *d, const char *id);
 /* Calls cb for every package, oldest first. */
 int db_package_load(struct db *d, int (*cb)(const struct db_package *p, void *arg), void *arg);
-/* Packages whose content has this hash. */
+/* Packages whose content has this hash; -1 when the database cannot say. */
 int db_sha256_users(struct db *d, const char *sha256);
 /* The writer's transaction: begin, any number of db_tx_* writes, end
  * (ok: commit, else roll back). The database is held in between. */
@@ -46,17 +94,18 @@ int db_tx_rollout_put(struct db *d, const char *id, const char *state, const cha
 /* Keeps the newest `keep` events of a device. */
 int db_tx_events_trim(struct db *d, const char *device_id, int keep);
 
-int db_devices_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg);
-/* Devices by id after `after` ("": from the first), at most limit, in
- * state `state` (NULL: any). The number of rows, or -1. */
-int db_devices_page(struct db *d, const char *state, const char *after, int limit,
-                    int (*cb)(const char *id, const char *doc, void *arg), void *arg);
-int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg),
-                     void *arg);
+int db_devices_load(struct db *d, db_doc_cb cb, void *arg);
+/* Devices by id (byte order) after `after` ("": from the first), at most
+ * limit, in state `state` (NULL: any). The number of rows, or -1. */
+int db_devices_page(struct db *d, const char *state, const char *after, int limit, db_doc_cb cb,
+                    void *arg);
+int db_rollouts_load(struct db *d, db_doc_cb cb, void *arg);
 /* A device's events after id `after`, oldest first, at most limit. */
-int db_events_page(struct db *d, const char *device_id, int64_t after, int limit,
-                   int (*cb)(int64_t id, const char *kind, const char *detail, void *arg),
+int db_events_page(struct db *d, const char *device_id, int64_t after, int limit, db_event_cb cb,
                    void *arg);
 int db_integrity(struct db *d, char *msg, size_t len);
+/* Whether the database answers now: 1, or 0 with msg saying why (a
+ * server that went away; the backend reconnects by itself). */
+int db_reachable(struct db *d, char *msg, size_t len);
 
 #endif

@@ -1,5 +1,5 @@
-/* db_sqlite.c: the SQLite backend of the store, and the only file of dfotad
- * that knows SQLite. WAL mode, synchronous=FULL (a committed package or
+/* db_sqlite.c: the SQLite backend of the store (the embedded default), and
+ * the only file of dfotad that knows SQLite. WAL mode, synchronous=FULL (a committed package or
  * statistic survives a crash or power loss), versioned migrations recorded
  * in PRAGMA user_version. One connection, serialised by a mutex: writes are
  * few and batched, and the data plane never reaches the database. */
@@ -15,7 +15,8 @@
 #include "db.h"
 #include "store.h"
 
-struct db {
+struct sq {
+  struct db base; /* first: what db.c sees */
   sqlite3 *h;
   pthread_mutex_t mu;
   /* statements of the writer's transactions, prepared once */
@@ -73,7 +74,7 @@ static const char *const migrations[] = {
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-static int exec(struct db *d, const char *sql)
+static int exec(struct sq *d, const char *sql)
 {
   char *msg = NULL;
 
@@ -85,7 +86,7 @@ static int exec(struct db *d, const char *sql)
   return 0;
 }
 
-static int user_version(struct db *d)
+static int user_version(struct sq *d)
 {
   sqlite3_stmt *st;
   int v = -1;
@@ -98,7 +99,7 @@ static int user_version(struct db *d)
   return v;
 }
 
-static int migrate(struct db *d, char *err, size_t errlen)
+static int migrate(struct sq *d, char *err, size_t errlen)
 {
   int v = user_version(d);
 
@@ -131,9 +132,11 @@ fail:
   return -1;
 }
 
+static const struct db_ops sq_ops;
+
 int db_open(const char *path, struct db **out, char *err, size_t errlen)
 {
-  struct db *d = calloc(1, sizeof(*d));
+  struct sq *d = calloc(1, sizeof(*d));
 
   if (d == NULL) {
     snprintf(err, errlen, "out of memory");
@@ -153,7 +156,8 @@ int db_open(const char *path, struct db **out, char *err, size_t errlen)
   }
   if (migrate(d, err, errlen) < 0)
     goto fail;
-  *out = d;
+  d->base.ops = &sq_ops;
+  *out = &d->base;
   return 0;
 fail:
   sqlite3_close(d->h);
@@ -162,10 +166,10 @@ fail:
   return -1;
 }
 
-void db_close(struct db *d)
+static void sq_close(struct db *db)
 {
-  if (d == NULL)
-    return;
+  struct sq *d = (struct sq *)db;
+
   sqlite3_finalize(d->dev_put);
   sqlite3_finalize(d->dev_del);
   sqlite3_finalize(d->events_del);
@@ -183,8 +187,9 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
   sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
-int db_package_insert(struct db *d, const struct db_package *p)
+static int sq_package_insert(struct db *db, const struct db_package *p)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = NULL;
   int rc = STORE_ERR, step;
 
@@ -235,8 +240,9 @@ out:
   return rc;
 }
 
-int db_package_delete(struct db *d, const char *id)
+static int sq_package_delete(struct db *db, const char *id)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = NULL;
   int rc = STORE_ERR;
 
@@ -261,8 +267,10 @@ static const char *col_text(sqlite3_stmt *st, int i)
   return t ? (const char *)t : "";
 }
 
-int db_package_load(struct db *d, int (*cb)(const struct db_package *p, void *arg), void *arg)
+static int sq_package_load(struct db *db, int (*cb)(const struct db_package *p, void *arg),
+                           void *arg)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = NULL;
   int rc = -1, step;
 
@@ -302,8 +310,9 @@ out:
   return rc;
 }
 
-int db_sha256_users(struct db *d, const char *sha256)
+static int sq_sha256_users(struct db *db, const char *sha256)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = NULL;
   int n = -1;
 
@@ -319,7 +328,7 @@ int db_sha256_users(struct db *d, const char *sha256)
   return n;
 }
 
-static sqlite3_stmt *prepared(struct db *d, sqlite3_stmt **slot, const char *sql)
+static sqlite3_stmt *prepared(struct sq *d, sqlite3_stmt **slot, const char *sql)
 {
   if (*slot == NULL &&
       sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK) {
@@ -332,7 +341,7 @@ static sqlite3_stmt *prepared(struct db *d, sqlite3_stmt **slot, const char *sql
   return *slot;
 }
 
-static int step_done(struct db *d, sqlite3_stmt *st, const char *what)
+static int step_done(struct sq *d, sqlite3_stmt *st, const char *what)
 {
   if (st == NULL)
     return -1;
@@ -345,8 +354,9 @@ static int step_done(struct db *d, sqlite3_stmt *st, const char *what)
   return 0;
 }
 
-int db_tx_begin(struct db *d)
+static int sq_tx_begin(struct db *db)
 {
+  struct sq *d = (struct sq *)db;
   pthread_mutex_lock(&d->mu);
   if (exec(d, "BEGIN IMMEDIATE") < 0) {
     pthread_mutex_unlock(&d->mu);
@@ -355,8 +365,9 @@ int db_tx_begin(struct db *d)
   return 0;
 }
 
-int db_tx_end(struct db *d, int ok)
+static int sq_tx_end(struct db *db, int ok)
 {
+  struct sq *d = (struct sq *)db;
   int rc = 0;
 
   if (!ok || exec(d, "COMMIT") < 0) {
@@ -367,8 +378,9 @@ int db_tx_end(struct db *d, int ok)
   return rc;
 }
 
-int db_tx_stats(struct db *d, const struct db_stats *r)
+static int sq_tx_stats(struct db *db, const struct db_stats *r)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = prepared(d, &d->stats_put,
                               "UPDATE package_stats SET requests = ?2, bytes_sent = ?3,"
                               " downloads = ?4 WHERE package_id = ?1");
@@ -381,9 +393,10 @@ int db_tx_stats(struct db *d, const struct db_stats *r)
   return step_done(d, st, "statistics");
 }
 
-int db_tx_device_put(struct db *d, const char *id, const char *model, const char *state,
-                     const char *rollout_id, const char *doc)
+static int sq_tx_device_put(struct db *db, const char *id, const char *model, const char *state,
+                            const char *rollout_id, const char *doc)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = prepared(d, &d->dev_put,
                               "INSERT INTO devices (id, model, state, rollout_id, doc)"
                               " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET"
@@ -400,8 +413,9 @@ int db_tx_device_put(struct db *d, const char *id, const char *model, const char
   return step_done(d, st, "save device");
 }
 
-int db_tx_device_delete(struct db *d, const char *id)
+static int sq_tx_device_delete(struct db *db, const char *id)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = prepared(d, &d->dev_del, "DELETE FROM devices WHERE id = ?1");
   sqlite3_stmt *ev;
 
@@ -417,9 +431,10 @@ int db_tx_device_delete(struct db *d, const char *id)
   return step_done(d, ev, "delete device events");
 }
 
-int db_tx_event(struct db *d, const char *device_id, int64_t at_ms, const char *kind,
-                const char *detail)
+static int sq_tx_event(struct db *db, const char *device_id, int64_t at_ms, const char *kind,
+                       const char *detail)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = prepared(d, &d->event_add,
                               "INSERT INTO device_events (device_id, at, kind, detail)"
                               " VALUES (?1, ?2, ?3, ?4)");
@@ -432,8 +447,9 @@ int db_tx_event(struct db *d, const char *device_id, int64_t at_ms, const char *
   return step_done(d, st, "event");
 }
 
-int db_tx_events_trim(struct db *d, const char *device_id, int keep)
+static int sq_tx_events_trim(struct db *db, const char *device_id, int keep)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = prepared(d, &d->events_trim,
                               "DELETE FROM device_events WHERE device_id = ?1 AND id <="
                               " (SELECT id FROM device_events WHERE device_id = ?1"
@@ -445,8 +461,9 @@ int db_tx_events_trim(struct db *d, const char *device_id, int keep)
   return step_done(d, st, "trim events");
 }
 
-int db_tx_rollout_put(struct db *d, const char *id, const char *state, const char *doc)
+static int sq_tx_rollout_put(struct db *db, const char *id, const char *state, const char *doc)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = prepared(d, &d->rollout_put,
                               "INSERT INTO rollouts (id, state, doc) VALUES (?1, ?2, ?3)"
                               " ON CONFLICT(id) DO UPDATE SET state = excluded.state,"
@@ -461,7 +478,7 @@ int db_tx_rollout_put(struct db *d, const char *id, const char *state, const cha
 
 /* Runs a query (with an optional text parameter ?1 and integers ?2, ?3)
  * and calls row(st, arg) for each row; non-zero stops. */
-static int query_rows(struct db *d, const char *sql, const char *param, int64_t i2, int64_t i3,
+static int query_rows(struct sq *d, const char *sql, const char *param, int64_t i2, int64_t i3,
                       int (*row)(sqlite3_stmt *st, void *arg), void *arg)
 {
   sqlite3_stmt *st = NULL;
@@ -500,21 +517,24 @@ static int doc_row(sqlite3_stmt *st, void *arg)
 }
 
 /* Calls cb(key, doc) for each row of a (key, doc) query. */
-static int load_docs(struct db *d, const char *sql, int (*cb)(const char *, const char *, void *),
+static int load_docs(struct sq *d, const char *sql, int (*cb)(const char *, const char *, void *),
                      void *arg)
 {
   struct doc_cb c = {cb, arg};
   return query_rows(d, sql, NULL, 0, 0, doc_row, &c);
 }
 
-int db_devices_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg)
+static int sq_devices_load(struct db *db, int (*cb)(const char *id, const char *doc, void *arg),
+                           void *arg)
 {
+  struct sq *d = (struct sq *)db;
   return load_docs(d, "SELECT id, doc FROM devices ORDER BY id", cb, arg);
 }
 
-int db_devices_page(struct db *d, const char *state, const char *after, int limit,
-                    int (*cb)(const char *id, const char *doc, void *arg), void *arg)
+static int sq_devices_page(struct db *db, const char *state, const char *after, int limit,
+                           int (*cb)(const char *id, const char *doc, void *arg), void *arg)
 {
+  struct sq *d = (struct sq *)db;
   /* by the primary key, or by (state, id): no sort either way */
   const char *sql = state != NULL
                         ? "SELECT id, doc FROM devices WHERE state = ?3 AND id > ?1"
@@ -549,8 +569,10 @@ int db_devices_page(struct db *d, const char *state, const char *after, int limi
   return n;
 }
 
-int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg)
+static int sq_rollouts_load(struct db *db, int (*cb)(const char *id, const char *doc, void *arg),
+                            void *arg)
 {
+  struct sq *d = (struct sq *)db;
   return load_docs(d, "SELECT id, doc FROM rollouts ORDER BY rowid", cb, arg);
 }
 
@@ -565,10 +587,11 @@ static int event_row(sqlite3_stmt *st, void *arg)
   return c->cb(sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), c->arg);
 }
 
-int db_events_page(struct db *d, const char *device_id, int64_t after, int limit,
-                   int (*cb)(int64_t id, const char *kind, const char *detail, void *arg),
-                   void *arg)
+static int sq_events_page(struct db *db, const char *device_id, int64_t after, int limit,
+                          int (*cb)(int64_t id, const char *kind, const char *detail, void *arg),
+                          void *arg)
 {
+  struct sq *d = (struct sq *)db;
   struct event_cb c = {cb, arg};
   return query_rows(d,
                     "SELECT id, kind, detail FROM device_events WHERE device_id = ?1"
@@ -576,8 +599,9 @@ int db_events_page(struct db *d, const char *device_id, int64_t after, int limit
                     device_id, after, limit, event_row, &c);
 }
 
-int db_integrity(struct db *d, char *msg, size_t len)
+static int sq_integrity(struct db *db, char *msg, size_t len)
 {
+  struct sq *d = (struct sq *)db;
   sqlite3_stmt *st = NULL;
   int rc = -1;
 
@@ -593,3 +617,34 @@ int db_integrity(struct db *d, char *msg, size_t len)
   pthread_mutex_unlock(&d->mu);
   return rc;
 }
+
+/* One file, one connection: reachable whenever open. */
+static int sq_reachable(struct db *db, char *msg, size_t len)
+{
+  (void)db;
+  snprintf(msg, len, "ok");
+  return 1;
+}
+
+static const struct db_ops sq_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .package_insert = sq_package_insert,
+    .package_delete = sq_package_delete,
+    .package_load = sq_package_load,
+    .sha256_users = sq_sha256_users,
+    .tx_begin = sq_tx_begin,
+    .tx_end = sq_tx_end,
+    .tx_stats = sq_tx_stats,
+    .tx_device_put = sq_tx_device_put,
+    .tx_device_delete = sq_tx_device_delete,
+    .tx_event = sq_tx_event,
+    .tx_rollout_put = sq_tx_rollout_put,
+    .tx_events_trim = sq_tx_events_trim,
+    .devices_load = sq_devices_load,
+    .devices_page = sq_devices_page,
+    .rollouts_load = sq_rollouts_load,
+    .events_page = sq_events_page,
+    .integrity = sq_integrity,
+    .reachable = sq_reachable,
+};

@@ -1,7 +1,8 @@
 /* store.c: the package catalog and its files.
  *
  * Layout of the state directory:
- *   dfotad.db            metadata (db_sqlite.c)
+ *   dfotad.db            metadata (db_sqlite.c), unless the store is on
+ *                        PostgreSQL (db_pg.c: [store] backend = postgresql)
  *   packages/<sha256>    package contents, read-only, named by their hash
  *   tmp/                 uploads in progress; emptied at start
  *
@@ -390,6 +391,7 @@ static void flush_all(void *arg)
       f.pkgs[i]->flushed_bytes = f.rows[i].bytes_sent;
       f.pkgs[i]->flushed_downloads = f.rows[i].downloads;
     }
+  atomic_store(&s->last_flush_ok, ok);
   if (s->hook_done != NULL)
     s->hook_done(s->hook_arg, ok);
   for (int i = 0; i < f.n; i++)
@@ -398,7 +400,28 @@ static void flush_all(void *arg)
   free(f.pkgs);
 }
 
-void store_sync(struct store *s) { writer_sync(s->writer); }
+int store_sync(struct store *s)
+{
+  writer_sync(s->writer);
+  return atomic_load(&s->last_flush_ok) ? 0 : -1;
+}
+
+int store_reachable(struct store *s, char *msg, size_t len)
+{
+  if (!db_reachable(s->db, msg, len))
+    return 0;
+  /* a commit that failed (the connection broke in it) counts until one
+   * goes through: what it held, the device must not be told yet */
+  if (!atomic_load(&s->last_flush_ok)) {
+    snprintf(msg, len, "the last commit failed; retried at the next flush");
+    return 0;
+  }
+  return 1;
+}
+
+const char *store_backend(struct store *s) { return db_backend(s->db); }
+
+const char *store_pg_version(void) { return db_pg_version(); }
 
 int store_sync_async(struct store *s, void (*done)(void *arg), void *arg)
 {
@@ -454,6 +477,12 @@ static void sweep(struct store *s)
 int store_open(const char *state_dir, int flush_interval_ms, struct store **out, char *err,
                size_t errlen)
 {
+  return store_open_with(state_dir, NULL, flush_interval_ms, out, err, errlen);
+}
+
+int store_open_with(const char *state_dir, const char *postgresql, int flush_interval_ms,
+                    struct store **out, char *err, size_t errlen)
+{
   struct store *s = calloc(1, sizeof(*s));
   char *dbpath = NULL;
 
@@ -463,6 +492,7 @@ int store_open(const char *state_dir, int flush_interval_ms, struct store **out,
   }
   pthread_rwlock_init(&s->lock, NULL);
   pthread_mutex_init(&s->upload_mu, NULL);
+  atomic_init(&s->last_flush_ok, 1);
   s->dir = strdup(state_dir);
   s->pkg_dir = path_join(state_dir, "packages");
   s->tmp_dir = path_join(state_dir, "tmp");
@@ -476,11 +506,17 @@ int store_open(const char *state_dir, int flush_interval_ms, struct store **out,
     snprintf(err, errlen, "cannot create %s: %s", state_dir, strerror(errno));
     goto fail;
   }
-  if (db_open(dbpath, &s->db, err, errlen) < 0)
+  if (postgresql != NULL && postgresql[0] != '\0') {
+    if (db_pg_open(postgresql, &s->db, err, errlen) < 0)
+      goto fail;
+    free(dbpath);
+    dbpath = strdup("the PostgreSQL database");
+  } else if (db_open(dbpath, &s->db, err, errlen) < 0) {
     goto fail;
+  }
   sweep(s);
   if (db_package_load(s->db, load_one, s) < 0) {
-    snprintf(err, errlen, "cannot load packages from %s", dbpath);
+    snprintf(err, errlen, "cannot load packages from %s", dbpath ? dbpath : "the database");
     goto fail;
   }
   s->writer = writer_start(flush_interval_ms, flush_all, s);

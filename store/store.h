@@ -64,6 +64,23 @@ struct upload;
  * commits statistics every flush_interval_ms. 0, or -1 with err filled. */
 int store_open(const char *state_dir, int flush_interval_ms, struct store **out, char *err,
                size_t errlen);
+/* The same, with the database on PostgreSQL when postgresql (a libpq
+ * connection string or URI) is neither NULL nor empty; package contents
+ * stay files under state_dir. */
+int store_open_with(const char *state_dir, const char *postgresql, int flush_interval_ms,
+                    struct store **out, char *err, size_t errlen);
+/* "sqlite" or "postgresql" */
+const char *store_backend(struct store *s);
+/* "libpq VERSION" when this dfotad can use PostgreSQL, else NULL. */
+const char *store_pg_version(void);
+/* Whether the database answers now and the writer's last commit went
+ * through: 1, or 0 with msg saying why. The store reconnects by itself;
+ * meanwhile the writer's commits fail and are retried (store_sync says
+ * so). */
+int store_reachable(struct store *s, char *msg, size_t len);
+/* Seconds a device is asked to wait (503, Retry-After) while the database
+ * does not answer: no state it could be told would be durable. */
+#define STORE_RETRY_AFTER 5
 /* Flushes statistics and closes. Packages still referenced stay valid. */
 void store_close(struct store *s);
 
@@ -101,10 +118,13 @@ void store_upload_abort(struct upload *u);
 void store_record_request(struct package *p);
 void store_record_delivered(struct package *p, uint64_t bytes, int reached_end);
 
-/* Makes the writer commit now and waits for it. */
-void store_sync(struct store *s);
+/* Makes the writer commit now and waits for it: 0 when that commit went
+ * through, -1 when it failed (the database unreachable: what it held is
+ * written again at the next flush). */
+int store_sync(struct store *s);
 /* Makes the writer commit now without waiting: done(arg) runs on the
- * writer's thread once the commit is done. 0, or -1 (done never runs). */
+ * writer's thread once the commit is done (through or not: ask
+ * store_reachable). 0, or -1 (done never runs). */
 int store_sync_async(struct store *s, void (*done)(void *arg), void *arg);
 
 /* Checks the database (PRAGMA integrity_check or equivalent): 0 when ok. */

@@ -25,6 +25,8 @@ struct store {
   _Atomic uint64_t commits, last_commit_us;
   uint64_t seq;            /* creation order of catalog entries */
   struct recheck *recheck; /* recheck.c */
+  /* the last flush committed (or had nothing to) */
+  atomic_int last_flush_ok;
 };
 
 struct upload {

@@ -12,7 +12,8 @@ PKGS="gcc make autoconf automake libtool pkg-config
 libmicrohttpd-dev libgnutls28-dev libevent-dev libcoap3-dev libcoap3-bin libssl-dev libsqlite3-dev
 libjansson-dev sqlite3 curl lftp openssl jq python3 procps iproute2 ca-certificates
 debhelper dpkg-dev fakeroot lintian mandoc adduser util-linux
-clang libclang-rt-dev"
+clang libclang-rt-dev
+libpq-dev postgresql-15"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS nginx-light wrk vsftpd"
 if [ "${1:-}" = "--console" ]; then
   PKGS="$PKGS chromium"

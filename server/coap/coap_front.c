@@ -373,6 +373,7 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
   }
   e->proto = (enum proto)fr->row->proto;
   e->fleet = env->fleet;
+  e->store = env->store;
   pthread_mutex_init(&e->mu, NULL);
   settings_of(fc, &e->set);
   listen_key(fr, e->listen_key, sizeof(e->listen_key));

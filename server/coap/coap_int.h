@@ -42,6 +42,7 @@ struct coap_settings {
 struct coap_engine {
   enum proto proto;
   struct fleet *fleet;
+  struct store *store; /* asked whether the database answers */
   coap_context_t *ctx; /* (thread) after start */
   pthread_t thread;
   atomic_int stop, draining, refs;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../store/store.h"
 #include "../../util/util.h"
 #include "coap_int.h"
 #include "coap_msg.h"
@@ -64,6 +65,18 @@ static void answer_later(struct call *c, int code, int seconds)
 {
   coap_pdu_set_code(c->resp, (coap_pdu_code_t)COAP_RESPONSE_CODE(code));
   add_uint_option(c->resp, COAPOPT_MAX_AGE, (uint64_t)(seconds > 0 ? seconds : 1));
+}
+
+/* 5.03 while the database does not answer: a check-in or a report is
+ * answered only with what is durable, so not now. 1 when answered so. */
+static int store_down(struct call *c)
+{
+  char why[200];
+
+  if (store_reachable(c->e->store, why, sizeof(why)))
+    return 0;
+  answer_later(c, 503, STORE_RETRY_AFTER);
+  return 1;
 }
 
 /* ---- downloads --------------------------------------------------------- */
@@ -386,10 +399,11 @@ static void checkin(struct call *c)
   int busy;
 
   if ((w = waiting(c, &busy)) != NULL) {
-    checkin_reply(c, &w->a.ck);
+    if (!store_down(c)) /* its commit failed: the device is told nothing it might lose */
+      checkin_reply(c, &w->a.ck);
     return;
   }
-  if (busy || identity(c, &who, peer, ip, sizeof(ip)) < 0)
+  if (busy || identity(c, &who, peer, ip, sizeof(ip)) < 0 || store_down(c))
     return;
   delivery_checkin_nowait(c->e->fleet, &who, c->r.has_version ? c->r.version : NULL,
                           c->r.has_transport ? c->r.transport : NULL, &a);
@@ -398,6 +412,8 @@ static void checkin(struct call *c)
       return;
     delivery_commit_wait(c->e->fleet);
   }
+  if (store_down(c))
+    return;
   checkin_reply(c, &a);
 }
 
@@ -412,7 +428,8 @@ static void report(struct call *c)
   int busy;
 
   if ((w = waiting(c, &busy)) != NULL) {
-    report_reply(c, &w->a.rp);
+    if (!store_down(c)) /* its commit failed: the device is told nothing it might lose */
+      report_reply(c, &w->a.rp);
     return;
   }
   if (busy || identity(c, &who, peer, ip, sizeof(ip)) < 0)
@@ -424,6 +441,8 @@ static void report(struct call *c)
     add_uint_option(c->resp, COAPOPT_SIZE1, (uint64_t)c->e->set.max_report);
     return;
   }
+  if (store_down(c))
+    return;
   delivery_report_nowait(c->e->fleet, &who, c->r.content_format == COAP_FMT_JSON,
                          len ? (const char *)data : "", len, &a);
   if (a.must_commit) {
@@ -431,6 +450,8 @@ static void report(struct call *c)
       return;
     delivery_commit_wait(c->e->fleet);
   }
+  if (store_down(c))
+    return;
   report_reply(c, &a);
 }
 

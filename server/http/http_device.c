@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../../store/store.h"
 #include "http_int.h"
 #include "http_settle.h"
 
@@ -23,11 +24,38 @@ static void identity(struct MHD_Connection *c, const struct http_front *h, const
   who->proto = h->proto;
 }
 
+int http_store_down(struct http_front *h)
+{
+  char why[200];
+  return !store_reachable(h->store, why, sizeof(why));
+}
+
+/* 503 with Retry-After while the database does not answer: a check-in or
+ * a report is answered only with what is durable, so not now. */
+static enum MHD_Result queue_store_down(struct MHD_Connection *c, struct http_front *h)
+{
+  static const char text[] = "the database does not answer\n";
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(sizeof(text) - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+  char ra[16];
+
+  if (r == NULL)
+    return MHD_NO;
+  snprintf(ra, sizeof(ra), "%d", STORE_RETRY_AFTER);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+  return http_queue(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+}
+
+/* Sends the core's answer, once its commit (if any) is done: while the
+ * database does not answer (that commit failed), 503 instead, so that the
+ * device is told nothing it might lose. */
 enum MHD_Result http_send_reply(struct MHD_Connection *c, struct http_front *h,
                                 const struct reply *rp)
 {
   struct MHD_Response *r;
 
+  if (http_store_down(h))
+    return queue_store_down(c, h);
   if (rp->status == MHD_HTTP_TOO_MANY_REQUESTS)
     return http_queue_later(c, h, rp->retry_after);
   r = MHD_create_response_from_buffer(strlen(rp->body), (void *)rp->body, MHD_RESPMEM_MUST_COPY);
@@ -111,6 +139,8 @@ enum MHD_Result http_checkin(struct MHD_Connection *c, struct http_front *h, con
   char addr[64];
 
   identity(c, h, cn, addr, sizeof(addr), &who);
+  if (http_store_down(h))
+    return queue_store_down(c, h);
   http_settle_tick(h->settle, 0); /* what the device downloaded counts before what it says */
   delivery_checkin_nowait(h->fleet, &who,
                           MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
@@ -148,6 +178,8 @@ enum MHD_Result http_report(struct MHD_Connection *c, struct http_front *h, stru
   if (rq->too_large)
     return http_queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
   identity(c, h, cn, addr, sizeof(addr), &who);
+  if (http_store_down(h))
+    return queue_store_down(c, h);
   http_settle_tick(h->settle, 0);
   delivery_report_nowait(h->fleet, &who, ct != NULL && strncasecmp(ct, "application/json", 16) == 0,
                          rq->body ? rq->body : "", rq->len, &a);

@@ -405,7 +405,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   if (client_allowed(c, h, cn, sizeof(cn)) < 0)
     return http_queue_text(c, h, MHD_HTTP_FORBIDDEN, "a valid client certificate is required\n");
   if (strcmp(url, "/healthz") == 0)
-    return http_queue_text(c, h, MHD_HTTP_OK, "ok\n");
+    return http_store_down(h)
+               ? http_queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "store unreachable\n")
+               : http_queue_text(c, h, MHD_HTTP_OK, "ok\n");
   if (strcmp(url, "/v1/update") == 0)
     return http_checkin(c, h, cn, req_cls);
   /* SECURITY: a path names a package id or an offer's token, looked up in
@@ -503,6 +505,7 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   }
   h->fr = fr;
   h->fleet = env->fleet;
+  h->store = env->store;
   h->proto = (enum proto)fr->row->proto;
   h->client_auth = fc->tls.client_auth;
   snprintf(h->token_header, sizeof(h->token_header), "%s", env->token_header);

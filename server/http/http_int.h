@@ -18,6 +18,7 @@
 struct http_front {
   struct front *fr;
   struct fleet *fleet;
+  struct store *store; /* asked whether the database answers */
   enum proto proto;
   enum client_auth client_auth;
   char token_header[64];
@@ -82,6 +83,9 @@ enum MHD_Result http_report(struct MHD_Connection *c, struct http_front *h, stru
                             const char *cn, void **req_cls);
 /* Gathers a report's body, at most REPORT_BODY_MAX bytes. */
 enum MHD_Result http_report_body(struct report_req *rq, const char *data, size_t *size);
+/* Whether the database does not answer now (check-ins and reports get
+ * 503, /healthz too). */
+int http_store_down(struct http_front *h);
 /* Queues the answer the core gave (a waiting request's, once resumed). */
 enum MHD_Result http_send_reply(struct MHD_Connection *c, struct http_front *h,
                                 const struct reply *rp);

@@ -47,6 +47,10 @@ listen = ${FTP_PORT:+127.0.0.1:$FTP_PORT}
 
 [admin]
 listen = 127.0.0.1:$ADMIN_PORT
+
+[store]
+backend = ${BENCH_STORE_BACKEND:-sqlite}
+postgresql = ${BENCH_STORE_PG:-}
 ${BENCH_DFOTAD_CONF:+
 # from BENCH_DFOTAD_CONF
 $BENCH_DFOTAD_CONF}

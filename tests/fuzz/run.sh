@@ -60,9 +60,19 @@ flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=
   -D_GNU_SOURCE -I$top -I$out"
 # the delivery core and what it stands on (no front, no libmicrohttpd):
 # every source of util/, store/ and fleet/, and what fleet/ takes from net/
-core=$(cd "$top" && ls util/*.c store/*.c fleet/*.c net/admission.c | grep -v '^store/db_pg\.c$' |
-  tr '\n' ' ')
-corelibs="$(pkg-config --libs jansson sqlite3 libcrypto) -lpthread"
+# The PostgreSQL backend (store/db_pg*.c) comes in when the autoconfig.h
+# the build reads says configure found libpq; else db.c answers for it.
+pgsrc=
+pglibs=
+if grep -qs '^#define HAVE_LIBPQ 1' "$top/autoconfig.h" ||
+  { [ ! -f "$top/autoconfig.h" ] && grep -qs '^#define HAVE_LIBPQ 1' "$out/autoconfig.h"; }; then
+  pgsrc="store/db_pg.c store/db_pg_rw.c"
+  pglibs=$(pkg-config --libs libpq)
+  flags="$flags $(pkg-config --cflags libpq)"
+fi
+core="$(cd "$top" && ls util/*.c store/*.c fleet/*.c net/admission.c | grep -v '^store/db_pg' |
+  tr '\n' ' ')$pgsrc"
+corelibs="$(pkg-config --libs jansson sqlite3 libcrypto) $pglibs -lpthread"
 
 # the core once into $out/core.a, shared by its three targets (make check
 # may build them at the same time: one builds, the others wait)
@@ -96,9 +106,9 @@ build_core() {
 am_list() { # VARIABLE: the words of a Makefile.am variable's definition
   sed -n "/^$1 =/,/[^\\]\$/p" "$top/Makefile.am" | sed -e "s/^$1 =//" -e 's/\\$//' | tr -s ' \t' '\n'
 }
-lib=$(am_list libdfotad_a_SOURCES | grep '\.c$')
+lib="$(am_list libdfotad_a_SOURCES | grep '\.c$') $pgsrc"
 liblibs="$(pkg-config --libs libmicrohttpd gnutls libcoap-3-openssl libcrypto libssl libevent \
-  libevent_openssl libevent_pthreads sqlite3 jansson) -lpthread"
+  libevent_openssl libevent_pthreads sqlite3 jansson) $pglibs -lpthread"
 build_lib() {
   (
     flock 9

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "server/admin/admin_conf.h"
@@ -193,6 +194,34 @@ int main(void)
   config_free(c);
   expect_error("[ftp]\ntls_session_reuse = sometimes\n", 2, "one of off, required");
 
+  /* [store] backend: sqlite by default; postgresql needs its connection
+   * string; a password in it needs a file only its owner reads */
+  c = load_text("", NULL, 0, &errs);
+  CHECK(c != NULL && ((struct store_conf *)config_section(c, "store"))->backend == STORE_SQLITE);
+  config_free(c);
+  expect_error("[store]\nbackend = mysql\n", 2, "one of sqlite, postgresql");
+  c = load_text("[store]\nbackend = postgresql\n", NULL, 0, &errs);
+  CHECK(c == NULL && errs.n >= 1 && strstr(errs.msg[0], "needs postgresql = CONNINFO"));
+  config_free(c);
+  chmod(path, 0644);
+  c = load_text("[store]\npostgresql = host=db password=x\n", NULL, 0, &errs);
+  CHECK(c == NULL && errs.n >= 1 && strstr(errs.msg[0], "must be mode 0600"));
+  config_free(c);
+  chmod(path, 0600);
+  c = load_text("[store]\npostgresql = host=db password=x\n", NULL, 0, &errs);
+  CHECK(c != NULL);
+  config_free(c);
+  c = load_text("[store]\npostgresql = postgresql://u:pw@db/x\n", NULL, 0, &errs);
+  CHECK(c != NULL);
+  config_free(c);
+  chmod(path, 0644);
+  c = load_text("[store]\npostgresql = postgresql://u:pw@db/x\n", NULL, 0, &errs);
+  CHECK(c == NULL && errs.n >= 1 && strstr(errs.msg[0], "must be mode 0600"));
+  config_free(c);
+  c = load_text("[store]\npostgresql = host=db user=u\n", NULL, 0, &errs);
+  CHECK(c != NULL);
+  config_free(c);
+
   /* reload classes: a key a reload cannot apply is refused, by name */
   {
     struct config *old = load_text("[http]\ntimeout = 5\n", NULL, 0, &errs), *next;
@@ -215,7 +244,7 @@ int main(void)
   {
     struct rows r = {0, 0, 0, ""};
     config_each_row(dfotad_sections(), count, &r);
-    CHECK(r.n > 80 && r.ftp_reuse == 1 && r.restart == 3);
+    CHECK(r.n > 80 && r.ftp_reuse == 1 && r.restart == 5);
     CHECK(strcmp(config_type_name(T_SIZE), "size") == 0);
   }
 

@@ -74,7 +74,7 @@ int main(void)
   int rc;
 
   CHECK(mkdtemp(dir) != NULL);
-  CHECK(store_open(dir, 20, &s, err, sizeof(err)) == 0);
+  CHECK(store_open_with(dir, getenv("DFOTAD_STORE_PG"), 20, &s, err, sizeof(err)) == 0);
   if (s == NULL)
     return unit_done("test_store");
 
@@ -113,7 +113,7 @@ int main(void)
   package_unref(p);
   store_close(s);
   s = NULL;
-  CHECK(store_open(dir, 20, &s, err, sizeof(err)) == 0);
+  CHECK(store_open_with(dir, getenv("DFOTAD_STORE_PG"), 20, &s, err, sizeof(err)) == 0);
   p = store_package_get(s, id);
   CHECK(p != NULL);
   if (p != NULL) {
@@ -149,7 +149,7 @@ int main(void)
     fd = open(f, O_WRONLY);
     CHECK(fd >= 0 && pwrite(fd, "X", 1, 3) == 1);
     close(fd);
-    CHECK(store_open(dir, 20, &s, err, sizeof(err)) == 0);
+    CHECK(store_open_with(dir, getenv("DFOTAD_STORE_PG"), 20, &s, err, sizeof(err)) == 0);
     q = store_package_get(s, id);
     CHECK(q != NULL && q->status == PKG_DAMAGED && q->damage != NULL);
     package_unref(q);
