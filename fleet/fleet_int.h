@@ -87,6 +87,8 @@ struct device {
   char *psk_sealed;                        /* NULL: none */
   int psk_linked;
 
+  struct device_lwm2m *lwm2m; /* lwm2m.c: endpoint, trigger, registration; NULL none */
+
   int dirty;
   int events_untrimmed; /* events written since its history was last trimmed */
   struct device *next, *tnext, *dirty_next, *inext;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "fleet_int.h"
+#include "lwm2m_int.h"
 
 static void metric(FILE *m, const char *name, const char *help, const char *type,
                    unsigned long long value)
@@ -71,6 +72,7 @@ char *fleet_metrics(struct fleet *f)
       }
     }
   }
+  lwm2m_metrics(m);
   pthread_mutex_lock(&f->mu);
   for (struct device *d = f->dirty; d; d = d->dirty_next)
     dirty++;

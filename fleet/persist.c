@@ -12,6 +12,7 @@
 #include "../util/log.h"
 #include "../util/util.h"
 #include "fleet_int.h"
+#include "lwm2m_int.h"
 
 /* The persisted form: everything, so that a restart resumes every offer. */
 static void put_s(json_t *o, const char *k, const char *v)
@@ -67,6 +68,7 @@ json_t *device_doc(const struct device *d)
   put_s(o, "last_stage", d->last_stage);
   put_i(o, "last_code", d->last_code);
   put_i(o, "last_at", d->last_at);
+  lwm2m_doc(d, o);
   return o;
 }
 
@@ -138,6 +140,7 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
   snprintf(d->addr, sizeof(d->addr), "%s", jstr(doc, "addr"));
   d->first_seen = jint(doc, "first_seen", 0);
   d->last_seen = jint(doc, "last_seen", 0);
+  lwm2m_from_doc(d, doc);
   snprintf(d->last_stage, sizeof(d->last_stage), "%s", jstr(doc, "last_stage"));
   d->last_code = jint(doc, "last_code", -1);
   d->last_at = jint(doc, "last_at", 0);

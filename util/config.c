@@ -103,6 +103,20 @@ struct option {
       {sec, "data_timeout", T_INT, F(p, data_timeout), DEF_FTP_DATA_TIMEOUT, 1, MAX_TIMEOUT,       \
        "seconds without progress on a data connection"}
 
+/* The CoAP sections' LwM2M server rows. */
+#define LWM2M_ROWS(sec, p)                                                                         \
+  {sec, "lwm2m", T_BOOL, F(p, lwm2m), "no", 0, 0, "LwM2M registration interface (/rd)"},          \
+      {sec, "lwm2m_registrations", T_INT, F(p, lwm2m_registrations), DEF_LWM2M_REGISTRATIONS, 1,   \
+       MAX_LWM2M_REGISTRATIONS, "LwM2M registrations held at once"},                              \
+      {sec, "lwm2m_lifetime_min", T_INT, F(p, lwm2m_lifetime_min), "60", 1, MAX_LWM2M_LIFETIME,    \
+       "seconds: the shortest lifetime a registration may ask"},                                  \
+      {sec, "lwm2m_lifetime_max", T_INT, F(p, lwm2m_lifetime_max), "2592000", 1,                   \
+       MAX_LWM2M_LIFETIME, "seconds: the longest lifetime a registration may ask"},               \
+      {sec, "lwm2m_poll", T_INT, F(p, lwm2m_poll), "60", 1, 86400,                                 \
+       "seconds between two asks of the delivery core for a registered device's offer"},          \
+      {sec, "lwm2m_queue_awake", T_INT, F(p, lwm2m_queue_awake), "10", 1, 3600,                    \
+       "seconds a queue-mode device listens after it spoke: requests wait for that"}
+
 static const struct option options[] = {
     {"server", "state_dir", T_PATH, O(state_dir), DEF_STATE_DIR, 0, 0, "state directory"},
     {"server", "log_level", T_LOGLEVEL, O(log_level), "info", 0, 0, "error|warn|info|debug"},
@@ -118,7 +132,11 @@ static const struct option options[] = {
     FRONT_ROWS("coap", PROTO_COAP, DEF_COAP_LISTEN),
     {"coap", "anonymous_packages", T_BOOL, F(PROTO_COAP, anonymous_packages), "no", 0, 0,
      "serve /p/{id} without an offer's token"},
+    LWM2M_ROWS("coap", PROTO_COAP),
+    {"coap", "lwm2m_insecure", T_BOOL, F(PROTO_COAP, lwm2m_insecure), "no", 0, 0,
+     "LwM2M registrations over plain CoAP (no device identity: test benches only)"},
     FRONT_ROWS("coaps", PROTO_COAPS, ""),
+    LWM2M_ROWS("coaps", PROTO_COAPS),
     {"coaps", "anonymous_packages", T_BOOL, F(PROTO_COAPS, anonymous_packages), "no", 0, 0,
      "serve /p/{id} without an offer's token"},
     {"coaps", "max_report", T_INT, F(PROTO_COAPS, max_report), STR(DEF_COAP_REPORT_MAX), 64,

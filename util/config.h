@@ -64,7 +64,15 @@ struct front_conf {
   int anonymous_packages;     /* serve /p/{id} without a token (CoAP, FTP) */
   int handshake_limit;        /* DTLS handshakes in progress (CoAPS) */
   int max_report;             /* report payload bytes (CoAP) */
-  struct tls_conf tls;        /* TLS sections only ([ftp] too: AUTH TLS) */
+  /* [coap], [coaps]: the LwM2M server (server/coap/lwm2m_*.c) */
+  int lwm2m;               /* registration interface on this listener */
+  int lwm2m_insecure;      /* [coap]: registrations over plain CoAP allowed */
+  int lwm2m_registrations; /* registrations held at once */
+  int lwm2m_lifetime_min;  /* seconds a registration may ask, at least */
+  int lwm2m_lifetime_max;  /* ... at most */
+  int lwm2m_queue_awake;   /* seconds a queue-mode device listens after it spoke */
+  int lwm2m_poll;          /* seconds between two offer checks of a registered device */
+  struct tls_conf tls;     /* TLS sections only ([ftp] too: AUTH TLS) */
   /* [ftp], [ftps] */
   int require_tls;              /* [ftp]: no login or data without TLS */
   struct port_range pasv_ports; /* passive data ports; 0-0: the kernel picks */

@@ -23,6 +23,7 @@
 #include "../../net/front.h"
 #include "../../util/util.h"
 #include "coap_int.h"
+#include "lwm2m.h"
 
 #define LOOP_MS 200         /* the thread's longest wait: stop and reload latency */
 #define HOUSEKEEP_MS 500    /* expiry, pending settings, key wiping */
@@ -199,6 +200,7 @@ static void *engine_main(void *arg)
     int64_t now;
     coap_io_process(e->ctx, LOOP_MS);
     now = mono_ms();
+    lwm2m_tick(e, now);
     if (now - last >= HOUSEKEEP_MS) {
       last = now;
       apply_pending(e);
@@ -218,6 +220,7 @@ static void *engine_main(void *arg)
 
 static void engine_free(struct coap_engine *e)
 {
+  lwm2m_free(e); /* its sessions' references first */
   if (e->ctx) {
     coap_free_context(e->ctx); /* before the downloads: no handler runs after */
     e->ctx = NULL;
@@ -252,6 +255,13 @@ static void settings_of(const struct front_conf *fc, struct coap_settings *s)
   s->per_ip = fc->per_ip_limit;
   s->anonymous = fc->anonymous_packages;
   s->max_report = fc->max_report;
+  s->lwm2m = fc->lwm2m;
+  s->lwm2m_insecure = fc->lwm2m_insecure;
+  s->lwm2m_registrations = fc->lwm2m_registrations;
+  s->lwm2m_lt_min = fc->lwm2m_lifetime_min;
+  s->lwm2m_lt_max = fc->lwm2m_lifetime_max;
+  s->lwm2m_poll = fc->lwm2m_poll;
+  s->lwm2m_awake = fc->lwm2m_queue_awake;
 }
 
 static void listen_key(const struct front *fr, char *out, size_t len)
@@ -299,7 +309,7 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
     goto fail;
   if (e->proto != PROTO_COAPS)
     tls_store_free(tls);
-  if (coap_res_register(e) < 0) {
+  if (coap_res_register(e) < 0 || lwm2m_init(e) < 0) {
     config_errors_add(errs, "%s: cannot register resources", fr->row->section);
     goto fail;
   }
@@ -338,6 +348,10 @@ static int coap_start(struct front *fr, const struct front_env *env, struct conf
   pthread_once(&startup_once, startup);
   if (fc->tls.n_sni > 0 || (fc->tls.priorities != NULL && fc->tls.priorities[0] != '\0'))
     log_warn("%s: sni and priorities are not used over DTLS (see README)", fr->row->section);
+  if (fc->lwm2m && fc->lwm2m_lifetime_min > fc->lwm2m_lifetime_max) {
+    config_errors_add(errs, "%s: lwm2m_lifetime_min is above lwm2m_lifetime_max", fr->row->section);
+    return -1;
+  }
   if (fr->row->proto == PROTO_COAPS && fc->tls.cert != NULL && fc->tls.cert[0] != '\0' &&
       (tls = tls_store_load(&fc->tls, fr->row->section, errs)) == NULL)
     return -1;

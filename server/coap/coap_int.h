@@ -36,6 +36,9 @@ struct coap_settings {
   int per_ip;     /* sessions per client address, 0: no limit */
   int anonymous;  /* /p/{id} served */
   int max_report; /* report payload bytes */
+  /* LwM2M (lwm2m.h) */
+  int lwm2m, lwm2m_insecure, lwm2m_registrations, lwm2m_lt_min, lwm2m_lt_max, lwm2m_poll,
+      lwm2m_awake;
 };
 
 struct coap_engine {
@@ -66,6 +69,7 @@ struct coap_engine {
 
   struct session_stats *stats; /* &delivery_sessions[proto] */
   long nsessions;              /* (thread) this engine's share of stats->sessions */
+  struct lwm2m_server *lw;     /* (thread) the LwM2M server's registrations (lwm2m.h) */
 };
 
 /* Sessions over the per-address limit carry this as their app data. */

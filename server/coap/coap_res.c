@@ -20,6 +20,7 @@
 #include "../../util/util.h"
 #include "coap_int.h"
 #include "coap_msg.h"
+#include "lwm2m.h"
 
 #define MAX_OPTIONS 32       /* options of a request we look at; more is a bad request */
 #define RESPONSE_OVERHEAD 40 /* header and the options of a block answer, token apart */
@@ -348,6 +349,8 @@ static void handle(coap_resource_t *res, coap_session_t *s, const coap_pdu_t *re
     answer_later(&c, 503, 60);
     return;
   }
+  if (lwm2m_rd_handle(c.e, s, req, resp)) /* LwM2M registrations: /rd... */
+    return;
   if (parse(&c) < 0)
     return;
   switch (c.r.route) {
@@ -384,6 +387,7 @@ int coap_res_register(struct coap_engine *e)
     return -1;
   coap_register_request_handler(r, COAP_REQUEST_GET, handle);
   coap_register_request_handler(r, COAP_REQUEST_POST, handle);
+  coap_register_request_handler(r, COAP_REQUEST_DELETE, handle); /* LwM2M de-register */
   coap_add_resource(e->ctx, r);
   return 0;
 }
