@@ -199,5 +199,32 @@ expect_eq "nothing was sent to a queue-mode device asleep" 0 \
   "$(jq .totals.dropped_asleep <"$T/lwsum.json" 2>/dev/null)"
 expect_eq "queue-mode devices succeeded" 5 \
   "$(jq '[.[] | select(.lwm2m.binding == "UQ" and .state == "succeeded")] | length' <"$T/all.json")"
+
+# ---- interoperability: lwm2m-node-lib's client (npm), plain CoAP ---------
+npm_lwm2m() {
+  local cache=${DFOTAD_NPM_CACHE:-/tmp/dfotad-npm-cache}
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
+  if [ ! -d "$cache/node_modules/lwm2m-node-lib" ]; then
+    mkdir -p "$cache" && (cd "$cache" && timeout 180 npm install --no-audit --no-fund --silent \
+      lwm2m-node-lib >/dev/null 2>&1) || return 1
+  fi
+  export NODE_PATH="$cache/node_modules"
+}
+if npm_lwm2m; then
+  dev_put nodelw "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"trigger\":\"lwm2m\",\"lwm2m_endpoint\":\"node-client-1\",\"transport\":\"http\"}"
+  rollout_create "{\"name\":\"node\",\"model\":\"$MODEL\",\"target_version\":\"$VB\",
+    \"selector\":{\"devices\":[\"nodelw\"]},\"waves\":[100]}" || fail "node rollout created"
+  rollout_action "$RID" start
+  timeout -k 5 70 node "$LIB_DIR/lwm2m_node.js" 127.0.0.1 "$COAP_PORT" node-client-1 "$VA" "$VB" \
+    "$(udp_ports 1)" 60 >"$T/node.out" 2>"$T/node.err"
+  NODE_RC=$?
+  echo "# lwm2m-node-lib client: exit $NODE_RC $(tail -n 1 "$T/node.out")"
+  expect_eq "lwm2m-node-lib client: driven through /5 onto B" 0 "$NODE_RC"
+  wait_rollout_state "$RID" completed 15
+  expect_eq "... its rollout completes" completed "$(rollout_field "$RID" .state)"
+  expect_eq "... the device succeeded on B" "succeeded $VB" "$(dev_field nodelw .state) $(dev_field nodelw .version)"
+else
+  skip "lwm2m-node-lib interop" "node or npm cannot install it here"
+fi
 stop_dfotad TERM 15
 finish
