@@ -345,8 +345,8 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
   pthread_mutex_init(&f->mu, NULL);
   f->store = s;
   f->events = json_array();
-  f->limits =
-      (struct fleet_limits){DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, DEF_RECHECK_MS, DEF_AUTH_FREE};
+  f->limits = (struct fleet_limits){DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, DEF_RECHECK_MS,
+                                    DEF_AUTH_FREE, PSK_GENERATED};
   if (store_rollouts_load(s, load_rollout, f) < 0 || store_devices_load(s, load_device, f) < 0) {
     snprintf(err, errlen, "cannot load devices and rollouts");
     fleet_close(f);

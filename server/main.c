@@ -154,7 +154,7 @@ static void configure_fleet(struct daemon_state *ds, const struct config *c)
 {
   const char *bases[PROTO_COUNT];
   struct fleet_limits l = {c->events_per_device, c->report_lines, c->recheck_interval * 1000,
-                           c->auth_failures};
+                           c->auth_failures, c->psk_generate_bytes};
 
   listeners_bases(c, bases);
   delivery_set_bases(ds->fleet, bases);

@@ -160,6 +160,8 @@ static const struct option options[] = {
      "seconds between two re-checks of a package devices report corrupt"},
     {"fleet", "auth_failures", T_INT, O(auth_failures), "10", 1, 1000000,
      "failed credentials per address or device id and minute before a lock-out"},
+    {"fleet", "psk_generate_bytes", T_INT, O(psk_generate_bytes), "16", 16, 64,
+     "bytes of a DTLS key made by \"psk\": \"generate\" (tinydtls clients take at most 16)"},
     {"admin", "listen", T_LISTEN, O(admin_listen), DEF_ADMIN_LISTEN, 0, 0, "ADDRESS:PORT ..."},
     {"admin", "token_file", T_STRING, O(token_file), "", 0, 0, "bearer token file"},
     {"admin", "max_upload_size", T_SIZE, O(max_upload_size), "1G", 1, 0, "bytes (K, M, G)"},

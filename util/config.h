@@ -98,6 +98,7 @@ struct config {
   char *token_header;
   int events_per_device, report_lines, recheck_interval; /* recheck: seconds */
   int auth_failures;
+  int psk_generate_bytes; /* bytes of a key made by "psk": "generate" */
   /* [admin] */
   struct listen_set admin_listen;
   char *token_file;

@@ -113,8 +113,8 @@
 #define COAP_AMPLIFICATION 3           /* an error's diagnostic text: at most 3x the request */
 
 /* DTLS pre-shared keys */
-#define PSK_MIN 16 /* key bytes an operator may set (PSK_MAX in fleet/delivery.h) */
-#define PSK_GENERATED 32
+#define PSK_MIN 16       /* key bytes an operator may set (PSK_MAX in fleet/delivery.h) */
+#define PSK_GENERATED 16 /* default of [fleet] psk_generate_bytes */
 
 /* FTP(S) */
 #define DEF_FTP_LISTEN "127.0.0.1:2121"
