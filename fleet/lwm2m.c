@@ -23,6 +23,16 @@ struct device_lwm2m {
   int has_view;
 };
 
+/* Devices with an lwm2m_endpoint set (f->mu held): with none, an endpoint
+ * is looked up by id alone, without a scan of the fleet. */
+static long n_endpoints;
+
+static void set_endpoint(struct device_lwm2m *lw, const char *ep)
+{
+  n_endpoints += (ep[0] != '\0') - (lw->endpoint[0] != '\0');
+  snprintf(lw->endpoint, sizeof(lw->endpoint), "%s", ep);
+}
+
 static struct device_lwm2m *lw_of(struct device *d)
 {
   if (d->lwm2m == NULL)
@@ -65,8 +75,7 @@ void lwm2m_apply(struct device *d, json_t *b)
   if ((lw = lw_of(d)) == NULL)
     return;
   if ((v = json_object_get(b, "lwm2m_endpoint")) != NULL)
-    snprintf(lw->endpoint, sizeof(lw->endpoint), "%s",
-             json_is_string(v) ? json_string_value(v) : "");
+    set_endpoint(lw, json_is_string(v) ? json_string_value(v) : "");
   if ((v = json_object_get(b, "trigger")) != NULL)
     lw->drive = strcmp(json_string_value(v), "lwm2m") == 0;
 }
@@ -92,7 +101,7 @@ void lwm2m_from_doc(struct device *d, json_t *doc)
   if ((lw = lw_of(d)) == NULL)
     return;
   if (ep != NULL && endpoint_ok(ep))
-    snprintf(lw->endpoint, sizeof(lw->endpoint), "%s", ep);
+    set_endpoint(lw, ep);
   lw->drive = tr != NULL && strcmp(tr, "lwm2m") == 0;
 }
 
@@ -129,6 +138,8 @@ void lwm2m_json(const struct device *d, json_t *o)
 
 void lwm2m_device_free(struct device *d)
 {
+  if (d->lwm2m != NULL)
+    set_endpoint(d->lwm2m, "");
   free(d->lwm2m);
   d->lwm2m = NULL;
 }
@@ -140,7 +151,7 @@ int delivery_lwm2m_endpoint(struct fleet *f, const char *ep, char device[DEVICE_
 
   pthread_mutex_lock(&f->mu);
   /* an lwm2m_endpoint set on some device wins over another device's id */
-  for (int b = 0; b < DEV_BUCKETS && d == NULL; b++)
+  for (int b = 0; b < DEV_BUCKETS && d == NULL && n_endpoints > 0; b++)
     for (struct device *x = f->dev[b]; x; x = x->next)
       if (x->lwm2m && strcmp(x->lwm2m->endpoint, ep) == 0) {
         d = x;
