@@ -248,6 +248,32 @@ static const char *transport_for(struct coap_engine *e, struct lwm2m_reg *r)
   return NULL;
 }
 
+/* Whether the offer behind the Package URI we wrote still stands (a
+ * cancelled rollout, or an offer the core ended, takes it away). */
+static int offer_stands(struct coap_engine *e, struct lwm2m_reg *r)
+{
+  const char *tok = strstr(r->url, "/f/");
+  struct target t;
+
+  if (tok == NULL)
+    return 1;
+  if (delivery_resolve_offer(e->fleet, tok + 3, r->device, 0, &t) != RESOLVE_OK)
+    return 0;
+  target_release(&t);
+  return 1;
+}
+
+/* The offer is gone: an empty Package URI cancels the device's download
+ * and resets /5 to idle (LwM2M 1.x, 5.6.1). */
+static void cancel_offer(struct coap_engine *e, struct lwm2m_reg *r)
+{
+  if (lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, "") < 0)
+    return;
+  r->url[0] = '\0';
+  r->downloaded_told = r->executed = 0;
+  delivery_lwm2m_event(e->fleet, r->device, "lwm2m_cancel", "/5/0/1 written empty");
+}
+
 /* Asks the core whether the device has an offer, as its host's check-in
  * would. */
 static void poll_offer(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
@@ -269,7 +295,7 @@ static void poll_offer(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
       r->downloaded_told = r->executed = 0;
       fw_changed(e, r);
     } else if (strcmp(a.url, r->url) != 0 && strlen(a.url) < sizeof(r->url) &&
-        lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, a.url) == 0) {
+               lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, a.url) == 0) {
       snprintf(r->url, sizeof(r->url), "%s", a.url);
       r->downloaded_told = r->executed = 0;
       delivery_lwm2m_event(e->fleet, r->device, "lwm2m_write", "/5/0/1 Package URI");
@@ -279,7 +305,10 @@ static void poll_offer(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
     if (a.retry_after > 0 && (int64_t)a.retry_after * 1000 < wait)
       wait = (int64_t)a.retry_after * 1000;
     break;
-  case VERDICT_NOTHING: break;
+  case VERDICT_NOTHING:
+    if (r->url[0] != '\0' && !r->executed && !offer_stands(e, r))
+      cancel_offer(e, r);
+    break;
   default:
     log_warn("%s: LwM2M device %s: check-in refused: %s", proto_name(e->proto), r->device,
              a.message);
@@ -311,9 +340,16 @@ void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
     }
     return;
   }
-  if (r->drive && lwm2m_links_has(&r->links, 5) && now >= r->next_poll &&
-      (r->fw_state <= 0 || r->url[0] == '\0' || !r->version_told))
+  if (!r->drive || !lwm2m_links_has(&r->links, 5) || now < r->next_poll)
+    return;
+  if (r->fw_state <= 0 || r->url[0] == '\0' || !r->version_told) {
     poll_offer(e, r, now);
+  } else if ((r->fw_state == 1 || r->fw_state == 2) && !r->executed) {
+    /* downloading or downloaded: only whether the offer still stands */
+    r->next_poll = now + (int64_t)e->set.lwm2m_poll * 1000;
+    if (!offer_stands(e, r))
+      cancel_offer(e, r);
+  }
 }
 
 /* ---- responses and notifications -------------------------------------- */

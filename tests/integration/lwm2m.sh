@@ -220,6 +220,30 @@ expect_eq "nothing was sent to a queue-mode device asleep" 0 \
 expect_eq "queue-mode devices succeeded" 5 \
   "$(jq '[.[] | select(.lwm2m.binding == "UQ" and .state == "succeeded")] | length' <"$T/all.json")"
 
+# ---- cancel: an empty Package URI stops a download in progress -----------
+dev_put lwc "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"trigger\":\"lwm2m\"}"
+rollout_create "{\"name\":\"cancel\",\"model\":\"$MODEL\",\"target_version\":\"$VB\",
+  \"selector\":{\"devices\":[\"lwc\"]},\"waves\":[100]}" || fail "cancel rollout created"
+rollout_action "$RID" start
+echo '[{"id":"lwc","version":"'"$VA"'"}]' >"$T/lwc.json"
+timeout -k 5 40 "$PYTHON" "$LWSIM" --server "$COAP" --devices "$T/lwc.json" --chain "$VA,$VB" \
+  --target "$VB" --slow lwc=30 --update-interval 2 --max-seconds 30 --linger 0 \
+  --out "$T/lwcsum.json" >/dev/null 2>&1 &
+LWCPID=$!
+_lwc_downloading() { [ "$(dev_field lwc .lwm2m.fw_state)" = 1 ]; }
+wait_until 20 _lwc_downloading
+expect_eq "lwc is downloading (/5 State 1)" 1 "$(dev_field lwc .lwm2m.fw_state)"
+rollout_action "$RID" cancel
+_lwc_idle() { [ "$(dev_field lwc .lwm2m.fw_state)" = 0 ]; }
+wait_until 15 _lwc_idle
+expect_eq "after the rollout's cancel dfotad writes an empty Package URI: /5 back to idle" 0 \
+  "$(dev_field lwc .lwm2m.fw_state)"
+dev_events lwc "$T/ev-lwc.json"
+expect_eq "... with an lwm2m_cancel event" 1 \
+  "$(jq '[.events[] | select(.kind == "lwm2m_cancel")] | length' <"$T/ev-lwc.json")"
+kill "$LWCPID" 2>/dev/null
+wait "$LWCPID" 2>/dev/null
+
 # ---- interoperability: lwm2m-node-lib's client (npm), plain CoAP ---------
 npm_lwm2m() {
   local cache=${DFOTAD_NPM_CACHE:-/tmp/dfotad-npm-cache}

@@ -13,7 +13,8 @@ Update object /5 with the real /5 state machine:
 
 The Package URI is fetched out of band, over HTTP(S) (urllib) or CoAP
 (block-wise, our own client). Failures on demand (--fail ID=RESULT: that
-Update Result once, e.g. 5 for an integrity failure after the download);
+Update Result once, e.g. 5 for an integrity failure after the download;
+--slow ID=S: a download that starts only after S seconds, to be cancelled);
 queue mode (--queue ID,...: b=UQ, the device listens only for a few
 seconds after each Update and drops what comes while it sleeps).
 
@@ -291,6 +292,11 @@ class Device(threading.Thread):
             self.send(response(r, NOT_ALLOWED if path.startswith("5/") else NOT_FOUND))
 
     def download(self, uri):
+        slow = dict(self.a.slow_map).get(self.id)
+        if slow:
+            time.sleep(slow)  # a slow link: State stays Downloading
+            if self.uri != uri:
+                return  # cancelled meanwhile (an empty Package URI)
         try:
             body = coap_fetch(uri) if uri.startswith("coap://") else http_fetch(uri)
             self.downloads += 1
@@ -380,6 +386,8 @@ def main():
     ap.add_argument("--queue", default="")
     ap.add_argument("--tlv", default="")
     ap.add_argument("--fail", action="append", default=[])
+    ap.add_argument("--slow", action="append", default=[],
+                    help="ID=SECONDS: that device waits so long before it downloads")
     ap.add_argument("--lifetime", type=int, default=60)
     ap.add_argument("--update-interval", type=float, default=5.0)
     ap.add_argument("--queue-interval", type=float, default=10.0,
@@ -397,6 +405,7 @@ def main():
     a.queue = set(x for x in a.queue.split(",") if x)
     a.tlv = set(x for x in a.tlv.split(",") if x)
     a.fail_map = [(k, int(v)) for k, v in (f.split("=") for f in a.fail)]
+    a.slow_map = [(k, float(v)) for k, v in (f.split("=") for f in a.slow)]
     expect_fail = set(x for x in a.expect_fail.split(",") if x)
     a.stop = threading.Event()
     stats = {"registrations": 0, "updates": 0, "requests": 0, "notifications": 0,
