@@ -5,6 +5,9 @@
  *   GET    /api/v1/packages[?model=&from=&to=]
  *   GET    /api/v1/packages/{id}
  *   DELETE /api/v1/packages/{id}
+ *   GET    /api/v1/events                (Server-Sent Events, events.c)
+ *   GET    /api/v1/openapi.json          (this API described: api/openapi.json)
+ *   GET    /, /console/...               (the operator's console, no token: console.c)
  *
  * Every /api/ request carries "Authorization: Bearer TOKEN". Errors are
  * always {"error": {"code": "...", "message": "..."}}. */
@@ -18,11 +21,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../fleet/feed.h"
 #include "../fleet/fleet_admin.h"
 #include "../store/store.h"
 #include "../util/log.h"
 #include "../util/proto.h"
 #include "../util/util.h"
+#include "console.h"
+#include "events.h"
 #include "fleet_api.h"
 #include "json.h"
 #include "token.h"
@@ -125,6 +131,7 @@ static enum MHD_Result package_one(struct MHD_Connection *c, struct admin_ctx *f
       return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such package");
     if (rc != STORE_OK)
       return json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "could not delete");
+    feed_publish("package.deleted", NULL, NULL, json_pack("{s:s}", "package", id));
     return json_reply(c, MHD_HTTP_NO_CONTENT, json_object());
   }
   if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
@@ -227,6 +234,9 @@ static enum MHD_Result upload_continue(struct MHD_Connection *c, struct admin_ct
   switch (rc) {
   case STORE_OK: {
     json_t *o = package_json(p, f);
+    feed_publish("package.uploaded", NULL, NULL,
+                 json_pack("{s:s,s:s,s:s,s:s,s:I}", "package", p->id, "model", p->model, "from",
+                           p->from, "to", p->to, "size", (json_int_t)p->size));
     package_unref(p);
     return json_reply(c, MHD_HTTP_CREATED, o);
   }
@@ -290,21 +300,41 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct admin_ctx *f, c
                                 const char *method, void **req_cls)
 {
   int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+  int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 
-  if (strcmp(url, "/healthz") == 0)
+  if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
+    if (!get && !head)
+      return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
+    if (url[1] == 'm')
+      return fleet_api_dispatch(c, f, url, method, NULL);
     return json_reply(c, MHD_HTTP_OK,
                       json_pack("{s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION));
-  if (strcmp(url, "/metrics") == 0)
-    return fleet_api_dispatch(c, f, url, method, NULL);
-  if (strncmp(url, "/api/", 5) != 0)
+  }
+  if (strncmp(url, "/api/", 5) != 0) {
+    /* the console's page and assets hold no data: every datum comes from
+     * /api/ with the token */
+    const struct console_asset *a = console_find(url);
+    if (a != NULL)
+      return (enum MHD_Result)console_reply(c, a, method);
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+  }
   if (!authorized(c, f))
     return json_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                       "send Authorization: Bearer TOKEN (the admin token file)");
+  if (strcmp(url, "/api/v1/openapi.json") == 0) {
+    if (!get)
+      return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
+    return (enum MHD_Result)console_reply(c, console_find(url), method);
+  }
+  if (strcmp(url, "/api/v1/events") == 0) {
+    if (!get)
+      return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
+    return sse_handle(c, &f->sse);
+  }
   if (fleet_api_handles(url))
     return fleet_api_dispatch(c, f, url, method, NULL);
 
-  if (strcmp(url, PKG_PREFIX) == 0 || strcmp(url, PKG_PREFIX "/") == 0) {
+  if (strcmp(url, PKG_PREFIX) == 0) {
     if (get)
       return packages_list(c, f);
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
@@ -313,7 +343,9 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, struct admin_ctx *f, c
   }
   if (strncmp(url, PKG_PREFIX "/", sizeof(PKG_PREFIX)) == 0) {
     const char *id = url + sizeof(PKG_PREFIX);
-    if (strlen(id) > 0 && strlen(id) <= PKG_ID_LEN && strchr(id, '/') == NULL)
+    if (id[0] == '\0' || strchr(id, '/') != NULL)
+      return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    if (strlen(id) <= PKG_ID_LEN)
       return package_one(c, f, method, id);
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such package");
   }

@@ -9,6 +9,9 @@
 #include <stdint.h>
 
 #include "../util/limits.h"
+#include "events.h"
+
+#define ADMIN_BODY_MAX (32 * 1024 * 1024) /* JSON bodies: a bulk import of 100k devices */
 
 struct store;
 struct fleet;
@@ -23,6 +26,7 @@ struct admin_ctx {
   uint64_t max_upload_size;
   atomic_int inflight;        /* requests with a body in progress */
   const atomic_int *draining; /* replaced by a reload: ask clients to close */
+  struct sse_hub sse;         /* the event streams */
 };
 
 enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c, const char *url,

@@ -6,6 +6,8 @@
  *   GET    /api/v1/devices/{id}/events
  *   POST   /api/v1/rollouts              GET /api/v1/rollouts[/{id}]
  *   POST   /api/v1/rollouts/{id}/{start|pause|resume|cancel}
+ *   GET    /api/v1/rollouts/{id}/waves   GET /api/v1/overview
+ *   GET    /api/v1/paths?model=&from=&to=
  *   GET    /metrics */
 #include "autoconfig.h"
 
@@ -25,6 +27,8 @@
 
 #define DEV_PREFIX "/api/v1/devices"
 #define RO_PREFIX "/api/v1/rollouts"
+#define OVERVIEW "/api/v1/overview"
+#define PATHS "/api/v1/paths"
 
 static const char *arg(struct MHD_Connection *c, const char *name)
 {
@@ -98,9 +102,9 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
       if (!ok)
         return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
                           "limit must be a whole number from 1 to 1000");
-      st =
-          fleet_devices_list(f->fleet, arg(c, "model"), arg(c, "version"), arg(c, "group"),
-                             arg(c, "state"), arg(c, "rollout"), (int)limit, arg(c, "after"), &out);
+      st = fleet_devices_list(f->fleet, arg(c, "model"), arg(c, "version"), arg(c, "group"),
+                              arg(c, "state"), arg(c, "rollout"), arg(c, "q"), (int)limit,
+                              arg(c, "after"), &out);
     } else if (strcmp(method, "POST") == 0) {
       st = fleet_devices_bulk(f->fleet, body, &out);
     } else {
@@ -108,6 +112,8 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
     }
     return reply(c, st, out);
   }
+  if (url[strlen(DEV_PREFIX) + 1] == '\0')
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
   if (split(url, DEV_PREFIX, id, sizeof(id), &rest) < 0)
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such device");
   if (strcmp(rest, "events") == 0) {
@@ -152,6 +158,8 @@ static enum MHD_Result rollouts(struct MHD_Connection *c, struct admin_ctx *f, c
       return method_not_allowed(c, "GET or POST");
     return reply(c, st, out);
   }
+  if (url[strlen(RO_PREFIX) + 1] == '\0')
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
   if (split(url, RO_PREFIX, id, sizeof(id), &rest) < 0)
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such rollout");
   if (rest[0] == '\0') {
@@ -160,6 +168,15 @@ static enum MHD_Result rollouts(struct MHD_Connection *c, struct admin_ctx *f, c
     st = fleet_rollout_get(f->fleet, id, &out);
     return reply(c, st, out);
   }
+  if (strcmp(rest, "waves") == 0) {
+    if (strcmp(method, "GET") != 0)
+      return method_not_allowed(c, "GET");
+    st = fleet_rollout_waves(f->fleet, id, &out);
+    return reply(c, st, out);
+  }
+  if (strcmp(rest, "start") != 0 && strcmp(rest, "pause") != 0 && strcmp(rest, "resume") != 0 &&
+      strcmp(rest, "cancel") != 0)
+    return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
   if (strcmp(method, "POST") != 0)
     return method_not_allowed(c, "POST");
   st = fleet_rollout_action(f->fleet, id, rest, &out);
@@ -183,7 +200,7 @@ static enum MHD_Result metrics(struct MHD_Connection *c, struct admin_ctx *f)
           "# HELP dfotad_transfers_in_flight Transfers under way (responses being sent, block-wise "
           "downloads, data connections).\n"
           "# TYPE dfotad_transfers_in_flight gauge\ndfotad_transfers_in_flight %d\n",
-          atomic_load(&delivery_in_flight));
+          delivery_in_flight());
   store_writer_stats(f->store, &commits, &last_us);
   fprintf(m,
           "# HELP dfotad_writer_commits_total Transactions committed by the writer.\n"
@@ -210,15 +227,29 @@ static enum MHD_Result metrics(struct MHD_Connection *c, struct admin_ctx *f)
 
 int fleet_api_handles(const char *url)
 {
-  return strcmp(url, "/metrics") == 0 || strncmp(url, DEV_PREFIX, strlen(DEV_PREFIX)) == 0 ||
+  /* /metrics is answered here too (fleet_api_dispatch), but takes no body */
+  return strcmp(url, OVERVIEW) == 0 || strcmp(url, PATHS) == 0 ||
+         strncmp(url, DEV_PREFIX, strlen(DEV_PREFIX)) == 0 ||
          strncmp(url, RO_PREFIX, strlen(RO_PREFIX)) == 0;
 }
 
 enum MHD_Result fleet_api_dispatch(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
                                    const char *method, json_t *body)
 {
+  json_t *out = NULL;
+  int st;
+
   if (strcmp(url, "/metrics") == 0)
     return metrics(c, f);
+  if (strcmp(url, OVERVIEW) == 0 || strcmp(url, PATHS) == 0) {
+    if (strcmp(method, "GET") != 0)
+      return method_not_allowed(c, "GET");
+    if (strcmp(url, OVERVIEW) == 0)
+      st = fleet_overview(f->fleet, &out);
+    else
+      st = fleet_upgrade_path(f->fleet, arg(c, "model"), arg(c, "from"), arg(c, "to"), &out);
+    return reply(c, st, out);
+  }
   if (strncmp(url, DEV_PREFIX, strlen(DEV_PREFIX)) == 0 &&
       (url[strlen(DEV_PREFIX)] == '\0' || url[strlen(DEV_PREFIX)] == '/'))
     return devices(c, f, url, method, body);

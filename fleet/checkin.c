@@ -218,8 +218,10 @@ void version_changed(struct fleet *f, struct device *d, const char *version)
   free(old);
 }
 
-void delivery_checkin(struct fleet *f, const struct device_identity *who, const char *version,
-                      const char *transport, struct checkin_answer *out)
+/* The check-in's verdict, rendered; 1 when it changed state that must be
+ * committed before the device is told. */
+static int checkin(struct fleet *f, const struct device_identity *who, const char *version,
+                   const char *transport, struct checkin_answer *out)
 {
   struct device *d;
   struct rollout *r;
@@ -227,8 +229,15 @@ void delivery_checkin(struct fleet *f, const struct device_identity *who, const 
   int changed = 0, t;
 
   memset(out, 0, sizeof(*out));
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   f->checkins++;
+  if (f->loading) {
+    /* after a start, until every device and rollout is in memory */
+    out->verdict = VERDICT_LATER;
+    out->retry_after = LOADING_RETRY_S;
+    snprintf(out->message, sizeof(out->message), "the server is starting");
+    goto out;
+  }
   d = authenticate(f, who, &out->retry_after);
   if (d == NULL) {
     out->verdict = out->retry_after > 0 ? VERDICT_LATER : VERDICT_FORBIDDEN;
@@ -311,7 +320,21 @@ void delivery_checkin(struct fleet *f, const struct device_identity *who, const 
   rollout_evaluate(f, r);
 out:
   pthread_mutex_unlock(&f->mu);
+  count_request(who->proto);
+  checkin_render(out);
+  return changed;
+}
+
+void delivery_checkin(struct fleet *f, const struct device_identity *who, const char *version,
+                      const char *transport, struct checkin_answer *out)
+{
   /* a state the device is told about is durable before it is told */
-  if (changed)
+  if (checkin(f, who, version, transport, out))
     store_sync(f->store);
+}
+
+void delivery_checkin_nowait(struct fleet *f, const struct device_identity *who,
+                             const char *version, const char *transport, struct checkin_answer *out)
+{
+  out->must_commit = checkin(f, who, version, transport, out);
 }

@@ -7,10 +7,12 @@
 #include "autoconfig.h"
 
 #include <openssl/crypto.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "../net/admission.h"
 #include "../util/log.h"
 #include "../util/util.h"
 #include "fleet_int.h"
@@ -98,7 +100,8 @@ static void failed(struct auth_fail *table, const char *key, int64_t now, int fr
                                                             : max_s);
 }
 
-static void log_failure(struct fleet *f, const struct device_identity *who, int64_t now)
+static void log_failure(struct fleet *f, enum proto proto, const char *what, const char *device_id,
+                        const char *addr, int64_t now)
 {
   /* SECURITY: at a bounded rate: a flood of wrong credentials must not
    * flood the log */
@@ -106,11 +109,62 @@ static void log_failure(struct fleet *f, const struct device_identity *who, int6
     f->auth_unlogged++;
     return;
   }
-  log_warn("device credential refused: device %.64s from %s (%llu more since the last line)",
-           who->device_id ? who->device_id : "-", who->addr ? who->addr : "-",
+  log_warn("%s: %s: device %.64s from %s (%llu more failures since the last line)",
+           proto_name(proto), what, device_id ? device_id : "-", addr ? addr : "-",
            (unsigned long long)f->auth_unlogged);
   f->auth_logged = now;
   f->auth_unlogged = 0;
+}
+
+static int proto_index(enum proto p) { return (unsigned)p < PROTO_COUNT ? (int)p : 0; }
+
+/* Seconds the address or the id stays locked out, 0 when it may try;
+ * counted as throttled when not 0. f->mu held. */
+static int throttle_wait(struct fleet *f, enum proto proto, const char *addr, const char *device_id,
+                         int64_t now)
+{
+  char key[INET6_ADDRSTRLEN + 8];
+  int wait;
+
+  adm_throttle_key(addr ? addr : "", key, sizeof(key));
+  wait = locked(f->auth_addr, key, now);
+  if (wait == 0 && device_id != NULL && device_id[0] != '\0')
+    wait = locked(f->auth_dev, device_id, now);
+  if (wait > 0)
+    f->auth_throttled[proto_index(proto)]++;
+  return wait;
+}
+
+/* One failure of the address and the id; f->mu held. */
+static void throttle_failed(struct fleet *f, enum proto proto, const char *what, const char *addr,
+                            const char *device_id, int64_t now)
+{
+  char key[INET6_ADDRSTRLEN + 8];
+
+  adm_throttle_key(addr ? addr : "", key, sizeof(key));
+  f->auth_failures[proto_index(proto)]++;
+  failed(f->auth_addr, key, now, f->limits.auth_free, AUTH_ADDR_LOCK_MAX);
+  if (device_id != NULL && device_id[0] != '\0')
+    failed(f->auth_dev, device_id, now, f->limits.auth_free, AUTH_DEVICE_LOCK_MAX);
+  log_failure(f, proto, what, device_id, addr, now);
+}
+
+int delivery_auth_wait(struct fleet *f, enum proto proto, const char *addr, const char *device_id)
+{
+  int wait;
+
+  pthread_mutex_lock(&f->mu);
+  wait = throttle_wait(f, proto, addr, device_id, mono_ms());
+  pthread_mutex_unlock(&f->mu);
+  return wait;
+}
+
+void delivery_auth_failed(struct fleet *f, enum proto proto, const char *addr,
+                          const char *device_id, const char *what)
+{
+  pthread_mutex_lock(&f->mu);
+  throttle_failed(f, proto, what ? what : "device credential refused", addr, device_id, mono_ms());
+  pthread_mutex_unlock(&f->mu);
 }
 
 /* SECURITY: a device proves itself with its secret, or with a client
@@ -124,7 +178,6 @@ struct device *authenticate(struct fleet *f, const struct device_identity *who, 
 {
   static const char dummy[] = "sha256$aaaaaaaaaaaaaaaa$"
                               "0000000000000000000000000000000000000000000000000000000000000000";
-  const char *addr = who->addr ? who->addr : "";
   int64_t now = mono_ms();
   struct device *d;
   int ok, wait;
@@ -135,21 +188,15 @@ struct device *authenticate(struct fleet *f, const struct device_identity *who, 
   d = device_find(f, who->device_id);
   if (d != NULL && who->peer_id != NULL && strcmp(who->peer_id, d->id) == 0)
     return d;
-  wait = locked(f->auth_addr, addr, now);
-  if (wait == 0)
-    wait = locked(f->auth_dev, who->device_id, now);
+  wait = throttle_wait(f, who->proto, who->addr, who->device_id, now);
   if (wait > 0) {
-    f->auth_throttled++;
     *retry_after = wait;
     return NULL;
   }
   ok = who->secret != NULL && secret_ok(d != NULL ? d->secret_hash : dummy, who->secret);
   if (d != NULL && ok)
     return d;
-  f->auth_failures++;
-  failed(f->auth_addr, addr, now, f->limits.auth_free, AUTH_ADDR_LOCK_MAX);
-  failed(f->auth_dev, who->device_id, now, f->limits.auth_free, AUTH_DEVICE_LOCK_MAX);
-  log_failure(f, who, now);
+  throttle_failed(f, who->proto, "device credential refused", who->addr, who->device_id, now);
   return NULL;
 }
 

@@ -9,9 +9,89 @@
 #include "../util/util.h"
 #include "fleet_int.h"
 
-struct proto_stats delivery_stats[PROTO_COUNT];
-struct session_stats delivery_sessions[PROTO_COUNT];
-atomic_int delivery_in_flight;
+/* ---- counters ---------------------------------------------------------------- */
+
+struct proto_counters {
+  _Atomic uint64_t requests, bytes, downloads;
+  _Atomic int64_t open, in_flight;
+  _Atomic uint64_t counter[FC_COUNT];
+};
+static struct proto_counters counters[PROTO_COUNT];
+static atomic_int in_flight;
+
+static const struct {
+  const char *name, *help;
+} counter_rows[FC_COUNT] = {
+    [FC_HANDSHAKES] = {"dfotad_sessions_handshakes_total",
+                       "DTLS handshakes completed, by protocol."},
+    [FC_HANDSHAKE_FAILURES] = {"dfotad_sessions_handshake_failures_total",
+                               "DTLS handshakes failed, by protocol."},
+    [FC_UNKNOWN_IDENTITIES] = {"dfotad_sessions_unknown_identities_total",
+                               "DTLS handshakes refused for an unknown PSK identity, by protocol."},
+    [FC_REFUSED] = {"dfotad_sessions_refused_total",
+                    "Connections or sessions refused by a limit, by protocol."},
+    [FC_BAD_REQUESTS] = {"dfotad_bad_requests_total",
+                         "Requests refused as malformed (CoAP 4.00/4.02...), by protocol."},
+    [FC_HEADER_TIMEOUTS] = {"dfotad_header_timeouts_total",
+                            "Connections ended for sending their headers too slowly."},
+    [FC_HEADER_EVICTED] = {"dfotad_header_evicted_total",
+                           "Connections in their header phase ended for newer ones."},
+    [FC_KEPT_CLOSED] = {"dfotad_kept_closed_total",
+                        "Idle keep-alive connections closed to make room."},
+};
+
+void delivery_count(enum proto p, enum front_counter c, uint64_t n)
+{
+  if ((unsigned)p < PROTO_COUNT && (unsigned)c < FC_COUNT)
+    atomic_fetch_add_explicit(&counters[p].counter[c], n, memory_order_relaxed);
+}
+
+void delivery_sessions_open(enum proto p, int64_t delta)
+{
+  if ((unsigned)p < PROTO_COUNT)
+    atomic_fetch_add_explicit(&counters[p].open, delta, memory_order_relaxed);
+}
+
+int delivery_in_flight(void) { return atomic_load(&in_flight); }
+
+void delivery_figures(enum proto p, struct proto_figures *out)
+{
+  memset(out, 0, sizeof(*out));
+  if ((unsigned)p >= PROTO_COUNT)
+    return;
+  out->requests = atomic_load_explicit(&counters[p].requests, memory_order_relaxed);
+  out->bytes = atomic_load_explicit(&counters[p].bytes, memory_order_relaxed);
+  out->downloads = atomic_load_explicit(&counters[p].downloads, memory_order_relaxed);
+  out->open = atomic_load_explicit(&counters[p].open, memory_order_relaxed);
+  out->in_flight = atomic_load_explicit(&counters[p].in_flight, memory_order_relaxed);
+  for (int c = 0; c < FC_COUNT; c++)
+    out->counter[c] = atomic_load_explicit(&counters[p].counter[c], memory_order_relaxed);
+}
+
+const char *front_counter_name(enum front_counter c)
+{
+  return (unsigned)c < FC_COUNT ? counter_rows[c].name : "";
+}
+
+const char *front_counter_help(enum front_counter c)
+{
+  return (unsigned)c < FC_COUNT ? counter_rows[c].help : "";
+}
+
+void count_request(enum proto p)
+{
+  if ((unsigned)p < PROTO_COUNT)
+    atomic_fetch_add_explicit(&counters[p].requests, 1, memory_order_relaxed);
+}
+
+/* ---- commits ---------------------------------------------------------------- */
+
+int delivery_commit(struct fleet *f, void (*done)(void *arg), void *arg)
+{
+  return store_sync_async(f->store, done, arg);
+}
+
+void delivery_commit_wait(struct fleet *f) { store_sync(f->store); }
 
 struct transfer {
   struct fleet *f;
@@ -148,6 +228,35 @@ enum resolve delivery_resolve_package(struct fleet *f, const char *id, struct ta
   return resolved(store_package_get(f->store, id), out);
 }
 
+const char *delivery_resolve_text(enum resolve r)
+{
+  switch (r) {
+  case RESOLVE_OK: return "";
+  case RESOLVE_DAMAGED: return "package damaged on the server";
+  default: return "no such download";
+  }
+}
+
+/* An offered device whose first bytes are asked for is downloading. (f->mu) */
+static void fetching(struct fleet *f, struct device *d)
+{
+  if (d->state == D_OFFERED && d->retry_at <= now_ms())
+    device_set_state(f, d, D_DOWNLOADING, "first bytes requested");
+}
+
+void target_fetch(struct fleet *f, const struct target *t)
+{
+  struct device *d;
+
+  if (t->token[0] == '\0')
+    return;
+  pthread_mutex_lock(&f->mu);
+  d = token_find(f, t->token);
+  if (d != NULL && strcmp(d->id, t->device) == 0)
+    fetching(f, d);
+  pthread_mutex_unlock(&f->mu);
+}
+
 enum resolve delivery_resolve_offer(struct fleet *f, const char *token, const char *device,
                                     int fetch, struct target *out)
 {
@@ -163,8 +272,8 @@ enum resolve delivery_resolve_offer(struct fleet *f, const char *token, const ch
     snprintf(pkg, sizeof(pkg), "%s", d->package_id);
     snprintf(out->token, sizeof(out->token), "%s", token);
     snprintf(out->device, sizeof(out->device), "%s", d->id);
-    if (fetch && d->state == D_OFFERED && d->retry_at <= now_ms())
-      device_set_state(f, d, D_DOWNLOADING, "first bytes requested");
+    if (fetch)
+      fetching(f, d);
   }
   pthread_mutex_unlock(&f->mu);
   if (pkg[0] == '\0')
@@ -196,7 +305,8 @@ struct transfer *transfer_begin(struct fleet *f, struct target *t, enum proto pr
   tr->proto = proto;
   snprintf(tr->token, sizeof(tr->token), "%s", t->token);
   snprintf(tr->addr, sizeof(tr->addr), "%s", addr ? addr : "");
-  atomic_fetch_add(&delivery_in_flight, 1);
+  atomic_fetch_add(&in_flight, 1);
+  atomic_fetch_add(&counters[proto].in_flight, 1);
   return tr;
 }
 
@@ -205,7 +315,7 @@ struct package *transfer_package(const struct transfer *tr) { return tr->pkg; }
 void transfer_request(struct transfer *tr)
 {
   store_record_request(tr->pkg);
-  atomic_fetch_add_explicit(&delivery_stats[tr->proto].requests, 1, memory_order_relaxed);
+  count_request(tr->proto);
 }
 
 void transfer_delivered(struct transfer *tr, uint64_t start, uint64_t bytes, int complete,
@@ -214,17 +324,18 @@ void transfer_delivered(struct transfer *tr, uint64_t start, uint64_t bytes, int
   int reached_end = complete && start + bytes >= tr->pkg->size && bytes > 0;
 
   store_record_delivered(tr->pkg, bytes, reached_end);
-  atomic_fetch_add_explicit(&delivery_stats[tr->proto].bytes, bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&counters[tr->proto].bytes, bytes, memory_order_relaxed);
   if (reached_end)
-    atomic_fetch_add_explicit(&delivery_stats[tr->proto].downloads, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&counters[tr->proto].downloads, 1, memory_order_relaxed);
   if (tr->token[0] != '\0')
     progress_record(tr->f, tr->token, start, bytes, complete, kind, tr->proto, tr->addr);
 }
 
-void transfer_resumed(struct transfer *tr)
+void transfer_resumed(struct transfer *tr, uint64_t at)
 {
   if (tr->token[0] != '\0')
-    progress_resumed(tr->f, tr->token);
+    progress_resumed(tr->f, tr->token, at < tr->pkg->size ? at : tr->pkg->size, tr->proto,
+                     tr->addr);
 }
 
 void transfer_end(struct transfer *tr)
@@ -232,8 +343,9 @@ void transfer_end(struct transfer *tr)
   if (tr == NULL)
     return;
   package_unref(tr->pkg);
+  atomic_fetch_sub(&counters[tr->proto].in_flight, 1);
   free(tr);
-  atomic_fetch_sub(&delivery_in_flight, 1);
+  atomic_fetch_sub(&in_flight, 1);
 }
 
 /* delivery_psk_lookup: psk.c */

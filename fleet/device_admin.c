@@ -4,6 +4,7 @@
 #include "autoconfig.h"
 
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,17 @@
 #include "../util/util.h"
 #include "fleet_int.h"
 #include "lwm2m_int.h"
+
+/* While the fleet loads after a start, admin calls on devices wait. */
+static int loading_gate(struct fleet *f, json_t **out)
+{
+  int st;
+
+  pthread_mutex_lock(&f->mu);
+  st = fleet_loading_refusal(f, out);
+  pthread_mutex_unlock(&f->mu);
+  return st;
+}
 
 static int id_ok(const char *id)
 {
@@ -98,41 +110,70 @@ static const char *device_body_error(struct fleet *f, const char *id, json_t *b,
   return psk_body_error(f, id, b);
 }
 
-/* Creates or updates a device from a checked body. *secret_out receives a
- * generated secret, *psk_out a generated pre-shared key in hex (the caller
- * frees them) when one was made. */
-static int device_apply(struct fleet *f, const char *id, json_t *b, char **secret_out,
-                        char **psk_out)
+/* A device's secret, prepared without the lock: generated (for a device
+ * created without one) and hashed. */
+struct prepared {
+  char gen[27];          /* generated, "" none */
+  char hash[96];         /* "" none */
+  unsigned creating : 1; /* no such device when the body was checked */
+};
+
+static void prepare(struct prepared *p, json_t *b)
+{
+  const char *secret = json_string_value(json_object_get(b, "secret"));
+
+  if (secret == NULL && p->creating) {
+    random_base32(p->gen, 26); /* 130 bits */
+    secret = p->gen;
+  }
+  if (secret != NULL)
+    make_secret_hash(secret, p->hash, sizeof(p->hash));
+}
+
+/* Creates or updates a device from a checked body. pre: its secret
+ * prepared, or NULL to do it here. *secret_out receives a generated
+ * secret, *psk_out a generated pre-shared key in hex (the caller frees
+ * them) when one was made. */
+static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepared *pre,
+                        char **secret_out, char **psk_out)
 {
   struct device *d = device_find(f, id);
   int created = d == NULL;
+  struct prepared here;
   json_t *v;
-  const char *secret = json_string_value(json_object_get(b, "secret"));
 
   *secret_out = NULL;
+  if (pre == NULL) {
+    memset(&here, 0, sizeof(here));
+    here.creating = created;
+    prepare(&here, b);
+    pre = &here;
+  }
   if (created) {
     d = device_new(f, id);
     if (d == NULL)
       return -1;
-    if (secret == NULL) {
-      char gen[27];
-      random_base32(gen, 26); /* 130 bits */
-      *secret_out = strdup(gen);
-      secret = gen;
-      make_secret_hash(secret, d->secret_hash, sizeof(d->secret_hash));
-      OPENSSL_cleanse(gen, sizeof(gen));
+    if (pre->gen[0] == '\0' && pre->hash[0] == '\0') {
+      /* created meanwhile by nobody's body with a secret: make one */
+      pre->creating = 1;
+      prepare(pre, b);
     }
+    if (pre->gen[0] != '\0')
+      *secret_out = strdup(pre->gen);
     device_event(f, d, "created", NULL);
   }
-  if (secret != NULL && *secret_out == NULL)
-    make_secret_hash(secret, d->secret_hash, sizeof(d->secret_hash));
+  /* a secret generated for a device another call created meanwhile is
+   * not applied: the body gave none */
+  if (pre->hash[0] != '\0' && (created || pre->gen[0] == '\0'))
+    snprintf(d->secret_hash, sizeof(d->secret_hash), "%s", pre->hash);
+  OPENSSL_cleanse(pre, sizeof(*pre));
   if ((v = json_object_get(b, "model")) != NULL)
-    set_str(&d->model, json_string_value(v));
+    d->model = fleet_intern(f, json_string_value(v));
   if ((v = json_object_get(b, "group")) != NULL)
-    set_str(&d->group, json_string_value(v));
+    d->group = fleet_intern(f, json_string_value(v));
   if ((v = json_object_get(b, "tags")) != NULL) {
     json_decref(d->tags);
-    d->tags = json_deep_copy(v);
+    d->tags = json_array_size(v) > 0 ? json_deep_copy(v) : NULL;
   }
   if ((v = json_object_get(b, "transport")) != NULL)
     transport_from_json(f, v, &d->transport); /* checked before */
@@ -156,6 +197,9 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, char **secre
 
 int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   const char *err;
   char *secret = NULL, *psk = NULL, ebuf[120];
   int created;
@@ -171,7 +215,7 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
     *out = fleet_error("bad_request", err);
     return 400;
   }
-  created = device_apply(f, id, body, &secret, &psk);
+  created = device_apply(f, id, body, NULL, &secret, &psk);
   if (created < 0) {
     pthread_mutex_unlock(&f->mu);
     *out = fleet_error("internal", "out of memory");
@@ -195,10 +239,47 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
   return created ? 201 : 200;
 }
 
+struct prep_job {
+  json_t *body;
+  struct prepared *pre;
+  size_t from, to;
+};
+
+static void *prep_run(void *arg)
+{
+  struct prep_job *j = arg;
+
+  for (size_t i = j->from; i < j->to; i++)
+    prepare(&j->pre[i], json_array_get(j->body, i));
+  return NULL;
+}
+
+/* Secrets generated and hashed without the lock, on two threads. */
+static void prepare_all(json_t *body, struct prepared *pre, size_t n)
+{
+  struct prep_job j[2] = {{body, pre, 0, n / 2}, {body, pre, n / 2, n}};
+  pthread_t t;
+
+  if (n < 1000 || pthread_create(&t, NULL, prep_run, &j[0]) != 0) {
+    j[1].from = 0;
+    prep_run(&j[1]);
+    return;
+  }
+  prep_run(&j[1]);
+  pthread_join(t, NULL);
+}
+
+/* All or nothing: every entry checked first, under the lock; then the
+ * secrets prepared without it; then applied a page at a time, the lock
+ * let go between pages, and committed once. */
 int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   json_t *item, *secrets = json_object(), *psks = json_object();
-  size_t i;
+  struct prepared *pre;
+  size_t i, n;
   int created = 0, updated = 0;
   char msg[200], ebuf[120];
 
@@ -208,45 +289,67 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
     *out = fleet_error("bad_request", "the body must be a JSON array of at most 100000 devices");
     return 400;
   }
-  pthread_mutex_lock(&f->mu);
-  /* all or nothing: check every entry first */
-  json_array_foreach(body, i, item)
-  {
-    const char *id = json_string_value(json_object_get(item, "id"));
-    const char *err =
-        id == NULL || !id_ok(id)
-            ? "id missing or malformed"
-            : device_body_error(f, id, item, device_find(f, id) == NULL, 1, ebuf, sizeof(ebuf));
-    if (err != NULL) {
-      pthread_mutex_unlock(&f->mu);
-      json_decref(secrets);
-      json_decref(psks);
-      snprintf(msg, sizeof(msg), "device %zu: %s; nothing was imported", i, err);
-      *out = fleet_error("bad_request", msg);
-      return 400;
-    }
+  n = json_array_size(body);
+  pre = calloc(n + 1, sizeof(*pre));
+  if (pre == NULL) {
+    json_decref(secrets);
+    json_decref(psks);
+    *out = fleet_error("internal", "out of memory");
+    return 500;
   }
-  json_array_foreach(body, i, item)
-  {
-    const char *id = json_string_value(json_object_get(item, "id"));
-    char *secret = NULL, *psk = NULL;
-    int c = device_apply(f, id, item, &secret, &psk);
-    if (c > 0)
-      created++;
-    else if (c == 0)
-      updated++;
-    if (secret != NULL) {
-      json_object_set_new(secrets, id, json_string(secret));
-      OPENSSL_cleanse(secret, strlen(secret));
-      free(secret);
+  for (size_t p0 = 0; p0 < n || p0 == 0; p0 += JOB_PAGE) {
+    pthread_mutex_lock(&f->mu);
+    for (i = p0; i < n && i < p0 + JOB_PAGE; i++) {
+      const char *id, *err;
+      item = json_array_get(body, i);
+      id = json_string_value(json_object_get(item, "id"));
+      pre[i].creating = id != NULL && device_find(f, id) == NULL;
+      err = id == NULL || !id_ok(id)
+                ? "id missing or malformed"
+                : device_body_error(f, id, item, pre[i].creating, 1, ebuf, sizeof(ebuf));
+      if (err != NULL) {
+        pthread_mutex_unlock(&f->mu);
+        free(pre);
+        json_decref(secrets);
+        json_decref(psks);
+        snprintf(msg, sizeof(msg), "device %zu: %s; nothing was imported", i, err);
+        *out = fleet_error("bad_request", msg);
+        return 400;
+      }
     }
-    if (psk != NULL) {
-      json_object_set_new(psks, id, json_string(psk));
-      OPENSSL_cleanse(psk, strlen(psk));
-      free(psk);
-    }
+    page_unlock(f);
+    if (n == 0)
+      break;
   }
-  pthread_mutex_unlock(&f->mu);
+  prepare_all(body, pre, n);
+  for (size_t p0 = 0; p0 < n; p0 += JOB_PAGE) {
+    pthread_mutex_lock(&f->mu);
+    for (i = p0; i < n && i < p0 + JOB_PAGE; i++) {
+      const char *id;
+      char *secret = NULL, *psk = NULL;
+      int c;
+      item = json_array_get(body, i);
+      id = json_string_value(json_object_get(item, "id"));
+      c = device_apply(f, id, item, &pre[i], &secret, &psk);
+      if (c > 0)
+        created++;
+      else if (c == 0)
+        updated++;
+      if (secret != NULL) {
+        json_object_set_new(secrets, id, json_string(secret));
+        OPENSSL_cleanse(secret, strlen(secret));
+        free(secret);
+      }
+      if (psk != NULL) {
+        json_object_set_new(psks, id, json_string(psk));
+        OPENSSL_cleanse(psk, strlen(psk));
+        free(psk);
+      }
+    }
+    page_unlock(f);
+  }
+  OPENSSL_cleanse(pre, (n + 1) * sizeof(*pre));
+  free(pre);
   store_sync(f->store);
   *out = json_pack("{s:i,s:i,s:o,s:o}", "created", created, "updated", updated, "secrets", secrets,
                    "psks", psks);
@@ -255,6 +358,9 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
 
 int fleet_device_get(struct fleet *f, const char *id, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   struct device *d;
 
   pthread_mutex_lock(&f->mu);
@@ -266,6 +372,9 @@ int fleet_device_get(struct fleet *f, const char *id, json_t **out)
 
 int fleet_device_delete(struct fleet *f, const char *id, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   struct device *d;
 
   pthread_mutex_lock(&f->mu);
@@ -296,7 +405,7 @@ int fleet_device_delete(struct fleet *f, const char *id, json_t **out)
     rollout_remove_member(d->rollout, d);
   }
   device_unlink(f, d);
-  device_free(d);
+  device_bury(f, d);
   pthread_mutex_unlock(&f->mu);
   store_sync(f->store);
   *out = NULL;
@@ -329,6 +438,9 @@ static int event_one(int64_t id, const char *kind, const char *detail, void *arg
  * naming the last id of a full page. */
 int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   struct events_ctx c = {NULL, 0};
   int exists;
 
@@ -352,20 +464,61 @@ int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limi
   return 200;
 }
 
-static int cmp_device_id(const void *a, const void *b)
+static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
+
+typedef char idbuf[DEVICE_ID_MAX + 1];
+
+/* A max-heap of ids: the `limit` smallest seen so far. */
+static void heap_push(idbuf *h, int *n, int limit, const char *id)
 {
-  return strcmp((*(struct device *const *)a)->id, (*(struct device *const *)b)->id);
+  int i;
+
+  if (*n == limit) {
+    if (strcmp(id, h[0]) >= 0)
+      return;
+    /* replace the largest, sift down */
+    i = 0;
+    snprintf(h[0], sizeof(h[0]), "%s", id);
+    for (;;) {
+      int l = 2 * i + 1, r = l + 1, m = i;
+      idbuf t;
+      if (l < *n && strcmp(h[l], h[m]) > 0)
+        m = l;
+      if (r < *n && strcmp(h[r], h[m]) > 0)
+        m = r;
+      if (m == i)
+        return;
+      memcpy(t, h[i], sizeof(t));
+      memcpy(h[i], h[m], sizeof(t));
+      memcpy(h[m], t, sizeof(t));
+      i = m;
+    }
+  }
+  i = (*n)++;
+  snprintf(h[i], sizeof(h[i]), "%s", id);
+  while (i > 0 && strcmp(h[(i - 1) / 2], h[i]) < 0) {
+    idbuf t;
+    memcpy(t, h[i], sizeof(t));
+    memcpy(h[i], h[(i - 1) / 2], sizeof(t));
+    memcpy(h[(i - 1) / 2], t, sizeof(t));
+    i = (i - 1) / 2;
+  }
 }
 
+/* The whole fleet is scanned a few hundred buckets per lock hold, keeping
+ * the `limit` smallest ids after `after` (and the count); then the page's
+ * devices are looked up again and shown. */
 int fleet_devices_list(struct fleet *f, const char *model, const char *version, const char *group,
-                       const char *state, const char *rollout, int limit, const char *after,
-                       json_t **out)
+                       const char *state, const char *rollout, const char *q, int limit,
+                       const char *after, json_t **out)
 {
-  struct device **all;
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
+  idbuf *heap;
   json_t *arr = json_array();
   enum dstate st = D_IDLE;
-  int n = 0, shown = 0;
-  const char *next = NULL;
+  int n = 0, total = 0;
 
   if (state != NULL && dstate_parse(state, &st) < 0) {
     json_decref(arr);
@@ -374,26 +527,38 @@ int fleet_devices_list(struct fleet *f, const char *model, const char *version, 
   }
   if (limit <= 0 || limit > MAX_PAGE)
     limit = DEF_PAGE;
+  heap = malloc((size_t)limit * sizeof(*heap));
+  if (heap == NULL) {
+    json_decref(arr);
+    *out = fleet_error("internal", "out of memory");
+    return 500;
+  }
+  for (int b0 = 0; b0 < DEV_BUCKETS; b0 += 256) {
+    pthread_mutex_lock(&f->mu);
+    for (int b = b0; b < b0 + 256 && b < DEV_BUCKETS; b++)
+      for (struct device *d = f->dev[b]; d; d = d->next) {
+        if ((model && strcmp(d->model, model)) ||
+            (version && (d->version == NULL || strcmp(d->version, version))) ||
+            (group && strcmp(d->group, group)) || (state && d->state != st) ||
+            (rollout && (d->rollout == NULL || strcmp(d->rollout->id, rollout))) ||
+            (after && strcmp(d->id, after) <= 0) || (q && strstr(d->id, q) == NULL))
+          continue;
+        total++;
+        heap_push(heap, &n, limit, d->id);
+      }
+    page_unlock(f);
+  }
+  if (n > 1)
+    qsort(heap, (size_t)n, sizeof(*heap), cmp_id);
   pthread_mutex_lock(&f->mu);
-  all = malloc(((size_t)f->n_devices + 1) * sizeof(*all));
-  for (int b = 0; all && b < DEV_BUCKETS; b++)
-    for (struct device *d = f->dev[b]; d; d = d->next) {
-      if ((model && strcmp(d->model, model)) ||
-          (version && (d->version == NULL || strcmp(d->version, version))) ||
-          (group && strcmp(d->group, group)) || (state && d->state != st) ||
-          (rollout && (d->rollout == NULL || strcmp(d->rollout->id, rollout))) ||
-          (after && strcmp(d->id, after) <= 0))
-        continue;
-      all[n++] = d;
-    }
-  if (all != NULL && n > 1)
-    qsort(all, (size_t)n, sizeof(*all), cmp_device_id);
-  for (int i = 0; all && i < n && shown < limit; i++, shown++)
-    json_array_append_new(arr, device_json(all[i]));
-  if (all && shown == limit && n > limit)
-    next = all[limit - 1]->id;
-  *out = json_pack("{s:o,s:s?,s:i}", "devices", arr, "next", next, "total", n);
-  free(all);
+  for (int i = 0; i < n; i++) {
+    struct device *d = device_find(f, heap[i]);
+    if (d != NULL) /* not deleted meanwhile */
+      json_array_append_new(arr, device_json(d));
+  }
   pthread_mutex_unlock(&f->mu);
+  *out = json_pack("{s:o,s:s?,s:i}", "devices", arr, "next",
+                   n == limit && total > limit ? heap[limit - 1] : NULL, "total", total);
+  free(heap);
   return 200;
 }

@@ -95,6 +95,7 @@ void device_event(struct fleet *f, struct device *d, const char *kind, json_t *d
   if (text == NULL)
     return;
   json_array_append_new(f->events, json_pack("[s,I,s,s]", d->id, (json_int_t)t, kind, text));
+  feed_device(d, kind, text);
   free(text);
   d->events_untrimmed++;
 }
@@ -103,16 +104,18 @@ void device_set_state(struct fleet *f, struct device *d, enum dstate to, const c
 {
   enum dstate from = d->state;
 
-  snprintf(d->reason, sizeof(d->reason), "%s", reason ? reason : "");
+  set_str(&d->reason, reason != NULL && reason[0] != '\0' ? reason : NULL);
   if (from == to) {
     device_mark(f, d);
     return;
   }
   d->state = to;
   d->state_since = now_ms();
+  if (d->rollout != NULL)
+    rollout_member_state(d->rollout, d, from, to);
   device_event(f, d, "state",
                json_pack("{s:s,s:s,s:s}", "from", dstate_name(from), "to", dstate_name(to),
-                         "reason", d->reason));
+                         "reason", d->reason ? d->reason : ""));
   device_mark(f, d);
   if (d->rollout != NULL)
     rollout_mark(d->rollout);
@@ -141,11 +144,11 @@ void progress_reset(struct device *d)
 
 void device_free(struct device *d)
 {
-  free(d->model);
   free(d->version);
-  free(d->group);
   free(d->hop_from);
   free(d->hop_to);
+  free(d->reason);
+  free(d->psk_identity);
   json_decref(d->tags);
   OPENSSL_cleanse(d->secret_hash, sizeof(d->secret_hash));
   if (d->psk_sealed != NULL) {
@@ -164,11 +167,11 @@ struct device *device_new(struct fleet *f, const char *id)
   if (d == NULL)
     return NULL;
   snprintf(d->id, sizeof(d->id), "%s", id);
-  d->group = strdup("");
-  d->tags = json_array();
+  d->group = "";
   d->fail_code = d->last_code = -1;
   d->transport = -1;
   d->device_percent = -1;
+  d->midx = -1;
   d->state_since = now_ms();
   d->next = f->dev[h];
   f->dev[h] = d;
@@ -183,11 +186,14 @@ void device_unlink(struct fleet *f, struct device *d)
       *pp = d->next;
       break;
     }
-  for (struct device **pp = &f->dirty; *pp; pp = &(*pp)->dirty_next)
-    if (*pp == d) {
-      *pp = d->dirty_next;
-      break;
-    }
+  for (struct device **head = d->dirty ? &f->dirty : NULL; head != NULL;
+       head = head == &f->dirty ? &f->flushing : NULL)
+    for (struct device **pp = head; *pp; pp = &(*pp)->dirty_next)
+      if (*pp == d) {
+        *pp = d->dirty_next;
+        d->dirty = 0;
+        break;
+      }
   token_unlink(f, d);
   psk_unlink(f, d);
   f->n_devices--;
@@ -218,10 +224,10 @@ json_t *device_json(const struct device *d)
   json_object_set_new(o, "model", json_string(d->model));
   json_object_set_new(o, "version", d->version ? json_string(d->version) : json_null());
   json_object_set_new(o, "group", json_string(d->group));
-  json_object_set(o, "tags", d->tags);
+  json_object_set_new(o, "tags", d->tags ? json_incref(d->tags) : json_array());
   json_object_set_new(o, "state", json_string(dstate_name(d->state)));
   json_object_set_new(o, "state_since", time_json(d->state_since));
-  json_object_set_new(o, "reason", json_string(d->reason));
+  json_object_set_new(o, "reason", json_string(d->reason ? d->reason : ""));
   json_object_set_new(o, "rollout", d->rollout ? json_string(d->rollout->id) : json_null());
   json_object_set_new(o, "attempts", json_integer(d->attempts));
   json_object_set_new(o, "transport",
@@ -253,6 +259,47 @@ json_t *device_json(const struct device *d)
   json_object_set_new(o, "last_result", last);
   lwm2m_json(d, o);
   return o;
+}
+
+const char *fleet_intern(struct fleet *f, const char *s)
+{
+  size_t i, mask;
+  char *c;
+
+  if (f->n_istr * 2 >= f->cap_istr) {
+    size_t nc = f->cap_istr ? 2 * f->cap_istr : 256;
+    char **nt = calloc(nc, sizeof(*nt));
+    if (nt == NULL)
+      return "";
+    for (size_t k = 0; k < f->cap_istr; k++)
+      if (f->istr[k] != NULL) {
+        size_t j = hash_str(f->istr[k]) & (nc - 1);
+        while (nt[j] != NULL)
+          j = (j + 1) & (nc - 1);
+        nt[j] = f->istr[k];
+      }
+    free(f->istr);
+    f->istr = nt;
+    f->cap_istr = nc;
+  }
+  mask = f->cap_istr - 1;
+  for (i = hash_str(s) & mask; f->istr[i] != NULL; i = (i + 1) & mask)
+    if (strcmp(f->istr[i], s) == 0)
+      return f->istr[i];
+  if ((c = strdup(s)) == NULL)
+    return "";
+  f->istr[i] = c;
+  f->n_istr++;
+  return c;
+}
+
+void fleet_intern_free(struct fleet *f)
+{
+  for (size_t k = 0; k < f->cap_istr; k++)
+    free(f->istr[k]);
+  free(f->istr);
+  f->istr = NULL;
+  f->n_istr = f->cap_istr = 0;
 }
 
 void set_str(char **slot, const char *v)

@@ -15,11 +15,11 @@ int fleet_device_delete(struct fleet *f, const char *id, json_t **out);
 /* after: the last event id of the previous page (0: from the first);
  * limit: 1..MAX_PAGE. */
 int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, json_t **out);
-/* filters: NULL for any. after: the last id of the previous page;
+/* filters: NULL for any; q: text the id contains. after: the last id of the previous page;
  * limit: 1..MAX_PAGE. */
 int fleet_devices_list(struct fleet *f, const char *model, const char *version, const char *group,
-                       const char *state, const char *rollout, int limit, const char *after,
-                       json_t **out);
+                       const char *state, const char *rollout, const char *q, int limit,
+                       const char *after, json_t **out);
 
 int fleet_rollout_create(struct fleet *f, json_t *body, json_t **out);
 int fleet_rollout_get(struct fleet *f, const char *id, json_t **out);
@@ -33,6 +33,14 @@ char *fleet_metrics(struct fleet *f);
 
 /* {"error": {"code": code, "message": message}} */
 json_t *fleet_error(const char *code, const char *message);
+
+/* The operator's console (overview.c): the fleet at a glance; one
+ * rollout's waves and its failures by Quectel code; the cheapest upgrade
+ * path from one version of a model to another ("hops": null when none). */
+int fleet_overview(struct fleet *f, json_t **out);
+int fleet_rollout_waves(struct fleet *f, const char *id, json_t **out);
+int fleet_upgrade_path(struct fleet *f, const char *model, const char *from, const char *to,
+                       json_t **out);
 
 /* The public base URL of a protocol's front ("" when none runs). */
 void fleet_public_base(struct fleet *f, int proto, char *out, size_t len);

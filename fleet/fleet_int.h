@@ -7,17 +7,23 @@
  * Locking: one mutex (f->mu) guards every device and rollout. Lock order:
  * f->mu, then the store's catalog lock. The store's writer takes f->mu in
  * its flush hook while it holds the database, so nothing may wait for the
- * writer (store_sync) or read the database with f->mu held. */
+ * writer (store_sync) or read the database with f->mu held (the loader's
+ * row callback, like the flush hook, takes f->mu inside the database's
+ * lock). Work over many devices (rollout_job.c, bulk calls, listings, the
+ * flush, the load) holds f->mu for a page of JOB_PAGE devices at most. */
 #ifndef DFOTAD_FLEET_INT_H
 #define DFOTAD_FLEET_INT_H
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "../util/limits.h"
 #include "../util/proto.h"
 #include "delivery.h"
+#include "feed.h"
 #include "fleet.h"
 #include "fleet_admin.h"
 
@@ -34,7 +40,13 @@ enum dstate {
   D_NSTATES
 };
 
-enum rstate { R_DRAFT = 0, R_RUNNING, R_PAUSED, R_COMPLETED, R_CANCELLED };
+/* R_STARTING: the start's background job is enrolling the members a page
+ * at a time (rollout_job.c); no offers until it runs. */
+enum rstate { R_DRAFT = 0, R_RUNNING, R_PAUSED, R_COMPLETED, R_CANCELLED, R_STARTING };
+
+/* Work on a whole rollout done in pages by the fleet's job thread, the
+ * lock let go between pages. */
+enum rjob { JOB_NONE = 0, JOB_START, JOB_SWEEP /* a cancel's: members back to idle */ };
 
 #define PSK_MASTER_LEN 32 /* AES-256 key sealing the devices' pre-shared keys */
 #define MAX_IVALS 8       /* byte intervals served, per offer */
@@ -45,13 +57,14 @@ struct rollout;
 
 struct device {
   char id[DEVICE_ID_MAX + 1];
-  char *model, *version; /* version NULL: unknown (after 511) */
-  char *group;
-  json_t *tags;         /* array of strings */
+  const char *model;    /* interned (fleet_intern) */
+  char *version;        /* NULL: unknown (after 511) */
+  const char *group;    /* interned */
+  json_t *tags;         /* array of strings; NULL: none */
   char secret_hash[96]; /* "sha256$SALT$HEX" */
   enum dstate state;
   int64_t state_since; /* ms */
-  char reason[160];
+  char *reason;        /* NULL: none */
 
   /* rollout membership and the current offer (one hop of the path) */
   struct rollout *rollout;
@@ -83,13 +96,15 @@ struct device {
   int64_t last_at;
 
   /* DTLS pre-shared key (psk.c): sealed, never in clear at rest */
-  char psk_identity[PSK_IDENTITY_MAX + 1]; /* "": the device id */
-  char *psk_sealed;                        /* NULL: none */
+  char *psk_identity; /* NULL: the device id */
+  char *psk_sealed;   /* NULL: none */
   int psk_linked;
 
+  int midx;                   /* index in its rollout's member arrays */
   struct device_lwm2m *lwm2m; /* lwm2m.c: endpoint, trigger, registration; NULL none */
 
   int dirty;
+  int dead;             /* deleted while a job may still hold it (f->graveyard) */
   int events_untrimmed; /* events written since its history was last trimmed */
   struct device *next, *tnext, *dirty_next, *inext;
 };
@@ -115,8 +130,16 @@ struct rollout {
   json_t *codes;  /* {"511": n, ...} */
   uint64_t bytes_served;
   int64_t created, started;
+  /* members, in three arrays by member index (not position): a scan of
+   * states and positions touches 5 bytes a member, not its record */
   struct device **members;
+  unsigned char *mstate; /* enum dstate */
+  int *mpos;             /* position */
   int n_members, cap_members;
+  int count[D_NSTATES]; /* members per state */
+  enum rjob job;
+  int job_busy;         /* a thread runs its job */
+  int job_done, job_of; /* progress of the start job: enrolled, candidates */
   int dirty;
   struct rollout *next;
 };
@@ -134,14 +157,35 @@ struct fleet {
   struct device *dev[DEV_BUCKETS], *tok[DEV_BUCKETS];
   int n_devices;
   struct rollout *rollouts;
-  struct device *dirty; /* devices to save at the next flush */
-  char **deleted;       /* ids to delete at the next flush */
+  struct device *dirty;     /* devices to save at the next flush */
+  struct device *flushing;  /* taken by the flush in progress, saved a page at a time */
+  struct device *graveyard; /* deleted while a job ran: freed when no job runs */
+  /* strings many devices share (models, groups), kept once until the
+   * fleet closes: an open-addressed set */
+  char **istr;
+  size_t n_istr, cap_istr;
+  /* loading at start (persist.c): the devices in flight first, then the
+   * rest, a page at a time, on a thread once the first pages are in; until
+   * then device requests are asked to come back and admin calls refused */
+  int loading, load_failed, load_pass;
+  int load_stop;
+  char load_after[DEVICE_ID_MAX + 1];
+  pthread_t load_thread;
+  int load_started;
+  int64_t load_t0;
+  /* device requests waiting for mu (device_lock): pages yield to them */
+  atomic_int waiters;
+  /* the job thread (rollout_job.c) */
+  pthread_t job_thread;
+  pthread_cond_t job_wake;
+  int job_started, job_stop, job_running;
+  char **deleted; /* ids to delete at the next flush */
   int n_deleted, cap_deleted;
   json_t *events;                       /* [[device_id, at_ms, kind, detail_text], ...] to append */
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   struct fleet_limits limits;
   struct auth_fail auth_addr[AUTH_SLOTS], auth_dev[AUTH_SLOTS];
-  uint64_t auth_failures, auth_throttled;
+  uint64_t auth_failures[PROTO_COUNT], auth_throttled[PROTO_COUNT]; /* by protocol */
   int64_t auth_logged; /* monotonic ms of the last failure logged */
   uint64_t auth_unlogged;
   struct device *ident[DEV_BUCKETS];        /* by PSK identity, devices with a key */
@@ -170,6 +214,9 @@ json_t *device_json(const struct device *d);
 /* "2026-11-24T06:50:00Z", or null for 0 */
 json_t *time_json(int64_t ms);
 void set_str(char **slot, const char *v);
+/* The one copy of s the fleet keeps ("" when out of memory). f->mu held. */
+const char *fleet_intern(struct fleet *f, const char *s);
+void fleet_intern_free(struct fleet *f);
 
 /* credentials.c */
 void make_secret_hash(const char *secret, char *out, size_t outlen);
@@ -192,11 +239,18 @@ void package_damaged(void *arg, const char *package_id);
 /* Records a piece of an offer's download against its device. */
 void progress_record(struct fleet *f, const char *token, uint64_t start, uint64_t bytes,
                      int complete, enum piece kind, enum proto proto, const char *addr);
-void progress_resumed(struct fleet *f, const char *token);
+/* The device went back (or started past byte 0) to `at`: a resume, over
+ * proto from addr (shown at once, before any piece is known delivered);
+ * it holds [0, at). */
+void progress_resumed(struct fleet *f, const char *token, uint64_t at, enum proto proto,
+                      const char *addr);
 /* Adds [start, end) to the offer's intervals; recomputes the prefix. */
 void progress_add_interval(struct device *d, uint64_t start, uint64_t end);
 
 /* persist.c */
+/* While the fleet loads: 503 with *out set, else 0. f->mu held. */
+int fleet_loading_refusal(struct fleet *f, json_t **out);
+#define LOADING_RETRY_S 2 /* Retry-After for a device request while loading */
 json_t *device_doc(const struct device *d);
 void device_from_doc(struct fleet *f, struct device *d, json_t *doc);
 
@@ -208,6 +262,8 @@ int transport_served(const struct fleet *f, enum proto p);
 /* "transport must be one of ..." or NULL when v (a JSON value, may be NULL
  * or null) names a served transport; *out: -1 for none. f->mu held. */
 const char *transport_from_json(const struct fleet *f, json_t *v, int *out);
+/* One more request answered over p (check-ins, reports, download requests). */
+void count_request(enum proto p);
 
 /* psk.c */
 /* The identity a device's key answers to (its own, or its id). */
@@ -235,11 +291,48 @@ int rollout_active(const struct rollout *r);
 void rollout_evaluate(struct fleet *f, struct rollout *r);
 void rollout_alarm(struct fleet *f, struct rollout *r, const char *text);
 void rollout_pause(struct fleet *f, struct rollout *r, const char *reason);
-void rollout_start(struct fleet *f, struct rollout *r);
+/* How many members a start enrols in its call; above it, in the
+ * background (202). */
+#define START_INLINE_MAX 5000
+/* Devices one page of a job, a bulk call, a load or a flush handles under
+ * the lock (a few milliseconds' work); a job lets the writer commit every
+ * JOB_SYNC_PAGES pages, which keeps the writer's transactions and memory
+ * bounded. */
+#define JOB_PAGE 500
+#define JOB_SYNC_PAGES 4
+/* A device request takes the lock through this, so that pages know it
+ * waits. */
+static inline void device_lock(struct fleet *f)
+{
+  atomic_fetch_add_explicit(&f->waiters, 1, memory_order_relaxed);
+  pthread_mutex_lock(&f->mu);
+  atomic_fetch_sub_explicit(&f->waiters, 1, memory_order_relaxed);
+}
+/* The end of a page: the lock let go, and the processor too when a device
+ * request waits, so that it gets the lock before the next page. */
+static inline void page_unlock(struct fleet *f)
+{
+  pthread_mutex_unlock(&f->mu);
+  if (atomic_load_explicit(&f->waiters, memory_order_relaxed) > 0)
+    sched_yield();
+}
+void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int position);
+/* A member's state changed (devices.c): the counts and arrays follow. */
+void rollout_member_state(struct rollout *r, struct device *d, enum dstate from, enum dstate to);
 struct rollout *rollout_alloc(void);
 void rollout_free(struct rollout *r);
 /* The device joins a running rollout whose selector it matches, if any. */
 void rollout_join_running(struct fleet *f, struct device *d);
+
+/* rollout_job.c */
+int fleet_jobs_start(struct fleet *f);
+void fleet_jobs_stop(struct fleet *f);
+/* Wakes the job thread: a rollout has a job. f->mu held. */
+void fleet_jobs_kick(struct fleet *f);
+/* Runs r's job to its end from this thread (f->mu not held), pages and all. */
+void rollout_job_run(struct fleet *f, struct rollout *r);
+/* A device leaves the fleet: freed now, or when no job may hold it. */
+void device_bury(struct fleet *f, struct device *d);
 
 /* rollout_admin.c */
 json_t *rollout_json(const struct rollout *r);

@@ -6,6 +6,7 @@
 
 #include "lwm2m.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,22 +22,45 @@ struct device_lwm2m {
   int drive;                             /* trigger = lwm2m */
   struct lwm2m_view view;
   int has_view;
+  struct device *dev;           /* whose */
+  struct device_lwm2m *ep_next; /* in ep_index, while endpoint is set */
 };
 
-/* Devices with an lwm2m_endpoint set (f->mu held): with none, an endpoint
- * is looked up by id alone, without a scan of the fleet. */
-static long n_endpoints;
+/* The devices with an lwm2m_endpoint set, by endpoint (f->mu held): a
+ * registration's lookup is one bucket, never a scan of the fleet. */
+#define EP_BUCKETS 4096
+static struct device_lwm2m *ep_index[EP_BUCKETS];
+
+static unsigned ep_hash(const char *s)
+{
+  uint32_t h = 2166136261u; /* FNV-1a */
+
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h % EP_BUCKETS;
+}
 
 static void set_endpoint(struct device_lwm2m *lw, const char *ep)
 {
-  n_endpoints += (ep[0] != '\0') - (lw->endpoint[0] != '\0');
+  if (lw->endpoint[0] != '\0')
+    for (struct device_lwm2m **p = &ep_index[ep_hash(lw->endpoint)]; *p; p = &(*p)->ep_next)
+      if (*p == lw) {
+        *p = lw->ep_next;
+        break;
+      }
+  lw->ep_next = NULL;
   snprintf(lw->endpoint, sizeof(lw->endpoint), "%s", ep);
+  if (lw->endpoint[0] != '\0') {
+    unsigned h = ep_hash(lw->endpoint);
+    lw->ep_next = ep_index[h];
+    ep_index[h] = lw;
+  }
 }
 
 static struct device_lwm2m *lw_of(struct device *d)
 {
-  if (d->lwm2m == NULL)
-    d->lwm2m = calloc(1, sizeof(*d->lwm2m));
+  if (d->lwm2m == NULL && (d->lwm2m = calloc(1, sizeof(*d->lwm2m))) != NULL)
+    d->lwm2m->dev = d;
   return d->lwm2m;
 }
 
@@ -149,14 +173,12 @@ int delivery_lwm2m_endpoint(struct fleet *f, const char *ep, char device[DEVICE_
 {
   struct device *d = NULL;
 
-  pthread_mutex_lock(&f->mu);
-  /* an lwm2m_endpoint set on some device wins over another device's id */
-  for (int b = 0; b < DEV_BUCKETS && d == NULL && n_endpoints > 0; b++)
-    for (struct device *x = f->dev[b]; x; x = x->next)
-      if (x->lwm2m && strcmp(x->lwm2m->endpoint, ep) == 0) {
-        d = x;
-        break;
-      }
+  device_lock(f);
+  /* an lwm2m_endpoint set on some device wins over another device's id
+   * (and is this fleet's device: the index is the process's) */
+  for (struct device_lwm2m *lw = ep_index[ep_hash(ep)]; lw && d == NULL; lw = lw->ep_next)
+    if (strcmp(lw->endpoint, ep) == 0 && device_find(f, lw->dev->id) == lw->dev)
+      d = lw->dev;
   if (d == NULL && (d = device_find(f, ep)) != NULL && d->lwm2m && d->lwm2m->endpoint[0] != '\0' &&
       strcmp(d->lwm2m->endpoint, ep) != 0)
     d = NULL; /* its endpoint is another name */
@@ -172,7 +194,7 @@ void delivery_lwm2m_view(struct fleet *f, const char *device, const struct lwm2m
 {
   struct device *d;
 
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   if ((d = device_find(f, device)) != NULL && lw_of(d) != NULL) {
     d->lwm2m->view = *v;
     d->lwm2m->has_view = 1;
@@ -184,7 +206,7 @@ void delivery_lwm2m_event(struct fleet *f, const char *device, const char *kind,
 {
   struct device *d;
 
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   if ((d = device_find(f, device)) != NULL)
     device_event(f, d, kind, detail ? json_pack("{s:s}", "detail", detail) : NULL);
   pthread_mutex_unlock(&f->mu);

@@ -14,60 +14,69 @@
 #include "fleet_int.h"
 #include "lwm2m_int.h"
 
-/* The persisted form: everything, so that a restart resumes every offer. */
+/* The persisted form: everything, so that a restart resumes every offer;
+ * a field at its default (what device_from_doc takes for a missing one)
+ * is left out, so that a device at rest is a short document. */
 static void put_s(json_t *o, const char *k, const char *v)
 {
-  json_object_set_new(o, k, v ? json_string(v) : json_null());
+  if (v != NULL && v[0] != '\0')
+    json_object_set_new(o, k, json_string(v));
 }
 
-static void put_i(json_t *o, const char *k, int64_t v)
+static void put_i(json_t *o, const char *k, int64_t v, int64_t def)
 {
-  json_object_set_new(o, k, json_integer((json_int_t)v));
+  if (v != def)
+    json_object_set_new(o, k, json_integer((json_int_t)v));
 }
 
 json_t *device_doc(const struct device *d)
 {
-  json_t *o = json_object(), *iv = json_array();
+  json_t *o = json_object();
 
-  for (int i = 0; i < d->n_ival; i++)
-    json_array_append_new(
-        iv, json_pack("[I,I]", (json_int_t)d->ival[i].start, (json_int_t)d->ival[i].end));
   put_s(o, "model", d->model);
-  put_s(o, "version", d->version);
+  if (d->version != NULL) /* "" is a version; NULL: unknown */
+    json_object_set_new(o, "version", json_string(d->version));
   put_s(o, "group", d->group);
-  json_object_set(o, "tags", d->tags);
+  if (json_array_size(d->tags) > 0)
+    json_object_set(o, "tags", d->tags);
   put_s(o, "secret", d->secret_hash);
   put_s(o, "psk", d->psk_sealed); /* sealed (psk.c) */
   put_s(o, "psk_identity", d->psk_identity);
   put_s(o, "state", dstate_name(d->state));
-  put_i(o, "state_since", d->state_since);
+  json_object_set_new(o, "state_since", json_integer((json_int_t)d->state_since));
   put_s(o, "reason", d->reason);
   put_s(o, "rollout", d->rollout ? d->rollout->id : NULL);
-  put_i(o, "position", d->position);
+  put_i(o, "position", d->position, 0);
   put_s(o, "package", d->package_id);
   put_s(o, "sha256", d->sha256);
   put_s(o, "token", d->token);
   put_s(o, "hop_from", d->hop_from);
   put_s(o, "hop_to", d->hop_to);
-  put_i(o, "size", (int64_t)d->size);
-  put_i(o, "attempts", d->attempts);
-  put_i(o, "retry_at", d->retry_at);
-  put_i(o, "fail_code", d->fail_code);
-  put_i(o, "bytes_served", (int64_t)d->bytes_served);
-  put_i(o, "contiguous", (int64_t)d->contiguous);
-  json_object_set_new(o, "ival", iv);
-  put_i(o, "resumes", d->resumes);
-  put_i(o, "segments", d->segments);
-  put_i(o, "interrupted", d->last_interrupted);
-  put_i(o, "device_percent", d->device_percent);
+  put_i(o, "size", (int64_t)d->size, 0);
+  put_i(o, "attempts", d->attempts, 0);
+  put_i(o, "retry_at", d->retry_at, 0);
+  put_i(o, "fail_code", d->fail_code, -1);
+  put_i(o, "bytes_served", (int64_t)d->bytes_served, 0);
+  put_i(o, "contiguous", (int64_t)d->contiguous, 0);
+  if (d->n_ival > 0) {
+    json_t *iv = json_array();
+    for (int i = 0; i < d->n_ival; i++)
+      json_array_append_new(
+          iv, json_pack("[I,I]", (json_int_t)d->ival[i].start, (json_int_t)d->ival[i].end));
+    json_object_set_new(o, "ival", iv);
+  }
+  put_i(o, "resumes", d->resumes, 0);
+  put_i(o, "segments", d->segments, 0);
+  put_i(o, "interrupted", d->last_interrupted, 0);
+  put_i(o, "device_percent", d->device_percent, -1);
   put_s(o, "protocol", d->protocol);
   put_s(o, "transport", d->transport >= 0 ? proto_name((enum proto)d->transport) : NULL);
   put_s(o, "addr", d->addr);
-  put_i(o, "first_seen", d->first_seen);
-  put_i(o, "last_seen", d->last_seen);
+  put_i(o, "first_seen", d->first_seen, 0);
+  put_i(o, "last_seen", d->last_seen, 0);
   put_s(o, "last_stage", d->last_stage);
-  put_i(o, "last_code", d->last_code);
-  put_i(o, "last_at", d->last_at);
+  put_i(o, "last_code", d->last_code, -1);
+  put_i(o, "last_at", d->last_at, 0);
   lwm2m_doc(d, o);
   return o;
 }
@@ -89,23 +98,23 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
   json_t *iv = json_object_get(doc, "ival"), *v;
   size_t i;
 
-  set_str(&d->model, jstr(doc, "model"));
+  d->model = fleet_intern(f, jstr(doc, "model"));
   set_str(&d->version, json_string_value(json_object_get(doc, "version")));
-  set_str(&d->group, jstr(doc, "group"));
-  if (json_is_array(json_object_get(doc, "tags"))) {
+  d->group = fleet_intern(f, jstr(doc, "group"));
+  if (json_array_size(json_object_get(doc, "tags")) > 0) {
     json_decref(d->tags);
     d->tags = json_deep_copy(json_object_get(doc, "tags"));
   }
   snprintf(d->secret_hash, sizeof(d->secret_hash), "%s", jstr(doc, "secret"));
   psk_unlink(f, d);
-  snprintf(d->psk_identity, sizeof(d->psk_identity), "%s", jstr(doc, "psk_identity"));
+  set_str(&d->psk_identity, jstr(doc, "psk_identity")[0] ? jstr(doc, "psk_identity") : NULL);
   free(d->psk_sealed);
   d->psk_sealed = jstr(doc, "psk")[0] ? strdup(jstr(doc, "psk")) : NULL;
   psk_link(f, d);
   if (dstate_parse(jstr(doc, "state"), &d->state) < 0)
     d->state = D_IDLE;
   d->state_since = jint(doc, "state_since", now_ms());
-  snprintf(d->reason, sizeof(d->reason), "%s", jstr(doc, "reason"));
+  set_str(&d->reason, jstr(doc, "reason")[0] ? jstr(doc, "reason") : NULL);
   snprintf(d->rollout_id, sizeof(d->rollout_id), "%s", jstr(doc, "rollout"));
   d->position = (int)jint(doc, "position", 0);
   snprintf(d->package_id, sizeof(d->package_id), "%s", jstr(doc, "package"));
@@ -148,64 +157,74 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
     token_link(f, d);
 }
 
+struct saved {
+  char id[DEVICE_ID_MAX + 1];
+  char model[PKG_FIELD_MAX + 1], state[16], rollout[16];
+  json_t *doc;
+  int failed;
+  int trim;
+};
+
+/* Writes a page of saved devices; 1 when some failed (out of memory). */
+static int write_page(struct store *s, struct saved *dev, int n, int keep)
+{
+  int failed = 0;
+
+  for (int k = 0; k < n; k++) {
+    char *text = dev[k].doc ? json_dumps(dev[k].doc, JSON_COMPACT) : NULL;
+    if (dev[k].trim)
+      store_tx_events_trim(s, dev[k].id, keep);
+    if (text != NULL)
+      store_tx_device_put(s, dev[k].id, dev[k].model, dev[k].state,
+                          dev[k].rollout[0] ? dev[k].rollout : NULL, text);
+    else
+      failed = 1;
+    dev[k].failed = text == NULL;
+    free(text);
+    json_decref(dev[k].doc);
+    dev[k].doc = NULL;
+  }
+  return failed;
+}
+
 /* The writer's part for the fleet: under the lock only take the records
- * (documents built, lists swapped); encode and write them without it, so
- * that the data plane waits microseconds, not a commit. */
+ * (documents built, lists swapped), a page of devices at a time; encode
+ * and write them without it, so that the data plane waits a page's
+ * documents at most, not a commit, however many devices changed. */
 static void flush_hook(struct store *s, void *arg)
 {
   struct fleet *f = arg;
-  struct saved {
-    char id[DEVICE_ID_MAX + 1];
-    char model[PKG_FIELD_MAX + 1], state[16], rollout[16];
-    json_t *doc;
-    int failed;
-  } *dev = NULL;
+  struct saved *dev = calloc(JOB_PAGE, sizeof(*dev));
   struct rsaved {
     char id[16], state[16];
     json_t *doc;
     int failed;
   } *ro = NULL;
   char **deleted;
-  char(*trim)[DEVICE_ID_MAX + 1] = NULL;
-  int n_trim = 0, keep = f->limits.events_per_device;
+  int keep = f->limits.events_per_device;
   json_t *events, *e;
-  int n_dev = 0, n_ro = 0, n_deleted, cap = 0, failed = 0;
+  int n_ro = 0, n_deleted, cap = 0, failed = 0;
   size_t i;
 
-  pthread_mutex_lock(&f->mu);
-  for (struct device *d = f->dirty; d; d = d->dirty_next)
-    cap++;
-  dev = cap ? calloc((size_t)cap, sizeof(*dev)) : NULL;
-  if (cap > 0 && dev == NULL) {
+  if (dev == NULL) {
     /* out of memory: everything stays marked for the next flush */
-    pthread_mutex_unlock(&f->mu);
     log_error("fleet: out of memory while saving; trying again at the next flush");
     return;
+  }
+  pthread_mutex_lock(&f->mu);
+  /* what changed up to now is this flush's: the rest waits for the next */
+  if (f->dirty != NULL) {
+    struct device *tail = f->dirty;
+    while (tail->dirty_next)
+      tail = tail->dirty_next;
+    tail->dirty_next = f->flushing;
+    f->flushing = f->dirty;
+    f->dirty = NULL;
   }
   deleted = f->deleted;
   n_deleted = f->n_deleted;
   f->deleted = NULL;
   f->n_deleted = f->cap_deleted = 0;
-  trim = cap ? calloc((size_t)cap, sizeof(*trim)) : NULL;
-  while (f->dirty) {
-    struct device *d = f->dirty;
-    struct saved *sv = &dev[n_dev++];
-    /* a device's history is cut back to its newest events now and then,
-     * not at every event: at most a tenth over the limit */
-    if (trim != NULL && keep > 0 && d->events_untrimmed > keep / 10) {
-      snprintf(trim[n_trim++], sizeof(trim[0]), "%s", d->id);
-      d->events_untrimmed = 0;
-    }
-    snprintf(sv->id, sizeof(sv->id), "%s", d->id);
-    snprintf(sv->model, sizeof(sv->model), "%s", d->model ? d->model : "");
-    snprintf(sv->state, sizeof(sv->state), "%s", dstate_name(d->state));
-    snprintf(sv->rollout, sizeof(sv->rollout), "%s", d->rollout ? d->rollout->id : "");
-    sv->doc = device_doc(d);
-    f->dirty = d->dirty_next;
-    d->dirty = 0;
-    d->dirty_next = NULL;
-  }
-  cap = 0;
   for (struct rollout *r = f->rollouts; r; r = r->next)
     cap += r->dirty;
   ro = cap ? calloc((size_t)cap, sizeof(*ro)) : NULL;
@@ -229,25 +248,47 @@ static void flush_hook(struct store *s, void *arg)
                    json_string_value(json_array_get(e, 3)));
   }
   json_decref(events);
-  for (int k = 0; k < n_trim; k++)
-    store_tx_events_trim(s, trim[k], keep);
-  free(trim);
   for (int k = 0; k < n_deleted; k++) {
     store_tx_device_delete(s, deleted[k]);
     free(deleted[k]);
   }
   free(deleted);
-  for (int k = 0; k < n_dev; k++) {
-    char *text = dev[k].doc ? json_dumps(dev[k].doc, JSON_COMPACT) : NULL;
-    if (text != NULL)
-      store_tx_device_put(s, dev[k].id, dev[k].model, dev[k].state,
-                          dev[k].rollout[0] ? dev[k].rollout : NULL, text);
-    else
-      failed++;
-    dev[k].failed = text == NULL;
-    free(text);
-    json_decref(dev[k].doc);
+  for (;;) {
+    int n = 0, more;
+    pthread_mutex_lock(&f->mu);
+    while (f->flushing != NULL && n < JOB_PAGE) {
+      struct device *d = f->flushing;
+      struct saved *sv = &dev[n++];
+      /* a device's history is cut back to its newest events now and then,
+       * not at every event: at most a tenth over the limit */
+      sv->trim = keep > 0 && d->events_untrimmed > keep / 10;
+      if (sv->trim)
+        d->events_untrimmed = 0;
+      snprintf(sv->id, sizeof(sv->id), "%s", d->id);
+      snprintf(sv->model, sizeof(sv->model), "%s", d->model ? d->model : "");
+      snprintf(sv->state, sizeof(sv->state), "%s", dstate_name(d->state));
+      snprintf(sv->rollout, sizeof(sv->rollout), "%s", d->rollout ? d->rollout->id : "");
+      sv->doc = device_doc(d);
+      f->flushing = d->dirty_next;
+      d->dirty = 0;
+      d->dirty_next = NULL;
+    }
+    more = f->flushing != NULL;
+    page_unlock(f);
+    if (write_page(s, dev, n, keep)) {
+      /* out of memory for a record: it stays marked for the next flush */
+      pthread_mutex_lock(&f->mu);
+      for (int k = 0; k < n; k++) {
+        struct device *d = dev[k].failed ? device_find(f, dev[k].id) : NULL;
+        if (d != NULL)
+          device_mark(f, d);
+      }
+      pthread_mutex_unlock(&f->mu);
+    }
+    if (!more)
+      break;
   }
+  free(dev);
   for (int k = 0; k < n_ro; k++) {
     char *text = ro[k].doc ? json_dumps(ro[k].doc, JSON_COMPACT) : NULL;
     if (text != NULL)
@@ -259,13 +300,7 @@ static void flush_hook(struct store *s, void *arg)
     json_decref(ro[k].doc);
   }
   if (failed > 0) {
-    /* out of memory for a record: it stays marked for the next flush */
     pthread_mutex_lock(&f->mu);
-    for (int k = 0; k < n_dev; k++) {
-      struct device *d = dev[k].failed ? device_find(f, dev[k].id) : NULL;
-      if (d != NULL)
-        device_mark(f, d);
-    }
     for (int k = 0; k < n_ro; k++) {
       struct rollout *r = ro[k].failed ? rollout_find(f, ro[k].id) : NULL;
       if (r != NULL)
@@ -273,7 +308,6 @@ static void flush_hook(struct store *s, void *arg)
     }
     pthread_mutex_unlock(&f->mu);
   }
-  free(dev);
   free(ro);
 }
 
@@ -309,22 +343,180 @@ static int load_rollout(const char *id, const char *text, void *arg)
   return 0;
 }
 
-static int load_device(const char *id, const char *text, void *arg)
+/* ---- loading ------------------------------------------------------------ */
+
+#define LOAD_PAGE 5000
+#define LOAD_SYNC_PAGES 2 /* loaded before fleet_open returns; the rest on a thread */
+
+/* Devices in flight (the ones whose requests come first): loaded first. */
+static const char *const hot_states[] = {"pending", "offered", "downloading", "downloaded",
+                                         "updating"};
+#define N_HOT ((int)(sizeof(hot_states) / sizeof(hot_states[0])))
+
+struct load_page {
+  struct fleet *f;
+  char last[DEVICE_ID_MAX + 1]; /* the last id read, kept or not */
+  char (*ids)[DEVICE_ID_MAX + 1];
+  char **texts;
+  json_t **docs;
+  int n;
+};
+
+static int collect_row(const char *id, const char *text, void *arg)
+{
+  struct load_page *p = arg;
+
+  int known;
+
+  if (p->n >= LOAD_PAGE)
+    return 1;
+  snprintf(p->last, sizeof(p->last), "%s", id);
+  if (p->f->load_pass == N_HOT) {
+    /* the last pass: what the first ones loaded is not read twice (the
+     * lock order allows f->mu inside the database's lock) */
+    pthread_mutex_lock(&p->f->mu);
+    known = device_find(p->f, id) != NULL;
+    pthread_mutex_unlock(&p->f->mu);
+    if (known)
+      return 0;
+  }
+  snprintf(p->ids[p->n], sizeof(p->ids[0]), "%s", id);
+  p->texts[p->n] = strdup(text);
+  p->n++;
+  return 0;
+}
+
+int fleet_loading_refusal(struct fleet *f, json_t **out)
+{
+  char msg[160];
+
+  if (!f->loading)
+    return 0;
+  if (f->load_failed)
+    snprintf(msg, sizeof(msg), "the fleet could not be loaded from the database (see the log)");
+  else
+    snprintf(msg, sizeof(msg),
+             "the fleet is loading after a start (%d devices so far); try again in a few seconds",
+             f->n_devices);
+  *out = fleet_error("unavailable", msg);
+  return 503;
+}
+
+/* One page of devices (in flight first, then the others). 1 when a page
+ * was loaded, 0 at the end, -1 on a database error. */
+static int load_step(struct fleet *f, struct load_page *pg)
+{
+  int n;
+
+  pg->n = 0;
+  pg->last[0] = '\0';
+  /* a pass for each state of the devices in flight, then one over all
+   * (those in already skipped) */
+  n = store_devices_page(f->store, f->load_pass < N_HOT ? hot_states[f->load_pass] : NULL,
+                         f->load_after, LOAD_PAGE, collect_row, pg);
+  if (n < 0)
+    return -1;
+  /* parsed without any lock */
+  for (int i = 0; i < pg->n; i++) {
+    pg->docs[i] = pg->texts[i] ? json_loads(pg->texts[i], 0, NULL) : NULL;
+    free(pg->texts[i]);
+    pg->texts[i] = NULL;
+  }
+  pthread_mutex_lock(&f->mu);
+  for (int i = 0; i < pg->n; i++) {
+    const char *id = pg->ids[i];
+    struct device *d;
+    if (i > 0 && i % JOB_PAGE == 0) {
+      /* a breath for the device requests */
+      page_unlock(f);
+      pthread_mutex_lock(&f->mu);
+    }
+    if (device_find(f, id) != NULL) {
+      /* in flight: loaded by the first pass */
+    } else if (pg->docs[i] == NULL) {
+      log_error("fleet: device %s: unreadable record, skipped", id);
+    } else if ((d = device_new(f, id)) != NULL) {
+      device_from_doc(f, d, pg->docs[i]);
+      if (d->rollout_id[0] != '\0') {
+        struct rollout *r = rollout_find(f, d->rollout_id);
+        if (r != NULL)
+          rollout_add_member(r, d, d->position);
+      }
+    }
+    json_decref(pg->docs[i]);
+    pg->docs[i] = NULL;
+  }
+  pthread_mutex_unlock(&f->mu);
+  if (n > 0)
+    snprintf(f->load_after, sizeof(f->load_after), "%s", pg->last);
+  if (n < LOAD_PAGE) {
+    if (f->load_pass == N_HOT)
+      return 0;
+    f->load_pass++;
+    f->load_after[0] = '\0';
+  }
+  return 1;
+}
+
+/* Everything is in: jobs a stop (or a crash) interrupted go on, and the
+ * fleet opens. f->mu held. */
+static void load_done(struct fleet *f)
+{
+  for (struct rollout *r = f->rollouts; r; r = r->next)
+    if (r->state == R_STARTING)
+      r->job = JOB_START;
+    else if (r->state == R_CANCELLED && r->count[D_PENDING] + r->count[D_OFFERED] +
+                                                r->count[D_DOWNLOADING] + r->count[D_DOWNLOADED] +
+                                                r->count[D_UPDATING] >
+                                            0)
+      r->job = JOB_SWEEP;
+  f->loading = 0;
+  log_info("fleet: %d devices loaded in %lld ms", f->n_devices,
+           (long long)(mono_ms() - f->load_t0));
+  if (f->job_started)
+    fleet_jobs_kick(f);
+}
+
+static int load_pages(struct fleet *f, int max_pages)
+{
+  struct load_page pg = {0};
+  int rc = 1;
+
+  pg.f = f;
+  pg.ids = calloc(LOAD_PAGE, sizeof(*pg.ids));
+  pg.texts = calloc(LOAD_PAGE, sizeof(*pg.texts));
+  pg.docs = calloc(LOAD_PAGE, sizeof(*pg.docs));
+  if (pg.ids == NULL || pg.texts == NULL || pg.docs == NULL)
+    rc = -1;
+  for (int k = 0; rc == 1 && (max_pages <= 0 || k < max_pages); k += pg.n > 0) {
+    pthread_mutex_lock(&f->mu);
+    if (f->load_stop) {
+      pthread_mutex_unlock(&f->mu);
+      break;
+    }
+    pthread_mutex_unlock(&f->mu);
+    rc = load_step(f, &pg);
+  }
+  free(pg.ids);
+  free(pg.texts);
+  free(pg.docs);
+  return rc;
+}
+
+static void *load_main(void *arg)
 {
   struct fleet *f = arg;
-  json_t *doc = json_loads(text, 0, NULL);
-  struct device *d;
+  int rc = load_pages(f, 0);
 
-  if (doc == NULL || device_find(f, id) != NULL) {
-    log_error("fleet: device %s: unreadable record, skipped", id);
-    json_decref(doc);
-    return 0;
+  pthread_mutex_lock(&f->mu);
+  if (rc == 0)
+    load_done(f);
+  else if (rc < 0) {
+    f->load_failed = 1;
+    log_error("fleet: cannot load the devices; device requests and admin calls are refused");
   }
-  d = device_new(f, id);
-  if (d != NULL)
-    device_from_doc(f, d, doc);
-  json_decref(doc);
-  return 0;
+  pthread_mutex_unlock(&f->mu);
+  return NULL;
 }
 
 void fleet_set_limits(struct fleet *f, const struct fleet_limits *l)
@@ -337,6 +529,7 @@ void fleet_set_limits(struct fleet *f, const struct fleet_limits *l)
 int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
 {
   struct fleet *f = calloc(1, sizeof(*f));
+  int rc;
 
   if (f == NULL) {
     snprintf(err, errlen, "out of memory");
@@ -347,22 +540,40 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
   f->events = json_array();
   f->limits = (struct fleet_limits){DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, DEF_RECHECK_MS,
                                     DEF_AUTH_FREE, PSK_GENERATED};
-  if (store_rollouts_load(s, load_rollout, f) < 0 || store_devices_load(s, load_device, f) < 0) {
-    snprintf(err, errlen, "cannot load devices and rollouts");
+  if (store_rollouts_load(s, load_rollout, f) < 0) {
+    snprintf(err, errlen, "cannot load the rollouts");
     fleet_close(f);
     return -1;
   }
-  /* link devices to their rollouts, in their order */
-  for (int b = 0; b < DEV_BUCKETS; b++)
-    for (struct device *d = f->dev[b]; d; d = d->next)
-      if (d->rollout_id[0] != '\0') {
-        struct rollout *r = rollout_find(f, d->rollout_id);
-        if (r != NULL)
-          rollout_add_member(r, d, d->position);
-      }
-  log_info("fleet: %d devices loaded", f->n_devices);
+  /* the devices in flight and the first pages now; the rest on a thread
+   * while the fronts already answer ("come back in a few seconds") */
+  f->loading = 1;
+  f->load_t0 = mono_ms();
+  rc = load_pages(f, LOAD_SYNC_PAGES);
+  if (rc < 0) {
+    snprintf(err, errlen, "cannot load the devices");
+    fleet_close(f);
+    return -1;
+  }
   store_set_flush_hook(s, flush_hook, flush_done, f);
   store_set_damage_hook(s, package_damaged, f);
+  if (fleet_jobs_start(f) < 0) {
+    snprintf(err, errlen, "cannot start the fleet's job thread");
+    fleet_close(f);
+    return -1;
+  }
+  if (rc == 0) {
+    pthread_mutex_lock(&f->mu);
+    load_done(f);
+    pthread_mutex_unlock(&f->mu);
+  } else if (pthread_create(&f->load_thread, NULL, load_main, f) != 0) {
+    snprintf(err, errlen, "cannot start the fleet's loading thread");
+    fleet_close(f);
+    return -1;
+  } else {
+    f->load_started = 1;
+    log_info("fleet: %d devices loaded so far; the rest loads in the background", f->n_devices);
+  }
   *out = f;
   return 0;
 }
@@ -371,6 +582,14 @@ void fleet_close(struct fleet *f)
 {
   if (f == NULL)
     return;
+  if (f->load_started) {
+    pthread_mutex_lock(&f->mu);
+    f->load_stop = 1;
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->load_thread, NULL);
+    f->load_started = 0;
+  }
+  fleet_jobs_stop(f);
   if (f->store != NULL) {
     store_set_flush_hook(f->store, NULL, NULL, NULL);
     store_set_damage_hook(f->store, NULL, NULL);
@@ -391,6 +610,7 @@ void fleet_close(struct fleet *f)
     free(f->deleted[k]);
   free(f->deleted);
   json_decref(f->events);
+  fleet_intern_free(f);
   pthread_mutex_destroy(&f->mu);
   free(f);
 }

@@ -49,7 +49,7 @@ void progress_record(struct fleet *f, const char *token, uint64_t start, uint64_
 {
   struct device *d;
 
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   f->progress_events++;
   d = token_find(f, token);
   if (d == NULL)
@@ -79,14 +79,20 @@ out:
   pthread_mutex_unlock(&f->mu);
 }
 
-void progress_resumed(struct fleet *f, const char *token)
+void progress_resumed(struct fleet *f, const char *token, uint64_t at, enum proto proto,
+                      const char *addr)
 {
   struct device *d;
 
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   d = token_find(f, token);
   if (d != NULL) {
     d->resumes++;
+    /* it would not ask for `at` without the bytes before it */
+    progress_add_interval(d, 0, at);
+    snprintf(d->protocol, sizeof(d->protocol), "%s", proto_name(proto));
+    if (addr != NULL && addr[0] != '\0')
+      snprintf(d->addr, sizeof(d->addr), "%s", addr);
     device_mark(f, d);
   }
   pthread_mutex_unlock(&f->mu);

@@ -174,7 +174,7 @@ static unsigned ident_hash(const char *s, size_t n)
 
 const char *psk_identity_of(const struct device *d)
 {
-  return d->psk_identity[0] != '\0' ? d->psk_identity : d->id;
+  return d->psk_identity != NULL ? d->psk_identity : d->id;
 }
 
 struct device *psk_find(struct fleet *f, const char *identity, size_t n)
@@ -226,7 +226,7 @@ int delivery_psk_lookup(struct fleet *f, const char *identity, size_t idlen, uns
   if (idlen == 0 || idlen > PSK_IDENTITY_MAX)
     return -1;
   /* the lock for a hash lookup and a copy; the key is opened outside it */
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   d = psk_find(f, identity, idlen);
   if (d == NULL || d->psk_sealed == NULL) {
     pthread_mutex_unlock(&f->mu);
@@ -303,8 +303,8 @@ int psk_apply(struct fleet *f, struct device *d, json_t *b, char **generated)
   *generated = NULL;
   if (vi != NULL) {
     psk_unlink(f, d);
-    snprintf(d->psk_identity, sizeof(d->psk_identity), "%s",
-             json_is_string(vi) ? json_string_value(vi) : "");
+    set_str(&d->psk_identity,
+            json_is_string(vi) && json_string_length(vi) > 0 ? json_string_value(vi) : NULL);
     psk_link(f, d);
   }
   if (v == NULL)

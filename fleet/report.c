@@ -197,7 +197,8 @@ void package_damaged(void *arg, const char *package_id)
 
   snprintf(reason, sizeof(reason), "package %s failed its re-check: damaged on the server",
            package_id);
-  pthread_mutex_lock(&f->mu);
+  feed_publish("package.damaged", NULL, NULL, json_pack("{s:s}", "package", package_id));
+  device_lock(f);
   for (struct rollout *r = f->rollouts; r; r = r->next) {
     int uses = 0;
     for (int i = 0; i < r->n_members && !uses; i++)
@@ -219,9 +220,13 @@ static int parse_report(int json, const char *body, size_t len, struct urc *u, i
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *le = nl ? nl : end;
-    if (le > p + (le[-1] == '\r'))
-      if (++lines > max)
-        return -1;
+    size_t ll = (size_t)(le - p);
+    /* an empty line (or a lone \r) is no line; le[-1] only when there is
+     * one, or an empty first line would read before the body */
+    if (ll > 0 && le[-1] == '\r')
+      ll--;
+    if (ll > 0 && ++lines > max)
+      return -1;
     if (urc_parse_line(p, (size_t)(le - p), &u[n]) == 0)
       n++;
     p = nl ? nl + 1 : end;
@@ -229,8 +234,10 @@ static int parse_report(int json, const char *body, size_t len, struct urc *u, i
   return n;
 }
 
-void delivery_report(struct fleet *f, const struct device_identity *who, int json, const char *body,
-                     size_t len, struct report_answer *out)
+/* The report's verdict, rendered; 1 when it changed state that must be
+ * committed before the device is told. */
+static int report(struct fleet *f, const struct device_identity *who, int json, const char *body,
+                  size_t len, struct report_answer *out)
 {
   struct device *d;
   struct suspect suspect = {""};
@@ -238,9 +245,15 @@ void delivery_report(struct fleet *f, const struct device_identity *who, int jso
   int n, changed = 0, recheck_ms;
 
   memset(out, 0, sizeof(*out));
-  pthread_mutex_lock(&f->mu);
+  device_lock(f);
   f->reports++;
   recheck_ms = f->limits.recheck_interval_ms;
+  if (f->loading) {
+    out->verdict = VERDICT_LATER;
+    out->retry_after = LOADING_RETRY_S;
+    snprintf(out->message, sizeof(out->message), "the server is starting");
+    goto out;
+  }
   d = authenticate(f, who, &out->retry_after);
   if (d == NULL) {
     snprintf(out->message, sizeof(out->message), "unknown device or wrong credential");
@@ -283,6 +296,20 @@ out:
    * package per interval, whatever the reports */
   if (suspect.id[0] != '\0')
     store_package_recheck(f->store, suspect.id, recheck_ms);
-  if (changed)
+  count_request(who->proto);
+  report_render(out);
+  return changed;
+}
+
+void delivery_report(struct fleet *f, const struct device_identity *who, int json, const char *body,
+                     size_t len, struct report_answer *out)
+{
+  if (report(f, who, json, body, len, out))
     store_sync(f->store);
+}
+
+void delivery_report_nowait(struct fleet *f, const struct device_identity *who, int json,
+                            const char *body, size_t len, struct report_answer *out)
+{
+  out->must_commit = report(f, who, json, body, len, out);
 }

@@ -5,6 +5,7 @@
  * fleet->mu held, but for fleet_tick, which takes it. */
 #include "autoconfig.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 #include "../util/util.h"
 #include "fleet_int.h"
 
-static const char *const rstate_names[] = {"draft", "running", "paused", "completed", "cancelled"};
+static const char *const rstate_names[] = {"draft",     "running",   "paused",
+                                           "completed", "cancelled", "starting"};
 
 const char *rstate_name(enum rstate s)
 {
@@ -38,7 +40,11 @@ struct rollout *rollout_find(struct fleet *f, const char *id)
   return NULL;
 }
 
-void rollout_mark(struct rollout *r) { r->dirty = 1; }
+void rollout_mark(struct rollout *r)
+{
+  r->dirty = 1;
+  feed_rollout(r);
+}
 
 void rollout_free(struct rollout *r)
 {
@@ -49,6 +55,8 @@ void rollout_free(struct rollout *r)
   json_decref(r->alarms);
   json_decref(r->codes);
   free(r->members);
+  free(r->mstate);
+  free(r->mpos);
   free(r);
 }
 
@@ -92,26 +100,59 @@ void rollout_add_member(struct rollout *r, struct device *d, int position)
   if (r->n_members == r->cap_members) {
     int nc = r->cap_members ? 2 * r->cap_members : 64;
     struct device **nm = realloc(r->members, (size_t)nc * sizeof(*nm));
+    unsigned char *ns;
+    int *np;
     if (nm == NULL)
       return;
     r->members = nm;
+    ns = realloc(r->mstate, (size_t)nc * sizeof(*ns));
+    if (ns == NULL)
+      return;
+    r->mstate = ns;
+    np = realloc(r->mpos, (size_t)nc * sizeof(*np));
+    if (np == NULL)
+      return;
+    r->mpos = np;
     r->cap_members = nc;
   }
-  r->members[r->n_members++] = d;
+  d->midx = r->n_members++;
+  r->members[d->midx] = d;
+  r->mstate[d->midx] = (unsigned char)d->state;
+  r->mpos[d->midx] = position;
+  r->count[d->state]++;
   d->rollout = r;
   d->position = position;
 }
 
+/* The last member takes the leaver's place: O(1); the order of the arrays
+ * means nothing (positions do). */
 void rollout_remove_member(struct rollout *r, struct device *d)
 {
-  for (int i = 0; i < r->n_members; i++)
-    if (r->members[i] == d) {
-      memmove(&r->members[i], &r->members[i + 1],
-              (size_t)(r->n_members - i - 1) * sizeof(*r->members));
-      r->n_members--;
-      break;
-    }
+  int i = d->midx, last = r->n_members - 1;
+
+  if (i < 0 || i > last || r->members[i] != d) {
+    d->rollout = NULL;
+    return;
+  }
+  r->count[r->mstate[i]]--;
+  if (i != last) {
+    r->members[i] = r->members[last];
+    r->mstate[i] = r->mstate[last];
+    r->mpos[i] = r->mpos[last];
+    r->members[i]->midx = i;
+  }
+  r->n_members--;
   d->rollout = NULL;
+  d->midx = -1;
+}
+
+void rollout_member_state(struct rollout *r, struct device *d, enum dstate from, enum dstate to)
+{
+  if (d->midx < 0 || d->midx >= r->n_members || r->members[d->midx] != d)
+    return;
+  r->count[from]--;
+  r->count[to]++;
+  r->mstate[d->midx] = (unsigned char)to;
 }
 
 /* How many positions the wave covers: ceil(percent of the members). */
@@ -124,24 +165,18 @@ int rollout_wave_cutoff(const struct rollout *r, int wave)
   return c > n ? n : c;
 }
 
+/* an offer holds its slot through a retry's backoff too, so that a device
+ * coming back never finds the limit exceeded by others */
 int rollout_active(const struct rollout *r)
 {
-  int n = 0;
-
-  for (int i = 0; i < r->n_members; i++) {
-    const struct device *d = r->members[i];
-    /* an offer holds its slot through a retry's backoff too, so that a
-     * device coming back never finds the limit exceeded by others */
-    if (d->state == D_DOWNLOADING || d->state == D_OFFERED)
-      n++;
-  }
-  return n;
+  return r->count[D_DOWNLOADING] + r->count[D_OFFERED];
 }
 
 void rollout_alarm(struct fleet *f, struct rollout *r, const char *text)
 {
   (void)f;
   log_warn("rollout %s: alarm: %s", r->id, text);
+  feed_alarm(r, text);
   if (json_array_size(r->alarms) < 100)
     json_array_append_new(r->alarms, json_string(text));
   rollout_mark(r);
@@ -172,17 +207,23 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
       return;
     }
     cutoff = rollout_wave_cutoff(r, r->wave);
-    for (int i = 0; i < r->n_members; i++) {
-      const struct device *d = r->members[i];
-      int terminal = d->state == D_SUCCEEDED || d->state == D_FAILED || d->state == D_NO_PATH;
-      if (terminal)
-        done++;
-      if (d->position >= cutoff)
-        continue;
-      wave_done += terminal;
-      off += d->state == D_FAILED || d->state == D_NO_PATH;
-      ok += d->state == D_SUCCEEDED;
-      failed += d->state == D_FAILED;
+    done = r->count[D_SUCCEEDED] + r->count[D_FAILED] + r->count[D_NO_PATH];
+    if (cutoff >= r->n_members) {
+      /* the whole rollout: the counts say it all */
+      wave_done = done;
+      ok = r->count[D_SUCCEEDED];
+      failed = r->count[D_FAILED];
+      off = failed + r->count[D_NO_PATH];
+    } else {
+      for (int i = 0; i < r->n_members; i++) {
+        unsigned char st = r->mstate[i];
+        if (r->mpos[i] >= cutoff)
+          continue;
+        wave_done += st == D_SUCCEEDED || st == D_FAILED || st == D_NO_PATH;
+        off += st == D_FAILED || st == D_NO_PATH;
+        ok += st == D_SUCCEEDED;
+        failed += st == D_FAILED;
+      }
     }
     /* failures counted before an operator's resume do not pause again */
     failed -= failed < r->failed_base ? failed : r->failed_base;
@@ -226,38 +267,16 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
   }
 }
 
-/* A device's place in a rollout's order: stable, and unrelated between
- * rollouts. */
-static unsigned order_hash(const char *rid, const char *did)
-{
-  char buf[16 + DEVICE_ID_MAX + 2];
-
-  snprintf(buf, sizeof(buf), "%s/%s", rid, did);
-  return hash_str(buf);
-}
-
-struct ordered {
-  unsigned key;
-  struct device *d;
-};
-
-static int cmp_ordered(const void *a, const void *b)
-{
-  const struct ordered *x = a, *y = b;
-
-  if (x->key != y->key)
-    return x->key < y->key ? -1 : 1;
-  return strcmp(x->d->id, y->d->id);
-}
-
 static int member_of_live(const struct device *d)
 {
-  return d->rollout != NULL && (d->rollout->state == R_RUNNING || d->rollout->state == R_PAUSED);
+  return d->rollout != NULL && (d->rollout->state == R_RUNNING || d->rollout->state == R_PAUSED ||
+                                d->rollout->state == R_STARTING);
 }
 
 /* A member starts (or joins) the rollout: pending, or done if already on
- * the target. */
-static void enrol(struct fleet *f, struct rollout *r, struct device *d, int position)
+ * the target. A member already (a start job run again after a restart)
+ * only takes its new position. */
+void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int position)
 {
   if (d->rollout != NULL && d->rollout != r)
     rollout_remove_member(d->rollout, d);
@@ -265,7 +284,12 @@ static void enrol(struct fleet *f, struct rollout *r, struct device *d, int posi
   d->attempts = 0;
   d->retry_at = 0;
   d->fail_code = -1;
-  rollout_add_member(r, d, position);
+  if (d->rollout == r) {
+    d->position = position;
+    r->mpos[d->midx] = position;
+  } else {
+    rollout_add_member(r, d, position);
+  }
   device_event(f, d, "rollout", json_pack("{s:s,s:i}", "rollout", r->id, "position", position));
   if (d->version != NULL && strcmp(d->version, r->target) == 0)
     device_set_state(f, d, D_SUCCEEDED, "already on the target version");
@@ -273,34 +297,14 @@ static void enrol(struct fleet *f, struct rollout *r, struct device *d, int posi
     device_set_state(f, d, D_PENDING, "waiting for its wave");
 }
 
-void rollout_start(struct fleet *f, struct rollout *r)
-{
-  struct ordered *list = malloc(((size_t)f->n_devices + 1) * sizeof(*list));
-  int n = 0;
-
-  for (int b = 0; list && b < DEV_BUCKETS; b++)
-    for (struct device *d = f->dev[b]; d; d = d->next)
-      if (!member_of_live(d) && rollout_matches(r, d))
-        list[n++] = (struct ordered){order_hash(r->id, d->id), d};
-  if (n > 1)
-    qsort(list, (size_t)n, sizeof(*list), cmp_ordered);
-  r->state = R_RUNNING;
-  r->started = now_ms();
-  r->reason[0] = '\0';
-  for (int i = 0; i < n; i++)
-    enrol(f, r, list[i].d, i);
-  free(list);
-  log_info("rollout %s started: %d devices, waves of %d%%..%d%%", r->id, n, r->waves[0],
-           r->waves[r->n_waves - 1]);
-  rollout_mark(r);
-  rollout_evaluate(f, r);
-}
-
 void rollout_join_running(struct fleet *f, struct device *d)
 {
   for (struct rollout *r = f->rollouts; r; r = r->next)
-    if (r->state == R_RUNNING && !member_of_live(d) && rollout_matches(r, d)) {
-      enrol(f, r, d, r->n_members);
+    if ((r->state == R_RUNNING || r->state == R_STARTING) && !member_of_live(d) &&
+        rollout_matches(r, d)) {
+      /* while a start job runs, the job numbers joiners after its own
+       * (positions from INT_MAX / 2) when it ends */
+      rollout_enrol(f, r, d, r->state == R_STARTING ? INT_MAX / 2 + r->n_members : r->n_members);
       rollout_mark(r);
       return;
     }
@@ -324,12 +328,23 @@ void fleet_tick(struct fleet *f)
   int64_t now = now_ms();
 
   pthread_mutex_lock(&f->mu);
-  for (struct rollout *r = f->rollouts; r; r = r->next) {
+  for (struct rollout *r = f->loading ? NULL : f->rollouts; r; r = r->next) {
     if (r->state != R_RUNNING)
       continue;
+    if (r->count[D_OFFERED] + r->count[D_DOWNLOADING] + r->count[D_DOWNLOADED] +
+            r->count[D_UPDATING] ==
+        0) {
+      rollout_evaluate(f, r);
+      continue;
+    }
     for (int i = 0; i < r->n_members; i++) {
-      struct device *d = r->members[i];
-      int64_t since = d->retry_at > d->state_since ? d->retry_at : d->state_since;
+      struct device *d;
+      int64_t since;
+      unsigned char st = r->mstate[i];
+      if (st != D_OFFERED && st != D_DOWNLOADING && st != D_DOWNLOADED && st != D_UPDATING)
+        continue;
+      d = r->members[i];
+      since = d->retry_at > d->state_since ? d->retry_at : d->state_since;
       /* an offer nobody takes up also times out: it holds a concurrency slot */
       if ((d->state == D_OFFERED || d->state == D_DOWNLOADING || d->state == D_DOWNLOADED ||
            d->state == D_UPDATING) &&

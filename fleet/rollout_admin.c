@@ -38,12 +38,9 @@ static json_t *spec_json(const struct rollout *r)
 json_t *rollout_json(const struct rollout *r)
 {
   json_t *o = spec_json(r), *counts = json_object();
-  int c[D_NSTATES] = {0};
 
-  for (int i = 0; i < r->n_members; i++)
-    c[r->members[i]->state]++;
   for (int s = D_PENDING; s < D_NSTATES; s++)
-    json_object_set_new(counts, dstate_name((enum dstate)s), json_integer(c[s]));
+    json_object_set_new(counts, dstate_name((enum dstate)s), json_integer(r->count[s]));
   json_object_set_new(o, "state", json_string(rstate_name(r->state)));
   json_object_set_new(o, "wave", json_integer(r->wave + 1));
   json_object_set_new(o, "wave_percent",
@@ -56,6 +53,9 @@ json_t *rollout_json(const struct rollout *r)
   json_object_set(o, "alarms", r->alarms);
   json_object_set_new(o, "created", time_json(r->created));
   json_object_set_new(o, "started", time_json(r->started));
+  if (r->state == R_STARTING)
+    json_object_set_new(o, "starting",
+                        json_pack("{s:i,s:i}", "enrolled", r->job_done, "candidates", r->job_of));
   return o;
 }
 
@@ -306,8 +306,22 @@ struct rollout *rollout_from_doc(const char *id, json_t *doc)
 
 /* ---- admin API ----------------------------------------------------------- */
 
+/* While the fleet loads after a start, admin calls on devices wait. */
+static int loading_gate(struct fleet *f, json_t **out)
+{
+  int st;
+
+  pthread_mutex_lock(&f->mu);
+  st = fleet_loading_refusal(f, out);
+  pthread_mutex_unlock(&f->mu);
+  return st;
+}
+
 int fleet_rollout_create(struct fleet *f, json_t *body, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   struct rollout *r = rollout_alloc();
   const char *err;
   char ebuf[160];
@@ -363,8 +377,12 @@ int fleet_rollouts_list(struct fleet *f, json_t **out)
 
 int fleet_rollout_action(struct fleet *f, const char *id, const char *action, json_t **out)
 {
+  int refused = loading_gate(f, out);
+  if (refused)
+    return refused;
   struct rollout *r;
   const char *err = NULL;
+  int background = 0;
 
   pthread_mutex_lock(&f->mu);
   r = rollout_find(f, id);
@@ -376,8 +394,15 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
   if (strcmp(action, "start") == 0) {
     if (r->state != R_DRAFT)
       err = "only a draft rollout can start";
-    else
-      rollout_start(f, r);
+    else {
+      r->state = R_STARTING;
+      r->started = now_ms();
+      r->reason[0] = '\0';
+      r->job = JOB_START;
+      r->job_done = r->job_of = 0;
+      rollout_mark(r);
+      background = f->n_devices > START_INLINE_MAX;
+    }
   } else if (strcmp(action, "pause") == 0) {
     if (r->state != R_RUNNING)
       err = "only a running rollout can pause";
@@ -389,8 +414,8 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
     else {
       int cutoff = rollout_wave_cutoff(r, r->wave), failed = 0, no_path = 0;
       for (int i = 0; i < r->n_members; i++) {
-        failed += r->members[i]->position < cutoff && r->members[i]->state == D_FAILED;
-        no_path += r->members[i]->position < cutoff && r->members[i]->state == D_NO_PATH;
+        failed += r->mpos[i] < cutoff && r->mstate[i] == D_FAILED;
+        no_path += r->mpos[i] < cutoff && r->mstate[i] == D_NO_PATH;
       }
       r->failed_base = failed;
       r->aside = failed + no_path;
@@ -406,14 +431,9 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
     else {
       r->state = R_CANCELLED;
       snprintf(r->reason, sizeof(r->reason), "cancelled by the operator");
-      for (int i = 0; i < r->n_members; i++) {
-        struct device *d = r->members[i];
-        if (d->state != D_SUCCEEDED && d->state != D_FAILED && d->state != D_NO_PATH) {
-          device_clear_offer(f, d);
-          device_set_state(f, d, D_IDLE, "rollout cancelled");
-        }
-      }
+      r->job = JOB_SWEEP;
       rollout_mark(r);
+      background = r->n_members > START_INLINE_MAX || r->job_busy;
       log_info("rollout %s cancelled", r->id);
     }
   } else {
@@ -426,8 +446,20 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
     *out = fleet_error("conflict", err);
     return 409;
   }
+  if (r->job != JOB_NONE && background) {
+    /* a whole fleet's work: the job thread does it a page at a time; the
+     * rollout's state says how far it is */
+    fleet_jobs_kick(f);
+    *out = rollout_json(r);
+    pthread_mutex_unlock(&f->mu);
+    store_sync(f->store);
+    return 202;
+  }
+  pthread_mutex_unlock(&f->mu);
+  rollout_job_run(f, r); /* small: done in this call, in pages all the same */
+  store_sync(f->store);
+  pthread_mutex_lock(&f->mu);
   *out = rollout_json(r);
   pthread_mutex_unlock(&f->mu);
-  store_sync(f->store);
   return 200;
 }

@@ -84,6 +84,8 @@ static struct MHD_Daemon *start_one(const struct front *fr, int i, const struct 
   int n = 0;
 
   flags |= p->poll ? MHD_USE_POLL : MHD_USE_EPOLL;
+  if (p->suspend)
+    flags |= MHD_ALLOW_SUSPEND_RESUME;
   if (fr->addr[i].ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   /* the logger first, so that libmicrohttpd uses it for everything */

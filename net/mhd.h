@@ -6,6 +6,9 @@
 #ifndef DFOTAD_MHD_H
 #define DFOTAD_MHD_H
 
+#define MAX_REQUEST_URI 2048 /* bytes of a request's target */
+#define MAX_QUERY_ARGS 32    /* arguments in a request's query */
+
 #include <microhttpd.h>
 #include <stddef.h>
 
@@ -24,6 +27,7 @@ struct mhd_params {
   unsigned connection_limit, timeout, per_ip_limit, threads;
   size_t memory_limit;
   int poll;               /* poll() rather than epoll */
+  int suspend;            /* the handler may suspend connections */
   int tls;                /* HTTPS, through the GnuTLS certificate callback */
   const char *priorities; /* with tls */
   const char *trust_pem;  /* with tls: client_ca, NULL: no client certificates */

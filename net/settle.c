@@ -15,6 +15,8 @@
 /* Linux TCP states (include/net/tcp_states.h), which no user header names
  * alongside struct tcp_info */
 enum {
+  TCPS_ESTABLISHED = 1,
+  TCPS_FIN_WAIT1 = 4,
   TCPS_FIN_WAIT2 = 5,
   TCPS_TIME_WAIT = 6,
   TCPS_CLOSE = 7,
@@ -36,6 +38,29 @@ static int tcp_read(int fd, uint64_t *acked, int *state)
     return -1;
   *acked = ti.tcpi_bytes_acked;
   *state = ti.tcpi_state;
+  return 0;
+}
+
+int settle_info(int fd, struct settle_info *out)
+{
+  struct tcp_info ti;
+  socklen_t len = sizeof(ti);
+
+  out->acked = out->received = 0;
+  out->all_acked = 0;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+      len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+    return -1;
+  out->acked = ti.tcpi_bytes_acked;
+  out->received = ti.tcpi_bytes_received;
+  /* nothing in flight (tcpi_unacked: segments sent and not acknowledged)
+   * and nothing unsent: every byte written is acknowledged. Only while the
+   * connection is up: a reset purges the send queue, which then looks
+   * empty. tcpi_notsent_bytes: Linux 4.6. */
+  out->all_acked =
+      (ti.tcpi_state == TCPS_ESTABLISHED || ti.tcpi_state == TCPS_CLOSE_WAIT) &&
+      len >= offsetof(struct tcp_info, tcpi_notsent_bytes) + sizeof(ti.tcpi_notsent_bytes) &&
+      ti.tcpi_unacked == 0 && ti.tcpi_notsent_bytes == 0;
   return 0;
 }
 
@@ -62,10 +87,22 @@ void settle_begin(struct settle *m, int fd, uint64_t floor)
 
 void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
 {
-  uint64_t acked = settle_acked(fd);
-  int outq = -1;
+  uint64_t a1, acked = settle_acked(fd);
+  int outq = -1, q = -1;
 
-  if (ioctl(fd, SIOCOUTQ, &outq) < 0 || outq < 0)
+  /* written = acknowledged + in the send queue, from two calls: an
+   * acknowledgement between them would make the sum wrong either way, so
+   * the acknowledged count is read before and after the queue until the
+   * two agree (if they never do, the sum is too large: a response is
+   * then found cut, never complete too early) */
+  for (int i = 0; i < 4; i++) {
+    a1 = acked;
+    q = ioctl(fd, SIOCOUTQ, &outq);
+    acked = settle_acked(fd);
+    if (q < 0 || acked == a1)
+      break;
+  }
+  if (q < 0 || outq < 0)
     outq = 0;
   else if (outq == 0 && acked > 0)
     m->done = 1; /* every byte written is acknowledged already */
@@ -81,6 +118,22 @@ void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
     if (m->wire < payload + SETTLE_HEADER_MIN)
       m->wire = payload + SETTLE_HEADER_MIN;
   }
+}
+
+void settle_written_fin(struct settle *m, int fd, uint64_t payload)
+{
+  uint64_t a0 = 0;
+  int s0 = TCPS_CLOSE, fin;
+
+  /* the state before the send queue: a FIN seen queued then is in the
+   * queue read next and is taken off; one queued after counts as a byte
+   * (never more than what arrived) */
+  fin = tcp_read(fd, &a0, &s0) == 0 &&
+        (s0 == TCPS_FIN_WAIT1 || s0 == TCPS_FIN_WAIT2 || s0 == TCPS_TIME_WAIT ||
+         s0 == TCPS_CLOSING || s0 == TCPS_LAST_ACK);
+  settle_written(m, fd, payload, 1);
+  if (fin && m->wire > 0)
+    m->wire--;
 }
 
 uint64_t settle_end(const struct settle *m) { return m->acked_start + m->wire; }

@@ -34,6 +34,11 @@ void settle_begin(struct settle *m, int fd, uint64_t floor);
  * what arrives is counted pro rata of the whole, never complete). */
 void settle_written(struct settle *m, int fd, uint64_t payload, int whole);
 
+/* settle_written(m, fd, payload, 1) for a response after which nothing
+ * but our FIN may have been written (the connection shut by whoever closes
+ * it): the FIN takes a sequence number, not a byte of the response. */
+void settle_written_fin(struct settle *m, int fd, uint64_t payload);
+
 enum settle_state { SETTLE_PENDING = 0, SETTLE_DONE, SETTLE_CUT };
 /* Reads TCP's view now. SETTLE_DONE: every byte acknowledged;
  * SETTLE_CUT: the connection is over (reset, closed by the peer) with
@@ -43,6 +48,17 @@ enum settle_state settle_check(const struct settle *m, int fd, uint64_t *payload
 /* The end position of this response in the socket's acknowledged count,
  * for the floor of the next one on the same connection. */
 uint64_t settle_end(const struct settle *m);
+
+/* What one TCP_INFO says of a socket: the bytes the peer acknowledged and
+ * the bytes received from it (both counted since the connection began),
+ * and whether every byte written so far is acknowledged (a response
+ * written whole is then complete, exactly: no second call needed). -1:
+ * unknown (all zero). */
+struct settle_info {
+  uint64_t acked, received;
+  int all_acked;
+};
+int settle_info(int fd, struct settle_info *out);
 
 /* The socket's acknowledged byte count (0 when unknown). */
 uint64_t settle_acked(int fd);

@@ -4,7 +4,7 @@
  * retrieve callback, which lets one listener serve several names (SNI),
  * give the default certificate to modules that send no SNI (their default),
  * and swap certificates on SIGHUP without restarting anything: the callback
- * reads the installed set at every handshake. */
+ * reads the installed TLS set at every handshake (tls_set.h: its life). */
 #include "autoconfig.h"
 
 #include "tls_gnutls.h"
@@ -30,12 +30,9 @@ struct tls_gnutls {
   struct tls_cert def;
   struct tls_cert *sni;
   int n_sni;
-  struct tls_gnutls *retired_next;
 };
 
-static _Atomic(struct tls_gnutls *) installed;
-static pthread_mutex_t retired_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct tls_gnutls *retired;
+struct tls_slot tls_gnutls_slot = TLS_SLOT_INIT;
 
 static void cert_free(struct tls_cert *c)
 {
@@ -89,14 +86,27 @@ static void certs_free(struct tls_gnutls *s)
   free(s);
 }
 
-struct tls_gnutls *tls_gnutls_build(const struct tls_store *st, struct config_errors *errs)
+struct tls_gnutls *tls_gnutls_build(const struct tls_store *st, const char *section,
+                                    struct config_errors *errs)
 {
   struct tls_gnutls *s = calloc(1, sizeof(*s));
 
   if (s == NULL)
     return NULL;
+  if (st->priorities != NULL && st->priorities[0] != '\0') {
+    /* libmicrohttpd takes it at start: said now, and by -t */
+    gnutls_priority_t prio;
+    const char *where = NULL;
+    int ret = gnutls_priority_init(&prio, st->priorities, &where);
+    if (ret < 0) {
+      config_errors_add(errs, "[%s] priorities: %s at \"%.40s\"", section, gnutls_strerror(ret),
+                        where != NULL ? where : "");
+      goto fail;
+    }
+    gnutls_priority_deinit(prio);
+  }
   if (st->def.cert_pem == NULL) {
-    config_errors_add(errs, "[https] needs cert and key");
+    config_errors_add(errs, "[%s] needs cert and key", section);
     goto fail;
   }
   if (cert_load(&s->def, &st->def, errs) < 0)
@@ -117,48 +127,16 @@ fail:
   return NULL;
 }
 
-struct tls_gnutls *tls_gnutls_current(void) { return atomic_load(&installed); }
-
 void tls_gnutls_free(struct tls_gnutls *certs) { certs_free(certs); }
-
-struct tls_gnutls *tls_gnutls_install(struct tls_gnutls *certs)
-{
-  struct tls_gnutls *old;
-
-  pthread_mutex_lock(&retired_mu);
-  /* a set installed again (a reload undone) leaves the retired list */
-  for (struct tls_gnutls **pp = &retired; *pp; pp = &(*pp)->retired_next)
-    if (*pp == certs) {
-      *pp = certs->retired_next;
-      break;
-    }
-  old = atomic_exchange(&installed, certs);
-  if (old != NULL && old != certs) {
-    old->retired_next = retired;
-    retired = old;
-  }
-  pthread_mutex_unlock(&retired_mu);
-  return old;
-}
-
-void tls_gnutls_shutdown(void)
-{
-  tls_gnutls_install(NULL);
-  pthread_mutex_lock(&retired_mu);
-  while (retired != NULL) {
-    struct tls_gnutls *n = retired->retired_next;
-    certs_free(retired);
-    retired = n;
-  }
-  pthread_mutex_unlock(&retired_mu);
-}
 
 int tls_gnutls_cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
                              const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
                              gnutls_pcert_st **pcert, unsigned int *pcert_length,
                              gnutls_privkey_t *pkey)
 {
-  struct tls_gnutls *s = atomic_load(&installed);
+  /* the set stays valid while this handshake's front lives (tls_set.h) */
+  struct tls_set *set = tls_slot_current(&tls_gnutls_slot);
+  struct tls_gnutls *s = set != NULL ? set->gnutls : NULL;
   struct tls_cert *pick;
   char name[256];
   size_t len = sizeof(name);
@@ -171,17 +149,11 @@ int tls_gnutls_cert_callback(gnutls_session_t session, const gnutls_datum_t *req
   if (s == NULL)
     return -1;
   pick = &s->def;
-  if (gnutls_server_name_get(session, name, &len, &type, 0) == GNUTLS_E_SUCCESS &&
+  if (s->n_sni > 0 && gnutls_server_name_get(session, name, &len, &type, 0) == GNUTLS_E_SUCCESS &&
       type == GNUTLS_NAME_DNS) {
-    /* exact names first, then wildcards */
-    for (int pass = 0; pass < 2 && pick == &s->def; pass++)
-      for (int i = 0; i < s->n_sni; i++) {
-        int wild = s->sni[i].name[0] == '*';
-        if (wild == pass && tls_name_matches(s->sni[i].name, name)) {
-          pick = &s->sni[i];
-          break;
-        }
-      }
+    int i = tls_name_pick((const char *const *)&s->sni[0].name, sizeof(s->sni[0]), s->n_sni, name);
+    if (i >= 0)
+      pick = &s->sni[i];
   }
   *pcert = pick->chain;
   *pcert_length = pick->n_chain;

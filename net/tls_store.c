@@ -4,6 +4,7 @@
 
 #include "tls_store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/bio.h>
@@ -16,6 +17,61 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "../util/log.h"
+
+const char *const tls_client_auth_choices[] = {"none", "optional", "required", NULL};
+
+const char *tls_conf_parse_sni(void *slot, char *value, char *msg, size_t msglen)
+{
+  struct tls_conf *tc = slot;
+  char *words[4];
+  int n = config_split_words(value, words, 3);
+  struct sni_entry *e;
+
+  (void)msg;
+  (void)msglen;
+  if (n != 3)
+    return "expected: sni = NAME CERTFILE KEYFILE";
+  if (tc->n_sni == CONF_MAX_SNI)
+    return "too many sni entries";
+  for (const char *p = words[0]; *p; p++)
+    if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '*'))
+      return "bad server name";
+  for (int i = 0; i < tc->n_sni; i++)
+    if (strcasecmp(tc->sni[i].name, words[0]) == 0)
+      return "server name given twice";
+  e = &tc->sni[tc->n_sni];
+  e->name = strdup(words[0]);
+  e->cert = strdup(words[1]);
+  e->key = strdup(words[2]);
+  tc->n_sni++;
+  if (e->name == NULL || e->cert == NULL || e->key == NULL)
+    return "out of memory";
+  return NULL;
+}
+
+void tls_conf_release(void *slot)
+{
+  struct tls_conf *tc = slot;
+
+  for (int i = 0; i < tc->n_sni; i++) {
+    free(tc->sni[i].name);
+    free(tc->sni[i].cert);
+    free(tc->sni[i].key);
+  }
+  tc->n_sni = 0;
+}
+
+void tls_conf_check(const struct tls_conf *tc, const char *section, const char *source,
+                    int listening, int needs_cert, struct config_errors *errs)
+{
+  if (listening && needs_cert && (tc->cert[0] == '\0' || tc->key[0] == '\0'))
+    config_errors_add(errs, "%s: [%s] listen needs cert and key", source, section);
+  if (tc->client_auth != CLIENT_AUTH_NONE && tc->client_ca[0] == '\0')
+    config_errors_add(errs, "%s: [%s] client_auth = %s needs client_ca", source, section,
+                      tc->client_auth == CLIENT_AUTH_REQUIRED ? "required" : "optional");
+}
 
 char *tls_read_pem(const char *path, const char *what, struct config_errors *errs)
 {
@@ -49,6 +105,7 @@ char *tls_read_pem(const char *path, const char *what, struct config_errors *err
   }
   buf[got] = '\0';
   close(fd);
+  log_debug("tls: read %s %s (%zu bytes)", what, path, got);
   return buf;
 fail:
   free(buf);
@@ -187,12 +244,15 @@ int tls_name_matches(const char *pattern, const char *name)
   return strcasecmp(pattern, name) == 0;
 }
 
-const struct tls_pair *tls_store_pick(const struct tls_store *s, const char *name)
+int tls_name_pick(const char *const *first, size_t stride, int n, const char *name)
 {
-  if (name != NULL && name[0] != '\0')
-    for (int pass = 0; pass < 2; pass++) /* exact names first, then wildcards */
-      for (int i = 0; i < s->n_sni; i++)
-        if ((s->sni[i].name[0] == '*') == pass && tls_name_matches(s->sni[i].name, name))
-          return &s->sni[i];
-  return &s->def;
+  if (name == NULL || name[0] == '\0' || n <= 0)
+    return -1;
+  for (int pass = 0; pass < 2; pass++) /* exact names first, then wildcards */
+    for (int i = 0; i < n; i++) {
+      const char *p = *(const char *const *)((const char *)first + (size_t)i * stride);
+      if ((p[0] == '*') == pass && tls_name_matches(p, name))
+        return i;
+    }
+  return -1;
 }

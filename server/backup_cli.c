@@ -22,7 +22,10 @@
 
 #include "../store/backup.h"
 #include "../util/config.h"
+#include "admin/admin_conf.h"
 #include "cli.h"
+#include "fronts.h"
+#include "server_conf.h"
 
 static uid_t owner_uid;
 static gid_t owner_gid;
@@ -36,7 +39,7 @@ static int chown_one(const char *path, const struct stat *st, int flag, struct F
 
 /* Who should own a restored state directory: its owner when it exists,
  * else [server] user. 0 when found. */
-static int restore_owner(const struct config *c)
+static int restore_owner(const struct server_conf *c)
 {
   struct stat st;
   struct passwd *pw;
@@ -58,23 +61,27 @@ int backup_cli(const char *conf_file, char *const *overrides, int n_overrides,
                const char *backup_dir, const char *restore_dir)
 {
   struct config_errors errs = {0};
-  struct config *c = config_load(conf_file, overrides, n_overrides, &errs);
+  struct config *conf = dfotad_config_load(conf_file, overrides, n_overrides, &errs);
+  const struct server_conf *c;
+  const char *token_file;
   struct backup_counts n;
   char psk[4096], err[1024] = "", info[128];
   int rc, chown_after;
 
-  if (c == NULL || errs.n > 0) {
+  if (conf == NULL || errs.n > 0) {
     for (int i = 0; i < errs.n; i++)
       fprintf(stderr, "%s\n", errs.msg[i]);
     fprintf(stderr, "configuration %s: errors found\n", conf_file ? conf_file : "(defaults)");
     config_errors_clear(&errs);
-    config_free(c);
+    config_free(conf);
     return 1;
   }
+  c = config_section(conf, "server");
+  token_file = ((const struct admin_conf *)config_section(conf, "admin"))->token_file;
   snprintf(psk, sizeof(psk), "%s/psk.key", c->state_dir);
   struct backup_extra extra[] = {
       {"psk.key", psk, 1},
-      {"admin.token", c->token_file, 1},
+      {"admin.token", token_file, 1},
   };
   if (backup_dir != NULL) {
     umask(077); /* the backup holds secrets: the caller's alone */
@@ -90,8 +97,8 @@ int backup_cli(const char *conf_file, char *const *overrides, int n_overrides,
     rc = store_restore(restore_dir, c->state_dir, extra, 2, &n, err, sizeof(err));
     if (rc == 0 && chown_after) {
       nftw(c->state_dir, chown_one, 16, FTW_PHYS);
-      if (strncmp(c->token_file, c->state_dir, strlen(c->state_dir)) != 0)
-        chown_one(c->token_file, NULL, 0, NULL);
+      if (strncmp(token_file, c->state_dir, strlen(c->state_dir)) != 0)
+        chown_one(token_file, NULL, 0, NULL);
     }
     if (rc == 0)
       printf("restored %s into %s: %d packages, %llu bytes\n", restore_dir, c->state_dir,
@@ -99,6 +106,6 @@ int backup_cli(const char *conf_file, char *const *overrides, int n_overrides,
   }
   if (rc < 0)
     fprintf(stderr, "dfotad: %s: %s\n", backup_dir ? "backup" : "restore", err);
-  config_free(c);
+  config_free(conf);
   return rc < 0 ? 1 : 0;
 }

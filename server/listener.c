@@ -19,9 +19,10 @@
 
 static const struct listen_set *addresses(const struct config *c, const struct front_row *row)
 {
-  if (row->proto < 0)
-    return &c->admin_listen;
-  return &c->front[row->proto].listen;
+  static const struct listen_set none;
+  const struct front_conf *fc = front_conf_of(c, row);
+
+  return fc != NULL ? &fc->listen : &none;
 }
 
 static int bind_socket(const struct listen_addr *a, int type, struct config_errors *errs)
@@ -202,7 +203,9 @@ void listeners_bases(const struct config *c, const char *bases[PROTO_COUNT])
 {
   for (int p = 0; p < PROTO_COUNT; p++)
     bases[p] = "";
-  for (const struct front_row *const *row = fronts_table; *row; row++)
-    if ((*row)->proto >= 0 && c->front[(*row)->proto].listen.n > 0)
-      bases[(*row)->proto] = c->front[(*row)->proto].public_url;
+  for (const struct front_row *const *row = fronts_table; *row; row++) {
+    const struct front_conf *fc = front_conf_of(c, *row);
+    if ((*row)->proto >= 0 && fc != NULL && fc->listen.n > 0)
+      bases[(*row)->proto] = fc->public_url;
+  }
 }

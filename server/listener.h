@@ -9,6 +9,7 @@
 
 #include "../net/front.h"
 #include "../util/config.h"
+#include "../util/proto.h"
 
 struct listener_set {
   struct front *head;

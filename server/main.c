@@ -22,18 +22,22 @@
 #include "../fleet/delivery.h"
 #include "../fleet/fleet.h"
 #include "../net/tls_gnutls.h"
-#include "../net/tls_store.h"
+#include "../net/tls_set.h"
 #include "../store/store.h"
 #include "../util/config.h"
 #include "../util/log.h"
+#include "admin/admin_conf.h"
 #include "cli.h"
+#include "fronts.h"
 #include "listener.h"
+#include "server_conf.h"
 
 struct daemon_state {
   const char *conf_file;
   char **overrides;
   int n_overrides;
   struct config *conf;
+  struct server_conf *srv; /* conf's [server] */
   struct store *store;
   struct fleet *fleet;
   struct listener_set active, retired;
@@ -72,39 +76,38 @@ static void print_errors(const struct config_errors *errs)
 
 /* Loads and checks everything a configuration needs that can be checked
  * without binding: the file, and the certificates and keys of every TLS
- * front that listens. NULL on error. */
-static struct config *load_checked(struct daemon_state *ds, struct config_errors *errs)
+ * front that listens, read once and built into the TLS sets the fronts
+ * will take (tls). NULL on error. */
+static struct config *load_checked(struct daemon_state *ds, struct front_tls_sets *tls,
+                                   struct config_errors *errs)
 {
-  struct config *c = config_load(ds->conf_file, ds->overrides, ds->n_overrides, errs);
+  struct config *c = dfotad_config_load(ds->conf_file, ds->overrides, ds->n_overrides, errs);
 
+  tls->n = 0;
   if (c == NULL)
     return NULL;
-  for (int p = 0; p < PROTO_COUNT; p++)
-    /* [ftp] has certificates too when it offers AUTH TLS */
-    if ((proto_secure((enum proto)p) || (c->front[p].tls.cert && c->front[p].tls.cert[0])) &&
-        c->front[p].listen.n > 0) {
-      struct tls_store *st = tls_store_load(&c->front[p].tls, proto_name((enum proto)p), errs);
-      tls_store_free(st);
-    }
-  if (errs->n > 0) {
+  if (fronts_tls_build(c, tls, errs) < 0) {
     config_free(c);
     return NULL;
   }
   return c;
 }
 
+static struct server_conf *server_of(const struct config *c) { return config_section(c, "server"); }
+
 /* Descriptors the configuration may need at once: one per connection of
  * every front that listens (HTTP(S) fronts take a few more, refused at
  * once), the admin API's, and a reserve for the store, logs and sockets. */
 static unsigned long long fd_budget(const struct config *c)
 {
-  unsigned long long n =
-      FD_RESERVE + ADMIN_CONNECTION_LIMIT + (unsigned long long)c->admin_listen.n;
+  unsigned long long n = FD_RESERVE;
 
-  for (int p = 0; p < PROTO_COUNT; p++)
-    if (c->front[p].listen.n > 0)
-      n += (unsigned long long)c->front[p].connection_limit + HTTP_REFUSE_ROOM +
-           (unsigned long long)c->front[p].listen.n;
+  for (const struct front_row *const *r = fronts_table; *r; r++) {
+    const struct front_conf *fc = front_conf_of(c, *r);
+    if (fc != NULL && fc->listen.n > 0)
+      n += (unsigned long long)fc->connection_limit + FRONT_FD_ROOM +
+           (unsigned long long)fc->listen.n;
+  }
   return n;
 }
 
@@ -143,9 +146,11 @@ static int fd_limit(const struct config *c, int apply, struct config_errors *err
 }
 
 /* What a starting front is given. */
-static struct front_env env_of(struct daemon_state *ds, const struct config *c, const char *token)
+static struct front_env env_of(struct daemon_state *ds, const struct config *c, const char *token,
+                               const struct front_tls_sets *tls)
 {
-  struct front_env env = {c, ds->store, ds->fleet, token};
+  const struct fleet_conf *fl = config_section(c, "fleet");
+  struct front_env env = {c, ds->store, ds->fleet, token, fl->token_header, tls->set, tls->n};
   return env;
 }
 
@@ -153,8 +158,9 @@ static struct front_env env_of(struct daemon_state *ds, const struct config *c, 
 static void configure_fleet(struct daemon_state *ds, const struct config *c)
 {
   const char *bases[PROTO_COUNT];
-  struct fleet_limits l = {c->events_per_device, c->report_lines, c->recheck_interval * 1000,
-                           c->auth_failures, c->psk_generate_bytes};
+  const struct fleet_conf *fl = config_section(c, "fleet");
+  struct fleet_limits l = {fl->events_per_device, fl->report_lines, fl->recheck_interval * 1000,
+                           fl->auth_failures, fl->psk_generate_bytes};
 
   listeners_bases(c, bases);
   delivery_set_bases(ds->fleet, bases);
@@ -181,38 +187,41 @@ static void reload(struct daemon_state *ds)
 {
   struct config_errors errs = {0};
   struct listener_set next;
+  struct front_tls_sets tls;
   struct front_env env;
   struct config *c;
   char token[MAX_TOKEN_LEN + 1];
 
   log_info("reload: reading %s", ds->conf_file ? ds->conf_file : "(defaults)");
-  c = load_checked(ds, &errs);
+  c = load_checked(ds, &tls, &errs);
   if (c == NULL)
     goto refused;
-  if (strcmp(c->state_dir, ds->conf->state_dir) != 0)
-    config_errors_add(&errs, "%s: state_dir cannot change without a restart", c->source);
-  if (strcmp(c->user, ds->conf->user) != 0)
-    config_errors_add(&errs, "%s: user cannot change without a restart", c->source);
+  /* a key a reload cannot apply is refused, never ignored */
+  config_reload_check(ds->conf, c, &errs);
   if (errs.n == 0)
     fd_limit(c, 1, &errs);
   if (errs.n == 0)
-    token_load(c->token_file, 1, token, sizeof(token), &errs);
+    token_load(((const struct admin_conf *)config_section(c, "admin"))->token_file, 1, token,
+               sizeof(token), &errs);
   if (errs.n > 0 || listeners_bind(c, &ds->active, &next, &errs) < 0)
     goto refused_free;
-  env = env_of(ds, c, token);
+  env = env_of(ds, c, token, &tls);
   if (listeners_start(&next, &env, &ds->active, &ds->retired, &errs) < 0)
     goto refused_free;
+  fronts_tls_release(&tls); /* the fronts hold what they use */
   ds->active = next;
   configure_fleet(ds, c);
   config_free(ds->conf);
   ds->conf = c;
+  ds->srv = server_of(c);
   memcpy(ds->token, token, sizeof(token));
   explicit_bzero(token, sizeof(token));
-  log_set_level(c->log_level);
+  log_set_level(ds->srv->log_level);
   log_info("reload done");
   return;
 refused_free:
   explicit_bzero(token, sizeof(token));
+  fronts_tls_release(&tls);
   config_free(c);
 refused:
   for (int i = 0; i < errs.n; i++)
@@ -226,16 +235,16 @@ static void shutdown_gracefully(struct daemon_state *ds)
   struct timespec start, now;
 
   listeners_quiesce(&ds->active, &ds->retired);
-  log_info("stopping: %d transfers in flight get up to %d s", atomic_load(&delivery_in_flight),
-           ds->conf->shutdown_timeout);
+  log_info("stopping: %d transfers in flight get up to %d s", delivery_in_flight(),
+           ds->srv->shutdown_timeout);
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
     listeners_tick(&ds->retired, 0);
     if (listeners_reap(&ds->retired, 0) == 0)
       break;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - start.tv_sec >= ds->conf->shutdown_timeout) {
-      log_warn("stopping: %d transfers cut off", atomic_load(&delivery_in_flight));
+    if (now.tv_sec - start.tv_sec >= ds->srv->shutdown_timeout) {
+      log_warn("stopping: %d transfers cut off", delivery_in_flight());
       break;
     }
     usleep(50 * 1000);
@@ -267,9 +276,11 @@ int main(int argc, char **argv)
   struct daemon_state ds = {0};
   struct config_errors errs = {0};
   struct front_env env;
+  struct front_tls_sets tls = {0};
   int test_only = 0, opt;
   const char *backup_dir = NULL, *restore_dir = NULL;
   sigset_t sigs;
+  const char *token_file = "";
   char err[512];
 
   ds.overrides = calloc((size_t)argc, sizeof(char *));
@@ -295,12 +306,16 @@ int main(int argc, char **argv)
     return leave(&ds, &errs,
                  backup_cli(ds.conf_file, ds.overrides, ds.n_overrides, backup_dir, restore_dir));
 
-  ds.conf = load_checked(&ds, &errs);
-  if (ds.conf != NULL)
+  ds.conf = load_checked(&ds, &tls, &errs);
+  if (ds.conf != NULL) {
+    ds.srv = server_of(ds.conf);
+    token_file = ((const struct admin_conf *)config_section(ds.conf, "admin"))->token_file;
     fd_limit(ds.conf, !test_only, &errs);
-  if (ds.conf != NULL && test_only && access(ds.conf->token_file, F_OK) == 0)
-    token_load(ds.conf->token_file, 0, ds.token, sizeof(ds.token), &errs);
+  }
+  if (ds.conf != NULL && test_only && access(token_file, F_OK) == 0)
+    token_load(token_file, 0, ds.token, sizeof(ds.token), &errs);
   if (ds.conf == NULL || errs.n > 0) {
+    fronts_tls_release(&tls);
     print_errors(&errs);
     if (test_only)
       fprintf(stderr, "configuration %s: errors found\n",
@@ -308,10 +323,11 @@ int main(int argc, char **argv)
     return leave(&ds, &errs, 1);
   }
   if (test_only) {
+    fronts_tls_release(&tls);
     printf("configuration %s: ok\n", ds.conf->source);
     return leave(&ds, &errs, 0);
   }
-  log_set_level(ds.conf->log_level);
+  log_set_level(ds.srv->log_level);
 
   /* signals are taken by sigtimedwait below; every thread inherits the mask */
   signal(SIGPIPE, SIG_IGN);
@@ -322,34 +338,40 @@ int main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
   if (listeners_bind(ds.conf, NULL, &ds.active, &errs) < 0) {
+    fronts_tls_release(&tls);
     print_errors(&errs);
     return leave(&ds, &errs, 1);
   }
-  drop_privileges(ds.conf->user);
-  if (store_open(ds.conf->state_dir, ds.conf->flush_interval_ms, &ds.store, err, sizeof(err)) < 0)
+  drop_privileges(ds.srv->user);
+  if (store_open(ds.srv->state_dir,
+                 ((const struct store_conf *)config_section(ds.conf, "store"))->flush_interval_ms,
+                 &ds.store, err, sizeof(err)) < 0)
     fatal("store: %s", err);
-  log_info("state directory: %s", ds.conf->state_dir);
+  log_info("state directory: %s", ds.srv->state_dir);
   if (fleet_open(ds.store, &ds.fleet, err, sizeof(err)) < 0)
     fatal("fleet: %s", err);
-  if (fleet_psk_open(ds.fleet, ds.conf->state_dir, err, sizeof(err)) < 0)
+  if (fleet_psk_open(ds.fleet, ds.srv->state_dir, err, sizeof(err)) < 0)
     fatal("fleet: %s", err);
-  if (token_load(ds.conf->token_file, 1, ds.token, sizeof(ds.token), &errs) < 0) {
+  if (token_load(token_file, 1, ds.token, sizeof(ds.token), &errs) < 0) {
+    fronts_tls_release(&tls);
     print_errors(&errs);
     listeners_discard(&ds.active);
     fleet_close(ds.fleet);
     store_close(ds.store);
     return leave(&ds, &errs, 1);
   }
-  log_info("admin token file: %s", ds.conf->token_file);
+  log_info("admin token file: %s", token_file);
   configure_fleet(&ds, ds.conf);
-  env = env_of(&ds, ds.conf, ds.token);
+  env = env_of(&ds, ds.conf, ds.token, &tls);
   if (listeners_start(&ds.active, &env, NULL, &ds.retired, &errs) < 0) {
+    fronts_tls_release(&tls);
     print_errors(&errs);
     fleet_close(ds.fleet);
     store_close(ds.store);
-    tls_gnutls_shutdown();
+    tls_slot_clear(&tls_gnutls_slot);
     return leave(&ds, &errs, 1);
   }
+  fronts_tls_release(&tls); /* the fronts hold what they use */
   log_info("dfotad ready");
   notify_ready();
 
@@ -376,7 +398,7 @@ int main(int argc, char **argv)
   store_sync(ds.store); /* the fleet's last changes */
   fleet_close(ds.fleet);
   store_close(ds.store);
-  tls_gnutls_shutdown();
+  tls_slot_clear(&tls_gnutls_slot);
   explicit_bzero(ds.token, sizeof(ds.token));
   config_free(ds.conf);
   free(ds.overrides);

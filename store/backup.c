@@ -25,6 +25,7 @@
 #include "../util/log.h"
 #include "../util/util.h"
 #include "db.h"
+#include "store_int.h"
 
 #define SNAPSHOT_TRIES 5
 #define MANIFEST_MAX (64u << 20) /* bytes: a million packages fit */
@@ -74,18 +75,6 @@ static int is_hash(const char *s)
     if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
       return 0;
   return s[64] == '\0';
-}
-
-static int sync_dir(const char *dir)
-{
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int rc;
-
-  if (fd < 0)
-    return -1;
-  rc = fsync(fd);
-  close(fd);
-  return rc;
 }
 
 /* 1 when dir has no entry, 0 when it has one, -1 when unreadable (errno). */
@@ -450,8 +439,8 @@ int store_backup(const char *state_dir, const char *out_dir, const struct backup
   snprintf(tmp, sizeof(tmp), "%s/MANIFEST.tmp", out_dir);
   snprintf(dst, sizeof(dst), "%s/MANIFEST", out_dir);
   snprintf(src, sizeof(src), "%s/packages", out_dir);
-  if (text == NULL || sync_dir(src) < 0 || write_text(tmp, text, err, errlen) < 0 ||
-      rename(tmp, dst) < 0 || sync_dir(out_dir) < 0) {
+  if (text == NULL || fsync_dir(src) < 0 || write_text(tmp, text, err, errlen) < 0 ||
+      rename(tmp, dst) < 0 || fsync_dir(out_dir) < 0) {
     if (err[0] == '\0')
       snprintf(err, errlen, "%s: %s", dst, strerror(errno));
     goto out;
@@ -619,7 +608,7 @@ int store_restore(const char *in_dir, const char *state_dir, const struct backup
     counts->packages += pkg;
   }
   snprintf(dst, sizeof(dst), "%s/packages", state_dir);
-  if (sync_dir(dst) < 0 || sync_dir(state_dir) < 0) {
+  if (fsync_dir(dst) < 0 || fsync_dir(state_dir) < 0) {
     snprintf(err, errlen, "%s: %s", state_dir, strerror(errno));
     goto undo;
   }

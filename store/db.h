@@ -47,6 +47,10 @@ int db_tx_rollout_put(struct db *d, const char *id, const char *state, const cha
 int db_tx_events_trim(struct db *d, const char *device_id, int keep);
 
 int db_devices_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg);
+/* Devices by id after `after` ("": from the first), at most limit, in
+ * state `state` (NULL: any). The number of rows, or -1. */
+int db_devices_page(struct db *d, const char *state, const char *after, int limit,
+                    int (*cb)(const char *id, const char *doc, void *arg), void *arg);
 int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg),
                      void *arg);
 /* A device's events after id `after`, oldest first, at most limit. */

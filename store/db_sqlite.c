@@ -68,6 +68,8 @@ static const char *const migrations[] = {
     "  state TEXT NOT NULL,"
     "  doc TEXT NOT NULL"
     ");",
+    /* 3: the devices in a state (those in flight load first at start) */
+    "CREATE INDEX devices_state ON devices(state, id);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -508,6 +510,43 @@ static int load_docs(struct db *d, const char *sql, int (*cb)(const char *, cons
 int db_devices_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg)
 {
   return load_docs(d, "SELECT id, doc FROM devices ORDER BY id", cb, arg);
+}
+
+int db_devices_page(struct db *d, const char *state, const char *after, int limit,
+                    int (*cb)(const char *id, const char *doc, void *arg), void *arg)
+{
+  /* by the primary key, or by (state, id): no sort either way */
+  const char *sql = state != NULL
+                        ? "SELECT id, doc FROM devices WHERE state = ?3 AND id > ?1"
+                          " ORDER BY id LIMIT ?2"
+                        : "SELECT id, doc FROM devices WHERE id > ?1 ORDER BY id LIMIT ?2";
+  sqlite3_stmt *st = NULL;
+  int n = 0, step;
+
+  if (limit <= 0)
+    return -1;
+  pthread_mutex_lock(&d->mu);
+  if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK) {
+    log_error("database: %s: %s", sql, sqlite3_errmsg(d->h));
+    pthread_mutex_unlock(&d->mu);
+    return -1;
+  }
+  bind_text(st, 1, after);
+  sqlite3_bind_int(st, 2, limit);
+  if (state != NULL)
+    bind_text(st, 3, state);
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    n++;
+    if (cb(col_text(st, 0), col_text(st, 1), arg) != 0)
+      break;
+  }
+  if (step != SQLITE_DONE && step != SQLITE_ROW) {
+    log_error("database: load devices: %s", sqlite3_errmsg(d->h));
+    n = -1;
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&d->mu);
+  return n;
 }
 
 int db_rollouts_load(struct db *d, int (*cb)(const char *id, const char *doc, void *arg), void *arg)

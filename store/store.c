@@ -400,6 +400,11 @@ static void flush_all(void *arg)
 
 void store_sync(struct store *s) { writer_sync(s->writer); }
 
+int store_sync_async(struct store *s, void (*done)(void *arg), void *arg)
+{
+  return writer_sync_async(s->writer, done, arg);
+}
+
 /* ---- open and close ---------------------------------------------------- */
 
 static int load_one(const struct db_package *r, void *arg)
@@ -556,6 +561,12 @@ void store_tx_rollout_put(struct store *s, const char *id, const char *state, co
 int store_devices_load(struct store *s, store_doc_cb cb, void *arg)
 {
   return db_devices_load(s->db, cb, arg);
+}
+
+int store_devices_page(struct store *s, const char *state, const char *after, int limit,
+                       store_doc_cb cb, void *arg)
+{
+  return db_devices_page(s->db, state, after, limit, cb, arg);
 }
 
 int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg)

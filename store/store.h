@@ -103,6 +103,9 @@ void store_record_delivered(struct package *p, uint64_t bytes, int reached_end);
 
 /* Makes the writer commit now and waits for it. */
 void store_sync(struct store *s);
+/* Makes the writer commit now without waiting: done(arg) runs on the
+ * writer's thread once the commit is done. 0, or -1 (done never runs). */
+int store_sync_async(struct store *s, void (*done)(void *arg), void *arg);
 
 /* Checks the database (PRAGMA integrity_check or equivalent): 0 when ok. */
 int store_check(struct store *s, char *msg, size_t len);
@@ -129,6 +132,12 @@ void store_tx_events_trim(struct store *s, const char *device_id, int keep);
 typedef int (*store_doc_cb)(const char *key, const char *doc, void *arg);
 int store_devices_load(struct store *s, store_doc_cb cb, void *arg);
 int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg);
+/* A page of devices by id after `after` ("": from the first), at most
+ * limit, in state `state` (NULL: any): cb(id, doc, arg) per device, in the
+ * database's lock (call nothing of the store from it). The number of
+ * devices, 0 at the end, or -1. */
+int store_devices_page(struct store *s, const char *state, const char *after, int limit,
+                       store_doc_cb cb, void *arg);
 /* A device's events after event id `after` (0: from the first), oldest
  * first, at most limit: cb(id, kind, detail_json, arg); non-zero stops. */
 typedef int (*store_event_cb)(int64_t id, const char *kind, const char *detail, void *arg);

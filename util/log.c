@@ -65,6 +65,34 @@ void log_msg(enum log_level level, const char *fmt, ...)
   va_end(ap);
 }
 
+void log_limit_msg(struct log_limit *l, unsigned per_sec, enum log_level level, const char *fmt,
+                   ...)
+{
+  struct timespec ts;
+  long long now, was;
+  unsigned long long skipped;
+  char text[1536];
+  va_list ap;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  now = (long long)ts.tv_sec;
+  was = atomic_load(&l->sec);
+  if (was != now && atomic_compare_exchange_strong(&l->sec, &was, now))
+    atomic_store(&l->n, 0);
+  if (atomic_fetch_add(&l->n, 1) >= per_sec) {
+    atomic_fetch_add(&l->suppressed, 1);
+    return;
+  }
+  skipped = atomic_exchange(&l->suppressed, 0);
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof(text), fmt, ap);
+  va_end(ap);
+  if (skipped > 0)
+    log_msg(level, "%s (%llu such lines suppressed before)", text, skipped);
+  else
+    log_msg(level, "%s", text);
+}
+
 void fatal(const char *fmt, ...)
 {
   va_list ap;

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "../../api/admin.h"
+#include "admin_conf.h"
 #include "admin_front.h"
 #include "../../net/mhd.h"
 
@@ -28,7 +29,8 @@ static int admin_start(struct front *fr, const struct front_env *env, struct con
   a->ctx.store = env->store;
   a->ctx.fleet = env->fleet;
   snprintf(a->ctx.token, sizeof(a->ctx.token), "%s", env->admin_token);
-  a->ctx.max_upload_size = env->conf->max_upload_size;
+  a->ctx.max_upload_size =
+      ((const struct admin_conf *)config_section(env->conf, fr->row->section))->max_upload_size;
   a->ctx.draining = &fr->draining;
   p.handler = admin_handler;
   p.cls = &a->ctx;
@@ -41,7 +43,16 @@ static int admin_start(struct front *fr, const struct front_env *env, struct con
    * a client that sends part of a large upload and closes cleanly left
    * its connection (and temporary file) until the idle timeout */
   p.poll = 1;
+  p.suspend = 1; /* the event streams wait suspended */
+  if (sse_hub_start(&a->ctx.sse, &fr->draining) < 0) {
+    config_errors_add(errs, "cannot start the event stream's thread");
+    explicit_bzero(a->ctx.token, sizeof(a->ctx.token));
+    free(a);
+    return -1;
+  }
   if (mhd_start(fr, &a->mhd, &p, errs) < 0) {
+    sse_hub_stop(&a->ctx.sse);
+    sse_hub_free(&a->ctx.sse);
     explicit_bzero(a->ctx.token, sizeof(a->ctx.token));
     free(a);
     return -1;
@@ -68,11 +79,19 @@ static void admin_stop(struct front *fr)
 {
   struct admin_front *a = fr->priv;
 
+  sse_hub_stop(&a->ctx.sse); /* no connection may stay suspended */
   mhd_stop(&a->mhd);
+  sse_hub_free(&a->ctx.sse);
   explicit_bzero(a->ctx.token, sizeof(a->ctx.token));
   free(a);
   fr->priv = NULL;
 }
 
-const struct front_row admin_row = {"admin",       -1,         SOCK_STREAM, admin_start,
-                                    admin_quiesce, admin_busy, admin_stop,  NULL};
+const struct front_row admin_row = {.section = "admin",
+                                    .proto = -1,
+                                    .socktype = SOCK_STREAM,
+                                    .start = admin_start,
+                                    .quiesce = admin_quiesce,
+                                    .busy = admin_busy,
+                                    .stop = admin_stop,
+                                    .conf = &admin_conf_section};

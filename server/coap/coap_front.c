@@ -22,12 +22,14 @@
 
 #include "../../net/front.h"
 #include "../../util/util.h"
+#include "coap_conf.h"
 #include "coap_int.h"
 #include "lwm2m.h"
 
 #define LOOP_MS 200         /* the thread's longest wait: stop and reload latency */
 #define HOUSEKEEP_MS 500    /* expiry, pending settings, key wiping */
 #define BUSY_WINDOW_MS 5000 /* a download active this recently keeps a draining front busy */
+#define WAIT_POLL_MS 2      /* the thread's wait while answers wait on commits */
 #define TRIM_MS 10000       /* memory freed by ended handshakes goes back this often */
 
 static pthread_mutex_t engines_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -43,8 +45,10 @@ static void coap_logger(coap_log_t level, const char *message)
 
   while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
     n--;
+  /* SECURITY: a peer can make libcoap say things (a spoofed RST is an
+   * alert to it): at a bounded rate */
   if (level <= LOG_ERR)
-    log_warn("libcoap: %.*s", (int)n, message);
+    log_limited(LOG_WARN, 5, "libcoap: %.*s", (int)n, message);
   else
     log_debug("libcoap: %.*s", (int)n, message);
 }
@@ -84,72 +88,153 @@ void coap_peer_text(coap_session_t *s, char *ip, size_t iplen, char *ipport, siz
   snprintf(ip, iplen, "%s", buf);
 }
 
-/* ---- sessions per client address ------------------------------------- */
+/* ---- what sessions hold (net/admission.h) ------------------------------ */
 
-struct ip_count {
-  char ip[INET6_ADDRSTRLEN];
-  int n;
-  struct ip_count *next;
-};
+/* SECURITY: a source counts against its address only once it is real: a
+ * CoAP session at its first datagram (no handshake to wait for), a DTLS
+ * one once its cookie came back and its PSK identity was asked for (a
+ * handshake), then once its handshake completed (a session). A ClientHello
+ * alone (spoofable) counts for nothing; and since the count is kept here,
+ * it does not depend on libcoap deleting every session with an event. */
 
-static struct ip_count **ipc_slot(struct coap_engine *e, const char *ip)
+int coap_session_over(coap_session_t *s)
 {
-  struct ip_count **pp = &e->ipc[hash_str(ip) & (e->nipc - 1)];
+  const struct coap_peer *p = coap_session_get_app_data(s);
 
-  while (*pp && strcmp((*pp)->ip, ip) != 0)
-    pp = &(*pp)->next;
-  return pp;
+  return p != NULL && p->over;
 }
 
-/* +1 or -1 session for the address of s; returns the count after. */
-static int ipc_add(struct coap_engine *e, coap_session_t *s, int d)
+struct coap_peer *coap_peer_get(struct coap_engine *e, coap_session_t *s)
 {
-  char ip[INET6_ADDRSTRLEN], ipport[INET6_ADDRSTRLEN + 16];
-  struct ip_count **pp, *c;
+  struct coap_peer *p = coap_session_get_app_data(s);
 
-  coap_peer_text(s, ip, sizeof(ip), ipport, sizeof(ipport));
-  pp = ipc_slot(e, ip);
-  c = *pp;
-  if (c == NULL) {
-    if (d < 0 || (c = calloc(1, sizeof(*c))) == NULL)
-      return 0;
-    snprintf(c->ip, sizeof(c->ip), "%s", ip);
-    *pp = c;
+  if (p != NULL)
+    return p;
+  p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    return NULL;
+  p->s = s;
+  p->next = e->peers;
+  if (e->peers)
+    e->peers->prev = p;
+  e->peers = p;
+  coap_session_set_app_data(s, p);
+  return p;
+}
+
+static void log_revoked(const struct coap_engine *e, const struct coap_peer *p)
+{
+  log_limited(LOG_INFO, 5, "%s: PSK identity %s: its key was removed or changed; session ended",
+              proto_name(e->proto), p->identity);
+}
+
+static void peer_free(struct coap_engine *e, struct coap_peer *p)
+{
+  /* a revoked session its client closed before the sweep came round */
+  if (p->revoked == 1 && p->connected)
+    log_revoked(e, p);
+  adm_give(e->adm, &p->conn);
+  adm_give(e->adm, &p->handshake);
+  if (p->counted) {
+    delivery_sessions_open(e->proto, -1);
+    e->nsessions--;
   }
-  c->n += d;
-  if (c->n <= 0) {
-    *pp = c->next;
-    free(c);
-    return 0;
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    e->peers = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  explicit_bzero(p->digest, sizeof(p->digest));
+  free(p);
+}
+
+/* s is established: counted, and against its address's limit. */
+static void peer_established(struct coap_engine *e, coap_session_t *s)
+{
+  struct coap_peer *p = coap_peer_get(e, s);
+  const coap_address_t *ra = coap_session_get_addr_remote(s);
+  struct adm_key k;
+
+  if (p == NULL || p->counted)
+    return;
+  adm_give(e->adm, &p->handshake);
+  p->counted = 1;
+  delivery_sessions_open(e->proto, 1);
+  e->nsessions++;
+  adm_key_addr(ra != NULL ? &ra->addr.sa : NULL, &k);
+  /* SECURITY: one address may hold at most per_ip sessions; the others
+   * get no answer but 5.03 */
+  if (adm_take(e->adm, &k, ADM_CONN, (unsigned)(e->set.per_ip > 0 ? e->set.per_ip : 0), &p->conn) <
+      0) {
+    p->over = 1;
+    delivery_count(e->proto, FC_REFUSED, 1);
   }
-  return c->n;
 }
 
 static int on_event(coap_session_t *s, const coap_event_t ev)
 {
   struct coap_engine *e = coap_get_app_data(coap_session_get_context(s));
+  struct coap_peer *p = coap_session_get_app_data(s);
 
   switch (ev) {
   case COAP_EVENT_SERVER_SESSION_NEW:
-    atomic_fetch_add(&e->stats->open, 1);
-    e->nsessions++;
-    /* SECURITY: one address may hold at most per_ip sessions; the others
-     * get no handshake and no answer but 5.03 */
-    if (ipc_add(e, s, 1) > e->set.per_ip && e->set.per_ip > 0) {
-      coap_session_set_app_data(s, COAP_SESSION_OVER);
-      atomic_fetch_add(&e->stats->refused, 1);
+    if (e->proto == PROTO_COAP)
+      peer_established(e, s);
+    break;
+  case COAP_EVENT_DTLS_CONNECTED:
+    delivery_count(e->proto, FC_HANDSHAKES, 1);
+    peer_established(e, s);
+    p = coap_session_get_app_data(s);
+    if (p != NULL) {
+      p->connected = 1;
+      coap_dtls_connected(e, p);
     }
     break;
-  case COAP_EVENT_SERVER_SESSION_DEL:
-    atomic_fetch_sub(&e->stats->open, 1);
-    e->nsessions--;
-    ipc_add(e, s, -1);
+  case COAP_EVENT_DTLS_ERROR:
+    delivery_count(e->proto, FC_HANDSHAKE_FAILURES, 1);
+    if (p != NULL && !p->connected)
+      coap_dtls_failed(e, p);
     break;
-  case COAP_EVENT_DTLS_CONNECTED: atomic_fetch_add(&e->stats->handshakes, 1); break;
-  case COAP_EVENT_DTLS_ERROR: atomic_fetch_add(&e->stats->handshake_failures, 1); break;
+  case COAP_EVENT_SERVER_SESSION_DEL:
+    if (p != NULL) {
+      if (e->proto == PROTO_COAPS && !p->connected)
+        coap_dtls_failed(e, p); /* a handshake given up */
+      coap_session_set_app_data(s, NULL);
+      peer_free(e, p);
+    }
+    break;
   default: break;
   }
   return 0;
+}
+
+/* Ends the sessions whose PSK was removed or changed (checked now and then,
+ * and by every request), and the handshakes that knew their key and did
+ * not complete in time (a wrong key): outside libcoap's callbacks, on the
+ * thread. */
+static void peers_sweep(struct coap_engine *e, int64_t now)
+{
+  int check = now - e->swept >= COAP_PSK_SWEEP_MS;
+
+  if (check)
+    e->swept = now;
+  for (struct coap_peer *p = e->peers, *next; p != NULL; p = next) {
+    next = p->next;
+    if (check && p->connected && !p->revoked && p->identity[0] != '\0' &&
+        !coap_dtls_key_current(e, p))
+      p->revoked = 1;
+    if (!p->connected && p->identity[0] != '\0' && now - p->asked > COAP_PSK_FINISH_MS) {
+      coap_dtls_failed(e, p); /* reported once: it clears the identity */
+      coap_session_disconnected(p->s, COAP_NACK_TLS_FAILED);
+      continue;
+    }
+    if (p->revoked == 1 && p->connected) {
+      p->revoked = 2; /* once */
+      log_revoked(e, p);
+      coap_session_disconnected(p->s, COAP_NACK_TLS_FAILED);
+    }
+  }
 }
 
 /* ---- the engine ---------------------------------------------------------- */
@@ -157,7 +242,12 @@ static int on_event(coap_session_t *s, const coap_event_t ev)
 static void apply_limits(struct coap_engine *e)
 {
   coap_context_set_max_idle_sessions(e->ctx, (unsigned)e->set.sessions);
-  coap_context_set_max_handshake_sessions(e->ctx, (unsigned)e->set.handshakes);
+  /* SECURITY: libcoap counts every source that sent a ClientHello as a
+   * handshake for 30 s (and ignores new ones beyond its limit), though only
+   * a cookie that came back makes one: spoofed ClientHellos would lock the
+   * real devices out. Its limit leaves room for them; the real handshakes
+   * are capped per address when their PSK identity is asked for. */
+  coap_context_set_max_handshake_sessions(e->ctx, (unsigned)e->set.handshakes * COAP_HELLO_FACTOR);
   coap_context_set_session_timeout(e->ctx, (unsigned)e->set.timeout);
 }
 
@@ -165,7 +255,7 @@ static void apply_limits(struct coap_engine *e)
 static void apply_pending(struct coap_engine *e)
 {
   struct coap_settings *set;
-  struct tls_store *tls;
+  struct tls_set *tls;
   int tls_set;
   struct config_errors errs = {0};
 
@@ -185,7 +275,6 @@ static void apply_pending(struct coap_engine *e)
   if (tls_set) {
     if (coap_dtls_setup(e, tls, &errs) < 0) {
       log_error("%s: certificates not reloaded; the previous ones stay", proto_name(e->proto));
-      tls_store_free(tls);
     }
     config_errors_clear(&errs);
   }
@@ -196,15 +285,26 @@ static void *engine_main(void *arg)
   struct coap_engine *e = arg;
   int64_t last = 0, trimmed = 0;
 
+  unsigned seen = 0;
+
   while (!atomic_load(&e->stop)) {
     int64_t now;
-    coap_io_process(e->ctx, LOOP_MS);
+    unsigned done;
+    /* answers waiting on the writer: a short wait, so that each goes out
+     * within WAIT_POLL_MS of its commit */
+    coap_io_process(e->ctx,
+                    coap_waits_pending(e) || lwm2m_commits_pending(e) ? WAIT_POLL_MS : LOOP_MS);
     now = mono_ms();
+    if ((done = atomic_load(&e->commits_done)) != seen || coap_waits_pending(e)) {
+      seen = done;
+      coap_waits_run(e, now);
+    }
     lwm2m_tick(e, now);
     if (now - last >= HOUSEKEEP_MS) {
       last = now;
       apply_pending(e);
       coap_dtls_wipe(e);
+      peers_sweep(e, now);
       coap_xfers_expire(&e->xfers, now, COAP_XFER_IDLE_MS);
       atomic_store(&e->active, coap_xfers_active(&e->xfers, now, BUSY_WINDOW_MS));
     }
@@ -222,37 +322,34 @@ static void engine_free(struct coap_engine *e)
 {
   lwm2m_free(e); /* its sessions' references first */
   if (e->ctx) {
+    coap_waits_free(e);        /* their sessions' references, while the context lives */
     coap_free_context(e->ctx); /* before the downloads: no handler runs after */
     e->ctx = NULL;
-    atomic_fetch_sub(&e->stats->open, e->nsessions); /* freed without events */
+    delivery_sessions_open(e->proto, -e->nsessions); /* freed without events */
   }
+  while (e->peers != NULL) {
+    e->peers->counted = 0; /* already taken off above */
+    peer_free(e, e->peers);
+  }
+  adm_free(e->adm);
   coap_xfers_free(&e->xfers);
-  if (e->ipc) {
-    for (size_t i = 0; i < e->nipc; i++)
-      while (e->ipc[i]) {
-        struct ip_count *c = e->ipc[i];
-        e->ipc[i] = c->next;
-        free(c);
-      }
-    free(e->ipc);
-  }
   pthread_mutex_lock(&e->mu);
   free(e->pending_set);
   if (e->pending_tls_set)
-    tls_store_free(e->pending_tls);
+    tls_set_unref(e->pending_tls);
   pthread_mutex_unlock(&e->mu);
-  tls_store_free(e->tls);
+  tls_set_unref(e->tls);
   pthread_mutex_destroy(&e->mu);
   explicit_bzero(e->psk_out, sizeof(e->psk_out));
   free(e);
 }
 
-static void settings_of(const struct front_conf *fc, struct coap_settings *s)
+static void settings_of(const struct coap_conf *fc, struct coap_settings *s)
 {
-  s->sessions = fc->connection_limit;
+  s->sessions = fc->base.connection_limit;
   s->handshakes = fc->handshake_limit;
-  s->timeout = fc->timeout;
-  s->per_ip = fc->per_ip_limit;
+  s->timeout = fc->base.timeout;
+  s->per_ip = fc->base.per_ip_limit;
   s->anonymous = fc->anonymous_packages;
   s->max_report = fc->max_report;
   s->lwm2m = fc->lwm2m;
@@ -275,27 +372,27 @@ static void listen_key(const struct front *fr, char *out, size_t len)
 
 /* Binds fr's addresses in a new context and starts its thread. */
 static struct coap_engine *engine_new(struct front *fr, const struct front_env *env,
-                                      struct tls_store *tls, struct config_errors *errs)
+                                      struct tls_set *tls, struct config_errors *errs)
 {
-  const struct front_conf *fc = &env->conf->front[fr->row->proto];
+  const struct coap_conf *fc = config_section(env->conf, fr->row->section);
   struct coap_engine *e = calloc(1, sizeof(*e));
 
   if (e == NULL) {
-    tls_store_free(tls);
+    tls_set_unref(tls);
     config_errors_add(errs, "%s: out of memory", fr->row->section);
     return NULL;
   }
   e->proto = (enum proto)fr->row->proto;
   e->fleet = env->fleet;
-  e->stats = &delivery_sessions[e->proto];
   pthread_mutex_init(&e->mu, NULL);
   settings_of(fc, &e->set);
   listen_key(fr, e->listen_key, sizeof(e->listen_key));
-  e->nipc = 1024;
-  e->ipc = calloc(e->nipc, sizeof(*e->ipc));
-  if (e->ipc == NULL || coap_xfers_init(&e->xfers, COAP_XFER_MAX) < 0 ||
+  e->adm = adm_new((unsigned)(fc->base.connection_limit + fc->handshake_limit) * 2 < ADM_TABLE_MAX
+                       ? (unsigned)(fc->base.connection_limit + fc->handshake_limit) * 2
+                       : ADM_TABLE_MAX);
+  if (e->adm == NULL || coap_xfers_init(&e->xfers, COAP_XFER_MAX) < 0 ||
       (e->ctx = coap_new_context(NULL)) == NULL) {
-    tls_store_free(tls);
+    tls_set_unref(tls);
     config_errors_add(errs, "%s: cannot set up libcoap", fr->row->section);
     goto fail;
   }
@@ -308,7 +405,7 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
   if (e->proto == PROTO_COAPS && coap_dtls_setup(e, tls, errs) < 0)
     goto fail;
   if (e->proto != PROTO_COAPS)
-    tls_store_free(tls);
+    tls_set_unref(tls);
   if (coap_res_register(e) < 0 || lwm2m_init(e) < 0) {
     config_errors_add(errs, "%s: cannot register resources", fr->row->section);
     goto fail;
@@ -340,30 +437,36 @@ fail:
 
 static int coap_start(struct front *fr, const struct front_env *env, struct config_errors *errs)
 {
-  const struct front_conf *fc = &env->conf->front[fr->row->proto];
-  struct tls_store *tls = NULL;
+  const struct coap_conf *fc = config_section(env->conf, fr->row->section);
+  struct tls_set *tls = NULL;
   struct coap_engine *e;
   char key[sizeof(e->listen_key)];
 
   pthread_once(&startup_once, startup);
   if (fc->tls.n_sni > 0 || (fc->tls.priorities != NULL && fc->tls.priorities[0] != '\0'))
     log_warn("%s: sni and priorities are not used over DTLS (see README)", fr->row->section);
-  if (fc->lwm2m && fc->lwm2m_lifetime_min > fc->lwm2m_lifetime_max) {
-    config_errors_add(errs, "%s: lwm2m_lifetime_min is above lwm2m_lifetime_max", fr->row->section);
-    return -1;
-  }
-  if (fr->row->proto == PROTO_COAPS && fc->tls.cert != NULL && fc->tls.cert[0] != '\0' &&
-      (tls = tls_store_load(&fc->tls, fr->row->section, errs)) == NULL)
-    return -1;
+  /* this reload's set, read and built once (tls_set.h); NULL: PSK only */
+  if (fr->row->proto == PROTO_COAPS)
+    tls = tls_set_ref(front_env_tls(env, fr->row));
   listen_key(fr, key, sizeof(key));
   pthread_mutex_lock(&engines_mu);
   e = engines[fr->row->proto];
   if (e != NULL && !atomic_load(&e->draining) && strcmp(e->listen_key, key) == 0) {
     /* a reload on the same addresses: in place (see the top) */
-    struct coap_settings *set = malloc(sizeof(*set));
+    struct coap_settings *set;
+    if (fr->row->proto == PROTO_COAPS && tls == NULL && atomic_load(&e->has_pki)) {
+      /* refused, not ignored: the engine would go on with the old one */
+      pthread_mutex_unlock(&engines_mu);
+      config_errors_add(errs,
+                        "%s: cert removed: a running engine cannot drop its certificate "
+                        "(libcoap); restart dfotad, or change [%s] listen with it",
+                        fr->row->section, fr->row->section);
+      return -1;
+    }
+    set = malloc(sizeof(*set));
     if (set == NULL) {
       pthread_mutex_unlock(&engines_mu);
-      tls_store_free(tls);
+      tls_set_unref(tls);
       config_errors_add(errs, "%s: out of memory", fr->row->section);
       return -1;
     }
@@ -372,11 +475,11 @@ static int coap_start(struct front *fr, const struct front_env *env, struct conf
     free(e->pending_set);
     e->pending_set = set;
     if (e->pending_tls_set)
-      tls_store_free(e->pending_tls);
+      tls_set_unref(e->pending_tls);
     e->pending_tls = tls;
     e->pending_tls_set = fr->row->proto == PROTO_COAPS && tls != NULL;
     if (!e->pending_tls_set)
-      tls_store_free(tls);
+      tls_set_unref(tls);
     pthread_mutex_unlock(&e->mu);
     atomic_fetch_add(&e->refs, 1);
     pthread_mutex_unlock(&engines_mu);
@@ -431,7 +534,21 @@ static void coap_stop(struct front *fr)
   engine_free(e);
 }
 
-const struct front_row coap_front_row = {"coap",       PROTO_COAP, 0,         coap_start,
-                                         coap_quiesce, coap_busy,  coap_stop, NULL};
-const struct front_row coaps_front_row = {"coaps",      PROTO_COAPS, 0,         coap_start,
-                                          coap_quiesce, coap_busy,   coap_stop, NULL};
+const struct front_row coap_front_row = {.section = "coap",
+                                         .proto = PROTO_COAP,
+                                         .start = coap_start,
+                                         .quiesce = coap_quiesce,
+                                         .busy = coap_busy,
+                                         .stop = coap_stop,
+                                         .conf = &coap_conf_section,
+                                         .datagram = 1};
+const struct front_row coaps_front_row = {.section = "coaps",
+                                          .proto = PROTO_COAPS,
+                                          .start = coap_start,
+                                          .quiesce = coap_quiesce,
+                                          .busy = coap_busy,
+                                          .stop = coap_stop,
+                                          .conf = &coaps_conf_section,
+                                          .datagram = 1,
+                                          .tls = TLS_ADAPTER_DTLS,
+                                          .tls_offset = offsetof(struct coap_conf, tls)};

@@ -11,6 +11,7 @@
 
 #include "../../fleet/delivery.h"
 #include "../../util/limits.h"
+#include "coap_limits.h"
 
 /* CoAP option numbers we read or write (RFC 7252, 7959, 8516) */
 enum {

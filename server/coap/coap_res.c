@@ -15,7 +15,9 @@
 #include "autoconfig.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../util/util.h"
 #include "coap_int.h"
@@ -53,7 +55,7 @@ static void answer(struct call *c, int code, const char *text)
 
   coap_pdu_set_code(c->resp, (coap_pdu_code_t)COAP_RESPONSE_CODE(code));
   if (code / 100 == 4 && code != 404 && code != 403)
-    atomic_fetch_add(&c->e->stats->bad_requests, 1);
+    delivery_count(c->e->proto, FC_BAD_REQUESTS, 1);
   if (n > 0 && (c->secure || 5 + n <= COAP_AMPLIFICATION * c->req_size))
     coap_add_data(c->resp, n, (const uint8_t *)text);
 }
@@ -106,21 +108,15 @@ static void download(struct call *c)
     /* SECURITY: a token or a package id, looked up in memory; nothing of
      * the request reaches the file system */
     /* fetch = 0: a block that cannot be served must not move the device
-     * to downloading; asked again with fetch = 1 once it can */
+     * to downloading; target_fetch() once it can */
     if (c->r.route == ROUTE_OFFER)
       res = delivery_resolve_offer(e->fleet, c->r.name, NULL, 0, &t);
     else if (e->set.anonymous)
       res = delivery_resolve_package(e->fleet, c->r.name, &t);
     else
       res = RESOLVE_NOT_FOUND;
-    if (res == RESOLVE_NOT_FOUND) {
-      answer(c, 404, "no such download");
-      return;
-    }
-    if (res != RESOLVE_OK || t.pkg->status != PKG_OK || t.pkg->map == NULL) {
-      if (res == RESOLVE_OK)
-        target_release(&t);
-      answer(c, 503, "package damaged on the server");
+    if (res != RESOLVE_OK) {
+      answer(c, res == RESOLVE_NOT_FOUND ? 404 : 503, delivery_resolve_text(res));
       return;
     }
     size = t.pkg->size;
@@ -129,18 +125,7 @@ static void download(struct call *c)
       target_release(&t); /* nothing recorded for a block that cannot be */
       goto refuse;
     }
-    if (c->r.route == ROUTE_OFFER) {
-      target_release(&t);
-      if (delivery_resolve_offer(e->fleet, c->r.name, NULL, 1, &t) != RESOLVE_OK) {
-        answer(c, 404, "no such download");
-        return;
-      }
-      if (t.pkg->size != size || t.pkg->map == NULL) { /* a new offer in between */
-        target_release(&t);
-        answer_later(c, 503, 1);
-        return;
-      }
-    }
+    target_fetch(e->fleet, &t);
     struct transfer *tr = transfer_begin(e->fleet, &t, e->proto, ip);
     if (tr == NULL || (x = coap_xfers_add(&e->xfers, key, tr, now)) == NULL) {
       answer(c, 500, "out of memory");
@@ -204,74 +189,234 @@ static int identity(struct call *c, struct device_identity *who, char *peer, cha
   return 0;
 }
 
-/* JSON string text: the characters of our fields need only these escapes */
-static void json_str(char *out, size_t len, const char *s)
-{
-  size_t n = 0;
+/* ---- answers that wait on a commit -------------------------------------
+ * A check-in or report that changed state is committed before it is
+ * answered, and the engine's thread never waits on the disk: the request
+ * is registered with libcoap as a separate response (an empty ACK at once
+ * when it is confirmable), the commit is handed to the store's writer, and
+ * once the writer says it is done the engine triggers the request, whose
+ * handler runs again and sends the answer prepared before. Other sessions
+ * are served meanwhile. */
 
-  for (; *s && n + 7 < len; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\') {
-      out[n++] = '\\';
-      out[n++] = (char)ch;
-    } else if (ch < 0x20) {
-      n += (size_t)snprintf(out + n, len - n, "\\u%04x", ch);
+enum { WAIT_CHECKIN = 1, WAIT_REPORT };
+
+struct coap_wait {
+  struct coap_engine *e;
+  coap_session_t *s; /* referenced while we wait */
+  uint8_t token[8];
+  size_t tkl;
+  int kind;
+  atomic_int committed; /* set by the writer's thread */
+  int triggered, answered;
+  int64_t triggered_at;
+  union {
+    struct checkin_answer ck;
+    struct report_answer rp;
+  } a;
+  struct coap_wait *next;
+};
+
+#define WAIT_LOST_MS 5000 /* a triggered request libcoap never handed back */
+
+/* The writer's thread: the commit is done. Touches w only before it says
+ * so, and e last: the engine may free w at once, and waits for
+ * commits_out to reach 0 before it goes. */
+static void commit_done(void *arg)
+{
+  struct coap_wait *w = arg;
+  struct coap_engine *e = w->e;
+
+  atomic_store(&w->committed, 1);
+  atomic_fetch_add(&e->commits_done, 1);
+  atomic_fetch_sub(&e->commits_out, 1);
+}
+
+static void wait_free(struct coap_wait *w)
+{
+  coap_session_release(w->s);
+  free(w);
+}
+
+/* Hands the prepared answer's commit to the writer and leaves the request
+ * pending; 0, or -1 (nothing taken: commit synchronously and answer). */
+static int wait_for_commit(struct call *c, int kind, const void *answer_data, size_t len)
+{
+  coap_bin_const_t tok = coap_pdu_get_token(c->req);
+  struct coap_wait *w;
+  coap_async_t *as;
+
+  if (!coap_async_is_supported() || tok.length > sizeof(w->token))
+    return -1;
+  w = calloc(1, sizeof(*w));
+  if (w == NULL)
+    return -1;
+  as = coap_register_async(c->s, c->req, 0); /* 0: until triggered */
+  if (as == NULL) {
+    free(w);
+    return -1;
+  }
+  w->e = c->e;
+  w->s = coap_session_reference(c->s);
+  memcpy(w->token, tok.s, tok.length);
+  w->tkl = tok.length;
+  w->kind = kind;
+  memcpy(&w->a, answer_data, len);
+  coap_async_set_app_data(as, w);
+  atomic_fetch_add(&c->e->commits_out, 1);
+  if (delivery_commit(c->e->fleet, commit_done, w) < 0) {
+    atomic_fetch_sub(&c->e->commits_out, 1);
+    delivery_commit_wait(c->e->fleet);
+    atomic_store(&w->committed, 1);
+    atomic_fetch_add(&c->e->commits_done, 1);
+  }
+  w->next = c->e->waits;
+  c->e->waits = w;
+  /* no code: libcoap sends an empty ACK to a confirmable request */
+  return 0;
+}
+
+/* The wait of a request triggered again, or NULL for a new request. A
+ * retransmission that comes while the commit runs gets an empty ACK
+ * again (*busy set). */
+static struct coap_wait *waiting(struct call *c, int *busy)
+{
+  coap_async_t *as = coap_find_async(c->s, coap_pdu_get_token(c->req));
+  struct coap_wait *w = as ? coap_async_get_app_data(as) : NULL;
+
+  *busy = 0;
+  if (w == NULL)
+    return NULL;
+  if (!w->triggered) {
+    *busy = 1;
+    return NULL;
+  }
+  w->answered = 1;
+  return w;
+}
+
+void coap_waits_run(struct coap_engine *e, int64_t now)
+{
+  struct coap_wait **pp = &e->waits;
+
+  while (*pp != NULL) {
+    struct coap_wait *w = *pp;
+    int drop = 0;
+    if (w->answered) {
+      drop = 1;
+    } else if (w->triggered) {
+      drop = now - w->triggered_at >= WAIT_LOST_MS;
+    } else if (atomic_load(&w->committed)) {
+      coap_bin_const_t tok = {w->tkl, w->token};
+      coap_async_t *as = coap_find_async(w->s, tok);
+      if (as == NULL) {
+        drop = 1; /* the session went, and its request with it */
+      } else {
+        coap_async_trigger(as);
+        w->triggered = 1;
+        w->triggered_at = now;
+      }
+    }
+    if (drop) {
+      *pp = w->next;
+      wait_free(w);
     } else {
-      out[n++] = (char)ch;
+      pp = &w->next;
     }
   }
-  out[n] = '\0';
+}
+
+int coap_waits_pending(const struct coap_engine *e) { return e->waits != NULL; }
+
+void coap_waits_free(struct coap_engine *e)
+{
+  /* the writer tells every commit asked for; none may touch e after */
+  while (atomic_load(&e->commits_out) > 0)
+    usleep(1000);
+  while (e->waits != NULL) {
+    struct coap_wait *w = e->waits;
+    e->waits = w->next;
+    wait_free(w);
+  }
+}
+
+/* ---- check-ins and reports: the core's verdict on CoAP's wire ------------ */
+
+static void checkin_reply(struct call *c, const struct checkin_answer *a)
+{
+  const char *body = a->text;
+  int fmt = COAP_FMT_TEXT;
+
+  switch (a->verdict) {
+  case VERDICT_OFFER: break;
+  case VERDICT_NOTHING: coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CONTENT); return;
+  case VERDICT_LATER: answer_later(c, 429, a->retry_after); return;
+  case VERDICT_FORBIDDEN: answer(c, 403, a->text); return;
+  case VERDICT_BAD_REQUEST:
+  case VERDICT_NO_TRANSPORT:
+  default: answer(c, 400, a->text); return;
+  }
+  if (c->r.accept == COAP_FMT_JSON) {
+    body = a->json;
+    fmt = COAP_FMT_JSON;
+  }
+  coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CONTENT);
+  add_uint_option(c->resp, COAPOPT_CONTENT_FORMAT, (uint64_t)fmt);
+  if (body[0] == '\0' || !coap_add_data(c->resp, strlen(body), (const uint8_t *)body))
+    answer(c, 500, "answer too large");
+}
+
+static void report_reply(struct call *c, const struct report_answer *a)
+{
+  switch (a->verdict) {
+  case VERDICT_NOTHING: break;
+  case VERDICT_LATER: answer_later(c, 429, a->retry_after); return;
+  case VERDICT_FORBIDDEN: answer(c, 403, a->text); return;
+  default: answer(c, 400, a->text); return;
+  }
+  coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CHANGED);
+  add_uint_option(c->resp, COAPOPT_CONTENT_FORMAT, COAP_FMT_JSON);
+  coap_add_data(c->resp, strlen(a->json), (const uint8_t *)a->json);
 }
 
 static void checkin(struct call *c)
 {
   struct device_identity who;
   struct checkin_answer a;
-  char peer[DEVICE_ID_MAX + 1], ip[64], body[1200], f[PKG_FIELD_MAX * 2 + 4],
-      t[PKG_FIELD_MAX * 2 + 4];
-  int n;
+  struct coap_wait *w;
+  char peer[DEVICE_ID_MAX + 1], ip[64];
+  int busy;
 
-  if (identity(c, &who, peer, ip, sizeof(ip)) < 0)
+  if ((w = waiting(c, &busy)) != NULL) {
+    checkin_reply(c, &w->a.ck);
     return;
-  delivery_checkin(c->e->fleet, &who, c->r.has_version ? c->r.version : NULL,
-                   c->r.has_transport ? c->r.transport : NULL, &a);
-  switch (a.verdict) {
-  case VERDICT_OFFER: break;
-  case VERDICT_NOTHING: coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CONTENT); return;
-  case VERDICT_LATER: answer_later(c, 429, a.retry_after); return;
-  case VERDICT_FORBIDDEN: answer(c, 403, "forbidden"); return;
-  case VERDICT_BAD_REQUEST:
-  case VERDICT_NO_TRANSPORT:
-  default: answer(c, 400, a.message[0] ? a.message : "bad request"); return;
   }
-  coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CONTENT);
-  if (c->r.accept == COAP_FMT_JSON) {
-    json_str(f, sizeof(f), a.from);
-    json_str(t, sizeof(t), a.to);
-    n = snprintf(body, sizeof(body),
-                 "{\"url\":\"%s\",\"size\":%llu,\"sha256\":\"%s\",\"from\":\"%s\",\"to\":\"%s\","
-                 "\"package\":\"%s\",\"request_size\":%d,\"rollout\":\"%s\"}",
-                 a.url, (unsigned long long)a.size, a.sha256, f, t, a.package_id, a.request_size,
-                 a.rollout);
-    add_uint_option(c->resp, COAPOPT_CONTENT_FORMAT, COAP_FMT_JSON);
-  } else {
-    /* the URL for AT+QFOTADL, alone */
-    n = snprintf(body, sizeof(body), "%s", a.url);
-    add_uint_option(c->resp, COAPOPT_CONTENT_FORMAT, COAP_FMT_TEXT);
+  if (busy || identity(c, &who, peer, ip, sizeof(ip)) < 0)
+    return;
+  delivery_checkin_nowait(c->e->fleet, &who, c->r.has_version ? c->r.version : NULL,
+                          c->r.has_transport ? c->r.transport : NULL, &a);
+  if (a.must_commit) {
+    if (wait_for_commit(c, WAIT_CHECKIN, &a, sizeof(a)) == 0)
+      return;
+    delivery_commit_wait(c->e->fleet);
   }
-  if (n < 0 || (size_t)n >= sizeof(body) || !coap_add_data(c->resp, (size_t)n, (uint8_t *)body))
-    answer(c, 500, "answer too large");
+  checkin_reply(c, &a);
 }
 
 static void report(struct call *c)
 {
   struct device_identity who;
   struct report_answer a;
-  char peer[DEVICE_ID_MAX + 1], ip[64], body[256], st[80];
+  struct coap_wait *w;
+  char peer[DEVICE_ID_MAX + 1], ip[64];
   const uint8_t *data = NULL;
   size_t len = 0;
+  int busy;
 
-  if (identity(c, &who, peer, ip, sizeof(ip)) < 0)
+  if ((w = waiting(c, &busy)) != NULL) {
+    report_reply(c, &w->a.rp);
+    return;
+  }
+  if (busy || identity(c, &who, peer, ip, sizeof(ip)) < 0)
     return;
   coap_get_data(c->req, &len, &data);
   /* SECURITY: a report is a few URC lines in one datagram; no Block1 */
@@ -280,21 +425,14 @@ static void report(struct call *c)
     add_uint_option(c->resp, COAPOPT_SIZE1, (uint64_t)c->e->set.max_report);
     return;
   }
-  delivery_report(c->e->fleet, &who, c->r.content_format == COAP_FMT_JSON,
-                  len ? (const char *)data : "", len, &a);
-  if (a.verdict == VERDICT_FORBIDDEN) {
-    answer(c, 403, "forbidden");
-    return;
+  delivery_report_nowait(c->e->fleet, &who, c->r.content_format == COAP_FMT_JSON,
+                         len ? (const char *)data : "", len, &a);
+  if (a.must_commit) {
+    if (wait_for_commit(c, WAIT_REPORT, &a, sizeof(a)) == 0)
+      return;
+    delivery_commit_wait(c->e->fleet);
   }
-  if (a.verdict != VERDICT_NOTHING) {
-    answer(c, 400, a.message[0] ? a.message : "nothing usable in the report");
-    return;
-  }
-  json_str(st, sizeof(st), a.state);
-  snprintf(body, sizeof(body), "{\"state\":\"%s\",\"accepted\":%d}", st, a.accepted);
-  coap_pdu_set_code(c->resp, COAP_RESPONSE_CODE_CHANGED);
-  add_uint_option(c->resp, COAPOPT_CONTENT_FORMAT, COAP_FMT_JSON);
-  coap_add_data(c->resp, strlen(body), (const uint8_t *)body);
+  report_reply(c, &a);
 }
 
 /* ---- entry ------------------------------------------------------------- */
@@ -344,13 +482,20 @@ static void handle(coap_resource_t *res, coap_session_t *s, const coap_pdu_t *re
   c.req = req;
   c.resp = resp;
   c.secure = c.e->proto == PROTO_COAPS;
-  if (coap_session_get_app_data(s) == COAP_SESSION_OVER) {
+  if (coap_session_over(s)) {
     /* SECURITY: over the per-address session limit */
     answer_later(&c, 503, 60);
     return;
   }
   if (lwm2m_rd_handle(c.e, s, req, resp)) /* LwM2M registrations: /rd... */
     return;
+  /* GET and POST only (the others are registered to be refused here:
+   * libcoap would answer a DELETE on an unknown path 2.02 Deleted) */
+  if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET &&
+      coap_pdu_get_code(req) != COAP_REQUEST_CODE_POST) {
+    answer(&c, 405, NULL);
+    return;
+  }
   if (parse(&c) < 0)
     return;
   switch (c.r.route) {
@@ -379,15 +524,17 @@ static void handle(coap_resource_t *res, coap_session_t *s, const coap_pdu_t *re
 
 int coap_res_register(struct coap_engine *e)
 {
-  /* every path is ours to parse: one catch-all resource for GET and POST
-   * (PUT and DELETE get 4.05 from libcoap) */
+  /* every path is ours to parse: one catch-all resource; GET and POST are
+   * served, every other method gets 4.05 from handle() */
+  static const coap_request_t methods[] = {
+      COAP_REQUEST_GET,   COAP_REQUEST_POST,  COAP_REQUEST_PUT,   COAP_REQUEST_DELETE,
+      COAP_REQUEST_FETCH, COAP_REQUEST_PATCH, COAP_REQUEST_IPATCH};
   coap_resource_t *r = coap_resource_unknown_init2(NULL, 0);
 
   if (r == NULL)
     return -1;
-  coap_register_request_handler(r, COAP_REQUEST_GET, handle);
-  coap_register_request_handler(r, COAP_REQUEST_POST, handle);
-  coap_register_request_handler(r, COAP_REQUEST_DELETE, handle); /* LwM2M de-register */
+  for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+    coap_register_request_handler(r, methods[i], handle);
   coap_add_resource(e->ctx, r);
   return 0;
 }

@@ -166,7 +166,7 @@ int coap_xfer_block(struct coap_xfer *x, const char *peer, uint16_t mid, uint64_
    * (a new session), or a download that starts past the beginning: a
    * resume */
   if (back || moved || (first && off > 0))
-    transfer_resumed(x->tr);
+    transfer_resumed(x->tr, off);
   transfer_request(x->tr);
   if (!more) {
     transfer_delivered(x->tr, off, len, 1, PIECE_BLOCK);

@@ -24,6 +24,7 @@
 
 #include "../../fleet/delivery.h"
 #include "../../util/limits.h"
+#include "coap_limits.h"
 
 #define COAP_XFER_KEY 160
 

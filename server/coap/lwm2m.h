@@ -64,9 +64,12 @@ struct lwm2m_reg {
   struct lwm2m_reg *next_loc, *next_id, *next_dev;
 };
 
+struct lwm2m_commit; /* lwm2m_dm.c */
+
 struct lwm2m_server {
   struct lwm2m_reg **by_loc, **by_id, **by_dev;
-  size_t nb; /* buckets, a power of two */
+  struct lwm2m_commit *commits; /* asked of the writer, their follow-up not yet done */
+  size_t nb;                    /* buckets, a power of two */
   int n;
   uint32_t next_id;
   int64_t last_tick;
@@ -82,6 +85,7 @@ int lwm2m_rd_handle(struct coap_engine *e, coap_session_t *s, const coap_pdu_t *
 /* Expiries and the device management's next steps. */
 void lwm2m_tick(struct coap_engine *e, int64_t now);
 struct lwm2m_reg *lwm2m_reg_by_id(struct lwm2m_server *lw, uint32_t id);
+struct lwm2m_reg *lwm2m_reg_by_dev(struct lwm2m_server *lw, const char *device);
 void lwm2m_reg_view(struct coap_engine *e, struct lwm2m_reg *r);
 
 /* lwm2m_dm.c */
@@ -93,6 +97,12 @@ int lwm2m_dm_queue(struct lwm2m_reg *r, enum lwm2m_op_kind kind, uint16_t obj, u
 /* Sends what is due, polls the core for an offer. */
 void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now);
 void lwm2m_dm_clear(struct lwm2m_reg *r);
+/* The follow-up of the commits the writer finished (a Package URI written
+ * once the offer is durable); at the engine's end (wait: 1) every commit
+ * asked for is waited for first. */
+void lwm2m_dm_commits(struct coap_engine *e, int wait);
+/* Whether some commit's follow-up waits (the engine polls sooner). */
+int lwm2m_commits_pending(const struct coap_engine *e);
 /* libcoap's response and NACK handlers (registered by lwm2m_init). */
 coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
                                   const coap_mid_t mid);

@@ -22,9 +22,11 @@
  *   follows confirms the hop. */
 #include "autoconfig.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../util/util.h"
 #include "coap_msg.h"
@@ -156,6 +158,82 @@ static void who_of(struct coap_engine *e, struct lwm2m_reg *r, struct device_ide
   who->proto = e->proto;
 }
 
+/* ---- commits ------------------------------------------------------------
+ * A check-in or report changes state the writer commits on its own thread
+ * (delivery_*_nowait, delivery_commit): this thread never waits on the
+ * disk, and an offer's Package URI is written only once the offer is
+ * durable. */
+struct lwm2m_commit {
+  struct coap_engine *e;
+  atomic_int committed;
+  char device[DEVICE_ID_MAX + 1];
+  char url[LWM2M_URL_MAX]; /* the offer to write once durable; "": nothing */
+  struct lwm2m_commit *next;
+};
+
+/* The writer's thread: touches c only before it says so, and e last (the
+ * engine waits for commits_out to reach 0 before it goes). */
+static void commit_done(void *arg)
+{
+  struct lwm2m_commit *c = arg;
+  struct coap_engine *e = c->e;
+
+  atomic_store(&c->committed, 1);
+  atomic_fetch_add(&e->commits_done, 1);
+  atomic_fetch_sub(&e->commits_out, 1);
+}
+
+/* Asks for the commit of what the last call changed; url (or NULL) is
+ * written to the device once it is done. */
+static void commit_then(struct coap_engine *e, const char *device, const char *url)
+{
+  struct lwm2m_commit *c = calloc(1, sizeof(*c));
+
+  if (c == NULL) {
+    delivery_commit_wait(e->fleet);
+    return; /* the next poll writes the offer */
+  }
+  c->e = e;
+  snprintf(c->device, sizeof(c->device), "%s", device);
+  if (url != NULL && strlen(url) < sizeof(c->url))
+    snprintf(c->url, sizeof(c->url), "%s", url);
+  atomic_fetch_add(&e->commits_out, 1);
+  if (delivery_commit(e->fleet, commit_done, c) < 0) {
+    atomic_fetch_sub(&e->commits_out, 1);
+    delivery_commit_wait(e->fleet);
+    atomic_store(&c->committed, 1);
+  }
+  c->next = e->lw->commits;
+  e->lw->commits = c;
+}
+
+static void apply_offer(struct coap_engine *e, struct lwm2m_reg *r, const char *url);
+
+int lwm2m_commits_pending(const struct coap_engine *e)
+{
+  return e->lw != NULL && e->lw->commits != NULL;
+}
+
+void lwm2m_dm_commits(struct coap_engine *e, int wait)
+{
+  struct lwm2m_commit **p = &e->lw->commits;
+
+  while (wait && atomic_load(&e->commits_out) > 0)
+    usleep(1000);
+  while (*p != NULL) {
+    struct lwm2m_commit *c = *p;
+    struct lwm2m_reg *r;
+    if (!atomic_load(&c->committed)) {
+      p = &c->next;
+      continue;
+    }
+    *p = c->next;
+    if (!wait && c->url[0] != '\0' && (r = lwm2m_reg_by_dev(e->lw, c->device)) != NULL)
+      apply_offer(e, r, c->url);
+    free(c);
+  }
+}
+
 static void report(struct coap_engine *e, struct lwm2m_reg *r, const char *stage, long code)
 {
   struct device_identity who;
@@ -168,7 +246,9 @@ static void report(struct coap_engine *e, struct lwm2m_reg *r, const char *stage
     n = snprintf(body, sizeof(body), "{\"stage\":\"%s\",\"code\":%ld}", stage, code);
   else
     n = snprintf(body, sizeof(body), "{\"stage\":\"%s\"}", stage);
-  delivery_report(e->fleet, &who, 1, body, (size_t)n, &a);
+  delivery_report_nowait(e->fleet, &who, 1, body, (size_t)n, &a);
+  if (a.must_commit)
+    commit_then(e, r->device, NULL);
   if (a.verdict != VERDICT_NOTHING)
     log_warn("%s: LwM2M device %s: report %s not taken: %s", proto_name(e->proto), r->device, body,
              a.message);
@@ -274,6 +354,25 @@ static void cancel_offer(struct coap_engine *e, struct lwm2m_reg *r)
   delivery_lwm2m_event(e->fleet, r->device, "lwm2m_cancel", "/5/0/1 written empty");
 }
 
+/* The core offers url: written as the Package URI (or, when the device
+ * downloads or has what was written before it registered again, taken as
+ * the current offer). */
+static void apply_offer(struct coap_engine *e, struct lwm2m_reg *r, const char *url)
+{
+  if (r->url[0] == '\0' && (r->fw_state == 1 || r->fw_state == 2) && strlen(url) < sizeof(r->url)) {
+    /* it downloads, or has, what we wrote before it registered again:
+     * the offer goes on from there */
+    snprintf(r->url, sizeof(r->url), "%s", url);
+    r->downloaded_told = r->executed = 0;
+    fw_changed(e, r);
+  } else if (strcmp(url, r->url) != 0 && strlen(url) < sizeof(r->url) &&
+             lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, url) == 0) {
+    snprintf(r->url, sizeof(r->url), "%s", url);
+    r->downloaded_told = r->executed = 0;
+    delivery_lwm2m_event(e->fleet, r->device, "lwm2m_write", "/5/0/1 Package URI");
+  }
+}
+
 /* Asks the core whether the device has an offer, as its host's check-in
  * would. */
 static void poll_offer(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
@@ -283,23 +382,17 @@ static void poll_offer(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
   int64_t wait = (int64_t)e->set.lwm2m_poll * 1000;
 
   who_of(e, r, &who);
-  delivery_checkin(e->fleet, &who, r->version[0] ? r->version : NULL, transport_for(e, r), &a);
+  delivery_checkin_nowait(e->fleet, &who, r->version[0] ? r->version : NULL, transport_for(e, r),
+                          &a);
+  if (a.must_commit && a.verdict != VERDICT_OFFER)
+    commit_then(e, r->device, NULL);
   r->version_told = 1;
   switch (a.verdict) {
   case VERDICT_OFFER:
-    if (r->url[0] == '\0' && (r->fw_state == 1 || r->fw_state == 2) &&
-        strlen(a.url) < sizeof(r->url)) {
-      /* it downloads, or has, what we wrote before it registered again:
-       * the offer goes on from there */
-      snprintf(r->url, sizeof(r->url), "%s", a.url);
-      r->downloaded_told = r->executed = 0;
-      fw_changed(e, r);
-    } else if (strcmp(a.url, r->url) != 0 && strlen(a.url) < sizeof(r->url) &&
-               lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, a.url) == 0) {
-      snprintf(r->url, sizeof(r->url), "%s", a.url);
-      r->downloaded_told = r->executed = 0;
-      delivery_lwm2m_event(e->fleet, r->device, "lwm2m_write", "/5/0/1 Package URI");
-    }
+    if (a.must_commit)
+      commit_then(e, r->device, a.url); /* written once durable */
+    else
+      apply_offer(e, r, a.url);
     break;
   case VERDICT_LATER:
     if (a.retry_after > 0 && (int64_t)a.retry_after * 1000 < wait)

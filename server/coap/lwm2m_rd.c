@@ -48,7 +48,7 @@ static struct lwm2m_reg *by_loc(struct lwm2m_server *lw, const char *loc)
   return r;
 }
 
-static struct lwm2m_reg *by_dev(struct lwm2m_server *lw, const char *dev)
+struct lwm2m_reg *lwm2m_reg_by_dev(struct lwm2m_server *lw, const char *dev)
 {
   struct lwm2m_reg *r = lw->by_dev[slot_str(lw, dev)];
 
@@ -142,6 +142,7 @@ void lwm2m_free(struct coap_engine *e)
 
   if (lw == NULL)
     return;
+  lwm2m_dm_commits(e, 1);
   for (size_t i = 0; i < lw->nb; i++)
     while (lw->by_loc[i])
       reg_drop(e, lw->by_loc[i], NULL);
@@ -235,7 +236,7 @@ static void do_register(struct coap_engine *e, coap_session_t *s, const coap_pdu
     refuse(resp, 403, NULL, &lwm2m_stats.refused_identity);
     return;
   }
-  old = by_dev(lw, device);
+  old = lwm2m_reg_by_dev(lw, device);
   if (old == NULL && lw->n >= e->set.lwm2m_registrations) {
     refuse(resp, 503, NULL, &lwm2m_stats.refused_other);
     add_uint_opt(resp, COAPOPT_MAX_AGE, 60);
@@ -378,7 +379,7 @@ int lwm2m_rd_handle(struct coap_engine *e, coap_session_t *s, const coap_pdu_t *
   }
   if (segs == 0)
     return 0;
-  if (coap_session_get_app_data(s) == COAP_SESSION_OVER) {
+  if (coap_session_over(s)) {
     refuse(resp, 503, NULL, NULL);
     return 1;
   }
@@ -425,6 +426,8 @@ void lwm2m_tick(struct coap_engine *e, int64_t now)
 {
   struct lwm2m_server *lw = e->lw;
 
+  if (lw != NULL && lw->commits != NULL)
+    lwm2m_dm_commits(e, 0);
   if (lw == NULL || lw->n == 0 || now - lw->last_tick < TICK_MS)
     return;
   lw->last_tick = now;

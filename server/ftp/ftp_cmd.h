@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ftp_limits.h"
+
 enum ftp_verb {
   V_UNKNOWN = 0,
   V_USER,

@@ -45,6 +45,7 @@ struct ftp_data {
   struct session *s;
   enum dstate state;
   int lfd, port;                  /* passive listener and its pool port */
+  struct adm_hold h_port;         /* the port, counted against the device (ftp_adm) */
   int fd;                         /* the data connection, ours until data_end */
   struct sockaddr_storage target; /* PORT/EPRT */
   socklen_t targetlen;
@@ -132,13 +133,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
   /* SECURITY: only the control connection's peer may take the data
    * connection (vsftpd's pasv_promiscuous=NO); anyone else racing for the
    * announced port is turned away and the port stays open for the client */
-  if (!ftp_same_host(&ss, &d->s->peer)) {
+  if (!adm_same_host((struct sockaddr *)&ss, (struct sockaddr *)&d->s->peer)) {
     if (ss.ss_family == AF_INET)
       inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, who, sizeof(who));
     else if (ss.ss_family == AF_INET6)
       inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, who, sizeof(who));
-    log_warn("%s: data connection from %s refused: the session is %s's",
-             proto_name(d->s->ff->proto), who, d->s->addr);
+    log_limited(LOG_WARN, 5, "%s: data connection from %s refused: the session is %s's",
+                proto_name(d->s->ff->proto), who, d->s->addr);
     close(fd);
     return;
   }
@@ -148,6 +149,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
   close(d->lfd);
   d->lfd = -1;
   ftp_port_give(d->s->ff, d->port);
+  adm_give(ftp_adm, &d->h_port);
   d->fd = fd;
   d->state = D_OPEN;
   timer_in(d, (int64_t)d->s->ff->data_s * 1000);
@@ -208,8 +210,21 @@ void data_pasv(struct session *s, int epsv, const char *arg)
     session_reply(s, "425 Out of memory.");
     return;
   }
+  /* SECURITY: a device's sessions hold at most device_port_limit passive
+   * ports together: one credential cannot empty the pool */
+  if (s->hold_dev.gen != 0) {
+    struct adm_key k;
+    adm_key_device(s->user, &k);
+    if (adm_take(ftp_adm, &k, ADM_PORT, (unsigned)ff->device_ports, &d->h_port) < 0) {
+      event_free(d->timer);
+      free(d);
+      session_reply(s, "425 Too many passive ports held by this device, try later.");
+      return;
+    }
+  }
   d->lfd = ftp_port_take(ff, &s->local, &d->port);
   if (d->lfd < 0) {
+    adm_give(ftp_adm, &d->h_port);
     event_free(d->timer);
     free(d);
     session_reply(s, "425 No passive port free, try later.");
@@ -255,9 +270,9 @@ void data_port(struct session *s, int eprt, const char *arg)
                                        : ((struct sockaddr_in6 *)&ss)->sin6_port);
   /* SECURITY: no bounce (FTP used to reach third hosts or ports): only the
    * control connection's own address, never a privileged port */
-  if (!ftp_same_host(&ss, &s->peer) || port < 1024) {
-    log_warn("%s: %s from %s refused: not its own address or a privileged port",
-             proto_name(s->ff->proto), eprt ? "EPRT" : "PORT", s->addr);
+  if (!adm_same_host((struct sockaddr *)&ss, (struct sockaddr *)&s->peer) || port < 1024) {
+    log_limited(LOG_WARN, 5, "%s: %s from %s refused: not its own address or a privileged port",
+                proto_name(s->ff->proto), eprt ? "EPRT" : "PORT", s->addr);
     session_reply(s, "500 Illegal %s command.", eprt ? "EPRT" : "PORT");
     return;
   }
@@ -468,9 +483,10 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
 
   (void)bev;
   if (what & BEV_EVENT_CONNECTED) {
-    if (!ftp_tls_data_bound(d->ssl, d->s)) {
-      log_warn("%s: data connection from %s without the control connection's TLS session",
-               proto_name(d->s->ff->proto), d->s->addr);
+    if (d->s->ff->tls_reuse && !ftp_tls_data_bound(d->ssl, d->s)) {
+      log_limited(LOG_WARN, 5,
+                  "%s: data connection from %s without the control connection's TLS session",
+                  proto_name(d->s->ff->proto), d->s->addr);
       if (d->job != J_NONE) {
         data_end(d, END_REUSE, 0, 0);
         return;
@@ -651,6 +667,7 @@ static void data_end(struct ftp_data *d, enum end how, uint64_t arrived, int com
     close(d->lfd);
     ftp_port_give(s->ff, d->port);
   }
+  adm_give(ftp_adm, &d->h_port);
   if (d->text)
     evbuffer_free(d->text);
   s->data = NULL;

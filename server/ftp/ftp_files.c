@@ -85,6 +85,20 @@ static const char *list_path(const char *arg)
   return arg;
 }
 
+/* A transfer may open its data connection: 0 with the refusal sent. */
+static int data_allowed(struct session *s)
+{
+  if (s->ff->require_tls && !s->prot_p) {
+    session_reply(s, "522 Data connections must be encrypted (PROT P).");
+    return 0;
+  }
+  if (!data_ready(s)) {
+    session_reply(s, "425 Use PASV or EPSV first.");
+    return 0;
+  }
+  return 1;
+}
+
 void cmd_list(struct session *s, enum ftp_verb v, const char *arg)
 {
   char path[FTP_PATH_MAX + 2], id[PKG_ID_LEN + 1], line[FTP_PATH_MAX + 160];
@@ -94,14 +108,8 @@ void cmd_list(struct session *s, enum ftp_verb v, const char *arg)
   int64_t now = (int64_t)time(NULL);
   int len = 0;
 
-  if (s->ff->require_tls && !s->prot_p) {
-    session_reply(s, "522 Data connections must be encrypted (PROT P).");
+  if (!data_allowed(s))
     return;
-  }
-  if (!data_ready(s)) {
-    session_reply(s, "425 Use PASV or EPSV first.");
-    return;
-  }
   n = lookup(s, v == V_MLSD ? arg : list_path(arg), path, sizeof(path), id);
   if (n == N_NONE || (v == V_MLSD && n != N_ROOT && n != N_PDIR)) {
     session_reply(s, v == V_MLSD && n != N_NONE ? "501 Not a directory."
@@ -212,20 +220,15 @@ void cmd_retr(struct session *s, const char *arg)
   uint64_t start = s->rest, size;
 
   s->rest = 0;
-  if (s->ff->require_tls && !s->prot_p) {
-    session_reply(s, "522 Data connections must be encrypted (PROT P).");
+  if (!data_allowed(s))
     return;
-  }
-  if (!data_ready(s)) {
-    session_reply(s, "425 Use PASV or EPSV first.");
-    return;
-  }
   n = lookup(s, arg, path, sizeof(path), id);
   if (n != N_FILE && n != N_PKG) {
     session_reply(s, "550 Failed to open file.");
     return;
   }
-  if (resolve(s, n, id, 1, &t) < 0)
+  /* fetch = 0: a RETR that cannot start does not move the device */
+  if (resolve(s, n, id, 0, &t) < 0)
     return;
   size = t.pkg->size;
   if (start > size) {
@@ -233,6 +236,7 @@ void cmd_retr(struct session *s, const char *arg)
     session_reply(s, "554 Restart position beyond the end of the file.");
     return;
   }
+  target_fetch(s->ff->fleet, &t);
   /* explicit TLS on [ftp] counts as ftps: what crossed the network was */
   tr = transfer_begin(s->ff->fleet, &t, s->tls ? PROTO_FTPS : PROTO_FTP, s->addr);
   if (tr == NULL) {

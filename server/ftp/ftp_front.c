@@ -1,9 +1,10 @@
 /* ftp_front.c: the FTP(S) front's rows ([ftp]: control port with explicit
  * TLS through AUTH TLS; [ftps]: implicit TLS) and what an instance owns:
  * its event threads (libevent), the listeners on the sockets the listener
- * bound, the TLS context, the passive port pool, and the limits kept per
- * client address (sessions, failed-login delays), which all instances
- * share so that a reload does not reset them. */
+ * bound, the TLS context, the passive port pool, and the admission table
+ * (net/admission.h: sessions and logins per address, sessions and ports
+ * per device), which all instances share so that a reload does not reset
+ * it. Failed logins go to the delivery core's throttle, every front's. */
 #include "autoconfig.h"
 
 #include "ftp_front.h"
@@ -20,154 +21,77 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../net/admission.h"
 #include "../../net/tls_openssl.h"
-#include "../../net/tls_store.h"
+#include "../../net/tls_set.h"
 #include "../../util/log.h"
 #include "../../util/util.h"
 #include "ftp_cmd.h"
+#include "ftp_conf.h"
 #include "ftp_int.h"
 
-int ftp_ssl_nonce_idx = -1;
-_Atomic uint64_t ftp_login_failures;
+/* ---- admission ------------------------------------------------------------ */
 
-/* ---- limits per client address ------------------------------------------- */
+/* One table for every FTP instance (addresses and device credentials), so
+ * that a reload does not reset what peers hold. */
+static pthread_once_t adm_once = PTHREAD_ONCE_INIT;
+struct admission *ftp_adm;
 
-struct addr_ent {
-  unsigned char key[16]; /* IPv6, or IPv4-mapped */
-  int sessions;
-  int fails;
-  int64_t last_fail; /* monotonic ms */
-  struct addr_ent *next;
-};
+static void adm_init(void) { ftp_adm = adm_new(FTP_ADM_ENTRIES); }
 
-#define ADDR_BUCKETS 4096
+/* ---- logins in progress ------------------------------------------------------ */
 
-static pthread_mutex_t addr_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct addr_ent *addr_tab[ADDR_BUCKETS];
-static int addr_count;
-
-static void addr_key(const struct sockaddr_storage *ss, unsigned char key[16])
+/* Takes s off the list; pend_mu held. */
+static void pend_unlink(struct ftp_front *ff, struct session *s)
 {
-  memset(key, 0, 16);
-  if (ss->ss_family == AF_INET) {
-    key[10] = key[11] = 0xff;
-    memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-  } else if (ss->ss_family == AF_INET6) {
-    memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+  if (!s->pending)
+    return;
+  if (s->pprev)
+    s->pprev->pnext = s->pnext;
+  else
+    ff->pend_head = s->pnext;
+  if (s->pnext)
+    s->pnext->pprev = s->pprev;
+  else
+    ff->pend_tail = s->pprev;
+  s->pnext = s->pprev = NULL;
+  s->pending = 0;
+}
+
+void ftp_login_over(struct session *s)
+{
+  struct ftp_front *ff = s->ff;
+
+  pthread_mutex_lock(&ff->pend_mu);
+  pend_unlink(ff, s);
+  pthread_mutex_unlock(&ff->pend_mu);
+  if (s->counted_login) {
+    s->counted_login = 0;
+    atomic_fetch_sub(&ff->logins, 1);
   }
 }
 
-int ftp_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+static void worker_order(struct ftp_worker *w, int order);
+
+/* SECURITY: every login slot is taken: the oldest login in progress makes
+ * room (its worker closes it), rather than the newcomer being refused, so
+ * that a flood of connections that do not log in cannot lock a device out.
+ * 0, or -1 when there is none old enough to evict. */
+static int evict_login(struct ftp_front *ff)
 {
-  unsigned char ka[16], kb[16];
+  struct session *s;
 
-  addr_key(a, ka);
-  addr_key(b, kb);
-  return memcmp(ka, kb, 16) == 0;
-}
-
-static unsigned addr_hash(const unsigned char key[16])
-{
-  uint32_t h = 2166136261u;
-
-  for (int i = 0; i < 16; i++)
-    h = (h ^ key[i]) * 16777619u;
-  return h % ADDR_BUCKETS;
-}
-
-/* Finds (or with create, adds) the entry of key; addr_mu held. */
-static struct addr_ent *addr_find(const unsigned char key[16], int create)
-{
-  struct addr_ent *e;
-  unsigned h = addr_hash(key);
-
-  for (e = addr_tab[h]; e; e = e->next)
-    if (memcmp(e->key, key, 16) == 0)
-      return e;
-  /* SECURITY: the table is bounded; a flood of addresses cannot grow it */
-  if (!create || addr_count >= FTP_ADDR_TABLE_MAX || (e = calloc(1, sizeof(*e))) == NULL)
-    return NULL;
-  memcpy(e->key, key, 16);
-  e->next = addr_tab[h];
-  addr_tab[h] = e;
-  addr_count++;
-  return e;
-}
-
-/* Counts a session of the address: 0, or -1 when over per_ip (0: no limit)
- * or when the table is full. */
-static int addr_enter(const struct sockaddr_storage *ss, int per_ip)
-{
-  unsigned char key[16];
-  struct addr_ent *e;
-  int ret = -1;
-
-  addr_key(ss, key);
-  pthread_mutex_lock(&addr_mu);
-  e = addr_find(key, 1);
-  if (e != NULL && (per_ip <= 0 || e->sessions < per_ip)) {
-    e->sessions++;
-    ret = 0;
+  pthread_mutex_lock(&ff->pend_mu);
+  s = ff->pend_head;
+  if (s != NULL && mono_ms() - s->opened < FTP_EVICT_MIN_MS)
+    s = NULL; /* a burst, not a siege: the newcomer waits its turn */
+  if (s != NULL) {
+    pend_unlink(ff, s);
+    atomic_store(&s->evict, 1);
+    worker_order(s->w, WAKE_EVICT);
   }
-  pthread_mutex_unlock(&addr_mu);
-  return ret;
-}
-
-static void addr_leave(const struct sockaddr_storage *ss)
-{
-  unsigned char key[16];
-  struct addr_ent *e;
-
-  addr_key(ss, key);
-  pthread_mutex_lock(&addr_mu);
-  e = addr_find(key, 0);
-  if (e != NULL && e->sessions > 0)
-    e->sessions--;
-  pthread_mutex_unlock(&addr_mu);
-}
-
-int64_t ftp_addr_failed(const struct sockaddr_storage *peer)
-{
-  unsigned char key[16];
-  struct addr_ent *e;
-  int64_t now = mono_ms(), delay = FTP_LOGIN_DELAY_MS;
-
-  atomic_fetch_add_explicit(&ftp_login_failures, 1, memory_order_relaxed);
-  addr_key(peer, key);
-  pthread_mutex_lock(&addr_mu);
-  e = addr_find(key, 1);
-  if (e != NULL) {
-    if (now - e->last_fail > FTP_LOGIN_FORGET_MS)
-      e->fails = 0;
-    e->fails++;
-    e->last_fail = now;
-    for (int i = 1; i < e->fails && delay < FTP_LOGIN_DELAY_MAX_MS; i++)
-      delay *= 2;
-  } else {
-    delay = FTP_LOGIN_DELAY_MAX_MS; /* table full: the longest */
-  }
-  pthread_mutex_unlock(&addr_mu);
-  return delay < FTP_LOGIN_DELAY_MAX_MS ? delay : FTP_LOGIN_DELAY_MAX_MS;
-}
-
-/* Drops entries with no session and no failure worth remembering. */
-static void addr_prune(void)
-{
-  int64_t now = mono_ms();
-
-  pthread_mutex_lock(&addr_mu);
-  for (int h = 0; h < ADDR_BUCKETS; h++)
-    for (struct addr_ent **pp = &addr_tab[h]; *pp;) {
-      struct addr_ent *e = *pp;
-      if (e->sessions == 0 && (e->fails == 0 || now - e->last_fail > FTP_LOGIN_FORGET_MS)) {
-        *pp = e->next;
-        free(e);
-        addr_count--;
-      } else {
-        pp = &e->next;
-      }
-    }
-  pthread_mutex_unlock(&addr_mu);
+  pthread_mutex_unlock(&ff->pend_mu);
+  return s != NULL ? 0 : -1;
 }
 
 /* ---- passive ports ------------------------------------------------------------ */
@@ -234,46 +158,10 @@ void ftp_port_give(struct ftp_front *ff, int port)
 /* SECURITY: a data connection must resume the TLS session of its own
  * control connection (vsftpd's require_ssl_reuse, made stricter): every
  * ticket issued on a control connection carries that connection's random
- * nonce, and the data connection's resumed session must carry it too, so
- * neither a fresh handshake nor a session from another login will do. */
-static int ticket_gen(SSL *ssl, void *arg)
-{
-  const unsigned char *nonce = SSL_get_ex_data(ssl, ftp_ssl_nonce_idx);
-
-  (void)arg;
-  if (nonce != NULL)
-    SSL_SESSION_set1_ticket_appdata(SSL_get_session(ssl), nonce, FTP_NONCE_LEN);
-  return 1;
-}
-
-static SSL_TICKET_RETURN ticket_dec(SSL *ssl, SSL_SESSION *ss, const unsigned char *keyname,
-                                    size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
-{
-  (void)ssl;
-  (void)ss;
-  (void)keyname;
-  (void)keyname_len;
-  (void)arg;
-  switch (status) {
-  case SSL_TICKET_FATAL_ERR_MALLOC:
-  case SSL_TICKET_FATAL_ERR_OTHER: return SSL_TICKET_RETURN_ABORT;
-  case SSL_TICKET_SUCCESS: return SSL_TICKET_RETURN_USE;
-  case SSL_TICKET_SUCCESS_RENEW: return SSL_TICKET_RETURN_USE_RENEW;
-  default: return SSL_TICKET_RETURN_IGNORE_RENEW;
-  }
-}
-
-int ftp_tls_data_bound(SSL *data, const struct session *s)
-{
-  SSL_SESSION *ss = SSL_get0_session(data);
-  void *p = NULL;
-  size_t n = 0;
-
-  if (!SSL_session_reused(data) || ss == NULL)
-    return 0;
-  SSL_SESSION_get0_ticket_appdata(ss, &p, &n);
-  return n == FTP_NONCE_LEN && CRYPTO_memcmp(p, s->nonce, n) == 0;
-}
+ * nonce (tls_openssl_bind), and the data connection's resumed session must
+ * carry it too, so neither a fresh handshake nor a session from another
+ * login will do. [ftp] tls_session_reuse = off lifts it, for clients that
+ * cannot resume (ftp_data.c). */
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -281,7 +169,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void event_log(int severity, const char *msg)
 {
   if (severity >= EVENT_LOG_WARN)
-    log_warn("ftp: libevent: %s", msg);
+    log_limited(LOG_WARN, 5, "ftp: libevent: %s", msg);
   else
     log_debug("ftp: libevent: %s", msg);
 }
@@ -291,50 +179,33 @@ static void init_once(void)
   /* cross-thread event_active() (quiesce, stop) needs libevent's locks */
   evthread_use_pthreads();
   event_set_log_callback(event_log);
-  ftp_ssl_nonce_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-}
-
-static int tls_setup(struct ftp_front *ff, const struct front_conf *fc, const char *section,
-                     struct config_errors *errs)
-{
-  static const unsigned char sid_ctx[] = "dfotad-ftp";
-
-  ff->tls = tls_store_load(&fc->tls, section, errs);
-  if (ff->tls == NULL)
-    return -1;
-  ff->ssl_ctx = tls_openssl_server_ctx(ff->tls, errs);
-  if (ff->ssl_ctx == NULL)
-    return -1;
-  /* resumption (data connections) needs a session id context, and tickets
-   * that carry the control connection's nonce */
-  SSL_CTX_set_session_id_context(ff->ssl_ctx, sid_ctx, sizeof(sid_ctx) - 1);
-  SSL_CTX_set_session_cache_mode(ff->ssl_ctx, SSL_SESS_CACHE_SERVER);
-  SSL_CTX_set_timeout(ff->ssl_ctx, 3600);
-  SSL_CTX_set_session_ticket_cb(ff->ssl_ctx, ticket_gen, ticket_dec, NULL);
-  /* idle sessions keep no TLS buffers */
-  SSL_CTX_set_mode(ff->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
-  return 0;
 }
 
 /* ---- workers -------------------------------------------------------------- */
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+static void on_accept(struct ftp_worker *w, int fd, struct sockaddr *sa, socklen_t salen)
 {
-  struct ftp_worker *w = arg;
   struct ftp_front *ff = w->ff;
   const char *why = NULL;
+  struct adm_hold hold[2] = {{0}};
+  struct adm_key k;
 
-  (void)l;
+  adm_key_addr(sa, &k);
   if (atomic_load(&ff->quiescing))
     why = "421 Service not available, closing control connection.\r\n";
   else if (atomic_load(&ff->sessions) >= ff->max_sessions)
     why = "421 Too many sessions, try later.\r\n";
-  else if (atomic_load(&ff->logins) >= ff->max_logins)
-    why = "421 Too many logins in progress, try later.\r\n";
-  else if (addr_enter((struct sockaddr_storage *)sa, ff->per_ip) < 0)
+  /* SECURITY: per address (an IPv6 /64): its sessions, and its logins in
+   * progress, so that one address cannot take every login slot */
+  else if (adm_take(ftp_adm, &k, ADM_CONN, (unsigned)ff->per_ip, &hold[0]) < 0)
     why = "421 Too many sessions from your address.\r\n";
+  else if (adm_take(ftp_adm, &k, ADM_LOGIN, (unsigned)ff->login_per_ip, &hold[1]) < 0)
+    why = "421 Too many logins in progress from your address, try later.\r\n";
+  else if (atomic_load(&ff->logins) >= ff->max_logins && evict_login(ff) < 0)
+    why = "421 Too many logins in progress, try later.\r\n";
   if (why != NULL) {
+    adm_give(ftp_adm, &hold[1]);
+    adm_give(ftp_adm, &hold[0]);
     /* over a limit: one best-effort line (plain even on [ftps], where a
      * handshake would cost more than the refusal) */
     if (!ff->implicit_tls && send(fd, why, strlen(why), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
@@ -342,7 +213,26 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     close(fd);
     return;
   }
-  session_new(w, fd, sa, (socklen_t)salen);
+  session_new(w, fd, sa, salen, hold);
+}
+
+/* A listening socket is ready: at most FTP_ACCEPT_BATCH connections now. */
+static void on_listen(evutil_socket_t lfd, short what, void *arg)
+{
+  struct ftp_worker *w = arg;
+
+  (void)what;
+  for (int i = 0; i < FTP_ACCEPT_BATCH; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        log_limited(LOG_WARN, 1, "ftp: accept: %s", strerror(errno));
+      return;
+    }
+    on_accept(w, fd, (struct sockaddr *)&ss, len);
+  }
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -354,7 +244,13 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
   (void)what;
   if (order & (WAKE_QUIESCE | WAKE_STOP))
     for (int i = 0; i < w->nlev; i++)
-      evconnlistener_disable(w->lev[i]);
+      event_del(w->lev[i]);
+  if ((order & WAKE_EVICT) && !(order & WAKE_STOP))
+    for (struct session *s = w->head, *next; s; s = next) {
+      next = s->next;
+      if (atomic_exchange(&s->evict, 0) && s->state != S_READY && s->state != S_CLOSING)
+        session_close(s, "421 Too many logins in progress; yours waited longest.");
+    }
   if (order & WAKE_STOP) {
     while (w->head)
       session_free(w->head);
@@ -390,19 +286,18 @@ static void instance_free(struct ftp_front *ff)
       pthread_join(w->thread, NULL);
     }
     for (int k = 0; k < w->nlev; k++)
-      evconnlistener_free(w->lev[k]); /* LEV_OPT_CLOSE_ON_FREE unset: fds stay */
+      event_free(w->lev[k]); /* the sockets stay: they are the listener's */
     if (w->wake)
       event_free(w->wake);
     if (w->base)
       event_base_free(w->base);
   }
   free(ff->w);
-  if (ff->ssl_ctx)
-    SSL_CTX_free(ff->ssl_ctx);
-  if (ff->tls)
-    tls_store_free(ff->tls);
+  /* live SSLs hold the context; the set goes when its last user does */
+  tls_set_unref(ff->tls);
   free(ff->port_used);
   pthread_mutex_destroy(&ff->port_mu);
+  pthread_mutex_destroy(&ff->pend_mu);
   free(ff);
 }
 
@@ -412,31 +307,41 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
 {
   const char *section = fr->row->section;
   enum proto proto = (enum proto)fr->row->proto;
-  const struct front_conf *fc = &env->conf->front[proto];
+  const struct ftp_conf *fc = config_section(env->conf, section);
   struct ftp_front *ff;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int before = errs->n;
 
   pthread_once(&once, init_once);
+  pthread_once(&adm_once, adm_init);
+  if (ftp_adm == NULL) {
+    config_errors_add(errs, "%s: out of memory", section);
+    return -1;
+  }
   ff = calloc(1, sizeof(*ff));
   if (ff == NULL) {
     config_errors_add(errs, "%s: out of memory", section);
     return -1;
   }
   pthread_mutex_init(&ff->port_mu, NULL);
+  pthread_mutex_init(&ff->pend_mu, NULL);
   ff->fr = fr;
   ff->proto = proto;
   ff->implicit_tls = proto == PROTO_FTPS;
   ff->fleet = env->fleet;
-  ff->max_sessions = fc->connection_limit;
-  ff->per_ip = fc->per_ip_limit;
+  ff->max_sessions = fc->base.connection_limit;
+  ff->per_ip = fc->base.per_ip_limit;
   ff->max_logins = fc->login_limit;
-  ff->idle_s = fc->timeout;
+  ff->login_per_ip = fc->login_per_ip_limit;
+  ff->device_sessions = fc->device_session_limit;
+  ff->device_ports = fc->device_port_limit;
+  ff->idle_s = fc->base.timeout;
   ff->login_s = fc->login_timeout;
   ff->data_s = fc->data_timeout;
   ff->require_tls = fc->require_tls;
   ff->port_enable = fc->port_enable;
   ff->anonymous = fc->anonymous_packages;
+  ff->tls_reuse = fc->tls_session_reuse == FTP_TLS_REUSE_REQUIRED;
   ff->pasv_lo = fc->pasv_ports.lo;
   ff->pasv_hi = fc->pasv_ports.hi;
   if (fc->pasv_address != NULL && fc->pasv_address[0] != '\0') {
@@ -452,10 +357,14 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
     config_errors_add(errs, "%s: out of memory", section);
     goto fail;
   }
-  /* [ftps] needs a certificate; [ftp] offers AUTH TLS when it has one */
-  if (ff->implicit_tls || (fc->tls.cert != NULL && fc->tls.cert[0] != '\0')) {
-    if (tls_setup(ff, fc, section, errs) < 0)
-      goto fail;
+  /* [ftps] needs a certificate; [ftp] offers AUTH TLS when it has one:
+   * this reload's set, read and built once (tls_set.h) */
+  ff->tls = tls_set_ref(front_env_tls(env, fr->row));
+  if (ff->tls != NULL) {
+    ff->ssl_ctx = ff->tls->ssl_ctx;
+  } else if (ff->implicit_tls) {
+    config_errors_add(errs, "%s: needs cert and key", section);
+    goto fail;
   } else if (ff->require_tls) {
     config_errors_add(errs, "%s: require_tls needs cert and key", section);
     goto fail;
@@ -479,9 +388,10 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
     for (int k = 0; k < fr->n; k++) {
       if (fr->fd[k] < 0)
         continue;
-      w->lev[w->nlev] =
-          evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_EXEC, 0, fr->fd[k]);
-      if (w->lev[w->nlev] == NULL)
+      /* several workers wait on one socket: it must not block */
+      evutil_make_socket_nonblocking(fr->fd[k]);
+      w->lev[w->nlev] = event_new(w->base, fr->fd[k], EV_READ | EV_PERSIST, on_listen, w);
+      if (w->lev[w->nlev] == NULL || event_add(w->lev[w->nlev], NULL) < 0)
         goto oom;
       w->nlev++;
     }
@@ -532,24 +442,24 @@ static void ftp_stop(struct front *fr)
   fr->priv = NULL;
 }
 
-static void ftp_tick(struct front *fr, int force)
-{
-  static int64_t last;
-  int64_t now = mono_ms();
-
-  (void)fr;
-  (void)force;
-  if (now - last > 60000) {
-    last = now;
-    addr_prune();
-  }
-}
-
-const struct front_row ftp_row = {"ftp",       PROTO_FTP, SOCK_STREAM, ftp_start,
-                                  ftp_quiesce, ftp_busy,  ftp_stop,    ftp_tick};
-const struct front_row ftps_row = {"ftps",      PROTO_FTPS, SOCK_STREAM, ftp_start,
-                                   ftp_quiesce, ftp_busy,   ftp_stop,    ftp_tick};
-
-uint64_t ftp_front_login_failures(void) { return atomic_load(&ftp_login_failures); }
-
-void ftp_session_left(const struct sockaddr_storage *peer) { addr_leave(peer); }
+const struct front_row ftp_row = {.section = "ftp",
+                                  .proto = PROTO_FTP,
+                                  .socktype = SOCK_STREAM,
+                                  .start = ftp_start,
+                                  .quiesce = ftp_quiesce,
+                                  .busy = ftp_busy,
+                                  .stop = ftp_stop,
+                                  .conf = &ftp_conf_section,
+                                  .tls = TLS_ADAPTER_OPENSSL,
+                                  .tls_offset = offsetof(struct ftp_conf, tls)};
+const struct front_row ftps_row = {.section = "ftps",
+                                   .proto = PROTO_FTPS,
+                                   .socktype = SOCK_STREAM,
+                                   .start = ftp_start,
+                                   .quiesce = ftp_quiesce,
+                                   .busy = ftp_busy,
+                                   .stop = ftp_stop,
+                                   .conf = &ftps_conf_section,
+                                   .tls = TLS_ADAPTER_OPENSSL,
+                                   .tls_offset = offsetof(struct ftp_conf, tls),
+                                   .tls_needs_cert = 1};

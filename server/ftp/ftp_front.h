@@ -9,7 +9,4 @@
 
 extern const struct front_row ftp_row, ftps_row;
 
-/* Failed logins since start, over both rows, for /metrics. */
-uint64_t ftp_front_login_failures(void);
-
 #endif

@@ -55,10 +55,11 @@ void session_free(struct session *s)
     w->head = s->next;
   if (s->next)
     s->next->prev = s->prev;
-  if (s->counted_login)
-    atomic_fetch_sub(&s->ff->logins, 1);
+  ftp_login_over(s);
   atomic_fetch_sub(&s->ff->sessions, 1);
-  ftp_session_left(&s->peer);
+  adm_give(ftp_adm, &s->hold_addr);
+  adm_give(ftp_adm, &s->hold_login);
+  adm_give(ftp_adm, &s->hold_dev);
   if (s->timer)
     event_free(s->timer);
   if (s->bev != NULL) {
@@ -118,10 +119,8 @@ void session_quiesce(struct session *s)
 static void login_ok(struct session *s)
 {
   s->state = S_READY;
-  if (s->counted_login) {
-    s->counted_login = 0;
-    atomic_fetch_sub(&s->ff->logins, 1);
-  }
+  ftp_login_over(s);
+  adm_give(ftp_adm, &s->hold_login);
   evtimer_del(s->timer);
   snprintf(s->cwd, sizeof(s->cwd), "/");
   session_reply(s, "230 Login successful.");
@@ -129,15 +128,24 @@ static void login_ok(struct session *s)
 
 static void login_failed(struct session *s)
 {
-  int64_t delay = ftp_addr_failed(&s->peer);
-  struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+  int64_t delay = FTP_LOGIN_DELAY_MS;
+  struct timeval tv;
 
+  for (int i = 0; i < s->fails && delay < FTP_LOGIN_DELAY_MAX_MS; i++)
+    delay *= 2;
+  if (delay > FTP_LOGIN_DELAY_MAX_MS)
+    delay = FTP_LOGIN_DELAY_MAX_MS;
+  tv.tv_sec = delay / 1000;
+  tv.tv_usec = (delay % 1000) * 1000;
   s->fails++;
-  /* the user name is printable text (the parser refuses control
-   * characters); the password never reaches a log */
-  log_info("%s: failed login as \"%.64s\" from %s", proto_name(s->ff->proto), s->user, s->addr);
+  /* SECURITY: counted, throttled and logged (at a bounded rate) by the
+   * delivery core, as every front's failed credentials; the user name is
+   * printable text (the parser refuses control characters), the password
+   * never reaches a log */
+  delivery_auth_failed(s->ff->fleet, s->ff->proto, s->addr, s->user[0] ? s->user : NULL,
+                       "failed FTP login");
   explicit_bzero(s->token, sizeof(s->token));
-  /* SECURITY: the answer waits, longer with every failure from the address */
+  /* SECURITY: the answer waits, longer with every failure of the session */
   s->state = S_DELAY;
   evtimer_add(s->timer, &tv);
 }
@@ -167,9 +175,19 @@ static void cmd_pass(struct session *s, const char *arg)
   struct target t;
   enum resolve r;
   char cn[DEVICE_ID_MAX + 8];
+  struct adm_key k;
+  int wait;
 
   if (s->state != S_PASS) {
     session_reply(s, s->state == S_READY ? "230 Already logged in." : "503 Login with USER first.");
+    return;
+  }
+  /* SECURITY: an address or a device id that failed too often lately is
+   * not heard (the throttle every front shares) */
+  wait = delivery_auth_wait(s->ff->fleet, s->ff->proto, s->addr, s->user[0] ? s->user : NULL);
+  if (wait > 0) {
+    explicit_bzero(s->token, sizeof(s->token));
+    session_close(s, "421 Too many failed logins, try again in %d seconds.", wait);
     return;
   }
   if (strcasecmp(s->user, "anonymous") == 0 || strcasecmp(s->user, "ftp") == 0) {
@@ -178,7 +196,7 @@ static void cmd_pass(struct session *s, const char *arg)
       return;
     }
     s->anonymous = 1;
-    log_info("%s: anonymous login from %s", proto_name(s->ff->proto), s->addr);
+    log_limited(LOG_INFO, 10, "%s: anonymous login from %s", proto_name(s->ff->proto), s->addr);
     login_ok(s);
     return;
   }
@@ -198,6 +216,16 @@ static void cmd_pass(struct session *s, const char *arg)
     login_failed(s);
     return;
   }
+  /* SECURITY: one device's credential holds at most device_session_limit
+   * sessions: it cannot take every slot */
+  adm_key_device(s->user, &k);
+  if (adm_take(ftp_adm, &k, ADM_CONN, (unsigned)s->ff->device_sessions, &s->hold_dev) < 0) {
+    target_release(&t);
+    log_limited(LOG_INFO, 5, "%s: device %s from %s: over device_session_limit",
+                proto_name(s->ff->proto), s->user, s->addr);
+    session_close(s, "421 Too many sessions for this device, try later.");
+    return;
+  }
   snprintf(s->token, sizeof(s->token), "%s", arg);
   if (t.pkg != NULL) {
     delivery_file_name(t.pkg, s->name, sizeof(s->name));
@@ -206,8 +234,8 @@ static void cmd_pass(struct session *s, const char *arg)
     target_release(&t);
   }
   s->damaged = r == RESOLVE_DAMAGED;
-  log_info("%s: device %s logged in from %s for %s", proto_name(s->ff->proto), s->user, s->addr,
-           s->name);
+  log_limited(LOG_INFO, 20, "%s: device %s logged in from %s for %s", proto_name(s->ff->proto),
+              s->user, s->addr, s->name);
   login_ok(s);
 }
 
@@ -269,7 +297,7 @@ static void cmd_auth(struct session *s, const char *arg)
     session_reply(s, "431 Unable to start TLS.");
     return;
   }
-  SSL_set_ex_data(ssl, ftp_ssl_nonce_idx, s->nonce);
+  tls_openssl_bind(ssl, s->nonce);
   session_reply(s, "234 Proceed with negotiation.");
   /* SECURITY: whatever the client sent after AUTH TLS in the same read is
    * plaintext an attacker may have injected; it must never run as if it
@@ -277,8 +305,8 @@ static void cmd_auth(struct session *s, const char *arg)
    * read by TLS, which refuses it unless it is a handshake. */
   in = bufferevent_get_input(s->bev);
   if (evbuffer_get_length(in) > 0) {
-    log_info("%s: %s sent commands along with AUTH TLS; discarded", proto_name(s->ff->proto),
-             s->addr);
+    log_limited(LOG_INFO, 5, "%s: %s sent commands along with AUTH TLS; discarded",
+                proto_name(s->ff->proto), s->addr);
     evbuffer_drain(in, evbuffer_get_length(in));
   }
   /* the plain replies must leave before TLS takes the socket; a client
@@ -589,7 +617,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     /* the TLS handshake is done: sessions cached server-side (TLS 1.2
      * without tickets) carry the nonce too */
     if (s->ssl != NULL)
-      SSL_SESSION_set1_ticket_appdata(SSL_get_session(s->ssl), s->nonce, FTP_NONCE_LEN);
+      tls_openssl_bind_session(s->ssl, s->nonce);
     return;
   }
   if (what & BEV_EVENT_ERROR) {
@@ -615,7 +643,8 @@ static void bev_setup(struct session *s)
   bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
-void session_new(struct ftp_worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
+void session_new(struct ftp_worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+                 struct adm_hold hold[2])
 {
   struct ftp_front *ff = w->ff;
   struct session *s = calloc(1, sizeof(*s));
@@ -625,11 +654,14 @@ void session_new(struct ftp_worker *w, int fd, const struct sockaddr *sa, sockle
 
   if (s == NULL) {
     close(fd);
-    ftp_session_left((const struct sockaddr_storage *)sa);
+    adm_give(ftp_adm, &hold[0]);
+    adm_give(ftp_adm, &hold[1]);
     return;
   }
   s->w = w;
   s->ff = ff;
+  s->hold_addr = hold[0];
+  s->hold_login = hold[1];
   /* replies are whole lines: Nagle would only hold one back behind a TLS
    * ticket until the client's delayed ACK, 40 ms or more per command */
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -646,6 +678,16 @@ void session_new(struct ftp_worker *w, int fd, const struct sockaddr *sa, sockle
   atomic_fetch_add(&ff->sessions, 1);
   atomic_fetch_add(&ff->logins, 1);
   s->counted_login = 1;
+  s->opened = mono_ms();
+  pthread_mutex_lock(&ff->pend_mu);
+  s->pprev = ff->pend_tail;
+  if (ff->pend_tail)
+    ff->pend_tail->pnext = s;
+  else
+    ff->pend_head = s;
+  ff->pend_tail = s;
+  s->pending = 1;
+  pthread_mutex_unlock(&ff->pend_mu);
   s->next = w->head;
   if (w->head)
     w->head->prev = s;
@@ -654,7 +696,7 @@ void session_new(struct ftp_worker *w, int fd, const struct sockaddr *sa, sockle
   if (ff->implicit_tls) {
     s->ssl = SSL_new(ff->ssl_ctx);
     if (s->ssl != NULL) {
-      SSL_set_ex_data(s->ssl, ftp_ssl_nonce_idx, s->nonce);
+      tls_openssl_bind(s->ssl, s->nonce);
       s->bev = bufferevent_openssl_socket_new(w->base, fd, s->ssl, BUFFEREVENT_SSL_ACCEPTING,
                                               BEV_OPT_CLOSE_ON_FREE);
       if (s->bev == NULL)
@@ -671,7 +713,7 @@ void session_new(struct ftp_worker *w, int fd, const struct sockaddr *sa, sockle
     session_free(s);
     return;
   }
-  s->login_deadline = mono_ms() + (int64_t)ff->login_s * 1000;
+  s->login_deadline = s->opened + (int64_t)ff->login_s * 1000;
   evtimer_add(s->timer, &tv);
   bev_setup(s);
   session_reply(s, "220 dfotad FTP server ready.");

@@ -4,23 +4,27 @@
 
 #include "http_framing.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../../util/limits.h"
+#include "http_limits.h"
 
 struct framing {
-  int headers, content_length, transfer_encoding, host;
+  int headers, content_length, transfer_encoding, host, range;
   const char *cl_value;
   const char *error;
 };
 
-/* RFC 9110 tchar */
+/* RFC 9110 tchar: ALPHA, DIGIT and !#$%&'*+-.^_`|~, as bits 0-63 and
+ * 64-127 (every request passes every header name through it) */
 static int token_char(unsigned char c)
 {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+  static const uint64_t lo = 0x03ff6cfa00000000ull, hi = 0x57ffffffc7fffffeull;
+
+  return c < 64 ? (int)(lo >> c & 1) : c < 128 ? (int)(hi >> (c - 64) & 1) : 0;
 }
 
 static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -49,7 +53,17 @@ static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind, const cha
       fr->error = "control character in a header field value";
       return MHD_NO;
     }
-  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+  /* the names that matter, by their first letter before comparing */
+  switch (key[0] | 0x20) {
+  case 'c':
+  case 't':
+  case 'h':
+  case 'r': break;
+  default: return MHD_YES;
+  }
+  if (strcasecmp(key, MHD_HTTP_HEADER_RANGE) == 0) {
+    fr->range++;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
     if (fr->content_length++ > 0 && strcmp(fr->cl_value, value) != 0) {
       fr->error = "conflicting Content-Length fields";
       return MHD_NO;
@@ -70,11 +84,12 @@ static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind, const cha
 /* SECURITY: request smuggling and hidden headers: what libmicrohttpd lets
  * through that another parser (a proxy in front of us) could read another
  * way is refused before anything else. NULL when the framing is sound. */
-const char *http_framing_error(struct MHD_Connection *c, const char *version)
+const char *http_framing_error(struct MHD_Connection *c, const char *version, int *ranges)
 {
   struct framing fr = {0};
 
   MHD_get_connection_values(c, MHD_HEADER_KIND, framing_one, &fr);
+  *ranges = fr.range;
   if (fr.error != NULL)
     return fr.error;
   if (fr.content_length > 0 && fr.transfer_encoding > 0)

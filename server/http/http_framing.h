@@ -9,8 +9,9 @@
 
 #include <microhttpd.h>
 
-/* NULL when the request's framing is sound, else what is wrong. */
-const char *http_framing_error(struct MHD_Connection *c, const char *version);
+/* NULL when the request's framing is sound, else what is wrong. *ranges:
+ * the number of Range fields (counted on the way). */
+const char *http_framing_error(struct MHD_Connection *c, const char *version, int *ranges);
 /* Whether the declared body length is over max. */
 int http_body_over(struct MHD_Connection *c, unsigned long max);
 

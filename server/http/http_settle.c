@@ -4,6 +4,7 @@
 
 #include "http_settle.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -15,16 +16,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../net/admission.h"
 #include "../../net/settle.h"
 #include "../../util/log.h"
 #include "../../util/util.h"
 
 #define LINGER_MS 120000 /* longest wait for TCP to settle a response */
 #define EVICT_MIN_MS                                                                               \
-  1000                  /* a connection in its header phase is not evicted                         \
-                           for a newer one before this age */
-#define EVICT_SCAN 64   /* connections looked at for one to evict */
-#define IP_BUCKETS 1024 /* per-address table of connections in their header phase */
+  1000                /* a connection in its header phase is not evicted                           \
+                         for a newer one before this age */
+#define EVICT_SCAN 64 /* connections looked at for one to evict */
+
+/* how often the tick looks for the first bytes of a keep-alive connection's next request */
+#define KEEP_CHECK_MS 1000
 
 struct conn;
 
@@ -44,29 +48,28 @@ struct pend {
   struct pend *lnext, *lprev; /* the lingering list, oldest first (own_fd >= 0) */
 };
 
-struct ipent;
-
 /* libmicrohttpd's socket_context of a connection. */
 struct conn {
   int fd;            /* libmicrohttpd's socket */
   uint64_t floor;    /* where the last response ended in TCP's acknowledged count */
   struct pend *cur;  /* being written */
   struct pend *wait; /* written, waiting for TCP */
+  /* between two requests of a keep-alive connection: lk guards these
+   * against the tick (libmicrohttpd's thread of the connection writes them) */
+  pthread_mutex_t lk;
+  struct pend *last;  /* written whole, not measured yet */
+  atomic_int between; /* a request ended; the next one's headers are not in yet */
+  int rx_known;       /* rx is set */
+  uint64_t rx;        /* bytes received as the tick first saw it between requests */
+  int64_t next_at;    /* monotonic ms the next request's first bytes were seen, 0: not yet */
+  char addr[INET6_ADDRSTRLEN]; /* the peer's address, as text */
+  struct conn *onext, *oprev;  /* every open connection */
   /* the header phase: from the connection to its first request's headers */
   int64_t opened;             /* monotonic ms */
   atomic_int in_header;       /* on the header lists (read without the lock) */
   atomic_int ended;           /* shut down by us; libmicrohttpd closes it next */
   struct conn *hnext, *hprev; /* all connections in their header phase, oldest first */
-  struct conn *anext, *aprev; /* those of the same address, oldest first */
-  struct ipent *ip;
-};
-
-/* Connections in their header phase from one address. */
-struct ipent {
-  unsigned char key[17]; /* family, then the address */
-  unsigned count;
-  struct conn *head, *tail;
-  struct ipent *next; /* bucket chain */
+  struct adm_hold hold;       /* its address's count of them (net/admission.h) */
 };
 
 struct http_settle {
@@ -80,7 +83,9 @@ struct http_settle {
   struct pend *lhead, *ltail;
   unsigned in_header;
   struct conn *hhead, *htail;
-  struct ipent *ips[IP_BUCKETS];
+  struct admission *adm; /* connections in their header phase per address (an IPv6 /64) */
+  struct conn *ohead;    /* every open connection */
+  int64_t keep_at;       /* monotonic ms of the next look at connections between requests */
   struct http_settle_stats stats;
   struct http_settle_stats logged; /* as of the last log line */
   int64_t log_at;                  /* monotonic ms of the next one */
@@ -92,6 +97,12 @@ struct http_settle *http_settle_new(const struct http_settle_conf *conf)
 
   if (s == NULL)
     return NULL;
+  s->adm = adm_new(conf->connection_limit < ADM_TABLE_MAX / 2 ? conf->connection_limit * 2
+                                                              : ADM_TABLE_MAX);
+  if (s->adm == NULL) {
+    free(s);
+    return NULL;
+  }
   pthread_mutex_init(&s->mu, NULL);
   s->conf = *conf;
   return s;
@@ -181,55 +192,71 @@ static void settle_now(struct http_settle *s, struct pend *p, struct pend **done
   *done = p;
 }
 
+/* Puts p (written, measured, not settled) on the waiting lists of s and
+ * of cn; s->mu held. */
+static void wait_add(struct http_settle *s, struct conn *cn, struct pend *p)
+{
+  p->conn = cn;
+  p->deadline = mono_ms() + LINGER_MS;
+  p->next = s->head;
+  if (s->head)
+    s->head->prev = p;
+  s->head = p;
+  p->cnext = cn->wait;
+  if (cn->wait)
+    cn->wait->cprev = p;
+  cn->wait = p;
+  s->n++;
+}
+
+/* Measures p, written whole on cn with nothing written after it, and sets
+ * where the next response on cn begins. si: TCP_INFO of the socket now.
+ * When the peer has acknowledged every byte written (what a keep-alive
+ * client asking its next request has done), that one call settles p,
+ * complete; else the full measure (settle_written), and p waits for TCP
+ * unless that settles it. cn->lk held, or cn closing (no tick sees it);
+ * mu_held: s->mu too. Returns p when settled (p->got, p->complete; to be
+ * finished without the locks), NULL when it waits. */
+static struct pend *measure(struct http_settle *s, struct conn *cn, struct pend *p,
+                            const struct settle_info *si, int mu_held)
+{
+  uint64_t payload;
+  enum settle_state st;
+
+  if (si->all_acked) {
+    cn->floor = si->acked;
+    p->got = p->len;
+    p->complete = 1;
+    return p;
+  }
+  settle_written_fin(&p->m, cn->fd, p->len); /* at the close, after libmicrohttpd's FIN */
+  cn->floor = settle_end(&p->m);
+  st = settle_check(&p->m, cn->fd, &payload);
+  if (st != SETTLE_PENDING) {
+    p->got = payload;
+    p->complete = st == SETTLE_DONE;
+    return p;
+  }
+  if (!mu_held)
+    pthread_mutex_lock(&s->mu);
+  wait_add(s, cn, p);
+  if (!mu_held)
+    pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
 /* ---- the header phase ------------------------------------------------------ */
 
-static unsigned ip_hash(const unsigned char *k)
+/* Puts cn on the header lists and counts it against its address; s->mu
+ * held. */
+static void header_add(struct http_settle *s, struct conn *cn, const struct sockaddr *sa)
 {
-  unsigned h = 2166136261u;
-  for (int i = 0; i < 17; i++)
-    h = (h ^ k[i]) * 16777619u;
-  return h % IP_BUCKETS;
-}
+  struct adm_key k;
 
-static void ip_key(const struct sockaddr *sa, unsigned char *k)
-{
-  memset(k, 0, 17);
-  if (sa == NULL)
-    return;
-  k[0] = (unsigned char)sa->sa_family;
-  if (sa->sa_family == AF_INET)
-    memcpy(k + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-  else if (sa->sa_family == AF_INET6)
-    memcpy(k + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-}
-
-/* Puts cn on the header lists; s->mu held. -1: out of memory (it stays
- * off them: a connection we cannot track is not limited). */
-static int header_add(struct http_settle *s, struct conn *cn, const struct sockaddr *sa)
-{
-  unsigned char k[17];
-  struct ipent *e;
-  unsigned b;
-
-  ip_key(sa, k);
-  b = ip_hash(k);
-  for (e = s->ips[b]; e && memcmp(e->key, k, 17) != 0; e = e->next)
-    ;
-  if (e == NULL) {
-    if ((e = calloc(1, sizeof(*e))) == NULL)
-      return -1;
-    memcpy(e->key, k, 17);
-    e->next = s->ips[b];
-    s->ips[b] = e;
-  }
-  cn->ip = e;
-  cn->aprev = e->tail;
-  if (e->tail)
-    e->tail->anext = cn;
-  else
-    e->head = cn;
-  e->tail = cn;
-  e->count++;
+  /* no limit here: over header_per_ip, the tick ends the oldest (a
+   * connection the table could not count still has the deadline) */
+  adm_key_addr(sa, &k);
+  (void)adm_take(s->adm, &k, ADM_HEADER, 0, &cn->hold);
   cn->hprev = s->htail;
   if (s->htail)
     s->htail->hnext = cn;
@@ -238,14 +265,11 @@ static int header_add(struct http_settle *s, struct conn *cn, const struct socka
   s->htail = cn;
   s->in_header++;
   atomic_store_explicit(&cn->in_header, 1, memory_order_relaxed);
-  return 0;
 }
 
 /* Takes cn off the header lists; s->mu held. */
 static void header_remove(struct http_settle *s, struct conn *cn)
 {
-  struct ipent *e = cn->ip;
-
   if (!atomic_load_explicit(&cn->in_header, memory_order_relaxed))
     return;
   atomic_store_explicit(&cn->in_header, 0, memory_order_relaxed);
@@ -259,23 +283,7 @@ static void header_remove(struct http_settle *s, struct conn *cn)
     s->htail = cn->hprev;
   cn->hnext = cn->hprev = NULL;
   s->in_header--;
-  if (cn->aprev)
-    cn->aprev->anext = cn->anext;
-  else
-    e->head = cn->anext;
-  if (cn->anext)
-    cn->anext->aprev = cn->aprev;
-  else
-    e->tail = cn->aprev;
-  cn->anext = cn->aprev = NULL;
-  cn->ip = NULL;
-  if (--e->count == 0) {
-    struct ipent **pp = &s->ips[ip_hash(e->key)];
-    while (*pp != e)
-      pp = &(*pp)->next;
-    *pp = e->next;
-    free(e);
-  }
+  adm_give(s->adm, &cn->hold);
 }
 
 /* Ends cn: libmicrohttpd sees the socket shut and closes the connection
@@ -328,6 +336,7 @@ static void refuse(struct http_settle *s, struct conn *cn)
   if (!s->conf.tls && cn->fd >= 0)
     (void)!send(cn->fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
   s->stats.refused++;
+  delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_REFUSED, 1);
   end_conn(s, cn);
 }
 
@@ -346,6 +355,15 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
     return;
   cn->fd = ci != NULL ? ci->connect_fd : -1;
   cn->opened = now;
+  pthread_mutex_init(&cn->lk, NULL);
+  if (ai != NULL && ai->client_addr != NULL) { /* formatted once, for every request */
+    const struct sockaddr *sa = ai->client_addr;
+    if (sa->sa_family == AF_INET)
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, cn->addr, sizeof(cn->addr));
+    else if (sa->sa_family == AF_INET6)
+      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, cn->addr,
+                sizeof(cn->addr));
+  }
   /* what the kernel holds unsent for a slow reader: bounded, not grown
    * with the send buffer's autotuning */
   if (s->conf.send_lowat > 0 && cn->fd >= 0)
@@ -353,11 +371,16 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
                sizeof(s->conf.send_lowat));
   pthread_mutex_lock(&s->mu);
   s->open++;
+  cn->onext = s->ohead;
+  if (s->ohead)
+    s->ohead->oprev = cn;
+  s->ohead = cn;
   /* SECURITY: sockets kept after a response count against the connection
    * limit: the oldest kept one is settled as it stands to make room */
   while (s->open - s->ending + s->lingering > s->conf.connection_limit && s->lhead != NULL) {
     settle_now(s, s->lhead, &done);
     s->stats.kept_closed++;
+    delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_KEPT_CLOSED, 1);
   }
   if (s->open - s->ending + s->lingering > s->conf.connection_limit) {
     /* SECURITY: every slot is taken: a connection that has not sent its
@@ -365,6 +388,7 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
      * (never left waiting in the listen queue) */
     if ((old = oldest_header(s, now)) != NULL) {
       s->stats.header_evicted++;
+      delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
       end_conn(s, old);
     } else {
       refuse(s, cn);
@@ -374,7 +398,7 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
     }
   }
   /* over the header caps, the tick ends the oldest */
-  (void)header_add(s, cn, ai != NULL ? ai->client_addr : NULL);
+  header_add(s, cn, ai != NULL ? ai->client_addr : NULL);
   pthread_mutex_unlock(&s->mu);
   finish_list(done);
 }
@@ -384,19 +408,42 @@ int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c)
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   struct conn *cn = ci != NULL ? ci->socket_context : NULL;
-  int ended;
+  struct pend *p = NULL;
 
   if (cn == NULL)
     return 0;
   if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
     return -1;
-  if (!atomic_load_explicit(&cn->in_header, memory_order_relaxed))
-    return 0; /* every later request of the connection: no lock */
-  pthread_mutex_lock(&s->mu);
-  header_remove(s, cn);
-  ended = atomic_load_explicit(&cn->ended, memory_order_relaxed);
-  pthread_mutex_unlock(&s->mu);
-  return ended ? -1 : 0;
+  if (atomic_load_explicit(&cn->in_header, memory_order_relaxed)) {
+    pthread_mutex_lock(&s->mu);
+    header_remove(s, cn);
+    pthread_mutex_unlock(&s->mu);
+  }
+  /* a later request of a keep-alive connection: the response before it,
+   * which the client has read before asking again, is settled now */
+  if (atomic_load_explicit(&cn->between, memory_order_relaxed)) {
+    pthread_mutex_lock(&cn->lk);
+    atomic_store_explicit(&cn->between, 0, memory_order_relaxed);
+    if ((p = cn->last) != NULL) {
+      struct settle_info si;
+      cn->last = NULL;
+      (void)settle_info(cn->fd, &si);
+      p = measure(s, cn, p, &si, 0);
+    }
+    pthread_mutex_unlock(&cn->lk);
+    if (p != NULL)
+      finish(p, p->got, p->complete);
+  }
+  return atomic_load_explicit(&cn->ended, memory_order_relaxed) ? -1 : 0;
+}
+
+const char *http_settle_peer(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  const struct conn *cn = ci != NULL ? ci->socket_context : NULL;
+
+  return cn != NULL && cn->addr[0] != '\0' ? cn->addr : NULL;
 }
 
 /* Ends the connections past the header deadline, and, among those older
@@ -411,14 +458,16 @@ static void header_deadline(struct http_settle *s, int64_t now)
 
   while (limit > 0 && s->hhead != NULL && now - s->hhead->opened >= limit) {
     s->stats.header_timeouts++;
+    delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_TIMEOUTS, 1);
     end_conn(s, s->hhead);
   }
   for (cn = s->hhead; cn != NULL && now - cn->opened >= EVICT_MIN_MS; cn = next) {
     next = cn->hnext;
     if (((s->conf.header_limit > 0 && s->in_header > s->conf.header_limit) ||
-         (s->conf.header_per_ip > 0 && cn->ip->count > s->conf.header_per_ip)) &&
+         (s->conf.header_per_ip > 0 && adm_held(s->adm, &cn->hold) > s->conf.header_per_ip)) &&
         dribbling(cn)) {
       s->stats.header_evicted++;
+      delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
       end_conn(s, cn);
     }
   }
@@ -478,6 +527,22 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
     return;
   }
   cn->cur = NULL;
+  /* In plain HTTP, measured when the connection's next request comes (one
+   * system call then), by the tick when none comes, or at the close:
+   * nothing else is written after it meanwhile (an error libmicrohttpd
+   * answers itself would only ever count against it, never for it). Over
+   * TLS, now: closing the connection writes a TLS alert after it. */
+  pthread_mutex_lock(&cn->lk);
+  cn->rx_known = 0;
+  cn->next_at = 0;
+  atomic_store_explicit(&cn->between, 1, memory_order_relaxed);
+  if (ok && !s->conf.tls) {
+    cn->last = p;
+    p = NULL;
+  }
+  pthread_mutex_unlock(&cn->lk);
+  if (p == NULL)
+    return;
   settle_written(&p->m, cn->fd, p->len, ok);
   cn->floor = settle_end(&p->m);
   st = settle_check(&p->m, cn->fd, &payload);
@@ -485,19 +550,23 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
     finish(p, payload, st == SETTLE_DONE);
     return;
   }
-  p->conn = cn;
-  p->deadline = mono_ms() + LINGER_MS;
   pthread_mutex_lock(&s->mu);
-  p->next = s->head;
-  if (s->head)
-    s->head->prev = p;
-  s->head = p;
-  p->cnext = cn->wait;
-  if (cn->wait)
-    cn->wait->cprev = p;
-  cn->wait = p;
-  s->n++;
+  wait_add(s, cn, p);
   pthread_mutex_unlock(&s->mu);
+}
+
+void http_settle_request_done(struct http_settle *s, struct MHD_Connection *c)
+{
+  struct conn *cn = conn_of(c);
+
+  (void)s;
+  if (cn == NULL || atomic_load_explicit(&cn->in_header, memory_order_relaxed))
+    return;
+  pthread_mutex_lock(&cn->lk);
+  cn->rx_known = 0;
+  cn->next_at = 0;
+  atomic_store_explicit(&cn->between, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&cn->lk);
 }
 
 void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **socket_context)
@@ -511,7 +580,23 @@ void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **
   *socket_context = NULL;
   pthread_mutex_lock(&s->mu);
   header_remove(s, cn);
+  if (cn->oprev)
+    cn->oprev->onext = cn->onext;
+  else
+    s->ohead = cn->onext;
+  if (cn->onext)
+    cn->onext->oprev = cn->oprev;
   s->open--;
+  if (cn->last != NULL) { /* the tick cannot see cn any more */
+    struct settle_info si;
+    (void)settle_info(cn->fd, &si);
+    p = measure(s, cn, cn->last, &si, 1);
+    cn->last = NULL;
+    if (p != NULL) {
+      p->next = done;
+      done = p;
+    }
+  }
   if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
     s->ending--;
   for (p = cn->wait; p; p = next) {
@@ -539,7 +624,57 @@ void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **
   finish_list(done);
   if (cn->cur != NULL) /* queued, not completed yet: the completion settles it unmeasured */
     free(cn->cur);
+  pthread_mutex_destroy(&cn->lk);
   free(cn);
+}
+
+/* The connections between two requests: the response before, unmeasured
+ * yet, settled once TCP has it acknowledged (a client that asks nothing
+ * more); and the header deadline of a later request, from its first bytes
+ * (seen as the socket's received count grows, checked every
+ * KEEP_CHECK_MS): a keep-alive connection idles under libmicrohttpd's
+ * timeout, but dribbles its next headers no longer than a first request
+ * may. s->mu held. */
+static void keep_alive(struct http_settle *s, int64_t now, struct pend **done)
+{
+  int64_t limit = (int64_t)s->conf.header_timeout * 1000;
+  int look = now >= s->keep_at;
+
+  if (look)
+    s->keep_at = now + KEEP_CHECK_MS;
+  for (struct conn *cn = s->ohead; cn != NULL; cn = cn->onext) {
+    struct settle_info si;
+    struct pend *p;
+
+    if (!atomic_load_explicit(&cn->between, memory_order_relaxed) ||
+        atomic_load_explicit(&cn->ended, memory_order_relaxed))
+      continue;
+    if (pthread_mutex_trylock(&cn->lk) != 0)
+      continue; /* its thread is at it: the next tick */
+    if (atomic_load_explicit(&cn->between, memory_order_relaxed) &&
+        (cn->last != NULL || (look && limit > 0))) {
+      (void)settle_info(cn->fd, &si);
+      if ((p = cn->last) != NULL) {
+        cn->last = NULL;
+        if ((p = measure(s, cn, p, &si, 1)) != NULL) {
+          p->next = *done;
+          *done = p;
+        }
+      }
+      if (!cn->rx_known) {
+        cn->rx = si.received;
+        cn->rx_known = 1;
+      } else if (cn->next_at == 0 && si.received != cn->rx) {
+        cn->next_at = now;
+      }
+      if (look && limit > 0 && cn->next_at != 0 && now - cn->next_at >= limit) {
+        s->stats.header_timeouts++;
+        delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_TIMEOUTS, 1);
+        end_conn(s, cn);
+      }
+    }
+    pthread_mutex_unlock(&cn->lk);
+  }
 }
 
 void http_settle_tick(struct http_settle *s, int force)
@@ -554,6 +689,7 @@ void http_settle_tick(struct http_settle *s, int force)
 
   pthread_mutex_lock(&s->mu);
   header_deadline(s, now);
+  keep_alive(s, now, &done);
   for (p = s->head; p; p = next) {
     uint64_t payload;
     next = p->next;
@@ -585,16 +721,6 @@ void http_settle_tick(struct http_settle *s, int force)
              st.open, st.kept, st.in_header);
 }
 
-void http_settle_stats(struct http_settle *s, struct http_settle_stats *out)
-{
-  pthread_mutex_lock(&s->mu);
-  *out = s->stats;
-  out->open = s->open;
-  out->kept = s->lingering;
-  out->in_header = s->in_header;
-  pthread_mutex_unlock(&s->mu);
-}
-
 int http_settle_pending(struct http_settle *s)
 {
   int n;
@@ -610,12 +736,7 @@ void http_settle_free(struct http_settle *s)
   if (s == NULL)
     return;
   http_settle_tick(s, 1);
-  for (int b = 0; b < IP_BUCKETS; b++) /* empty once libmicrohttpd closed everything */
-    while (s->ips[b]) {
-      struct ipent *e = s->ips[b];
-      s->ips[b] = e->next;
-      free(e);
-    }
+  adm_free(s->adm);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }

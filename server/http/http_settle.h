@@ -11,14 +11,20 @@
  * room by settling the oldest as it stands.
  *
  * The meter owns a response's transfer from http_settle_written on, and
- * ends it (transfer_delivered, transfer_end) once settled.
+ * ends it (transfer_delivered, transfer_end) once settled. A response
+ * written whole over plain HTTP is measured when its connection's next
+ * request comes: the client has read it by then, and one TCP_INFO saying
+ * everything written is acknowledged settles it; else (or when no request
+ * comes: at the tick, or the close) as described above. Over TLS it is
+ * measured when written.
  *
  * Connection economics: the meter sees every connection from libmicrohttpd's
  * STARTED to CLOSED, so it also keeps what libmicrohttpd cannot: a
- * deadline for a connection's first request headers, and caps on the
- * connections still in that header phase, per address and overall (a new
- * one makes room by ending the oldest, unless that one is younger than a
- * second; else the new one is refused). A connection over the limit is
+ * deadline for every request's headers (a keep-alive connection's later
+ * request from its first bytes, seen in TCP's received count), caps on the
+ * connections still sending their first request's headers, per address
+ * and overall (a new one makes room by ending the oldest, unless that one
+ * is younger than a second; else the new one is refused). A connection over the limit is
  * refused at once (503 in plain HTTP), never left in the listen queue. */
 #ifndef DFOTAD_HTTP_SETTLE_H
 #define DFOTAD_HTTP_SETTLE_H
@@ -32,13 +38,16 @@ struct http_settle;
 
 struct http_settle_conf {
   unsigned connection_limit; /* libmicrohttpd's connections and kept sockets together */
-  unsigned header_timeout;   /* seconds for the first request's headers, 0: none */
+  unsigned header_timeout;   /* seconds for a request's headers, 0: none (the first
+                                request: from the connection; a later one: from its
+                                first bytes) */
   unsigned header_limit;     /* connections in their header phase, 0: no cap */
   unsigned header_per_ip;    /* ... from one address, 0: no cap */
   int tls;                   /* the sockets speak TLS: refusals cannot answer */
   unsigned send_lowat;       /* TCP_NOTSENT_LOWAT of each connection, 0: none */
 };
 
+/* Figures for the log (the core counts them too, for /metrics: delivery_count). */
 struct http_settle_stats {
   unsigned open, kept, in_header;    /* now */
   unsigned long long refused;        /* connections refused: no room */
@@ -60,6 +69,16 @@ void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **
  * ended (refused, or too slow), the handler answers MHD_NO. */
 int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c);
 
+/* The peer's address of c as text, formatted once for the connection
+ * (NULL: unknown). */
+const char *http_settle_peer(struct MHD_Connection *c);
+
+/* A request of c ended with no response given to the meter (not a GET
+ * download): until its next request's headers, c is between requests
+ * (the header deadline of a later request). http_settle_written does the
+ * same for a download. */
+void http_settle_request_done(struct http_settle *s, struct MHD_Connection *c);
+
 /* A response of len body bytes from start is queued on c. */
 void http_settle_begin(struct http_settle *s, struct MHD_Connection *c, struct transfer *tr,
                        uint64_t start, uint64_t len, enum piece kind);
@@ -75,7 +94,5 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
 void http_settle_tick(struct http_settle *s, int force);
 /* Responses waiting. */
 int http_settle_pending(struct http_settle *s);
-/* Figures for logs and /metrics. */
-void http_settle_stats(struct http_settle *s, struct http_settle_stats *out);
 
 #endif

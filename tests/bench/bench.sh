@@ -11,6 +11,8 @@
 #   BENCH_RANGE_ALIGN=2048  range starts are multiples of this (1: any offset)
 #   BENCH_METRICS="range whole"  which measurements to run
 #   BENCH_KEEP=1         keep the temporary directory (wrk outputs, logs)
+#   BENCH_DFOTAD_CONF    lines appended to dfotad's configuration, e.g.
+#                        "$(printf '[http]\nsend_lowat = 0')" (printed in the summary)
 #
 # What it does: writes a 10 MiB random file; starts Debian's nginx (its own
 # nginx.conf in a temporary directory) and dfotad (its own configuration,
@@ -553,6 +555,7 @@ echo '```'
 echo "date:     $DATE"
 echo "machine:  $NPROC CPUs, $CPU_MODEL, $KERNEL; ${BUSY:-?}% busy before the run"
 echo "servers:  dfotad $DFOTAD_VERSION vs $NGINX_VERSION (sendfile, tcp_nopush, open_file_cache, workers auto); loopback"
+[ -n "${BENCH_DFOTAD_CONF:-}" ] && echo "dfotad:   with $(printf '%s' "$BENCH_DFOTAD_CONF" | tr '\n' ' ')"
 echo "client:   wrk $WRK_VERSION -t$WRK_THREADS on the same host; $ROUNDS rounds x ${DURATION}s, alternating; medians"
 printf '%-34s %12s %12s %8s\n' "metric" dfotad nginx ratio
 [ -n "$MED_range_dfotad" ] &&

@@ -27,7 +27,8 @@ http_ok() { [ "$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" 
 
 # start_bench_dfotad: dfotad on 127.0.0.1:$HTTP_PORT (devices) and
 # :$ADMIN_PORT (admin), and :$FTP_PORT (FTP devices) when FTP_PORT is set
-# (no FTP front otherwise), state in $T/state, log level warn; checks the
+# (no FTP front otherwise), state in $T/state, log level warn, then the
+# lines of BENCH_DFOTAD_CONF (e.g. "[http]<newline>send_lowat = 0"); checks the
 # configuration with -t first and waits until it answers. Sets DFOTAD_PID,
 # ADMIN_URL, DEV_URL, TOKEN_FILE and TOKEN.
 start_bench_dfotad() {
@@ -46,6 +47,9 @@ listen = ${FTP_PORT:+127.0.0.1:$FTP_PORT}
 
 [admin]
 listen = 127.0.0.1:$ADMIN_PORT
+${BENCH_DFOTAD_CONF:+
+# from BENCH_DFOTAD_CONF
+$BENCH_DFOTAD_CONF}
 CONF
   timeout 10 "$DFOTAD" -c "$T/dfotad.conf" -t >"$T/dfotad-t.out" 2>&1 ||
     { cat "$T/dfotad-t.out" >&2; die "dfotad -t rejected the configuration"; }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "server/fronts.h"
 #include "util/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -25,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
   fwrite(data, 1, size, f);
   fclose(f);
-  c = config_load(path, NULL, 0, &errs);
+  c = dfotad_config_load(path, NULL, 0, &errs);
   if (c == NULL && errs.n == 0)
     abort(); /* a refusal always says why */
   config_free(c);

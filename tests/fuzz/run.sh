@@ -1,59 +1,195 @@
 #!/bin/sh
-# Builds the fuzz targets with clang's libFuzzer (plus ASan and UBSan) and
-# runs each for FUZZ_SECONDS (default 30). Needs clang (apt-get install
-# clang). Usage: tests/fuzz/run.sh [target...]
-# Targets: range, config, coap, ftp, lwm2m (parsers alone); urc, report_json, checkin (the
+# The libFuzzer targets, built with clang (plus ASan and UBSan).
+#
+#   tests/fuzz/run.sh [target...]      fuzz each target FUZZ_SECONDS (30) on a
+#                                      working corpus in FUZZ_OUT
+#                                      (/tmp/dfotad-fuzz), seeded from
+#                                      tests/fuzz/corpus/<target>/
+#   tests/fuzz/run.sh -c target        what `make check` runs for each target
+#                                      (tests/fuzz/fuzz.am): replay every
+#                                      committed input of
+#                                      tests/fuzz/corpus/<target>/, then fuzz
+#                                      FUZZ_SECONDS (15) more; the committed
+#                                      corpus is only read. Exit 77 (skip)
+#                                      when clang cannot build a fuzzer,
+#                                      unless FUZZ_REQUIRED=1 (tests/run-all).
+#
+# Needs clang and libclang-rt-dev (tests/deps.sh installs them). Targets:
+# range, ftp, coap, lwm2m (parsers alone); config (every section the daemon
+# declares, so the whole daemon library: built once); urc, report_json, checkin (the
 # delivery core on a real fleet: a SQLite store under /dev/shm or /tmp,
-# removed at exit).
+# removed at exit). A crash leaves its input in FUZZ_OUT; copy it to
+# tests/fuzz/corpus/<target>/crash-<what> with the fix, so that every run
+# replays it from then on. New target: tests/fuzz/fuzz_<name>.c, its sources
+# in the case below, seeds in tests/fuzz/corpus/<name>/, and a line in
+# tests/fuzz/fuzz.am.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-out=${FUZZ_OUT:-/tmp/dfotad-fuzz}
-secs=${FUZZ_SECONDS:-30}
+check=0
+if [ "${1:-}" = -c ]; then
+  check=1
+  shift
+  [ $# -eq 1 ] || { echo "usage: $0 -c target" >&2; exit 2; }
+  # the name make check gives it: .../tests/fuzz/fuzz_<target>.c
+  t=${1##*/}
+  t=${t#fuzz_}
+  set -- "${t%.c}"
+  out=${FUZZ_OUT:-$PWD/tests/fuzz/out}
+  secs=${FUZZ_SECONDS:-15}
+else
+  out=${FUZZ_OUT:-/tmp/dfotad-fuzz}
+  secs=${FUZZ_SECONDS:-30}
+fi
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cc=${FUZZ_CC:-clang}
+
+# can clang build a fuzzer here at all?
+if ! printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' |
+  $cc -x c -fsanitize=fuzzer,address,undefined -o "$out/probe" - >/dev/null 2>&1; then
+  echo "$cc cannot build a libFuzzer target here (apt-get install clang libclang-rt-dev)"
+  [ "${FUZZ_REQUIRED:-0}" = 1 ] && exit 1
+  exit 77
+fi
+rm -f "$out/probe"
+
 [ -f "$top/autoconfig.h" ] || [ -f "$out/autoconfig.h" ] || {
-  echo "#define PACKAGE_VERSION \"fuzz\"" > "$out/autoconfig.h"
+  echo "#define PACKAGE_VERSION \"fuzz\"" >"$out/autoconfig.h"
 }
-flags="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I$top -I$out"
-targets=${*:-"range config urc report_json checkin coap ftp lwm2m"}
-# the delivery core and what it stands on (no front, no libmicrohttpd)
-core="util/log.c util/util.c util/proto.c store/store.c store/upload.c store/writer.c
-  store/db_sqlite.c fleet/delivery.c fleet/devices.c fleet/credentials.c fleet/persist.c
-  fleet/checkin.c fleet/report.c fleet/progress.c fleet/device_admin.c fleet/rollout.c
-  fleet/rollout_admin.c fleet/metrics.c fleet/urc.c fleet/paths.c fleet/psk.c store/recheck.c
-  fleet/lwm2m.c"
-corelibs=$(pkg-config --libs jansson sqlite3 libcrypto)" -lpthread"
-for t in $targets; do
+flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+  -D_GNU_SOURCE -I$top -I$out"
+# the delivery core and what it stands on (no front, no libmicrohttpd):
+# every source of util/, store/ and fleet/, and what fleet/ takes from net/
+core=$(cd "$top" && ls util/*.c store/*.c fleet/*.c net/admission.c | grep -v '^store/db_pg\.c$' |
+  tr '\n' ' ')
+corelibs="$(pkg-config --libs jansson sqlite3 libcrypto) -lpthread"
+
+# the core once into $out/core.a, shared by its three targets (make check
+# may build them at the same time: one builds, the others wait)
+build_core() {
+  (
+    flock 9
+    new=0
+    for s in $core; do
+      o="$out/core/${s%.c}.o"
+      # stale when its source or any header of the core is newer
+      if [ ! -f "$o" ] || [ -n "$(find "$top/$s" "$top/util" "$top/store" "$top/fleet" \
+        -newer "$o" \( -name '*.h' -o -path "$top/$s" \) -print | head -n 1)" ]; then
+        mkdir -p "${o%/*}"
+        # shellcheck disable=SC2086
+        (cd "$top" && $cc $flags -c -o "$o" "$s") || exit 1
+        new=1
+      fi
+    done
+    if [ $new = 1 ] || [ ! -f "$out/core.a" ]; then
+      rm -f "$out/core.a"
+      # shellcheck disable=SC2046
+      (cd "$out/core" && ar rcs "$out/core.a" $(for s in $core; do echo "${s%.c}.o"; done))
+    fi
+  ) 9>"$out/core.lock"
+}
+
+# the whole daemon library (Makefile.am's libdfotad_a_SOURCES, and the
+# console's embedded assets) once into $out/lib.a, for the config target:
+# the configuration is every section the fronts declare, and their checks
+# read the fronts table, so it takes every front with it
+am_list() { # VARIABLE: the words of a Makefile.am variable's definition
+  sed -n "/^$1 =/,/[^\\]\$/p" "$top/Makefile.am" | sed -e "s/^$1 =//" -e 's/\\$//' | tr -s ' \t' '\n'
+}
+lib=$(am_list libdfotad_a_SOURCES | grep '\.c$')
+liblibs="$(pkg-config --libs libmicrohttpd gnutls libcoap-3-openssl libcrypto libssl libevent \
+  libevent_openssl libevent_pthreads sqlite3 jansson) -lpthread"
+build_lib() {
+  (
+    flock 9
+    new=0
+    mkdir -p "$out/lib/api"
+    assets=$(am_list CONSOLE_ASSETS)
+    # shellcheck disable=SC2086
+    sh "$top/api/console/embed.sh" "$top" $assets >"$out/lib/api/console_assets.c.new"
+    if cmp -s "$out/lib/api/console_assets.c.new" "$out/lib/api/console_assets.c"; then
+      rm -f "$out/lib/api/console_assets.c.new"
+    else
+      mv "$out/lib/api/console_assets.c.new" "$out/lib/api/console_assets.c"
+    fi
+    objs=
+    for s in $lib "$out/lib/api/console_assets.c"; do
+      o="$out/lib/$(echo "${s#"$out"/lib/}" | sed 's/\.c$//').o"
+      objs="$objs $o"
+      src=$s
+      [ -f "$src" ] || src="$top/$s"
+      if [ ! -f "$o" ] || [ -n "$(find "$src" "$top/util" "$top/store" "$top/fleet" "$top/net" \
+        "$top/api" "$top/server" -newer "$o" \( -name '*.h' -o -path "$src" \) -print |
+        head -n 1)" ]; then
+        mkdir -p "${o%/*}"
+        # shellcheck disable=SC2086
+        (cd "$top" && $cc $flags -c -o "$o" "$src") || exit 1
+        new=1
+      fi
+    done
+    if [ $new = 1 ] || [ ! -f "$out/lib.a" ]; then
+      rm -f "$out/lib.a"
+      # shellcheck disable=SC2086
+      ar rcs "$out/lib.a" $objs
+    fi
+  ) 9>"$out/lib.lock"
+}
+
+status=0
+[ $# -eq 0 ] && set -- range config urc report_json checkin coap ftp lwm2m
+for t in "$@"; do
   case $t in
   range) srcs="server/http/range.c" ;;
-  config) srcs="util/config.c util/listen.c util/log.c util/proto.c" ;;
-  urc | report_json | checkin) srcs="$core $corelibs" ;;
+  config) build_lib && srcs="$out/lib.a $liblibs" ;;
+  urc | report_json | checkin) build_core && srcs="$out/core.a $corelibs" ;;
   coap) srcs="server/coap/coap_msg.c -lcoap-3-openssl" ;;
   ftp) srcs="server/ftp/ftp_cmd.c" ;;
   lwm2m) srcs="server/coap/lwm2m_link.c server/coap/lwm2m_tlv.c $(pkg-config --libs jansson)" ;;
   *) echo "unknown target $t"; exit 2 ;;
   esac
-  (cd "$top" && clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $srcs)
-  mkdir -p "$out/corpus_$t"
-  [ "$t" = range ] && printf 'bytes=0-2047' > "$out/corpus_$t/seed1" && printf 'bytes=-10' > "$out/corpus_$t/seed2"
-  [ "$t" = config ] && cp "$top/conf/dfotad.conf" "$out/corpus_$t/seed1" 2>/dev/null
-  [ "$t" = urc ] && printf '+QIND: "FOTA","HTTPSTART"\r\n+QIND: "FOTA","DOWNLOADING",50\r\n+QIND: "FOTA","HTTPEND",702\r\n' >"$out/corpus_$t/seed1" &&
-    printf '+QIND: "FOTA","END",511\r\n+LWM2M: "FOTA","DOWNLOADING","START"\n' >"$out/corpus_$t/seed2"
-  [ "$t" = report_json ] && printf '{"stage":"HTTPEND","code":702}' >"$out/corpus_$t/seed1" &&
-    printf '{"stage":"DOWNLOADING","percent":40}' >"$out/corpus_$t/seed2"
-  # checkin: listener byte, version length, version, transport
-  [ "$t" = checkin ] && printf '\000\001Bftp' >"$out/corpus_$t/seed1" &&
-    printf '\001\001Ccoaps' >"$out/corpus_$t/seed2" && printf '\002\001Ahttp' >"$out/corpus_$t/seed3"
-  [ "$t" = coap ] && printf '\102\001\022\064\252\273\261f\030tokenaaaaaaaaaaaaaaaaaaa\301\006' > "$out/corpus_$t/seed1"
-  [ "$t" = ftp ] && printf 'RETR ../a/./b//c' > "$out/corpus_$t/seed1" &&
-    printf 'EPRT |2|::1|5282|' > "$out/corpus_$t/seed2" && printf 'PORT 127,0,0,1,200,10' > "$out/corpus_$t/seed3"
-  # lwm2m: selector byte (0 links, 1 query, 2.. a value: format, resource id)
-  [ "$t" = lwm2m ] && printf '\000</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</5/0>;ver=1.1' >"$out/corpus_$t/seed1" &&
-    printf '\001ep=urn:imei:1&lt=300&lwm2m=1.1&b=UQ&Q' >"$out/corpus_$t/seed2" &&
-    printf '\002\005\003\303\003BG95' >"$out/corpus_$t/seed3" &&
-    printf '\002\003\003[{"bn":"/5/0/","n":"3","v":2}]' >"$out/corpus_$t/seed4"
-  true
-  echo "== fuzz_$t for ${secs}s"
+  echo "== fuzz_$t: build"
+  # shellcheck disable=SC2086
+  (cd "$top" && $cc $flags -fsanitize=fuzzer -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $srcs)
+  seeds="$top/tests/fuzz/corpus/$t"
+  work="$out/corpus_$t"
+  mkdir -p "$work"
   dict=
   [ -f "$top/tests/fuzz/$t.dict" ] && dict="-dict=$top/tests/fuzz/$t.dict"
-  "$out/fuzz_$t" -max_total_time="$secs" -max_len=4096 $dict "$out/corpus_$t" 2>&1 | tail -n 3
+  opts="-max_len=4096 -timeout=10 -rss_limit_mb=1024 -artifact_prefix=$out/$t-"
+  rc=0
+  if [ $check = 1 ]; then
+    # every committed input once (file arguments: run them and stop)
+    n=$(find "$seeds" -type f | wc -l)
+    echo "== fuzz_$t: replay $n committed inputs"
+    # shellcheck disable=SC2046,SC2086
+    "$out/fuzz_$t" $opts $(find "$seeds" -type f | sort) >"$out/$t.replay" 2>&1 || rc=$?
+    if [ $rc != 0 ]; then
+      tail -n 40 "$out/$t.replay"
+      echo "== fuzz_$t failed on a committed input: $(sed -n 's/^Running: //p' "$out/$t.replay" | tail -n 1)"
+    fi
+    # a fresh working corpus each time: new finds go there, never into
+    # the committed one (read as the second folder)
+    rm -rf "$work" "$out/$t"-crash-* "$out/$t"-leak-* "$out/$t"-timeout-* "$out/$t"-oom-*
+    mkdir -p "$work"
+  fi
+  if [ $rc = 0 ]; then
+    echo "== fuzz_$t: ${secs}s"
+    # shellcheck disable=SC2086
+    "$out/fuzz_$t" -max_total_time="$secs" $opts $dict "$work" "$seeds" >"$out/$t.fuzz" 2>&1 || rc=$?
+    if [ $rc = 0 ]; then
+      grep -E '^(#[0-9]+[[:space:]]+INITED|Done [0-9]+ runs)' "$out/$t.fuzz" || tail -n 3 "$out/$t.fuzz"
+    else
+      tail -n 60 "$out/$t.fuzz"
+    fi
+  fi
+  if [ $rc != 0 ]; then
+    status=1
+    for a in "$out/$t"-crash-* "$out/$t"-leak-* "$out/$t"-timeout-* "$out/$t"-oom-*; do
+      [ -f "$a" ] || continue
+      echo "== fuzz_$t failed on $a (base64 below); fix it, then add it as"
+      echo "   tests/fuzz/corpus/$t/crash-<what> so that every run replays it"
+      base64 -w 76 "$a" | head -n 60
+    done
+  fi
 done
+exit $status

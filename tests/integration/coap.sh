@@ -160,6 +160,16 @@ expect_match "/metrics: DTLS handshakes" 'dfotad_sessions_handshakes_total\{prot
 pkg_json "$PID_AC"
 expect_match "package statistics count CoAP downloads" '^[1-9]' "$(json "$BODY" .stats.downloads)"
 
+# --- a reload in place cannot drop the certificate: refused, not ignored ----------------
+sed -i -e '/^cert = /d' -e '/^key = /d' -e '/^client_ca = /d' -e '/^client_auth = /d' "$FLEET_CONF"
+mark=$(log_mark)
+kill -HUP "$DFOTAD_PID"
+check "[coaps] cert removed: the reload is refused" wait_log_since "$mark" 'reload refused' 10
+expect_match "[coaps] cert removed: the refusal says why" 'coaps: cert removed: .*restart' \
+  "$(log_since "$mark")"
+OUT=$(cc "${CERTARGS[@]}" "coaps://$COAPS/v1/update?device=dev-cert&version=$VC" 2>&1)
+expect_eq "after the refused reload, a certificate check-in still works" "" "$OUT"
+
 stop_dfotad TERM 15
 expect_eq "dfotad stops cleanly" 0 "$DFOTAD_RC"
 finish

@@ -44,7 +44,8 @@ for d in devs:
 json.dump(out, sys.stdout)
 PYEOF
 rollout_create "{\"name\":\"coap fleet\",\"model\":\"$MODEL\",\"target_version\":\"$VC\",
-  \"selector\":{\"devices\":$(jq -c '[.[].id]' <"$T/devices.json")},\"waves\":[100]}" ||
+  \"selector\":{\"devices\":$(jq -c '[.[].id]' <"$T/devices.json")},\"waves\":[100],
+  \"retry_backoff\":1}" ||
   bail "rollout created" "$(cat "$BODY")"
 rollout_action "$RID" start
 

@@ -59,26 +59,33 @@ coap_pki() {
 
 # coap_start [CONFIG-LINES]: fleet_start with [coap] and [coaps] on free
 # UDP ports (certificates from coap_pki when $P is set); COAP and COAPS
-# are HOST:PORT.
+# are HOST:PORT. A port taken between its pick and the daemon's bind (by
+# another test running at the same time) means new ports, up to 3 tries.
 coap_start() {
-  local ports
-  ports=$(udp_ports 2 | tr '\n' ' ')
-  read -r COAP_PORT COAPS_PORT <<<"$ports"
-  COAP="127.0.0.1:$COAP_PORT"
-  COAPS="127.0.0.1:$COAPS_PORT"
-  local tls=""
-  if [ -n "${P:-}" ]; then
-    tls="cert = $P/server.crt
+  local ports try
+  for try in 1 2 3; do
+    ports=$(udp_ports 2 | tr '\n' ' ')
+    read -r COAP_PORT COAPS_PORT <<<"$ports"
+    COAP="127.0.0.1:$COAP_PORT"
+    COAPS="127.0.0.1:$COAPS_PORT"
+    local tls=""
+    if [ -n "${P:-}" ]; then
+      tls="cert = $P/server.crt
 key = $P/server.key
 client_ca = $P/ca.crt
 client_auth = optional"
-  fi
-  fleet_start "[coap]
+    fi
+    fleet_start "[coap]
 listen = $COAP
 anonymous_packages = yes
 [coaps]
 listen = $COAPS
-$tls" "$@"
+$tls" "$@" && return 0
+    log_since "$_start_mark" | grep -q 'cannot listen' || return 1
+    echo "# try $try: a port was taken before dfotad could bind it; new ports"
+    HTTP_PORT=
+  done
+  return 1
 }
 
 # hexof TEXT: TEXT's bytes in hex (coap-client takes a key as text).
@@ -94,10 +101,13 @@ metric() {
 npm_clients() {
   local cache=${DFOTAD_NPM_CACHE:-/tmp/dfotad-npm-cache}
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
-  if [ ! -d "$cache/node_modules/coap" ] || [ ! -d "$cache/node_modules/node-coap-client" ]; then
-    mkdir -p "$cache" &&
-      (cd "$cache" && timeout 180 npm install --no-audit --no-fund --silent coap@1 \
-        node-coap-client >/dev/null 2>&1) || return 1
-  fi
+  # one install at a time (tests/run-all runs two builds' tests at once)
+  mkdir -p "$cache" || return 1
+  (
+    flock 9
+    [ -d "$cache/node_modules/coap" ] && [ -d "$cache/node_modules/node-coap-client" ] && exit 0
+    cd "$cache" && timeout 180 npm install --no-audit --no-fund --silent coap@1 \
+      node-coap-client >/dev/null 2>&1
+  ) 9>"$cache.lock" || return 1
   export NODE_PATH="$cache/node_modules"
 }

@@ -17,8 +17,12 @@ KEY='robust-psk-key-0123456789'
 mkpkg "$VA" "$VC" 300001 || bail "package uploaded"
 PKG="$T/pkg-$VA-$VC.bin"
 dev_put dev1 "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"transport\":\"coap\",\"psk\":\"$(hexof "$KEY")\"}"
+# dev2's download is cut and resumed on its own: dev1's random blocks, a
+# first request past byte 0 among them, tell that it holds the bytes before
+CUT_SECRET='robust-cut-secret-0123456789'
+dev_put dev2 "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"transport\":\"coap\",\"secret\":\"$CUT_SECRET\"}"
 rollout_create "{\"name\":\"r\",\"model\":\"$MODEL\",\"target_version\":\"$VC\",
-  \"selector\":{\"devices\":[\"dev1\"]},\"waves\":[100]}" || bail "rollout"
+  \"selector\":{\"devices\":[\"dev1\",\"dev2\"]},\"waves\":[100]}" || bail "rollout"
 rollout_action "$RID" start
 URL=$(cc -u dev1 -k "$KEY" "coaps://$COAPS/v1/update?device=dev1&version=$VA" 2>>"$T/cc.err")
 expect_match "an offer over coap" "^coap://127\.0\.0\.1:$COAP_PORT/f/" "$URL"
@@ -54,17 +58,20 @@ expect_match "error answers at most 3x their request" '^ok' "$OUT"
 # --- cut at about 40 %, then resumed -----------------------------------------------
 # coap-client sends its first 118 requests (of 294 blocks), then loses every
 # datagram: the download stops at about 40 %
+checkin dev2 "$CUT_SECRET" "$VA"
+URL2=$(cat "$BODY")
+expect_match "dev2: an offer over coap" "^coap://127\.0\.0\.1:$COAP_PORT/f/" "$URL2"
 rm -f "$T/cut.bin"
-CC_WAIT=3 cc -l 119-99999 -b 1024 -o "$T/cut.bin" "$URL" 2>>"$T/cc.err"
+CC_WAIT=3 cc -l 119-99999 -b 1024 -o "$T/cut.bin" "$URL2" 2>>"$T/cc.err"
 got=$(fsize "$T/cut.bin")
 sleep 0.5
-pct=$(dev_field dev1 .progress.percent)
+pct=$(dev_field dev2 .progress.percent)
 expect_match "cut: about 40 % recorded ($pct %, $got bytes on the client)" '^(3[5-9]|4[0-5])$' "$pct"
 sleep 2.5 # a pause, then the device goes on from its breakpoint, from another port
-python3 "$RAW" fetch 127.0.0.1 "$COAP_PORT" "$FPATH" "$T/cut.bin" --from $((got / 1024)) >/dev/null
+python3 "$RAW" fetch 127.0.0.1 "$COAP_PORT" "${URL2#coap://$COAP}" "$T/cut.bin" --from $((got / 1024)) >/dev/null
 expect_eq "resumed: the package complete on the client" "$(sha "$PKG")" "$(sha "$T/cut.bin")"
-expect_eq "resumed: 100 %" 100 "$(dev_field dev1 .progress.percent)"
-expect_match "resumed: a resume recorded" '^[1-9]' "$(dev_field dev1 .progress.resumes)"
+expect_eq "resumed: 100 %" 100 "$(dev_field dev2 .progress.percent)"
+expect_match "resumed: a resume recorded" '^[1-9]' "$(dev_field dev2 .progress.resumes)"
 
 # --- a ClientHello flood (400 spoofed sources, under handshake_limit) stops
 # neither an established DTLS download nor a new handshake ---------------------

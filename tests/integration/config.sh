@@ -178,6 +178,21 @@ if command -v openssl >/dev/null 2>&1; then
   run_t -c "$f"
   expect_eq "sni cert file missing: exit 1" 1 "$RC"
   expect_match "sni cert file missing: named" "missing-a\.crt" "$ERR"
+
+  # -t builds each TLS section for its library: what it refuses is said now
+  run_t -c "$T/https_good.conf" --set "https.priorities=NORMAL:+NO-SUCH-THING"
+  expect_eq "[https] priorities GnuTLS refuses: -t exits 1" 1 "$RC"
+  expect_match "[https] priorities GnuTLS refuses: named" "\[https\] priorities: .*NO-SUCH-THING" \
+    "$ERR"
+  run_t -c "$T/https_good.conf" --set "ftps.listen=$FTPS" --set "ftps.cert=$T/ok.crt" \
+    --set "ftps.key=$T/ok.key" --set "ftps.priorities=NO-SUCH-CIPHER"
+  expect_eq "[ftps] priorities OpenSSL refuses: -t exits 1" 1 "$RC"
+  expect_match "[ftps] priorities OpenSSL refuses: named" "ciphers" "$ERR"
+  run_t -c "$T/https_good.conf" --set "ftp.tls_session_reuse=off"
+  expect_eq "[ftp] tls_session_reuse = off: -t exits 0" 0 "$RC"
+  run_t -c "$T/https_good.conf" --set "ftp.tls_session_reuse=sometimes"
+  expect_match "[ftp] tls_session_reuse = sometimes: its choices named" "one of off, required" \
+    "$ERR"
 else
   skip "certificate loading checks" "no openssl"
 fi

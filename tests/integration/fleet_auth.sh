@@ -125,8 +125,8 @@ expect_eq "wrong secrets: 6 times 403, then 429" " 403 403 403 403 403 403 429" 
 check "429 carries Retry-After" grep -qi '^Retry-After: [0-9]' "$T/429.hdrs"
 expect_eq "locked out: even the right secret waits (429)" 429 "$right"
 api GET /metrics
-expect_eq "failures counted" 6 "$(grep '^dfotad_auth_failures_total ' "$BODY" | awk '{ print $2 }')"
-check "throttled requests counted" test "$(grep '^dfotad_auth_throttled_total ' "$BODY" | awk '{ print $2 }')" -ge 2
+expect_eq "failures counted" 6 "$(grep '^dfotad_auth_failures_total{protocol="http"} ' "$BODY" | awk '{ print $2 }')"
+check "throttled requests counted" test "$(grep '^dfotad_auth_throttled_total{protocol="http"} ' "$BODY" | awk '{ print $2 }')" -ge 2
 check "failures logged at a bounded rate" test "$(log_since "$mark" | grep -c 'credential refused')" -le 3
 sleep 4.2
 checkin a1 "$S1" "$VA"

@@ -130,7 +130,10 @@ expect_eq "the update applied" V3 "$(dev_field d00001 .version)"
 # all of it is durable: kill -9 and restart
 kill9_dfotad
 start_dfotad "$FLEET_CONF" || bail "dfotad restarts"
-expect_match "restart loads $((N + 1)) devices" "fleet: $((N + 1)) devices loaded" "$(log_since "$_start_mark")"
+# over 10,000 devices the rest loads in the background: wait for its line
+_loaded() { log_since "$_start_mark" | grep -q "fleet: $((N + 1)) devices loaded in"; }
+wait_until 20 _loaded
+expect_match "restart loads $((N + 1)) devices" "fleet: $((N + 1)) devices loaded in" "$(log_since "$_start_mark")"
 check "walk after the restart" walk 1000 "$T/restart.ids"
 expect_eq "after the restart: $((N + 1)) devices" $((N + 1)) "$(grep -c . "$T/restart.ids")"
 checkin d00004 "$(jq -r '.secrets.d00004' <"$T/bulk-res.json")" V1

@@ -115,6 +115,13 @@ if [ "${HAVE_LFTP:-1}" = 1 ]; then
   timeout 30 lftp -c "set ssl:ca-file $P/ca.crt; set ftp:ssl-force yes; set net:max-retries 1;
     open -u f2,$F2_PASS ftp://$FTP; cls -l" >"$T/lftp.ls" 2>&1
   expect_match "lftp ls shows the one file" "$NAME" "$(cat "$T/lftp.ls")"
+  # the README's recipe as written: the offer URL's server opened, its file fetched
+  URL=$F2_URL
+  rm -f pkg.bin
+  (cd "$T" && timeout 60 lftp -c "set ssl:ca-file $P/ca.crt; set ftp:ssl-force yes; set ftp:ssl-protect-data yes;
+  open ${URL%/*}; pget -n 4 ${URL##*/} -o pkg.bin") >"$T/lftp-readme.out" 2>&1
+  expect_eq "README lftp recipe: matches" "$PKG_SHA" "$(sha "$T/pkg.bin")"
+  expect_eq "README lftp recipe: prints nothing (no false 550)" "" "$(cat "$T/lftp-readme.out")"
 else
   skip "lftp downloads" "lftp is not installed (tests/deps.sh installs it)"
 fi
@@ -157,6 +164,24 @@ check_not "stock ftplib.FTP_TLS (fresh TLS session on data): refused" \
   test "$(sha "$T/py2.bin")" = "$PKG_SHA"
 expect_match "log: data connection without the control connection's TLS session" \
   "without the control connection's TLS session" "$(cat "$DFOTAD_LOG")"
+expect_match "stock ftplib.FTP_TLS with required reuse: 522" "^refused: 522" "$(cat "$T/py2.out")"
+# [ftp] tls_session_reuse = off (a reload): the stock client downloads
+reload_ftp() { # CONFIG-LINE...: appended to [ftp] (none: back to the file as it was), SIGHUP
+  local mark
+  [ -f "$FLEET_CONF.orig" ] || cp "$FLEET_CONF" "$FLEET_CONF.orig"
+  cp "$FLEET_CONF.orig" "$FLEET_CONF"
+  [ $# -gt 0 ] && printf '%s\n' "[ftp]" "$@" >>"$FLEET_CONF"
+  mark=$(log_mark)
+  kill -HUP "$DFOTAD_PID"
+  wait_log_since "$mark" 'reload (done|refused)' 10
+  log_since "$mark" | grep -q 'reload done'
+}
+check "reload with [ftp] tls_session_reuse = off" reload_ftp "tls_session_reuse = off"
+timeout 60 "$PYTHON" "$T/ftplib_dl.py" 127.0.0.1 "$FTP_PORT" f2 "$F2_PASS" "$NAME" "$T/py3.bin" \
+  "$P/ca.crt" fresh >"$T/py3.out" 2>&1
+expect_eq "stock ftplib.FTP_TLS with tls_session_reuse = off: matches" "$PKG_SHA" \
+  "$(sha "$T/py3.bin")"
+check "reload back to tls_session_reuse = required (the default)" reload_ftp
 
 # --- refusals: tokens --------------------------------------------------------------
 offer f3 || bail "f3 gets an offer"
@@ -172,7 +197,7 @@ check "f3's token as another device: login denied" ftp_login_fails f1 "$F3_PASS"
 expect_eq "f3: refused logins recorded nothing" "$EV_F3" "$(events_count f3)"
 expect_eq "f3: still offered" offered "$(dev_field f3 .state)"
 check_not "PASS is never logged" grep -q "$F3_PASS" "$DFOTAD_LOG"
-expect_match "failed logins are logged (without the password)" "failed login as \"f3\"" \
+expect_match "failed logins are logged (without the password)" "failed FTP login: device f3 from" \
   "$(cat "$DFOTAD_LOG")"
 # an expired token: the offer of f2 is replaced by cancelling its rollout
 api POST "/api/v1/rollouts/$RID/cancel"
@@ -198,6 +223,68 @@ for c in writes root port_disabled thief pasv_once pasv_loop lines auth_injectio
 done
 check "probe: failed logins wait longer each time, the third ends the session" probe bad_logins
 expect_eq "nothing was stored: still one package" 1 "$(pkg_count)"
+
+# --- SNI and client certificates: the data connection resumes on the name's context ------
+# (every OpenSSL context, per-name ones too, has the session id context)
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=sni.test \
+  -keyout "$P/sni.key" -out "$P/sni.csr" >/dev/null 2>&1 &&
+  printf 'subjectAltName=DNS:sni.test\n' >"$P/sni.ext" &&
+  openssl x509 -req -in "$P/sni.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial \
+    -days 2 -extfile "$P/sni.ext" -out "$P/sni.crt" >/dev/null 2>&1 &&
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=test-client-ca -keyout "$P/cca.key" -out "$P/cca.crt" >/dev/null 2>&1 &&
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=p1 \
+    -keyout "$P/p1.key" -out "$P/p1.csr" >/dev/null 2>&1 &&
+  printf 'extendedKeyUsage=clientAuth\n' >"$P/p1.ext" &&
+  openssl x509 -req -in "$P/p1.csr" -CA "$P/cca.crt" -CAkey "$P/cca.key" -CAcreateserial \
+    -days 2 -extfile "$P/p1.ext" -out "$P/p1.crt" >/dev/null 2>&1 ||
+  bail "SNI and client certificates generated with openssl"
+chmod 600 "$P"/*.key
+cat >"$T/ftplib_sni.py" <<'EOF'
+import ftplib, ssl, sys
+host, port, user, pw, name, out, ca, cert, key, sni, tls = sys.argv[1:12]
+
+class Sni(ftplib.FTP_TLS):
+    # the control and data connections name sni; the data one resumes
+    def auth(self):
+        resp = self.voidcmd("AUTH TLS")
+        self.sock = self.context.wrap_socket(self.sock, server_hostname=sni)
+        self.file = self.sock.makefile(mode="r", encoding=self.encoding)
+        return resp
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=sni, session=self.sock.session)
+        return conn, size
+
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2 if tls == "1.2" else ssl.TLSVersion.TLSv1_3
+f = Sni(context=ctx, timeout=20)
+f.connect(host, int(port))
+f.login(user, pw)
+f.prot_p()
+print("served:", dict(x[0] for x in f.sock.getpeercert()["subject"])["commonName"])
+try:
+    with open(out, "wb") as o:
+        f.retrbinary("RETR " + name, o.write)
+except (ftplib.error_perm, ftplib.error_temp, ssl.SSLError, OSError) as e:
+    print("refused:", e)
+    sys.exit(3)
+f.quit()
+EOF
+check "reload with [ftp] sni, client_ca and client_auth = required" reload_ftp \
+  "sni = sni.test $P/sni.crt $P/sni.key" "client_ca = $P/cca.crt" "client_auth = required"
+for v in 1.3 1.2; do
+  rm -f "$T/sni.bin"
+  timeout 60 "$PYTHON" "$T/ftplib_sni.py" 127.0.0.1 "$FTP_PORT" p1 "$OPASS" "$NAME" "$T/sni.bin" \
+    "$P/ca.crt" "$P/p1.crt" "$P/p1.key" sni.test $v >"$T/sni.out" 2>&1
+  expect_match "TLS $v, SNI sni.test: its certificate served" "^served: sni.test" \
+    "$(cat "$T/sni.out")"
+  expect_eq "TLS $v, SNI + client certificate: the data connection resumes, the download matches" \
+    "$(sha "$PKG")" "$(sha "$T/sni.bin" 2>/dev/null)"
+  [ "$(sha "$PKG")" = "$(sha "$T/sni.bin" 2>/dev/null)" ] || cat "$T/sni.out" >&2
+done
 
 stop_dfotad
 expect_eq "SIGTERM: exit 0" 0 "$DFOTAD_RC"

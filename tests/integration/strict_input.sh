@@ -9,7 +9,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
 
-fleet_start || bail "dfotad starts"
+# a short header deadline, for the keep-alive case below
+fleet_start "[http]" "header_timeout = 3" || bail "dfotad starts"
 mkpkg "$VA" "$VC" 300000 || bail "upload" "status $STATUS"
 PID=$PKG_ID
 
@@ -66,6 +67,66 @@ args=$(python3 -c 'print("&".join(f"a{i}=1" for i in range(3000)))')
 expect_refused "3000 query arguments" "GET /v1/update?$args HTTP/1.1\r\nHost: x\r\n\r\n" 414
 got=$(raw "${G}Range: bytes=0-1\r\n\r\n")
 expect_match "a plain Range still gives 206, kept alive" "^HTTP/1.1 206 .* open$" "$got"
+
+# keep-alive slowloris (issue 12): after one complete request, the next
+# request's headers dribbled a byte every 0.5 s are cut by header_timeout
+# (3 s here) counted from their first byte, while a connection that only
+# idles that long between two requests is still served.
+ka=$(python3 - "$HTTP_PORT" "$PID" <<'PY'
+import socket, sys, threading, time, select
+port, pid = int(sys.argv[1]), sys.argv[2]
+req = ("GET /p/%s HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n\r\n" % pid).encode()
+out = {}
+def one(s):  # a complete request and its whole answer; the status line
+    s.sendall(req)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = s.recv(4096)
+        if not d: return "closed"
+        data += d
+    head, body = data.split(b"\r\n\r\n", 1)
+    n = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+    while len(body) < n:
+        d = s.recv(4096)
+        if not d: return "closed"
+        body += d
+    return head.split(b"\r\n")[0].decode()
+def dribble():
+    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(5)
+    out["first"] = one(s)
+    t0 = time.monotonic()
+    for i in range(len(req)):
+        try:
+            s.send(req[i:i + 1])
+        except OSError:
+            break
+        r, _, _ = select.select([s], [], [], 0.5)
+        if r:
+            try:
+                if s.recv(4096) == b"": break
+            except OSError:
+                break
+        if time.monotonic() - t0 > 20: break
+    else:
+        out["dribble"] = "open"; return
+    out["dribble"] = "%.1f" % (time.monotonic() - t0)
+def idle():
+    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(5)
+    one(s)
+    time.sleep(4.5)
+    out["idle"] = one(s)
+ts = [threading.Thread(target=f) for f in (dribble, idle)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("|".join(str(out.get(k)) for k in ("first", "dribble", "idle")))
+PY
+)
+IFS='|' read -r ka_first ka_closed ka_idle <<<"$ka"
+echo "# keep-alive: first request '$ka_first', dribbled second request closed after $ka_closed s, idle then asked: '$ka_idle'"
+expect_match "keep-alive: the first request answered 206" "^HTTP/1.1 206" "$ka_first"
+check "keep-alive: a dribbled second request is closed by header_timeout ($ka_closed s, 3 s + up to 3 s of checks)" \
+  awk -v t="$ka_closed" 'BEGIN { exit !(t != "open" && t + 0 >= 2.5 && t + 0 <= 8) }'
+expect_match "keep-alive: idle 4.5 s between two requests is no header timeout (206)" "^HTTP/1.1 206" "$ka_idle"
 
 # %00 cuts nothing short
 _curl "http://$HTTP/p/$PID%00zzz"

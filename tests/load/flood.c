@@ -22,7 +22,7 @@
  *
  * At the end one line of key=value figures on stdout; exit 0 (the caller
  * asserts on the figures). Every connection and the run itself are bounded
- * in time. */
+ * in time; the run ends early once every connection has ended. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -427,6 +427,15 @@ int main(int argc, char **argv)
       continue;
     next_tick += 100;
     tick++;
+    /* every connection opened and ended (finished, or closed by the
+     * server): nothing left to measure, so the run ends before -t */
+    if (opened == nconns) {
+      int open_now = 0;
+      for (int i = 0; i < opened && !open_now; i++)
+        open_now = cs[i].fd >= 0;
+      if (!open_now)
+        break;
+    }
     /* every 100 ms a tenth of the connections reads its second's worth, or
      * sends its next header byte */
     for (int i = (int)(tick % 10); i < opened; i += 10) {
@@ -448,7 +457,7 @@ int main(int argc, char **argv)
     int64_t now = now_ms();
     long connected = 0, headers = 0, done = 0, open_now = 0, stalled = 0, body_open = 0;
     long long bytes = 0;
-    int64_t *life = calloc((size_t)nconns, sizeof(int64_t));
+    int64_t *life = calloc((size_t)opened + 1, sizeof(int64_t));
     long nl = 0;
     for (int i = 0; i < opened; i++) {
       struct conn *c = &cs[i];

@@ -5,6 +5,8 @@
  * each protocol's form. */
 #include "autoconfig.h"
 
+#include <unistd.h>
+
 #include "fleet_fixture.h"
 
 static struct fx x;
@@ -260,6 +262,113 @@ static void offer_lifecycle(void)
   CHECK(fx_checkin(&x, "l3", "B", NULL, &a) == VERDICT_NOTHING);
 }
 
+/* The answers' bodies, rendered once by the core for every front. */
+static void rendered(void)
+{
+  char rid[16], url[720];
+  struct checkin_answer a;
+  struct report_answer ra;
+  json_t *o;
+
+  CHECK(fx_device(&x, "r1", "A") == 201);
+  /* nothing: no body; refusals: their message as text, no JSON */
+  CHECK(fx_checkin(&x, "r1", "A", NULL, &a) == VERDICT_NOTHING);
+  CHECK(a.text[0] == '\0' && a.json[0] == '\0' && a.must_commit == 0);
+  CHECK(fx_checkin(&x, "nobody", "A", NULL, &a) == VERDICT_FORBIDDEN);
+  CHECK(strcmp(a.text, "forbidden") == 0 && a.json[0] == '\0');
+  CHECK(fx_checkin(&x, "r1", "A B", NULL, &a) == VERDICT_BAD_REQUEST);
+  CHECK(strcmp(a.text, a.message) == 0 && a.json[0] == '\0');
+  /* an offer: the URL alone as text; JSON with every field */
+  CHECK(fx_rollout(&x, "B", "[\"r1\"]", "", rid) == 0);
+  CHECK(fx_checkin(&x, "r1", "A", NULL, &a) == VERDICT_OFFER);
+  snprintf(url, sizeof(url), "%s", a.url);
+  CHECK(strcmp(a.text, a.url) == 0);
+  o = json_loads(a.json, 0, NULL);
+  CHECK(o != NULL);
+  CHECK(o && strcmp(json_string_value(json_object_get(o, "url")), url) == 0);
+  CHECK(o && strcmp(json_string_value(json_object_get(o, "transport")), "http") == 0);
+  CHECK(o && json_integer_value(json_object_get(o, "size")) == 30000);
+  CHECK(o && strcmp(json_string_value(json_object_get(o, "from")), "A") == 0);
+  CHECK(o && strcmp(json_string_value(json_object_get(o, "to")), "B") == 0);
+  CHECK(o && strcmp(json_string_value(json_object_get(o, "rollout")), rid) == 0);
+  CHECK(o && json_integer_value(json_object_get(o, "request_size")) == a.request_size);
+  json_decref(o);
+  /* a report: its JSON as both bodies */
+  CHECK(fx_report(&x, "r1", 0, "+QIND: \"FOTA\",\"HTTPSTART\"", &ra) == VERDICT_NOTHING);
+  CHECK(strcmp(ra.json, "{\"state\":\"downloading\",\"accepted\":1}") == 0);
+  CHECK(strcmp(ra.text, ra.json) == 0);
+  CHECK(fx_report(&x, "r1", 0, "no urc here", &ra) == VERDICT_BAD_REQUEST);
+  CHECK(strcmp(ra.text, ra.message) == 0 && ra.json[0] == '\0');
+
+  /* the renderer alone: text that needs escaping stays valid JSON */
+  memset(&a, 0, sizeof(a));
+  a.verdict = VERDICT_OFFER;
+  a.transport = PROTO_COAPS;
+  snprintf(a.url, sizeof(a.url), "coaps://h/f/x");
+  snprintf(a.from, sizeof(a.from), "v\"1\\\n");
+  snprintf(a.to, sizeof(a.to), "v2\x01");
+  checkin_render(&a);
+  o = json_loads(a.json, 0, NULL);
+  CHECK(o && strcmp(json_string_value(json_object_get(o, "from")), "v\"1\\\n") == 0);
+  CHECK(o && strcmp(json_string_value(json_object_get(o, "to")), "v2\x01") == 0);
+  CHECK(o && strcmp(json_string_value(json_object_get(o, "transport")), "coaps") == 0);
+  json_decref(o);
+  a.verdict = VERDICT_LATER;
+  a.retry_after = 30;
+  checkin_render(&a);
+  CHECK(a.text[0] == '\0' && a.json[0] == '\0');
+  memset(&ra, 0, sizeof(ra));
+  ra.verdict = VERDICT_NOTHING;
+  snprintf(ra.state, sizeof(ra.state), "a\"b");
+  report_render(&ra);
+  o = json_loads(ra.json, 0, NULL);
+  CHECK(o && strcmp(json_string_value(json_object_get(o, "state")), "a\"b") == 0);
+  json_decref(o);
+}
+
+/* Check-ins and reports are counted as requests by the core, under the
+ * protocol they came in on, whatever the verdict. */
+static void counted(void)
+{
+  struct checkin_answer a;
+  struct proto_figures before, after;
+
+  delivery_figures(PROTO_COAP, &before);
+  CHECK(checkin_over("nobody", PROTO_COAP, NULL, &a) == VERDICT_FORBIDDEN);
+  CHECK(checkin_over("v1", PROTO_COAP, NULL, &a) == VERDICT_NOTHING);
+  delivery_figures(PROTO_COAP, &after);
+  CHECK(after.requests == before.requests + 2);
+}
+
+/* delivery_checkin_nowait: the state is changed, the commit left to the
+ * caller; delivery_commit runs done once it is durable. */
+static int commits;
+static void commit_done(void *arg)
+{
+  (void)arg;
+  __atomic_add_fetch(&commits, 1, __ATOMIC_SEQ_CST);
+}
+
+static void nowait(void)
+{
+  char rid[16];
+  struct checkin_answer a;
+  struct device_identity who;
+
+  CHECK(fx_device(&x, "n1", "A") == 201);
+  CHECK(fx_rollout(&x, "B", "[\"n1\"]", "", rid) == 0);
+  fx_who(&who, "n1", PROTO_COAP);
+  delivery_checkin_nowait(x.f, &who, "A", NULL, &a);
+  CHECK(a.verdict == VERDICT_OFFER && a.must_commit == 1);
+  CHECK(delivery_commit(x.f, commit_done, NULL) == 0);
+  for (int i = 0; i < 500 && __atomic_load_n(&commits, __ATOMIC_SEQ_CST) == 0; i++)
+    usleep(10000);
+  CHECK(__atomic_load_n(&commits, __ATOMIC_SEQ_CST) == 1);
+  /* the same offer again changes nothing: nothing to commit */
+  delivery_checkin_nowait(x.f, &who, "A", NULL, &a);
+  CHECK(a.verdict == VERDICT_OFFER && a.must_commit == 0);
+}
+
 int main(void)
 {
   if (fx_open(&x, "test-checkin") < 0) {
@@ -272,6 +381,9 @@ int main(void)
   unserved();
   ftp_urls();
   offer_lifecycle();
+  rendered();
+  counted();
+  nowait();
   fx_close(&x);
   return unit_done("test_checkin");
 }

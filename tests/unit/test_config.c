@@ -1,4 +1,5 @@
-/* test_config.c: the configuration table, file parser and overrides. */
+/* test_config.c: the configuration machinery (file parser, overrides,
+ * reload classes) over dfotad's sections, and over a section of its own. */
 #include "autoconfig.h"
 
 #include <stdio.h>
@@ -6,10 +7,40 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/admin/admin_conf.h"
+#include "server/coap/coap_conf.h"
+#include "server/fronts.h"
+#include "server/ftp/ftp_conf.h"
+#include "server/http/http_conf.h"
+#include "server/server_conf.h"
 #include "util/config.h"
 #include "unit.h"
 
+#define SRV(c) ((struct server_conf *)config_section(c, "server"))
+#define HTTP(c) ((struct http_conf *)config_section(c, "http"))
+#define HTTPS(c) ((struct http_conf *)config_section(c, "https"))
+#define FTP(c) ((struct ftp_conf *)config_section(c, "ftp"))
+#define FTPS(c) ((struct ftp_conf *)config_section(c, "ftps"))
+#define ADMIN(c) ((struct admin_conf *)config_section(c, "admin"))
+
 static char path[64];
+
+struct rows {
+  int n, ftp_reuse, restart;
+  const char *last;
+};
+
+static void count(const struct conf_section *sec, const struct conf_row *row, void *arg)
+{
+  struct rows *r = arg;
+
+  r->n++;
+  if (strcmp(sec->name, "ftp") == 0 && strcmp(row->name, "tls_session_reuse") == 0)
+    r->ftp_reuse++;
+  if (row->reload == RELOAD_RESTART)
+    r->restart++;
+  r->last = row->name;
+}
 
 static struct config *load_text(const char *text, char *const *ov, int nov,
                                 struct config_errors *errs)
@@ -19,7 +50,7 @@ static struct config *load_text(const char *text, char *const *ov, int nov,
   fputs(text, f);
   fclose(f);
   config_errors_clear(errs);
-  return config_load(path, ov, nov, errs);
+  return dfotad_config_load(path, ov, nov, errs);
 }
 
 /* The first error names the file and this line. */
@@ -53,25 +84,26 @@ int main(void)
   unsetenv("STATE_DIRECTORY");
 
   /* embedded defaults */
-  c = config_load(NULL, NULL, 0, &errs);
+  c = dfotad_config_load(NULL, NULL, 0, &errs);
   CHECK(c != NULL);
   if (c != NULL) {
-    CHECK(strcmp(c->state_dir, DEF_STATE_DIR) == 0);
-    CHECK(c->front[PROTO_HTTP].listen.n == 1 &&
-          strcmp(c->front[PROTO_HTTP].listen.addr[0].text, "127.0.0.1:8080") == 0);
-    CHECK(c->admin_listen.n == 1 && strcmp(c->admin_listen.addr[0].text, "127.0.0.1:8081") == 0);
-    CHECK(c->front[PROTO_HTTPS].listen.n == 0);
-    CHECK(c->front[PROTO_HTTP].timeout == 60);
-    CHECK(strcmp(c->front[PROTO_HTTP].public_url, "http://127.0.0.1:8080") == 0);
-    CHECK(strcmp(c->token_file, "./var/dfotad/admin.token") == 0);
-    CHECK(c->max_upload_size == 1024ULL * 1024 * 1024);
+    CHECK(strcmp(SRV(c)->state_dir, DEF_STATE_DIR) == 0);
+    CHECK(HTTP(c)->base.listen.n == 1 &&
+          strcmp(HTTP(c)->base.listen.addr[0].text, "127.0.0.1:8080") == 0);
+    CHECK(ADMIN(c)->base.listen.n == 1 &&
+          strcmp(ADMIN(c)->base.listen.addr[0].text, "127.0.0.1:8081") == 0);
+    CHECK(HTTPS(c)->base.listen.n == 0);
+    CHECK(HTTP(c)->base.timeout == 60);
+    CHECK(strcmp(HTTP(c)->base.public_url, "http://127.0.0.1:8080") == 0);
+    CHECK(strcmp(ADMIN(c)->token_file, "./var/dfotad/admin.token") == 0);
+    CHECK(ADMIN(c)->max_upload_size == 1024ULL * 1024 * 1024);
   }
   config_free(c);
 
   /* systemd's StateDirectory */
   setenv("STATE_DIRECTORY", "/var/lib/dfotad", 1);
-  c = config_load(NULL, NULL, 0, &errs);
-  CHECK(c != NULL && strcmp(c->state_dir, "/var/lib/dfotad") == 0);
+  c = dfotad_config_load(NULL, NULL, 0, &errs);
+  CHECK(c != NULL && strcmp(SRV(c)->state_dir, "/var/lib/dfotad") == 0);
   config_free(c);
   unsetenv("STATE_DIRECTORY");
 
@@ -83,12 +115,12 @@ int main(void)
                 NULL, 0, &errs);
   CHECK(c != NULL);
   if (c != NULL) {
-    CHECK(c->log_level == LOG_DEBUG);
-    CHECK(c->front[PROTO_HTTP].listen.n == 3);
-    CHECK(c->front[PROTO_HTTP].timeout == 5);
-    CHECK(strcmp(c->front[PROTO_HTTP].public_url, "http://fota.example.com:8080") == 0);
-    CHECK(c->max_upload_size == 5ULL * 1024 * 1024);
-    CHECK(c->admin_listen.n == 1); /* untouched default */
+    CHECK(SRV(c)->log_level == LOG_DEBUG);
+    CHECK(HTTP(c)->base.listen.n == 3);
+    CHECK(HTTP(c)->base.timeout == 5);
+    CHECK(strcmp(HTTP(c)->base.public_url, "http://fota.example.com:8080") == 0);
+    CHECK(ADMIN(c)->max_upload_size == 5ULL * 1024 * 1024);
+    CHECK(ADMIN(c)->base.listen.n == 1); /* untouched default */
   }
   config_free(c);
 
@@ -96,7 +128,7 @@ int main(void)
   {
     char *ov[] = {"http.listen=127.0.0.1:9", "http.timeout=7"};
     c = load_text("[http]\nlisten = 127.0.0.1:1 127.0.0.1:2\ntimeout = 5\n", ov, 2, &errs);
-    CHECK(c != NULL && c->front[PROTO_HTTP].listen.n == 1 && c->front[PROTO_HTTP].timeout == 7);
+    CHECK(c != NULL && HTTP(c)->base.listen.n == 1 && HTTP(c)->base.timeout == 7);
     config_free(c);
   }
   {
@@ -132,18 +164,17 @@ int main(void)
   CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "no device front") != NULL);
   /* [ftp] is on by default: on its own it is a device front */
   c = load_text("[http]\nlisten =\n", NULL, 0, &errs);
-  CHECK(c != NULL && c->front[PROTO_FTP].listen.n == 1 &&
-        strcmp(c->front[PROTO_FTP].listen.addr[0].text, DEF_FTP_LISTEN) == 0);
+  CHECK(c != NULL && FTP(c)->base.listen.n == 1 &&
+        strcmp(FTP(c)->base.listen.addr[0].text, DEF_FTP_LISTEN) == 0);
   config_free(c);
   /* the FTP sections' own keys */
   c = load_text("[ftp]\npasv_ports = 50000-50100\nrequire_tls = no\nport_enable = yes\n"
                 "login_timeout = 5\n[ftps]\npasv_address = 192.0.2.1\n",
                 NULL, 0, &errs);
-  CHECK(c != NULL && c->front[PROTO_FTP].pasv_ports.lo == 50000 &&
-        c->front[PROTO_FTP].pasv_ports.hi == 50100 && c->front[PROTO_FTP].port_enable == 1 &&
-        c->front[PROTO_FTP].login_timeout == 5 && c->front[PROTO_FTPS].listen.n == 0 &&
-        strcmp(c->front[PROTO_FTPS].pasv_address, "192.0.2.1") == 0 &&
-        strcmp(c->front[PROTO_FTP].public_url, "ftp://127.0.0.1:2121") == 0);
+  CHECK(c != NULL && FTP(c)->pasv_ports.lo == 50000 && FTP(c)->pasv_ports.hi == 50100 &&
+        FTP(c)->port_enable == 1 && FTP(c)->login_timeout == 5 && FTPS(c)->base.listen.n == 0 &&
+        strcmp(FTPS(c)->pasv_address, "192.0.2.1") == 0 &&
+        strcmp(FTP(c)->base.public_url, "ftp://127.0.0.1:2121") == 0);
   config_free(c);
   expect_error("[ftp]\npasv_ports = 50100-50000\n", 2, "LO-HI");
   expect_error("[ftp]\npasv_ports = 80-90\n", 2, "1024");
@@ -151,6 +182,80 @@ int main(void)
   CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "require_tls needs cert") != NULL);
   c = load_text("[ftp]\npasv_address = fota.example.com\n", NULL, 0, &errs);
   CHECK(c == NULL && errs.n == 1 && strstr(errs.msg[0], "IPv4") != NULL);
+
+  /* [ftp] tls_session_reuse: required by default, off, nothing else */
+  c = load_text("", NULL, 0, &errs);
+  CHECK(c != NULL && FTP(c)->tls_session_reuse == FTP_TLS_REUSE_REQUIRED &&
+        FTPS(c)->tls_session_reuse == FTP_TLS_REUSE_REQUIRED);
+  config_free(c);
+  c = load_text("[ftp]\ntls_session_reuse = off\n", NULL, 0, &errs);
+  CHECK(c != NULL && FTP(c)->tls_session_reuse == FTP_TLS_REUSE_OFF);
+  config_free(c);
+  expect_error("[ftp]\ntls_session_reuse = sometimes\n", 2, "one of off, required");
+
+  /* reload classes: a key a reload cannot apply is refused, by name */
+  {
+    struct config *old = load_text("[http]\ntimeout = 5\n", NULL, 0, &errs), *next;
+    CHECK(old != NULL);
+    next = load_text("[http]\ntimeout = 9\n[server]\nlog_level = debug\n", NULL, 0, &errs);
+    CHECK(next != NULL && config_reload_check(old, next, &errs) == 0 && errs.n == 0);
+    config_free(next);
+    next = load_text("[store]\nflush_interval = 500\n[server]\nstate_dir = /tmp/y\n"
+                     "user = nobody\n",
+                     NULL, 0, &errs);
+    CHECK(next != NULL && config_reload_check(old, next, &errs) == 3);
+    CHECK(errs.n == 3 && strstr(errs.msg[0], "[server] state_dir cannot change on a reload") &&
+          strstr(errs.msg[1], "[server] user") &&
+          strstr(errs.msg[2], "[store] flush_interval cannot change on a reload (250 -> 500)"));
+    config_free(next);
+    config_free(old);
+  }
+
+  /* every row is listed once, sections in order, the fronts' own among them */
+  {
+    struct rows r = {0, 0, 0, ""};
+    config_each_row(dfotad_sections(), count, &r);
+    CHECK(r.n > 80 && r.ftp_reuse == 1 && r.restart == 3);
+    CHECK(strcmp(config_type_name(T_SIZE), "size") == 0);
+  }
+
+  /* the machinery knows no section: one of our own */
+  {
+    struct mine {
+      int n;
+      char *word;
+      int pick;
+    };
+    static const char *const picks[] = {"a", "b", NULL};
+    static const struct conf_row rows[] = {
+        {.name = "n",
+         .type = T_INT,
+         .offset = offsetof(struct mine, n),
+         .def = "3",
+         .min = 1,
+         .max = 5},
+        {.name = "word", .type = T_PATH, .offset = offsetof(struct mine, word), .def = "x"},
+        {.name = "pick",
+         .type = T_CHOICE,
+         .offset = offsetof(struct mine, pick),
+         .def = "b",
+         .choices = picks},
+        {.name = NULL},
+    };
+    static const struct conf_section sec = {
+        .name = "mine", .size = sizeof(struct mine), .rows = rows};
+    static const struct conf_section *const secs[] = {&sec, NULL};
+    FILE *f = fopen(path, "w");
+    struct mine *m;
+    fputs("[mine]\nn = 4\npick = a\n", f);
+    fclose(f);
+    config_errors_clear(&errs);
+    c = config_load(secs, path, NULL, 0, &errs);
+    m = c ? config_section(c, "mine") : NULL;
+    CHECK(m != NULL && m->n == 4 && strcmp(m->word, "x") == 0 && m->pick == 0);
+    CHECK(c != NULL && config_section(c, "http") == NULL);
+    config_free(c);
+  }
 
   /* helpers */
   CHECK(size_parse("10K", &sz) == 0 && sz == 10240);

@@ -1,8 +1,9 @@
-/* test_manpage.c: dfotad.conf(5) and conf/dfotad.conf against the option
- * table in util/config.c, so that neither can drift from it.
+/* test_manpage.c: dfotad.conf(5) and conf/dfotad.conf against the rows
+ * of every config section (dfotad_sections()), so that neither can drift
+ * from them.
  *
  * - doc/dfotad.conf.5: the block between the ".\" keys:begin" and
- *   ".\" keys:end" lines is generated from the table (every section, every
+ *   ".\" keys:end" lines is generated from the rows (every section, every
  *   key, its type, bounds and default); it must be exactly what the table
  *   gives now. DFOTAD_UPDATE_MAN=1 tests/unit/test_manpage rewrites it.
  * - conf/dfotad.conf: every key of the table appears in its section, as an
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../server/fronts.h"
 #include "../../util/config.h"
 #include "unit.h"
 
@@ -61,6 +63,49 @@ static void wrap(FILE *out, const char *text)
   fprintf(out, "%s\n", text);
 }
 
+/* One row of one section, as the page and the example file show it. */
+struct key {
+  const char *section, *name, *type, *def, *help;
+  enum conf_type t;
+  enum conf_reload reload;
+  const char *const *choices;
+  long long min, max;
+};
+
+struct keys {
+  struct key k[512];
+  size_t n;
+};
+
+static void collect(const struct conf_section *sec, const struct conf_row *row, void *arg)
+{
+  struct keys *ks = arg;
+
+  CHECK(ks->n < sizeof(ks->k) / sizeof(ks->k[0]));
+  if (ks->n >= sizeof(ks->k) / sizeof(ks->k[0]))
+    return;
+  ks->k[ks->n++] = (struct key){.section = sec->name,
+                                .name = row->name,
+                                .type = config_type_name(row->type),
+                                .def = row->def,
+                                .help = row->help ? row->help : "",
+                                .t = row->type,
+                                .reload = row->reload,
+                                .choices = row->choices,
+                                .min = row->min,
+                                .max = row->max};
+}
+
+/* Every key of every section, in the order of dfotad_sections(). */
+static const struct keys *all_keys(void)
+{
+  static struct keys ks;
+
+  if (ks.n == 0)
+    config_each_row(dfotad_sections(), collect, &ks);
+  return &ks;
+}
+
 /* The mdoc text of the table. */
 static char *generate(void)
 {
@@ -68,22 +113,32 @@ static char *generate(void)
   size_t len = 0;
   FILE *out = open_memstream(&text, &len);
   const char *section = "";
-  struct config_key k;
+  const struct keys *ks = all_keys();
 
   fprintf(out, "%s\n", BEGIN_MARK);
-  fprintf(out, ".\\\" generated from util/config.c: DFOTAD_UPDATE_MAN=1 tests/unit/test_manpage\n");
-  for (size_t i = 0; config_key_at(i, &k) == 0; i++) {
+  fprintf(out, ".\\\" generated from the config sections' rows: DFOTAD_UPDATE_MAN=1 "
+               "tests/unit/test_manpage\n");
+  for (size_t i = 0; i < ks->n; i++) {
+    const struct key k = ks->k[i];
     if (strcmp(section, k.section) != 0) {
       if (section[0] != '\0')
         fprintf(out, ".El\n");
       section = k.section;
       fprintf(out, ".Ss \\&[%s]\\&\n.Bl -tag -width Ds\n", section);
     }
-    fprintf(out, ".It Cm %s No = Ar %s\n", k.name, k.type);
+    if (k.t == T_CHOICE && k.choices != NULL) {
+      /* the words themselves: "none|optional|required" */
+      fprintf(out, ".It Cm %s No = Ar ", k.name);
+      for (const char *const *w = k.choices; *w; w++)
+        fprintf(out, "%s%s", w == k.choices ? "" : "|", *w);
+      fprintf(out, "\n");
+    } else {
+      fprintf(out, ".It Cm %s No = Ar %s\n", k.name, k.type);
+    }
     if (k.help[0] != '\0') {
       char line[512];
       int n = snprintf(line, sizeof(line), "%s", k.help);
-      if (strcmp(k.type, "integer") == 0 || strcmp(k.type, "size") == 0) {
+      if (k.t == T_INT || k.t == T_SIZE) {
         if (k.max > 0)
           snprintf(line + n, sizeof(line) - (size_t)n, "; %lld to %lld.", k.min, k.max);
         else
@@ -93,8 +148,12 @@ static char *generate(void)
       }
       wrap(out, line);
     }
-    if (k.def == NULL)
+    if (k.reload == RELOAD_RESTART)
+      fprintf(out, "Changes only with a restart: a reload that changes it is refused.\n");
+    if (k.def == NULL && k.t == T_CUSTOM)
       fprintf(out, "No default; repeatable.\n");
+    else if (k.def == NULL)
+      fprintf(out, "No default.\n");
     else if (k.def[0] == '\0')
       fprintf(out, "Default: empty.\n");
     else {
@@ -145,7 +204,7 @@ static void check_man(const char *top)
     }
     if (!same)
       fprintf(stderr,
-              "%s: the keys block differs from util/config.c's table; "
+              "%s: the keys block differs from the config sections' rows; "
               "run DFOTAD_UPDATE_MAN=1 tests/unit/test_manpage and review the diff\n",
               path);
     CHECK(same);
@@ -158,7 +217,7 @@ static void check_man(const char *top)
 static void check_conf(const char *top)
 {
   char path[4096], line[4096], section[64] = "";
-  struct config_key k;
+  const struct keys *ks = all_keys();
   size_t n = 0;
   FILE *f;
   struct seen {
@@ -206,14 +265,14 @@ static void check_conf(const char *top)
     n_seen++;
   }
   fclose(f);
-  for (size_t i = 0; config_key_at(i, &k) == 0; i++, n++) {
+  for (size_t i = 0; i < ks->n; i++, n++) {
+    const struct key k = ks->k[i];
     int found = 0, ok = 1;
     for (size_t j = 0; j < n_seen; j++) {
       if (strcmp(seen[j].section, k.section) != 0 || strcmp(seen[j].name, k.name) != 0)
         continue;
       found = 1;
-      if (seen[j].active && (k.def == NULL || strcmp(seen[j].value, k.def) != 0) &&
-          strcmp(k.type, "addresses") != 0)
+      if (seen[j].active && (k.def == NULL || strcmp(seen[j].value, k.def) != 0) && k.t != T_LISTEN)
         ok = 0;
     }
     if (!found)

@@ -357,6 +357,60 @@ static void reports_misc(void)
   }
 }
 
+/* A report as the front hands it over: exactly len bytes on the heap, no
+ * terminator after them, so that AddressSanitizer sees any read outside. */
+static enum verdict heap_report(const char *id, const char *body, size_t len,
+                                struct report_answer *ra)
+{
+  struct device_identity who;
+  char *copy = malloc(len ? len : 1);
+
+  if (copy == NULL)
+    return VERDICT_BAD_REQUEST;
+  memcpy(copy, body, len);
+  fx_who(&who, id, PROTO_HTTP);
+  delivery_report(x.f, &who, 0, copy, len, ra);
+  free(copy);
+  return ra->verdict;
+}
+
+/* Empty lines: a body that starts with one (the fuzzer's find: the line
+ * check read the byte before the body), and blank lines, which count
+ * neither as URC lines nor towards [fleet] report_lines. */
+static void blank_lines(void)
+{
+  /* tests/fuzz/corpus/urc/crash-empty-first-line */
+  static const char found[] = "\n+OTA\",\"ENDND\",511\r\n+22,022\r\n\n+";
+  static const char first[] = "\n+QIND: \"FOTA\",\"DOWNLOADING\",30\r\n";
+  char id[32], body[800];
+  struct report_answer ra;
+  struct fx_dev v;
+  size_t n = 0;
+
+  if (offered(id, STRICT) < 0)
+    return;
+  CHECK(heap_report(id, found, sizeof(found) - 1, &ra) == VERDICT_BAD_REQUEST);
+  CHECK(heap_report(id, "\n", 1, &ra) == VERDICT_BAD_REQUEST);
+  CHECK(heap_report(id, "\r", 1, &ra) == VERDICT_BAD_REQUEST);
+  v = fx_get(&x, id, 0);
+  CHECK(v.state == D_OFFERED && v.attempts == 0 && v.device_percent != 30);
+  CHECK(heap_report(id, first, sizeof(first) - 1, &ra) == VERDICT_NOTHING);
+  CHECK(ra.accepted == 1 && fx_get(&x, id, 0).device_percent == 30);
+  /* 300 blank lines and one URC: one line of the 64 allowed */
+  for (int i = 0; i < 300; i++)
+    n += (size_t)snprintf(body + n, sizeof(body) - n, i % 2 ? "\r\n" : "\n");
+  n += (size_t)snprintf(body + n, sizeof(body) - n, "+QIND: \"FOTA\",\"DOWNLOADING\",40");
+  CHECK(heap_report(id, body, n, &ra) == VERDICT_NOTHING);
+  CHECK(ra.accepted == 1 && fx_get(&x, id, 0).device_percent == 40);
+  /* 65 lines that are not blank: one too many, nothing changes */
+  n = 0;
+  for (int i = 0; i < 65; i++)
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "OK\r\n");
+  CHECK(heap_report(id, body, n, &ra) == VERDICT_BAD_REQUEST);
+  CHECK(strstr(ra.message, "at most 64 lines") != NULL);
+  CHECK(fx_get(&x, id, 0).device_percent == 40);
+}
+
 int main(void)
 {
   static const long retry_codes[] = {701, 702, 703, 704, 709, 711};
@@ -386,6 +440,7 @@ int main(void)
   device_side(590, "END");
   json_reports();
   reports_misc();
+  blank_lines();
   suspect_damaged(); /* last: it damages a package file */
   fx_close(&x);
   return unit_done("test_report");

@@ -1,0 +1,29 @@
+/* http_limits.h: the HTTP(S) front's limits and defaults. */
+#ifndef DFOTAD_HTTP_LIMITS_H
+#define DFOTAD_HTTP_LIMITS_H
+
+#include "../../net/front.h"
+
+#define DEF_HTTP_LISTEN "127.0.0.1:8080"
+/* libmicrohttpd's pool per device connection (connection_memory): it
+ * holds the request's headers and ours, and is all written to (about
+ * 2 KB more per connection go to libmicrohttpd and us), so it is most of
+ * what a slow download costs: 2 KiB takes requests of up to about 1.3 KB
+ * of headers, against modules' 200 to 500 bytes */
+#define DEF_CONNECTION_MEMORY_TEXT "2K"
+#define MIN_CONNECTION_MEMORY 1536
+#define MAX_CONNECTION_MEMORY (1024 * 1024)
+#define DEF_HEADER_TIMEOUT_TEXT "15" /* seconds for a connection's first headers */
+#define DEF_HEADER_PER_IP_TEXT "32"  /* connections still sending headers per address */
+/* TCP_NOTSENT_LOWAT of device connections (send_lowat): without it the
+ * kernel lets each socket's unsent queue grow with its autotuned send
+ * buffer, about 190 KB per slow download (2 GB for 10,000); a slow reader
+ * then wakes us every send_lowat/2 bytes it drains */
+#define DEF_SEND_LOWAT_TEXT "16K"
+#define MAX_SEND_LOWAT (64 * 1024 * 1024)
+/* connections libmicrohttpd takes beyond connection_limit, so that one
+ * over the limit is refused at once */
+#define HTTP_REFUSE_ROOM FRONT_FD_ROOM
+#define MAX_REQUEST_HEADERS 64 /* header fields of a device request */
+
+#endif
