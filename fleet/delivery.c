@@ -349,3 +349,10 @@ void transfer_end(struct transfer *tr)
 }
 
 /* delivery_psk_lookup: psk.c */
+
+int delivery_store_up(struct fleet *f)
+{
+  char why[200];
+
+  return store_reachable(f->store, why, sizeof(why));
+}

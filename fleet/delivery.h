@@ -45,6 +45,12 @@ void delivery_sessions_open(enum proto p, int64_t delta);
 /* Transfers begun and not yet ended. */
 int delivery_in_flight(void);
 
+/* Whether the store answers (PostgreSQL may not): while it does not, a
+ * check-in or a report must not be answered, since only what is durable
+ * may be told; fronts ask again after DELIVERY_STORE_RETRY seconds. */
+int delivery_store_up(struct fleet *f);
+#define DELIVERY_STORE_RETRY 5
+
 /* A snapshot of one protocol's figures. */
 struct proto_figures {
   uint64_t requests;  /* check-ins, reports and download requests answered */

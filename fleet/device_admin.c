@@ -13,6 +13,7 @@
 #include "../util/log.h"
 #include "../util/util.h"
 #include "fleet_int.h"
+#include "lwm2m_int.h"
 
 /* While the fleet loads after a start, admin calls on devices wait. */
 static int loading_gate(struct fleet *f, json_t **out)
@@ -57,8 +58,9 @@ static int text_ok(json_t *v, size_t max)
 static const char *device_body_error(struct fleet *f, const char *id, json_t *b, int creating,
                                      int bulk, char *err, size_t errlen)
 {
-  static const char *const known[] = {"model",  "version",   "group", "tags",
-                                      "secret", "transport", "psk",   "psk_identity"};
+  static const char *const known[] = {"model",          "version",   "group", "tags",
+                                      "secret",         "transport", "psk",   "psk_identity",
+                                      "lwm2m_endpoint", "trigger"};
   const char *key;
   json_t *v;
   size_t i;
@@ -102,6 +104,8 @@ static const char *device_body_error(struct fleet *f, const char *id, json_t *b,
             !text_ok(v, 128)))
     return "secret must be a string of 16 to 128 characters";
   if ((key = transport_from_json(f, json_object_get(b, "transport"), &tr)) != NULL)
+    return key;
+  if ((key = lwm2m_body_error(b)) != NULL)
     return key;
   return psk_body_error(f, id, b);
 }
@@ -173,6 +177,7 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
   }
   if ((v = json_object_get(b, "transport")) != NULL)
     transport_from_json(f, v, &d->transport); /* checked before */
+  lwm2m_apply(d, b);
   if ((v = json_object_get(b, "version")) != NULL) {
     const char *nv = json_string_value(v);
     if (nv != NULL && (d->version == NULL || strcmp(nv, d->version) != 0)) {

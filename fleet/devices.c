@@ -10,6 +10,7 @@
 #include "../util/util.h"
 #include "urc.h"
 #include "fleet_int.h"
+#include "lwm2m_int.h"
 
 static const char *const dstate_names[D_NSTATES] = {
     "idle",     "pending",   "offered", "downloading", "downloaded",
@@ -154,6 +155,7 @@ void device_free(struct device *d)
     OPENSSL_cleanse(d->psk_sealed, strlen(d->psk_sealed));
     free(d->psk_sealed);
   }
+  lwm2m_device_free(d);
   free(d);
 }
 
@@ -255,6 +257,7 @@ json_t *device_json(const struct device *d)
     }
   }
   json_object_set_new(o, "last_result", last);
+  lwm2m_json(d, o);
   return o;
 }
 

@@ -31,7 +31,8 @@ struct fleet_limits {
   int events_per_device;
   int report_lines;
   int recheck_interval_ms;
-  int auth_free; /* failed credentials per address or id and minute before a lock-out */
+  int auth_free;          /* failed credentials per address or id and minute before a lock-out */
+  int psk_generate_bytes; /* bytes of a generated DTLS key, 16..64 (0: 16) */
 };
 /* At start and on every reload. */
 void fleet_set_limits(struct fleet *f, const struct fleet_limits *l);

@@ -100,7 +100,9 @@ struct device {
   char *psk_sealed;   /* NULL: none */
   int psk_linked;
 
-  int midx; /* index in its rollout's member arrays */
+  int midx;                   /* index in its rollout's member arrays */
+  struct device_lwm2m *lwm2m; /* lwm2m.c: endpoint, trigger, registration; NULL none */
+
   int dirty;
   int dead;             /* deleted while a job may still hold it (f->graveyard) */
   int events_untrimmed; /* events written since its history was last trimmed */

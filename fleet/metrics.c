@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "fleet_int.h"
+#include "lwm2m_int.h"
 
 static void metric(FILE *m, const char *name, const char *help, const char *type,
                    unsigned long long value)
@@ -93,6 +94,7 @@ char *fleet_metrics(struct fleet *f)
            "counter");
     series(m, front_counter_name((enum front_counter)c), fig, first, last, (size_t)c + 3);
   }
+  lwm2m_metrics(m);
   pthread_mutex_lock(&f->mu);
   for (struct device *d = f->dirty; d; d = d->dirty_next)
     dirty++;

@@ -12,6 +12,7 @@
 #include "../util/log.h"
 #include "../util/util.h"
 #include "fleet_int.h"
+#include "lwm2m_int.h"
 
 /* The persisted form: everything, so that a restart resumes every offer;
  * a field at its default (what device_from_doc takes for a missing one)
@@ -76,6 +77,7 @@ json_t *device_doc(const struct device *d)
   put_s(o, "last_stage", d->last_stage);
   put_i(o, "last_code", d->last_code, -1);
   put_i(o, "last_at", d->last_at, 0);
+  lwm2m_doc(d, o);
   return o;
 }
 
@@ -147,6 +149,7 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
   snprintf(d->addr, sizeof(d->addr), "%s", jstr(doc, "addr"));
   d->first_seen = jint(doc, "first_seen", 0);
   d->last_seen = jint(doc, "last_seen", 0);
+  lwm2m_from_doc(d, doc);
   snprintf(d->last_stage, sizeof(d->last_stage), "%s", jstr(doc, "last_stage"));
   d->last_code = jint(doc, "last_code", -1);
   d->last_at = jint(doc, "last_at", 0);
@@ -535,8 +538,8 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
   pthread_mutex_init(&f->mu, NULL);
   f->store = s;
   f->events = json_array();
-  f->limits =
-      (struct fleet_limits){DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, DEF_RECHECK_MS, DEF_AUTH_FREE};
+  f->limits = (struct fleet_limits){DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, DEF_RECHECK_MS,
+                                    DEF_AUTH_FREE, PSK_GENERATED};
   if (store_rollouts_load(s, load_rollout, f) < 0) {
     snprintf(err, errlen, "cannot load the rollouts");
     fleet_close(f);

@@ -318,7 +318,10 @@ int psk_apply(struct fleet *f, struct device *d, json_t *b, char **generated)
   if (json_is_null(v))
     return 0;
   if (json_is_string(v) && strcmp(json_string_value(v), "generate") == 0) {
-    len = PSK_GENERATED;
+    /* 16 by default: LwM2M clients on tinydtls fail the handshake with more */
+    len = f->limits.psk_generate_bytes >= 16 && f->limits.psk_generate_bytes <= PSK_MAX
+              ? (size_t)f->limits.psk_generate_bytes
+              : PSK_GENERATED;
     if (RAND_bytes(key, (int)len) != 1)
       return -1;
     *generated = malloc(2 * len + 1);

@@ -160,7 +160,7 @@ static void configure_fleet(struct daemon_state *ds, const struct config *c)
   const char *bases[PROTO_COUNT];
   const struct fleet_conf *fl = config_section(c, "fleet");
   struct fleet_limits l = {fl->events_per_device, fl->report_lines, fl->recheck_interval * 1000,
-                           fl->auth_failures};
+                           fl->auth_failures, fl->psk_generate_bytes};
 
   listeners_bases(c, bases);
   delivery_set_bases(ds->fleet, bases);

@@ -217,6 +217,14 @@ static const struct conf_row fleet_rows[] = {
      .min = 1,
      .max = 1000000,
      .help = "failed credentials per address or device id and minute before a lock-out"},
+    {.name = "psk_generate_bytes",
+     .type = T_INT,
+     .offset = FL(psk_generate_bytes),
+     .def = "16",
+     .min = 16,
+     .max = 64,
+     .help =
+         "bytes of a DTLS key made by \"psk\": \"generate\" (tinydtls clients take at most 16)"},
     {.name = NULL},
 };
 

@@ -24,6 +24,7 @@ struct fleet_conf {
   char *token_header;
   int events_per_device, report_lines, recheck_interval; /* recheck: seconds */
   int auth_failures;
+  int psk_generate_bytes; /* bytes of a key made by "psk": "generate" */
 };
 
 extern const struct conf_section server_conf_section, store_conf_section, fleet_conf_section;

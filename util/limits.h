@@ -60,8 +60,8 @@
 #define REPORT_BODY_MAX (16 * 1024) /* a device report: a few URC lines */
 
 /* DTLS pre-shared keys */
-#define PSK_MIN 16 /* key bytes an operator may set (PSK_MAX in fleet/delivery.h) */
-#define PSK_GENERATED 32
+#define PSK_MIN 16       /* key bytes an operator may set (PSK_MAX in fleet/delivery.h) */
+#define PSK_GENERATED 16 /* default of [fleet] psk_generate_bytes */
 
 /* Each front's own limits are in its folder: server/http/http_limits.h,
  * server/coap/coap_limits.h, server/ftp/ftp_limits.h, server/admin/admin_conf.h;

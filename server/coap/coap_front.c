@@ -24,6 +24,7 @@
 #include "../../util/util.h"
 #include "coap_conf.h"
 #include "coap_int.h"
+#include "lwm2m.h"
 
 #define LOOP_MS 200         /* the thread's longest wait: stop and reload latency */
 #define HOUSEKEEP_MS 500    /* expiry, pending settings, key wiping */
@@ -291,12 +292,14 @@ static void *engine_main(void *arg)
     unsigned done;
     /* answers waiting on the writer: a short wait, so that each goes out
      * within WAIT_POLL_MS of its commit */
-    coap_io_process(e->ctx, coap_waits_pending(e) ? WAIT_POLL_MS : LOOP_MS);
+    coap_io_process(e->ctx,
+                    coap_waits_pending(e) || lwm2m_commits_pending(e) ? WAIT_POLL_MS : LOOP_MS);
     now = mono_ms();
     if ((done = atomic_load(&e->commits_done)) != seen || coap_waits_pending(e)) {
       seen = done;
       coap_waits_run(e, now);
     }
+    lwm2m_tick(e, now);
     if (now - last >= HOUSEKEEP_MS) {
       last = now;
       apply_pending(e);
@@ -317,6 +320,7 @@ static void *engine_main(void *arg)
 
 static void engine_free(struct coap_engine *e)
 {
+  lwm2m_free(e); /* its sessions' references first */
   if (e->ctx) {
     coap_waits_free(e);        /* their sessions' references, while the context lives */
     coap_free_context(e->ctx); /* before the downloads: no handler runs after */
@@ -348,6 +352,13 @@ static void settings_of(const struct coap_conf *fc, struct coap_settings *s)
   s->per_ip = fc->base.per_ip_limit;
   s->anonymous = fc->anonymous_packages;
   s->max_report = fc->max_report;
+  s->lwm2m = fc->lwm2m;
+  s->lwm2m_insecure = fc->lwm2m_insecure;
+  s->lwm2m_registrations = fc->lwm2m_registrations;
+  s->lwm2m_lt_min = fc->lwm2m_lifetime_min;
+  s->lwm2m_lt_max = fc->lwm2m_lifetime_max;
+  s->lwm2m_poll = fc->lwm2m_poll;
+  s->lwm2m_awake = fc->lwm2m_queue_awake;
 }
 
 static void listen_key(const struct front *fr, char *out, size_t len)
@@ -373,7 +384,6 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
   }
   e->proto = (enum proto)fr->row->proto;
   e->fleet = env->fleet;
-  e->store = env->store;
   pthread_mutex_init(&e->mu, NULL);
   settings_of(fc, &e->set);
   listen_key(fr, e->listen_key, sizeof(e->listen_key));
@@ -396,7 +406,7 @@ static struct coap_engine *engine_new(struct front *fr, const struct front_env *
     goto fail;
   if (e->proto != PROTO_COAPS)
     tls_set_unref(tls);
-  if (coap_res_register(e) < 0) {
+  if (coap_res_register(e) < 0 || lwm2m_init(e) < 0) {
     config_errors_add(errs, "%s: cannot register resources", fr->row->section);
     goto fail;
   }

@@ -37,12 +37,14 @@ struct coap_settings {
   int per_ip;     /* sessions per client address, 0: no limit */
   int anonymous;  /* /p/{id} served */
   int max_report; /* report payload bytes */
+  /* LwM2M (lwm2m.h) */
+  int lwm2m, lwm2m_insecure, lwm2m_registrations, lwm2m_lt_min, lwm2m_lt_max, lwm2m_poll,
+      lwm2m_awake;
 };
 
 struct coap_engine {
   enum proto proto;
   struct fleet *fleet;
-  struct store *store; /* asked whether the database answers */
   coap_context_t *ctx; /* (thread) after start */
   pthread_t thread;
   atomic_int stop, draining, refs;
@@ -70,7 +72,8 @@ struct coap_engine {
   unsigned char dummy_psk[32]; /* see coap_dtls.c */
   coap_dtls_pki_t pki;         /* (thread) points into tls */
 
-  long nsessions; /* (thread) this engine's share of the sessions open */
+  long nsessions;          /* (thread) this engine's share of the sessions open */
+  struct lwm2m_server *lw; /* (thread) the LwM2M server's registrations (lwm2m.h) */
 
   struct coap_wait *waits;  /* (thread) answers waiting on a commit (coap_res.c) */
   atomic_uint commits_done; /* bumped by the writer's thread as commits end */

@@ -8,6 +8,9 @@
 #define DEF_COAP_REPORT_MAX 1024 /* bytes of a report's payload (one datagram, no Block1) */
 #define MAX_COAP_REPORT 1024
 #define MAX_COAP_HANDSHAKES 10000
+#define DEF_LWM2M_REGISTRATIONS "20000" /* LwM2M registrations held per listener */
+#define MAX_LWM2M_REGISTRATIONS 1000000
+#define MAX_LWM2M_LIFETIME 31536000    /* a year */
 #define COAP_XFER_MAX 65536            /* downloads tracked at once, per front */
 #define COAP_XFER_IDLE_MS (600 * 1000) /* a download idle this long is forgotten */
 #define COAP_RESUME_PAUSE_MS 2000      /* a step back after this pause is a resume */

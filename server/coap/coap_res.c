@@ -19,10 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../store/store.h"
 #include "../../util/util.h"
 #include "coap_int.h"
 #include "coap_msg.h"
+#include "lwm2m.h"
 
 #define MAX_OPTIONS 32       /* options of a request we look at; more is a bad request */
 #define RESPONSE_OVERHEAD 40 /* header and the options of a block answer, token apart */
@@ -71,11 +71,9 @@ static void answer_later(struct call *c, int code, int seconds)
  * answered only with what is durable, so not now. 1 when answered so. */
 static int store_down(struct call *c)
 {
-  char why[200];
-
-  if (store_reachable(c->e->store, why, sizeof(why)))
+  if (delivery_store_up(c->e->fleet))
     return 0;
-  answer_later(c, 503, STORE_RETRY_AFTER);
+  answer_later(c, 503, DELIVERY_STORE_RETRY);
   return 1;
 }
 
@@ -507,6 +505,8 @@ static void handle(coap_resource_t *res, coap_session_t *s, const coap_pdu_t *re
     answer_later(&c, 503, 60);
     return;
   }
+  if (lwm2m_rd_handle(c.e, s, req, resp)) /* LwM2M registrations: /rd... */
+    return;
   /* GET and POST only (the others are registered to be refused here:
    * libcoap would answer a DELETE on an unknown path 2.02 Deleted) */
   if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET &&

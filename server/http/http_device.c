@@ -9,7 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../../store/store.h"
 #include "http_int.h"
 #include "http_settle.h"
 
@@ -24,11 +23,7 @@ static void identity(struct MHD_Connection *c, const struct http_front *h, const
   who->proto = h->proto;
 }
 
-int http_store_down(struct http_front *h)
-{
-  char why[200];
-  return !store_reachable(h->store, why, sizeof(why));
-}
+int http_store_down(struct http_front *h) { return !delivery_store_up(h->fleet); }
 
 /* 503 with Retry-After while the database does not answer: a check-in or
  * a report is answered only with what is durable, so not now. */
@@ -41,7 +36,7 @@ static enum MHD_Result queue_store_down(struct MHD_Connection *c, struct http_fr
 
   if (r == NULL)
     return MHD_NO;
-  snprintf(ra, sizeof(ra), "%d", STORE_RETRY_AFTER);
+  snprintf(ra, sizeof(ra), "%d", DELIVERY_STORE_RETRY);
   MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
   return http_queue(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, r);
 }

@@ -505,7 +505,6 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   }
   h->fr = fr;
   h->fleet = env->fleet;
-  h->store = env->store;
   h->proto = (enum proto)fr->row->proto;
   h->client_auth = fc->tls.client_auth;
   snprintf(h->token_header, sizeof(h->token_header), "%s", env->token_header);

@@ -18,7 +18,6 @@
 struct http_front {
   struct front *fr;
   struct fleet *fleet;
-  struct store *store; /* asked whether the database answers */
   enum proto proto;
   enum client_auth client_auth;
   char token_header[64];

@@ -15,7 +15,7 @@
 #                                      unless FUZZ_REQUIRED=1 (tests/run-all).
 #
 # Needs clang and libclang-rt-dev (tests/deps.sh installs them). Targets:
-# range, ftp, coap (parsers alone); config (every section the daemon
+# range, ftp, coap, lwm2m (parsers alone); config (every section the daemon
 # declares, so the whole daemon library: built once); urc, report_json, checkin (the
 # delivery core on a real fleet: a SQLite store under /dev/shm or /tmp,
 # removed at exit). A crash leaves its input in FUZZ_OUT; copy it to
@@ -146,7 +146,7 @@ build_lib() {
 }
 
 status=0
-[ $# -eq 0 ] && set -- range config urc report_json checkin coap ftp
+[ $# -eq 0 ] && set -- range config urc report_json checkin coap ftp lwm2m
 for t in "$@"; do
   case $t in
   range) srcs="server/http/range.c" ;;
@@ -154,6 +154,7 @@ for t in "$@"; do
   urc | report_json | checkin) build_core && srcs="$out/core.a $corelibs" ;;
   coap) srcs="server/coap/coap_msg.c -lcoap-3-openssl" ;;
   ftp) srcs="server/ftp/ftp_cmd.c" ;;
+  lwm2m) srcs="server/coap/lwm2m_link.c server/coap/lwm2m_tlv.c $(pkg-config --libs jansson)" ;;
   *) echo "unknown target $t"; exit 2 ;;
   esac
   echo "== fuzz_$t: build"

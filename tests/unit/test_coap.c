@@ -121,6 +121,15 @@ static void test_psk(void)
   json_decref(body);
   body = json_pack("{s:s,s:s}", "psk", "generate", "psk_identity", "ident-b");
   CHECK(psk_body_error(f, "dev-b", body) == NULL);
+  /* 16 bytes by default: what tinydtls clients take */
+  CHECK(psk_apply(f, b, body, &gen) == 0 && gen != NULL && strlen(gen) == 32);
+  CHECK(delivery_psk_lookup(f, "ident-b", 7, key, &len, dev) == 0 && len == 16 &&
+        strcmp(dev, "dev-b") == 0);
+  free(gen);
+  {
+    struct fleet_limits l = {DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, 0, DEF_AUTH_FREE, 32};
+    fleet_set_limits(f, &l);
+  }
   CHECK(psk_apply(f, b, body, &gen) == 0 && gen != NULL && strlen(gen) == 64);
   json_decref(body);
   CHECK(delivery_psk_lookup(f, "ident-b", 7, key, &len, dev) == 0 && len == 32 &&

@@ -248,7 +248,7 @@ static void check_conf(const char *top)
     for (end = eq; end > name && isspace((unsigned char)end[-1]);)
       *--end = '\0';
     *eq = '\0';
-    if (strspn(name, "abcdefghijklmnopqrstuvwxyz_") != strlen(name) || name[0] == '\0')
+    if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name) || name[0] == '\0')
       continue; /* prose */
     for (value = eq + 1; isspace((unsigned char)*value);)
       value++;

@@ -220,7 +220,8 @@ static void suspect_damaged(void)
     close(fd);
   {
     /* the re-check runs on the store's worker: wait for its verdict */
-    struct fleet_limits l = {DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, 0, DEF_AUTH_FREE};
+    struct fleet_limits l = {DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, 0, DEF_AUTH_FREE,
+                             PSK_GENERATED};
     fleet_set_limits(x.f, &l);
   }
   CHECK(fx_urc(&x, id1, "HTTPEND", 710) == VERDICT_NOTHING);

@@ -1,0 +1,112 @@
+/* lwm2m.h: the LwM2M server on a CoAP(S) engine ([coap] lwm2m = yes):
+ * lwm2m_rd.c is the registration interface (Register, Update,
+ * De-register, lifetime expiry), lwm2m_dm.c the device management dfotad
+ * does over the device's own session (Read, Write, Execute, Observe of
+ * /3 and /5, one request at a time per device, queue mode) and the
+ * campaign steps it takes through the delivery core (check-ins for an
+ * offer, reports of what /5 says).
+ *
+ * Threads: everything here runs on the engine's thread (see coap_int.h). */
+#ifndef DFOTAD_LWM2M_H
+#define DFOTAD_LWM2M_H
+
+#include "../../fleet/lwm2m.h"
+#include "coap_int.h"
+#include "lwm2m_link.h"
+
+#define LWM2M_LOC_LEN 10  /* the location path segment: base32 */
+#define LWM2M_QUEUE_MAX 8 /* requests waiting per device */
+#define LWM2M_URL_MAX 720 /* a Package URI we write */
+#define LWM2M_TOKEN_LEN 8
+
+enum lwm2m_op_kind { OP_READ = 0, OP_WRITE, OP_EXECUTE, OP_OBSERVE };
+
+struct lwm2m_op {
+  enum lwm2m_op_kind kind;
+  uint16_t obj, inst, res;
+  char *payload; /* a write's text, malloc'd; NULL none */
+};
+
+struct lwm2m_reg {
+  uint32_t id; /* tokens start with it */
+  char loc[LWM2M_LOC_LEN + 1];
+  char ep[LWM2M_EP_MAX + 1], device[DEVICE_ID_MAX + 1];
+  int drive; /* trigger = lwm2m */
+  char ver[8], binding[8];
+  int queue; /* queue mode: requests only while it is awake */
+  long lifetime;
+  int64_t expires, heard;            /* monotonic ms */
+  int64_t registered_at, updated_at; /* wall ms */
+  struct lwm2m_links links;
+  coap_session_t *s; /* referenced while registered */
+  char ip[64];
+
+  /* device management: one request out at a time */
+  struct lwm2m_op q[LWM2M_QUEUE_MAX];
+  int nq;
+  struct lwm2m_op cur;
+  int busy;
+  uint8_t tok[LWM2M_TOKEN_LEN];
+  int64_t sent_at;
+  uint32_t seq;
+  uint8_t tok_state[LWM2M_TOKEN_LEN], tok_result[LWM2M_TOKEN_LEN]; /* observations */
+
+  /* what the device said */
+  char version[64]; /* /3/0/3, "" unknown */
+  int fw_state, fw_result, fw_protocols, fw_delivery;
+  int version_told; /* the version went to the core */
+
+  /* the campaign */
+  char url[LWM2M_URL_MAX]; /* the Package URI written for the current offer, "" none */
+  int downloaded_told, executed;
+  int64_t next_poll; /* monotonic ms of the next check-in for an offer */
+
+  struct lwm2m_reg *next_loc, *next_id, *next_dev;
+};
+
+struct lwm2m_commit; /* lwm2m_dm.c */
+
+struct lwm2m_server {
+  struct lwm2m_reg **by_loc, **by_id, **by_dev;
+  struct lwm2m_commit *commits; /* asked of the writer, their follow-up not yet done */
+  size_t nb;                    /* buckets, a power of two */
+  int n;
+  uint32_t next_id;
+  int64_t last_tick;
+};
+
+/* lwm2m_rd.c */
+int lwm2m_init(struct coap_engine *e);
+/* Releases every registration (before the context goes). */
+void lwm2m_free(struct coap_engine *e);
+/* A request to /rd...: answered, 1. Anything else: 0, untouched. */
+int lwm2m_rd_handle(struct coap_engine *e, coap_session_t *s, const coap_pdu_t *req,
+                    coap_pdu_t *resp);
+/* Expiries and the device management's next steps. */
+void lwm2m_tick(struct coap_engine *e, int64_t now);
+struct lwm2m_reg *lwm2m_reg_by_id(struct lwm2m_server *lw, uint32_t id);
+struct lwm2m_reg *lwm2m_reg_by_dev(struct lwm2m_server *lw, const char *device);
+void lwm2m_reg_view(struct coap_engine *e, struct lwm2m_reg *r);
+
+/* lwm2m_dm.c */
+/* The new registration's first reads and observations. */
+void lwm2m_dm_start(struct coap_engine *e, struct lwm2m_reg *r);
+/* Queues a request; -1 when the device's queue is full. */
+int lwm2m_dm_queue(struct lwm2m_reg *r, enum lwm2m_op_kind kind, uint16_t obj, uint16_t inst,
+                   uint16_t res, const char *payload);
+/* Sends what is due, polls the core for an offer. */
+void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now);
+void lwm2m_dm_clear(struct lwm2m_reg *r);
+/* The follow-up of the commits the writer finished (a Package URI written
+ * once the offer is durable); at the engine's end (wait: 1) every commit
+ * asked for is waited for first. */
+void lwm2m_dm_commits(struct coap_engine *e, int wait);
+/* Whether some commit's follow-up waits (the engine polls sooner). */
+int lwm2m_commits_pending(const struct coap_engine *e);
+/* libcoap's response and NACK handlers (registered by lwm2m_init). */
+coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
+                                  const coap_mid_t mid);
+void lwm2m_dm_nack(coap_session_t *s, const coap_pdu_t *sent, const coap_nack_reason_t reason,
+                   const coap_mid_t mid);
+
+#endif

@@ -1,0 +1,563 @@
+/* lwm2m_dm.c: device management over a registered device's own session,
+ * and the campaign steps dfotad takes with it.
+ *
+ * Requests (Read, Write, Execute, Observe) go out one at a time per
+ * device, as confirmable messages that libcoap retransmits (RFC 7252
+ * 4.2); a queue-mode device (b=UQ / Q) is only sent to while it is awake,
+ * that is for [coap] lwm2m_queue_awake seconds after it last spoke. Their tokens name the
+ * registration (4 bytes of its id) and the request, so that a response or a
+ * notification finds its device without a search, and one for a
+ * registration that is gone gets a Reset, which ends a stale observation.
+ *
+ * The campaign, for a device whose trigger is lwm2m and which has /5:
+ *   registration: Read /3/0/3 (firmware version), /5/0/8, /5/0/9; Observe
+ *   /5/0/3 (State) and /5/0/5 (Update Result);
+ *   every [coap] lwm2m_poll seconds while /5 is idle: a check-in with the
+ *   delivery core, as the device's host would make it; an offer's URL is
+ *   written into Package URI (/5/0/1);
+ *   State 2 (Downloaded): reported to the core as a finished download, and
+ *   Update (/5/0/2) executed, reported as the update's start;
+ *   Update Result 2..11: reported as the Quectel code of the same class
+ *   (see result_code); 1: the version is read again, and the check-in that
+ *   follows confirms the hop. */
+#include "autoconfig.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../util/util.h"
+#include "coap_msg.h"
+#include "lwm2m.h"
+#include "lwm2m_tlv.h"
+
+#define REQUEST_GIVE_UP_MS 300000 /* past libcoap's own retransmissions (EXCHANGE_LIFETIME) */
+#define SEQ_STATE 0xFFFFFFF1u
+#define SEQ_RESULT 0xFFFFFFF2u
+
+static void put32(uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int lwm2m_dm_queue(struct lwm2m_reg *r, enum lwm2m_op_kind kind, uint16_t obj, uint16_t inst,
+                   uint16_t res, const char *payload)
+{
+  struct lwm2m_op *op;
+
+  if (r->nq == LWM2M_QUEUE_MAX)
+    return -1;
+  op = &r->q[r->nq];
+  memset(op, 0, sizeof(*op));
+  op->kind = kind;
+  op->obj = obj;
+  op->inst = inst;
+  op->res = res;
+  if (payload != NULL && (op->payload = strdup(payload)) == NULL)
+    return -1;
+  r->nq++;
+  return 0;
+}
+
+void lwm2m_dm_clear(struct lwm2m_reg *r)
+{
+  for (int i = 0; i < r->nq; i++)
+    free(r->q[i].payload);
+  r->nq = 0;
+  free(r->cur.payload);
+  r->cur.payload = NULL;
+}
+
+void lwm2m_dm_start(struct coap_engine *e, struct lwm2m_reg *r)
+{
+  (void)e;
+  lwm2m_dm_queue(r, OP_READ, 3, 0, 3, NULL);
+  if (lwm2m_links_has(&r->links, 5)) {
+    lwm2m_dm_queue(r, OP_READ, 5, 0, 8, NULL);
+    lwm2m_dm_queue(r, OP_READ, 5, 0, 9, NULL);
+    lwm2m_dm_queue(r, OP_OBSERVE, 5, 0, 3, NULL);
+    lwm2m_dm_queue(r, OP_OBSERVE, 5, 0, 5, NULL);
+  }
+  r->next_poll = 0;
+}
+
+static void uri_path(coap_pdu_t *pdu, const struct lwm2m_op *op)
+{
+  char seg[8];
+  unsigned v[3] = {op->obj, op->inst, op->res};
+
+  for (int i = 0; i < 3; i++) {
+    int n = snprintf(seg, sizeof(seg), "%u", v[i]);
+    coap_add_option(pdu, COAP_OPTION_URI_PATH, (size_t)n, (const uint8_t *)seg);
+  }
+}
+
+/* Sends r->cur; 0 or -1. */
+static int send_cur(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
+{
+  static const coap_pdu_code_t codes[] = {COAP_REQUEST_CODE_GET, COAP_REQUEST_CODE_PUT,
+                                          COAP_REQUEST_CODE_POST, COAP_REQUEST_CODE_GET};
+  struct lwm2m_op *op = &r->cur;
+  coap_pdu_t *pdu;
+  uint32_t seq;
+
+  (void)e;
+  if (r->s == NULL)
+    return -1;
+  if (op->kind == OP_OBSERVE)
+    seq = op->res == 3 ? SEQ_STATE : SEQ_RESULT;
+  else
+    seq = ++r->seq & 0x7FFFFFFF;
+  put32(r->tok, r->id);
+  put32(r->tok + 4, seq);
+  if (op->kind == OP_OBSERVE)
+    memcpy(op->res == 3 ? r->tok_state : r->tok_result, r->tok, LWM2M_TOKEN_LEN);
+  pdu = coap_new_pdu(COAP_MESSAGE_CON, codes[op->kind], r->s);
+  if (pdu == NULL)
+    return -1;
+  coap_add_token(pdu, LWM2M_TOKEN_LEN, r->tok);
+  if (op->kind == OP_OBSERVE) {
+    uint8_t zero = 0;
+    coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero);
+  }
+  uri_path(pdu, op);
+  if (op->kind == OP_WRITE) {
+    uint8_t fmt = 0;
+    size_t n = op->payload ? strlen(op->payload) : 0;
+    coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, 0, &fmt); /* text/plain */
+    if (n > 0)
+      coap_add_data(pdu, n, (const uint8_t *)op->payload);
+  }
+  if (coap_send(r->s, pdu) == COAP_INVALID_MID)
+    return -1;
+  r->busy = 1;
+  r->sent_at = now;
+  return 0;
+}
+
+/* ---- the campaign -------------------------------------------------------- */
+
+static void who_of(struct coap_engine *e, struct lwm2m_reg *r, struct device_identity *who)
+{
+  memset(who, 0, sizeof(*who));
+  /* the registration proved the device (its DTLS identity, or plain CoAP
+   * where the operator allows it): the core takes it as a verified peer */
+  who->device_id = r->device;
+  who->peer_id = r->device;
+  who->addr = r->ip;
+  who->proto = e->proto;
+}
+
+/* ---- commits ------------------------------------------------------------
+ * A check-in or report changes state the writer commits on its own thread
+ * (delivery_*_nowait, delivery_commit): this thread never waits on the
+ * disk, and an offer's Package URI is written only once the offer is
+ * durable. */
+struct lwm2m_commit {
+  struct coap_engine *e;
+  atomic_int committed;
+  char device[DEVICE_ID_MAX + 1];
+  char url[LWM2M_URL_MAX]; /* the offer to write once durable; "": nothing */
+  struct lwm2m_commit *next;
+};
+
+/* The writer's thread: touches c only before it says so, and e last (the
+ * engine waits for commits_out to reach 0 before it goes). */
+static void commit_done(void *arg)
+{
+  struct lwm2m_commit *c = arg;
+  struct coap_engine *e = c->e;
+
+  atomic_store(&c->committed, 1);
+  atomic_fetch_add(&e->commits_done, 1);
+  atomic_fetch_sub(&e->commits_out, 1);
+}
+
+/* Asks for the commit of what the last call changed; url (or NULL) is
+ * written to the device once it is done. */
+static void commit_then(struct coap_engine *e, const char *device, const char *url)
+{
+  struct lwm2m_commit *c = calloc(1, sizeof(*c));
+
+  if (c == NULL) {
+    delivery_commit_wait(e->fleet);
+    return; /* the next poll writes the offer */
+  }
+  c->e = e;
+  snprintf(c->device, sizeof(c->device), "%s", device);
+  if (url != NULL && strlen(url) < sizeof(c->url))
+    snprintf(c->url, sizeof(c->url), "%s", url);
+  atomic_fetch_add(&e->commits_out, 1);
+  if (delivery_commit(e->fleet, commit_done, c) < 0) {
+    atomic_fetch_sub(&e->commits_out, 1);
+    delivery_commit_wait(e->fleet);
+    atomic_store(&c->committed, 1);
+  }
+  c->next = e->lw->commits;
+  e->lw->commits = c;
+}
+
+static void apply_offer(struct coap_engine *e, struct lwm2m_reg *r, const char *url);
+
+int lwm2m_commits_pending(const struct coap_engine *e)
+{
+  return e->lw != NULL && e->lw->commits != NULL;
+}
+
+void lwm2m_dm_commits(struct coap_engine *e, int wait)
+{
+  struct lwm2m_commit **p = &e->lw->commits;
+
+  while (wait && atomic_load(&e->commits_out) > 0)
+    usleep(1000);
+  while (*p != NULL) {
+    struct lwm2m_commit *c = *p;
+    struct lwm2m_reg *r;
+    if (!atomic_load(&c->committed)) {
+      p = &c->next;
+      continue;
+    }
+    *p = c->next;
+    if (!wait && c->url[0] != '\0' && (r = lwm2m_reg_by_dev(e->lw, c->device)) != NULL)
+      apply_offer(e, r, c->url);
+    free(c);
+  }
+}
+
+static void report(struct coap_engine *e, struct lwm2m_reg *r, const char *stage, long code)
+{
+  struct device_identity who;
+  struct report_answer a;
+  char body[96];
+  int n;
+
+  who_of(e, r, &who);
+  if (code >= 0)
+    n = snprintf(body, sizeof(body), "{\"stage\":\"%s\",\"code\":%ld}", stage, code);
+  else
+    n = snprintf(body, sizeof(body), "{\"stage\":\"%s\"}", stage);
+  delivery_report_nowait(e->fleet, &who, 1, body, (size_t)n, &a);
+  if (a.must_commit)
+    commit_then(e, r->device, NULL);
+  if (a.verdict != VERDICT_NOTHING)
+    log_warn("%s: LwM2M device %s: report %s not taken: %s", proto_name(e->proto), r->device, body,
+             a.message);
+}
+
+/* An Update Result (LwM2M 1.x, /5/0/5) as the Quectel code of the same
+ * class (fleet/urc.c), with the stage it ends; 0 for none (0, 1). */
+static long result_code(int result, const char **stage)
+{
+  *stage = "DOWNLOADED";
+  switch (result) {
+  case 2:                             /* not enough flash */
+  case 3: return 701;                 /* out of RAM: retryable */
+  case 4: return 711;                 /* connection lost during download: retryable */
+  case 5: return 710;                 /* integrity check failure: the package is re-checked */
+  case 6: return 590;                 /* unsupported package type: device side */
+  case 7: return 705;                 /* invalid URI: our mistake */
+  case 8: *stage = "END"; return 504; /* firmware update failed: device side */
+  case 9: return 706;                 /* unsupported protocol: our mistake */
+  case 10:                            /* cancelled */
+  case 11: return 709;                /* deferred: retryable */
+  default: return 0;
+  }
+}
+
+/* The /5 values changed (a read or a notification). */
+static void fw_changed(struct coap_engine *e, struct lwm2m_reg *r)
+{
+  const char *stage;
+  long code;
+
+  if (!r->drive || r->url[0] == '\0')
+    return;
+  if (r->fw_state == 2 && !r->downloaded_told) {
+    r->downloaded_told = 1;
+    report(e, r, "DOWNLOADED", 0);
+    if (lwm2m_dm_queue(r, OP_EXECUTE, 5, 0, 2, NULL) == 0)
+      delivery_lwm2m_event(e->fleet, r->device, "lwm2m_execute", "/5/0/2");
+    return;
+  }
+  if (r->fw_result == 1 && r->executed) {
+    /* done: the version it runs now confirms the hop */
+    lwm2m_dm_queue(r, OP_READ, 3, 0, 3, NULL);
+    r->executed = 0;
+    return;
+  }
+  code = result_code(r->fw_result, &stage);
+  if (code != 0) {
+    char detail[96];
+    snprintf(detail, sizeof(detail), "Update Result %d, reported as %s %ld", r->fw_result, stage,
+             code);
+    delivery_lwm2m_event(e->fleet, r->device, "lwm2m_result", detail);
+    report(e, r, stage, code);
+    /* the offer is spent; a retry the core grants is written again */
+    r->url[0] = '\0';
+    r->downloaded_told = r->executed = 0;
+  }
+}
+
+/* The protocol of the offer: the listener's when the device takes it
+ * (/5/0/8), else the first the device takes and a front serves. NULL: let
+ * the core choose (the device's, the rollout's transport). */
+static const char *transport_for(struct coap_engine *e, struct lwm2m_reg *r)
+{
+  /* /5/0/8 numbers: 0 CoAP, 1 CoAPS, 2 HTTP 1.1, 3 HTTPS 1.1 */
+  static const struct {
+    int bit;
+    enum proto p;
+  } m[] = {{1, PROTO_COAPS}, {3, PROTO_HTTPS}, {0, PROTO_COAP}, {2, PROTO_HTTP}};
+  int own = e->proto == PROTO_COAPS ? 1 : 0;
+
+  if (r->fw_protocols < 0 || (r->fw_protocols & (1 << own)))
+    return NULL;
+  for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+    if ((r->fw_protocols & (1 << m[i].bit)) && delivery_has(e->fleet, m[i].p))
+      return proto_name(m[i].p);
+  return NULL;
+}
+
+/* Whether the offer behind the Package URI we wrote still stands (a
+ * cancelled rollout, or an offer the core ended, takes it away). */
+static int offer_stands(struct coap_engine *e, struct lwm2m_reg *r)
+{
+  const char *tok = strstr(r->url, "/f/");
+  struct target t;
+
+  if (tok == NULL)
+    return 1;
+  if (delivery_resolve_offer(e->fleet, tok + 3, r->device, 0, &t) != RESOLVE_OK)
+    return 0;
+  target_release(&t);
+  return 1;
+}
+
+/* The offer is gone: an empty Package URI cancels the device's download
+ * and resets /5 to idle (LwM2M 1.x, 5.6.1). */
+static void cancel_offer(struct coap_engine *e, struct lwm2m_reg *r)
+{
+  if (lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, "") < 0)
+    return;
+  r->url[0] = '\0';
+  r->downloaded_told = r->executed = 0;
+  delivery_lwm2m_event(e->fleet, r->device, "lwm2m_cancel", "/5/0/1 written empty");
+}
+
+/* The core offers url: written as the Package URI (or, when the device
+ * downloads or has what was written before it registered again, taken as
+ * the current offer). */
+static void apply_offer(struct coap_engine *e, struct lwm2m_reg *r, const char *url)
+{
+  if (r->url[0] == '\0' && (r->fw_state == 1 || r->fw_state == 2) && strlen(url) < sizeof(r->url)) {
+    /* it downloads, or has, what we wrote before it registered again:
+     * the offer goes on from there */
+    snprintf(r->url, sizeof(r->url), "%s", url);
+    r->downloaded_told = r->executed = 0;
+    fw_changed(e, r);
+  } else if (strcmp(url, r->url) != 0 && strlen(url) < sizeof(r->url) &&
+             lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, url) == 0) {
+    snprintf(r->url, sizeof(r->url), "%s", url);
+    r->downloaded_told = r->executed = 0;
+    delivery_lwm2m_event(e->fleet, r->device, "lwm2m_write", "/5/0/1 Package URI");
+  }
+}
+
+/* Asks the core whether the device has an offer, as its host's check-in
+ * would. */
+static void poll_offer(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
+{
+  struct device_identity who;
+  struct checkin_answer a;
+  int64_t wait = (int64_t)e->set.lwm2m_poll * 1000;
+
+  who_of(e, r, &who);
+  delivery_checkin_nowait(e->fleet, &who, r->version[0] ? r->version : NULL, transport_for(e, r),
+                          &a);
+  if (a.must_commit && a.verdict != VERDICT_OFFER)
+    commit_then(e, r->device, NULL);
+  r->version_told = 1;
+  switch (a.verdict) {
+  case VERDICT_OFFER:
+    if (a.must_commit)
+      commit_then(e, r->device, a.url); /* written once durable */
+    else
+      apply_offer(e, r, a.url);
+    break;
+  case VERDICT_LATER:
+    if (a.retry_after > 0 && (int64_t)a.retry_after * 1000 < wait)
+      wait = (int64_t)a.retry_after * 1000;
+    break;
+  case VERDICT_NOTHING:
+    if (r->url[0] != '\0' && !r->executed && !offer_stands(e, r))
+      cancel_offer(e, r);
+    break;
+  default:
+    log_warn("%s: LwM2M device %s: check-in refused: %s", proto_name(e->proto), r->device,
+             a.message);
+    break;
+  }
+  r->next_poll = now + wait;
+}
+
+void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
+{
+  if (r->busy) {
+    if (now - r->sent_at < REQUEST_GIVE_UP_MS)
+      return;
+    r->busy = 0;
+    atomic_fetch_add(&lwm2m_stats.requests_timeout, 1);
+  }
+  /* queue mode: only while the device listens */
+  if (r->queue && now - r->heard >= (int64_t)e->set.lwm2m_awake * 1000)
+    return;
+  if (r->nq > 0) {
+    free(r->cur.payload);
+    r->cur = r->q[0];
+    memmove(&r->q[0], &r->q[1], (size_t)(r->nq - 1) * sizeof(r->q[0]));
+    r->nq--;
+    if (send_cur(e, r, now) < 0) {
+      atomic_fetch_add(&lwm2m_stats.requests_error, 1);
+      free(r->cur.payload);
+      r->cur.payload = NULL;
+    }
+    return;
+  }
+  if (!r->drive || !lwm2m_links_has(&r->links, 5) || now < r->next_poll)
+    return;
+  if (r->fw_state <= 0 || r->url[0] == '\0' || !r->version_told) {
+    poll_offer(e, r, now);
+  } else if ((r->fw_state == 1 || r->fw_state == 2) && !r->executed) {
+    /* downloading or downloaded: only whether the offer still stands */
+    r->next_poll = now + (int64_t)e->set.lwm2m_poll * 1000;
+    if (!offer_stands(e, r))
+      cancel_offer(e, r);
+  }
+}
+
+/* ---- responses and notifications -------------------------------------- */
+
+static int content_format(const coap_pdu_t *pdu)
+{
+  coap_opt_iterator_t it;
+  coap_opt_t *o = coap_check_option(pdu, COAP_OPTION_CONTENT_FORMAT, &it);
+
+  return o ? (int)coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o)) : -1;
+}
+
+/* The value of resource res in pdu; 0 or -1. */
+static int value_of(const coap_pdu_t *pdu, uint16_t res, struct lwm2m_value *v)
+{
+  const uint8_t *data = NULL;
+  size_t len = 0;
+
+  coap_get_data(pdu, &len, &data);
+  return lwm2m_value_decode(content_format(pdu), data ? data : (const uint8_t *)"", len, res, v);
+}
+
+static void took_value(struct coap_engine *e, struct lwm2m_reg *r, uint16_t obj, uint16_t res,
+                       const coap_pdu_t *pdu)
+{
+  struct lwm2m_value v;
+
+  if (value_of(pdu, res, &v) < 0)
+    return;
+  if (obj == 3 && res == 3) {
+    if (v.text[0] != '\0' && strcmp(v.text, r->version) != 0 && strlen(v.text) < 64) {
+      snprintf(r->version, sizeof(r->version), "%s", v.text);
+      r->version_told = 0;
+      r->next_poll = 0; /* tell the core now: it may confirm a hop */
+    }
+  } else if (obj == 5 && res == 8) {
+    r->fw_protocols = 0;
+    for (int i = 0; i < v.n_ints; i++)
+      if (v.ints[i] >= 0 && v.ints[i] < 16)
+        r->fw_protocols |= 1 << v.ints[i];
+  } else if (obj == 5 && res == 9 && v.n_ints > 0) {
+    r->fw_delivery = (int)v.ints[0];
+  } else if (obj == 5 && (res == 3 || res == 5) && v.n_ints > 0) {
+    int *slot = res == 3 ? &r->fw_state : &r->fw_result;
+    if (*slot != (int)v.ints[0]) {
+      *slot = (int)v.ints[0];
+      fw_changed(e, r);
+    }
+  }
+  lwm2m_reg_view(e, r);
+}
+
+coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
+                                  const coap_mid_t mid)
+{
+  struct coap_engine *e = coap_get_app_data(coap_session_get_context(s));
+  coap_bin_const_t tok = coap_pdu_get_token(recv);
+  struct lwm2m_reg *r;
+  int ok = COAP_RESPONSE_CLASS(coap_pdu_get_code(recv)) == 2;
+  int64_t now = mono_ms();
+
+  (void)sent;
+  (void)mid;
+  if (e == NULL || e->lw == NULL || tok.length != LWM2M_TOKEN_LEN ||
+      (r = lwm2m_reg_by_id(e->lw, get32(tok.s))) == NULL)
+    return COAP_RESPONSE_FAIL; /* a Reset: nobody waits for it */
+  r->heard = now;
+  if (r->busy && memcmp(tok.s, r->tok, LWM2M_TOKEN_LEN) == 0) {
+    /* the answer to the request out */
+    struct lwm2m_op *op = &r->cur;
+    r->busy = 0;
+    atomic_fetch_add(ok ? &lwm2m_stats.requests_ok : &lwm2m_stats.requests_error, 1);
+    if (ok && (op->kind == OP_READ || op->kind == OP_OBSERVE))
+      took_value(e, r, op->obj, op->res, recv);
+    else if (op->kind == OP_EXECUTE && op->obj == 5 && op->res == 2) {
+      if (ok) {
+        r->executed = 1;
+        report(e, r, "START", -1);
+      } else {
+        delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", "Execute /5/0/2 refused");
+      }
+    } else if (op->kind == OP_WRITE && !ok) {
+      /* a device that refuses our Package URI cannot take this offer */
+      delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", "Write /5/0/1 refused");
+      report(e, r, "DOWNLOADED", 705);
+      r->url[0] = '\0';
+    }
+    return COAP_RESPONSE_OK;
+  }
+  if (memcmp(tok.s, r->tok_state, LWM2M_TOKEN_LEN) == 0 ||
+      memcmp(tok.s, r->tok_result, LWM2M_TOKEN_LEN) == 0) {
+    atomic_fetch_add(&lwm2m_stats.notifications, 1);
+    if (ok)
+      took_value(e, r, 5, memcmp(tok.s, r->tok_state, LWM2M_TOKEN_LEN) == 0 ? 3 : 5, recv);
+    return COAP_RESPONSE_OK;
+  }
+  return COAP_RESPONSE_FAIL;
+}
+
+void lwm2m_dm_nack(coap_session_t *s, const coap_pdu_t *sent, const coap_nack_reason_t reason,
+                   const coap_mid_t mid)
+{
+  struct coap_engine *e = coap_get_app_data(coap_session_get_context(s));
+  coap_bin_const_t tok;
+  struct lwm2m_reg *r;
+
+  (void)mid;
+  if (sent == NULL || e == NULL || e->lw == NULL)
+    return;
+  tok = coap_pdu_get_token(sent);
+  if (tok.length != LWM2M_TOKEN_LEN || (r = lwm2m_reg_by_id(e->lw, get32(tok.s))) == NULL)
+    return;
+  if (r->busy && memcmp(tok.s, r->tok, LWM2M_TOKEN_LEN) == 0) {
+    r->busy = 0;
+    atomic_fetch_add(
+        reason == COAP_NACK_RST ? &lwm2m_stats.requests_error : &lwm2m_stats.requests_timeout, 1);
+  }
+}
