@@ -15,17 +15,6 @@
 #include "fleet_int.h"
 #include "lwm2m_int.h"
 
-/* While the fleet loads after a start, admin calls on devices wait. */
-static int loading_gate(struct fleet *f, json_t **out)
-{
-  int st;
-
-  pthread_mutex_lock(&f->mu);
-  st = fleet_loading_refusal(f, out);
-  pthread_mutex_unlock(&f->mu);
-  return st;
-}
-
 static int id_ok(const char *id)
 {
   size_t n = strlen(id);
@@ -197,7 +186,7 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
 
 int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out)
 {
-  int refused = loading_gate(f, out);
+  int refused = fleet_loading_gate(f, out);
   if (refused)
     return refused;
   const char *err;
@@ -274,7 +263,7 @@ static void prepare_all(json_t *body, struct prepared *pre, size_t n)
  * let go between pages, and committed once. */
 int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
 {
-  int refused = loading_gate(f, out);
+  int refused = fleet_loading_gate(f, out);
   if (refused)
     return refused;
   json_t *item, *secrets = json_object(), *psks = json_object();
@@ -358,7 +347,7 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
 
 int fleet_device_get(struct fleet *f, const char *id, json_t **out)
 {
-  int refused = loading_gate(f, out);
+  int refused = fleet_loading_gate(f, out);
   if (refused)
     return refused;
   struct device *d;
@@ -372,7 +361,7 @@ int fleet_device_get(struct fleet *f, const char *id, json_t **out)
 
 int fleet_device_delete(struct fleet *f, const char *id, json_t **out)
 {
-  int refused = loading_gate(f, out);
+  int refused = fleet_loading_gate(f, out);
   if (refused)
     return refused;
   struct device *d;
@@ -438,7 +427,7 @@ static int event_one(int64_t id, const char *kind, const char *detail, void *arg
  * naming the last id of a full page. */
 int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, json_t **out)
 {
-  int refused = loading_gate(f, out);
+  int refused = fleet_loading_gate(f, out);
   if (refused)
     return refused;
   struct events_ctx c = {NULL, 0};
@@ -512,7 +501,7 @@ int fleet_devices_list(struct fleet *f, const char *model, const char *version, 
                        const char *state, const char *rollout, const char *q, int limit,
                        const char *after, json_t **out)
 {
-  int refused = loading_gate(f, out);
+  int refused = fleet_loading_gate(f, out);
   if (refused)
     return refused;
   idbuf *heap;

@@ -250,6 +250,8 @@ void progress_add_interval(struct device *d, uint64_t start, uint64_t end);
 /* persist.c */
 /* While the fleet loads: 503 with *out set, else 0. f->mu held. */
 int fleet_loading_refusal(struct fleet *f, json_t **out);
+/* The same for admin calls on devices and rollouts, taking f->mu itself. */
+int fleet_loading_gate(struct fleet *f, json_t **out);
 #define LOADING_RETRY_S 2 /* Retry-After for a device request while loading */
 json_t *device_doc(const struct device *d);
 void device_from_doc(struct fleet *f, struct device *d, json_t *doc);

@@ -386,6 +386,16 @@ static int collect_row(const char *id, const char *text, void *arg)
   return 0;
 }
 
+int fleet_loading_gate(struct fleet *f, json_t **out)
+{
+  int st;
+
+  pthread_mutex_lock(&f->mu);
+  st = fleet_loading_refusal(f, out);
+  pthread_mutex_unlock(&f->mu);
+  return st;
+}
+
 int fleet_loading_refusal(struct fleet *f, json_t **out)
 {
   char msg[160];

@@ -306,20 +306,9 @@ struct rollout *rollout_from_doc(const char *id, json_t *doc)
 
 /* ---- admin API ----------------------------------------------------------- */
 
-/* While the fleet loads after a start, admin calls on devices wait. */
-static int loading_gate(struct fleet *f, json_t **out)
-{
-  int st;
-
-  pthread_mutex_lock(&f->mu);
-  st = fleet_loading_refusal(f, out);
-  pthread_mutex_unlock(&f->mu);
-  return st;
-}
-
 int fleet_rollout_create(struct fleet *f, json_t *body, json_t **out)
 {
-  int refused = loading_gate(f, out);
+  int refused = fleet_loading_gate(f, out);
   if (refused)
     return refused;
   struct rollout *r = rollout_alloc();
@@ -377,7 +366,7 @@ int fleet_rollouts_list(struct fleet *f, json_t **out)
 
 int fleet_rollout_action(struct fleet *f, const char *id, const char *action, json_t **out)
 {
-  int refused = loading_gate(f, out);
+  int refused = fleet_loading_gate(f, out);
   if (refused)
     return refused;
   struct rollout *r;
