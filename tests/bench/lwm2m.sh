@@ -27,6 +27,7 @@
 
 set -u
 umask 022
+export PYTHONDONTWRITEBYTECODE=1
 
 DFOTAD=${1:-./server/dfotad}
 case $DFOTAD in
@@ -103,6 +104,10 @@ api() { # METHOD PATH OUTFILE [CURL-ARGS...]: admin request; prints the status
 }
 proc_field() { awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status" 2>/dev/null; }
 now() { date +%s.%N; }
+cpu_s() { # PID: its user + system CPU seconds so far
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null
+}
+cpu_pct() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { printf "%.0f%%", (t > 0 ? 100 * (b - a) / t : 0) }'; }
 mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
 status() { jq -r "$1" "$T/status.json" 2>/dev/null; }
 metric() { "${CURL[@]}" -H "Authorization: Bearer $TOKEN" "$ADMIN_URL/metrics" 2>/dev/null |
@@ -168,7 +173,11 @@ HWM1=$(proc_field "$DFOTAD_PID" VmHWM)
 echo "dfotad RSS:  $(mib "$RSS0") with the devices created, $(mib "$RSS1") with $N registered (VmHWM $(mib "$HWM1"))"
 
 T_REST=$(now)
+C0=$(cpu_s "$DFOTAD_PID")
+L0=$(cpu_s "$LOAD_PID")
 sleep 10
+echo "at rest (10 s): dfotad CPU $(cpu_pct "$C0" "$(cpu_s "$DFOTAD_PID")" 10) of one core, load client $(cpu_pct "$L0" "$(cpu_s "$LOAD_PID")" 10)"
+T_REST_END=$(now)
 SEL=$(python3 -c 'import json,sys; print(json.dumps(["lwb%06d" % i for i in range(int(sys.argv[1]))]))' "$N")
 PCT=$((WAVE * 100 / N))
 printf '{"name":"lwbench","model":"%s","target_version":"%s","selector":{"devices":%s},"waves":[%d,100]}' \
@@ -177,12 +186,16 @@ code=$(api POST /api/v1/rollouts "$T/ro.json" -H 'Content-Type: application/json
 [ "$code" = 201 ] || { head -c 400 "$T/ro.json" >&2; die "rollout: HTTP $code"; }
 RID=$(jq -r .id "$T/ro.json")
 T_START=$(now)
+C0=$(cpu_s "$DFOTAD_PID")
+L0=$(cpu_s "$LOAD_PID")
 code=$(api POST "/api/v1/rollouts/$RID/start" "$T/start.json")
 case $code in 200 | 202) ;; *) head -c 400 "$T/start.json" >&2; die "start: HTTP $code" ;; esac
 _wave_written() { [ "$(status .writes)" -ge "$WAVE" ] 2>/dev/null; }
 wait_until "$MAXS" _wave_written
 W=$(status .writes)
 T_LAST=$(status .last_write)
+DT=$(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+echo "in the wave ($DT s): dfotad CPU $(cpu_pct "$C0" "$(cpu_s "$DFOTAD_PID")" "$DT") of one core, load client $(cpu_pct "$L0" "$(cpu_s "$LOAD_PID")" "$DT")"
 sleep 5
 T_END=$(now)
 RSS2=$(proc_field "$DFOTAD_PID" VmRSS)
@@ -194,7 +207,7 @@ LOAD_PID=
 [ -s "$T/load.json" ] || die "the load client wrote no results"
 echo "server metrics: requests ok $(metric 'dfotad_lwm2m_requests_total{result="ok"}'), timeout $(metric 'dfotad_lwm2m_requests_total{result="timeout"}'), updates $(metric dfotad_lwm2m_updates_total), expiries $(metric dfotad_lwm2m_expiries_total)"
 
-python3 - "$T/load.json" "$T_REST" "$T_START" "$T_END" "$T_LAST" "$W" "$WAVE" "$HWM2" "$RSS2" <<'PYEOF'
+python3 - "$T/load.json" "$T_REST" "$T_START" "$T_END" "$T_LAST" "$W" "$WAVE" "$HWM2" "$RSS2" "$T_REST_END" <<'PYEOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 rest, start, end = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
@@ -212,10 +225,17 @@ def figs(lo, hi):
 t_wave = (last - start) if (last and w >= wave) else None
 print("wave:        %d of %d Package URI writes acknowledged%s" %
       (w, wave, ", the last %.2f s after the start call" % t_wave if t_wave is not None else ""))
-s_rest, _ = figs(rest, start)
+s_rest, _ = figs(rest, float(sys.argv[10]))
 s_wave, p99 = figs(start, (last or end) if w >= wave else end)
 print("Updates at rest:      " + s_rest)
 print("Updates in the wave:  " + s_wave)
+prof = {}
+for t, r in d["updates"]:
+    if start - 2 <= t < end:
+        k = int((t - start) // 1)
+        prof[k] = max(prof.get(k, 0), 9999 if r is None else r * 1000)
+print("worst Update per second from the start call (ms, 9999 unanswered): " +
+      " ".join("%+d:%.0f" % (k, v) for k, v in sorted(prof.items())))
 print("dfotad at the end: VmRSS %.0f MiB, VmHWM %.0f MiB" % (rss / 1024, hwm / 1024))
 goal = lambda ok: "met" if ok else "MISSED"
 print("goal: %d registrations in under 150 MiB RSS (VmHWM): %s" % (d["counts"]["registered"], goal(hwm < 150 * 1024)))
