@@ -143,7 +143,8 @@ import json, sys
 n, model, va, prefix = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 for p, first in enumerate(range(0, n, 5000)):
     with open("%s-%03d.json" % (prefix, p), "w") as f:
-        json.dump([{"id": "lwb%06d" % i, "model": model, "version": va, "trigger": "lwm2m"}
+        json.dump([{"id": "lwb%06d" % i, "model": model, "version": va, "trigger": "lwm2m",
+                    "group": "lwbench"}
                    for i in range(first, min(n, first + 5000))], f)
 PYEOF
 t0=$(now)
@@ -178,10 +179,9 @@ L0=$(cpu_s "$LOAD_PID")
 sleep 10
 echo "at rest (10 s): dfotad CPU $(cpu_pct "$C0" "$(cpu_s "$DFOTAD_PID")" 10) of one core, load client $(cpu_pct "$L0" "$(cpu_s "$LOAD_PID")" 10)"
 T_REST_END=$(now)
-SEL=$(python3 -c 'import json,sys; print(json.dumps(["lwb%06d" % i for i in range(int(sys.argv[1]))]))' "$N")
 PCT=$((WAVE * 100 / N))
-printf '{"name":"lwbench","model":"%s","target_version":"%s","selector":{"devices":%s},"waves":[%d,100]}' \
-  "$MODEL" "$VC" "$SEL" "$PCT" >"$T/rollout.json"
+printf '{"name":"lwbench","model":"%s","target_version":"%s","selector":{"group":"lwbench"},"waves":[%d,100]}' \
+  "$MODEL" "$VC" "$PCT" >"$T/rollout.json"
 code=$(api POST /api/v1/rollouts "$T/ro.json" -H 'Content-Type: application/json' --data-binary @"$T/rollout.json")
 [ "$code" = 201 ] || { head -c 400 "$T/ro.json" >&2; die "rollout: HTTP $code"; }
 RID=$(jq -r .id "$T/ro.json")
