@@ -116,6 +116,7 @@ metric() { "${CURL[@]}" -H "Authorization: Bearer $TOKEN" "$ADMIN_URL/metrics" 2
 read -r HTTP_PORT ADMIN_PORT <<<"$(free_ports 2 | tr '\n' ' ')"
 COAP_PORT=$(free_ports 1 udp)
 { [ -n "$HTTP_PORT" ] && [ -n "$ADMIN_PORT" ] && [ -n "$COAP_PORT" ]; } || die "no free ports"
+# shellcheck disable=SC2034  # read by start_bench_dfotad (common.sh)
 BENCH_DFOTAD_CONF="[http]
 connection_limit = 256
 [coap]
