@@ -58,7 +58,8 @@ function handlers(info) {
         handlers(registration);
         log.push('registered again');
         done = true;
-        setTimeout(() => finish(0), 3000); // dfotad reads the new version
+        // dfotad reads the new version (a loaded machine may take seconds)
+        setTimeout(() => finish(0), 8000);
       });
     }, 300));
   });

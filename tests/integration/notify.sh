@@ -13,8 +13,9 @@
 
 CONF="$T/dfotad.conf"
 base_config "$CONF"
-COAP_PORT=$(free_port 1)
-printf '[coap]\nlisten = 127.0.0.1:%s\n' "$COAP_PORT" >>"$CONF"
+# the CoAP front off: this test looks at the TCP fronts, and a UDP port
+# picked as free may be taken before the daemon binds it
+printf '[coap]\nlisten =\n' >>"$CONF"
 
 # listen SOCKET OUT: records "SECONDS MESSAGE" per datagram (newlines as
 # '|'); on READY=1, whether each TCP port accepted a connection then.
