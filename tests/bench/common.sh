@@ -1,5 +1,5 @@
 # common.sh: sourced by the benchmark scripts (bash). Expects T (a
-# temporary directory), DFOTAD (the binary) and CURL (an array: curl and
+# temporary directory: bench_tmpdir makes it), DFOTAD (the binary) and CURL (an array: curl and
 # its bounded options) to be set by the script.
 
 die() {
@@ -10,6 +10,45 @@ die() {
 int_in() { # VALUE MIN MAX
   case $1 in '' | *[!0-9]*) return 1 ;; esac
   [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]
+}
+
+# bench_tmpdir NAME KEEP PIDVAR...: makes T ($TMPDIR/dfotad-NAME.XXXXXX) and
+# sets the traps: at exit the processes whose pids the variables PIDVAR...
+# hold then (empty: none) get SIGTERM, up to 30 s, then SIGKILL; T is
+# removed unless KEEP is 1.
+bench_tmpdir() {
+  BENCH_NAME=$1 BENCH_TMP_KEEP=$2
+  shift 2
+  BENCH_PIDVARS=("$@")
+  T=$(mktemp -d "${TMPDIR:-/tmp}/dfotad-$BENCH_NAME.XXXXXX") || die "mktemp failed"
+  trap bench_cleanup EXIT
+  trap 'echo "$BENCH_NAME: interrupted" >&2; exit 130' INT TERM HUP
+}
+
+# shellcheck disable=SC2317  # invoked by the traps
+bench_cleanup() {
+  local rc=$? v p i pids=()
+  trap - EXIT INT TERM HUP
+  for v in "${BENCH_PIDVARS[@]}"; do
+    [ -n "${!v:-}" ] && pids+=("${!v}")
+  done
+  for p in "${pids[@]}"; do
+    kill -TERM "$p" 2>/dev/null
+  done
+  for p in "${pids[@]}"; do
+    for ((i = 0; i < 300; i++)); do # bounded wait (30 s), then SIGKILL
+      kill -0 "$p" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$p" 2>/dev/null
+  done
+  wait 2>/dev/null
+  if [ "$BENCH_TMP_KEEP" = 1 ]; then
+    echo "$BENCH_NAME: kept $T" >&2
+  else
+    rm -rf "$T"
+  fi
+  exit "$rc"
 }
 
 wait_until() { # SECONDS CMD...: CMD succeeds within SECONDS (checked every 0.1 s)

@@ -82,34 +82,9 @@ done
 # ---------------------------------------------------------------------------
 # Temporary directory and cleanup
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/dfotad-fleet.XXXXXX") || die "mktemp failed"
 DFOTAD_PID=
 SIM_PID=
-
-# shellcheck disable=SC2317  # invoked by the traps
-cleanup() {
-  local rc=$? p i
-  trap - EXIT INT TERM HUP
-  for p in $SIM_PID $DFOTAD_PID; do
-    kill -TERM "$p" 2>/dev/null
-  done
-  for p in $SIM_PID $DFOTAD_PID; do
-    for ((i = 0; i < 100; i++)); do # bounded wait (10 s), then SIGKILL
-      kill -0 "$p" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null
-  done
-  wait 2>/dev/null
-  if [ "${LOAD_KEEP:-0}" = 1 ]; then
-    echo "fleet_load: kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "fleet_load: interrupted" >&2; exit 130' INT TERM HUP
+bench_tmpdir fleet_load "${LOAD_KEEP:-0}" DFOTAD_PID SIM_PID
 
 CURL=(curl -sS --noproxy '*' --max-time 60)
 

@@ -59,34 +59,9 @@ for tool in python3 curl jq timeout awk; do
   command -v "$tool" >/dev/null 2>&1 || die "needs $tool"
 done
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/dfotad-scale.XXXXXX") || die "mktemp failed"
 DFOTAD_PID=
 PROBE_PID=
-
-# shellcheck disable=SC2317  # invoked by the traps
-cleanup() {
-  local rc=$? p i
-  trap - EXIT INT TERM HUP
-  for p in $PROBE_PID $DFOTAD_PID; do
-    kill -TERM "$p" 2>/dev/null
-  done
-  for p in $PROBE_PID $DFOTAD_PID; do
-    for ((i = 0; i < 300; i++)); do # bounded wait (30 s), then SIGKILL
-      kill -0 "$p" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null
-  done
-  wait 2>/dev/null
-  if [ "${SCALE_KEEP:-0}" = 1 ]; then
-    echo "fleet_scale: kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "fleet_scale: interrupted" >&2; exit 130' INT TERM HUP
+bench_tmpdir fleet_scale "${SCALE_KEEP:-0}" DFOTAD_PID PROBE_PID
 
 CURL=(curl -sS --noproxy '*' --max-time "$MAXS")
 

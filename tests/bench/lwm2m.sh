@@ -56,34 +56,9 @@ for tool in python3 curl jq timeout awk; do
   command -v "$tool" >/dev/null 2>&1 || die "needs $tool"
 done
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/dfotad-lwbench.XXXXXX") || die "mktemp failed"
 DFOTAD_PID=
 LOAD_PID=
-
-# shellcheck disable=SC2317  # invoked by the traps
-cleanup() {
-  local rc=$? p i
-  trap - EXIT INT TERM HUP
-  for p in $LOAD_PID $DFOTAD_PID; do
-    kill -TERM "$p" 2>/dev/null
-  done
-  for p in $LOAD_PID $DFOTAD_PID; do
-    for ((i = 0; i < 300; i++)); do # bounded wait (30 s), then SIGKILL
-      kill -0 "$p" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null
-  done
-  wait 2>/dev/null
-  if [ "${LW_KEEP:-0}" = 1 ]; then
-    echo "lwm2m bench: kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "lwm2m bench: interrupted" >&2; exit 130' INT TERM HUP
+bench_tmpdir lwm2m-bench "${LW_KEEP:-0}" DFOTAD_PID LOAD_PID
 
 CURL=(curl -sS --noproxy '*' --max-time "$MAXS")
 
