@@ -205,3 +205,42 @@ positions() {
     jq -r '.device + " " + ([.events[] | select(.kind == "rollout")] | last | .position // -1 | tostring)' <"$f"
   done
 }
+
+# fleet_compare BEFORE AFTER: two snapshots of the same devices
+# (BEFORE/devices.json and BEFORE/ev-ID.json, likewise AFTER), taken before
+# and after a crash: "# moved on meanwhile: N devices", a "# " line per
+# problem (a device gone, gone back in version or state, an event lost),
+# then "PROBLEMS n". Versions rank VE < VC (the hops' targets).
+fleet_compare() {
+  python3 - "$1" "$2" "$STATE_ORDER" "$VC" "$VE" <<'PYEOF'
+import json, sys
+before, after, order, vc, ve = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
+def rank(d):
+    v = d.get("version")
+    vr = 2 if v == vc else 1 if v == ve else 0
+    s = d.get("state")
+    return (vr, order.get(s, -1)), "%s/%s" % (v, s)
+b = {d["id"]: d for d in json.load(open(before + "/devices.json"))}
+a = {d["id"]: d for d in json.load(open(after + "/devices.json"))}
+problems = []
+for i, d in sorted(b.items()):
+    if i not in a:
+        problems.append("%s: gone" % i)
+        continue
+    rb, tb = rank(d)
+    ra, ta = rank(a[i])
+    if rb[1] < 0 or ra[1] < 0:
+        problems.append("%s: unexpected state %s -> %s" % (i, tb, ta))
+    elif ra < rb:
+        problems.append("%s: went back from %s to %s" % (i, tb, ta))
+    eb = json.load(open("%s/ev-%s.json" % (before, i)))["events"]
+    ea = json.load(open("%s/ev-%s.json" % (after, i)))["events"]
+    if ea[:len(eb)] != eb:
+        problems.append("%s: %d events before, %d after; the first ones differ" % (i, len(eb), len(ea)))
+moved = sum(1 for i in b if i in a and rank(a[i])[0] > rank(b[i])[0])
+print("# moved on meanwhile: %d devices" % moved)
+for p in problems[:20]:
+    print("# " + p)
+print("PROBLEMS %d" % len(problems))
+PYEOF
+}

@@ -57,35 +57,6 @@ snapshot() { # DIR: every device (id, version, state), its events, the rollout
   rollout_get "$RID" "$1/rollout.json"
 }
 
-compare() { # BEFORE AFTER: PROBLEMS n (no device went back, no event lost)
-  python3 - "$1" "$2" "$STATE_ORDER" "$VC" "$VE" <<'PYEOF'
-import json, sys
-before, after, order, vc, ve = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
-def rank(d):
-    v = d.get("version")
-    return (2 if v == vc else 1 if v == ve else 0, order.get(d.get("state"), -1)), "%s/%s" % (v, d.get("state"))
-b = {d["id"]: d for d in json.load(open(before + "/devices.json"))}
-a = {d["id"]: d for d in json.load(open(after + "/devices.json"))}
-problems = []
-for i, d in sorted(b.items()):
-    if i not in a:
-        problems.append("%s: gone" % i)
-        continue
-    rb, tb = rank(d)
-    ra, ta = rank(a[i])
-    if rb[1] < 0 or ra[1] < 0:
-        problems.append("%s: unexpected state %s -> %s" % (i, tb, ta))
-    elif ra < rb:
-        problems.append("%s: went back from %s to %s" % (i, tb, ta))
-    eb = json.load(open("%s/ev-%s.json" % (before, i)))["events"]
-    ea = json.load(open("%s/ev-%s.json" % (after, i)))["events"]
-    if ea[:len(eb)] != eb:
-        problems.append("%s: %d events before, %d after; the first ones differ" % (i, len(eb), len(ea)))
-for p in problems[:20]:
-    print("# " + p)
-print("PROBLEMS %d" % len(problems))
-PYEOF
-}
 
 jq '[.[] | {id, secret, version}]' <"$T/bulk.json" >"$T/devices.json"
 "$PYTHON" "$SIM" --server "$DEV_URL" --devices "$T/devices.json" --concurrency $N --mode segments \
@@ -111,7 +82,7 @@ kill9_dfotad
 start_dfotad "$FLEET_CONF" || bail "dfotad restarts after kill -9"
 snapshot "$T/after1" || fail "snapshot after the restart"
 kill -CONT "$SIM_PID" 2>/dev/null
-out=$(compare "$T/before1" "$T/after1")
+out=$(fleet_compare "$T/before1" "$T/after1")
 expect_eq "kill -9: no state or event recorded 1.5 s before it lost" "PROBLEMS 0" "$(tail -n 1 <<<"$out")"
 head -n -1 <<<"$out"
 expect_match "kill -9: the restart loaded every device from PostgreSQL" "fleet: $N devices loaded" \
@@ -161,7 +132,7 @@ kill9_dfotad
 start_dfotad "$FLEET_CONF" || bail "dfotad restarts from the database"
 snapshot "$T/after3" || fail "snapshot after the restarts"
 kill -CONT "$SIM_PID" 2>/dev/null
-out=$(compare "$T/before3" "$T/after3")
+out=$(fleet_compare "$T/before3" "$T/after3")
 expect_eq "PostgreSQL crash: no state or event recorded before it lost" "PROBLEMS 0" \
   "$(tail -n 1 <<<"$out")"
 head -n -1 <<<"$out"
