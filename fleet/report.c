@@ -129,9 +129,13 @@ static void apply_urc(struct fleet *f, struct device *d, const struct urc *u,
       device_set_state(f, d, D_DOWNLOADING, "the module is downloading");
     break;
   case URC_DOWNLOAD_END:
-    if (u->number == 0)
+    if (u->number == 0) {
+      /* the module checked the package's length and hash: it holds every
+       * byte, even where the settling of a piece was lost (a reset
+       * connection, more out-of-order segments than intervals kept) */
+      progress_add_interval(d, 0, d->size);
       device_set_state(f, d, D_DOWNLOADED, "the module has the whole package");
-    else if (code_classify(u->number) == CODE_SEGMENT) {
+    } else if (code_classify(u->number) == CODE_SEGMENT) {
       if (d->state == D_OFFERED)
         device_set_state(f, d, D_DOWNLOADING, "segmented download");
     } else

@@ -127,6 +127,8 @@ devices_all "$T/all.json" "rollout=$RID" || fail "list the rollout's devices"
 expect_eq "listing rollout=ID: $N devices" "$N" "$(jq length <"$T/all.json")"
 expect_eq "every device on $VC, succeeded, percent 100" "$N" \
   "$(jq --arg c "$VC" '[.[] | select(.version == $c and .state == "succeeded" and .progress.percent == 100)] | length' <"$T/all.json")"
+jq -c --arg c "$VC" '.[] | select(.version != $c or .state != "succeeded" or .progress.percent != 100) |
+  {id, version, state, offer, progress}' <"$T/all.json" | sed 's/^/# not done: /'
 expect_eq "the outsider was never offered anything" 0 \
   "$(dev_events outsider "$T/ev-outsider.json"; jq '[.events[] | select(.kind == "offer")] | length' <"$T/ev-outsider.json")"
 
