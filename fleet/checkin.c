@@ -325,9 +325,43 @@ out:
   return changed;
 }
 
+struct checkin_call {
+  struct fleet *f;
+  const struct device_identity *who;
+  const char *version, *transport;
+  struct checkin_answer *out;
+};
+
+static void checkin_decision(void *arg)
+{
+  struct checkin_call *c = arg;
+  checkin(c->f, c->who, c->version, c->transport, c->out);
+}
+
+/* Several nodes (shared.c): the check-in decided in a database transaction
+ * and committed before the answer; when that cannot be, the device is
+ * asked to come back, told nothing else. */
+static void checkin_shared(struct fleet *f, const struct device_identity *who, const char *version,
+                           const char *transport, struct checkin_answer *out)
+{
+  struct checkin_call c = {f, who, version, transport, out};
+
+  if (fleet_decide(f, checkin_decision, &c) < 0) {
+    memset(out, 0, sizeof(*out));
+    out->verdict = VERDICT_LATER;
+    out->retry_after = 5;
+    snprintf(out->message, sizeof(out->message), "the database is unreachable; try again later");
+    checkin_render(out);
+  }
+}
+
 void delivery_checkin(struct fleet *f, const struct device_identity *who, const char *version,
                       const char *transport, struct checkin_answer *out)
 {
+  if (f->shared) {
+    checkin_shared(f, who, version, transport, out);
+    return;
+  }
   /* a state the device is told about is durable before it is told */
   if (checkin(f, who, version, transport, out))
     store_sync(f->store);
@@ -336,5 +370,12 @@ void delivery_checkin(struct fleet *f, const struct device_identity *who, const 
 void delivery_checkin_nowait(struct fleet *f, const struct device_identity *who,
                              const char *version, const char *transport, struct checkin_answer *out)
 {
+  if (f->shared) {
+    /* several nodes: the decision needs the database's turn; this thread
+     * waits for it (a front's event loop stalls meanwhile) */
+    checkin_shared(f, who, version, transport, out);
+    out->must_commit = 0;
+    return;
+  }
   out->must_commit = checkin(f, who, version, transport, out);
 }
