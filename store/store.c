@@ -462,7 +462,9 @@ static void sweep(struct store *s)
     }
     closedir(d);
   }
-  if ((d = opendir(s->pkg_dir)) != NULL) {
+  /* a package folder shared by several nodes may hold a file another node
+   * has just moved in and not recorded yet: left alone */
+  if (!s->shared && (d = opendir(s->pkg_dir)) != NULL) {
     while ((e = readdir(d)) != NULL) {
       if (e->d_name[0] == '.')
         continue;
