@@ -338,6 +338,52 @@ static void checkin_decision(void *arg)
   checkin(c->f, c->who, c->version, c->transport, c->out);
 }
 
+/* Several nodes: a check-in with nothing to decide, answered from the
+ * node's copy (at most one flush interval old) without waiting for the
+ * database: refused credentials, a bad transport, and a device whose
+ * version is unchanged and whose rollout (if any) runs nothing for it now.
+ * Its last_seen is written at the next flush, as on one node. 1 when
+ * answered. */
+static int checkin_settled(struct fleet *f, const struct device_identity *who, const char *version,
+                           const char *transport, struct checkin_answer *out)
+{
+  struct device *d;
+  struct rollout *r;
+  int done = 0;
+
+  memset(out, 0, sizeof(*out));
+  device_lock(f);
+  if (f->loading)
+    goto out;
+  if ((d = authenticate(f, who, &out->retry_after)) == NULL) {
+    out->verdict = out->retry_after > 0 ? VERDICT_LATER : VERDICT_FORBIDDEN;
+    snprintf(out->message, sizeof(out->message), "unknown device or wrong credential");
+    done = 1;
+    goto out;
+  }
+  if (version != NULL && version[0] != '\0' &&
+      (d->version == NULL || strcmp(d->version, version) != 0))
+    goto out; /* a new version: decided in the database's turn */
+  r = d->rollout;
+  if (r != NULL && r->state == R_RUNNING && d->state != D_IDLE && d->state != D_SUCCEEDED &&
+      d->state != D_NO_PATH && d->state != D_DOWNLOADED && d->state != D_UPDATING)
+    goto out; /* pending, offered, downloading, failed: decided */
+  if (choose_transport(f, d, who, transport, out) >= 0) {
+    seen(d, who);
+    device_mark(f, d);
+    out->verdict = VERDICT_NOTHING;
+  }
+  f->checkins++;
+  done = 1;
+out:
+  pthread_mutex_unlock(&f->mu);
+  if (done) {
+    count_request(who->proto);
+    checkin_render(out);
+  }
+  return done;
+}
+
 /* Several nodes (shared.c): the check-in decided in a database transaction
  * and committed before the answer; when that cannot be, the device is
  * asked to come back, told nothing else. */
@@ -346,6 +392,8 @@ static void checkin_shared(struct fleet *f, const struct device_identity *who, c
 {
   struct checkin_call c = {f, who, version, transport, out};
 
+  if (checkin_settled(f, who, version, transport, out))
+    return;
   if (fleet_decide(f, checkin_decision, &c) < 0) {
     memset(out, 0, sizeof(*out));
     out->verdict = VERDICT_LATER;
