@@ -340,10 +340,11 @@ static void checkin_decision(void *arg)
 
 /* Several nodes: a check-in with nothing to decide, answered from the
  * node's copy (at most one flush interval old) without waiting for the
- * database: refused credentials, a bad transport, and a device whose
- * version is unchanged and whose rollout (if any) runs nothing for it now.
- * Its last_seen is written at the next flush, as on one node. 1 when
- * answered. */
+ * database: a device whose credential the copy accepts, whose version is
+ * unchanged and whose rollout (if any) runs nothing for it now. Refusals
+ * are decided (a device created on another node a moment ago is not
+ * refused). Its last_seen is written at the next flush, as on one node.
+ * 1 when answered. */
 static int checkin_settled(struct fleet *f, const struct device_identity *who, const char *version,
                            const char *transport, struct checkin_answer *out)
 {
@@ -355,12 +356,8 @@ static int checkin_settled(struct fleet *f, const struct device_identity *who, c
   device_lock(f);
   if (f->loading)
     goto out;
-  if ((d = authenticate(f, who, &out->retry_after)) == NULL) {
-    out->verdict = out->retry_after > 0 ? VERDICT_LATER : VERDICT_FORBIDDEN;
-    snprintf(out->message, sizeof(out->message), "unknown device or wrong credential");
-    done = 1;
+  if ((d = authenticate_quiet(f, who)) == NULL)
     goto out;
-  }
   if (version != NULL && version[0] != '\0' &&
       (d->version == NULL || strcmp(d->version, version) != 0))
     goto out; /* a new version: decided in the database's turn */

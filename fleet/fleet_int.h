@@ -228,6 +228,9 @@ void make_secret_hash(const char *secret, char *out, size_t outlen);
  * *retry_after > 0 (seconds): refused unheard, the address or the device
  * failed too often lately. */
 struct device *authenticate(struct fleet *f, const struct device_identity *who, int *retry_after);
+/* The same when it proves it, else NULL without counting anything (the
+ * caller then asks authenticate()). */
+struct device *authenticate_quiet(struct fleet *f, const struct device_identity *who);
 void seen(struct device *d, const struct device_identity *who);
 
 /* checkin.c */
