@@ -177,14 +177,21 @@ int fleet_shared_tick(struct fleet *f)
     return 0;
   /* one transaction a second a node; a tick that finds nothing to do
    * writes nothing */
+  int running = 0;
+
   pthread_mutex_lock(&f->mu);
   if (now - f->shared_ticked < SHARED_TICK_MS) {
     pthread_mutex_unlock(&f->mu);
     return 1;
   }
   f->shared_ticked = now;
+  /* nothing running in the copy (at most a flush interval old): no turn
+   * of the lock; a rollout started elsewhere is seen at the next flush */
+  for (struct rollout *r = f->rollouts; r != NULL && !running; r = r->next)
+    running = r->state == R_RUNNING;
   pthread_mutex_unlock(&f->mu);
-  fleet_decide(f, tick_fn, f);
+  if (running)
+    fleet_decide(f, tick_fn, f);
   return 1;
 }
 
