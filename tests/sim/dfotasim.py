@@ -1319,11 +1319,6 @@ class Device:
             self._count("download", f.status if f.status is not None else "neterr")
             if f.status is None:
                 self._spread.down(seg_url)
-                if len(self._spread.bases) > 1 and failover < 3 and f.received == 0:
-                    # a load balancer sends the next connection to a node
-                    # that answers: the module never knows
-                    failover += 1
-                    continue
             if rs is not None:
                 self.segments += 1
             for a in f.anomalies:
@@ -1336,6 +1331,14 @@ class Device:
                 self.have = min(pos + f.received, size or pos + f.received)
             if size is None and f.total is not None:
                 size = f.total
+            if f.code in (E_CONNECT, E_DISCONNECT) and len(self._spread.bases) > 1 \
+                    and failover < 3:
+                # a node gone (kill -9): a load balancer sends the next
+                # connection to one that answers, from where this one
+                # stopped; the module never knows
+                self._spread.down(seg_url)
+                failover += 1
+                continue
             if f.code is not None:
                 self._err("download %s at %d: %s" % (_short_url(offer["url"]), pos, f.error))
                 result["code"] = f.code
