@@ -43,7 +43,7 @@ print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
 
 # start_node DIR STORE-LINES...: sets NODE_HTTP and NODE_ADMIN once /healthz answers
 start_node() {
-  local dir=$1 http ftp admin i
+  local dir=$1 http ftp admin
   shift
   read -r http ftp admin <<<"$(free_ports 3)"
   mkdir -p "$dir/state"
@@ -56,7 +56,7 @@ start_node() {
   } >"$dir/dfotad.conf"
   "$DFOTAD" -c "$dir/dfotad.conf" >>"$dir/dfotad.log" 2>&1 &
   PIDS+=("$!")
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     curl -sf -o /dev/null "http://127.0.0.1:$admin/healthz" && break
     sleep 0.1
   done

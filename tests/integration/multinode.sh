@@ -196,7 +196,9 @@ check "node 3 too" wait_until 10 _healthz_200 3
 kill -STOP "$SIM_PID" 2>/dev/null
 sleep 0.5
 node_kill9 3
+r0=$(date +%s.%N)
 node_start 3 || bail "node 3 restarts from the database"
+echo "# node 3 serves again $(elapsed_since "$r0") s after its start (kill -9, then a restart)"
 snapshot "$T/after" || fail "snapshot on node 3 after the restarts"
 kill -CONT "$SIM_PID" 2>/dev/null
 out=$(fleet_compare "$T/before" "$T/after")
