@@ -7,7 +7,8 @@
 # node that does not answer, as a load balancer's health check would):
 #   - a package uploaded on node 1, devices created on node 2 and a rollout
 #     created on node 3 are known to every node;
-#   - a single node (nodes = single) is refused while shared nodes run;
+#   - nodes = shared on SQLite is refused (dfotad -t), and a single node
+#     (nodes = single) is refused while shared nodes run;
 #   - max_concurrent = 5 holds across the nodes (the devices in flight in
 #     the database sampled every 0.1 s: never more than 5);
 #   - kill -9 of node 2 mid-rollout: the rollout completes on the other two;
@@ -88,6 +89,12 @@ node_kill9() {
   kill9_dfotad
   N_PID[$1]=
 }
+
+# shared needs PostgreSQL: an SQLite file serves one node
+printf '[server]\nstate_dir = %s\n[store]\nnodes = shared\n' "$T/sq" >"$T/sqlite.conf"
+out=$("$DFOTAD" -t -c "$T/sqlite.conf" 2>&1)
+check_not "dfotad -t refuses nodes = shared on SQLite" test $? = 0
+expect_match "... and says why" "nodes = shared needs backend = postgresql" "$out"
 
 for n in 1 2 3; do
   node_conf $n
