@@ -87,6 +87,47 @@ static int split(const char *url, const char *prefix, char *first, size_t flen, 
   return 0;
 }
 
+/* The admin calls that change the fleet, run as decisions (fleet_decide):
+ * with several nodes on one database, inside a database transaction from
+ * the records as the database has them; on one node as they are. */
+enum admin_op { OP_BULK, OP_PUT, OP_DELETE, OP_RO_CREATE, OP_RO_ACTION };
+
+struct admin_call {
+  struct fleet *fleet;
+  enum admin_op op;
+  const char *id, *action;
+  json_t *body, *out;
+  int st;
+};
+
+static void admin_call_run(void *arg)
+{
+  struct admin_call *a = arg;
+
+  switch (a->op) {
+  case OP_BULK: a->st = fleet_devices_bulk(a->fleet, a->body, &a->out); break;
+  case OP_PUT: a->st = fleet_device_put(a->fleet, a->id, a->body, &a->out); break;
+  case OP_DELETE: a->st = fleet_device_delete(a->fleet, a->id, &a->out); break;
+  case OP_RO_CREATE: a->st = fleet_rollout_create(a->fleet, a->body, &a->out); break;
+  case OP_RO_ACTION: a->st = fleet_rollout_action(a->fleet, a->id, a->action, &a->out); break;
+  }
+}
+
+static int admin_change(struct fleet *fl, enum admin_op op, const char *id, const char *action,
+                        json_t *body, json_t **out)
+{
+  struct admin_call a = {fl, op, id, action, body, NULL, 500};
+
+  if (fleet_decide(fl, admin_call_run, &a) < 0) {
+    json_decref(a.out);
+    *out = fleet_error("unavailable",
+                       "the database is unreachable: the change was not saved; try again");
+    return 503;
+  }
+  *out = a.out;
+  return a.st;
+}
+
 static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
                                const char *method, json_t *body)
 {
@@ -106,7 +147,7 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
                               arg(c, "state"), arg(c, "rollout"), arg(c, "q"), (int)limit,
                               arg(c, "after"), &out);
     } else if (strcmp(method, "POST") == 0) {
-      st = fleet_devices_bulk(f->fleet, body, &out);
+      st = admin_change(f->fleet, OP_BULK, NULL, NULL, body, &out);
     } else {
       return method_not_allowed(c, "GET or POST");
     }
@@ -133,9 +174,9 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
   if (strcmp(method, "GET") == 0)
     st = fleet_device_get(f->fleet, id, &out);
   else if (strcmp(method, "PUT") == 0)
-    st = fleet_device_put(f->fleet, id, body, &out);
+    st = admin_change(f->fleet, OP_PUT, id, NULL, body, &out);
   else if (strcmp(method, "DELETE") == 0)
-    st = fleet_device_delete(f->fleet, id, &out);
+    st = admin_change(f->fleet, OP_DELETE, id, NULL, NULL, &out);
   else
     return method_not_allowed(c, "GET, PUT or DELETE");
   return reply(c, st, out);
@@ -153,7 +194,7 @@ static enum MHD_Result rollouts(struct MHD_Connection *c, struct admin_ctx *f, c
     if (strcmp(method, "GET") == 0)
       st = fleet_rollouts_list(f->fleet, &out);
     else if (strcmp(method, "POST") == 0)
-      st = fleet_rollout_create(f->fleet, body, &out);
+      st = admin_change(f->fleet, OP_RO_CREATE, NULL, NULL, body, &out);
     else
       return method_not_allowed(c, "GET or POST");
     return reply(c, st, out);
@@ -179,7 +220,7 @@ static enum MHD_Result rollouts(struct MHD_Connection *c, struct admin_ctx *f, c
     return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
   if (strcmp(method, "POST") != 0)
     return method_not_allowed(c, "POST");
-  st = fleet_rollout_action(f->fleet, id, rest, &out);
+  st = admin_change(f->fleet, OP_RO_ACTION, id, rest, NULL, &out);
   return reply(c, st, out);
 }
 

@@ -325,9 +325,88 @@ out:
   return changed;
 }
 
+struct checkin_call {
+  struct fleet *f;
+  const struct device_identity *who;
+  const char *version, *transport;
+  struct checkin_answer *out;
+};
+
+static void checkin_decision(void *arg)
+{
+  struct checkin_call *c = arg;
+  checkin(c->f, c->who, c->version, c->transport, c->out);
+}
+
+/* Several nodes: a check-in with nothing to decide, answered from the
+ * node's copy (at most one flush interval old) without waiting for the
+ * database: a device whose credential the copy accepts, whose version is
+ * unchanged and whose rollout (if any) runs nothing for it now. Refusals
+ * are decided (a device created on another node a moment ago is not
+ * refused). Its last_seen is written at the next flush, as on one node.
+ * 1 when answered. */
+static int checkin_settled(struct fleet *f, const struct device_identity *who, const char *version,
+                           const char *transport, struct checkin_answer *out)
+{
+  struct device *d;
+  struct rollout *r;
+  int done = 0;
+
+  memset(out, 0, sizeof(*out));
+  device_lock(f);
+  if (f->loading)
+    goto out;
+  if ((d = authenticate_quiet(f, who)) == NULL)
+    goto out;
+  if (version != NULL && version[0] != '\0' &&
+      (d->version == NULL || strcmp(d->version, version) != 0))
+    goto out; /* a new version: decided in the database's turn */
+  r = d->rollout;
+  if (r != NULL && r->state == R_RUNNING && d->state != D_IDLE && d->state != D_SUCCEEDED &&
+      d->state != D_NO_PATH && d->state != D_DOWNLOADED && d->state != D_UPDATING)
+    goto out; /* pending, offered, downloading, failed: decided */
+  if (choose_transport(f, d, who, transport, out) >= 0) {
+    seen(d, who);
+    device_mark(f, d);
+    out->verdict = VERDICT_NOTHING;
+  }
+  f->checkins++;
+  done = 1;
+out:
+  pthread_mutex_unlock(&f->mu);
+  if (done) {
+    count_request(who->proto);
+    checkin_render(out);
+  }
+  return done;
+}
+
+/* Several nodes (shared.c): the check-in decided in a database transaction
+ * and committed before the answer; when that cannot be, the device is
+ * asked to come back, told nothing else. */
+static void checkin_shared(struct fleet *f, const struct device_identity *who, const char *version,
+                           const char *transport, struct checkin_answer *out)
+{
+  struct checkin_call c = {f, who, version, transport, out};
+
+  if (checkin_settled(f, who, version, transport, out))
+    return;
+  if (fleet_decide(f, checkin_decision, &c) < 0) {
+    memset(out, 0, sizeof(*out));
+    out->verdict = VERDICT_LATER;
+    out->retry_after = 5;
+    snprintf(out->message, sizeof(out->message), "the database is unreachable; try again later");
+    checkin_render(out);
+  }
+}
+
 void delivery_checkin(struct fleet *f, const struct device_identity *who, const char *version,
                       const char *transport, struct checkin_answer *out)
 {
+  if (f->shared) {
+    checkin_shared(f, who, version, transport, out);
+    return;
+  }
   /* a state the device is told about is durable before it is told */
   if (checkin(f, who, version, transport, out))
     store_sync(f->store);
@@ -336,5 +415,12 @@ void delivery_checkin(struct fleet *f, const struct device_identity *who, const 
 void delivery_checkin_nowait(struct fleet *f, const struct device_identity *who,
                              const char *version, const char *transport, struct checkin_answer *out)
 {
+  if (f->shared) {
+    /* several nodes: the decision needs the database's turn; this thread
+     * waits for it (a front's event loop stalls meanwhile) */
+    checkin_shared(f, who, version, transport, out);
+    out->must_commit = 0;
+    return;
+  }
   out->must_commit = checkin(f, who, version, transport, out);
 }

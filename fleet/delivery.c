@@ -268,6 +268,13 @@ enum resolve delivery_resolve_offer(struct fleet *f, const char *token, const ch
     return RESOLVE_NOT_FOUND;
   pthread_mutex_lock(&f->mu);
   d = token_find(f, token);
+  if (d == NULL && f->shared) {
+    /* another node's offer of a moment ago: read the others' changes */
+    pthread_mutex_unlock(&f->mu);
+    fleet_shared_refresh(f);
+    pthread_mutex_lock(&f->mu);
+    d = token_find(f, token);
+  }
   if (d != NULL && (device == NULL || strcmp(device, d->id) == 0)) {
     snprintf(pkg, sizeof(pkg), "%s", d->package_id);
     snprintf(out->token, sizeof(out->token), "%s", token);

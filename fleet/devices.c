@@ -60,7 +60,7 @@ void token_link(struct fleet *f, struct device *d)
   f->tok[h] = d;
 }
 
-static void token_unlink(struct fleet *f, struct device *d)
+void token_unlink(struct fleet *f, struct device *d)
 {
   if (d->token[0] == '\0')
     return;

@@ -33,6 +33,12 @@ char *fleet_metrics(struct fleet *f);
 
 /* {"error": {"code": code, "message": message}} */
 json_t *fleet_error(const char *code, const char *message);
+/* Runs fn(arg) as a decision (fleet/shared.c): with several nodes on one
+ * database, inside a database transaction after the other nodes' changes,
+ * committed before it returns 0 (-1: not run or not committed, the
+ * database unreachable: answer 503); on one node fn(arg), and 0 (the
+ * calls commit as before). f->mu not held. */
+int fleet_decide(struct fleet *f, void (*fn)(void *arg), void *arg);
 
 /* The operator's console (overview.c): the fleet at a glance; one
  * rollout's waves and its failures by Quectel code; the cheapest upgrade

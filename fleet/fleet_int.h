@@ -193,6 +193,9 @@ struct fleet {
   int psk_ready;
   /* metrics */
   uint64_t checkins, reports, progress_events, offers;
+  /* several nodes (shared.c) */
+  int shared;
+  int64_t shared_ticked, shared_missed; /* monotonic ms */
 };
 
 /* devices.c */
@@ -204,6 +207,7 @@ void device_unlink(struct fleet *f, struct device *d);
 void device_free(struct device *d);
 struct device *token_find(struct fleet *f, const char *token);
 void token_link(struct fleet *f, struct device *d);
+void token_unlink(struct fleet *f, struct device *d);
 void device_mark(struct fleet *f, struct device *d);
 void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason);
 void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail);
@@ -224,6 +228,9 @@ void make_secret_hash(const char *secret, char *out, size_t outlen);
  * *retry_after > 0 (seconds): refused unheard, the address or the device
  * failed too often lately. */
 struct device *authenticate(struct fleet *f, const struct device_identity *who, int *retry_after);
+/* The same when it proves it, else NULL without counting anything (the
+ * caller then asks authenticate()). */
+struct device *authenticate_quiet(struct fleet *f, const struct device_identity *who);
 void seen(struct device *d, const struct device_identity *who);
 
 /* checkin.c */
@@ -335,6 +342,17 @@ void fleet_jobs_kick(struct fleet *f);
 void rollout_job_run(struct fleet *f, struct rollout *r);
 /* A device leaves the fleet: freed now, or when no job may hold it. */
 void device_bury(struct fleet *f, struct device *d);
+
+/* shared.c: several nodes on one database */
+void fleet_shared_open(struct fleet *f);
+/* 1 when the calling thread decides already, or on one node. */
+int fleet_in_decision(const struct fleet *f);
+/* On several nodes: runs the tick as a decision (at most once a second);
+ * 1 when it did or skipped it, 0 when the caller ticks itself. */
+int fleet_shared_tick(struct fleet *f);
+/* On several nodes: reads the others' changes now (an unknown token may be
+ * another node's offer of a moment ago); 1 when it did. */
+int fleet_shared_refresh(struct fleet *f);
 
 /* rollout_admin.c */
 json_t *rollout_json(const struct rollout *r);

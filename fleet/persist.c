@@ -566,6 +566,7 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
     return -1;
   }
   store_set_flush_hook(s, flush_hook, flush_done, f);
+  fleet_shared_open(f);
   store_set_damage_hook(s, package_damaged, f);
   if (fleet_jobs_start(f) < 0) {
     snprintf(err, errlen, "cannot start the fleet's job thread");

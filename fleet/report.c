@@ -305,9 +305,44 @@ out:
   return changed;
 }
 
+struct report_call {
+  struct fleet *f;
+  const struct device_identity *who;
+  int json;
+  const char *body;
+  size_t len;
+  struct report_answer *out;
+};
+
+static void report_decision(void *arg)
+{
+  struct report_call *c = arg;
+  report(c->f, c->who, c->json, c->body, c->len, c->out);
+}
+
+/* Several nodes (shared.c): decided in a database transaction, committed
+ * before the answer; else the device is asked to send it again. */
+static void report_shared(struct fleet *f, const struct device_identity *who, int json,
+                          const char *body, size_t len, struct report_answer *out)
+{
+  struct report_call c = {f, who, json, body, len, out};
+
+  if (fleet_decide(f, report_decision, &c) < 0) {
+    memset(out, 0, sizeof(*out));
+    out->verdict = VERDICT_LATER;
+    out->retry_after = 5;
+    snprintf(out->message, sizeof(out->message), "the database is unreachable; try again later");
+    report_render(out);
+  }
+}
+
 void delivery_report(struct fleet *f, const struct device_identity *who, int json, const char *body,
                      size_t len, struct report_answer *out)
 {
+  if (f->shared) {
+    report_shared(f, who, json, body, len, out);
+    return;
+  }
   if (report(f, who, json, body, len, out))
     store_sync(f->store);
 }
@@ -315,5 +350,10 @@ void delivery_report(struct fleet *f, const struct device_identity *who, int jso
 void delivery_report_nowait(struct fleet *f, const struct device_identity *who, int json,
                             const char *body, size_t len, struct report_answer *out)
 {
+  if (f->shared) {
+    report_shared(f, who, json, body, len, out); /* waits: see delivery_checkin_nowait */
+    out->must_commit = 0;
+    return;
+  }
   out->must_commit = report(f, who, json, body, len, out);
 }

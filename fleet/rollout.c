@@ -327,6 +327,10 @@ void fleet_tick(struct fleet *f)
 {
   int64_t now = now_ms();
 
+  /* several nodes: in a database transaction, from the records as the
+   * database has them (shared.c) */
+  if (fleet_shared_tick(f))
+    return;
   pthread_mutex_lock(&f->mu);
   for (struct rollout *r = f->loading ? NULL : f->rollouts; r; r = r->next) {
     if (r->state != R_RUNNING)

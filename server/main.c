@@ -345,8 +345,9 @@ int main(int argc, char **argv)
   drop_privileges(ds.srv->user);
   {
     const struct store_conf *sc = config_section(ds.conf, "store");
-    if (store_open_with(ds.srv->state_dir, sc->backend == STORE_POSTGRESQL ? sc->postgresql : NULL,
-                        sc->flush_interval_ms, &ds.store, err, sizeof(err)) < 0)
+    if (store_open_nodes(ds.srv->state_dir, sc->backend == STORE_POSTGRESQL ? sc->postgresql : NULL,
+                         sc->nodes == STORE_NODES_SHARED, sc->flush_interval_ms, &ds.store, err,
+                         sizeof(err)) < 0)
       fatal("store: %s", err);
   }
   log_info("state directory: %s (database: %s)", ds.srv->state_dir, store_backend(ds.store));

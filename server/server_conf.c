@@ -96,6 +96,7 @@ static void server_check(void *sec, const struct conf_section *self, const struc
 }
 
 static const char *const backend_choices[] = {"sqlite", "postgresql", NULL};
+static const char *const nodes_choices[] = {"single", "shared", NULL};
 
 static const struct conf_row store_rows[] = {
     {.name = "flush_interval",
@@ -120,6 +121,14 @@ static const struct conf_row store_rows[] = {
      .offset = offsetof(struct store_conf, postgresql),
      .def = "",
      .help = "libpq connection string or URI (backend = postgresql)",
+     .reload = RELOAD_RESTART},
+    {.name = "nodes",
+     .type = T_CHOICE,
+     .offset = offsetof(struct store_conf, nodes),
+     .def = "single",
+     .choices = nodes_choices,
+     .help = "single (this node alone uses the database) or shared (several nodes share one "
+             "PostgreSQL database and one package folder; README \"Several nodes\")",
      .reload = RELOAD_RESTART},
     {.name = NULL},
 };
@@ -163,6 +172,11 @@ static void store_check(void *sec, const struct conf_section *self, const struct
   (void)self;
   if (s->backend == STORE_POSTGRESQL && s->postgresql[0] == '\0')
     config_errors_add(errs, "%s: [store] backend = postgresql needs postgresql = CONNINFO",
+                      c->source);
+  if (s->nodes == STORE_NODES_SHARED && s->backend != STORE_POSTGRESQL)
+    config_errors_add(errs,
+                      "%s: [store] nodes = shared needs backend = postgresql (an SQLite file "
+                      "serves one node)",
                       c->source);
 #ifndef HAVE_LIBPQ
   else if (s->backend == STORE_POSTGRESQL)

@@ -13,11 +13,13 @@ struct server_conf {
 };
 
 enum store_backend { STORE_SQLITE, STORE_POSTGRESQL };
+enum store_nodes { STORE_NODES_SINGLE, STORE_NODES_SHARED };
 
 struct store_conf {
   int flush_interval_ms;
   int backend;      /* enum store_backend */
   char *postgresql; /* libpq conninfo or URI, with backend = postgresql */
+  int nodes;        /* enum store_nodes */
 };
 
 struct fleet_conf {

@@ -94,5 +94,21 @@ int db_pg_open(const char *conninfo, struct db **out, char *err, size_t errlen)
   return -1;
 }
 
+int db_pg_open_nodes(const char *conninfo, int shared, struct db **out, char *err, size_t errlen)
+{
+  (void)shared;
+  return db_pg_open(conninfo, out, err, errlen);
+}
+
 const char *db_pg_version(void) { return NULL; }
 #endif
+
+int db_can_share(const struct db *d) { return d->ops->tx_shared_begin != NULL; }
+
+int db_tx_shared_begin(struct db *d, const struct db_changes *c)
+{
+  /* SQLite is one file on one machine: one node */
+  return d->ops->tx_shared_begin ? d->ops->tx_shared_begin(d, c) : -1;
+}
+
+int64_t db_shared_seen(struct db *d) { return d->ops->shared_seen ? d->ops->shared_seen(d) : 0; }

@@ -25,6 +25,22 @@ struct db;
 typedef int (*db_doc_cb)(const char *id, const char *doc, void *arg);
 typedef int (*db_event_cb)(int64_t id, const char *kind, const char *detail, void *arg);
 
+/* Several nodes on one database ([store] nodes = shared; PostgreSQL only).
+ * A node's writer transaction starts with db_tx_shared_begin instead of
+ * db_tx_begin: the transaction takes the fleet's transaction lock (one
+ * writer transaction at a time across the nodes), then hands the caller
+ * what the other nodes committed since this node's last transaction:
+ * rollouts first, then devices and removals in the order they were
+ * written ('r' rollout, 'd' device, 'x' device removed: doc ""), then
+ * packages added since pkg_after. Writes and db_tx_end follow as usual;
+ * after a commit, db_shared_seen says how far the node has seen. */
+struct db_changes {
+  int (*doc)(char kind, const char *id, const char *doc, void *arg);
+  int (*pkg)(const struct db_package *p, int64_t seq, void *arg);
+  void *arg;
+  int64_t pkg_after; /* in: the last package seq the node knows */
+};
+
 /* A backend: its connection starts with a struct db, whose ops are its
  * implementation of the calls below (same meaning, same results). */
 struct db_ops {
@@ -52,6 +68,9 @@ struct db_ops {
                      void *arg);
   int (*integrity)(struct db *d, char *msg, size_t len);
   int (*reachable)(struct db *d, char *msg, size_t len);
+  /* several nodes (NULL: this backend cannot share its database) */
+  int (*tx_shared_begin)(struct db *d, const struct db_changes *c);
+  int64_t (*shared_seen)(struct db *d);
 };
 
 struct db {
@@ -65,6 +84,9 @@ int db_open(const char *path, struct db **out, char *err, size_t errlen);
  * migrations. -1 with err filled when it cannot, or when this dfotad was
  * built without libpq. */
 int db_pg_open(const char *conninfo, struct db **out, char *err, size_t errlen);
+/* The same for one of several nodes sharing the database (shared: no
+ * single-node lock; the nodes' writer transactions take turns). */
+int db_pg_open_nodes(const char *conninfo, int shared, struct db **out, char *err, size_t errlen);
 /* libpq's version ("libpq 15.18"), or NULL when built without it. */
 const char *db_pg_version(void);
 void db_close(struct db *d);
@@ -107,5 +129,13 @@ int db_integrity(struct db *d, char *msg, size_t len);
 /* Whether the database answers now: 1, or 0 with msg saying why (a
  * server that went away; the backend reconnects by itself). */
 int db_reachable(struct db *d, char *msg, size_t len);
+/* Whether the backend can be shared by several nodes. */
+int db_can_share(const struct db *d);
+/* See struct db_changes. 0, or -1 (nothing open; the database held
+ * nothing). */
+int db_tx_shared_begin(struct db *d, const struct db_changes *c);
+/* The change number up to which the node has seen the others' writes
+ * (its last committed shared transaction). */
+int64_t db_shared_seen(struct db *d);
 
 #endif

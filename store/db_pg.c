@@ -79,6 +79,19 @@ static const char *const migrations[] = {
     ");",
     /* 2: the devices in a state (those in flight load first at start) */
     "CREATE INDEX devices_state ON devices (state, id);",
+    /* 3: several nodes (db_pg_shared.c): every device and rollout write
+     * takes a number from one sequence, so that a node reads what the
+     * others wrote since its last transaction; removed devices leave a
+     * numbered tombstone */
+    "CREATE SEQUENCE dfotad_change;"
+    "ALTER TABLE devices ADD COLUMN change_seq bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollouts ADD COLUMN change_seq bigint NOT NULL DEFAULT 0;"
+    "CREATE INDEX devices_change ON devices (change_seq);"
+    "CREATE INDEX rollouts_change ON rollouts (change_seq);"
+    "CREATE TABLE devices_removed ("
+    "  change_seq bigint PRIMARY KEY,"
+    "  id text COLLATE \"C\" NOT NULL"
+    ");",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -104,23 +117,31 @@ const struct pg_stmt pg_stmts[S_COUNT] = {
                      " WHERE package_id = $1",
                      4},
     [S_DEV_PUT] = {"dev_put",
-                   "INSERT INTO devices (id, model, state, rollout_id, doc)"
-                   " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
+                   "INSERT INTO devices (id, model, state, rollout_id, doc, change_seq)"
+                   " VALUES ($1, $2, $3, $4, $5, nextval('dfotad_change'))"
+                   " ON CONFLICT (id) DO UPDATE SET"
                    " model = excluded.model, state = excluded.state,"
-                   " rollout_id = excluded.rollout_id, doc = excluded.doc",
+                   " rollout_id = excluded.rollout_id, doc = excluded.doc,"
+                   " change_seq = excluded.change_seq",
                    5},
-    [S_DEV_DEL] = {"dev_del", "DELETE FROM devices WHERE id = $1", 1},
+    [S_DEV_DEL] = {"dev_del",
+                   "WITH x AS (DELETE FROM devices WHERE id = $1 RETURNING id)"
+                   " INSERT INTO devices_removed (change_seq, id)"
+                   " SELECT nextval('dfotad_change'), id FROM x",
+                   1},
     [S_EVENTS_DEL] = {"events_del", "DELETE FROM device_events WHERE device_id = $1", 1},
     /* a batch of devices; the same id twice: the last one wins, as one
      * upsert after the other would */
     [S_DEV_PUT_MANY] = {"dev_put_many",
-                        "INSERT INTO devices (id, model, state, rollout_id, doc)"
-                        " SELECT DISTINCT ON (id) id, model, state, rollout_id, doc"
+                        "INSERT INTO devices (id, model, state, rollout_id, doc, change_seq)"
+                        " SELECT id, model, state, rollout_id, doc, nextval('dfotad_change')"
+                        " FROM (SELECT DISTINCT ON (id) id, model, state, rollout_id, doc"
                         " FROM unnest ($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
                         " WITH ORDINALITY AS u (id, model, state, rollout_id, doc, n)"
-                        " ORDER BY id, n DESC ON CONFLICT (id) DO UPDATE SET"
+                        " ORDER BY id, n DESC) v ON CONFLICT (id) DO UPDATE SET"
                         " model = excluded.model, state = excluded.state,"
-                        " rollout_id = excluded.rollout_id, doc = excluded.doc",
+                        " rollout_id = excluded.rollout_id, doc = excluded.doc,"
+                        " change_seq = excluded.change_seq",
                         5},
     /* a batch of events, their ids in the order given */
     [S_EVENT_ADD_MANY] = {"event_add_many",
@@ -139,9 +160,10 @@ const struct pg_stmt pg_stmts[S_COUNT] = {
                        " ORDER BY id DESC LIMIT 1 OFFSET $2)",
                        2},
     [S_ROLLOUT_PUT] = {"rollout_put",
-                       "INSERT INTO rollouts (id, state, doc) VALUES ($1, $2, $3)"
+                       "INSERT INTO rollouts (id, state, doc, change_seq)"
+                       " VALUES ($1, $2, $3, nextval('dfotad_change'))"
                        " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
-                       " doc = excluded.doc",
+                       " doc = excluded.doc, change_seq = excluded.change_seq",
                        3},
     [S_DEV_ALL] = {"dev_all", "SELECT id, doc FROM devices ORDER BY id", 0},
     [S_DEV_PAGE] = {"dev_page", "SELECT id, doc FROM devices WHERE id > $1 ORDER BY id LIMIT $2",
@@ -155,6 +177,27 @@ const struct pg_stmt pg_stmts[S_COUNT] = {
                        "SELECT id, kind, detail FROM device_events WHERE device_id = $1"
                        " AND id > $2 ORDER BY id LIMIT $3",
                        3},
+    /* several nodes: what the others wrote after $1 (rollouts first, so
+     * that their devices find them), and packages added after $2 */
+    [S_CHANGES] = {"changes",
+                   "SELECT kind, id, doc FROM ("
+                   " SELECT 0 AS o, 'r' AS kind, id, doc, change_seq FROM rollouts"
+                   "  WHERE change_seq > $1"
+                   " UNION ALL SELECT 1, 'd', id, doc, change_seq FROM devices"
+                   "  WHERE change_seq > $1"
+                   " UNION ALL SELECT 1, 'x', id, '', change_seq FROM devices_removed"
+                   "  WHERE change_seq > $1) c ORDER BY o, change_seq",
+                   1},
+    [S_PKG_AFTER] = {"pkg_after",
+                     "SELECT p.id, p.model, p.from_version, p.to_version, p.name, p.size,"
+                     " p.sha256, p.created_at, coalesce(s.requests, 0),"
+                     " coalesce(s.bytes_sent, 0), coalesce(s.downloads, 0), p.seq"
+                     " FROM packages p LEFT JOIN package_stats s ON s.package_id = p.id"
+                     " WHERE p.seq > $1 ORDER BY p.seq",
+                     1},
+    [S_CHANGE_MARK] = {"change_mark",
+                       "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM dfotad_change",
+                       0},
 };
 
 static int64_t mono_ms(void)
@@ -262,12 +305,18 @@ static int take_node_lock(struct pg *d, char *why, size_t len)
   PGresult *r;
   int rc = -1;
 
-  snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d)", NODE_LOCK);
+  /* nodes that share the database hold the lock in shared mode: they
+   * exclude a single node, and a single node excludes them */
+  snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock%s(%d)", d->shared ? "_shared" : "",
+           NODE_LOCK);
   r = PQexec(d->c, sql);
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
     snprintf(why, len, "cannot take the node lock: %s", PQerrorMessage(d->c));
   else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
-    snprintf(why, len, "another dfotad node uses this database (one node per database for now)");
+    snprintf(why, len,
+             d->shared ? "a single dfotad node (nodes = single) uses this database"
+                       : "another dfotad node uses this database ([store] nodes = shared lets "
+                         "several use it)");
   else
     rc = 0;
   PQclear(r);
@@ -364,6 +413,11 @@ static const struct db_ops pg_ops;
 
 int db_pg_open(const char *conninfo, struct db **out, char *err, size_t errlen)
 {
+  return db_pg_open_nodes(conninfo, 0, out, err, errlen);
+}
+
+int db_pg_open_nodes(const char *conninfo, int shared, struct db **out, char *err, size_t errlen)
+{
   struct pg *d = calloc(1, sizeof(*d));
 
   *out = NULL;
@@ -376,6 +430,7 @@ int db_pg_open(const char *conninfo, struct db **out, char *err, size_t errlen)
   pthread_mutex_init(&d->mu, NULL);
   pthread_mutex_init(&d->err_mu, NULL);
   d->base.ops = &pg_ops;
+  d->shared = shared;
   d->c = connect_pg(conninfo);
   if (d->c == NULL || PQstatus(d->c) != CONNECTION_OK) {
     /* SECURITY: libpq's message names host and user, never the password */
@@ -396,6 +451,8 @@ int db_pg_open(const char *conninfo, struct db **out, char *err, size_t errlen)
       snprintf(err, errlen, "PostgreSQL: cannot prepare statements");
     goto fail;
   }
+  if (shared && pg_shared_start(d, err, errlen) < 0)
+    goto fail;
   atomic_store(&d->up, 1);
   log_info("database: PostgreSQL %d.%d, schema version %d", PQserverVersion(d->c) / 10000,
            PQserverVersion(d->c) % 10000, N_MIGRATIONS);
@@ -534,4 +591,6 @@ static const struct db_ops pg_ops = {
     .events_page = pg_events_page,
     .integrity = pg_integrity,
     .reachable = pg_reachable,
+    .tx_shared_begin = pg_tx_shared_begin,
+    .shared_seen = pg_shared_seen,
 };

@@ -29,6 +29,12 @@ struct pg {
     size_t len, cap;
   } col[5];
   int64_t retry_at; /* monotonic ms of the next connection attempt */
+  /* several nodes (db_pg_shared.c) */
+  int shared;      /* [store] nodes = shared */
+  int in_pipe;     /* the writer's transaction is in pipeline mode */
+  int64_t seen;    /* change number the node has read up to (committed) */
+  int64_t mark;    /* the same, as read in the transaction in progress */
+  int mark_wanted; /* a tuple in the pipeline's answers is the mark */
   atomic_int up;    /* the last call reached the server */
   pthread_mutex_t err_mu;
   char why[200]; /* why it is down */
@@ -55,6 +61,9 @@ enum stmt {
   S_DEV_PAGE_STATE,
   S_ROLLOUTS,
   S_EVENTS_PAGE,
+  S_CHANGES,
+  S_PKG_AFTER,
+  S_CHANGE_MARK,
   S_COUNT
 };
 
@@ -95,5 +104,14 @@ int pg_devices_page(struct db *db, const char *state, const char *after, int lim
 int pg_rollouts_load(struct db *db, db_doc_cb cb, void *arg);
 int pg_events_page(struct db *db, const char *device_id, int64_t after, int limit, db_event_cb cb,
                    void *arg);
+
+/* db_pg_shared.c: several nodes */
+/* At open: the change number up to which the node loads (d->seen). */
+int pg_shared_start(struct pg *d, char *err, size_t errlen);
+int pg_tx_shared_begin(struct db *db, const struct db_changes *c);
+int64_t pg_shared_seen(struct db *db);
+/* The writer's transaction goes into pipeline mode for its writes (at
+ * once for a single node; after the reads of a shared begin). 0 or -1. */
+int pg_pipe_enter(struct pg *d);
 
 #endif

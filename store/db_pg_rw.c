@@ -178,6 +178,9 @@ static void pipe_read(struct pg *d)
     st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
       snprintf(d->last_tag, sizeof(d->last_tag), "%s", PQcmdStatus(r));
+      /* the only query of the pipeline: a shared transaction's mark */
+      if (st == PGRES_TUPLES_OK && d->mark_wanted && PQntuples(r) == 1)
+        d->mark = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     } else {
       if (!d->tx_failed && st != PGRES_PIPELINE_ABORTED)
         log_error("database: the writer's transaction: %s", PQresultErrorMessage(r));
@@ -195,6 +198,8 @@ static int batch_flush(struct pg *d);
 
 static int pipe_send(struct pg *d, const char *sql)
 {
+  if (pg_pipe_enter(d) < 0)
+    return -1;
   if (!PQsendQueryParams(d->c, sql, 0, NULL, NULL, NULL, NULL, 0)) {
     d->tx_failed = 1;
     return -1;
@@ -203,12 +208,26 @@ static int pipe_send(struct pg *d, const char *sql)
   return 0;
 }
 
+int pg_pipe_enter(struct pg *d)
+{
+  if (d->in_pipe)
+    return 0;
+  if (!PQenterPipelineMode(d->c)) {
+    d->tx_failed = 1;
+    return -1;
+  }
+  d->in_pipe = 1;
+  return 0;
+}
+
 int pg_tx_begin(struct db *db)
 {
   struct pg *d = (struct pg *)db;
 
   pthread_mutex_lock(&d->mu);
-  if (pg_ensure(d) < 0 || !PQenterPipelineMode(d->c)) {
+  d->in_pipe = 0;
+  d->mark_wanted = 0;
+  if (pg_ensure(d) < 0 || pg_pipe_enter(d) < 0) {
     pthread_mutex_unlock(&d->mu);
     return -1;
   }
@@ -231,6 +250,12 @@ int pg_tx_end(struct db *db, int ok)
     batch_flush(d);
   commit = ok && !d->tx_failed;
 
+  if (d->shared && commit) {
+    /* how far this node has seen, once its writes count: under the
+     * fleet's transaction lock nobody else takes a number meanwhile */
+    d->mark_wanted = 1;
+    pipe_send(d, pg_stmts[S_CHANGE_MARK].sql);
+  }
   pipe_send(d, commit ? "COMMIT" : "ROLLBACK");
   if (PQpipelineSync(d->c)) {
     pipe_read(d);
@@ -242,6 +267,10 @@ int pg_tx_end(struct db *db, int ok)
   } else {
     d->tx_failed = 1;
   }
+  if (rc == 0 && d->shared && d->mark_wanted)
+    d->seen = d->mark;
+  d->mark_wanted = 0;
+  d->in_pipe = 0;
   if (!PQexitPipelineMode(d->c)) {
     log_error("database: cannot leave pipeline mode: %s", PQerrorMessage(d->c));
     d->prepared = 0; /* a new connection next time */
@@ -262,7 +291,7 @@ int pg_tx_end(struct db *db, int ok)
  * failed, what follows is not sent. */
 static int send_stmt(struct pg *d, enum stmt s, const char *const *vals)
 {
-  if (d->tx_failed)
+  if (d->tx_failed || pg_pipe_enter(d) < 0)
     return -1;
   if (!PQsendQueryPrepared(d->c, pg_stmts[s].name, pg_stmts[s].n, vals, NULL, NULL, 0)) {
     log_error("database: %s: %s", pg_stmts[s].name, PQerrorMessage(d->c));

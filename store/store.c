@@ -366,7 +366,7 @@ static void flush_all(void *arg)
   if (f.n > 0 || s->hook != NULL) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (db_tx_begin(s->db) == 0) {
+    if (store_tx_open(s) == 0) {
       for (int i = 0; i < f.n && ok; i++)
         ok = db_tx_stats(s->db, &f.rows[i]) == 0;
       s->tx_failed = 0;
@@ -380,6 +380,7 @@ static void flush_all(void *arg)
     } else {
       ok = 0;
     }
+    store_tx_closed(s, ok);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     atomic_store(&s->last_commit_us,
                  (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000));
@@ -461,7 +462,9 @@ static void sweep(struct store *s)
     }
     closedir(d);
   }
-  if ((d = opendir(s->pkg_dir)) != NULL) {
+  /* a package folder shared by several nodes may hold a file another node
+   * has just moved in and not recorded yet: left alone */
+  if (!s->shared && (d = opendir(s->pkg_dir)) != NULL) {
     while ((e = readdir(d)) != NULL) {
       if (e->d_name[0] == '.')
         continue;
@@ -483,6 +486,12 @@ int store_open(const char *state_dir, int flush_interval_ms, struct store **out,
 int store_open_with(const char *state_dir, const char *postgresql, int flush_interval_ms,
                     struct store **out, char *err, size_t errlen)
 {
+  return store_open_nodes(state_dir, postgresql, 0, flush_interval_ms, out, err, errlen);
+}
+
+int store_open_nodes(const char *state_dir, const char *postgresql, int shared,
+                     int flush_interval_ms, struct store **out, char *err, size_t errlen)
+{
   struct store *s = calloc(1, sizeof(*s));
   char *dbpath = NULL;
 
@@ -492,6 +501,8 @@ int store_open_with(const char *state_dir, const char *postgresql, int flush_int
   }
   pthread_rwlock_init(&s->lock, NULL);
   pthread_mutex_init(&s->upload_mu, NULL);
+  pthread_mutex_init(&s->dec_mu, NULL);
+  pthread_cond_init(&s->dec_done, NULL);
   atomic_init(&s->last_flush_ok, 1);
   s->dir = strdup(state_dir);
   s->pkg_dir = path_join(state_dir, "packages");
@@ -506,8 +517,13 @@ int store_open_with(const char *state_dir, const char *postgresql, int flush_int
     snprintf(err, errlen, "cannot create %s: %s", state_dir, strerror(errno));
     goto fail;
   }
+  if (shared && (postgresql == NULL || postgresql[0] == '\0')) {
+    snprintf(err, errlen, "[store] nodes = shared needs backend = postgresql");
+    goto fail;
+  }
+  s->shared = shared;
   if (postgresql != NULL && postgresql[0] != '\0') {
-    if (db_pg_open(postgresql, &s->db, err, errlen) < 0)
+    if (db_pg_open_nodes(postgresql, shared, &s->db, err, errlen) < 0)
       goto fail;
     free(dbpath);
     dbpath = strdup("the PostgreSQL database");
@@ -548,6 +564,8 @@ void store_close(struct store *s)
   db_close(s->db);
   pthread_rwlock_destroy(&s->lock);
   pthread_mutex_destroy(&s->upload_mu);
+  pthread_mutex_destroy(&s->dec_mu);
+  pthread_cond_destroy(&s->dec_done);
   free(s->dir);
   free(s->pkg_dir);
   free(s->tmp_dir);

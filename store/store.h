@@ -69,6 +69,11 @@ int store_open(const char *state_dir, int flush_interval_ms, struct store **out,
  * stay files under state_dir. */
 int store_open_with(const char *state_dir, const char *postgresql, int flush_interval_ms,
                     struct store **out, char *err, size_t errlen);
+/* The same for one of several nodes sharing a PostgreSQL database
+ * (shared: [store] nodes = shared; needs postgresql; package files in a
+ * folder the nodes share, state_dir/packages). */
+int store_open_nodes(const char *state_dir, const char *postgresql, int shared,
+                     int flush_interval_ms, struct store **out, char *err, size_t errlen);
 /* "sqlite" or "postgresql" */
 const char *store_backend(struct store *s);
 /* "libpq VERSION" when this dfotad can use PostgreSQL, else NULL. */
@@ -137,6 +142,22 @@ int store_check(struct store *s, char *msg, size_t len);
  * and writes with the store_tx_* calls, which are valid only there. done()
  * then says whether that transaction committed. */
 typedef void (*store_flush_hook)(struct store *s, void *arg);
+
+/* ---- several nodes (shared.c) ---------------------------------------------
+ * Whether this node shares its database with others. */
+int store_shared(const struct store *s);
+/* What another node wrote, applied at the start of each writer transaction
+ * (inside the database's lock): kind 'r' a rollout's document, 'd' a
+ * device's, 'x' a device removed (doc ""). */
+typedef void (*store_apply_hook)(void *arg, char kind, const char *id, const char *doc);
+void store_set_apply_hook(struct store *s, store_apply_hook apply, void *arg);
+/* Runs fn(arg) on the writer's thread inside its next transaction, after
+ * the other nodes' changes are applied and before the flush, and waits for
+ * the commit: 0 when it committed, -1 when fn did not run or its changes
+ * did not commit (the database unreachable). On one node: fn(arg) here,
+ * then store_sync. fn must not wait for the writer (store_sync returns at
+ * once on the writer's thread). */
+int store_decide(struct store *s, void (*fn)(void *arg), void *arg);
 void store_set_flush_hook(struct store *s, store_flush_hook hook,
                           void (*done)(void *arg, int committed), void *arg);
 void store_tx_device_put(struct store *s, const char *id, const char *model, const char *state,

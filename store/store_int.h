@@ -27,6 +27,15 @@ struct store {
   struct recheck *recheck; /* recheck.c */
   /* the last flush committed (or had nothing to) */
   atomic_int last_flush_ok;
+  /* several nodes (shared.c) */
+  int shared;
+  store_apply_hook apply;
+  void *apply_arg;
+  int64_t pkg_seen;           /* packages read from the others up to this seq */
+  pthread_mutex_t dec_mu;     /* the queue of decisions */
+  pthread_cond_t dec_done;    /* a transaction with decisions ended */
+  struct decision *decisions; /* queued, newest first */
+  struct decision *running;   /* taken by the transaction in progress */
 };
 
 struct upload {
@@ -39,6 +48,11 @@ struct upload {
 };
 
 int fsync_dir(const char *dir);
+/* shared.c: the writer's transaction in flush_all: opened (on several
+ * nodes: with the others' changes applied and the queued decisions run),
+ * then closed (the decisions learn whether it committed). */
+int store_tx_open(struct store *s);
+void store_tx_closed(struct store *s, int committed);
 /* recheck.c */
 int recheck_init(struct store *s);
 void recheck_stop(struct store *s);

@@ -165,6 +165,10 @@ void writer_sync(struct writer *w)
 {
   uint64_t want;
 
+  /* on the writer's own thread (a decision inside its transaction, which
+   * commits right after): nothing to wait for */
+  if (pthread_equal(pthread_self(), w->thread))
+    return;
   pthread_mutex_lock(&w->mu);
   want = ++w->requested;
   pthread_cond_signal(&w->wake);

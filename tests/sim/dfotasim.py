@@ -915,8 +915,10 @@ class Device:
             raise SimError("mode %r: one of %s" % (mode, ", ".join(MODES)))
         if request_size is not None and (request_size <= 0 or request_size % 2048):
             raise SimError("request_size must be a positive multiple of 2048")
-        self.server = server.rstrip("/")
-        _split_url(self.server)
+        # several nodes behind no load balancer: a comma-separated list of
+        # base URLs, each request (check-in, report, download segment) to
+        # the next one, round-robin over the whole fleet (_Spread)
+        self._spread = _Spread(server)
         self.id = str(id)
         self.secret = secret
         self.start_version = version
@@ -1039,6 +1041,10 @@ class Device:
         # no secret: the device is known by its client certificate (HTTPS)
         return {self.token_header: self.secret} if self.secret else {}
 
+    @property
+    def server(self):
+        return self._spread.next()
+
     # -- check-in ------------------------------------------------------------
 
     def checkin(self, version=None, accept_json=True):
@@ -1056,6 +1062,7 @@ class Device:
                           deadline=self.deadline)
         except (OSError, ConnectionError) as e:
             self._count("checkin", "neterr")
+            self._spread.down(url)
             return {"status": None, "error": "%s: %s" % (type(e).__name__, e)}
         self._count("checkin", r.status)
         if self.first_at is None:
@@ -1188,6 +1195,8 @@ class Device:
                               ssl_context=self.ssl_context, deadline=self.deadline)
             except (OSError, ConnectionError) as e:
                 self._count("report", "neterr")
+                self._spread.down(url)
+                url = "%s/v1/report?%s" % (self.server, urllib.parse.urlencode({"device": self.id}))
                 last = "%s: %s" % (type(e).__name__, e)
                 if self._past_deadline():
                     break
@@ -1287,6 +1296,7 @@ class Device:
             self.resumes += 1
         result = {"complete": False, "code": None, "bytes": 0, "sha_ok": None}
         last_pct = -1
+        failover = 0
         self.urc("HTTPSTART")
         while True:
             if self._past_deadline():
@@ -1299,13 +1309,16 @@ class Device:
             if stop_abs is not None and stop_abs > pos and (end is None or end >= stop_abs):
                 stop_after = stop_abs - pos
             frac = stop_at if (stop_at is not None and stop_abs is None) else None
-            f = module_request(offer["url"], pos, end, self._sink, timeout=self.timeout,
+            seg_url = self._spread.url(offer["url"])
+            f = module_request(seg_url, pos, end, self._sink, timeout=self.timeout,
                                deadline=self.deadline, stop_after=stop_after,
                                stop_fraction=frac, headers=hdrs,
                                ssl_context=self.ssl_context, rcvbuf=self.rcvbuf,
                                expect_total=size)
             requests += 1
             self._count("download", f.status if f.status is not None else "neterr")
+            if f.status is None:
+                self._spread.down(seg_url)
             if rs is not None:
                 self.segments += 1
             for a in f.anomalies:
@@ -1318,6 +1331,14 @@ class Device:
                 self.have = min(pos + f.received, size or pos + f.received)
             if size is None and f.total is not None:
                 size = f.total
+            if f.code in (E_CONNECT, E_DISCONNECT) and len(self._spread.bases) > 1 \
+                    and failover < 3:
+                # a node gone (kill -9): a load balancer sends the next
+                # connection to one that answers, from where this one
+                # stopped; the module never knows
+                self._spread.down(seg_url)
+                failover += 1
+                continue
             if f.code is not None:
                 self._err("download %s at %d: %s" % (_short_url(offer["url"]), pos, f.error))
                 result["code"] = f.code
@@ -1958,9 +1979,57 @@ def load_devices(path):
     return data
 
 
+class _Spread:
+    """Base URLs of several nodes (comma-separated), taken round-robin by
+    every request of every device, as a load balancer would spread them; an
+    offer URL that names one of the nodes is sent to the next one."""
+    _lock = threading.Lock()
+    _n = 0
+    _down = {}  # netloc -> monotonic time until which it is left out
+    DOWN_SECONDS = 3.0  # a load balancer's health check
+
+    def __init__(self, servers):
+        self.bases = [b.strip().rstrip("/") for b in servers.split(",") if b.strip()]
+        if not self.bases:
+            raise SimError("no server URL")
+        for b in self.bases:
+            _split_url(b)
+        self.netlocs = {urllib.parse.urlsplit(b).netloc for b in self.bases}
+
+    def next(self):
+        if len(self.bases) == 1:
+            return self.bases[0]
+        now = time.monotonic()
+        with _Spread._lock:
+            for _ in range(len(self.bases)):
+                _Spread._n += 1
+                b = self.bases[_Spread._n % len(self.bases)]
+                if _Spread._down.get(urllib.parse.urlsplit(b).netloc, 0) <= now:
+                    return b
+            return b  # all down: try anyway
+
+    def down(self, url):
+        """A node did not answer: left out for a few seconds, as a load
+        balancer's health check would."""
+        if len(self.bases) > 1:
+            with _Spread._lock:
+                _Spread._down[urllib.parse.urlsplit(url).netloc] = (
+                    time.monotonic() + self.DOWN_SECONDS)
+
+    def url(self, url):
+        if len(self.bases) == 1:
+            return url
+        u = urllib.parse.urlsplit(url)
+        if u.netloc not in self.netlocs:
+            return url
+        n = urllib.parse.urlsplit(self.next())
+        return urllib.parse.urlunsplit((n.scheme, n.netloc, u.path, u.query, u.fragment))
+
+
 def _check_server(url):
-    scheme, host, port, _ = _split_url(url)
-    _loopback_addrs(host, port)
+    for one in url.split(","):
+        scheme, host, port, _ = _split_url(one.strip())
+        _loopback_addrs(host, port)
 
 
 def _stderr_log(msg):
@@ -1974,7 +2043,9 @@ def _fleet_main(argv):
         description="Simulated Quectel modules (with their host MCUs) against dfotad's fleet "
                     "protocol. Subcommands for single steps: checkin, download, report "
                     "(dfotasim.py SUBCOMMAND --help).")
-    p.add_argument("--server", required=True, help="device-facing base URL, http://127.0.0.1:PORT")
+    p.add_argument("--server", required=True,
+                   help="device-facing base URL, http://127.0.0.1:PORT; several nodes: URLs "
+                        "separated by commas, taken round-robin by every request")
     p.add_argument("--devices", action="append", default=[],
                    help='JSON file: [{"id","secret","version"[,"faults":[...],"mode"]}...] ("-": stdin)')
     p.add_argument("--device", action="append", default=[], metavar="ID:SECRET:VERSION",

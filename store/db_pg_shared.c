@@ -1,0 +1,133 @@
+/* db_pg_shared.c: several dfotad nodes on one PostgreSQL database
+ * ([store] nodes = shared).
+ *
+ * Every node keeps the fleet in memory as a single node does, but no node
+ * decides from a copy that may be stale: each writer transaction first
+ * takes one transaction-level advisory lock (so the nodes' transactions
+ * take turns), then reads what the other nodes committed since this
+ * node's last transaction (every device and rollout write takes a number
+ * from the sequence dfotad_change; removed devices leave a numbered row in
+ * devices_removed), applies it, and only then decides and writes. What a
+ * device is told is decided inside such a transaction and committed before
+ * the answer. Reads that decide nothing (admin listings, token look-ups)
+ * use the copy, which is at most one flush interval old. */
+#include "autoconfig.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+#include "db.h"
+#include "db_pg_int.h"
+
+#define SHARED_TX_LOCK 745207005 /* pg_advisory_xact_lock key: the nodes' writer transactions */
+
+int pg_shared_start(struct pg *d, char *err, size_t errlen)
+{
+  PGresult *r = PQexec(d->c, pg_stmts[S_CHANGE_MARK].sql);
+  int rc = -1;
+
+  /* the node loads everything after this point; what others write while
+   * it loads is read again at its first transaction (applied twice:
+   * harmless, a record is replaced by the same record) */
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+    d->seen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    rc = 0;
+  } else {
+    snprintf(err, errlen, "PostgreSQL: cannot read the change sequence: %s", PQerrorMessage(d->c));
+    err[strcspn(err, "\n")] = '\0';
+  }
+  PQclear(r);
+  return rc;
+}
+
+int64_t pg_shared_seen(struct db *db)
+{
+  struct pg *d = (struct pg *)db;
+  int64_t v;
+
+  pthread_mutex_lock(&d->mu);
+  v = d->seen;
+  pthread_mutex_unlock(&d->mu);
+  return v;
+}
+
+static int read_changes(struct pg *d, const struct db_changes *c)
+{
+  char after[24], pafter[24];
+  const char *v1[1] = {after}, *v2[1] = {pafter};
+  PGresult *r;
+  int rc = 0;
+
+  snprintf(after, sizeof(after), "%lld", (long long)d->seen);
+  r = PQexecPrepared(d->c, pg_stmts[S_CHANGES].name, 1, v1, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    log_error("database: changes: %s", PQerrorMessage(d->c));
+    PQclear(r);
+    return -1;
+  }
+  for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+    if (c->doc != NULL)
+      rc = c->doc(PQgetvalue(r, i, 0)[0], PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), c->arg);
+  PQclear(r);
+  if (rc != 0 || c->pkg == NULL)
+    return rc;
+  snprintf(pafter, sizeof(pafter), "%lld", (long long)c->pkg_after);
+  r = PQexecPrepared(d->c, pg_stmts[S_PKG_AFTER].name, 1, v2, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    log_error("database: packages: %s", PQerrorMessage(d->c));
+    PQclear(r);
+    return -1;
+  }
+  for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+    struct db_package p = {
+        .id = PQgetvalue(r, i, 0),
+        .model = PQgetvalue(r, i, 1),
+        .from = PQgetvalue(r, i, 2),
+        .to = PQgetvalue(r, i, 3),
+        .name = PQgetvalue(r, i, 4),
+        .size = strtoull(PQgetvalue(r, i, 5), NULL, 10),
+        .sha256 = PQgetvalue(r, i, 6),
+        .created = strtoll(PQgetvalue(r, i, 7), NULL, 10),
+        .requests = strtoull(PQgetvalue(r, i, 8), NULL, 10),
+        .bytes_sent = strtoull(PQgetvalue(r, i, 9), NULL, 10),
+        .downloads = strtoull(PQgetvalue(r, i, 10), NULL, 10),
+    };
+    rc = c->pkg(&p, strtoll(PQgetvalue(r, i, 11), NULL, 10), c->arg);
+  }
+  PQclear(r);
+  return rc;
+}
+
+int pg_tx_shared_begin(struct db *db, const struct db_changes *c)
+{
+  struct pg *d = (struct pg *)db;
+  char sql[64];
+
+  pthread_mutex_lock(&d->mu);
+  d->in_pipe = 0;
+  d->mark_wanted = 0;
+  d->tx_failed = 0;
+  d->pending = 0;
+  d->batch_rows = 0;
+  for (int i = 0; i < 5; i++)
+    d->col[i].len = 0;
+  if (pg_ensure(d) < 0 || pg_exec(d, "BEGIN", PGRES_COMMAND_OK) < 0)
+    goto fail;
+  /* the nodes' transactions one at a time: what this one reads next is
+   * all there is, and nobody writes until it commits */
+  snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", SHARED_TX_LOCK);
+  if (pg_exec(d, sql, PGRES_TUPLES_OK) < 0 || read_changes(d, c) < 0) {
+    if (d->c != NULL && PQstatus(d->c) == CONNECTION_OK)
+      pg_exec(d, "ROLLBACK", PGRES_COMMAND_OK);
+    goto fail;
+  }
+  /* d->mu stays held until pg_tx_end, as after pg_tx_begin */
+  return 0;
+fail:
+  pthread_mutex_unlock(&d->mu);
+  return -1;
+}

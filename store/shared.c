@@ -1,0 +1,135 @@
+/* shared.c: the store's part of several nodes on one database ([store]
+ * nodes = shared; db_pg_shared.c has the SQL). In that mode the writer's
+ * transaction opens with the nodes' transaction lock and what the others
+ * wrote since (handed to the fleet's apply hook, packages added to the
+ * catalog), then runs the decisions queued with store_decide, then the
+ * flush as on one node. A decision thus reads the fleet as the database
+ * has it and is committed before its caller answers. */
+#include "autoconfig.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+#include "db.h"
+#include "store.h"
+#include "store_int.h"
+#include "writer.h"
+
+struct decision {
+  void (*fn)(void *arg);
+  void *arg;
+  int rc; /* 1: waiting; 0: committed; -1: not run or not committed */
+  struct decision *next;
+};
+
+int store_shared(const struct store *s) { return s->shared; }
+
+void store_set_apply_hook(struct store *s, store_apply_hook apply, void *arg)
+{
+  s->apply = apply;
+  s->apply_arg = arg;
+}
+
+static int apply_doc(char kind, const char *id, const char *doc, void *arg)
+{
+  struct store *s = arg;
+
+  if (s->apply != NULL)
+    s->apply(s->apply_arg, kind, id, doc);
+  return 0;
+}
+
+/* A package another node added: into the catalog once its file (in the
+ * shared package folder) is there and matches its hash. */
+static int apply_pkg(const struct db_package *r, int64_t seq, void *arg)
+{
+  struct store *s = arg;
+  struct package *p;
+
+  if (seq > s->pkg_seen)
+    s->pkg_seen = seq;
+  if ((p = store_package_get(s, r->id)) != NULL) {
+    package_unref(p);
+    return 0;
+  }
+  if ((p = package_new(r)) == NULL)
+    return 0;
+  package_open_file(s, p, 1);
+  if (p->status != PKG_OK)
+    log_error("package %s (added by another node): %s; not served here until its file is in the "
+              "shared package folder",
+              p->id, p->damage);
+  else
+    log_info("package %s (%s %s -> %s) added by another node", p->id, p->model, p->from, p->to);
+  pthread_rwlock_wrlock(&s->lock);
+  catalog_insert(s, p);
+  pthread_rwlock_unlock(&s->lock);
+  return 0;
+}
+
+int store_tx_open(struct store *s)
+{
+  struct db_changes c = {apply_doc, apply_pkg, s, s->pkg_seen};
+  struct decision *q;
+
+  if (!s->shared)
+    return db_tx_begin(s->db);
+  pthread_mutex_lock(&s->dec_mu);
+  q = s->decisions;
+  s->decisions = NULL;
+  pthread_mutex_unlock(&s->dec_mu);
+  s->running = q;
+  if (db_tx_shared_begin(s->db, &c) < 0)
+    return -1;
+  /* oldest first */
+  {
+    struct decision *rev = NULL;
+    while (q != NULL) {
+      struct decision *n = q->next;
+      q->next = rev;
+      rev = q;
+      q = n;
+    }
+    s->running = rev;
+  }
+  for (q = s->running; q != NULL; q = q->next)
+    q->fn(q->arg);
+  return 0;
+}
+
+void store_tx_closed(struct store *s, int committed)
+{
+  struct decision *q = s->running;
+
+  s->running = NULL;
+  pthread_mutex_lock(&s->dec_mu);
+  for (; q != NULL; q = q->next)
+    q->rc = committed ? 0 : -1;
+  pthread_cond_broadcast(&s->dec_done);
+  pthread_mutex_unlock(&s->dec_mu);
+}
+
+int store_decide(struct store *s, void (*fn)(void *arg), void *arg)
+{
+  struct decision d = {fn, arg, 1, NULL};
+
+  if (!s->shared) {
+    fn(arg);
+    return store_sync(s);
+  }
+  pthread_mutex_lock(&s->dec_mu);
+  d.next = s->decisions;
+  s->decisions = &d;
+  pthread_mutex_unlock(&s->dec_mu);
+  /* the flush this asks for starts after the decision was queued, so it
+   * takes it (or an earlier one did) */
+  writer_sync(s->writer);
+  pthread_mutex_lock(&s->dec_mu);
+  while (d.rc == 1)
+    pthread_cond_wait(&s->dec_done, &s->dec_mu);
+  pthread_mutex_unlock(&s->dec_mu);
+  return d.rc;
+}
