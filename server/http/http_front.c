@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,19 +231,22 @@ static char *put_u64(char *out, uint64_t v)
   return out;
 }
 
-static int sends_file(const struct http_front *h, uint64_t len)
+/* A whole package over plain HTTP: sent with sendfile() (body_response). */
+static int sends_file(const struct http_front *h, const struct package *p, uint64_t start,
+                      uint64_t len)
 {
-  return h->proto == PROTO_HTTP && len >= HTTP_SENDFILE_MIN;
+  return h->proto == PROTO_HTTP && start == 0 && len == p->size && len >= HTTP_SENDFILE_MIN;
 }
 
-/* p's bytes [start, start + len). Over plain HTTP, from HTTP_SENDFILE_MIN
- * bytes, with sendfile() from a descriptor of the package's file (the
- * response's own, closed by libmicrohttpd): the kernel sends the page
- * cache's pages without copying them, which a send() from the mapping
- * does, and that copy was most of a whole download's CPU. Otherwise from
+/* p's bytes [start, start + len). A whole package over plain HTTP
+ * (sends_file) with sendfile() from a descriptor of the package's file
+ * (the response's own, closed by libmicrohttpd): the kernel sends the
+ * page cache's pages without copying them, and the copy a send() from the
+ * mapping makes was most of a whole download's CPU. Anything else from
  * the mapping without a copy of ours, holding p until libmicrohttpd frees
- * the response (TLS encrypts from it anyway; a small body goes out with
- * its headers in one write). ctx: the front. NULL: out of memory. */
+ * the response (no descriptor per response: TLS encrypts from it anyway,
+ * a small body goes out with its headers in one write). ctx: the front.
+ * NULL: out of memory. */
 static struct MHD_Response *body_response(void *ctx, struct package *p, uint64_t start,
                                           uint64_t len, unsigned status)
 {
@@ -250,9 +254,9 @@ static struct MHD_Response *body_response(void *ctx, struct package *p, uint64_t
   struct MHD_Response *r = NULL;
   char cr[96], etag[72];
 
-  if (sends_file(h, len) && p->fd >= 0) {
+  if (sends_file(h, p, start, len) && p->fd >= 0) {
     int fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0 && (r = MHD_create_response_from_fd_at_offset64(len, fd, (int64_t)start)) == NULL)
+    if (fd >= 0 && (r = MHD_create_response_from_fd_at_offset64(len, fd, 0)) == NULL)
       close(fd);
   }
   if (r == NULL) {
@@ -320,14 +324,16 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
   if (!head)
     http_settle_begin(h->settle, c, dl->tr, dl->start, dl->len, dl->piece);
   atomic_fetch_add(&h->inflight, 1);
-  /* Not shared: a response a listener being replaced adds Connection:
-   * close to, and a file response (libmicrohttpd holds a file response's
-   * lock while it sends from it, which would make every download of a
-   * package on other threads wait for each other's sendfile()) */
-  if (atomic_load(&h->fr->draining) || h->cache == NULL || sends_file(h, br.len))
+  /* Shared responses: never one a listener being replaced adds
+   * Connection: close to. A whole file's (one descriptor each) only among
+   * the connections of one thread: libmicrohttpd holds a file response's
+   * lock while it sends from it, and a thread sends one at a time. */
+  if (atomic_load(&h->fr->draining) || h->cache == NULL)
     ret = http_queue(c, h, status, body_response(h, p, br.start, br.len, status));
+  else if (sends_file(h, p, br.start, br.len))
+    ret = resp_cache_queue(h->whole, c, p, br.start, br.len, status, (uintptr_t)pthread_self());
   else
-    ret = resp_cache_queue(h->cache, c, p, br.start, br.len, status);
+    ret = resp_cache_queue(h->cache, c, p, br.start, br.len, status, 0);
   if (ret == MHD_YES) {
     transfer_request(dl->tr); /* counted as its answer starts, as every front does */
     *req_cls = dl;
@@ -515,7 +521,8 @@ static void http_free(struct http_front *h)
   if (h == NULL)
     return;
   http_settle_free(h->settle);
-  resp_cache_free(h->cache); /* after mhd_stop: no handler queues from it */
+  resp_cache_free(h->cache); /* after mhd_stop: no handler queues from them */
+  resp_cache_free(h->whole);
   /* after mhd_stop: none of this instance's handshakes is left. A set of
    * ours still installed was never replaced (a reload undone): the one
    * before comes back. */
@@ -552,7 +559,8 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
     h->settle = http_settle_new(&sc);
   }
   h->cache = resp_cache_new(HTTP_RESP_CACHE_ENTRIES, body_response, h);
-  if (h->settle == NULL || h->cache == NULL) {
+  h->whole = resp_cache_new(HTTP_WHOLE_SHARED, body_response, h);
+  if (h->settle == NULL || h->cache == NULL || h->whole == NULL) {
     config_errors_add(errs, "out of memory");
     goto fail;
   }
@@ -627,6 +635,7 @@ static void http_tick(struct front *fr, int force)
 
   http_settle_tick(h->settle, force);
   resp_cache_sweep(h->cache, mono_ms(), HTTP_RESP_CACHE_IDLE_MS);
+  resp_cache_sweep(h->whole, mono_ms(), HTTP_RESP_CACHE_IDLE_MS);
 }
 
 const struct front_row http_row = {.section = "http",

@@ -26,6 +26,7 @@ struct http_front {
   struct mhd_set mhd;
   struct http_settle *settle;
   struct resp_cache *cache; /* download responses, queued again (resp_cache.h) */
+  struct resp_cache *whole; /* whole files with sendfile(), per package and thread */
   /* https: this reload's TLS set, installed for the handshakes of every
    * instance (GnuTLS's callback reads one place), held until this one stops */
   struct tls_set *tls;

@@ -18,6 +18,7 @@ struct entry {
   struct package *p;      /* held by the entry */
   uint64_t start, len;
   unsigned status;
+  uintptr_t owner;
   int64_t used; /* the cache's clock when last queued */
 };
 
@@ -58,9 +59,10 @@ struct resp_cache *resp_cache_new(unsigned entries, resp_build_fn build, void *c
 }
 
 static unsigned set_of(const struct resp_cache *rc, const struct package *p, uint64_t start,
-                       uint64_t len, unsigned status)
+                       uint64_t len, unsigned status, uintptr_t owner)
 {
-  uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+  uint64_t h =
+      ((uint64_t)(uintptr_t)p ^ (uint64_t)owner * 0x94D049BB133111EBull) * 0x9E3779B97F4A7C15ull;
 
   h ^= start * 0xC2B2AE3D27D4EB4Full;
   h ^= (len + status) * 0x165667B19E3779F9ull;
@@ -81,9 +83,9 @@ static void drop(struct entry *e)
 }
 
 enum MHD_Result resp_cache_queue(struct resp_cache *rc, struct MHD_Connection *c, struct package *p,
-                                 uint64_t start, uint64_t len, unsigned status)
+                                 uint64_t start, uint64_t len, unsigned status, uintptr_t owner)
 {
-  struct set *s = &rc->sets[set_of(rc, p, start, len, status)];
+  struct set *s = &rc->sets[set_of(rc, p, start, len, status, owner)];
   int64_t now = atomic_load_explicit(&rc->now, memory_order_relaxed);
   struct entry *e = NULL;
   enum MHD_Result ret;
@@ -91,7 +93,8 @@ enum MHD_Result resp_cache_queue(struct resp_cache *rc, struct MHD_Connection *c
   pthread_mutex_lock(&s->mu);
   for (int i = 0; i < WAYS; i++) {
     struct entry *x = &s->e[i];
-    if (x->r != NULL && x->p == p && x->start == start && x->len == len && x->status == status) {
+    if (x->r != NULL && x->p == p && x->start == start && x->len == len && x->status == status &&
+        x->owner == owner) {
       e = x;
       break;
     }
@@ -108,7 +111,7 @@ enum MHD_Result resp_cache_queue(struct resp_cache *rc, struct MHD_Connection *c
         e = &s->e[i];
     drop(e);
     package_ref(p);
-    *e = (struct entry){r, p, start, len, status, now};
+    *e = (struct entry){r, p, start, len, status, owner, now};
   }
   e->used = now;
   ret = MHD_queue_response(c, status, e->r);

@@ -33,13 +33,14 @@ typedef struct MHD_Response *(*resp_build_fn)(void *ctx, struct package *p, uint
 /* entries: rounded up to a power of two (at least 2); NULL: out of memory. */
 struct resp_cache *resp_cache_new(unsigned entries, resp_build_fn build, void *ctx);
 
-/* Queues the response for (p, start, len, status) on c, built by the
- * cache's build function when no entry has it. Returns what
- * MHD_queue_response returned, or MHD_NO when out of memory. Never adds
- * a header to a response it queued before: a caller that needs another
- * header (Connection: close) builds its own. */
+/* Queues the response for (p, start, len, status, owner) on c, built by
+ * the cache's build function when no entry has it. owner: a further part
+ * of the key (a thread, for responses only its connections may share; 0
+ * for any). Returns what MHD_queue_response returned, or MHD_NO when out
+ * of memory. Never adds a header to a response it queued before: a
+ * caller that needs another header (Connection: close) builds its own. */
 enum MHD_Result resp_cache_queue(struct resp_cache *rc, struct MHD_Connection *c, struct package *p,
-                                 uint64_t start, uint64_t len, unsigned status);
+                                 uint64_t start, uint64_t len, unsigned status, uintptr_t owner);
 
 /* Drops the entries of deleted or damaged packages, and those unused for
  * idle_ms; at most every interval it is called with (cheap otherwise). */
