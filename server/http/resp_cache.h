@@ -21,7 +21,7 @@
 #include <microhttpd.h>
 #include <stdint.h>
 
-#include "../../store/store.h"
+#include "../../fleet/delivery.h" /* struct package, package_ref */
 
 struct resp_cache;
 
