@@ -9,6 +9,11 @@
 #include "../util/util.h"
 #include "fleet_int.h"
 
+/* the most a cut's counted end can fall short of what the device kept:
+ * a receiver acknowledges at least every second full segment, and on
+ * loopback (or with receive offload) a segment is up to 64 KiB */
+#define RESUME_ACK_SLACK (256 * 1024)
+
 /* Adds [start, end) to the offer's intervals and recomputes how far the
  * device has every byte from 0. */
 void progress_add_interval(struct device *d, uint64_t start, uint64_t end)
@@ -55,6 +60,14 @@ void progress_record(struct fleet *f, const char *token, uint64_t start, uint64_
   if (d == NULL)
     goto out;
   if (kind != PIECE_BLOCK) {
+    /* An open-ended piece starting a little past where a cut one was
+     * counted to resumes it: TCP never acknowledged the last bytes the
+     * device kept (a delayed ACK lost in its reset), and without this
+     * they would stay a gap in its prefix for good. Only that little (a
+     * piece further on is another client's split, not a resume). */
+    if (kind == PIECE_WHOLE && d->last_interrupted && start > d->contiguous &&
+        start - d->contiguous <= RESUME_ACK_SLACK)
+      progress_add_interval(d, d->contiguous, start);
     /* a piece that starts where an interrupted one left off (or before) */
     if (start > 0 && d->last_interrupted && start <= d->contiguous)
       d->resumes++;

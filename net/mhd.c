@@ -3,6 +3,7 @@
 
 #include "mhd.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +78,15 @@ static void *uri_check(void *cls, const char *uri, struct MHD_Connection *c)
   return NULL;
 }
 
+/* sendfile() raises SIGPIPE on a closed connection (send() is told not
+ * to, sendfile() cannot be): safe only while the process ignores it */
+static int sigpipe_ignored(void)
+{
+  struct sigaction sa;
+
+  return sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+}
+
 static struct MHD_Daemon *start_one(const struct front *fr, int i, const struct mhd_params *p)
 {
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -100,6 +110,8 @@ static struct MHD_Daemon *start_one(const struct front *fr, int i, const struct 
   if (p->threads > 1)
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, p->threads, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)p->completed, p->cls};
+  if (p->sendfile && !p->tls && sigpipe_ignored())
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_check,
                                       (void *)(intptr_t)p->tls};

@@ -31,6 +31,10 @@ struct mhd_params {
   int tls;                /* HTTPS, through the GnuTLS certificate callback */
   const char *priorities; /* with tls */
   const char *trust_pem;  /* with tls: client_ca, NULL: no client certificates */
+  /* file responses go out with sendfile(): libmicrohttpd 0.9.75 uses it
+   * only when told the application handles SIGPIPE, which is asked here
+   * and done only if the process ignores SIGPIPE (main.c) */
+  int sendfile;
 };
 
 /* Starts a daemon on each of fr's sockets. 0, or -1 with errors added and

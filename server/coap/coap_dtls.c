@@ -224,40 +224,67 @@ void coap_dtls_connected(struct coap_engine *e, struct coap_peer *p)
 
 void coap_dtls_wipe(struct coap_engine *e) { explicit_bzero(e->psk_out, sizeof(e->psk_out)); }
 
+/* The intermediates of a PEM chain (every certificate after the leaf,
+ * which libcoap loads itself). NULL when there are none or on error. */
+static STACK_OF(X509) * parse_chain(const char *pem)
+{
+  STACK_OF(X509) *chain = NULL;
+  BIO *bio = BIO_new_mem_buf(pem, (int)strlen(pem));
+  X509 *x;
+  int first = 1;
+
+  if (bio == NULL)
+    return NULL;
+  while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+    if (first) { /* the leaf is libcoap's */
+      X509_free(x);
+      first = 0;
+      continue;
+    }
+    if ((chain == NULL && (chain = sk_X509_new_null()) == NULL) || !sk_X509_push(chain, x)) {
+      X509_free(x);
+      break;
+    }
+  }
+  ERR_clear_error(); /* the end of the PEM text */
+  BIO_free(bio);
+  return chain;
+}
+
+void coap_dtls_free(struct coap_engine *e)
+{
+  sk_X509_pop_free(e->chain, X509_free);
+  e->chain = NULL;
+}
+
 /* Per handshake, after libcoap's certificate setup: the chain, and
- * client_auth = optional. Returns 1 to go on, 0 to fail the handshake. */
+ * client_auth = optional. Returns 1 to go on, 0 to fail the handshake.
+ * The intermediates were parsed once for the set (coap_dtls_setup); each
+ * handshake's SSL takes a reference to each (add1: the set's stack keeps
+ * its own, which a later handshake uses again). */
 static int pki_handshake_setup(void *tls_session, coap_dtls_pki_t *setup)
 {
   SSL *ssl = tls_session;
   struct coap_engine *e = setup->cn_call_back_arg;
   coap_session_t *s = ssl ? SSL_get_app_data(ssl) : NULL;
-  const char *pem;
-  BIO *bio;
-  X509 *x;
-  int first = 1;
+  STACK_OF(X509) * chain;
 
   if (ssl == NULL || e == NULL || e->tls == NULL)
     return 0;
   release_buffers(ssl);
   if (s != NULL && coap_session_over(s))
     return 0;
-  pem = e->tls->store->def.cert_pem;
-  bio = BIO_new_mem_buf(pem, (int)strlen(pem));
-  if (bio == NULL)
-    return 0;
-  /* the leaf is libcoap's; the intermediates follow it */
-  while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-    if (!first && SSL_add0_chain_cert(ssl, x) != 1) {
-      X509_free(x);
-      BIO_free(bio);
+  chain = e->chain;
+  for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++)
+    if (SSL_add1_chain_cert(ssl, sk_X509_value(chain, i)) != 1)
       return 0;
-    }
-    if (first)
-      X509_free(x);
-    first = 0;
-  }
+  /* libcoap's per-handshake certificate setup reads its PEM texts (the
+   * client CAs) until the PEM reader fails, which leaves "no start line"
+   * on OpenSSL's error queue; left there, the next SSL_get_error in
+   * libcoap's handshake takes it for a failure and the certificate
+   * handshake dies (unless libcoap's debug logging drained the queue: why
+   * parsing the chain once had "worked only at log level debug") */
   ERR_clear_error();
-  BIO_free(bio);
   if (e->tls->store->client_auth == CLIENT_AUTH_OPTIONAL)
     SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, SSL_get_verify_callback(ssl));
   return 1;
@@ -338,6 +365,8 @@ int coap_dtls_setup(struct coap_engine *e, struct tls_set *set, struct config_er
    * read only while a ClientHello is handled, on this thread) */
   tls_set_unref(e->tls);
   e->tls = set;
+  coap_dtls_free(e);
+  e->chain = parse_chain(tls->def.cert_pem);
   atomic_store(&e->has_pki, 1);
   return 0;
 }

@@ -338,6 +338,7 @@ static void engine_free(struct coap_engine *e)
   if (e->pending_tls_set)
     tls_set_unref(e->pending_tls);
   pthread_mutex_unlock(&e->mu);
+  coap_dtls_free(e);
   tls_set_unref(e->tls);
   pthread_mutex_destroy(&e->mu);
   explicit_bzero(e->psk_out, sizeof(e->psk_out));

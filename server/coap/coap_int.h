@@ -71,6 +71,7 @@ struct coap_engine {
   coap_bin_const_t psk_bin;
   unsigned char dummy_psk[32]; /* see coap_dtls.c */
   coap_dtls_pki_t pki;         /* (thread) points into tls */
+  void *chain; /* (thread) STACK_OF(X509): tls's intermediates, parsed once per set */
 
   long nsessions;          /* (thread) this engine's share of the sessions open */
   struct lwm2m_server *lw; /* (thread) the LwM2M server's registrations (lwm2m.h) */
@@ -139,6 +140,8 @@ int coap_dtls_setup(struct coap_engine *e, struct tls_set *tls, struct config_er
 int coap_dtls_peer(struct coap_engine *e, coap_session_t *s, char device[DEVICE_ID_MAX + 1]);
 /* Wipes the key last handed to libcoap. (thread) */
 void coap_dtls_wipe(struct coap_engine *e);
+/* Frees what coap_dtls_setup kept (the engine's end). */
+void coap_dtls_free(struct coap_engine *e);
 /* A DTLS handshake of p completed: a resumed one keeps its PSK identity
  * when the key is unchanged, else p is revoked. (thread) */
 void coap_dtls_connected(struct coap_engine *e, struct coap_peer *p);

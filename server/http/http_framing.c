@@ -4,6 +4,7 @@
 
 #include "http_framing.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +19,26 @@ struct framing {
   const char *error;
 };
 
-/* RFC 9110 tchar: ALPHA, DIGIT and !#$%&'*+-.^_`|~, as bits 0-63 and
- * 64-127 (every request passes every header name through it) */
-static int token_char(unsigned char c)
-{
-  static const uint64_t lo = 0x03ff6cfa00000000ull, hi = 0x57ffffffc7fffffeull;
+/* Byte classes of header text, one table lookup a byte (every request
+ * passes every header through them): TCHAR, RFC 9110's token characters
+ * (ALPHA, DIGIT and !#$%&'*+-.^_`|~), which a field name is made of;
+ * CTL, the control characters a field value must not hold (HTAB
+ * allowed). */
+enum { TCHAR = 1, CTL = 2 };
+static unsigned char byte_class[256];
+static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
 
-  return c < 64 ? (int)(lo >> c & 1) : c < 128 ? (int)(hi >> (c - 64) & 1) : 0;
+static void classes_init(void)
+{
+  static const char extra[] = "!#$%&'*+-.^_`|~";
+
+  for (int c = 0; c < 256; c++) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        (c != 0 && strchr(extra, c) != NULL))
+      byte_class[c] |= TCHAR;
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      byte_class[c] |= CTL;
+  }
 }
 
 static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -43,13 +57,13 @@ static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind, const cha
   }
   /* SECURITY: a name with blanks ("Range : ...", a tab, a folded line)
    * would hide a header from us that another parser sees: refuse it */
-  for (const char *k = key; *k; k++)
-    if (!token_char((unsigned char)*k)) {
+  for (const unsigned char *k = (const unsigned char *)key; *k; k++)
+    if (!(byte_class[*k] & TCHAR)) {
       fr->error = "malformed header field name (blank before the colon, or a folded line?)";
       return MHD_NO;
     }
-  for (const char *v = value ? value : ""; *v; v++)
-    if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
+  for (const unsigned char *v = (const unsigned char *)(value ? value : ""); *v; v++)
+    if (byte_class[*v] & CTL) {
       fr->error = "control character in a header field value";
       return MHD_NO;
     }
@@ -88,6 +102,7 @@ const char *http_framing_error(struct MHD_Connection *c, const char *version, in
 {
   struct framing fr = {0};
 
+  pthread_once(&classes_once, classes_init);
   MHD_get_connection_values(c, MHD_HEADER_KIND, framing_one, &fr);
   *ranges = fr.range;
   if (fr.error != NULL)

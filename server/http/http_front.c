@@ -10,7 +10,9 @@
 #include "autoconfig.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 #include "http_settle.h"
 #include "../../net/mhd.h"
 #include "range.h"
+#include "resp_cache.h"
 
 /* One download response, from queueing to completion. */
 struct dl {
@@ -139,12 +142,13 @@ static enum MHD_Result queue_416(struct MHD_Connection *c, struct http_front *h,
 }
 
 /* Decides what part of p to send (several: the request has more than one
- * Range field; etag: p's). Returns the status: 200, 206 or 416. */
+ * Range field). Returns the status: 200, 206 or 416. */
 static unsigned choose_range(struct MHD_Connection *c, const struct package *p, int several,
-                             const char *etag, struct byte_range *br)
+                             struct byte_range *br)
 {
   const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
   const char *if_range;
+  char etag[72];
 
   br->start = 0;
   br->len = p->size;
@@ -153,8 +157,11 @@ static unsigned choose_range(struct MHD_Connection *c, const struct package *p, 
     return MHD_HTTP_OK;
   /* If-Range naming another version: the whole current body (RFC 9110) */
   if_range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
-  if (if_range != NULL && strcmp(if_range, etag) != 0 && strcmp(if_range, modified(p)) != 0)
-    return MHD_HTTP_OK;
+  if (if_range != NULL) {
+    etag_of(p, etag, sizeof(etag));
+    if (strcmp(if_range, etag) != 0 && strcmp(if_range, modified(p)) != 0)
+      return MHD_HTTP_OK;
+  }
   if (several)
     return MHD_HTTP_RANGE_NOT_SATISFIABLE;
   switch (range_parse(range, p->size, br)) {
@@ -224,22 +231,44 @@ static char *put_u64(char *out, uint64_t v)
   return out;
 }
 
-/* p's body from br, from the mapping without a copy: the socket (or TLS)
- * reads from it, and no descriptor is held for the body. NULL: out of
- * memory. */
-static struct MHD_Response *body_response(struct package *p, const struct byte_range *br,
-                                          unsigned status, const char *etag)
+/* A whole package over plain HTTP: sent with sendfile() (body_response). */
+static int sends_file(const struct http_front *h, const struct package *p, uint64_t start,
+                      uint64_t len)
 {
-  struct MHD_Response *r;
-  char cr[96];
+  return h->proto == PROTO_HTTP && start == 0 && len == p->size && len >= HTTP_SENDFILE_MIN;
+}
 
-  package_ref(p);
-  r = MHD_create_response_from_buffer_with_free_callback_cls(br->len, (void *)(p->map + br->start),
-                                                             release_package, p);
-  if (r == NULL) {
-    package_unref(p);
-    return NULL;
+/* p's bytes [start, start + len). A whole package over plain HTTP
+ * (sends_file) with sendfile() from a descriptor of the package's file
+ * (the response's own, closed by libmicrohttpd): the kernel sends the
+ * page cache's pages without copying them, and the copy a send() from the
+ * mapping makes was most of a whole download's CPU. Anything else from
+ * the mapping without a copy of ours, holding p until libmicrohttpd frees
+ * the response (no descriptor per response: TLS encrypts from it anyway,
+ * a small body goes out with its headers in one write). ctx: the front.
+ * NULL: out of memory. */
+static struct MHD_Response *body_response(void *ctx, struct package *p, uint64_t start,
+                                          uint64_t len, unsigned status)
+{
+  const struct http_front *h = ctx;
+  struct MHD_Response *r = NULL;
+  char cr[96], etag[72];
+
+  if (sends_file(h, p, start, len) && p->fd >= 0) {
+    int fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0 && (r = MHD_create_response_from_fd_at_offset64(len, fd, 0)) == NULL)
+      close(fd);
   }
+  if (r == NULL) {
+    package_ref(p);
+    r = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)(p->map + start),
+                                                               release_package, p);
+    if (r == NULL) {
+      package_unref(p);
+      return NULL;
+    }
+  }
+  etag_of(p, etag, sizeof(etag));
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
   MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
   MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
@@ -249,9 +278,9 @@ static struct MHD_Response *body_response(struct package *p, const struct byte_r
   if (status == MHD_HTTP_PARTIAL_CONTENT) { /* "bytes FIRST-LAST/SIZE", 3 x 20 digits at most */
     char *e = cr;
     memcpy(e, "bytes ", 6);
-    e = put_u64(e + 6, br->start);
+    e = put_u64(e + 6, start);
     *e++ = '-';
-    e = put_u64(e, br->start + br->len - 1);
+    e = put_u64(e, start + len - 1);
     *e++ = '/';
     e = put_u64(e, p->size);
     *e = '\0';
@@ -268,10 +297,9 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
   struct dl *dl;
   unsigned status;
   enum MHD_Result ret;
-  char etag[72], addr[64];
+  char addr[64];
 
-  etag_of(p, etag, sizeof(etag));
-  status = choose_range(c, p, several, etag, &br);
+  status = choose_range(c, p, several, &br);
   if (status == MHD_HTTP_RANGE_NOT_SATISFIABLE) {
     ret = queue_416(c, h, p);
     target_release(t);
@@ -296,7 +324,16 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
   if (!head)
     http_settle_begin(h->settle, c, dl->tr, dl->start, dl->len, dl->piece);
   atomic_fetch_add(&h->inflight, 1);
-  ret = http_queue(c, h, status, body_response(p, &br, status, etag));
+  /* Shared responses: never one a listener being replaced adds
+   * Connection: close to. A whole file's (one descriptor each) only among
+   * the connections of one thread: libmicrohttpd holds a file response's
+   * lock while it sends from it, and a thread sends one at a time. */
+  if (atomic_load(&h->fr->draining) || h->cache == NULL)
+    ret = http_queue(c, h, status, body_response(h, p, br.start, br.len, status));
+  else if (sends_file(h, p, br.start, br.len))
+    ret = resp_cache_queue(h->whole, c, p, br.start, br.len, status, (uintptr_t)pthread_self());
+  else
+    ret = resp_cache_queue(h->cache, c, p, br.start, br.len, status, 0);
   if (ret == MHD_YES) {
     transfer_request(dl->tr); /* counted as its answer starts, as every front does */
     *req_cls = dl;
@@ -484,6 +521,8 @@ static void http_free(struct http_front *h)
   if (h == NULL)
     return;
   http_settle_free(h->settle);
+  resp_cache_free(h->cache); /* after mhd_stop: no handler queues from them */
+  resp_cache_free(h->whole);
   /* after mhd_stop: none of this instance's handshakes is left. A set of
    * ours still installed was never replaced (a reload undone): the one
    * before comes back. */
@@ -519,7 +558,9 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
       sc.header_limit = sc.connection_limit / 2 > 0 ? sc.connection_limit / 2 : 1;
     h->settle = http_settle_new(&sc);
   }
-  if (h->settle == NULL) {
+  h->cache = resp_cache_new(HTTP_RESP_CACHE_ENTRIES, body_response, h);
+  h->whole = resp_cache_new(HTTP_WHOLE_SHARED, body_response, h);
+  if (h->settle == NULL || h->cache == NULL || h->whole == NULL) {
     config_errors_add(errs, "out of memory");
     goto fail;
   }
@@ -528,6 +569,7 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   p.completed = completed;
   p.notify = connection;
   p.suspend = 1; /* check-ins and reports wait on commits suspended */
+  p.sendfile = h->proto == PROTO_HTTP;
   /* libmicrohttpd takes a few more, which the meter refuses at once: one
    * over the limit gets an answer, never a wait in the listen queue */
   p.connection_limit = (unsigned)fc->base.connection_limit + HTTP_REFUSE_ROOM;
@@ -592,6 +634,8 @@ static void http_tick(struct front *fr, int force)
   struct http_front *h = fr->priv;
 
   http_settle_tick(h->settle, force);
+  resp_cache_sweep(h->cache, mono_ms(), HTTP_RESP_CACHE_IDLE_MS);
+  resp_cache_sweep(h->whole, mono_ms(), HTTP_RESP_CACHE_IDLE_MS);
 }
 
 const struct front_row http_row = {.section = "http",

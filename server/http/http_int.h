@@ -25,6 +25,8 @@ struct http_front {
   atomic_int commits_out; /* commits asked for whose connection is not yet resumed */
   struct mhd_set mhd;
   struct http_settle *settle;
+  struct resp_cache *cache; /* download responses, queued again (resp_cache.h) */
+  struct resp_cache *whole; /* whole files with sendfile(), per package and thread */
   /* https: this reload's TLS set, installed for the handshakes of every
    * instance (GnuTLS's callback reads one place), held until this one stops */
   struct tls_set *tls;

@@ -25,5 +25,19 @@
  * over the limit is refused at once */
 #define HTTP_REFUSE_ROOM FRONT_FD_ROOM
 #define MAX_REQUEST_HEADERS 64 /* header fields of a device request */
+/* a whole package from this size goes out with sendfile() over plain
+ * HTTP (a smaller one from the mapping, in one write with its headers) */
+#define HTTP_SENDFILE_MIN (64 * 1024)
+/* whole-file responses kept built per listener, one per package and
+ * thread, each holding a descriptor of the package's file: few, so that
+ * descriptors stay about one per connection */
+#define HTTP_WHOLE_SHARED 8
+/* download responses kept built per listener (resp_cache.h): about 1 KB
+ * each (libmicrohttpd's object and its six headers), so at most 4 MB; a
+ * rollout's devices ask a package's ranges in the same steps from byte 0 */
+#define HTTP_RESP_CACHE_ENTRIES 4096
+/* an entry unused this long is dropped, and with it its hold on the
+ * package's mapping (a deleted package's file is freed within this) */
+#define HTTP_RESP_CACHE_IDLE_MS 30000
 
 #endif

@@ -224,8 +224,9 @@ static void whole_cut_and_resumed(const char *pkg)
   CHECK(rollout_bytes("w1") == SIZE - 16384);
 
   /* a piece that got to the last byte but not all of itself is not a
-   * download either */
-  transfer_delivered(tr, SIZE - 1000, 1000, 0, PIECE_WHOLE);
+   * download either (a bounded one: an open-ended one this close after a
+   * cut would resume it, see ack_slack) */
+  transfer_delivered(tr, SIZE - 1000, 1000, 0, PIECE_SEGMENT);
   b = snap(pkg);
   CHECK(b.downloads[PROTO_HTTPS] == a.downloads[PROTO_HTTPS] && b.pkg_downloads == a.pkg_downloads);
   v = fx_get(&x, "w1", 0);
@@ -243,6 +244,35 @@ static void whole_cut_and_resumed(const char *pkg)
   CHECK(b.bytes[PROTO_HTTPS] - a.bytes[PROTO_HTTPS] == SIZE + 1000);
   transfer_end(tr);
   CHECK(delivery_in_flight() == in_flight);
+}
+
+/* A download cut where TCP had not acknowledged the last bytes the device
+ * kept (its delayed ACK lost in the reset): its open-ended resume a little
+ * further on closes the gap; one far further on (another client's split)
+ * does not. */
+static void ack_slack(const char *pkg)
+{
+  char token[FLEET_TOKEN_LEN + 1];
+  struct target t;
+  struct transfer *tr;
+  struct fx_dev v;
+
+  (void)pkg;
+  if (offered("k1", token) < 0 || delivery_resolve_offer(x.f, token, NULL, 1, &t) != RESOLVE_OK) {
+    CHECK(0);
+    return;
+  }
+  tr = transfer_begin(x.f, &t, PROTO_HTTP, "192.0.2.9");
+  if (tr == NULL)
+    return;
+  transfer_delivered(tr, 0, 100000, 0, PIECE_WHOLE);
+  transfer_delivered(tr, 130000, 1000, 0, PIECE_WHOLE); /* 30,000 unacknowledged */
+  v = fx_get(&x, "k1", 0);
+  CHECK(v.contiguous == 131000 && v.n_ival == 1 && v.resumes == 1);
+  transfer_delivered(tr, 131000 + 300 * 1024, 1000, 0, PIECE_WHOLE); /* far on: a split */
+  v = fx_get(&x, "k1", 0);
+  CHECK(v.contiguous == 131000 && v.n_ival == 2 && v.resumes == 1);
+  transfer_end(tr);
 }
 
 /* request_size segments over HTTP, one cut and resumed. */
@@ -412,6 +442,7 @@ int main(void)
   CHECK(fx_package(&x, "A", "B", "a-b.bin", SIZE, pkg) == 0);
   whole_cut_and_resumed(pkg);
   segments(pkg);
+  ack_slack(pkg);
   blocks(pkg);
   later_block();
   anonymous(pkg);

@@ -1,0 +1,154 @@
+/* resp_cache.c: libmicrohttpd responses for package bodies, built once
+ * and queued again (resp_cache.h). Two-way set associative, a mutex per
+ * set: the response is queued under its set's lock, so that no other
+ * thread can evict (and release) it between the lookup and the queueing,
+ * which takes libmicrohttpd's own reference. */
+#include "autoconfig.h"
+
+#include "resp_cache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define WAYS 2
+
+struct entry {
+  struct MHD_Response *r; /* NULL: empty */
+  struct package *p;      /* held by the entry */
+  uint64_t start, len;
+  unsigned status;
+  uintptr_t owner;
+  int64_t used; /* the cache's clock when last queued */
+};
+
+struct set {
+  pthread_mutex_t mu;
+  struct entry e[WAYS];
+};
+
+struct resp_cache {
+  resp_build_fn build;
+  void *ctx;
+  unsigned mask;       /* sets - 1 */
+  _Atomic int64_t now; /* ms, as the last sweep saw it: no clock read per request */
+  int64_t swept_at;    /* the sweeper's thread only */
+  struct set *sets;
+};
+
+struct resp_cache *resp_cache_new(unsigned entries, resp_build_fn build, void *ctx)
+{
+  struct resp_cache *rc = calloc(1, sizeof(*rc));
+  unsigned sets = 1;
+
+  if (rc == NULL)
+    return NULL;
+  while (sets * WAYS < entries && sets < (1u << 20))
+    sets <<= 1;
+  rc->sets = calloc(sets, sizeof(*rc->sets));
+  if (rc->sets == NULL) {
+    free(rc);
+    return NULL;
+  }
+  for (unsigned i = 0; i < sets; i++)
+    pthread_mutex_init(&rc->sets[i].mu, NULL);
+  rc->mask = sets - 1;
+  rc->build = build;
+  rc->ctx = ctx;
+  return rc;
+}
+
+static unsigned set_of(const struct resp_cache *rc, const struct package *p, uint64_t start,
+                       uint64_t len, unsigned status, uintptr_t owner)
+{
+  uint64_t h =
+      ((uint64_t)(uintptr_t)p ^ (uint64_t)owner * 0x94D049BB133111EBull) * 0x9E3779B97F4A7C15ull;
+
+  h ^= start * 0xC2B2AE3D27D4EB4Full;
+  h ^= (len + status) * 0x165667B19E3779F9ull;
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 32;
+  return (unsigned)h & rc->mask;
+}
+
+static void drop(struct entry *e)
+{
+  if (e->r != NULL) {
+    MHD_destroy_response(e->r); /* freed once no connection holds it */
+    package_unref(e->p);
+  }
+  e->r = NULL;
+  e->p = NULL;
+}
+
+enum MHD_Result resp_cache_queue(struct resp_cache *rc, struct MHD_Connection *c, struct package *p,
+                                 uint64_t start, uint64_t len, unsigned status, uintptr_t owner)
+{
+  struct set *s = &rc->sets[set_of(rc, p, start, len, status, owner)];
+  int64_t now = atomic_load_explicit(&rc->now, memory_order_relaxed);
+  struct entry *e = NULL;
+  enum MHD_Result ret;
+
+  pthread_mutex_lock(&s->mu);
+  for (int i = 0; i < WAYS; i++) {
+    struct entry *x = &s->e[i];
+    if (x->r != NULL && x->p == p && x->start == start && x->len == len && x->status == status &&
+        x->owner == owner) {
+      e = x;
+      break;
+    }
+  }
+  if (e == NULL) {
+    struct MHD_Response *r = rc->build(rc->ctx, p, start, len, status);
+    if (r == NULL) {
+      pthread_mutex_unlock(&s->mu);
+      return MHD_NO;
+    }
+    e = &s->e[0]; /* an empty way, else the least recently used */
+    for (int i = 1; i < WAYS && e->r != NULL; i++)
+      if (s->e[i].r == NULL || s->e[i].used < e->used)
+        e = &s->e[i];
+    drop(e);
+    package_ref(p);
+    *e = (struct entry){r, p, start, len, status, owner, now};
+  }
+  e->used = now;
+  ret = MHD_queue_response(c, status, e->r);
+  pthread_mutex_unlock(&s->mu);
+  return ret;
+}
+
+void resp_cache_sweep(struct resp_cache *rc, int64_t now_ms, int64_t idle_ms)
+{
+  atomic_store_explicit(&rc->now, now_ms, memory_order_relaxed);
+  /* a few times per idle period is enough to bound how long a deleted
+   * package's file stays mapped by the cache */
+  if (now_ms - rc->swept_at < idle_ms / 4)
+    return;
+  rc->swept_at = now_ms;
+  for (unsigned i = 0; i <= rc->mask; i++) {
+    struct set *s = &rc->sets[i];
+    pthread_mutex_lock(&s->mu);
+    for (int w = 0; w < WAYS; w++) {
+      struct entry *e = &s->e[w];
+      if (e->r != NULL && (now_ms - e->used >= idle_ms || atomic_load(&e->p->deleted) ||
+                           atomic_load(&e->p->status) != PKG_OK))
+        drop(e);
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+void resp_cache_free(struct resp_cache *rc)
+{
+  if (rc == NULL)
+    return;
+  for (unsigned i = 0; i <= rc->mask; i++) {
+    for (int w = 0; w < WAYS; w++)
+      drop(&rc->sets[i].e[w]);
+    pthread_mutex_destroy(&rc->sets[i].mu);
+  }
+  free(rc->sets);
+  free(rc);
+}
