@@ -165,9 +165,11 @@ struct fleet {
   char **istr;
   size_t n_istr, cap_istr;
   /* loading at start (persist.c): the devices in flight first, then the
-   * rest, a page at a time, on a thread once the first pages are in; until
-   * then device requests are asked to come back and admin calls refused */
-  int loading, load_failed, load_pass;
+   * rest, a page at a time, on a thread once the first are in; meanwhile a
+   * device's request loads that device at once (fleet_fault_in) and admin
+   * calls are refused. Atomic: read without the lock on every request. */
+  atomic_int loading;
+  int load_failed, load_pass;
   int load_stop;
   char load_after[DEVICE_ID_MAX + 1];
   pthread_t load_thread;
@@ -252,6 +254,12 @@ void progress_add_interval(struct device *d, uint64_t start, uint64_t end);
 int fleet_loading_refusal(struct fleet *f, json_t **out);
 /* The same for admin calls on devices and rollouts, taking f->mu itself. */
 int fleet_loading_gate(struct fleet *f, json_t **out);
+/* While the fleet loads: brings device id in from the database now, so
+ * that its request is answered at once, not after the whole load. 0 when
+ * the fleet can answer for it (in memory, no such device, or the load
+ * over), -1 when not yet (database error, the load failed). Without
+ * f->mu: the database's lock comes first in the lock order. */
+int fleet_fault_in(struct fleet *f, const char *id);
 #define LOADING_RETRY_S 2 /* Retry-After for a device request while loading */
 json_t *device_doc(const struct device *d);
 void device_from_doc(struct fleet *f, struct device *d, json_t *doc);

@@ -195,6 +195,10 @@ void rollout_pause(struct fleet *f, struct rollout *r, const char *reason)
 
 void rollout_evaluate(struct fleet *f, struct rollout *r)
 {
+  /* while the fleet loads the counts cover the members loaded so far: the
+   * first tick after the load evaluates */
+  if (f->loading)
+    return;
   for (;;) {
     int cutoff, ok = 0, failed = 0, done = 0, wave_done = 0, off = 0, counted;
 
