@@ -113,6 +113,12 @@ struct rollout {
   char id[16];
   char *name, *model, *target;
   json_t *selector; /* {group, tags, versions, devices} */
+  /* selector.devices sorted (strings of selector, which never changes),
+   * built at the first match: a start over N devices with M ids costs
+   * N log M, not N x M */
+  const char **sel_ids;
+  size_t n_sel_ids;
+  int sel_indexed;
   int waves[MAX_WAVES], n_waves;
   double success_threshold, max_failure_rate; /* percent */
   int max_concurrent, max_attempts, timeout;  /* timeout: seconds */
