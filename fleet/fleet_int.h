@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "../util/limits.h"
 #include "../util/proto.h"
@@ -324,13 +325,26 @@ static inline void device_lock(struct fleet *f)
   pthread_mutex_lock(&f->mu);
   atomic_fetch_sub_explicit(&f->waiters, 1, memory_order_relaxed);
 }
-/* The end of a page: the lock let go, and the processor too when a device
- * request waits, so that it gets the lock before the next page. */
+/* The end of a page: the lock let go and, when device requests wait,
+ * handed over: the page's thread waits (PAGE_HANDOFF_US at most) until
+ * they have it. A mutex is not fair: a request woken on the other
+ * processor is still waking when the running page thread takes the lock
+ * again, and may lose it so page after page (hundreds of ms at a million
+ * devices). */
+#define PAGE_HANDOFF_US 3000
 static inline void page_unlock(struct fleet *f)
 {
+  struct timespec t0, t;
+
   pthread_mutex_unlock(&f->mu);
-  if (atomic_load_explicit(&f->waiters, memory_order_relaxed) > 0)
+  if (atomic_load_explicit(&f->waiters, memory_order_relaxed) == 0)
+    return;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do {
     sched_yield();
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while (atomic_load_explicit(&f->waiters, memory_order_relaxed) > 0 &&
+           (t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 < PAGE_HANDOFF_US);
 }
 void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int position);
 /* A member's state changed (devices.c): the counts and arrays follow. */
