@@ -345,7 +345,9 @@ static int load_rollout(const char *id, const char *text, void *arg)
 
 /* ---- loading ------------------------------------------------------------ */
 
-#define LOAD_PAGE 5000
+/* rows a read holds the database for: a request loading its device may
+ * wait for one */
+#define LOAD_PAGE 1000
 
 /* Passes by state before the one over all. The devices in flight (holding
  * an offer's token, counted against max_concurrent) load before
@@ -355,8 +357,9 @@ static int load_rollout(const char *id, const char *text, void *arg)
 static const char *const hot_states[] = {"offered", "downloading", "downloaded", "updating",
                                          "pending"};
 #define N_HOT ((int)(sizeof(hot_states) / sizeof(hot_states[0])))
-#define N_INFLIGHT 4      /* the first passes, loaded before the fronts open */
-#define LOAD_SYNC_PAGES 2 /* and pages up to these: a small fleet is whole at once */
+#define N_INFLIGHT 4 /* the first passes, loaded before the fronts open */
+/* and pages up to these (10,000 devices): a small fleet is whole at once */
+#define LOAD_SYNC_PAGES 10
 
 struct load_page {
   struct fleet *f;
@@ -488,8 +491,9 @@ static int load_step(struct fleet *f, struct load_page *pg)
   pthread_mutex_lock(&f->mu);
   for (int i = 0; i < pg->n; i++) {
     const char *id = pg->ids[i];
-    if (i > 0 && i % JOB_PAGE == 0) {
-      /* a breath for the device requests */
+    if (i > 0 && i % (JOB_PAGE / 5) == 0) {
+      /* a breath for the device requests: 100 records a hold, about a
+       * millisecond (500 were several under load, while devices check in) */
       page_unlock(f);
       pthread_mutex_lock(&f->mu);
     }
