@@ -190,7 +190,14 @@ struct fleet {
   int job_started, job_stop, job_running;
   char **deleted; /* ids to delete at the next flush */
   int n_deleted, cap_deleted;
-  json_t *events;                       /* [[device_id, at_ms, kind, detail_text], ...] to append */
+  /* events to append: one allocation each, "device\0kind\0detail" (an
+   * enrol makes two per member under the lock; JSON arrays were six
+   * allocations, freed by the writer in another thread's arena) */
+  struct fevent {
+    char *buf;
+    int64_t at;
+  } * events;
+  size_t n_events, cap_events;
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   struct fleet_limits limits;
   struct auth_fail auth_addr[AUTH_SLOTS], auth_dev[AUTH_SLOTS];
@@ -216,6 +223,9 @@ void token_link(struct fleet *f, struct device *d);
 void device_mark(struct fleet *f, struct device *d);
 void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason);
 void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail);
+/* An event to append at the next flush (text: its detail as JSON), copied. f->mu */
+void fleet_event_add(struct fleet *f, const char *device, int64_t at, const char *kind,
+                     const char *text);
 void device_clear_offer(struct fleet *f, struct device *d);
 void progress_reset(struct device *d);
 int percent_of(const struct device *d);

@@ -202,9 +202,9 @@ static void flush_hook(struct store *s, void *arg)
   } *ro = NULL;
   char **deleted;
   int keep = f->limits.events_per_device;
-  json_t *events, *e;
+  struct fevent *events;
+  size_t n_events;
   int n_ro = 0, n_deleted, cap = 0, failed = 0;
-  size_t i;
 
   if (dev == NULL) {
     /* out of memory: everything stays marked for the next flush */
@@ -236,18 +236,18 @@ static void flush_hook(struct store *s, void *arg)
       r->dirty = 0;
     }
   events = f->events;
-  f->events = json_array();
+  n_events = f->n_events;
+  f->events = NULL;
+  f->n_events = f->cap_events = 0;
   pthread_mutex_unlock(&f->mu);
 
   /* events first, so that a deletion in this flush takes its device's along */
-  json_array_foreach(events, i, e)
-  {
-    store_tx_event(s, json_string_value(json_array_get(e, 0)),
-                   (int64_t)json_integer_value(json_array_get(e, 1)),
-                   json_string_value(json_array_get(e, 2)),
-                   json_string_value(json_array_get(e, 3)));
+  for (size_t k = 0; k < n_events; k++) {
+    const char *who = events[k].buf, *kind = who + strlen(who) + 1;
+    store_tx_event(s, who, events[k].at, kind, kind + strlen(kind) + 1);
+    free(events[k].buf);
   }
-  json_decref(events);
+  free(events);
   for (int k = 0; k < n_deleted; k++) {
     store_tx_device_delete(s, deleted[k]);
     free(deleted[k]);
@@ -602,7 +602,6 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
   }
   pthread_mutex_init(&f->mu, NULL);
   f->store = s;
-  f->events = json_array();
   f->limits = (struct fleet_limits){DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, DEF_RECHECK_MS,
                                     DEF_AUTH_FREE, PSK_GENERATED};
   if (store_rollouts_load(s, load_rollout, f) < 0) {
@@ -674,7 +673,9 @@ void fleet_close(struct fleet *f)
   for (int k = 0; k < f->n_deleted; k++)
     free(f->deleted[k]);
   free(f->deleted);
-  json_decref(f->events);
+  for (size_t k = 0; k < f->n_events; k++)
+    free(f->events[k].buf);
+  free(f->events);
   fleet_intern_free(f);
   pthread_mutex_destroy(&f->mu);
   free(f);
