@@ -227,12 +227,14 @@ static int checkin(struct fleet *f, const struct device_identity *who, const cha
   struct rollout *r;
   int64_t now = now_ms();
   int changed = 0, t;
+  /* while the fleet loads after a start, this device comes in first */
+  int ready = fleet_fault_in(f, who->device_id) == 0;
 
   memset(out, 0, sizeof(*out));
   device_lock(f);
   f->checkins++;
-  if (f->loading) {
-    /* after a start, until every device and rollout is in memory */
+  if (f->loading && !ready) {
+    /* the database cannot say now */
     out->verdict = VERDICT_LATER;
     out->retry_after = LOADING_RETRY_S;
     snprintf(out->message, sizeof(out->message), "the server is starting");
@@ -292,8 +294,14 @@ static int checkin(struct fleet *f, const struct device_identity *who, const cha
   }
 
   /* pending: is it this device's turn? */
-  if (d->position >= rollout_wave_cutoff(r, r->wave))
+  if (d->position >= rollout_wave_cutoff(r, r->wave)) {
+    if (f->loading) {
+      /* the cutoff counts the members loaded so far only: ask again soon */
+      out->verdict = VERDICT_LATER;
+      out->retry_after = LOADING_RETRY_S;
+    }
     goto out;
+  }
   if (r->start_at > now) {
     int64_t wait = (r->start_at - now + 999) / 1000;
     out->verdict = VERDICT_LATER;

@@ -81,6 +81,29 @@ void device_mark(struct fleet *f, struct device *d)
   }
 }
 
+void fleet_event_add(struct fleet *f, const char *device, int64_t at, const char *kind,
+                     const char *text)
+{
+  size_t a = strlen(device) + 1, b = strlen(kind) + 1, c = strlen(text) + 1;
+  char *buf;
+
+  if (f->n_events == f->cap_events) {
+    size_t nc = f->cap_events ? 2 * f->cap_events : 1024;
+    struct fevent *ne = realloc(f->events, nc * sizeof(*ne));
+    if (ne == NULL)
+      return; /* out of memory: the event is lost, not the state */
+    f->events = ne;
+    f->cap_events = nc;
+  }
+  buf = malloc(a + b + c);
+  if (buf == NULL)
+    return;
+  memcpy(buf, device, a);
+  memcpy(buf + a, kind, b);
+  memcpy(buf + a + b, text, c);
+  f->events[f->n_events++] = (struct fevent){buf, at};
+}
+
 void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail)
 {
   char *text, at[40];
@@ -94,7 +117,7 @@ void device_event(struct fleet *f, struct device *d, const char *kind, json_t *d
   json_decref(detail);
   if (text == NULL)
     return;
-  json_array_append_new(f->events, json_pack("[s,I,s,s]", d->id, (json_int_t)t, kind, text));
+  fleet_event_add(f, d->id, t, kind, text);
   feed_device(d, kind, text);
   free(text);
   d->events_untrimmed++;

@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "../util/limits.h"
 #include "../util/proto.h"
@@ -113,6 +114,12 @@ struct rollout {
   char id[16];
   char *name, *model, *target;
   json_t *selector; /* {group, tags, versions, devices} */
+  /* selector.devices sorted (strings of selector, which never changes),
+   * built at the first match: a start over N devices with M ids costs
+   * N log M, not N x M */
+  const char **sel_ids;
+  size_t n_sel_ids;
+  int sel_indexed;
   int waves[MAX_WAVES], n_waves;
   double success_threshold, max_failure_rate; /* percent */
   int max_concurrent, max_attempts, timeout;  /* timeout: seconds */
@@ -165,9 +172,11 @@ struct fleet {
   char **istr;
   size_t n_istr, cap_istr;
   /* loading at start (persist.c): the devices in flight first, then the
-   * rest, a page at a time, on a thread once the first pages are in; until
-   * then device requests are asked to come back and admin calls refused */
-  int loading, load_failed, load_pass;
+   * rest, a page at a time, on a thread once the first are in; meanwhile a
+   * device's request loads that device at once (fleet_fault_in) and admin
+   * calls are refused. Atomic: read without the lock on every request. */
+  atomic_int loading;
+  int load_failed, load_pass;
   int load_stop;
   char load_after[DEVICE_ID_MAX + 1];
   pthread_t load_thread;
@@ -181,7 +190,14 @@ struct fleet {
   int job_started, job_stop, job_running;
   char **deleted; /* ids to delete at the next flush */
   int n_deleted, cap_deleted;
-  json_t *events;                       /* [[device_id, at_ms, kind, detail_text], ...] to append */
+  /* events to append: one allocation each, "device\0kind\0detail" (an
+   * enrol makes two per member under the lock; JSON arrays were six
+   * allocations, freed by the writer in another thread's arena) */
+  struct fevent {
+    char *buf;
+    int64_t at;
+  } * events;
+  size_t n_events, cap_events;
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   struct fleet_limits limits;
   struct auth_fail auth_addr[AUTH_SLOTS], auth_dev[AUTH_SLOTS];
@@ -211,6 +227,9 @@ void token_unlink(struct fleet *f, struct device *d);
 void device_mark(struct fleet *f, struct device *d);
 void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason);
 void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail);
+/* An event to append at the next flush (text: its detail as JSON), copied. f->mu */
+void fleet_event_add(struct fleet *f, const char *device, int64_t at, const char *kind,
+                     const char *text);
 void device_clear_offer(struct fleet *f, struct device *d);
 void progress_reset(struct device *d);
 int percent_of(const struct device *d);
@@ -259,6 +278,12 @@ void progress_add_interval(struct device *d, uint64_t start, uint64_t end);
 int fleet_loading_refusal(struct fleet *f, json_t **out);
 /* The same for admin calls on devices and rollouts, taking f->mu itself. */
 int fleet_loading_gate(struct fleet *f, json_t **out);
+/* While the fleet loads: brings device id in from the database now, so
+ * that its request is answered at once, not after the whole load. 0 when
+ * the fleet can answer for it (in memory, no such device, or the load
+ * over), -1 when not yet (database error, the load failed). Without
+ * f->mu: the database's lock comes first in the lock order. */
+int fleet_fault_in(struct fleet *f, const char *id);
 #define LOADING_RETRY_S 2 /* Retry-After for a device request while loading */
 json_t *device_doc(const struct device *d);
 void device_from_doc(struct fleet *f, struct device *d, json_t *doc);
@@ -317,13 +342,26 @@ static inline void device_lock(struct fleet *f)
   pthread_mutex_lock(&f->mu);
   atomic_fetch_sub_explicit(&f->waiters, 1, memory_order_relaxed);
 }
-/* The end of a page: the lock let go, and the processor too when a device
- * request waits, so that it gets the lock before the next page. */
+/* The end of a page: the lock let go and, when device requests wait,
+ * handed over: the page's thread waits (PAGE_HANDOFF_US at most) until
+ * they have it. A mutex is not fair: a request woken on the other
+ * processor is still waking when the running page thread takes the lock
+ * again, and may lose it so page after page (hundreds of ms at a million
+ * devices). */
+#define PAGE_HANDOFF_US 3000
 static inline void page_unlock(struct fleet *f)
 {
+  struct timespec t0, t;
+
   pthread_mutex_unlock(&f->mu);
-  if (atomic_load_explicit(&f->waiters, memory_order_relaxed) > 0)
+  if (atomic_load_explicit(&f->waiters, memory_order_relaxed) == 0)
+    return;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do {
     sched_yield();
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while (atomic_load_explicit(&f->waiters, memory_order_relaxed) > 0 &&
+           (t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 < PAGE_HANDOFF_US);
 }
 void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int position);
 /* A member's state changed (devices.c): the counts and arrays follow. */

@@ -98,7 +98,7 @@ char *fleet_metrics(struct fleet *f)
   pthread_mutex_lock(&f->mu);
   for (struct device *d = f->dirty; d; d = d->dirty_next)
     dirty++;
-  events = (int)json_array_size(f->events);
+  events = (int)f->n_events;
   metric(m, "dfotad_devices", "Devices known.", "gauge", (unsigned long long)f->n_devices);
   metric(m, "dfotad_checkins_total", "Device check-ins.", "counter", f->checkins);
   metric(m, "dfotad_reports_total", "Device reports.", "counter", f->reports);

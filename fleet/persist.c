@@ -202,9 +202,9 @@ static void flush_hook(struct store *s, void *arg)
   } *ro = NULL;
   char **deleted;
   int keep = f->limits.events_per_device;
-  json_t *events, *e;
+  struct fevent *events;
+  size_t n_events;
   int n_ro = 0, n_deleted, cap = 0, failed = 0;
-  size_t i;
 
   if (dev == NULL) {
     /* out of memory: everything stays marked for the next flush */
@@ -236,18 +236,18 @@ static void flush_hook(struct store *s, void *arg)
       r->dirty = 0;
     }
   events = f->events;
-  f->events = json_array();
+  n_events = f->n_events;
+  f->events = NULL;
+  f->n_events = f->cap_events = 0;
   pthread_mutex_unlock(&f->mu);
 
   /* events first, so that a deletion in this flush takes its device's along */
-  json_array_foreach(events, i, e)
-  {
-    store_tx_event(s, json_string_value(json_array_get(e, 0)),
-                   (int64_t)json_integer_value(json_array_get(e, 1)),
-                   json_string_value(json_array_get(e, 2)),
-                   json_string_value(json_array_get(e, 3)));
+  for (size_t k = 0; k < n_events; k++) {
+    const char *who = events[k].buf, *kind = who + strlen(who) + 1;
+    store_tx_event(s, who, events[k].at, kind, kind + strlen(kind) + 1);
+    free(events[k].buf);
   }
-  json_decref(events);
+  free(events);
   for (int k = 0; k < n_deleted; k++) {
     store_tx_device_delete(s, deleted[k]);
     free(deleted[k]);
@@ -345,13 +345,21 @@ static int load_rollout(const char *id, const char *text, void *arg)
 
 /* ---- loading ------------------------------------------------------------ */
 
-#define LOAD_PAGE 5000
-#define LOAD_SYNC_PAGES 2 /* loaded before fleet_open returns; the rest on a thread */
+/* rows a read holds the database for: a request loading its device may
+ * wait for one */
+#define LOAD_PAGE 1000
 
-/* Devices in flight (the ones whose requests come first): loaded first. */
-static const char *const hot_states[] = {"pending", "offered", "downloading", "downloaded",
-                                         "updating"};
+/* Passes by state before the one over all. The devices in flight (holding
+ * an offer's token, counted against max_concurrent) load before
+ * fleet_open returns, so that downloads find their tokens and admission
+ * counts are whole; pending ones (possibly every device) on the thread,
+ * first, then the rest. */
+static const char *const hot_states[] = {"offered", "downloading", "downloaded", "updating",
+                                         "pending"};
 #define N_HOT ((int)(sizeof(hot_states) / sizeof(hot_states[0])))
+#define N_INFLIGHT 4 /* the first passes, loaded before the fronts open */
+/* and pages up to these (10,000 devices): a small fleet is whole at once */
+#define LOAD_SYNC_PAGES 10
 
 struct load_page {
   struct fleet *f;
@@ -372,8 +380,9 @@ static int collect_row(const char *id, const char *text, void *arg)
     return 1;
   snprintf(p->last, sizeof(p->last), "%s", id);
   if (p->f->load_pass == N_HOT) {
-    /* the last pass: what the first ones loaded is not read twice (the
-     * lock order allows f->mu inside the database's lock) */
+    /* the last pass: what the first ones (or a device's request) loaded is
+     * not read twice (the lock order allows f->mu inside the database's
+     * lock) */
     pthread_mutex_lock(&p->f->mu);
     known = device_find(p->f, id) != NULL;
     pthread_mutex_unlock(&p->f->mu);
@@ -412,6 +421,53 @@ int fleet_loading_refusal(struct fleet *f, json_t **out)
   return 503;
 }
 
+/* A device read from the database into memory, in its rollout. f->mu */
+static void load_device(struct fleet *f, const char *id, json_t *doc)
+{
+  struct device *d = device_new(f, id);
+
+  if (d == NULL)
+    return;
+  device_from_doc(f, d, doc);
+  if (d->rollout_id[0] != '\0') {
+    struct rollout *r = rollout_find(f, d->rollout_id);
+    if (r != NULL)
+      rollout_add_member(r, d, d->position);
+  }
+}
+
+int fleet_fault_in(struct fleet *f, const char *id)
+{
+  char *text = NULL;
+  json_t *doc;
+  int rc;
+
+  if (!atomic_load(&f->loading) || id == NULL || id[0] == '\0')
+    return 0;
+  pthread_mutex_lock(&f->mu);
+  rc = !f->loading ? 0 : f->load_failed ? -1 : device_find(f, id) != NULL ? 0 : 1;
+  pthread_mutex_unlock(&f->mu);
+  if (rc <= 0)
+    return rc;
+  /* a device not in memory has not changed since the start: its stored
+   * record is the current one */
+  rc = store_device_get(f->store, id, &text);
+  if (rc <= 0)
+    return rc; /* no such device (0): the fleet can say so; or an error */
+  doc = json_loads(text, 0, NULL);
+  free(text);
+  if (doc == NULL)
+    return -1; /* unreadable: the loader says so in the log */
+  pthread_mutex_lock(&f->mu);
+  /* the loader, or another request, may have brought it in meanwhile, and
+   * that copy may have changed since: it stays */
+  if (f->loading && device_find(f, id) == NULL)
+    load_device(f, id, doc);
+  pthread_mutex_unlock(&f->mu);
+  json_decref(doc);
+  return 0;
+}
+
 /* One page of devices (in flight first, then the others). 1 when a page
  * was loaded, 0 at the end, -1 on a database error. */
 static int load_step(struct fleet *f, struct load_page *pg)
@@ -435,23 +491,19 @@ static int load_step(struct fleet *f, struct load_page *pg)
   pthread_mutex_lock(&f->mu);
   for (int i = 0; i < pg->n; i++) {
     const char *id = pg->ids[i];
-    struct device *d;
-    if (i > 0 && i % JOB_PAGE == 0) {
-      /* a breath for the device requests */
+    if (i > 0 && i % (JOB_PAGE / 5) == 0) {
+      /* a breath for the device requests: 100 records a hold, about a
+       * millisecond (500 were several under load, while devices check in) */
       page_unlock(f);
       pthread_mutex_lock(&f->mu);
     }
     if (device_find(f, id) != NULL) {
-      /* in flight: loaded by the first pass */
+      /* loaded by an earlier pass, or by a device's request since this
+       * page was read (and maybe changed since): the copy in memory stays */
     } else if (pg->docs[i] == NULL) {
       log_error("fleet: device %s: unreadable record, skipped", id);
-    } else if ((d = device_new(f, id)) != NULL) {
-      device_from_doc(f, d, pg->docs[i]);
-      if (d->rollout_id[0] != '\0') {
-        struct rollout *r = rollout_find(f, d->rollout_id);
-        if (r != NULL)
-          rollout_add_member(r, d, d->position);
-      }
+    } else {
+      load_device(f, id, pg->docs[i]);
     }
     json_decref(pg->docs[i]);
     pg->docs[i] = NULL;
@@ -487,7 +539,10 @@ static void load_done(struct fleet *f)
     fleet_jobs_kick(f);
 }
 
-static int load_pages(struct fleet *f, int max_pages)
+/* Pages until the passes before `until_pass` are done (N_HOT + 1: until
+ * the end), and at least max_pages. 0 at the end, 1 when stopped before
+ * it, -1 on an error. */
+static int load_pages(struct fleet *f, int until_pass, int max_pages)
 {
   struct load_page pg = {0};
   int rc = 1;
@@ -498,7 +553,7 @@ static int load_pages(struct fleet *f, int max_pages)
   pg.docs = calloc(LOAD_PAGE, sizeof(*pg.docs));
   if (pg.ids == NULL || pg.texts == NULL || pg.docs == NULL)
     rc = -1;
-  for (int k = 0; rc == 1 && (max_pages <= 0 || k < max_pages); k += pg.n > 0) {
+  for (int k = 0; rc == 1 && (f->load_pass < until_pass || k < max_pages); k += pg.n > 0) {
     pthread_mutex_lock(&f->mu);
     if (f->load_stop) {
       pthread_mutex_unlock(&f->mu);
@@ -516,7 +571,7 @@ static int load_pages(struct fleet *f, int max_pages)
 static void *load_main(void *arg)
 {
   struct fleet *f = arg;
-  int rc = load_pages(f, 0);
+  int rc = load_pages(f, N_HOT + 1, 0);
 
   pthread_mutex_lock(&f->mu);
   if (rc == 0)
@@ -547,7 +602,6 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
   }
   pthread_mutex_init(&f->mu, NULL);
   f->store = s;
-  f->events = json_array();
   f->limits = (struct fleet_limits){DEF_EVENTS_PER_DEVICE, DEF_REPORT_LINES, DEF_RECHECK_MS,
                                     DEF_AUTH_FREE, PSK_GENERATED};
   if (store_rollouts_load(s, load_rollout, f) < 0) {
@@ -555,11 +609,11 @@ int fleet_open(struct store *s, struct fleet **out, char *err, size_t errlen)
     fleet_close(f);
     return -1;
   }
-  /* the devices in flight and the first pages now; the rest on a thread
-   * while the fronts already answer ("come back in a few seconds") */
+  /* the devices in flight now; the rest on a thread while the fronts
+   * already answer (a device's request loads that device at once) */
   f->loading = 1;
   f->load_t0 = mono_ms();
-  rc = load_pages(f, LOAD_SYNC_PAGES);
+  rc = load_pages(f, N_INFLIGHT, LOAD_SYNC_PAGES);
   if (rc < 0) {
     snprintf(err, errlen, "cannot load the devices");
     fleet_close(f);
@@ -620,7 +674,9 @@ void fleet_close(struct fleet *f)
   for (int k = 0; k < f->n_deleted; k++)
     free(f->deleted[k]);
   free(f->deleted);
-  json_decref(f->events);
+  for (size_t k = 0; k < f->n_events; k++)
+    free(f->events[k].buf);
+  free(f->events);
   fleet_intern_free(f);
   pthread_mutex_destroy(&f->mu);
   free(f);

@@ -225,6 +225,13 @@ int delivery_psk_lookup(struct fleet *f, const char *identity, size_t idlen, uns
 
   if (idlen == 0 || idlen > PSK_IDENTITY_MAX)
     return -1;
+  if (idlen <= DEVICE_ID_MAX && memchr(identity, '\0', idlen) == NULL) {
+    /* while the fleet loads: a device whose identity is its id comes in
+     * first (one with an identity of its own waits for the load) */
+    memcpy(id, identity, idlen);
+    id[idlen] = '\0';
+    fleet_fault_in(f, id);
+  }
   /* the lock for a hash lookup and a copy; the key is opened outside it */
   device_lock(f);
   d = psk_find(f, identity, idlen);

@@ -248,11 +248,13 @@ static int report(struct fleet *f, const struct device_identity *who, int json, 
   struct urc *u = NULL;
   int n, changed = 0, recheck_ms;
 
+  int ready = fleet_fault_in(f, who->device_id) == 0; /* while loading: this one first */
+
   memset(out, 0, sizeof(*out));
   device_lock(f);
   f->reports++;
   recheck_ms = f->limits.recheck_interval_ms;
-  if (f->loading) {
+  if (f->loading && !ready) {
     out->verdict = VERDICT_LATER;
     out->retry_after = LOADING_RETRY_S;
     snprintf(out->message, sizeof(out->message), "the server is starting");

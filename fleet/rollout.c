@@ -52,6 +52,7 @@ void rollout_free(struct rollout *r)
   free(r->model);
   free(r->target);
   json_decref(r->selector);
+  free(r->sel_ids);
   json_decref(r->alarms);
   json_decref(r->codes);
   free(r->members);
@@ -72,6 +73,31 @@ static int has_string(json_t *arr, const char *s)
   return 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Whether id is in selector.devices (a non-empty array): by binary search
+ * in its sorted copy, made once (f->mu held, as for every match). */
+static int in_devices(const struct rollout *r, json_t *arr, const char *id)
+{
+  struct rollout *w = (struct rollout *)r; /* the index is a cache of the selector */
+  size_t i, n = 0;
+  json_t *v;
+
+  if (!r->sel_indexed) {
+    w->sel_ids = malloc(json_array_size(arr) * sizeof(*w->sel_ids));
+    if (w->sel_ids == NULL)
+      return has_string(arr, id); /* out of memory: the slow way, this time */
+    json_array_foreach(arr, i, v) if (json_is_string(v)) w->sel_ids[n++] = json_string_value(v);
+    qsort(w->sel_ids, n, sizeof(*w->sel_ids), cmp_str);
+    w->n_sel_ids = n;
+    w->sel_indexed = 1;
+  }
+  return bsearch(&id, r->sel_ids, r->n_sel_ids, sizeof(*r->sel_ids), cmp_str) != NULL;
+}
+
 int rollout_matches(const struct rollout *r, const struct device *d)
 {
   json_t *sel = r->selector, *v;
@@ -90,7 +116,7 @@ int rollout_matches(const struct rollout *r, const struct device *d)
       !has_string(v, d->version))
     return 0;
   if ((v = json_object_get(sel, "devices")) && json_is_array(v) && json_array_size(v) > 0 &&
-      !has_string(v, d->id))
+      !in_devices(r, v, d->id))
     return 0;
   return 1;
 }
@@ -195,6 +221,10 @@ void rollout_pause(struct fleet *f, struct rollout *r, const char *reason)
 
 void rollout_evaluate(struct fleet *f, struct rollout *r)
 {
+  /* while the fleet loads the counts cover the members loaded so far: the
+   * first tick after the load evaluates */
+  if (f->loading)
+    return;
   for (;;) {
     int cutoff, ok = 0, failed = 0, done = 0, wave_done = 0, off = 0, counted;
 

@@ -179,6 +179,10 @@ int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg);
  * devices, 0 at the end, or -1. */
 int store_devices_page(struct store *s, const char *state, const char *after, int limit,
                        store_doc_cb cb, void *arg);
+/* One device's document by id (the fleet's ids: bytes '!'..'}' only, at
+ * most 64), read now: 1 with *doc set (the caller frees it), 0 when there
+ * is no such device, -1 on a database error. */
+int store_device_get(struct store *s, const char *id, char **doc);
 /* A device's events after event id `after` (0: from the first), oldest
  * first, at most limit: cb(id, kind, detail_json, arg); non-zero stops. */
 typedef int (*store_event_cb)(int64_t id, const char *kind, const char *detail, void *arg);

@@ -24,7 +24,8 @@
 # state leaves "starting") and for the writer to settle (2 s more).
 #
 # Prints: the create rate, the stop and restart-to-ready times (/healthz
-# answers, and the first check-in answered), VmHWM and VmRSS after the
+# answers, and the first check-in answered), the check-ins of a device while
+# the fleet loads in the background (latency; what it sent kept), VmHWM and VmRSS after the
 # restart and at the end, the start call's answer time and status, the
 # time until the rollout runs, the probe's check-ins during the start
 # (count, p50, p99, worst) and the check-ins per second at rest.
@@ -61,7 +62,8 @@ done
 
 DFOTAD_PID=
 PROBE_PID=
-bench_tmpdir fleet_scale "${SCALE_KEEP:-0}" DFOTAD_PID PROBE_PID
+LOADPROBE_PID=
+bench_tmpdir fleet_scale "${SCALE_KEEP:-0}" DFOTAD_PID PROBE_PID LOADPROBE_PID
 
 CURL=(curl -sS --noproxy '*' --max-time "$MAXS")
 
@@ -125,6 +127,11 @@ PROBE_SECRET=probe-secret-0123456789
 code=$(api PUT /api/v1/devices/probe "$T/probe.json" -H 'Content-Type: application/json' \
   -d "{\"model\":\"PROBE-1\",\"version\":\"P1\",\"secret\":\"$PROBE_SECRET\"}")
 [ "$code" = 201 ] || { cat "$T/probe.json" >&2; die "PUT probe: HTTP $code"; }
+# a second probe, last in id order (the last the background load reaches),
+# that checks in while the fleet loads after the restart
+code=$(api PUT /api/v1/devices/zz-probe "$T/probe.json" -H 'Content-Type: application/json' \
+  -d "{\"model\":\"PROBE-1\",\"version\":\"P1\",\"secret\":\"$PROBE_SECRET\"}")
+[ "$code" = 201 ] || { cat "$T/probe.json" >&2; die "PUT zz-probe: HTTP $code"; }
 HWM_CREATE=$(proc_field "$DFOTAD_PID" VmHWM)
 
 # ---------------------------------------------------------------------------
@@ -145,6 +152,45 @@ done
 kill -0 "$DFOTAD_PID" 2>/dev/null && die "dfotad did not stop within $MAXS s"
 wait "$DFOTAD_PID" 2>/dev/null
 STOP_S=$(since "$t0")
+# zz-probe checks in (moving to version P2: a change committed before the
+# answer) from the moment dfotad listens until the admin API answers for it
+# (the fleet whole); then its record must still say P2: the background load
+# did not overwrite what its request changed
+cat >"$T/loadprobe.py" <<'PYEOF'
+import http.client, json, sys, time
+port, aport, token, secret, out, maxs = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
+                                         sys.argv[4], sys.argv[5], float(sys.argv[6]))
+t0 = time.monotonic()
+def get(p, path, hdr):
+    c = http.client.HTTPConnection("127.0.0.1", p, timeout=maxs)
+    try:
+        c.request("GET", path, headers=hdr); r = c.getresponse(); return r.status, r.read()
+    finally:
+        c.close()
+lat, other, first, loaded, version = [], 0, -1, -1, "?"
+while time.monotonic() - t0 < maxs:
+    t = time.monotonic()
+    try:
+        st, _ = get(port, "/v1/update?device=zz-probe&version=P2", {"X-Device-Token": secret})
+    except OSError:
+        time.sleep(0.005); continue  # not listening yet
+    if st in (200, 204):
+        lat.append((time.monotonic() - t) * 1000)
+        if first < 0: first = time.monotonic() - t0
+    else:
+        other += 1; time.sleep(0.05)
+    st, body = get(aport, "/api/v1/devices/zz-probe", {"Authorization": "Bearer " + token})
+    if st == 200:
+        loaded = time.monotonic() - t0; version = json.loads(body).get("version"); break
+lat.sort()
+q = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] if lat else 0
+with open(out, "w") as f:
+    f.write("%.2f %.2f %d %.1f %.1f %.1f %d %s\n" % (first, loaded, len(lat), q(0.5), q(0.99),
+            lat[-1] if lat else 0, other, version))
+PYEOF
+python3 "$T/loadprobe.py" "$HTTP_PORT" "$ADMIN_PORT" "$TOKEN" "$PROBE_SECRET" "$T/loading.txt" \
+  "$MAXS" &
+LOADPROBE_PID=$!
 "$DFOTAD" -c "$T/dfotad.conf" >>"$T/dfotad.out" 2>>"$T/dfotad.log" &
 DFOTAD_PID=$!
 t0=$(now)
@@ -152,10 +198,15 @@ wait_until "$MAXS" http_ok "$ADMIN_URL/healthz" 200 || die "dfotad did not come 
 READY_S=$(since "$t0")
 wait_until "$MAXS" checkin_ok || die "the probe's check-in did not answer within $MAXS s"
 CHECKIN_S=$(since "$t0")
+wait "$LOADPROBE_PID"
+LOADPROBE_PID=
+read -r L_FIRST L_WHOLE L_N L_P50 L_P99 L_WORST L_OTHER L_VERSION <"$T/loading.txt" ||
+  die "the loading probe failed"
 sleep 1
 HWM_RESTART=$(proc_field "$DFOTAD_PID" VmHWM)
 RSS_RESTART=$(proc_field "$DFOTAD_PID" VmRSS)
 echo "restart:  stop $STOP_S s; /healthz after $READY_S s, first check-in answered after $CHECKIN_S s"
+echo "loading:  fleet whole after $L_WHOLE s; meanwhile $L_N check-ins of a device not yet loaded (the last in id order), first answered after $L_FIRST s: p50 $L_P50 ms, p99 $L_P99 ms, worst $L_WORST ms; $L_OTHER answered otherwise; its version then: $L_VERSION (sent: P2)"
 echo "memory:   after the restart VmHWM $(mib "$HWM_RESTART"), VmRSS $(mib "$RSS_RESTART") (VmHWM during the creates: $(mib "$HWM_CREATE"))"
 
 # ---------------------------------------------------------------------------
@@ -221,6 +272,7 @@ sleep 2
 touch "$T/stop"
 wait "$PROBE_PID"
 PROBE_PID=
+LOADPROBE_PID=
 HWM_END=$(proc_field "$DFOTAD_PID" VmHWM)
 RSS_END=$(proc_field "$DFOTAD_PID" VmRSS)
 MEMBERS=$(jq -r .devices <"$T/r.json")
@@ -242,7 +294,7 @@ if grep -qE ' (error|crit|fatal)' "$T/dfotad.log"; then
   grep -E ' (error|crit|fatal)' "$T/dfotad.log" | head -n 10 | sed 's/^/  /'
 fi
 echo
-echo "summary: $N devices: create $CREATE_RATE/s; restart ${READY_S} s (check-in ${CHECKIN_S} s); VmHWM $(mib "$HWM_END"), VmRSS after restart $(mib "$RSS_RESTART"), at the end $(mib "$RSS_END"); start answered in ${START_MS} ms ($START_CODE); check-in during the start p99 $P99 ms, worst $WORST ms; at rest $REST_RATE/s"
+echo "summary: $N devices: create $CREATE_RATE/s; restart ${READY_S} s (check-in ${CHECKIN_S} s; while loading p99 $L_P99 ms, worst $L_WORST ms); VmHWM $(mib "$HWM_END"), VmRSS after restart $(mib "$RSS_RESTART"), at the end $(mib "$RSS_END"); start answered in ${START_MS} ms ($START_CODE); check-in during the start p99 $P99 ms, worst $WORST ms; at rest $REST_RATE/s"
 
 if [ "${SCALE_CHECK:-0}" = 1 ]; then
   ok=1
@@ -251,5 +303,6 @@ if [ "${SCALE_CHECK:-0}" = 1 ]; then
   [ "$START_MS" -le "${SCALE_GOAL_START_MS:-5000}" ] ||
     { echo "FAIL: start answered in $START_MS ms > ${SCALE_GOAL_START_MS:-5000} ms"; ok=0; }
   [ "$BAD" = 0 ] || { echo "FAIL: $BAD check-ins not answered"; ok=0; }
+  [ "$L_VERSION" = P2 ] || { echo "FAIL: a version sent while loading was lost ($L_VERSION)"; ok=0; }
   [ "$ok" = 1 ]
 fi

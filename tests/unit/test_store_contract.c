@@ -152,6 +152,30 @@ static void contract(struct store *s)
   r = page(s, "nothing", "", 10);
   CHECK(r.n == 0);
   CHECK(store_devices_page(s, NULL, "", 0, row, &r) < 0); /* a page has rows */
+  /* one device by id (what a request loads while the fleet loads) */
+  {
+    static const struct write w[] = {{PUT, "d", "M", "idle", "r1", 0},
+                                     {PUT, "d1-", "M", "idle", NULL, 0},
+                                     {PUT, "d0~", "M", "idle", NULL, 0}};
+    char *doc = NULL;
+    play(s, w, 3);
+    CHECK(store_device_get(s, "d1", &doc) == 1 && doc && strcmp(doc, "{\"r\":1}") == 0);
+    free(doc);
+    CHECK(store_device_get(s, "d", &doc) == 1 && doc && strcmp(doc, "{\"r\":1}") == 0);
+    free(doc);
+    CHECK(store_device_get(s, "d1-", &doc) == 1 && doc && strcmp(doc, "{}") == 0);
+    free(doc);
+    CHECK(store_device_get(s, "d0", &doc) == 0 && doc == NULL);
+    CHECK(store_device_get(s, "d5", &doc) == 0 && doc == NULL);
+    CHECK(store_device_get(s, "", &doc) == 0 && doc == NULL);
+    CHECK(store_device_get(s, "d1 ", &doc) == 0 && doc == NULL);
+    {
+      static const struct write x[] = {
+          {DEL, "d", 0, 0, 0, 0}, {DEL, "d1-", 0, 0, 0, 0}, {DEL, "d0~", 0, 0, 0, 0}};
+      play(s, x, 3);
+    }
+    CHECK(store_device_get(s, "d", &doc) == 0 && doc == NULL);
+  }
   /* events: oldest first, paged by id */
   CHECK(store_events_page(s, "d1", 0, 2, ev, &e) == 0);
   CHECK(e.n == 2 && strcmp(e.kinds[0], "created") == 0 && e.ids[0] < e.ids[1]);
