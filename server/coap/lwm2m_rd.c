@@ -24,6 +24,8 @@
 #define MAX_QUERY 16         /* Uri-Query options of a registration */
 #define EXPIRY_GRACE_MS 2000 /* an Update on the dot of the lifetime still counts */
 #define TICK_MS 20
+#define WAKE_PER_TICK 256 /* woken device ids taken off the fleet's list a tick */
+#define POLLS_PER_TICK 64 /* check-ins a tick: a woken 10,000-device wave in ~3 s */
 
 static size_t slot_str(const struct lwm2m_server *lw, const char *s)
 {
@@ -83,6 +85,7 @@ int lwm2m_init(struct coap_engine *e)
     return -1;
   }
   lw->next_id = (uint32_t)mono_ms();
+  lw->wake_cursor = delivery_lwm2m_wake_head();
   e->lw = lw;
   /* responses to the requests dfotad makes on devices' sessions, and
    * notifications of what they observe */
@@ -272,6 +275,7 @@ static void do_register(struct coap_engine *e, coap_session_t *s, const coap_pdu
   r->links = links;
   r->fw_state = r->fw_result = r->fw_protocols = r->fw_delivery = -1;
   set_session(r, s);
+  lwm2m_dm_session(r);
   r->next_loc = lw->by_loc[slot_str(lw, r->loc)];
   lw->by_loc[slot_str(lw, r->loc)] = r;
   r->next_id = lw->by_id[r->id & (lw->nb - 1)];
@@ -333,6 +337,9 @@ static void do_update(struct coap_engine *e, coap_session_t *s, const coap_pdu_t
   r->heard = now;
   r->updated_at = now_ms();
   set_session(r, s);
+  lwm2m_dm_session(r);
+  if (r->queue)
+    lwm2m_dm_woke(r, now);
   atomic_fetch_add(&lwm2m_stats.updates, 1);
   coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CHANGED);
   lwm2m_reg_view(e, r);
@@ -422,6 +429,33 @@ int lwm2m_rd_handle(struct coap_engine *e, coap_session_t *s, const coap_pdu_t *
   return 1;
 }
 
+/* A wave was admitted (a start, a resume, the next wave): its registered
+ * devices ask the core for their offer at the next step, rather than at
+ * their next lwm2m_poll; a queue-mode one at its next Update, since steps
+ * wait until it is awake. A download held on the rollout's pause is asked
+ * about again as well. */
+static void wake(struct lwm2m_reg *r)
+{
+  r->next_poll = 0;
+  r->execute_at = 0;
+}
+
+static void take_wakes(struct lwm2m_server *lw)
+{
+  char ids[WAKE_PER_TICK][DEVICE_ID_MAX + 1]; /* 16 KiB of the engine thread's stack */
+  int all = 0, n = delivery_lwm2m_woken(&lw->wake_cursor, ids, WAKE_PER_TICK, &all);
+  struct lwm2m_reg *r;
+
+  for (int i = 0; i < n; i++)
+    if ((r = lwm2m_reg_by_dev(lw, ids[i])) != NULL && r->drive)
+      wake(r);
+  if (all)
+    for (size_t i = 0; i < lw->nb; i++)
+      for (r = lw->by_loc[i]; r; r = r->next_loc)
+        if (r->drive)
+          wake(r);
+}
+
 void lwm2m_tick(struct coap_engine *e, int64_t now)
 {
   struct lwm2m_server *lw = e->lw;
@@ -431,6 +465,8 @@ void lwm2m_tick(struct coap_engine *e, int64_t now)
   if (lw == NULL || lw->n == 0 || now - lw->last_tick < TICK_MS)
     return;
   lw->last_tick = now;
+  lw->polls_left = POLLS_PER_TICK;
+  take_wakes(lw);
   for (size_t i = 0; i < lw->nb; i++) {
     struct lwm2m_reg *r = lw->by_loc[i], *next;
     for (; r; r = next) {
