@@ -68,6 +68,9 @@ struct lwm2m_reg {
   int64_t execute_at; /* monotonic ms of the next ask */
   int64_t next_poll;  /* monotonic ms of the next check-in for an offer */
 
+  int64_t due; /* monotonic ms: when a tick next steps it (lwm2m_due.c) */
+  int hidx;    /* its place in the due heap, -1 none */
+
   struct lwm2m_reg *next_loc, *next_id, *next_dev;
 };
 
@@ -80,9 +83,20 @@ struct lwm2m_server {
   int n;
   uint32_t next_id;
   int64_t last_tick;
-  uint64_t wake_cursor; /* read of the fleet's wake list (fleet/lwm2m.h) */
-  int polls_left;       /* check-ins this tick may still make (a woken wave is spread) */
+  uint64_t wake_cursor;    /* read of the fleet's wake list (fleet/lwm2m.h) */
+  int polls_left;          /* check-ins this tick may still make (a woken wave is spread) */
+  struct lwm2m_reg **heap; /* by due time (lwm2m_due.c) */
+  int hn, hcap;
 };
+
+/* lwm2m_due.c: the registrations by the time they are next due. */
+/* Puts r in (or moves it to) due; -1 when out of memory (r not in). */
+int lwm2m_due_set(struct lwm2m_server *lw, struct lwm2m_reg *r, int64_t due);
+/* Something about r changed outside a tick: due at the next tick. */
+void lwm2m_due_touch(struct lwm2m_server *lw, struct lwm2m_reg *r);
+void lwm2m_due_remove(struct lwm2m_server *lw, struct lwm2m_reg *r);
+/* The registration due first if it is due by now, else NULL. */
+struct lwm2m_reg *lwm2m_due_next(struct lwm2m_server *lw, int64_t now);
 
 /* lwm2m_rd.c */
 int lwm2m_init(struct coap_engine *e);
@@ -105,6 +119,8 @@ int lwm2m_dm_queue(struct lwm2m_reg *r, enum lwm2m_op_kind kind, uint16_t obj, u
                    uint16_t res, const char *payload);
 /* Sends what is due, polls the core for an offer. */
 void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now);
+/* When r next needs a step (at the latest its expiry). */
+int64_t lwm2m_dm_due(const struct coap_engine *e, const struct lwm2m_reg *r, int64_t now);
 void lwm2m_dm_clear(struct lwm2m_reg *r);
 /* A queue-mode device woke (its registration's Update, on session s). */
 void lwm2m_dm_woke(struct lwm2m_reg *r, int64_t now);

@@ -299,8 +299,10 @@ void lwm2m_dm_commits(struct coap_engine *e, int wait)
       continue;
     }
     *p = c->next;
-    if (!wait && c->url[0] != '\0' && (r = lwm2m_reg_by_dev(e->lw, c->device)) != NULL)
+    if (!wait && c->url[0] != '\0' && (r = lwm2m_reg_by_dev(e->lw, c->device)) != NULL) {
       apply_offer(e, r, c->url);
+      lwm2m_due_touch(e->lw, r);
+    }
     free(c);
   }
 }
@@ -576,6 +578,27 @@ void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
   }
 }
 
+int64_t lwm2m_dm_due(const struct coap_engine *e, const struct lwm2m_reg *r, int64_t now)
+{
+  int64_t due = r->expires + 1; /* expired: dropped at that step */
+
+  if (r->busy)
+    return r->sent_at + REQUEST_GIVE_UP_MS < due ? r->sent_at + REQUEST_GIVE_UP_MS : due;
+  if (r->queue && now - r->heard >= (int64_t)e->set.lwm2m_awake * 1000)
+    return due; /* asleep: its next Update touches it */
+  if (r->resend || r->nq > 0)
+    return now;
+  if (r->execute_due && r->execute_at < due)
+    due = r->execute_at;
+  /* the check-ins lwm2m_dm_step makes; while the device updates (or was
+   * told to), a notification touches it */
+  if (r->drive && lwm2m_links_has(&r->links, 5) && r->next_poll < due &&
+      (r->fw_state <= 0 || r->url[0] == '\0' || !r->version_told ||
+       ((r->fw_state == 1 || r->fw_state == 2) && !r->executed)))
+    due = r->next_poll;
+  return due;
+}
+
 /* ---- responses and notifications -------------------------------------- */
 
 static int content_format(const coap_pdu_t *pdu)
@@ -670,6 +693,7 @@ coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, con
       (r = lwm2m_reg_by_id(e->lw, get32(tok.s))) == NULL)
     return COAP_RESPONSE_FAIL; /* a Reset: nobody waits for it */
   r->heard = now;
+  lwm2m_due_touch(e->lw, r);
   if (r->busy && memcmp(tok.s, r->tok, LWM2M_TOKEN_LEN) == 0) {
     /* the answer to the request out */
     struct lwm2m_op *op = &r->cur;
@@ -719,6 +743,7 @@ void lwm2m_dm_nack(coap_session_t *s, const coap_pdu_t *sent, const coap_nack_re
     return;
   if (r->busy && memcmp(tok.s, r->tok, LWM2M_TOKEN_LEN) == 0) {
     r->busy = 0;
+    lwm2m_due_touch(e->lw, r);
     if (r->queue && reason == COAP_NACK_TOO_MANY_RETRIES) {
       r->resend = 1; /* it slept through them: again at its next wake */
       return;

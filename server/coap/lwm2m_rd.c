@@ -122,6 +122,7 @@ static void reg_drop(struct coap_engine *e, struct lwm2m_reg *r, const char *why
 {
   struct lwm2m_server *lw = e->lw;
 
+  lwm2m_due_remove(lw, r);
   unlink_from(&lw->by_loc[slot_str(lw, r->loc)], r, offsetof(struct lwm2m_reg, next_loc));
   unlink_from(&lw->by_id[r->id & (lw->nb - 1)], r, offsetof(struct lwm2m_reg, next_id));
   unlink_from(&lw->by_dev[slot_str(lw, r->device)], r, offsetof(struct lwm2m_reg, next_dev));
@@ -152,6 +153,7 @@ void lwm2m_free(struct coap_engine *e)
   free(lw->by_loc);
   free(lw->by_id);
   free(lw->by_dev);
+  free(lw->heap);
   free(lw);
   e->lw = NULL;
 }
@@ -274,6 +276,12 @@ static void do_register(struct coap_engine *e, coap_session_t *s, const coap_pdu
   r->registered_at = r->updated_at = now_ms();
   r->links = links;
   r->fw_state = r->fw_result = r->fw_protocols = r->fw_delivery = -1;
+  r->hidx = -1;
+  if (lwm2m_due_set(lw, r, 0) < 0) {
+    free(r);
+    refuse(resp, 500, NULL, NULL);
+    return;
+  }
   set_session(r, s);
   lwm2m_dm_session(r);
   r->next_loc = lw->by_loc[slot_str(lw, r->loc)];
@@ -340,6 +348,7 @@ static void do_update(struct coap_engine *e, coap_session_t *s, const coap_pdu_t
   lwm2m_dm_session(r);
   if (r->queue)
     lwm2m_dm_woke(r, now);
+  lwm2m_due_touch(e->lw, r);
   atomic_fetch_add(&lwm2m_stats.updates, 1);
   coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CHANGED);
   lwm2m_reg_view(e, r);
@@ -434,10 +443,11 @@ int lwm2m_rd_handle(struct coap_engine *e, coap_session_t *s, const coap_pdu_t *
  * their next lwm2m_poll; a queue-mode one at its next Update, since steps
  * wait until it is awake. A download held on the rollout's pause is asked
  * about again as well. */
-static void wake(struct lwm2m_reg *r)
+static void wake(struct lwm2m_server *lw, struct lwm2m_reg *r)
 {
   r->next_poll = 0;
   r->execute_at = 0;
+  lwm2m_due_touch(lw, r);
 }
 
 static void take_wakes(struct lwm2m_server *lw)
@@ -448,17 +458,18 @@ static void take_wakes(struct lwm2m_server *lw)
 
   for (int i = 0; i < n; i++)
     if ((r = lwm2m_reg_by_dev(lw, ids[i])) != NULL && r->drive)
-      wake(r);
+      wake(lw, r);
   if (all)
     for (size_t i = 0; i < lw->nb; i++)
       for (r = lw->by_loc[i]; r; r = r->next_loc)
         if (r->drive)
-          wake(r);
+          wake(lw, r);
 }
 
 void lwm2m_tick(struct coap_engine *e, int64_t now)
 {
   struct lwm2m_server *lw = e->lw;
+  struct lwm2m_reg *r;
 
   if (lw != NULL && lw->commits != NULL)
     lwm2m_dm_commits(e, 0);
@@ -467,16 +478,18 @@ void lwm2m_tick(struct coap_engine *e, int64_t now)
   lw->last_tick = now;
   lw->polls_left = POLLS_PER_TICK;
   take_wakes(lw);
-  for (size_t i = 0; i < lw->nb; i++) {
-    struct lwm2m_reg *r = lw->by_loc[i], *next;
-    for (; r; r = next) {
-      next = r->next_loc;
-      if (now > r->expires) {
-        atomic_fetch_add(&lwm2m_stats.expiries, 1);
-        reg_drop(e, r, "lwm2m_expired");
-        continue;
-      }
-      lwm2m_dm_step(e, r, now);
+  /* only the registrations due (lwm2m_due.c), not a walk of them all */
+  while ((r = lwm2m_due_next(lw, now)) != NULL) {
+    int64_t due;
+    if (now > r->expires) {
+      atomic_fetch_add(&lwm2m_stats.expiries, 1);
+      reg_drop(e, r, "lwm2m_expired");
+      continue;
     }
+    lwm2m_dm_step(e, r, now);
+    /* still due (a check-in over this tick's budget, one more request
+     * queued): at the next tick, so that this loop ends */
+    due = lwm2m_dm_due(e, r, now);
+    lwm2m_due_set(lw, r, due <= now ? now + TICK_MS : due);
   }
 }
