@@ -16,7 +16,8 @@ The Package URI is fetched out of band, over HTTP(S) (urllib) or CoAP
 Update Result once, e.g. 5 for an integrity failure after the download;
 --slow ID=S: a download that starts only after S seconds, to be cancelled);
 queue mode (--queue ID,...: b=UQ, the device listens only for a few
-seconds after each Update and drops what comes while it sleeps);
+seconds after each message it sends (its Updates, its answers) and drops
+what comes while it sleeps);
 --nap ID=N: a queue-mode device that falls asleep as the first N Package
 URI writes arrive (it never hears them nor their retransmissions);
 --formats ID=FMT: a device that takes only that Content-Format (11542 TLV,
@@ -266,6 +267,10 @@ class Device(threading.Thread):
     # ---- the socket ------------------------------------------------------
     def send(self, data):
         self.s.sendto(data, self.server)
+        if self.queue and self.awake_until > 0:
+            # LwM2M 1.1, 6.5 (queue mode): the receiver stays on for a while
+            # after each message the client sends, not only its Update
+            self.awake_until = max(self.awake_until, time.time() + self.a.awake)
 
     def request(self, path, code, payload=b"", tries=5):
         """A CON request to the server; its response (other datagrams that
