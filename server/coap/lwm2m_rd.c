@@ -24,8 +24,9 @@
 #define MAX_QUERY 16         /* Uri-Query options of a registration */
 #define EXPIRY_GRACE_MS 2000 /* an Update on the dot of the lifetime still counts */
 #define TICK_MS 20
-#define WAKE_PER_TICK 256 /* woken device ids taken off the fleet's list a tick */
-#define POLLS_PER_TICK 64 /* check-ins a tick: a woken 10,000-device wave in ~3 s */
+#define WAKE_PER_TICK 256  /* woken device ids taken off the fleet's list a tick */
+#define POLLS_PER_TICK 64  /* check-ins a tick: a woken 10,000-device wave in ~3 s */
+#define STEPS_PER_TICK 512 /* registrations stepped a tick; the rest stay due, in order */
 
 static size_t slot_str(const struct lwm2m_server *lw, const char *s)
 {
@@ -478,8 +479,9 @@ void lwm2m_tick(struct coap_engine *e, int64_t now)
   lw->last_tick = now;
   lw->polls_left = POLLS_PER_TICK;
   take_wakes(lw);
-  /* only the registrations due (lwm2m_due.c), not a walk of them all */
-  while ((r = lwm2m_due_next(lw, now)) != NULL) {
+  /* only the registrations due (lwm2m_due.c), not a walk of them all,
+   * and a bounded number a tick: the thread answers datagrams meanwhile */
+  for (int steps = 0; steps < STEPS_PER_TICK && (r = lwm2m_due_next(lw, now)) != NULL; steps++) {
     int64_t due;
     if (now > r->expires) {
       atomic_fetch_add(&lwm2m_stats.expiries, 1);
@@ -487,9 +489,9 @@ void lwm2m_tick(struct coap_engine *e, int64_t now)
       continue;
     }
     lwm2m_dm_step(e, r, now);
-    /* still due (a check-in over this tick's budget, one more request
-     * queued): at the next tick, so that this loop ends */
+    /* still due (a check-in over this tick's budget): behind the others
+     * due now, so that each gets its turn */
     due = lwm2m_dm_due(e, r, now);
-    lwm2m_due_set(lw, r, due <= now ? now + TICK_MS : due);
+    lwm2m_due_set(lw, r, due <= now ? now + 1 : due);
   }
 }
