@@ -20,7 +20,8 @@
 #define LWM2M_TOKEN_LEN 8
 #define LWM2M_RETRIES 3 /* a request missed by a sleeping device: sent again at as many wakes */
 
-enum lwm2m_op_kind { OP_READ = 0, OP_WRITE, OP_EXECUTE, OP_OBSERVE };
+enum lwm2m_op_kind { OP_READ = 0, OP_WRITE, OP_EXECUTE, OP_OBSERVE, OP_ATTRS };
+#define LWM2M_PMIN 1 /* s: the least between two notifications of State, Update Result */
 
 struct lwm2m_op {
   enum lwm2m_op_kind kind;

@@ -86,7 +86,11 @@ void lwm2m_dm_start(struct coap_engine *e, struct lwm2m_reg *r)
   if (lwm2m_links_has(&r->links, 5)) {
     lwm2m_dm_queue(r, OP_READ, 5, 0, 8, NULL);
     lwm2m_dm_queue(r, OP_READ, 5, 0, 9, NULL);
+    /* notified at most every LWM2M_PMIN s, at least once a lifetime (a
+     * State that changed unseen still reaches us) */
+    lwm2m_dm_queue(r, OP_ATTRS, 5, 0, 3, NULL);
     lwm2m_dm_queue(r, OP_OBSERVE, 5, 0, 3, NULL);
+    lwm2m_dm_queue(r, OP_ATTRS, 5, 0, 5, NULL);
     lwm2m_dm_queue(r, OP_OBSERVE, 5, 0, 5, NULL);
   }
   r->next_poll = 0;
@@ -125,7 +129,8 @@ static void uri_path(coap_pdu_t *pdu, const struct lwm2m_op *op)
 static int send_cur(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
 {
   static const coap_pdu_code_t codes[] = {COAP_REQUEST_CODE_GET, COAP_REQUEST_CODE_PUT,
-                                          COAP_REQUEST_CODE_POST, COAP_REQUEST_CODE_GET};
+                                          COAP_REQUEST_CODE_POST, COAP_REQUEST_CODE_GET,
+                                          COAP_REQUEST_CODE_PUT};
   struct lwm2m_op *op = &r->cur;
   coap_pdu_t *pdu;
   uint32_t seq;
@@ -150,6 +155,15 @@ static int send_cur(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
     coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero);
   }
   uri_path(pdu, op);
+  if (op->kind == OP_ATTRS) {
+    /* Write-Attributes (LwM2M 1.x 5.4.4): a PUT with the attributes as
+     * Uri-Query and no payload */
+    char q[32];
+    int n = snprintf(q, sizeof(q), "pmin=%d", LWM2M_PMIN);
+    coap_add_option(pdu, COAP_OPTION_URI_QUERY, (size_t)n, (const uint8_t *)q);
+    n = snprintf(q, sizeof(q), "pmax=%ld", r->lifetime);
+    coap_add_option(pdu, COAP_OPTION_URI_QUERY, (size_t)n, (const uint8_t *)q);
+  }
   if ((op->kind == OP_READ || op->kind == OP_OBSERVE) && read_fmts[r->rfmt] >= 0)
     add_uint(pdu, COAP_OPTION_ACCEPT, (unsigned)read_fmts[r->rfmt]);
   if (op->kind == OP_WRITE) {
@@ -199,7 +213,7 @@ static void report(struct coap_engine *e, struct lwm2m_reg *r, const char *stage
 static void give_up(struct coap_engine *e, struct lwm2m_reg *r)
 {
   char detail[96];
-  static const char *const kinds[] = {"Read", "Write", "Execute", "Observe"};
+  static const char *const kinds[] = {"Read", "Write", "Execute", "Observe", "Write-Attributes"};
 
   snprintf(detail, sizeof(detail), "%s /%u/%u/%u unanswered after %d sends", kinds[r->cur.kind],
            r->cur.obj, r->cur.inst, r->cur.res, r->tries);
@@ -710,6 +724,11 @@ coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, con
       } else {
         delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", "Execute /5/0/2 refused");
       }
+    } else if (op->kind == OP_ATTRS && !ok) {
+      /* not fatal: the device notifies on its own terms */
+      char detail[80];
+      snprintf(detail, sizeof(detail), "Write-Attributes /5/0/%u refused", op->res);
+      delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", detail);
     } else if (op->kind == OP_WRITE && !ok) {
       /* a device that refuses our Package URI cannot take this offer */
       delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", "Write /5/0/1 refused");

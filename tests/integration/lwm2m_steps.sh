@@ -85,6 +85,9 @@ expect_eq "st2 refused text/plain: written in TLV" "[11542]" "$(fmts st2)"
 expect_eq "st3: in SenML JSON" "[110]" "$(fmts st3)"
 expect_eq "st4: in SenML CBOR" "[112]" "$(fmts st4)"
 jq -c '.devices[] | [.id, .write_formats, .log]' <"$T/steps.json" | sed 's/^/# /'
+expect_eq "Write-Attributes on State and Update Result before they are observed: pmin 1, pmax the lifetime" \
+  '{"5/0/3":["pmax=30","pmin=1"],"5/0/5":["pmax=30","pmin=1"]}' \
+  "$(jq -c '.devices[] | select(.id == "st0") | .attrs | map_values(unique)' <"$T/steps.json")"
 for d in st2 st3 st4; do
   expect_eq "$d's firmware version read in its format" "$VB" "$(dev_field "$d" .lwm2m.firmware_version)"
   check "$d: an lwm2m_format event" has_event "$d" lwm2m_format

@@ -254,6 +254,7 @@ class Device(threading.Thread):
         self.only = dict(a.formats_map).get(self.id)
         self.naps = dict(a.nap_map).get(self.id, 0)
         self.write_formats = []  # the Content-Format of each Write it took
+        self.attrs = {}  # path -> the attributes written on it
         self.fail = dict(a.fail_map).get(self.id)
         self.state, self.result, self.uri = 0, 0, ""
         self.observers = {}  # resource -> (token, seq)
@@ -358,6 +359,11 @@ class Device(threading.Thread):
                 self.stats["refused_format"] += 1
                 self.send(response(r, NOT_ACCEPTABLE))
                 return
+        if code == "0.03" and path in ("5/0/3", "5/0/5") and not r["payload"]:
+            # Write-Attributes: the Uri-Query options, no payload
+            self.attrs.setdefault(path, []).extend(q.decode() for q in r["opts"].get(15, []))
+            self.send(response(r, CHANGED))
+            return
         if self.only is not None and code == "0.03" and fmt != self.only:
             self.stats["refused_format"] += 1
             self.send(response(r, UNSUPPORTED_FORMAT))
@@ -562,6 +568,7 @@ def main():
         summary["devices"].append({"id": d.id, "outcome": d.outcome, "version": d.version,
                                    "queue": d.queue, "downloads": d.downloads,
                                    "reboots": d.reboots, "write_formats": d.write_formats,
+                                   "attrs": d.attrs,
                                    "log": d.log[-10:]})
     if a.out:
         json.dump(summary, open(a.out, "w"), indent=1)
