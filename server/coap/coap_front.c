@@ -33,8 +33,7 @@
 #define WAIT_POLL_MS 2      /* the thread's wait while answers wait on commits */
 #define TRIM_MS 10000       /* memory freed by ended handshakes goes back this often */
 #define PREPARE_MS 200      /* a walk of libcoap's sessions at least this often (see engine_io) */
-#define READS_PER_EVENT 16  /* datagrams read per readiness of a socket, per walk of the sessions  \
-                             */
+#define READS_PER_EVENT 16  /* datagrams a socket's readiness reads, per walk of the sessions */
 #define EVENTS_MAX 10       /* COAP_MAX_EPOLL_EVENTS of libcoap 4.3.1 */
 
 static pthread_mutex_t engines_mu = PTHREAD_MUTEX_INITIALIZER;
