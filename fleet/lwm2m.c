@@ -58,6 +58,16 @@ static void set_endpoint(struct device_lwm2m *lw, const char *ep)
   }
 }
 
+/* Devices whose trigger is lwm2m (f->mu held): a wave's admission looks
+ * for them among its members only when there are any. */
+static int n_drive;
+
+static void set_drive(struct device_lwm2m *lw, int drive)
+{
+  n_drive += (drive != 0) - (lw->drive != 0);
+  lw->drive = drive != 0;
+}
+
 static struct device_lwm2m *lw_of(struct device *d)
 {
   if (d->lwm2m == NULL && (d->lwm2m = calloc(1, sizeof(*d->lwm2m))) != NULL)
@@ -102,7 +112,7 @@ void lwm2m_apply(struct device *d, json_t *b)
   if ((v = json_object_get(b, "lwm2m_endpoint")) != NULL)
     set_endpoint(lw, json_is_string(v) ? json_string_value(v) : "");
   if ((v = json_object_get(b, "trigger")) != NULL)
-    lw->drive = strcmp(json_string_value(v), "lwm2m") == 0;
+    set_drive(lw, strcmp(json_string_value(v), "lwm2m") == 0);
 }
 
 void lwm2m_doc(const struct device *d, json_t *o)
@@ -127,7 +137,7 @@ void lwm2m_from_doc(struct device *d, json_t *doc)
     return;
   if (ep != NULL && endpoint_ok(ep))
     set_endpoint(lw, ep);
-  lw->drive = tr != NULL && strcmp(tr, "lwm2m") == 0;
+  set_drive(lw, tr != NULL && strcmp(tr, "lwm2m") == 0);
 }
 
 static json_t *int_or_null(long v) { return v >= 0 ? json_integer(v) : json_null(); }
@@ -163,8 +173,10 @@ void lwm2m_json(const struct device *d, json_t *o)
 
 void lwm2m_device_free(struct device *d)
 {
-  if (d->lwm2m != NULL)
+  if (d->lwm2m != NULL) {
     set_endpoint(d->lwm2m, "");
+    set_drive(d->lwm2m, 0);
+  }
   free(d->lwm2m);
   d->lwm2m = NULL;
 }
@@ -246,15 +258,19 @@ void lwm2m_wake_wave(struct rollout *r)
 {
   int cutoff;
 
-  if (r->state != R_RUNNING)
+  if (r->state != R_RUNNING || n_drive == 0)
     return;
   cutoff = rollout_wave_cutoff(r, r->wave);
   pthread_mutex_lock(&wake_mu);
   for (int i = 0; i < r->n_members; i++) {
-    const struct device *d = r->members[i];
+    const struct device *d;
     unsigned char st = r->mstate[i];
-    if (r->mpos[i] >= cutoff || d->lwm2m == NULL || !d->lwm2m->drive || st == D_SUCCEEDED ||
-        st == D_NO_PATH)
+    /* the member arrays first: a record is read only for the wave's
+     * members not yet at an end */
+    if (r->mpos[i] >= cutoff || st == D_SUCCEEDED || st == D_NO_PATH)
+      continue;
+    d = r->members[i];
+    if (d->lwm2m == NULL || !d->lwm2m->drive)
       continue;
     if (wake_ring == NULL && (wake_ring = calloc(WAKE_MAX, sizeof(*wake_ring))) == NULL)
       break; /* the devices' next lwm2m_poll asks for them */
