@@ -117,7 +117,7 @@ static int offer_next_hop(struct fleet *f, struct device *d)
 }
 
 /* Seconds until the rollout's window opens, 0 when open. */
-static int window_wait(const struct rollout *r, int64_t now)
+int rollout_window_wait(const struct rollout *r, int64_t now)
 {
   time_t t = (time_t)(now / 1000);
   struct tm tm;
@@ -308,7 +308,7 @@ static int checkin(struct fleet *f, const struct device_identity *who, const cha
     out->retry_after = (int)(wait > 86400 ? 86400 : wait); /* ask again within a day */
     goto out;
   }
-  if ((out->retry_after = window_wait(r, now)) > 0) {
+  if ((out->retry_after = rollout_window_wait(r, now)) > 0) {
     out->verdict = VERDICT_LATER;
     goto out;
   }

@@ -322,6 +322,9 @@ void rollout_add_member(struct rollout *r, struct device *d, int position);
 void rollout_remove_member(struct rollout *r, struct device *d);
 int rollout_wave_cutoff(const struct rollout *r, int wave);
 int rollout_active(const struct rollout *r);
+/* Seconds until the rollout's window (win_from..win_to, UTC) opens; 0 when
+ * open (checkin.c). now: wall ms. */
+int rollout_window_wait(const struct rollout *r, int64_t now);
 void rollout_evaluate(struct fleet *f, struct rollout *r);
 void rollout_alarm(struct fleet *f, struct rollout *r, const char *text);
 void rollout_pause(struct fleet *f, struct rollout *r, const char *reason);

@@ -6,6 +6,7 @@
 
 #include "lwm2m.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,16 @@ static void set_endpoint(struct device_lwm2m *lw, const char *ep)
   }
 }
 
+/* Devices whose trigger is lwm2m (f->mu held): a wave's admission looks
+ * for them among its members only when there are any. */
+static int n_drive;
+
+static void set_drive(struct device_lwm2m *lw, int drive)
+{
+  n_drive += (drive != 0) - (lw->drive != 0);
+  lw->drive = drive != 0;
+}
+
 static struct device_lwm2m *lw_of(struct device *d)
 {
   if (d->lwm2m == NULL && (d->lwm2m = calloc(1, sizeof(*d->lwm2m))) != NULL)
@@ -101,7 +112,7 @@ void lwm2m_apply(struct device *d, json_t *b)
   if ((v = json_object_get(b, "lwm2m_endpoint")) != NULL)
     set_endpoint(lw, json_is_string(v) ? json_string_value(v) : "");
   if ((v = json_object_get(b, "trigger")) != NULL)
-    lw->drive = strcmp(json_string_value(v), "lwm2m") == 0;
+    set_drive(lw, strcmp(json_string_value(v), "lwm2m") == 0);
 }
 
 void lwm2m_doc(const struct device *d, json_t *o)
@@ -126,7 +137,7 @@ void lwm2m_from_doc(struct device *d, json_t *doc)
     return;
   if (ep != NULL && endpoint_ok(ep))
     set_endpoint(lw, ep);
-  lw->drive = tr != NULL && strcmp(tr, "lwm2m") == 0;
+  set_drive(lw, tr != NULL && strcmp(tr, "lwm2m") == 0);
 }
 
 static json_t *int_or_null(long v) { return v >= 0 ? json_integer(v) : json_null(); }
@@ -162,8 +173,10 @@ void lwm2m_json(const struct device *d, json_t *o)
 
 void lwm2m_device_free(struct device *d)
 {
-  if (d->lwm2m != NULL)
+  if (d->lwm2m != NULL) {
     set_endpoint(d->lwm2m, "");
+    set_drive(d->lwm2m, 0);
+  }
   free(d->lwm2m);
   d->lwm2m = NULL;
 }
@@ -210,6 +223,86 @@ void delivery_lwm2m_event(struct fleet *f, const char *device, const char *kind,
   if ((d = device_find(f, device)) != NULL)
     device_event(f, d, kind, detail ? json_pack("{s:s}", "detail", detail) : NULL);
   pthread_mutex_unlock(&f->mu);
+}
+
+int delivery_lwm2m_may_update(struct fleet *f, const char *device)
+{
+  struct device *d;
+  int wait = -2;
+
+  device_lock(f);
+  if ((d = device_find(f, device)) != NULL && d->rollout != NULL) {
+    const struct rollout *r = d->rollout;
+    if (r->state == R_RUNNING)
+      wait = rollout_window_wait(r, now_ms());
+    else if (r->state == R_PAUSED || r->state == R_STARTING)
+      wait = -1;
+  }
+  pthread_mutex_unlock(&f->mu);
+  return wait;
+}
+
+/* ---- the wake list --------------------------------------------------------
+ * Device ids whose wave was just admitted, in a ring the LwM2M servers (one
+ * per CoAP(S) engine, each with its own cursor) read at their next tick. A
+ * server that fell more than the ring behind is told to ask every
+ * registered device once (what lwm2m_poll would do anyway, only sooner).
+ * The ring (WAKE_MAX ids, ~1 MiB) is allocated at the first wave that has
+ * LwM2M-driven devices. */
+#define WAKE_MAX 16384
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static char (*wake_ring)[DEVICE_ID_MAX + 1];
+static uint64_t wake_head; /* ids pushed so far */
+
+void lwm2m_wake_wave(struct rollout *r)
+{
+  int cutoff;
+
+  if (r->state != R_RUNNING || n_drive == 0)
+    return;
+  cutoff = rollout_wave_cutoff(r, r->wave);
+  pthread_mutex_lock(&wake_mu);
+  for (int i = 0; i < r->n_members; i++) {
+    const struct device *d;
+    unsigned char st = r->mstate[i];
+    /* the member arrays first: a record is read only for the wave's
+     * members not yet at an end */
+    if (r->mpos[i] >= cutoff || st == D_SUCCEEDED || st == D_NO_PATH)
+      continue;
+    d = r->members[i];
+    if (d->lwm2m == NULL || !d->lwm2m->drive)
+      continue;
+    if (wake_ring == NULL && (wake_ring = calloc(WAKE_MAX, sizeof(*wake_ring))) == NULL)
+      break; /* the devices' next lwm2m_poll asks for them */
+    snprintf(wake_ring[wake_head++ % WAKE_MAX], DEVICE_ID_MAX + 1, "%s", d->id);
+  }
+  pthread_mutex_unlock(&wake_mu);
+}
+
+int delivery_lwm2m_woken(uint64_t *cursor, char (*ids)[DEVICE_ID_MAX + 1], int max, int *all)
+{
+  int n = 0;
+
+  pthread_mutex_lock(&wake_mu);
+  *all = 0;
+  if (*cursor > wake_head || wake_head - *cursor > WAKE_MAX) {
+    *all = 1;
+    *cursor = wake_head;
+  }
+  for (; *cursor < wake_head && n < max; n++)
+    memcpy(ids[n], wake_ring[(*cursor)++ % WAKE_MAX], DEVICE_ID_MAX + 1);
+  pthread_mutex_unlock(&wake_mu);
+  return n;
+}
+
+uint64_t delivery_lwm2m_wake_head(void)
+{
+  uint64_t h;
+
+  pthread_mutex_lock(&wake_mu);
+  h = wake_head;
+  pthread_mutex_unlock(&wake_mu);
+  return h;
 }
 
 void lwm2m_metrics(FILE *m)

@@ -41,6 +41,20 @@ void delivery_lwm2m_view(struct fleet *f, const char *device, const struct lwm2m
 void delivery_lwm2m_event(struct fleet *f, const char *device, const char *kind,
                           const char *detail);
 
+/* Whether the device may be told to install what it downloaded (Execute
+ * /5/0/2) now: 0 yes (its rollout runs and its window is open), > 0 the
+ * seconds until the window opens, -1 its rollout is paused (or starting),
+ * -2 it has no live rollout (cancelled, ended: the offer is gone). */
+int delivery_lwm2m_may_update(struct fleet *f, const char *device);
+
+/* The wake list (lwm2m_int.h): up to max device ids pushed since
+ * *cursor into ids; how many (*cursor moves on). *all is set when the
+ * caller fell behind what the list keeps: every registered device is to be
+ * asked. Its own small lock, never f->mu: callable at every tick. A new
+ * reader starts at delivery_lwm2m_wake_head(). */
+int delivery_lwm2m_woken(uint64_t *cursor, char (*ids)[DEVICE_ID_MAX + 1], int max, int *all);
+uint64_t delivery_lwm2m_wake_head(void);
+
 /* Counters for /metrics, added to by the LwM2M server. */
 struct lwm2m_stats {
   _Atomic uint64_t registrations, updates, deregistrations, expiries;

@@ -18,6 +18,13 @@ void lwm2m_from_doc(struct device *d, json_t *doc);
 /* trigger, lwm2m_endpoint and the registration (lwm2m) on the device's JSON. */
 void lwm2m_json(const struct device *d, json_t *o);
 void lwm2m_device_free(struct device *d);
+/* The rollout's current wave was admitted (a start, a resume, the next
+ * wave): its LwM2M-driven members not yet on an end state are put on the
+ * wake list, so that the LwM2M server asks the core for their offer at
+ * once (or, in queue mode, at their next Update) instead of at their next
+ * lwm2m_poll. f->mu held. */
+struct rollout;
+void lwm2m_wake_wave(struct rollout *r);
 /* The LwM2M counters, Prometheus text (metrics.c). */
 void lwm2m_metrics(FILE *m);
 

@@ -13,6 +13,7 @@
 #include "../util/log.h"
 #include "../util/util.h"
 #include "fleet_int.h"
+#include "lwm2m_int.h"
 
 static const char *const rstate_names[] = {"draft",     "running",   "paused",
                                            "completed", "cancelled", "starting"};
@@ -273,6 +274,7 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
       log_info("rollout %s: wave %d of %d starts (%d%% of %d devices)", r->id, r->wave + 1,
                r->n_waves, r->waves[r->wave], r->n_members);
       rollout_mark(r);
+      lwm2m_wake_wave(r);
       continue;
     }
     if (r->wave < r->n_waves - 1 && cutoff > 0 && wave_done == cutoff) {

@@ -13,6 +13,7 @@
 #include "../util/log.h"
 #include "../util/util.h"
 #include "fleet_int.h"
+#include "lwm2m_int.h"
 
 static json_t *spec_json(const struct rollout *r)
 {
@@ -412,6 +413,7 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
       r->reason[0] = '\0';
       rollout_mark(r);
       log_info("rollout %s resumed; %d failures so far are set aside", r->id, failed);
+      lwm2m_wake_wave(r);
       rollout_evaluate(f, r);
     }
   } else if (strcmp(action, "cancel") == 0) {

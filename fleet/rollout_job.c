@@ -16,6 +16,7 @@
 #include "../util/log.h"
 #include "../util/util.h"
 #include "fleet_int.h"
+#include "lwm2m_int.h"
 
 #define SCAN_BUCKETS 256 /* hash buckets a page of the start's scan covers, at most */
 #define SWEEP_PASSES 3
@@ -138,6 +139,7 @@ static int start_job(struct fleet *f, struct rollout *r)
         r->job = JOB_NONE;
       log_info("rollout %s started: %d devices, waves of %d%%..%d%%", r->id, r->n_members,
                r->waves[0], r->waves[r->n_waves - 1]);
+      lwm2m_wake_wave(r);
       rollout_evaluate(f, r);
       pthread_mutex_unlock(&f->mu);
       store_sync(f->store);

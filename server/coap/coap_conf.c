@@ -50,7 +50,8 @@
        .def = "60",                                                                                \
        .min = 1,                                                                                   \
        .max = 86400,                                                                               \
-       .help = "seconds between two asks of the delivery core for a registered device's offer"},   \
+       .help = "seconds between two asks of the delivery core for a registered device's offer "    \
+               "(the admission of its wave asks at once)"},                                        \
   {                                                                                                \
     .name = "lwm2m_queue_awake", .type = T_INT, .offset = LW(lwm2m_queue_awake), .def = "10",      \
     .min = 1, .max = 3600,                                                                         \

@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <malloc.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,9 @@
 #define BUSY_WINDOW_MS 5000 /* a download active this recently keeps a draining front busy */
 #define WAIT_POLL_MS 2      /* the thread's wait while answers wait on commits */
 #define TRIM_MS 10000       /* memory freed by ended handshakes goes back this often */
+#define PREPARE_MS 200      /* a walk of libcoap's sessions at least this often (see engine_io) */
+#define READS_PER_EVENT 16  /* datagrams a socket's readiness reads, per walk of the sessions */
+#define EVENTS_MAX 10       /* COAP_MAX_EPOLL_EVENTS of libcoap 4.3.1 */
 
 static pthread_mutex_t engines_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct coap_engine *engines[PROTO_COUNT]; /* the newest engine per protocol */
@@ -280,11 +284,60 @@ static void apply_pending(struct coap_engine *e)
   }
 }
 
+/* One pass of libcoap's I/O, waiting up to wait_ms for a datagram.
+ *
+ * Why not coap_io_process: in libcoap 4.3.1 each pass walks every session
+ * of the context twice (coap_io_prepare_epoll before the wait, and again at
+ * the end of coap_io_do_epoll), and reads one datagram per readable socket.
+ * With 10,000 LwM2M registrations (a session each) that walk was 60% of
+ * this thread under a registration Update load (BENCHMARKS.md). Here:
+ * - the walk before the wait (which sends due retransmissions and async
+ *   answers, and arms libcoap's timer) is made at the first pass and when
+ *   no pass made one for PREPARE_MS: libcoap arms its timer itself when a
+ *   CON goes out or an async answer is triggered (coap_update_epoll_timer),
+ *   and coap_io_do_epoll ends with the walk, so what is due still wakes us;
+ * - a readable socket's event is handed to coap_io_do_epoll READS_PER_EVENT
+ *   times, so that one walk follows up to that many datagrams. A read past
+ *   the socket's last datagram fails with EAGAIN, costs one system call and
+ *   is only logged at libcoap's warning level (not shown).
+ * Without epoll in libcoap, coap_io_process as before. */
+static void engine_io(struct coap_engine *e, unsigned wait_ms, int prepare, int64_t *prepared)
+{
+  struct epoll_event ev[EVENTS_MAX], batch[EVENTS_MAX * READS_PER_EVENT];
+  int64_t now = mono_ms();
+  int fd = coap_context_get_coap_fd(e->ctx), n, m = 0;
+
+  if (fd < 0) {
+    coap_io_process(e->ctx, wait_ms);
+    return;
+  }
+  if (prepare || now - *prepared >= PREPARE_MS) {
+    coap_tick_t t;
+    unsigned next;
+    coap_ticks(&t);
+    next = coap_io_prepare_epoll(e->ctx, t);
+    *prepared = now;
+    if (next > 0 && next < wait_ms)
+      wait_ms = next;
+  }
+  n = epoll_wait(fd, ev, EVENTS_MAX, (int)wait_ms);
+  if (n <= 0)
+    return;
+  for (int i = 0; i < n; i++) {
+    /* libcoap's timer has no pointer; a socket's readiness to read is
+     * repeated, anything else (a write readiness) handed over once */
+    int copies = ev[i].data.ptr != NULL && ev[i].events == EPOLLIN ? READS_PER_EVENT : 1;
+    for (int k = 0; k < copies; k++)
+      batch[m++] = ev[i];
+  }
+  coap_io_do_epoll(e->ctx, batch, (size_t)m);
+  *prepared = mono_ms(); /* coap_io_do_epoll ends with the walk */
+}
+
 static void *engine_main(void *arg)
 {
   struct coap_engine *e = arg;
-  int64_t last = 0, trimmed = 0;
-
+  int64_t last = 0, trimmed = 0, prepared = 0;
   unsigned seen = 0;
 
   while (!atomic_load(&e->stop)) {
@@ -292,8 +345,8 @@ static void *engine_main(void *arg)
     unsigned done;
     /* answers waiting on the writer: a short wait, so that each goes out
      * within WAIT_POLL_MS of its commit */
-    coap_io_process(e->ctx,
-                    coap_waits_pending(e) || lwm2m_commits_pending(e) ? WAIT_POLL_MS : LOOP_MS);
+    engine_io(e, coap_waits_pending(e) || lwm2m_commits_pending(e) ? WAIT_POLL_MS : LOOP_MS,
+              prepared == 0, &prepared);
     now = mono_ms();
     if ((done = atomic_load(&e->commits_done)) != seen || coap_waits_pending(e)) {
       seen = done;

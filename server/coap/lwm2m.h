@@ -18,8 +18,10 @@
 #define LWM2M_QUEUE_MAX 8 /* requests waiting per device */
 #define LWM2M_URL_MAX 720 /* a Package URI we write */
 #define LWM2M_TOKEN_LEN 8
+#define LWM2M_RETRIES 3 /* a request missed by a sleeping device: sent again at as many wakes */
 
-enum lwm2m_op_kind { OP_READ = 0, OP_WRITE, OP_EXECUTE, OP_OBSERVE };
+enum lwm2m_op_kind { OP_READ = 0, OP_WRITE, OP_EXECUTE, OP_OBSERVE, OP_ATTRS };
+#define LWM2M_PMIN 1 /* s: the least between two notifications of State, Update Result */
 
 struct lwm2m_op {
   enum lwm2m_op_kind kind;
@@ -48,6 +50,9 @@ struct lwm2m_reg {
   int busy;
   uint8_t tok[LWM2M_TOKEN_LEN];
   int64_t sent_at;
+  int wfmt, rfmt; /* the write and read formats the device takes (lwm2m_dm.c), by index */
+  int tries;      /* times cur went out unanswered across a queue-mode device's sleeps */
+  int resend;     /* cur is to go out again at the device's next wake */
   uint32_t seq;
   uint8_t tok_state[LWM2M_TOKEN_LEN], tok_result[LWM2M_TOKEN_LEN]; /* observations */
 
@@ -59,7 +64,13 @@ struct lwm2m_reg {
   /* the campaign */
   char url[LWM2M_URL_MAX]; /* the Package URI written for the current offer, "" none */
   int downloaded_told, executed;
-  int64_t next_poll; /* monotonic ms of the next check-in for an offer */
+  int execute_due;    /* downloaded: Update waits for the rollout's leave (running, window) */
+  int execute_held;   /* ... and the wait was said once (an event) */
+  int64_t execute_at; /* monotonic ms of the next ask */
+  int64_t next_poll;  /* monotonic ms of the next check-in for an offer */
+
+  int64_t due; /* monotonic ms: when a tick next steps it (lwm2m_due.c) */
+  int hidx;    /* its place in the due heap, -1 none */
 
   struct lwm2m_reg *next_loc, *next_id, *next_dev;
 };
@@ -73,7 +84,20 @@ struct lwm2m_server {
   int n;
   uint32_t next_id;
   int64_t last_tick;
+  uint64_t wake_cursor;    /* read of the fleet's wake list (fleet/lwm2m.h) */
+  int polls_left;          /* check-ins this tick may still make (a woken wave is spread) */
+  struct lwm2m_reg **heap; /* by due time (lwm2m_due.c) */
+  int hn, hcap;
 };
+
+/* lwm2m_due.c: the registrations by the time they are next due. */
+/* Puts r in (or moves it to) due; -1 when out of memory (r not in). */
+int lwm2m_due_set(struct lwm2m_server *lw, struct lwm2m_reg *r, int64_t due);
+/* Something about r changed outside a tick: due at the next tick. */
+void lwm2m_due_touch(struct lwm2m_server *lw, struct lwm2m_reg *r);
+void lwm2m_due_remove(struct lwm2m_server *lw, struct lwm2m_reg *r);
+/* The registration due first if it is due by now, else NULL. */
+struct lwm2m_reg *lwm2m_due_next(struct lwm2m_server *lw, int64_t now);
 
 /* lwm2m_rd.c */
 int lwm2m_init(struct coap_engine *e);
@@ -96,7 +120,14 @@ int lwm2m_dm_queue(struct lwm2m_reg *r, enum lwm2m_op_kind kind, uint16_t obj, u
                    uint16_t res, const char *payload);
 /* Sends what is due, polls the core for an offer. */
 void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now);
+/* When r next needs a step (at the latest its expiry). */
+int64_t lwm2m_dm_due(const struct coap_engine *e, const struct lwm2m_reg *r, int64_t now);
 void lwm2m_dm_clear(struct lwm2m_reg *r);
+/* A queue-mode device woke (its registration's Update, on session s). */
+void lwm2m_dm_woke(struct lwm2m_reg *r, int64_t now);
+/* The session a registration now uses (a registration, or an Update from
+ * a new address). */
+void lwm2m_dm_session(struct lwm2m_reg *r);
 /* The follow-up of the commits the writer finished (a Package URI written
  * once the offer is durable); at the engine's end (wait: 1) every commit
  * asked for is waited for first. */

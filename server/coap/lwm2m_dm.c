@@ -34,6 +34,7 @@
 #include "lwm2m_tlv.h"
 
 #define REQUEST_GIVE_UP_MS 300000 /* past libcoap's own retransmissions (EXCHANGE_LIFETIME) */
+#define MISSED_MS 2000 /* a queue-mode device's Update this long after a request: missed */
 #define SEQ_STATE 0xFFFFFFF1u
 #define SEQ_RESULT 0xFFFFFFF2u
 
@@ -85,10 +86,32 @@ void lwm2m_dm_start(struct coap_engine *e, struct lwm2m_reg *r)
   if (lwm2m_links_has(&r->links, 5)) {
     lwm2m_dm_queue(r, OP_READ, 5, 0, 8, NULL);
     lwm2m_dm_queue(r, OP_READ, 5, 0, 9, NULL);
+    /* notified at most every LWM2M_PMIN s, at least once a lifetime (a
+     * State that changed unseen still reaches us) */
+    lwm2m_dm_queue(r, OP_ATTRS, 5, 0, 3, NULL);
     lwm2m_dm_queue(r, OP_OBSERVE, 5, 0, 3, NULL);
+    lwm2m_dm_queue(r, OP_ATTRS, 5, 0, 5, NULL);
     lwm2m_dm_queue(r, OP_OBSERVE, 5, 0, 5, NULL);
   }
   r->next_poll = 0;
+}
+
+/* The Content-Formats tried in turn when a device answers 4.15 (a Write)
+ * or 4.06 (a Read with Accept): text/plain first for a single resource
+ * (every LwM2M version has it), then TLV (1.0), SenML JSON and SenML CBOR
+ * (1.1+). A Read first goes without Accept: the device picks. */
+static const int write_fmts[] = {LWM2M_FMT_TEXT, LWM2M_FMT_TLV, LWM2M_FMT_SENML_JSON,
+                                 LWM2M_FMT_SENML_CBOR};
+static const int read_fmts[] = {-1, LWM2M_FMT_TLV, LWM2M_FMT_SENML_JSON, LWM2M_FMT_SENML_CBOR,
+                                LWM2M_FMT_TEXT};
+#define N_WRITE_FMTS (int)(sizeof(write_fmts) / sizeof(write_fmts[0]))
+#define N_READ_FMTS (int)(sizeof(read_fmts) / sizeof(read_fmts[0]))
+
+static void add_uint(coap_pdu_t *pdu, uint16_t opt, unsigned v)
+{
+  uint8_t b[4];
+
+  coap_add_option(pdu, opt, coap_encode_var_safe(b, sizeof(b), v), b);
 }
 
 static void uri_path(coap_pdu_t *pdu, const struct lwm2m_op *op)
@@ -106,7 +129,8 @@ static void uri_path(coap_pdu_t *pdu, const struct lwm2m_op *op)
 static int send_cur(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
 {
   static const coap_pdu_code_t codes[] = {COAP_REQUEST_CODE_GET, COAP_REQUEST_CODE_PUT,
-                                          COAP_REQUEST_CODE_POST, COAP_REQUEST_CODE_GET};
+                                          COAP_REQUEST_CODE_POST, COAP_REQUEST_CODE_GET,
+                                          COAP_REQUEST_CODE_PUT};
   struct lwm2m_op *op = &r->cur;
   coap_pdu_t *pdu;
   uint32_t seq;
@@ -131,18 +155,79 @@ static int send_cur(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
     coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero);
   }
   uri_path(pdu, op);
+  if (op->kind == OP_ATTRS) {
+    /* Write-Attributes (LwM2M 1.x 5.4.4): a PUT with the attributes as
+     * Uri-Query and no payload */
+    char q[32];
+    int n = snprintf(q, sizeof(q), "pmin=%d", LWM2M_PMIN);
+    coap_add_option(pdu, COAP_OPTION_URI_QUERY, (size_t)n, (const uint8_t *)q);
+    n = snprintf(q, sizeof(q), "pmax=%ld", r->lifetime);
+    coap_add_option(pdu, COAP_OPTION_URI_QUERY, (size_t)n, (const uint8_t *)q);
+  }
+  if ((op->kind == OP_READ || op->kind == OP_OBSERVE) && read_fmts[r->rfmt] >= 0)
+    add_uint(pdu, COAP_OPTION_ACCEPT, (unsigned)read_fmts[r->rfmt]);
   if (op->kind == OP_WRITE) {
-    uint8_t fmt = 0;
-    size_t n = op->payload ? strlen(op->payload) : 0;
-    coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, 0, &fmt); /* text/plain */
+    uint8_t body[LWM2M_URL_MAX + 64];
+    int fmt = write_fmts[r->wfmt];
+    int n = lwm2m_value_encode(fmt, op->obj, op->inst, op->res, op->payload ? op->payload : "",
+                               body, sizeof(body));
+    if (n < 0) {
+      coap_delete_pdu(pdu);
+      return -1;
+    }
+    add_uint(pdu, COAP_OPTION_CONTENT_FORMAT, (unsigned)fmt);
     if (n > 0)
-      coap_add_data(pdu, n, (const uint8_t *)op->payload);
+      coap_add_data(pdu, (size_t)n, body);
   }
   if (coap_send(r->s, pdu) == COAP_INVALID_MID)
     return -1;
   r->busy = 1;
   r->sent_at = now;
   return 0;
+}
+
+void lwm2m_dm_session(struct lwm2m_reg *r)
+{
+  /* a queue-mode device may sleep through a request, which libcoap keeps
+   * retransmitting for ~93 s; the copy sent at its next wake must not wait
+   * behind it (NSTART 1, RFC 7252 4.7): one more in flight per retry */
+  if (r->s != NULL && r->queue)
+    coap_session_set_nstart(r->s, LWM2M_RETRIES + 1);
+}
+
+void lwm2m_dm_woke(struct lwm2m_reg *r, int64_t now)
+{
+  /* the device slept since the request went out: it never heard it (its
+   * radio was off), so it goes out again now that it listens */
+  if (r->busy && r->queue && now - r->sent_at >= MISSED_MS) {
+    r->busy = 0;
+    r->resend = 1;
+  }
+}
+
+/* A request went unanswered across LWM2M_RETRIES wakes: given up, said, and
+ * for a Package URI reported as a failed request (703: retry later), which
+ * the rollout's attempts and backoff then govern. */
+static void report(struct coap_engine *e, struct lwm2m_reg *r, const char *stage, long code);
+
+static void give_up(struct coap_engine *e, struct lwm2m_reg *r)
+{
+  char detail[96];
+  static const char *const kinds[] = {"Read", "Write", "Execute", "Observe", "Write-Attributes"};
+
+  snprintf(detail, sizeof(detail), "%s /%u/%u/%u unanswered after %d sends", kinds[r->cur.kind],
+           r->cur.obj, r->cur.inst, r->cur.res, r->tries);
+  atomic_fetch_add(&lwm2m_stats.requests_timeout, 1);
+  delivery_lwm2m_event(e->fleet, r->device, "lwm2m_gave_up", detail);
+  if (r->cur.kind == OP_WRITE && r->cur.obj == 5 && r->cur.res == 1 && r->cur.payload != NULL &&
+      r->cur.payload[0] != '\0' && r->url[0] != '\0') {
+    report(e, r, "DOWNLOADED", 703);
+    r->url[0] = '\0';
+    r->downloaded_told = r->executed = r->execute_due = 0;
+  }
+  r->resend = 0;
+  free(r->cur.payload);
+  r->cur.payload = NULL;
 }
 
 /* ---- the campaign -------------------------------------------------------- */
@@ -228,8 +313,10 @@ void lwm2m_dm_commits(struct coap_engine *e, int wait)
       continue;
     }
     *p = c->next;
-    if (!wait && c->url[0] != '\0' && (r = lwm2m_reg_by_dev(e->lw, c->device)) != NULL)
+    if (!wait && c->url[0] != '\0' && (r = lwm2m_reg_by_dev(e->lw, c->device)) != NULL) {
       apply_offer(e, r, c->url);
+      lwm2m_due_touch(e->lw, r);
+    }
     free(c);
   }
 }
@@ -285,8 +372,10 @@ static void fw_changed(struct coap_engine *e, struct lwm2m_reg *r)
   if (r->fw_state == 2 && !r->downloaded_told) {
     r->downloaded_told = 1;
     report(e, r, "DOWNLOADED", 0);
-    if (lwm2m_dm_queue(r, OP_EXECUTE, 5, 0, 2, NULL) == 0)
-      delivery_lwm2m_event(e->fleet, r->device, "lwm2m_execute", "/5/0/2");
+    /* Update goes out only while the rollout lets it (lwm2m_dm_step) */
+    r->execute_due = 1;
+    r->execute_held = 0;
+    r->execute_at = 0;
     return;
   }
   if (r->fw_result == 1 && r->executed) {
@@ -304,7 +393,7 @@ static void fw_changed(struct coap_engine *e, struct lwm2m_reg *r)
     report(e, r, stage, code);
     /* the offer is spent; a retry the core grants is written again */
     r->url[0] = '\0';
-    r->downloaded_told = r->executed = 0;
+    r->downloaded_told = r->executed = r->execute_due = 0;
   }
 }
 
@@ -350,7 +439,7 @@ static void cancel_offer(struct coap_engine *e, struct lwm2m_reg *r)
   if (lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, "") < 0)
     return;
   r->url[0] = '\0';
-  r->downloaded_told = r->executed = 0;
+  r->downloaded_told = r->executed = r->execute_due = 0;
   delivery_lwm2m_event(e->fleet, r->device, "lwm2m_cancel", "/5/0/1 written empty");
 }
 
@@ -363,12 +452,12 @@ static void apply_offer(struct coap_engine *e, struct lwm2m_reg *r, const char *
     /* it downloads, or has, what we wrote before it registered again:
      * the offer goes on from there */
     snprintf(r->url, sizeof(r->url), "%s", url);
-    r->downloaded_told = r->executed = 0;
+    r->downloaded_told = r->executed = r->execute_due = 0;
     fw_changed(e, r);
   } else if (strcmp(url, r->url) != 0 && strlen(url) < sizeof(r->url) &&
              lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, url) == 0) {
     snprintf(r->url, sizeof(r->url), "%s", url);
-    r->downloaded_told = r->executed = 0;
+    r->downloaded_told = r->executed = r->execute_due = 0;
     delivery_lwm2m_event(e->fleet, r->device, "lwm2m_write", "/5/0/1 Package URI");
   }
 }
@@ -410,19 +499,68 @@ static void poll_offer(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
   r->next_poll = now + wait;
 }
 
+/* The device downloaded: Update (/5/0/2) is executed only while its
+ * rollout runs and inside the rollout's window; else asked again when the
+ * window opens, at the next lwm2m_poll, or at once when the rollout resumes
+ * (the wake list). */
+static void execute_when_allowed(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
+{
+  int w = delivery_lwm2m_may_update(e->fleet, r->device);
+  int64_t poll = (int64_t)e->set.lwm2m_poll * 1000;
+  char detail[96];
+
+  if (w == 0) {
+    if (lwm2m_dm_queue(r, OP_EXECUTE, 5, 0, 2, NULL) == 0) {
+      r->execute_due = 0;
+      delivery_lwm2m_event(e->fleet, r->device, "lwm2m_execute", "/5/0/2");
+    }
+    return;
+  }
+  if (w == -2) {
+    r->execute_due = 0; /* the offer is gone: cancel_offer follows */
+    return;
+  }
+  r->execute_at = now + (w > 0 && (int64_t)w * 1000 < poll ? (int64_t)w * 1000 : poll);
+  if (!r->execute_held) {
+    r->execute_held = 1;
+    if (w > 0)
+      snprintf(detail, sizeof(detail), "/5/0/2 held: the rollout's window opens in %d s", w);
+    else
+      snprintf(detail, sizeof(detail), "/5/0/2 held: the rollout is paused");
+    delivery_lwm2m_event(e->fleet, r->device, "lwm2m_execute_held", detail);
+  }
+}
+
 void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
 {
   if (r->busy) {
     if (now - r->sent_at < REQUEST_GIVE_UP_MS)
       return;
     r->busy = 0;
-    atomic_fetch_add(&lwm2m_stats.requests_timeout, 1);
+    if (r->queue)
+      r->resend = 1;
+    else
+      atomic_fetch_add(&lwm2m_stats.requests_timeout, 1);
   }
   /* queue mode: only while the device listens */
   if (r->queue && now - r->heard >= (int64_t)e->set.lwm2m_awake * 1000)
     return;
+  if (r->resend) {
+    if (r->tries > LWM2M_RETRIES) {
+      give_up(e, r);
+    } else {
+      r->resend = 0;
+      r->tries++;
+      delivery_lwm2m_event(e->fleet, r->device, "lwm2m_retry",
+                           "a request the device slept through, sent again at its wake");
+      if (send_cur(e, r, now) < 0)
+        give_up(e, r);
+    }
+    return;
+  }
   if (r->nq > 0) {
     free(r->cur.payload);
+    r->tries = 1;
     r->cur = r->q[0];
     memmove(&r->q[0], &r->q[1], (size_t)(r->nq - 1) * sizeof(r->q[0]));
     r->nq--;
@@ -433,9 +571,18 @@ void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
     }
     return;
   }
+  if (r->execute_due && now >= r->execute_at) {
+    execute_when_allowed(e, r, now);
+    return;
+  }
   if (!r->drive || !lwm2m_links_has(&r->links, 5) || now < r->next_poll)
     return;
   if (r->fw_state <= 0 || r->url[0] == '\0' || !r->version_told) {
+    /* a woken wave's check-ins are spread over ticks: Updates meanwhile
+     * are still answered at once */
+    if (e->lw->polls_left <= 0)
+      return;
+    e->lw->polls_left--;
     poll_offer(e, r, now);
   } else if ((r->fw_state == 1 || r->fw_state == 2) && !r->executed) {
     /* downloading or downloaded: only whether the offer still stands */
@@ -443,6 +590,27 @@ void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
     if (!offer_stands(e, r))
       cancel_offer(e, r);
   }
+}
+
+int64_t lwm2m_dm_due(const struct coap_engine *e, const struct lwm2m_reg *r, int64_t now)
+{
+  int64_t due = r->expires + 1; /* expired: dropped at that step */
+
+  if (r->busy)
+    return r->sent_at + REQUEST_GIVE_UP_MS < due ? r->sent_at + REQUEST_GIVE_UP_MS : due;
+  if (r->queue && now - r->heard >= (int64_t)e->set.lwm2m_awake * 1000)
+    return due; /* asleep: its next Update touches it */
+  if (r->resend || r->nq > 0)
+    return now;
+  if (r->execute_due && r->execute_at < due)
+    due = r->execute_at;
+  /* the check-ins lwm2m_dm_step makes; while the device updates (or was
+   * told to), a notification touches it */
+  if (r->drive && lwm2m_links_has(&r->links, 5) && r->next_poll < due &&
+      (r->fw_state <= 0 || r->url[0] == '\0' || !r->version_told ||
+       ((r->fw_state == 1 || r->fw_state == 2) && !r->executed)))
+    due = r->next_poll;
+  return due;
 }
 
 /* ---- responses and notifications -------------------------------------- */
@@ -495,6 +663,35 @@ static void took_value(struct coap_engine *e, struct lwm2m_reg *r, uint16_t obj,
   lwm2m_reg_view(e, r);
 }
 
+/* The device refused the format of the request out (4.15 to a Write's
+ * Content-Format, 4.06 to a Read's Accept): the next one is tried, and
+ * kept for its later requests. 1 when there is one. */
+static int other_format(struct coap_engine *e, struct lwm2m_reg *r, coap_pdu_code_t code)
+{
+  const struct lwm2m_op *op = &r->cur;
+  char detail[96];
+  int *i, n, from;
+
+  if (op->kind == OP_WRITE && code == COAP_RESPONSE_CODE(415)) {
+    i = &r->wfmt;
+    n = N_WRITE_FMTS;
+  } else if ((op->kind == OP_READ || op->kind == OP_OBSERVE) && code == COAP_RESPONSE_CODE(406)) {
+    i = &r->rfmt;
+    n = N_READ_FMTS;
+  } else {
+    return 0;
+  }
+  if (*i + 1 >= n)
+    return 0;
+  from = op->kind == OP_WRITE ? write_fmts[*i] : read_fmts[*i];
+  (*i)++;
+  snprintf(detail, sizeof(detail), "%s /%u/%u/%u: Content-Format %d refused, %d next",
+           op->kind == OP_WRITE ? "Write" : "Read", op->obj, op->inst, op->res, from,
+           op->kind == OP_WRITE ? write_fmts[*i] : read_fmts[*i]);
+  delivery_lwm2m_event(e->fleet, r->device, "lwm2m_format", detail);
+  return 1;
+}
+
 coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
                                   const coap_mid_t mid)
 {
@@ -510,10 +707,13 @@ coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, con
       (r = lwm2m_reg_by_id(e->lw, get32(tok.s))) == NULL)
     return COAP_RESPONSE_FAIL; /* a Reset: nobody waits for it */
   r->heard = now;
+  lwm2m_due_touch(e->lw, r);
   if (r->busy && memcmp(tok.s, r->tok, LWM2M_TOKEN_LEN) == 0) {
     /* the answer to the request out */
     struct lwm2m_op *op = &r->cur;
     r->busy = 0;
+    if (other_format(e, r, coap_pdu_get_code(recv)) && send_cur(e, r, now) == 0)
+      return COAP_RESPONSE_OK; /* the same request in the next format */
     atomic_fetch_add(ok ? &lwm2m_stats.requests_ok : &lwm2m_stats.requests_error, 1);
     if (ok && (op->kind == OP_READ || op->kind == OP_OBSERVE))
       took_value(e, r, op->obj, op->res, recv);
@@ -524,6 +724,11 @@ coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, con
       } else {
         delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", "Execute /5/0/2 refused");
       }
+    } else if (op->kind == OP_ATTRS && !ok) {
+      /* not fatal: the device notifies on its own terms */
+      char detail[80];
+      snprintf(detail, sizeof(detail), "Write-Attributes /5/0/%u refused", op->res);
+      delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", detail);
     } else if (op->kind == OP_WRITE && !ok) {
       /* a device that refuses our Package URI cannot take this offer */
       delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", "Write /5/0/1 refused");
@@ -557,6 +762,11 @@ void lwm2m_dm_nack(coap_session_t *s, const coap_pdu_t *sent, const coap_nack_re
     return;
   if (r->busy && memcmp(tok.s, r->tok, LWM2M_TOKEN_LEN) == 0) {
     r->busy = 0;
+    lwm2m_due_touch(e->lw, r);
+    if (r->queue && reason == COAP_NACK_TOO_MANY_RETRIES) {
+      r->resend = 1; /* it slept through them: again at its next wake */
+      return;
+    }
     atomic_fetch_add(
         reason == COAP_NACK_RST ? &lwm2m_stats.requests_error : &lwm2m_stats.requests_timeout, 1);
   }

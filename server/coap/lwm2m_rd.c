@@ -24,6 +24,9 @@
 #define MAX_QUERY 16         /* Uri-Query options of a registration */
 #define EXPIRY_GRACE_MS 2000 /* an Update on the dot of the lifetime still counts */
 #define TICK_MS 20
+#define WAKE_PER_TICK 256  /* woken device ids taken off the fleet's list a tick */
+#define POLLS_PER_TICK 64  /* check-ins a tick: a woken 10,000-device wave in ~3 s */
+#define STEPS_PER_TICK 512 /* registrations stepped a tick; the rest stay due, in order */
 
 static size_t slot_str(const struct lwm2m_server *lw, const char *s)
 {
@@ -83,6 +86,7 @@ int lwm2m_init(struct coap_engine *e)
     return -1;
   }
   lw->next_id = (uint32_t)mono_ms();
+  lw->wake_cursor = delivery_lwm2m_wake_head();
   e->lw = lw;
   /* responses to the requests dfotad makes on devices' sessions, and
    * notifications of what they observe */
@@ -119,6 +123,7 @@ static void reg_drop(struct coap_engine *e, struct lwm2m_reg *r, const char *why
 {
   struct lwm2m_server *lw = e->lw;
 
+  lwm2m_due_remove(lw, r);
   unlink_from(&lw->by_loc[slot_str(lw, r->loc)], r, offsetof(struct lwm2m_reg, next_loc));
   unlink_from(&lw->by_id[r->id & (lw->nb - 1)], r, offsetof(struct lwm2m_reg, next_id));
   unlink_from(&lw->by_dev[slot_str(lw, r->device)], r, offsetof(struct lwm2m_reg, next_dev));
@@ -149,6 +154,7 @@ void lwm2m_free(struct coap_engine *e)
   free(lw->by_loc);
   free(lw->by_id);
   free(lw->by_dev);
+  free(lw->heap);
   free(lw);
   e->lw = NULL;
 }
@@ -271,7 +277,14 @@ static void do_register(struct coap_engine *e, coap_session_t *s, const coap_pdu
   r->registered_at = r->updated_at = now_ms();
   r->links = links;
   r->fw_state = r->fw_result = r->fw_protocols = r->fw_delivery = -1;
+  r->hidx = -1;
+  if (lwm2m_due_set(lw, r, 0) < 0) {
+    free(r);
+    refuse(resp, 500, NULL, NULL);
+    return;
+  }
   set_session(r, s);
+  lwm2m_dm_session(r);
   r->next_loc = lw->by_loc[slot_str(lw, r->loc)];
   lw->by_loc[slot_str(lw, r->loc)] = r;
   r->next_id = lw->by_id[r->id & (lw->nb - 1)];
@@ -333,6 +346,10 @@ static void do_update(struct coap_engine *e, coap_session_t *s, const coap_pdu_t
   r->heard = now;
   r->updated_at = now_ms();
   set_session(r, s);
+  lwm2m_dm_session(r);
+  if (r->queue)
+    lwm2m_dm_woke(r, now);
+  lwm2m_due_touch(e->lw, r);
   atomic_fetch_add(&lwm2m_stats.updates, 1);
   coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CHANGED);
   lwm2m_reg_view(e, r);
@@ -422,25 +439,59 @@ int lwm2m_rd_handle(struct coap_engine *e, coap_session_t *s, const coap_pdu_t *
   return 1;
 }
 
+/* A wave was admitted (a start, a resume, the next wave): its registered
+ * devices ask the core for their offer at the next step, rather than at
+ * their next lwm2m_poll; a queue-mode one at its next Update, since steps
+ * wait until it is awake. A download held on the rollout's pause is asked
+ * about again as well. */
+static void wake(struct lwm2m_server *lw, struct lwm2m_reg *r)
+{
+  r->next_poll = 0;
+  r->execute_at = 0;
+  lwm2m_due_touch(lw, r);
+}
+
+static void take_wakes(struct lwm2m_server *lw)
+{
+  char ids[WAKE_PER_TICK][DEVICE_ID_MAX + 1]; /* 16 KiB of the engine thread's stack */
+  int all = 0, n = delivery_lwm2m_woken(&lw->wake_cursor, ids, WAKE_PER_TICK, &all);
+  struct lwm2m_reg *r;
+
+  for (int i = 0; i < n; i++)
+    if ((r = lwm2m_reg_by_dev(lw, ids[i])) != NULL && r->drive)
+      wake(lw, r);
+  if (all)
+    for (size_t i = 0; i < lw->nb; i++)
+      for (r = lw->by_loc[i]; r; r = r->next_loc)
+        if (r->drive)
+          wake(lw, r);
+}
+
 void lwm2m_tick(struct coap_engine *e, int64_t now)
 {
   struct lwm2m_server *lw = e->lw;
+  struct lwm2m_reg *r;
 
   if (lw != NULL && lw->commits != NULL)
     lwm2m_dm_commits(e, 0);
   if (lw == NULL || lw->n == 0 || now - lw->last_tick < TICK_MS)
     return;
   lw->last_tick = now;
-  for (size_t i = 0; i < lw->nb; i++) {
-    struct lwm2m_reg *r = lw->by_loc[i], *next;
-    for (; r; r = next) {
-      next = r->next_loc;
-      if (now > r->expires) {
-        atomic_fetch_add(&lwm2m_stats.expiries, 1);
-        reg_drop(e, r, "lwm2m_expired");
-        continue;
-      }
-      lwm2m_dm_step(e, r, now);
+  lw->polls_left = POLLS_PER_TICK;
+  take_wakes(lw);
+  /* only the registrations due (lwm2m_due.c), not a walk of them all,
+   * and a bounded number a tick: the thread answers datagrams meanwhile */
+  for (int steps = 0; steps < STEPS_PER_TICK && (r = lwm2m_due_next(lw, now)) != NULL; steps++) {
+    int64_t due;
+    if (now > r->expires) {
+      atomic_fetch_add(&lwm2m_stats.expiries, 1);
+      reg_drop(e, r, "lwm2m_expired");
+      continue;
     }
+    lwm2m_dm_step(e, r, now);
+    /* still due (a check-in over this tick's budget): behind the others
+     * due now, so that each gets its turn */
+    due = lwm2m_dm_due(e, r, now);
+    lwm2m_due_set(lw, r, due <= now ? now + 1 : due);
   }
 }

@@ -9,8 +9,9 @@
 #   LW_WAVE=1000         devices in the first wave (10..LW_DEVICES): the
 #                        rollout's waves are [100*LW_WAVE/LW_DEVICES, 100]
 #   LW_UPDATE_RATE=200   registration Updates per second, in total
-#   LW_POLL=2            [coap] lwm2m_poll (s): how often a registered idle
-#                        device's offer is asked of the rollouts
+#   LW_POLL=60           [coap] lwm2m_poll (s): how often a registered idle
+#                        device's offer is asked of the rollouts (the default;
+#                        the wave's start wakes its devices whatever this is)
 #   LW_MAX_SECONDS=300   bound on each wait (10..3600)
 #   LW_KEEP=1            keep the temporary directory
 #
@@ -37,7 +38,7 @@ esac
 N=${LW_DEVICES:-10000}
 WAVE=${LW_WAVE:-1000}
 RATE=${LW_UPDATE_RATE:-200}
-POLL=${LW_POLL:-2}
+POLL=${LW_POLL:-60}
 MAXS=${LW_MAX_SECONDS:-300}
 MODEL=BG95-M3
 VA=BG95M3LAR02A01

@@ -150,7 +150,7 @@ timeout -k 5 150 "$PYTHON" "$LWSIM" --server "$COAP" --devices "$T/lw.json" --ch
   --out "$T/lwsum.json" >"$T/lwsim.out" 2>"$T/lwsim.log" &
 LWPID=$!
 SIM_TIMEOUT=130 sim --server "$DEV_URL" --devices "$T/ck.json" --concurrency 6 --target "$VC" \
-  --admin "$ADMIN_URL" --token "$TOKEN" --rollout "$RID" --poll-interval 0.5 --retry-delay 0.5 \
+  --admin "$ADMIN_URL" --token "$TOKEN" --rollout "$RID" --no-stop-on-pause --poll-interval 0.5 --retry-delay 0.5 \
   --max-retry-after 2 --install-seconds 0.1 --max-seconds 120 --seed 3 \
   --out "$T/cksum.json" >"$T/cksim.out" 2>"$T/cksim.log" &
 CKPID=$!

@@ -16,7 +16,13 @@ The Package URI is fetched out of band, over HTTP(S) (urllib) or CoAP
 Update Result once, e.g. 5 for an integrity failure after the download;
 --slow ID=S: a download that starts only after S seconds, to be cancelled);
 queue mode (--queue ID,...: b=UQ, the device listens only for a few
-seconds after each Update and drops what comes while it sleeps).
+seconds after each message it sends (its Updates, its answers) and drops
+what comes while it sleeps);
+--nap ID=N: a queue-mode device that falls asleep as the first N Package
+URI writes arrive (it never hears them nor their retransmissions);
+--formats ID=FMT: a device that takes only that Content-Format (11542 TLV,
+110 SenML JSON, 112 SenML CBOR): 4.15 to a Write in another, 4.06 to a Read
+whose Accept is not it.
 
   lwm2msim.py --server HOST:PORT --devices FILE.json --chain V0,V1,V2
               --target VN [--queue IDS] [--fail ID=R ...] [--tlv IDS]
@@ -47,6 +53,96 @@ GET, POST, PUT, DELETE = 1, 2, 3, 4
 CREATED, DELETED, CHANGED, CONTENT = 0x41, 0x42, 0x44, 0x45
 BAD_REQUEST, NOT_FOUND, NOT_ALLOWED = 0x80, 0x84, 0x85
 TLV = 11542
+SENML_JSON, SENML_CBOR = 110, 112
+NOT_ACCEPTABLE, UNSUPPORTED_FORMAT = 0x86, 0x8F
+
+
+def cbor_head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    for ai, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n < 1 << (8 * size):
+            return bytes([major << 5 | ai]) + n.to_bytes(size, "big")
+    raise ValueError(n)
+
+
+def cbor(v):
+    """The few CBOR items SenML needs: ints, text, lists, dicts."""
+    if isinstance(v, bool):
+        return bytes([0xF5 if v else 0xF4])
+    if isinstance(v, int):
+        return cbor_head(0, v) if v >= 0 else cbor_head(1, -1 - v)
+    if isinstance(v, str):
+        b = v.encode()
+        return cbor_head(3, len(b)) + b
+    if isinstance(v, list):
+        return cbor_head(4, len(v)) + b"".join(cbor(x) for x in v)
+    if isinstance(v, dict):
+        return cbor_head(5, len(v)) + b"".join(cbor(k) + cbor(x) for k, x in v.items())
+    raise TypeError(v)
+
+
+def uncbor(b, i=0):
+    """(item, next index): ints, text, bytes, lists, dicts."""
+    major, ai = b[i] >> 5, b[i] & 31
+    i += 1
+    if ai < 24:
+        n = ai
+    else:
+        size = 1 << (ai - 24)
+        n = int.from_bytes(b[i:i + size], "big")
+        i += size
+    if major == 0:
+        return n, i
+    if major == 1:
+        return -1 - n, i
+    if major in (2, 3):
+        v = b[i:i + n]
+        return (v.decode() if major == 3 else v), i + n
+    if major == 4:
+        out = []
+        for _ in range(n):
+            x, i = uncbor(b, i)
+            out.append(x)
+        return out, i
+    if major == 5:
+        out = {}
+        for _ in range(n):
+            k, i = uncbor(b, i)
+            out[k], i = uncbor(b, i)
+        return out, i
+    raise ValueError("major %d" % major)
+
+
+def senml_value(obj, res, val, fmt):
+    """A resource's value as SenML JSON (110) or CBOR (112)."""
+    base = "/%d/0/%d" % (obj, res)
+    if isinstance(val, list):
+        recs = [{"bn": base + "/", "n": "0", "v": val[0]}] + [{"n": str(k), "v": x} for k, x in enumerate(val) if k]
+    elif isinstance(val, str):
+        recs = [{"bn": base, "vs": val}]
+    else:
+        recs = [{"bn": base, "v": val}]
+    if fmt == SENML_JSON:
+        return json.dumps(recs).encode()
+    labels = {"bn": -2, "n": 0, "v": 2, "vs": 3}
+    return cbor([{labels[k]: x for k, x in r.items()} for r in recs])
+
+
+def written_text(payload, fmt):
+    """The string a Write carries, by its Content-Format."""
+    if fmt == SENML_JSON:
+        return json.loads(payload)[0].get("vs", "")
+    if fmt == SENML_CBOR:
+        return uncbor(payload)[0][0].get(3, "")
+    if fmt == TLV:
+        h = payload[0]
+        i = 3 if h & 0x20 else 2
+        lt = (h >> 3) & 3
+        n = h & 7 if lt == 0 else int.from_bytes(payload[i:i + lt], "big")
+        i += lt
+        return payload[i:i + n].decode(errors="replace")
+    return payload.decode(errors="replace")
 
 
 def code_byte(text):
@@ -155,6 +251,10 @@ class Device(threading.Thread):
         self.lock = threading.Lock()
         self.queue = self.id in a.queue
         self.tlv = self.id in a.tlv
+        self.only = dict(a.formats_map).get(self.id)
+        self.naps = dict(a.nap_map).get(self.id, 0)
+        self.write_formats = []  # the Content-Format of each Write it took
+        self.attrs = {}  # path -> the attributes written on it
         self.fail = dict(a.fail_map).get(self.id)
         self.state, self.result, self.uri = 0, 0, ""
         self.observers = {}  # resource -> (token, seq)
@@ -168,6 +268,10 @@ class Device(threading.Thread):
     # ---- the socket ------------------------------------------------------
     def send(self, data):
         self.s.sendto(data, self.server)
+        if self.queue and self.awake_until > 0:
+            # LwM2M 1.1, 6.5 (queue mode): the receiver stays on for a while
+            # after each message the client sends, not only its Update
+            self.awake_until = max(self.awake_until, time.time() + self.a.awake)
 
     def request(self, path, code, payload=b"", tries=5):
         """A CON request to the server; its response (other datagrams that
@@ -216,7 +320,9 @@ class Device(threading.Thread):
         self.stats["notifications"] += 1
 
     def value(self, obj, res, val):
-        if self.tlv:
+        if self.only in (SENML_JSON, SENML_CBOR):
+            return senml_value(obj, res, val, self.only), self.only
+        if self.tlv or self.only == TLV:
             if isinstance(val, list):
                 return tlv_resource(res, val, multiple=True), TLV
             if isinstance(val, str):
@@ -246,6 +352,22 @@ class Device(threading.Thread):
         path = "/".join(p.decode() for p in r["opts"].get(11, []))
         observe = 6 in r["opts"]
         self.stats["requests"] += 1
+        fmt = ival(r["opts"][12][0]) if 12 in r["opts"] else 0
+        if self.only is not None and code == "0.01":
+            accept = ival(r["opts"][17][0]) if 17 in r["opts"] else None
+            if accept != self.only:
+                self.stats["refused_format"] += 1
+                self.send(response(r, NOT_ACCEPTABLE))
+                return
+        if code == "0.03" and path in ("5/0/3", "5/0/5") and not r["payload"]:
+            # Write-Attributes: the Uri-Query options, no payload
+            self.attrs.setdefault(path, []).extend(q.decode() for q in r["opts"].get(15, []))
+            self.send(response(r, CHANGED))
+            return
+        if self.only is not None and code == "0.03" and fmt != self.only:
+            self.stats["refused_format"] += 1
+            self.send(response(r, UNSUPPORTED_FORMAT))
+            return
         if code == "0.01":  # GET
             if path == "3/0/3":
                 p, f = self.value(3, 3, self.version)
@@ -268,7 +390,16 @@ class Device(threading.Thread):
             else:
                 self.send(response(r, NOT_FOUND))
         elif code == "0.03" and path == "5/0/1":  # Write Package URI
-            uri = r["payload"].decode(errors="replace")
+            if self.naps > 0 and r["payload"]:
+                # falls asleep as it arrives: neither it nor its
+                # retransmissions are heard until the next Update
+                self.naps -= 1
+                self.awake_until = 0.0
+                self.stats["napped"] += 1
+                self.log.append("slept through a write")
+                return
+            uri = written_text(r["payload"], fmt)
+            self.write_formats.append(fmt)
             self.send(response(r, CHANGED))
             self.log.append("write " + uri)
             if uri == "":
@@ -386,6 +517,10 @@ def main():
     ap.add_argument("--queue", default="")
     ap.add_argument("--tlv", default="")
     ap.add_argument("--fail", action="append", default=[])
+    ap.add_argument("--formats", action="append", default=[],
+                    help="ID=FMT: that device takes only that Content-Format")
+    ap.add_argument("--nap", action="append", default=[],
+                    help="ID=N: that queue-mode device sleeps through its first N Package URI writes")
     ap.add_argument("--slow", action="append", default=[],
                     help="ID=SECONDS: that device waits so long before it downloads")
     ap.add_argument("--lifetime", type=int, default=60)
@@ -406,10 +541,12 @@ def main():
     a.tlv = set(x for x in a.tlv.split(",") if x)
     a.fail_map = [(k, int(v)) for k, v in (f.split("=") for f in a.fail)]
     a.slow_map = [(k, float(v)) for k, v in (f.split("=") for f in a.slow)]
+    a.formats_map = [(k, int(v)) for k, v in (f.split("=") for f in a.formats)]
+    a.nap_map = [(k, int(v)) for k, v in (f.split("=") for f in a.nap)]
     expect_fail = set(x for x in a.expect_fail.split(",") if x)
     a.stop = threading.Event()
     stats = {"registrations": 0, "updates": 0, "requests": 0, "notifications": 0,
-             "dropped_asleep": 0, "downloaded_bytes": 0}
+             "dropped_asleep": 0, "downloaded_bytes": 0, "refused_format": 0, "napped": 0}
     devs = [Device(d, a, stats) for d in json.load(open(a.devices))]
     for d in devs:
         d.start()
@@ -430,7 +567,9 @@ def main():
         summary["totals"]["outcomes"][d.outcome] = summary["totals"]["outcomes"].get(d.outcome, 0) + 1
         summary["devices"].append({"id": d.id, "outcome": d.outcome, "version": d.version,
                                    "queue": d.queue, "downloads": d.downloads,
-                                   "reboots": d.reboots, "log": d.log[-10:]})
+                                   "reboots": d.reboots, "write_formats": d.write_formats,
+                                   "attrs": d.attrs,
+                                   "log": d.log[-10:]})
     if a.out:
         json.dump(summary, open(a.out, "w"), indent=1)
     ok = all(d.outcome == "on_target" or (d.id in expect_fail and d.outcome.startswith("failed"))

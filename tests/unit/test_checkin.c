@@ -5,8 +5,10 @@
  * each protocol's form. */
 #include "autoconfig.h"
 
+#include <time.h>
 #include <unistd.h>
 
+#include "../../fleet/lwm2m.h"
 #include "fleet_fixture.h"
 
 static struct fx x;
@@ -369,6 +371,56 @@ static void nowait(void)
   CHECK(a.verdict == VERDICT_OFFER && a.must_commit == 0);
 }
 
+/* What the LwM2M server asks of the core (fleet/lwm2m.h): whether Update
+ * may be executed now (the rollout runs, its window is open), and which
+ * devices a wave's admission wakes (the lwm2m-driven members of the wave,
+ * once each). */
+static void lwm2m_gate(void)
+{
+  char rid[16], rid2[16], extra[96], ids[8][DEVICE_ID_MAX + 1], body[256];
+  uint64_t cursor = delivery_lwm2m_wake_head();
+  time_t t = time(NULL);
+  struct tm tm;
+  int all = -1, n, h;
+
+  gmtime_r(&t, &tm);
+  h = tm.tm_hour;
+  for (int i = 0; i < 3; i++) {
+    snprintf(body, sizeof(body), "{\"model\":\"%s\",\"version\":\"A\",\"secret\":\"%s\"%s}",
+             FX_MODEL, FX_SECRET, i < 2 ? ",\"trigger\":\"lwm2m\"" : "");
+    CHECK(fx_put(&x, i == 0 ? "lw1" : i == 1 ? "lw2" : "ck1", body) == 201);
+  }
+  CHECK(delivery_lwm2m_may_update(x.f, "lw1") == -2);    /* in no rollout */
+  CHECK(delivery_lwm2m_may_update(x.f, "nobody") == -2); /* no such device */
+  /* open for this hour and the next: no boundary crossed while it runs */
+  snprintf(extra, sizeof(extra), "\"window\":{\"from_hour\":%d,\"to_hour\":%d}", h, (h + 2) % 24);
+  CHECK(fx_rollout(&x, "B", "[\"lw1\",\"ck1\"]", extra, rid) == 0);
+  CHECK(delivery_lwm2m_may_update(x.f, "lw1") == 0);
+  /* the start woke lw1 only: ck1's host checks in by itself */
+  n = delivery_lwm2m_woken(&cursor, ids, 8, &all);
+  CHECK(n == 1 && all == 0 && strcmp(ids[0], "lw1") == 0);
+  CHECK(delivery_lwm2m_woken(&cursor, ids, 8, &all) == 0);
+  CHECK(fx_action(&x, rid, "pause") == 200);
+  CHECK(delivery_lwm2m_may_update(x.f, "lw1") == -1);
+  CHECK(delivery_lwm2m_woken(&cursor, ids, 8, &all) == 0); /* a pause wakes nobody */
+  CHECK(fx_action(&x, rid, "resume") == 200);
+  CHECK(delivery_lwm2m_woken(&cursor, ids, 8, &all) == 1 && strcmp(ids[0], "lw1") == 0);
+  CHECK(delivery_lwm2m_may_update(x.f, "lw1") == 0);
+  CHECK(fx_action(&x, rid, "cancel") == 200);
+  CHECK(delivery_lwm2m_may_update(x.f, "lw1") == -2);
+  /* closed now and for the next hour: the seconds until it opens */
+  snprintf(extra, sizeof(extra), "\"window\":{\"from_hour\":%d,\"to_hour\":%d}", (h + 2) % 24,
+           (h + 3) % 24);
+  CHECK(fx_rollout(&x, "B", "[\"lw2\"]", extra, rid2) == 0);
+  n = delivery_lwm2m_may_update(x.f, "lw2");
+  CHECK(n > 3600 && n <= 2 * 3600);
+  /* a reader that fell behind is told to ask every registered device */
+  {
+    uint64_t stale = cursor + 1000000; /* past the head: never valid */
+    CHECK(delivery_lwm2m_woken(&stale, ids, 8, &all) == 0 && all == 1);
+  }
+}
+
 int main(void)
 {
   if (fx_open(&x, "test-checkin") < 0) {
@@ -384,6 +436,7 @@ int main(void)
   rendered();
   counted();
   nowait();
+  lwm2m_gate();
   fx_close(&x);
   return unit_done("test_checkin");
 }
