@@ -112,3 +112,9 @@ int db_tx_shared_begin(struct db *d, const struct db_changes *c)
 }
 
 int64_t db_shared_seen(struct db *d) { return d->ops->shared_seen ? d->ops->shared_seen(d) : 0; }
+
+int db_tx_job_claim(struct db *d, const char *rollout_id, const char *node, int lease_s)
+{
+  /* a database nobody shares: the one node holds every job */
+  return d->ops->tx_job_claim ? d->ops->tx_job_claim(d, rollout_id, node, lease_s) : 1;
+}

@@ -71,6 +71,7 @@ struct db_ops {
   /* several nodes (NULL: this backend cannot share its database) */
   int (*tx_shared_begin)(struct db *d, const struct db_changes *c);
   int64_t (*shared_seen)(struct db *d);
+  int (*tx_job_claim)(struct db *d, const char *rollout_id, const char *node, int lease_s);
 };
 
 struct db {
@@ -137,5 +138,11 @@ int db_tx_shared_begin(struct db *d, const struct db_changes *c);
 /* The change number up to which the node has seen the others' writes
  * (its last committed shared transaction). */
 int64_t db_shared_seen(struct db *d);
+/* Inside a shared transaction, before its writes: claims (or renews) for
+ * node the work left on a rollout (a start's enrolment, a cancel's sweep)
+ * for lease_s seconds of the database's clock, unless another node's claim
+ * is still current. 1 held, 0 another node holds it, -1 the statement
+ * failed (the transaction will not commit). */
+int db_tx_job_claim(struct db *d, const char *rollout_id, const char *node, int lease_s);
 
 #endif

@@ -92,6 +92,13 @@ static const char *const migrations[] = {
     "  change_seq bigint PRIMARY KEY,"
     "  id text COLLATE \"C\" NOT NULL"
     ");",
+    /* 4: several nodes: who carries on a rollout's start or cancel sweep
+     * (db_pg_shared.c); a claim lapses when its node stops renewing it */
+    "CREATE TABLE rollout_jobs ("
+    "  rollout_id text COLLATE \"C\" PRIMARY KEY,"
+    "  node text NOT NULL,"
+    "  until timestamptz NOT NULL"
+    ");",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -198,6 +205,16 @@ const struct pg_stmt pg_stmts[S_COUNT] = {
     [S_CHANGE_MARK] = {"change_mark",
                        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM dfotad_change",
                        0},
+    /* a rollout's job: taken, renewed by its node, or taken over once the
+     * claim lapsed; a row back means this node ($2) holds it */
+    [S_JOB_CLAIM] = {"job_claim",
+                     "INSERT INTO rollout_jobs (rollout_id, node, until)"
+                     " VALUES ($1, $2, now() + make_interval(secs => $3::int))"
+                     " ON CONFLICT (rollout_id) DO UPDATE SET node = excluded.node,"
+                     " until = excluded.until"
+                     " WHERE rollout_jobs.node = excluded.node OR rollout_jobs.until < now()"
+                     " RETURNING node",
+                     3},
 };
 
 static int64_t mono_ms(void)
@@ -593,4 +610,5 @@ static const struct db_ops pg_ops = {
     .reachable = pg_reachable,
     .tx_shared_begin = pg_tx_shared_begin,
     .shared_seen = pg_shared_seen,
+    .tx_job_claim = pg_tx_job_claim,
 };

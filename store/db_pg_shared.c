@@ -131,3 +131,30 @@ fail:
   pthread_mutex_unlock(&d->mu);
   return -1;
 }
+
+/* d->mu is held by the writer's transaction (pg_tx_shared_begin), which
+ * is not in pipeline mode until the flush writes: a plain statement. */
+int pg_tx_job_claim(struct db *db, const char *rollout_id, const char *node, int lease_s)
+{
+  struct pg *d = (struct pg *)db;
+  char secs[16];
+  const char *v[3] = {rollout_id, node, secs};
+  PGresult *r;
+  int rc;
+
+  if (d->in_pipe || d->tx_failed || d->c == NULL)
+    return -1;
+  snprintf(secs, sizeof(secs), "%d", lease_s);
+  r = PQexecPrepared(d->c, pg_stmts[S_JOB_CLAIM].name, 3, v, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    log_error("database: claim of rollout %s's job: %s", rollout_id, PQerrorMessage(d->c));
+    d->tx_failed = 1;
+    rc = -1;
+  } else {
+    rc = PQntuples(r) == 1;
+  }
+  PQclear(r);
+  if (rc < 0)
+    pg_conn_check(d);
+  return rc;
+}

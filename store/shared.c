@@ -21,7 +21,8 @@
 struct decision {
   void (*fn)(void *arg);
   void *arg;
-  int rc; /* 1: waiting; 0: committed; -1: not run or not committed */
+  int rc;    /* 1: waiting; 0: committed; -1: not run or not committed */
+  int async; /* on the heap, nobody waits: freed when its transaction ends */
   struct decision *next;
 };
 
@@ -102,19 +103,24 @@ int store_tx_open(struct store *s)
 
 void store_tx_closed(struct store *s, int committed)
 {
-  struct decision *q = s->running;
+  struct decision *q = s->running, *next;
 
   s->running = NULL;
   pthread_mutex_lock(&s->dec_mu);
-  for (; q != NULL; q = q->next)
-    q->rc = committed ? 0 : -1;
+  for (; q != NULL; q = next) {
+    next = q->next; /* a waiter's d is gone once it sees its rc */
+    if (q->async)
+      free(q);
+    else
+      q->rc = committed ? 0 : -1;
+  }
   pthread_cond_broadcast(&s->dec_done);
   pthread_mutex_unlock(&s->dec_mu);
 }
 
 int store_decide(struct store *s, void (*fn)(void *arg), void *arg)
 {
-  struct decision d = {fn, arg, 1, NULL};
+  struct decision d = {fn, arg, 1, 0, NULL};
 
   if (!s->shared) {
     fn(arg);
@@ -132,4 +138,49 @@ int store_decide(struct store *s, void (*fn)(void *arg), void *arg)
     pthread_cond_wait(&s->dec_done, &s->dec_mu);
   pthread_mutex_unlock(&s->dec_mu);
   return d.rc;
+}
+
+static void nothing(void *arg) { (void)arg; }
+
+int store_decide_async(struct store *s, void (*fn)(void *arg), void *arg)
+{
+  struct decision *d;
+
+  if (!s->shared || (d = calloc(1, sizeof(*d))) == NULL)
+    return -1;
+  *d = (struct decision){fn, arg, 1, 1, NULL};
+  pthread_mutex_lock(&s->dec_mu);
+  d->next = s->decisions;
+  s->decisions = d;
+  pthread_mutex_unlock(&s->dec_mu);
+  /* a flush now rather than at the next interval; if the writer is
+   * stopping, the decision is dropped with the queue at close */
+  store_sync_async(s, nothing, NULL);
+  return 0;
+}
+
+void store_decisions_drop(struct store *s)
+{
+  pthread_mutex_lock(&s->dec_mu);
+  while (s->decisions != NULL) {
+    struct decision *d = s->decisions;
+    s->decisions = d->next;
+    if (d->async)
+      free(d);
+    else
+      d->rc = -1;
+  }
+  pthread_cond_broadcast(&s->dec_done);
+  pthread_mutex_unlock(&s->dec_mu);
+}
+
+int store_job_claim(struct store *s, const char *rollout_id, const char *node, int lease_s)
+{
+  int rc;
+
+  if (!s->shared)
+    return 1;
+  if ((rc = db_tx_job_claim(s->db, rollout_id, node, lease_s)) < 0)
+    s->tx_failed = 1;
+  return rc;
 }

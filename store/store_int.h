@@ -53,6 +53,9 @@ int fsync_dir(const char *dir);
  * then closed (the decisions learn whether it committed). */
 int store_tx_open(struct store *s);
 void store_tx_closed(struct store *s, int committed);
+/* At close, after the writer's last transaction: queued decisions nobody
+ * waits for (store_decide_async) are dropped without running. */
+void store_decisions_drop(struct store *s);
 /* recheck.c */
 int recheck_init(struct store *s);
 void recheck_stop(struct store *s);

@@ -16,7 +16,10 @@
 #     before is lost (checked on node 3 restarted, which loads from the
 #     database);
 #   - every device on the target, every download byte-exact (the simulator
-#     checks each package's sha256), the rollout completed on every node.
+#     checks each package's sha256), the rollout completed on every node;
+#   - a start left half-done (a rollout "starting" in the database, its
+#     claim held by a node that is gone) is carried on by exactly one node,
+#     once that claim lapses.
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
@@ -238,4 +241,35 @@ max=$(sort -n "$T/samples" | tail -n 1)
 echo "# in flight at once (database, $(wc -l <"$T/samples") samples): max ${max:-none}"
 check "max_concurrent = 5 held across the nodes (sampled)" test "${max:-99}" -le 5
 check "... and was reached (the nodes contended for slots)" test "${max:-0}" -ge 4
+
+# ---------------------------------------------------------------------------
+# a start left half-done by a node that is gone: 10 more devices, a draft
+# rollout put in the database as "starting" with its claim held by a node
+# that no longer renews it (as a node killed mid-start leaves it)
+python3 - "$MODEL" "$VA" >"$T/bulk2.json" <<'PYEOF'
+import json, sys
+json.dump([{"id": "s%02d" % i, "model": sys.argv[1], "version": sys.argv[2], "group": "orphan",
+            "secret": "secret-s%02d-0123456789" % i} for i in range(10)], sys.stdout)
+PYEOF
+use_node 1
+api_json_file POST /api/v1/devices "$T/bulk2.json"
+expect_eq "10 more devices" "200 10" "$STATUS $(json "$BODY" .created)"
+rollout_create "{\"name\":\"orphan\",\"model\":\"$MODEL\",\"target_version\":\"$VC\",
+  \"selector\":{\"group\":\"orphan\"},\"max_concurrent\":5}" || bail "create rollout orphan"
+RID2=$RID
+pg_psql "BEGIN;
+  INSERT INTO rollout_jobs (rollout_id, node, until) VALUES ('$RID2', 'gone/node', now() + interval '2 seconds');
+  UPDATE rollouts SET state = 'starting', change_seq = nextval('dfotad_change'),
+    doc = jsonb_set(doc::jsonb, '{state}', '\"starting\"')::text WHERE id = '$RID2';
+  COMMIT;" >/dev/null
+_ro_running() { use_node "$1" && rollout_get "$RID2" "$T/ro2.json" && [ "$(json "$T/ro2.json" .state)" = running ]; }
+check "the half-done start is carried on (running on node 1)" wait_until 30 _ro_running 1
+expect_eq "... with its 10 members" 10 "$(json "$T/ro2.json" .devices)"
+check "node 3 sees it running too" wait_until 5 _ro_running 3
+holder=$(pg_psql "SELECT node FROM rollout_jobs WHERE rollout_id = '$RID2'")
+check "the claim went from the node gone to a live one ($holder)" test "${holder:-gone/node}" != gone/node
+carried=$(grep -l "rollout $RID2: this node carries on its start" "${N_LOG[1]}" "${N_LOG[3]}" | wc -l)
+expect_eq "exactly one node carried it on" 1 "$carried"
+expect_eq "every member enrolled once, in the database" "10 10" \
+  "$(pg_psql "SELECT count(*), count(DISTINCT COALESCE(doc::jsonb->>'position', '0')) FROM devices WHERE rollout_id = '$RID2'" | tr '|' ' ')"
 finish
