@@ -11,12 +11,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../util/log.h"
+#include "../util/util.h"
 #include "db.h"
 #include "store.h"
 #include "store_int.h"
 #include "writer.h"
+
+/* A deleted package's file stays this long in the shared folder: longer
+ * than any transfer of it another node may still be serving (a response is
+ * bounded by [http] timeout between reads; an hour covers the slowest
+ * module fetching a large package in one request) */
+#define SHARED_PKG_GRACE_S 3600
+#define SHARED_SWEEP_MS 10000
 
 struct decision {
   void (*fn)(void *arg);
@@ -71,9 +80,58 @@ static int apply_pkg(const struct db_package *r, int64_t seq, void *arg)
   return 0;
 }
 
+/* A package deleted (on any node, this one too): out of the catalog now.
+ * Transfers in flight keep their reference and descriptor; the file stays
+ * in the shared folder until the sweep (sweep_files), so that other nodes'
+ * transfers of it end first. */
+static int apply_gone(const char *id, int64_t seq, void *arg)
+{
+  struct store *s = arg;
+  struct package *p;
+
+  if (seq > s->gone_seen)
+    s->gone_seen = seq;
+  pthread_rwlock_wrlock(&s->lock);
+  p = catalog_remove(s, id);
+  pthread_rwlock_unlock(&s->lock);
+  if (p != NULL) {
+    atomic_store(&p->deleted, 1);
+    log_info("package %s deleted by another node", id);
+    package_unref(p);
+  }
+  return 0;
+}
+
+static int unlink_file(const char *sha256, void *arg)
+{
+  struct store *s = arg;
+  char path[4096];
+
+  if (strlen(sha256) != 64 || strspn(sha256, "0123456789abcdef") != 64)
+    return 0; /* not a name this folder holds */
+  snprintf(path, sizeof(path), "%s/%s", s->pkg_dir, sha256);
+  if (unlink(path) == 0)
+    log_info("package file %s removed (deleted more than %d s ago, on every node)", sha256,
+             SHARED_PKG_GRACE_S);
+  return 0;
+}
+
+/* At most once every 10 s, in the nodes' turn: the files of packages deleted
+ * more than the grace ago, whose content no package has, leave the shared
+ * folder (one node does it: the markers go in the same transaction). */
+static void sweep_files(struct store *s)
+{
+  int64_t now = mono_ms();
+
+  if (s->swept_at != 0 && now - s->swept_at < SHARED_SWEEP_MS)
+    return;
+  s->swept_at = now;
+  db_tx_pkg_sweep(s->db, SHARED_PKG_GRACE_S, unlink_file, s);
+}
+
 int store_tx_open(struct store *s)
 {
-  struct db_changes c = {apply_doc, apply_pkg, s, s->pkg_seen};
+  struct db_changes c = {apply_doc, apply_pkg, s, s->pkg_seen, apply_gone, s->gone_seen};
   struct decision *q;
 
   if (!s->shared)
@@ -85,6 +143,7 @@ int store_tx_open(struct store *s)
   s->running = q;
   if (db_tx_shared_begin(s->db, &c) < 0)
     return -1;
+  sweep_files(s);
   /* oldest first */
   {
     struct decision *rev = NULL;

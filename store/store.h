@@ -21,6 +21,7 @@ enum store_status {
   STORE_TOO_LARGE = -4, /* upload over its limit */
   STORE_EMPTY = -5,     /* upload with no bytes */
   STORE_INVALID = -6,   /* bad metadata */
+  STORE_IN_USE = -8,    /* devices hold offers of it (several nodes: deletion refused) */
 };
 
 enum package_status { PKG_OK = 0, PKG_DAMAGED };

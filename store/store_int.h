@@ -32,6 +32,8 @@ struct store {
   store_apply_hook apply;
   void *apply_arg;
   int64_t pkg_seen;           /* packages read from the others up to this seq */
+  int64_t gone_seen;          /* package removals read up to this seq */
+  int64_t swept_at;           /* monotonic ms of the last sweep of removed packages' files */
   pthread_mutex_t dec_mu;     /* the queue of decisions */
   pthread_cond_t dec_done;    /* a transaction with decisions ended */
   struct decision *decisions; /* queued, newest first */

@@ -19,7 +19,11 @@
 #     checks each package's sha256), the rollout completed on every node;
 #   - a start left half-done (a rollout "starting" in the database, its
 #     claim held by a node that is gone) is carried on by exactly one node,
-#     once that claim lapses.
+#     once that claim lapses;
+#   - a package a device holds an offer of is not deleted (409, on another
+#     node than the offer's); once the offer is gone, a deletion on node 3
+#     leaves node 1's catalog without a restart, and the file stays in the
+#     shared folder until a sweep after the grace (an hour; back-dated here).
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
@@ -272,4 +276,29 @@ carried=$(grep -l "rollout $RID2: this node carries on its start" "${N_LOG[1]}" 
 expect_eq "exactly one node carried it on" 1 "$carried"
 expect_eq "every member enrolled once, in the database" "10 10" \
   "$(pg_psql "SELECT count(*), count(DISTINCT COALESCE(doc::jsonb->>'position', '0')) FROM devices WHERE rollout_id = '$RID2'" | tr '|' ' ')"
+
+# ---------------------------------------------------------------------------
+# deleting a package on several nodes
+DEV_URL="http://${N_HTTP[1]}"
+for i in 0 1 2 3 4 5 6 7 8 9; do checkin "s0$i" "secret-s0$i-0123456789" "$VA" >/dev/null; done
+P=$(pg_psql "SELECT doc::jsonb->>'package' FROM devices WHERE rollout_id = '$RID2'
+  AND state IN ('offered', 'downloading') LIMIT 1")
+check "devices of the second rollout hold offers (on node 1)" test -n "$P"
+use_node 3
+api DELETE "/api/v1/packages/$P"
+expect_eq "node 3 refuses to delete a package a device holds an offer of" 409 "$STATUS"
+rollout_action "$RID2" cancel
+expect_eq "the rollout cancelled on node 3" cancelled "$(json "$BODY" .state)"
+api DELETE "/api/v1/packages/$P"
+expect_eq "... then deletes the package (no offer left)" 204 "$STATUS"
+_pkg_gone() { use_node "$1" && api GET "/api/v1/packages/$P" && [ "$STATUS" = 404 ]; }
+check "node 1 forgets it without a restart" wait_until 5 _pkg_gone 1
+_curl "http://${N_HTTP[1]}/p/$P"
+expect_eq "... and no longer serves it" 404 "$STATUS"
+PSHA=$(pg_psql "SELECT sha256 FROM packages_removed WHERE id = '$P'")
+check "its file stays in the shared folder for the grace" test -e "$T/packages/$PSHA"
+pg_psql "UPDATE packages_removed SET at = now() - interval '2 hours' WHERE id = '$P'"
+_file_gone() { [ ! -e "$T/packages/$PSHA" ]; }
+check "... and goes once the grace is over (the removal back-dated)" wait_until 25 _file_gone
+expect_eq "... its marker with it" 0 "$(pg_psql "SELECT count(*) FROM packages_removed")"
 finish
