@@ -240,7 +240,9 @@ static void claim_orphans(struct fleet *f)
   struct rollout *head;
 
   pthread_mutex_lock(&f->mu);
-  head = f->rollouts; /* rollouts are only added at the head, never freed */
+  /* while loading, the start would see part of the fleet; load_done
+   * hands the jobs out (rollout_job_run claims them) */
+  head = f->loading ? NULL : f->rollouts; /* added only at the head, never freed */
   pthread_mutex_unlock(&f->mu);
   for (struct rollout *r = head; r != NULL; r = r->next) {
     enum rjob job;
