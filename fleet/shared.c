@@ -200,22 +200,38 @@ static enum rjob orphan_job(const struct rollout *r)
 struct hold_ctx {
   struct fleet *f;
   struct rollout *r;
+  enum rjob job;
   int held;
 };
+
+/* The claim's name: a start and the sweep of its cancel are claimed apart,
+ * so that a cancel decided on any node sweeps at once. */
+static const char *job_name(char *buf, size_t len, const struct rollout *r, enum rjob job)
+{
+  snprintf(buf, len, "%s/%s", r->id, job == JOB_START ? "start" : "sweep");
+  return buf;
+}
 
 static void hold_fn(void *arg)
 {
   struct hold_ctx *c = arg;
+  char name[64];
 
-  c->held = store_job_claim(c->f->store, c->r->id, c->f->node_id, JOB_LEASE_S) == 1;
+  c->held = store_job_claim(c->f->store, job_name(name, sizeof(name), c->r, c->job), c->f->node_id,
+                            JOB_LEASE_S) == 1;
 }
 
 int fleet_shared_job_hold(struct fleet *f, struct rollout *r)
 {
-  struct hold_ctx c = {f, r, 0};
+  struct hold_ctx c = {f, r, JOB_NONE, 0};
 
   if (!f->shared)
     return 1;
+  pthread_mutex_lock(&f->mu);
+  c.job = r->job;
+  pthread_mutex_unlock(&f->mu);
+  if (c.job == JOB_NONE)
+    return 0; /* ended meanwhile (a cancel ends a start) */
   /* in the database's turn: a claim another node holds is current unless
    * it lapsed; what this node then writes of the page is committed by
    * the next transactions, the claim renewed at each page */
@@ -246,10 +262,12 @@ static void claim_orphans(struct fleet *f)
   pthread_mutex_unlock(&f->mu);
   for (struct rollout *r = head; r != NULL; r = r->next) {
     enum rjob job;
+    char name[64];
     pthread_mutex_lock(&f->mu);
     job = orphan_job(r);
     pthread_mutex_unlock(&f->mu);
-    if (job == JOB_NONE || store_job_claim(f->store, r->id, f->node_id, JOB_LEASE_S) != 1)
+    if (job == JOB_NONE || store_job_claim(f->store, job_name(name, sizeof(name), r, job),
+                                           f->node_id, JOB_LEASE_S) != 1)
       continue;
     pthread_mutex_lock(&f->mu);
     if (orphan_job(r) == job) {

@@ -118,8 +118,8 @@ int db_tx_pkg_sweep(struct db *d, int grace_s, int (*cb)(const char *sha256, voi
   return d->ops->tx_pkg_sweep ? d->ops->tx_pkg_sweep(d, grace_s, cb, arg) : 0;
 }
 
-int db_tx_job_claim(struct db *d, const char *rollout_id, const char *node, int lease_s)
+int db_tx_job_claim(struct db *d, const char *job, const char *node, int lease_s)
 {
   /* a database nobody shares: the one node holds every job */
-  return d->ops->tx_job_claim ? d->ops->tx_job_claim(d, rollout_id, node, lease_s) : 1;
+  return d->ops->tx_job_claim ? d->ops->tx_job_claim(d, job, node, lease_s) : 1;
 }

@@ -144,11 +144,12 @@ int db_tx_shared_begin(struct db *d, const struct db_changes *c);
  * (its last committed shared transaction). */
 int64_t db_shared_seen(struct db *d);
 /* Inside a shared transaction, before its writes: claims (or renews) for
- * node the work left on a rollout (a start's enrolment, a cancel's sweep)
+ * node the work left on a rollout, job "ROLLOUT/start" (a start's
+ * enrolment) or "ROLLOUT/sweep" (a cancel's)
  * for lease_s seconds of the database's clock, unless another node's claim
  * is still current. 1 held, 0 another node holds it, -1 the statement
  * failed (the transaction will not commit). */
-int db_tx_job_claim(struct db *d, const char *rollout_id, const char *node, int lease_s);
+int db_tx_job_claim(struct db *d, const char *job, const char *node, int lease_s);
 /* Inside a shared transaction, before its writes: forgets the package
  * removals older than grace_s seconds and calls cb with each content hash
  * no package (nor a newer removal) has any more: its file may go. 0 or -1

@@ -93,9 +93,10 @@ static const char *const migrations[] = {
     "  id text COLLATE \"C\" NOT NULL"
     ");",
     /* 4: several nodes: who carries on a rollout's start or cancel sweep
-     * (db_pg_shared.c); a claim lapses when its node stops renewing it */
+     * (job "ROLLOUT/start" or "ROLLOUT/sweep"; db_pg_shared.c); a claim
+     * lapses when its node stops renewing it */
     "CREATE TABLE rollout_jobs ("
-    "  rollout_id text COLLATE \"C\" PRIMARY KEY,"
+    "  job text COLLATE \"C\" PRIMARY KEY,"
     "  node text NOT NULL,"
     "  until timestamptz NOT NULL"
     ");"
@@ -216,9 +217,9 @@ const struct pg_stmt pg_stmts[S_COUNT] = {
     /* a rollout's job: taken, renewed by its node, or taken over once the
      * claim lapsed; a row back means this node ($2) holds it */
     [S_JOB_CLAIM] = {"job_claim",
-                     "INSERT INTO rollout_jobs (rollout_id, node, until)"
+                     "INSERT INTO rollout_jobs (job, node, until)"
                      " VALUES ($1, $2, now() + make_interval(secs => $3::int))"
-                     " ON CONFLICT (rollout_id) DO UPDATE SET node = excluded.node,"
+                     " ON CONFLICT (job) DO UPDATE SET node = excluded.node,"
                      " until = excluded.until"
                      " WHERE rollout_jobs.node = excluded.node OR rollout_jobs.until < now()"
                      " RETURNING node",

@@ -115,7 +115,7 @@ int pg_events_page(struct db *db, const char *device_id, int64_t after, int limi
 int pg_shared_start(struct pg *d, char *err, size_t errlen);
 int pg_tx_shared_begin(struct db *db, const struct db_changes *c);
 int64_t pg_shared_seen(struct db *db);
-int pg_tx_job_claim(struct db *db, const char *rollout_id, const char *node, int lease_s);
+int pg_tx_job_claim(struct db *db, const char *job, const char *node, int lease_s);
 /* A package's deletion on a shared node (pg_package_delete passes it on):
  * refused while a device holds an offer of it, else a removal marker. */
 int pg_shared_package_delete(struct pg *d, const char *id);

@@ -147,11 +147,11 @@ fail:
 
 /* d->mu is held by the writer's transaction (pg_tx_shared_begin), which
  * is not in pipeline mode until the flush writes: a plain statement. */
-int pg_tx_job_claim(struct db *db, const char *rollout_id, const char *node, int lease_s)
+int pg_tx_job_claim(struct db *db, const char *job, const char *node, int lease_s)
 {
   struct pg *d = (struct pg *)db;
   char secs[16];
-  const char *v[3] = {rollout_id, node, secs};
+  const char *v[3] = {job, node, secs};
   PGresult *r;
   int rc;
 
@@ -160,7 +160,7 @@ int pg_tx_job_claim(struct db *db, const char *rollout_id, const char *node, int
   snprintf(secs, sizeof(secs), "%d", lease_s);
   r = PQexecPrepared(d->c, pg_stmts[S_JOB_CLAIM].name, 3, v, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-    log_error("database: claim of rollout %s's job: %s", rollout_id, PQerrorMessage(d->c));
+    log_error("database: claim of rollout job %s: %s", job, PQerrorMessage(d->c));
     d->tx_failed = 1;
     rc = -1;
   } else {

@@ -233,13 +233,13 @@ void store_decisions_drop(struct store *s)
   pthread_mutex_unlock(&s->dec_mu);
 }
 
-int store_job_claim(struct store *s, const char *rollout_id, const char *node, int lease_s)
+int store_job_claim(struct store *s, const char *job, const char *node, int lease_s)
 {
   int rc;
 
   if (!s->shared)
     return 1;
-  if ((rc = db_tx_job_claim(s->db, rollout_id, node, lease_s)) < 0)
+  if ((rc = db_tx_job_claim(s->db, job, node, lease_s)) < 0)
     s->tx_failed = 1;
   return rc;
 }

@@ -164,10 +164,11 @@ int store_decide(struct store *s, void (*fn)(void *arg), void *arg);
  * it committed. 0, or -1 (out of memory: fn never runs). */
 int store_decide_async(struct store *s, void (*fn)(void *arg), void *arg);
 /* In a decision (on the writer's thread, in its transaction): claims or
- * renews for node the work left on rollout_id for lease_s seconds, unless
+ * renews for node a rollout's job ("ROLLOUT/start" or "ROLLOUT/sweep")
+ * for lease_s seconds, unless
  * another node's claim is current. 1 held (always on one node), 0
  * another node holds it, -1 the database failed (nothing commits). */
-int store_job_claim(struct store *s, const char *rollout_id, const char *node, int lease_s);
+int store_job_claim(struct store *s, const char *job, const char *node, int lease_s);
 void store_set_flush_hook(struct store *s, store_flush_hook hook,
                           void (*done)(void *arg, int committed), void *arg);
 void store_tx_device_put(struct store *s, const char *id, const char *model, const char *state,

@@ -20,6 +20,9 @@
 #   - a start left half-done (a rollout "starting" in the database, its
 #     claim held by a node that is gone) is carried on by exactly one node,
 #     once that claim lapses;
+#   - with PostgreSQL frozen (SIGSTOP) while that rollout runs, a node's
+#     main loop still answers a signal: its tick never waits for the
+#     database;
 #   - a package a device holds an offer of is not deleted (409, on another
 #     node than the offer's); once the offer is gone, a deletion on node 3
 #     leaves node 1's catalog without a restart, and the file stays in the
@@ -262,7 +265,7 @@ rollout_create "{\"name\":\"orphan\",\"model\":\"$MODEL\",\"target_version\":\"$
   \"selector\":{\"group\":\"orphan\"},\"max_concurrent\":5}" || bail "create rollout orphan"
 RID2=$RID
 pg_psql "BEGIN;
-  INSERT INTO rollout_jobs (rollout_id, node, until) VALUES ('$RID2', 'gone/node', now() + interval '2 seconds');
+  INSERT INTO rollout_jobs (job, node, until) VALUES ('$RID2/start', 'gone/node', now() + interval '2 seconds');
   UPDATE rollouts SET state = 'starting', change_seq = nextval('dfotad_change'),
     doc = jsonb_set(doc::jsonb, '{state}', '\"starting\"')::text WHERE id = '$RID2';
   COMMIT;" >/dev/null
@@ -270,12 +273,32 @@ _ro_running() { use_node "$1" && rollout_get "$RID2" "$T/ro2.json" && [ "$(json 
 check "the half-done start is carried on (running on node 1)" wait_until 30 _ro_running 1
 expect_eq "... with its 10 members" 10 "$(json "$T/ro2.json" .devices)"
 check "node 3 sees it running too" wait_until 5 _ro_running 3
-holder=$(pg_psql "SELECT node FROM rollout_jobs WHERE rollout_id = '$RID2'")
+holder=$(pg_psql "SELECT node FROM rollout_jobs WHERE job = '$RID2/start'")
 check "the claim went from the node gone to a live one ($holder)" test "${holder:-gone/node}" != gone/node
 carried=$(grep -l "rollout $RID2: this node carries on its start" "${N_LOG[1]}" "${N_LOG[3]}" | wc -l)
 expect_eq "exactly one node carried it on" 1 "$carried"
 expect_eq "every member enrolled once, in the database" "10 10" \
   "$(pg_psql "SELECT count(*), count(DISTINCT COALESCE(doc::jsonb->>'position', '0')) FROM devices WHERE rollout_id = '$RID2'" | tr '|' ' ')"
+
+# ---------------------------------------------------------------------------
+# PostgreSQL frozen (its processes stopped: connections hang, as to a server
+# cut off) while rollout orphan runs, so that every node ticks: the main
+# loop must not wait for the tick's transaction. A SIGHUP is answered by the
+# main loop ("reload: reading" in the log) while the database is frozen.
+PG_PIDS=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+PG_PIDS="$PG_PIDS $(pgrep -P "$PG_PIDS" | tr '\n' ' ')"
+# shellcheck disable=SC2086 # a list of pids
+kill -STOP $PG_PIDS
+sleep 2 # a tick or two queued
+use_node 1
+reloads=$(grep -c "reload: reading" "${N_LOG[1]}")
+kill -HUP "${N_PID[1]}"
+_reloaded() { [ "$(grep -c "reload: reading" "${N_LOG[1]}")" -gt "$reloads" ]; }
+check "PostgreSQL frozen: node 1's main loop answers SIGHUP (the tick is not waited for)" \
+  wait_until 5 _reloaded
+# shellcheck disable=SC2086
+kill -CONT $PG_PIDS
+check "... and node 1 is healthy once PostgreSQL runs again" wait_until 10 _healthz_200 1
 
 # ---------------------------------------------------------------------------
 # deleting a package on several nodes
