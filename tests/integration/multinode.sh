@@ -302,6 +302,7 @@ check "... and node 1 is healthy once PostgreSQL runs again" wait_until 10 _heal
 
 # ---------------------------------------------------------------------------
 # deleting a package on several nodes
+# shellcheck disable=SC2034 # read by checkin (fleet_lib.sh)
 DEV_URL="http://${N_HTTP[1]}"
 for i in 0 1 2 3 4 5 6 7 8 9; do checkin "s0$i" "secret-s0$i-0123456789" "$VA" >/dev/null; done
 P=$(pg_psql "SELECT doc::jsonb->>'package' FROM devices WHERE rollout_id = '$RID2'
