@@ -129,6 +129,10 @@ static enum MHD_Result package_one(struct MHD_Connection *c, struct admin_ctx *f
     int rc = store_package_delete(f->store, id);
     if (rc == STORE_NOTFOUND)
       return json_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such package");
+    if (rc == STORE_IN_USE)
+      return json_error(
+          c, MHD_HTTP_CONFLICT, "conflict",
+          "devices hold an offer of this package; cancel or finish their rollout first");
     if (rc != STORE_OK)
       return json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "could not delete");
     feed_publish("package.deleted", NULL, NULL, json_pack("{s:s}", "package", id));

@@ -212,6 +212,8 @@ struct fleet {
   /* several nodes (shared.c) */
   int shared;
   int64_t shared_ticked, shared_missed; /* monotonic ms */
+  int64_t shared_tick_queued;           /* monotonic ms a tick was queued and has not run; 0 */
+  char node_id[80];                     /* "host/random": this node's name in job claims */
 };
 
 /* devices.c */
@@ -394,6 +396,14 @@ int fleet_shared_tick(struct fleet *f);
 /* On several nodes: reads the others' changes now (an unknown token may be
  * another node's offer of a moment ago); 1 when it did. */
 int fleet_shared_refresh(struct fleet *f);
+/* Before each page of r's job (a start's enrolment, a cancel's sweep) and
+ * before it begins: whether this node carries it on. On several nodes the
+ * job is claimed in the database (renewed at every page; another node
+ * takes it over once the claim lapses, its node gone); when another node
+ * holds it, or the database cannot say, r's job here ends (r->job =
+ * JOB_NONE; the tick claims it again later). Always 1 on one node. f->mu
+ * not held. */
+int fleet_shared_job_hold(struct fleet *f, struct rollout *r);
 
 /* rollout_admin.c */
 json_t *rollout_json(const struct rollout *r);

@@ -114,6 +114,10 @@ static int start_job(struct fleet *f, struct rollout *r)
   /* enrolled a page at a time; each page committed before the next, so
    * that the writer's transactions stay small and memory bounded */
   for (size_t i = 0, page = 0; i < n || i == 0; page++) {
+    if (!fleet_shared_job_hold(f, r)) { /* another node carries it on */
+      free(list);
+      return 0;
+    }
     pthread_mutex_lock(&f->mu);
     if (r->state != R_STARTING || f->job_stop) {
       pthread_mutex_unlock(&f->mu);
@@ -165,6 +169,8 @@ static int sweep_job(struct fleet *f, struct rollout *r)
   for (int pass = 0; pass < SWEEP_PASSES; pass++) {
     for (int i = 0, page = 0;; page++) {
       int more;
+      if (!fleet_shared_job_hold(f, r))
+        return 0; /* another node carries it on */
       pthread_mutex_lock(&f->mu);
       if (f->job_stop) {
         pthread_mutex_unlock(&f->mu);
@@ -225,6 +231,12 @@ void rollout_job_run(struct fleet *f, struct rollout *r)
 {
   enum rjob job;
 
+  pthread_mutex_lock(&f->mu);
+  job = r->job;
+  pthread_mutex_unlock(&f->mu);
+  /* several nodes: one of them carries a job on (fleet/shared.c) */
+  if (job == JOB_NONE || !fleet_shared_job_hold(f, r))
+    return;
   pthread_mutex_lock(&f->mu);
   job = r->job;
   if (job == JOB_NONE || r->job_busy) {

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../store/store.h"
 #include "../util/log.h"
@@ -34,6 +35,12 @@
 
 #define SHARED_TICK_MS 1000 /* waves, thresholds and timeouts: a transaction a second a node */
 #define SHARED_MISS_MS 100  /* least time between two reads forced by an unknown token */
+/* a queued tick whose transaction never opened (the database went away)
+ * is dropped; another is queued after this long */
+#define SHARED_QUEUED_MS 10000
+/* a rollout job's claim lasts this long unless renewed (at every page):
+ * the time another node waits before it takes over from a node gone */
+#define JOB_LEASE_S 10
 
 /* set on the writer's thread while it runs decisions: a nested call (an
  * admin call that ticks, a start that syncs) runs in place */
@@ -132,7 +139,12 @@ void fleet_shared_open(struct fleet *f)
 {
   if (!store_shared(f->store))
     return;
+  char host[64] = "", rnd[9];
+
   f->shared = 1;
+  gethostname(host, sizeof(host) - 1);
+  random_base32(rnd, 8);
+  snprintf(f->node_id, sizeof(f->node_id), "%.63s/%s", host[0] ? host : "node", rnd);
   store_set_apply_hook(f->store, apply, f);
   log_info("fleet: one of several nodes on this database: decisions are taken in the database's "
            "transactions, one node at a time");
@@ -167,20 +179,140 @@ int fleet_decide(struct fleet *f, void (*fn)(void *arg), void *arg)
 
 int fleet_in_decision(const struct fleet *f) { return !f->shared || in_decision; }
 
-static void tick_fn(void *arg) { fleet_tick(arg); }
+/* ---- a rollout's job on one node ---------------------------------------- */
+
+/* A start's enrolment or a cancel's sweep left unfinished, that no job of
+ * this node runs. f->mu held. */
+static enum rjob orphan_job(const struct rollout *r)
+{
+  if (r->job != JOB_NONE || r->job_busy)
+    return JOB_NONE;
+  if (r->state == R_STARTING)
+    return JOB_START;
+  if (r->state == R_CANCELLED && r->count[D_PENDING] + r->count[D_OFFERED] +
+                                         r->count[D_DOWNLOADING] + r->count[D_DOWNLOADED] +
+                                         r->count[D_UPDATING] >
+                                     0)
+    return JOB_SWEEP;
+  return JOB_NONE;
+}
+
+struct hold_ctx {
+  struct fleet *f;
+  struct rollout *r;
+  enum rjob job;
+  int held;
+};
+
+/* The claim's name: a start and the sweep of its cancel are claimed apart,
+ * so that a cancel decided on any node sweeps at once. */
+static const char *job_name(char *buf, size_t len, const struct rollout *r, enum rjob job)
+{
+  snprintf(buf, len, "%s/%s", r->id, job == JOB_START ? "start" : "sweep");
+  return buf;
+}
+
+static void hold_fn(void *arg)
+{
+  struct hold_ctx *c = arg;
+  char name[64];
+
+  c->held = store_job_claim(c->f->store, job_name(name, sizeof(name), c->r, c->job), c->f->node_id,
+                            JOB_LEASE_S) == 1;
+}
+
+int fleet_shared_job_hold(struct fleet *f, struct rollout *r)
+{
+  struct hold_ctx c = {f, r, JOB_NONE, 0};
+
+  if (!f->shared)
+    return 1;
+  pthread_mutex_lock(&f->mu);
+  c.job = r->job;
+  pthread_mutex_unlock(&f->mu);
+  if (c.job == JOB_NONE)
+    return 0; /* ended meanwhile (a cancel ends a start) */
+  /* in the database's turn: a claim another node holds is current unless
+   * it lapsed; what this node then writes of the page is committed by
+   * the next transactions, the claim renewed at each page */
+  if (fleet_decide(f, hold_fn, &c) < 0)
+    c.held = 0;
+  if (!c.held) {
+    pthread_mutex_lock(&f->mu);
+    if (r->job != JOB_NONE)
+      log_info("rollout %s: its %s is carried on by another node (or the database is away)", r->id,
+               r->job == JOB_START ? "start" : "cancel's sweep");
+    r->job = JOB_NONE;
+    pthread_mutex_unlock(&f->mu);
+  }
+  return c.held;
+}
+
+/* In the tick's transaction: a job left by a node gone (its claim lapsed),
+ * or that nobody took up after a restart, is claimed here and run by this
+ * node's job thread. */
+static void claim_orphans(struct fleet *f)
+{
+  struct rollout *head;
+
+  pthread_mutex_lock(&f->mu);
+  /* while loading, the start would see part of the fleet; load_done
+   * hands the jobs out (rollout_job_run claims them) */
+  head = f->loading ? NULL : f->rollouts; /* added only at the head, never freed */
+  pthread_mutex_unlock(&f->mu);
+  for (struct rollout *r = head; r != NULL; r = r->next) {
+    enum rjob job;
+    char name[64];
+    pthread_mutex_lock(&f->mu);
+    job = orphan_job(r);
+    pthread_mutex_unlock(&f->mu);
+    if (job == JOB_NONE || store_job_claim(f->store, job_name(name, sizeof(name), r, job),
+                                           f->node_id, JOB_LEASE_S) != 1)
+      continue;
+    pthread_mutex_lock(&f->mu);
+    if (orphan_job(r) == job) {
+      r->job = job;
+      log_info("rollout %s: this node carries on its %s", r->id,
+               job == JOB_START ? "start" : "cancel's sweep");
+      fleet_jobs_kick(f);
+    }
+    pthread_mutex_unlock(&f->mu);
+  }
+}
+
+/* The tick's decision, on the writer's thread; the main loop does not wait
+ * for it. */
+static void tick_fn(void *arg)
+{
+  struct fleet *f = arg;
+
+  pthread_mutex_lock(&f->mu);
+  f->shared_tick_queued = 0;
+  pthread_mutex_unlock(&f->mu);
+  in_decision = 1;
+  fleet_tick(f);
+  claim_orphans(f);
+  in_decision = 0;
+}
 
 int fleet_shared_tick(struct fleet *f)
 {
   int64_t now = mono_ms();
+  char why[200];
+  int running = 0;
 
   if (!f->shared || in_decision)
     return 0;
+  /* the main loop never waits for the database: the tick is queued for
+   * the writer's next transaction; while the database is down (the writer
+   * may sit in a connect for seconds) it is not even queued */
+  if (!store_reachable(f->store, why, sizeof(why)))
+    return 1;
   /* one transaction a second a node; a tick that finds nothing to do
    * writes nothing */
-  int running = 0;
-
   pthread_mutex_lock(&f->mu);
-  if (now - f->shared_ticked < SHARED_TICK_MS) {
+  if (now - f->shared_ticked < SHARED_TICK_MS ||
+      (f->shared_tick_queued != 0 && now - f->shared_tick_queued < SHARED_QUEUED_MS)) {
     pthread_mutex_unlock(&f->mu);
     return 1;
   }
@@ -188,10 +320,15 @@ int fleet_shared_tick(struct fleet *f)
   /* nothing running in the copy (at most a flush interval old): no turn
    * of the lock; a rollout started elsewhere is seen at the next flush */
   for (struct rollout *r = f->rollouts; r != NULL && !running; r = r->next)
-    running = r->state == R_RUNNING;
-  pthread_mutex_unlock(&f->mu);
+    running = r->state == R_RUNNING || orphan_job(r) != JOB_NONE;
   if (running)
-    fleet_decide(f, tick_fn, f);
+    f->shared_tick_queued = now;
+  pthread_mutex_unlock(&f->mu);
+  if (running && store_decide_async(f->store, tick_fn, f) < 0) {
+    pthread_mutex_lock(&f->mu);
+    f->shared_tick_queued = 0;
+    pthread_mutex_unlock(&f->mu);
+  }
   return 1;
 }
 

@@ -112,3 +112,14 @@ int db_tx_shared_begin(struct db *d, const struct db_changes *c)
 }
 
 int64_t db_shared_seen(struct db *d) { return d->ops->shared_seen ? d->ops->shared_seen(d) : 0; }
+
+int db_tx_pkg_sweep(struct db *d, int grace_s, int (*cb)(const char *sha256, void *arg), void *arg)
+{
+  return d->ops->tx_pkg_sweep ? d->ops->tx_pkg_sweep(d, grace_s, cb, arg) : 0;
+}
+
+int db_tx_job_claim(struct db *d, const char *job, const char *node, int lease_s)
+{
+  /* a database nobody shares: the one node holds every job */
+  return d->ops->tx_job_claim ? d->ops->tx_job_claim(d, job, node, lease_s) : 1;
+}

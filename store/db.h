@@ -39,6 +39,9 @@ struct db_changes {
   int (*pkg)(const struct db_package *p, int64_t seq, void *arg);
   void *arg;
   int64_t pkg_after; /* in: the last package seq the node knows */
+  /* then packages deleted (on any node) since gone_after */
+  int (*pkg_gone)(const char *id, int64_t seq, void *arg);
+  int64_t gone_after;
 };
 
 /* A backend: its connection starts with a struct db, whose ops are its
@@ -71,6 +74,9 @@ struct db_ops {
   /* several nodes (NULL: this backend cannot share its database) */
   int (*tx_shared_begin)(struct db *d, const struct db_changes *c);
   int64_t (*shared_seen)(struct db *d);
+  int (*tx_job_claim)(struct db *d, const char *rollout_id, const char *node, int lease_s);
+  int (*tx_pkg_sweep)(struct db *d, int grace_s, int (*cb)(const char *sha256, void *arg),
+                      void *arg);
 };
 
 struct db {
@@ -137,5 +143,17 @@ int db_tx_shared_begin(struct db *d, const struct db_changes *c);
 /* The change number up to which the node has seen the others' writes
  * (its last committed shared transaction). */
 int64_t db_shared_seen(struct db *d);
+/* Inside a shared transaction, before its writes: claims (or renews) for
+ * node the work left on a rollout, job "ROLLOUT/start" (a start's
+ * enrolment) or "ROLLOUT/sweep" (a cancel's)
+ * for lease_s seconds of the database's clock, unless another node's claim
+ * is still current. 1 held, 0 another node holds it, -1 the statement
+ * failed (the transaction will not commit). */
+int db_tx_job_claim(struct db *d, const char *job, const char *node, int lease_s);
+/* Inside a shared transaction, before its writes: forgets the package
+ * removals older than grace_s seconds and calls cb with each content hash
+ * no package (nor a newer removal) has any more: its file may go. 0 or -1
+ * (the transaction will not commit). */
+int db_tx_pkg_sweep(struct db *d, int grace_s, int (*cb)(const char *sha256, void *arg), void *arg);
 
 #endif

@@ -92,6 +92,22 @@ static const char *const migrations[] = {
     "  change_seq bigint PRIMARY KEY,"
     "  id text COLLATE \"C\" NOT NULL"
     ");",
+    /* 4: several nodes: who carries on a rollout's start or cancel sweep
+     * (job "ROLLOUT/start" or "ROLLOUT/sweep"; db_pg_shared.c); a claim
+     * lapses when its node stops renewing it */
+    "CREATE TABLE rollout_jobs ("
+    "  job text COLLATE \"C\" PRIMARY KEY,"
+    "  node text NOT NULL,"
+    "  until timestamptz NOT NULL"
+    ");"
+    /* a package deleted on one node: the others drop it from their
+     * catalogs at their next transaction; its file goes after a grace */
+    "CREATE TABLE packages_removed ("
+    "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  id text COLLATE \"C\" NOT NULL,"
+    "  sha256 text NOT NULL,"
+    "  at timestamptz NOT NULL DEFAULT now()"
+    ");",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -198,6 +214,38 @@ const struct pg_stmt pg_stmts[S_COUNT] = {
     [S_CHANGE_MARK] = {"change_mark",
                        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM dfotad_change",
                        0},
+    /* a rollout's job: taken, renewed by its node, or taken over once the
+     * claim lapsed; a row back means this node ($2) holds it */
+    [S_JOB_CLAIM] = {"job_claim",
+                     "INSERT INTO rollout_jobs (job, node, until)"
+                     " VALUES ($1, $2, now() + make_interval(secs => $3::int))"
+                     " ON CONFLICT (job) DO UPDATE SET node = excluded.node,"
+                     " until = excluded.until"
+                     " WHERE rollout_jobs.node = excluded.node OR rollout_jobs.until < now()"
+                     " RETURNING node",
+                     3},
+    [S_PKG_GONE_AFTER] = {"pkg_gone_after",
+                          "SELECT id, seq FROM packages_removed WHERE seq > $1 ORDER BY seq", 1},
+    /* devices holding an offer of a package, whichever node made it */
+    [S_PKG_OFFERS] = {"pkg_offers",
+                      "SELECT count(*) FROM devices WHERE state IN ('offered', 'downloading')"
+                      " AND doc::jsonb->>'package' = $1",
+                      1},
+    [S_PKG_REMOVE] = {"pkg_remove",
+                      "WITH p AS (DELETE FROM packages WHERE id = $1 RETURNING id, sha256)"
+                      " INSERT INTO packages_removed (id, sha256) SELECT id, sha256 FROM p"
+                      " RETURNING seq",
+                      1},
+    /* removals older than the grace: their files go unless a package
+     * (or a removal still in its grace) has the same content */
+    [S_PKG_SWEEP] = {"pkg_sweep",
+                     "WITH g AS (DELETE FROM packages_removed"
+                     "  WHERE at < now() - make_interval(secs => $1::int) RETURNING sha256)"
+                     " SELECT DISTINCT g.sha256 FROM g"
+                     " WHERE NOT EXISTS (SELECT 1 FROM packages p WHERE p.sha256 = g.sha256)"
+                     " AND NOT EXISTS (SELECT 1 FROM packages_removed r WHERE r.sha256 = g.sha256"
+                     "  AND r.at >= now() - make_interval(secs => $1::int))",
+                     1},
 };
 
 static int64_t mono_ms(void)
@@ -593,4 +641,6 @@ static const struct db_ops pg_ops = {
     .reachable = pg_reachable,
     .tx_shared_begin = pg_tx_shared_begin,
     .shared_seen = pg_shared_seen,
+    .tx_job_claim = pg_tx_job_claim,
+    .tx_pkg_sweep = pg_tx_pkg_sweep,
 };

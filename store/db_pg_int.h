@@ -35,7 +35,7 @@ struct pg {
   int64_t seen;    /* change number the node has read up to (committed) */
   int64_t mark;    /* the same, as read in the transaction in progress */
   int mark_wanted; /* a tuple in the pipeline's answers is the mark */
-  atomic_int up;    /* the last call reached the server */
+  atomic_int up;   /* the last call reached the server */
   pthread_mutex_t err_mu;
   char why[200]; /* why it is down */
 };
@@ -64,6 +64,11 @@ enum stmt {
   S_CHANGES,
   S_PKG_AFTER,
   S_CHANGE_MARK,
+  S_JOB_CLAIM,
+  S_PKG_GONE_AFTER,
+  S_PKG_OFFERS,
+  S_PKG_REMOVE,
+  S_PKG_SWEEP,
   S_COUNT
 };
 
@@ -110,6 +115,12 @@ int pg_events_page(struct db *db, const char *device_id, int64_t after, int limi
 int pg_shared_start(struct pg *d, char *err, size_t errlen);
 int pg_tx_shared_begin(struct db *db, const struct db_changes *c);
 int64_t pg_shared_seen(struct db *db);
+int pg_tx_job_claim(struct db *db, const char *job, const char *node, int lease_s);
+/* A package's deletion on a shared node (pg_package_delete passes it on):
+ * refused while a device holds an offer of it, else a removal marker. */
+int pg_shared_package_delete(struct pg *d, const char *id);
+int pg_tx_pkg_sweep(struct db *db, int grace_s, int (*cb)(const char *sha256, void *arg),
+                    void *arg);
 /* The writer's transaction goes into pipeline mode for its writes (at
  * once for a single node; after the reads of a shared begin). 0 or -1. */
 int pg_pipe_enter(struct pg *d);

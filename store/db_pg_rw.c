@@ -91,6 +91,11 @@ int pg_package_delete(struct db *db, const char *id)
   int rc = STORE_ERR;
 
   pthread_mutex_lock(&d->mu);
+  if (d->shared) {
+    rc = pg_shared_package_delete(d, id);
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+  }
   if (pg_ensure(d) == 0 && (r = run(d, S_PKG_DELETE, &id, PGRES_COMMAND_OK)) != NULL)
     rc = strcmp(PQcmdTuples(r), "0") != 0 ? STORE_OK : STORE_NOTFOUND;
   PQclear(r);

@@ -22,6 +22,7 @@
 #include "../util/log.h"
 #include "db.h"
 #include "db_pg_int.h"
+#include "store.h"
 
 #define SHARED_TX_LOCK 745207005 /* pg_advisory_xact_lock key: the nodes' writer transactions */
 
@@ -99,6 +100,18 @@ static int read_changes(struct pg *d, const struct db_changes *c)
     rc = c->pkg(&p, strtoll(PQgetvalue(r, i, 11), NULL, 10), c->arg);
   }
   PQclear(r);
+  if (rc != 0 || c->pkg_gone == NULL)
+    return rc;
+  snprintf(pafter, sizeof(pafter), "%lld", (long long)c->gone_after);
+  r = PQexecPrepared(d->c, pg_stmts[S_PKG_GONE_AFTER].name, 1, v2, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    log_error("database: packages deleted: %s", PQerrorMessage(d->c));
+    PQclear(r);
+    return -1;
+  }
+  for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+    rc = c->pkg_gone(PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10), c->arg);
+  PQclear(r);
   return rc;
 }
 
@@ -130,4 +143,100 @@ int pg_tx_shared_begin(struct db *db, const struct db_changes *c)
 fail:
   pthread_mutex_unlock(&d->mu);
   return -1;
+}
+
+/* d->mu is held by the writer's transaction (pg_tx_shared_begin), which
+ * is not in pipeline mode until the flush writes: a plain statement. */
+int pg_tx_job_claim(struct db *db, const char *job, const char *node, int lease_s)
+{
+  struct pg *d = (struct pg *)db;
+  char secs[16];
+  const char *v[3] = {job, node, secs};
+  PGresult *r;
+  int rc;
+
+  if (d->in_pipe || d->tx_failed || d->c == NULL)
+    return -1;
+  snprintf(secs, sizeof(secs), "%d", lease_s);
+  r = PQexecPrepared(d->c, pg_stmts[S_JOB_CLAIM].name, 3, v, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    log_error("database: claim of rollout job %s: %s", job, PQerrorMessage(d->c));
+    d->tx_failed = 1;
+    rc = -1;
+  } else {
+    rc = PQntuples(r) == 1;
+  }
+  PQclear(r);
+  if (rc < 0)
+    pg_conn_check(d);
+  return rc;
+}
+
+/* d->mu held. In the nodes' turn, so that no node offers the package
+ * between the count and the removal: after the commit each node drops it
+ * from its catalog at its next transaction, before it decides anything. */
+int pg_shared_package_delete(struct pg *d, const char *id)
+{
+  const char *v[1] = {id};
+  char sql[64];
+  PGresult *r = NULL;
+  int rc = STORE_ERR;
+
+  if (pg_ensure(d) < 0 || pg_exec(d, "BEGIN", PGRES_COMMAND_OK) < 0)
+    return STORE_ERR;
+  snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", SHARED_TX_LOCK);
+  if (pg_exec(d, sql, PGRES_TUPLES_OK) < 0)
+    goto rollback;
+  r = PQexecPrepared(d->c, pg_stmts[S_PKG_OFFERS].name, 1, v, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    log_error("database: offers of package %s: %s", id, PQerrorMessage(d->c));
+    goto rollback;
+  }
+  if (strtoll(PQgetvalue(r, 0, 0), NULL, 10) > 0) {
+    log_info("package %s not deleted: %s devices hold an offer of it", id, PQgetvalue(r, 0, 0));
+    rc = STORE_IN_USE;
+    goto rollback;
+  }
+  PQclear(r);
+  r = PQexecPrepared(d->c, pg_stmts[S_PKG_REMOVE].name, 1, v, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    log_error("database: delete package %s: %s", id, PQerrorMessage(d->c));
+    goto rollback;
+  }
+  rc = PQntuples(r) == 1 ? STORE_OK : STORE_NOTFOUND;
+  PQclear(r);
+  r = NULL;
+  if (pg_exec(d, "COMMIT", PGRES_COMMAND_OK) < 0)
+    rc = STORE_ERR;
+  return rc;
+rollback:
+  PQclear(r);
+  if (d->c != NULL && PQstatus(d->c) == CONNECTION_OK)
+    pg_exec(d, "ROLLBACK", PGRES_COMMAND_OK);
+  pg_conn_check(d);
+  return rc;
+}
+
+int pg_tx_pkg_sweep(struct db *db, int grace_s, int (*cb)(const char *sha256, void *arg), void *arg)
+{
+  struct pg *d = (struct pg *)db;
+  char secs[16];
+  const char *v[1] = {secs};
+  PGresult *r;
+
+  if (d->in_pipe || d->tx_failed || d->c == NULL)
+    return -1;
+  snprintf(secs, sizeof(secs), "%d", grace_s);
+  r = PQexecPrepared(d->c, pg_stmts[S_PKG_SWEEP].name, 1, v, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    log_error("database: sweep of deleted packages: %s", PQerrorMessage(d->c));
+    d->tx_failed = 1;
+    PQclear(r);
+    pg_conn_check(d);
+    return -1;
+  }
+  for (int i = 0; i < PQntuples(r); i++)
+    cb(PQgetvalue(r, i, 0), arg);
+  PQclear(r);
+  return 0;
 }

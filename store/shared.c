@@ -11,17 +11,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../util/log.h"
+#include "../util/util.h"
 #include "db.h"
 #include "store.h"
 #include "store_int.h"
 #include "writer.h"
 
+/* A deleted package's file stays this long in the shared folder: longer
+ * than any transfer of it another node may still be serving (a response is
+ * bounded by [http] timeout between reads; an hour covers the slowest
+ * module fetching a large package in one request) */
+#define SHARED_PKG_GRACE_S 3600
+#define SHARED_SWEEP_MS 10000
+
 struct decision {
   void (*fn)(void *arg);
   void *arg;
-  int rc; /* 1: waiting; 0: committed; -1: not run or not committed */
+  int rc;    /* 1: waiting; 0: committed; -1: not run or not committed */
+  int async; /* on the heap, nobody waits: freed when its transaction ends */
   struct decision *next;
 };
 
@@ -70,9 +80,58 @@ static int apply_pkg(const struct db_package *r, int64_t seq, void *arg)
   return 0;
 }
 
+/* A package deleted (on any node, this one too): out of the catalog now.
+ * Transfers in flight keep their reference and descriptor; the file stays
+ * in the shared folder until the sweep (sweep_files), so that other nodes'
+ * transfers of it end first. */
+static int apply_gone(const char *id, int64_t seq, void *arg)
+{
+  struct store *s = arg;
+  struct package *p;
+
+  if (seq > s->gone_seen)
+    s->gone_seen = seq;
+  pthread_rwlock_wrlock(&s->lock);
+  p = catalog_remove(s, id);
+  pthread_rwlock_unlock(&s->lock);
+  if (p != NULL) {
+    atomic_store(&p->deleted, 1);
+    log_info("package %s deleted by another node", id);
+    package_unref(p);
+  }
+  return 0;
+}
+
+static int unlink_file(const char *sha256, void *arg)
+{
+  struct store *s = arg;
+  char path[4096];
+
+  if (strlen(sha256) != 64 || strspn(sha256, "0123456789abcdef") != 64)
+    return 0; /* not a name this folder holds */
+  snprintf(path, sizeof(path), "%s/%s", s->pkg_dir, sha256);
+  if (unlink(path) == 0)
+    log_info("package file %s removed (deleted more than %d s ago, on every node)", sha256,
+             SHARED_PKG_GRACE_S);
+  return 0;
+}
+
+/* At most once every 10 s, in the nodes' turn: the files of packages deleted
+ * more than the grace ago, whose content no package has, leave the shared
+ * folder (one node does it: the markers go in the same transaction). */
+static void sweep_files(struct store *s)
+{
+  int64_t now = mono_ms();
+
+  if (s->swept_at != 0 && now - s->swept_at < SHARED_SWEEP_MS)
+    return;
+  s->swept_at = now;
+  db_tx_pkg_sweep(s->db, SHARED_PKG_GRACE_S, unlink_file, s);
+}
+
 int store_tx_open(struct store *s)
 {
-  struct db_changes c = {apply_doc, apply_pkg, s, s->pkg_seen};
+  struct db_changes c = {apply_doc, apply_pkg, s, s->pkg_seen, apply_gone, s->gone_seen};
   struct decision *q;
 
   if (!s->shared)
@@ -84,6 +143,7 @@ int store_tx_open(struct store *s)
   s->running = q;
   if (db_tx_shared_begin(s->db, &c) < 0)
     return -1;
+  sweep_files(s);
   /* oldest first */
   {
     struct decision *rev = NULL;
@@ -102,19 +162,24 @@ int store_tx_open(struct store *s)
 
 void store_tx_closed(struct store *s, int committed)
 {
-  struct decision *q = s->running;
+  struct decision *q = s->running, *next;
 
   s->running = NULL;
   pthread_mutex_lock(&s->dec_mu);
-  for (; q != NULL; q = q->next)
-    q->rc = committed ? 0 : -1;
+  for (; q != NULL; q = next) {
+    next = q->next; /* a waiter's d is gone once it sees its rc */
+    if (q->async)
+      free(q);
+    else
+      q->rc = committed ? 0 : -1;
+  }
   pthread_cond_broadcast(&s->dec_done);
   pthread_mutex_unlock(&s->dec_mu);
 }
 
 int store_decide(struct store *s, void (*fn)(void *arg), void *arg)
 {
-  struct decision d = {fn, arg, 1, NULL};
+  struct decision d = {fn, arg, 1, 0, NULL};
 
   if (!s->shared) {
     fn(arg);
@@ -132,4 +197,49 @@ int store_decide(struct store *s, void (*fn)(void *arg), void *arg)
     pthread_cond_wait(&s->dec_done, &s->dec_mu);
   pthread_mutex_unlock(&s->dec_mu);
   return d.rc;
+}
+
+static void nothing(void *arg) { (void)arg; }
+
+int store_decide_async(struct store *s, void (*fn)(void *arg), void *arg)
+{
+  struct decision *d;
+
+  if (!s->shared || (d = calloc(1, sizeof(*d))) == NULL)
+    return -1;
+  *d = (struct decision){fn, arg, 1, 1, NULL};
+  pthread_mutex_lock(&s->dec_mu);
+  d->next = s->decisions;
+  s->decisions = d;
+  pthread_mutex_unlock(&s->dec_mu);
+  /* a flush now rather than at the next interval; if the writer is
+   * stopping, the decision is dropped with the queue at close */
+  store_sync_async(s, nothing, NULL);
+  return 0;
+}
+
+void store_decisions_drop(struct store *s)
+{
+  pthread_mutex_lock(&s->dec_mu);
+  while (s->decisions != NULL) {
+    struct decision *d = s->decisions;
+    s->decisions = d->next;
+    if (d->async)
+      free(d);
+    else
+      d->rc = -1;
+  }
+  pthread_cond_broadcast(&s->dec_done);
+  pthread_mutex_unlock(&s->dec_mu);
+}
+
+int store_job_claim(struct store *s, const char *job, const char *node, int lease_s)
+{
+  int rc;
+
+  if (!s->shared)
+    return 1;
+  if ((rc = db_tx_job_claim(s->db, job, node, lease_s)) < 0)
+    s->tx_failed = 1;
+  return rc;
 }

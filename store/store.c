@@ -555,6 +555,7 @@ void store_close(struct store *s)
     return;
   recheck_stop(s);
   writer_stop(s->writer); /* flushes a last time */
+  store_decisions_drop(s);
   for (int b = 0; b < BUCKETS; b++)
     while (s->bucket[b]) {
       struct package *p = s->bucket[b];

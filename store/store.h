@@ -21,6 +21,7 @@ enum store_status {
   STORE_TOO_LARGE = -4, /* upload over its limit */
   STORE_EMPTY = -5,     /* upload with no bytes */
   STORE_INVALID = -6,   /* bad metadata */
+  STORE_IN_USE = -8,    /* devices hold offers of it (several nodes: deletion refused) */
 };
 
 enum package_status { PKG_OK = 0, PKG_DAMAGED };
@@ -158,6 +159,16 @@ void store_set_apply_hook(struct store *s, store_apply_hook apply, void *arg);
  * then store_sync. fn must not wait for the writer (store_sync returns at
  * once on the writer's thread). */
 int store_decide(struct store *s, void (*fn)(void *arg), void *arg);
+/* The same without waiting (shared nodes only): fn(arg) runs in the
+ * writer's next transaction, which starts at once; nobody learns whether
+ * it committed. 0, or -1 (out of memory: fn never runs). */
+int store_decide_async(struct store *s, void (*fn)(void *arg), void *arg);
+/* In a decision (on the writer's thread, in its transaction): claims or
+ * renews for node a rollout's job ("ROLLOUT/start" or "ROLLOUT/sweep")
+ * for lease_s seconds, unless
+ * another node's claim is current. 1 held (always on one node), 0
+ * another node holds it, -1 the database failed (nothing commits). */
+int store_job_claim(struct store *s, const char *job, const char *node, int lease_s);
 void store_set_flush_hook(struct store *s, store_flush_hook hook,
                           void (*done)(void *arg, int committed), void *arg);
 void store_tx_device_put(struct store *s, const char *id, const char *model, const char *state,

@@ -32,6 +32,8 @@ struct store {
   store_apply_hook apply;
   void *apply_arg;
   int64_t pkg_seen;           /* packages read from the others up to this seq */
+  int64_t gone_seen;          /* package removals read up to this seq */
+  int64_t swept_at;           /* monotonic ms of the last sweep of removed packages' files */
   pthread_mutex_t dec_mu;     /* the queue of decisions */
   pthread_cond_t dec_done;    /* a transaction with decisions ended */
   struct decision *decisions; /* queued, newest first */
@@ -53,6 +55,9 @@ int fsync_dir(const char *dir);
  * then closed (the decisions learn whether it committed). */
 int store_tx_open(struct store *s);
 void store_tx_closed(struct store *s, int committed);
+/* At close, after the writer's last transaction: queued decisions nobody
+ * waits for (store_decide_async) are dropped without running. */
+void store_decisions_drop(struct store *s);
 /* recheck.c */
 int recheck_init(struct store *s);
 void recheck_stop(struct store *s);

@@ -226,8 +226,10 @@ int store_package_delete(struct store *s, const char *id)
   if (p != NULL) {
     atomic_store(&p->deleted, 1);
     /* the file goes now if no other package shares it; transfers in flight
-     * keep reading it through their open descriptor and mapping */
-    if (db_sha256_users(s->db, p->sha256) == 0) {
+     * keep reading it through their open descriptor and mapping. Several
+     * nodes: other nodes may serve it still; the sweep removes it after a
+     * grace (shared.c) */
+    if (!s->shared && db_sha256_users(s->db, p->sha256) == 0) {
       char path[4096];
       snprintf(path, sizeof(path), "%s/%s", s->pkg_dir, p->sha256);
       unlink(path);

@@ -16,7 +16,17 @@
 #     before is lost (checked on node 3 restarted, which loads from the
 #     database);
 #   - every device on the target, every download byte-exact (the simulator
-#     checks each package's sha256), the rollout completed on every node.
+#     checks each package's sha256), the rollout completed on every node;
+#   - a start left half-done (a rollout "starting" in the database, its
+#     claim held by a node that is gone) is carried on by exactly one node,
+#     once that claim lapses;
+#   - with PostgreSQL frozen (SIGSTOP) while that rollout runs, a node's
+#     main loop still answers a signal: its tick never waits for the
+#     database;
+#   - a package a device holds an offer of is not deleted (409, on another
+#     node than the offer's); once the offer is gone, a deletion on node 3
+#     leaves node 1's catalog without a restart, and the file stays in the
+#     shared folder until a sweep after the grace (an hour; back-dated here).
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
@@ -238,4 +248,81 @@ max=$(sort -n "$T/samples" | tail -n 1)
 echo "# in flight at once (database, $(wc -l <"$T/samples") samples): max ${max:-none}"
 check "max_concurrent = 5 held across the nodes (sampled)" test "${max:-99}" -le 5
 check "... and was reached (the nodes contended for slots)" test "${max:-0}" -ge 4
+
+# ---------------------------------------------------------------------------
+# a start left half-done by a node that is gone: 10 more devices, a draft
+# rollout put in the database as "starting" with its claim held by a node
+# that no longer renews it (as a node killed mid-start leaves it)
+python3 - "$MODEL" "$VA" >"$T/bulk2.json" <<'PYEOF'
+import json, sys
+json.dump([{"id": "s%02d" % i, "model": sys.argv[1], "version": sys.argv[2], "group": "orphan",
+            "secret": "secret-s%02d-0123456789" % i} for i in range(10)], sys.stdout)
+PYEOF
+use_node 1
+api_json_file POST /api/v1/devices "$T/bulk2.json"
+expect_eq "10 more devices" "200 10" "$STATUS $(json "$BODY" .created)"
+rollout_create "{\"name\":\"orphan\",\"model\":\"$MODEL\",\"target_version\":\"$VC\",
+  \"selector\":{\"group\":\"orphan\"},\"max_concurrent\":5}" || bail "create rollout orphan"
+RID2=$RID
+pg_psql "BEGIN;
+  INSERT INTO rollout_jobs (job, node, until) VALUES ('$RID2/start', 'gone/node', now() + interval '2 seconds');
+  UPDATE rollouts SET state = 'starting', change_seq = nextval('dfotad_change'),
+    doc = jsonb_set(doc::jsonb, '{state}', '\"starting\"')::text WHERE id = '$RID2';
+  COMMIT;" >/dev/null
+_ro_running() { use_node "$1" && rollout_get "$RID2" "$T/ro2.json" && [ "$(json "$T/ro2.json" .state)" = running ]; }
+check "the half-done start is carried on (running on node 1)" wait_until 30 _ro_running 1
+expect_eq "... with its 10 members" 10 "$(json "$T/ro2.json" .devices)"
+check "node 3 sees it running too" wait_until 5 _ro_running 3
+holder=$(pg_psql "SELECT node FROM rollout_jobs WHERE job = '$RID2/start'")
+check "the claim went from the node gone to a live one ($holder)" test "${holder:-gone/node}" != gone/node
+carried=$(grep -l "rollout $RID2: this node carries on its start" "${N_LOG[1]}" "${N_LOG[3]}" | wc -l)
+expect_eq "exactly one node carried it on" 1 "$carried"
+expect_eq "every member enrolled once, in the database" "10 10" \
+  "$(pg_psql "SELECT count(*), count(DISTINCT COALESCE(doc::jsonb->>'position', '0')) FROM devices WHERE rollout_id = '$RID2'" | tr '|' ' ')"
+
+# ---------------------------------------------------------------------------
+# PostgreSQL frozen (its processes stopped: connections hang, as to a server
+# cut off) while rollout orphan runs, so that every node ticks: the main
+# loop must not wait for the tick's transaction. A SIGHUP is answered by the
+# main loop ("reload: reading" in the log) while the database is frozen.
+PG_PIDS=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+PG_PIDS="$PG_PIDS $(pgrep -P "$PG_PIDS" | tr '\n' ' ')"
+# shellcheck disable=SC2086 # a list of pids
+kill -STOP $PG_PIDS
+sleep 2 # a tick or two queued
+use_node 1
+reloads=$(grep -c "reload: reading" "${N_LOG[1]}")
+kill -HUP "${N_PID[1]}"
+_reloaded() { [ "$(grep -c "reload: reading" "${N_LOG[1]}")" -gt "$reloads" ]; }
+check "PostgreSQL frozen: node 1's main loop answers SIGHUP (the tick is not waited for)" \
+  wait_until 5 _reloaded
+# shellcheck disable=SC2086
+kill -CONT $PG_PIDS
+check "... and node 1 is healthy once PostgreSQL runs again" wait_until 10 _healthz_200 1
+
+# ---------------------------------------------------------------------------
+# deleting a package on several nodes
+# shellcheck disable=SC2034 # read by checkin (fleet_lib.sh)
+DEV_URL="http://${N_HTTP[1]}"
+for i in 0 1 2 3 4 5 6 7 8 9; do checkin "s0$i" "secret-s0$i-0123456789" "$VA" >/dev/null; done
+P=$(pg_psql "SELECT doc::jsonb->>'package' FROM devices WHERE rollout_id = '$RID2'
+  AND state IN ('offered', 'downloading') LIMIT 1")
+check "devices of the second rollout hold offers (on node 1)" test -n "$P"
+use_node 3
+api DELETE "/api/v1/packages/$P"
+expect_eq "node 3 refuses to delete a package a device holds an offer of" 409 "$STATUS"
+rollout_action "$RID2" cancel
+expect_eq "the rollout cancelled on node 3" cancelled "$(json "$BODY" .state)"
+api DELETE "/api/v1/packages/$P"
+expect_eq "... then deletes the package (no offer left)" 204 "$STATUS"
+_pkg_gone() { use_node "$1" && api GET "/api/v1/packages/$P" && [ "$STATUS" = 404 ]; }
+check "node 1 forgets it without a restart" wait_until 5 _pkg_gone 1
+_curl "http://${N_HTTP[1]}/p/$P"
+expect_eq "... and no longer serves it" 404 "$STATUS"
+PSHA=$(pg_psql "SELECT sha256 FROM packages_removed WHERE id = '$P'")
+check "its file stays in the shared folder for the grace" test -e "$T/packages/$PSHA"
+pg_psql "UPDATE packages_removed SET at = now() - interval '2 hours' WHERE id = '$P'"
+_file_gone() { [ ! -e "$T/packages/$PSHA" ]; }
+check "... and goes once the grace is over (the removal back-dated)" wait_until 25 _file_gone
+expect_eq "... its marker with it" 0 "$(pg_psql "SELECT count(*) FROM packages_removed")"
 finish

@@ -20,7 +20,7 @@ for t in test_store_contract test_store; do
     fail "$t on PostgreSQL" "$(cat "$T/$t.out")"
   fi
   PG_DB_CONNINFO=$ci
-  expect_eq "$t: schema_version recorded" 3 "$(pg_psql 'SELECT max(version) FROM schema_version')"
+  expect_eq "$t: schema_version recorded" 4 "$(pg_psql 'SELECT max(version) FROM schema_version')"
   unset PG_DB_CONNINFO
 done
 
