@@ -233,6 +233,7 @@ const char *delivery_resolve_text(enum resolve r)
   switch (r) {
   case RESOLVE_OK: return "";
   case RESOLVE_DAMAGED: return "package damaged on the server";
+  case RESOLVE_UNAVAILABLE: return "the database does not answer";
   default: return "no such download";
   }
 }
@@ -262,6 +263,7 @@ enum resolve delivery_resolve_offer(struct fleet *f, const char *token, const ch
 {
   struct device *d;
   char pkg[PKG_ID_LEN + 1] = "";
+  int synced = 0;
 
   memset(out, 0, sizeof(*out));
   if (strlen(token) != FLEET_TOKEN_LEN)
@@ -271,7 +273,7 @@ enum resolve delivery_resolve_offer(struct fleet *f, const char *token, const ch
   if (d == NULL && f->shared) {
     /* another node's offer of a moment ago: read the others' changes */
     pthread_mutex_unlock(&f->mu);
-    fleet_shared_refresh(f);
+    synced = fleet_shared_refresh(f);
     pthread_mutex_lock(&f->mu);
     d = token_find(f, token);
   }
@@ -284,7 +286,7 @@ enum resolve delivery_resolve_offer(struct fleet *f, const char *token, const ch
   }
   pthread_mutex_unlock(&f->mu);
   if (pkg[0] == '\0')
-    return RESOLVE_NOT_FOUND;
+    return synced < 0 ? RESOLVE_UNAVAILABLE : RESOLVE_NOT_FOUND;
   return resolved(store_package_get(f->store, pkg), out);
 }
 

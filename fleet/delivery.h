@@ -88,7 +88,11 @@ struct device_identity {
 
 /* ---- resolving a download name ---------------------------------------- */
 
-enum resolve { RESOLVE_OK = 0, RESOLVE_NOT_FOUND, RESOLVE_DAMAGED };
+/* RESOLVE_UNAVAILABLE: on a node sharing the database, a token this node
+ * does not know could not be looked up there (the database does not
+ * answer): not "no such download", which a module takes as final; fronts
+ * answer "later" (503 with Retry-After DELIVERY_STORE_RETRY, 5.03, FTP 421). */
+enum resolve { RESOLVE_OK = 0, RESOLVE_NOT_FOUND, RESOLVE_DAMAGED, RESOLVE_UNAVAILABLE };
 
 /* What a download name designates. pkg holds a reference; token and
  * device are empty for an anonymous package download. */

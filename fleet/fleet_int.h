@@ -394,7 +394,8 @@ int fleet_in_decision(const struct fleet *f);
  * 1 when it did or skipped it, 0 when the caller ticks itself. */
 int fleet_shared_tick(struct fleet *f);
 /* On several nodes: reads the others' changes now (an unknown token may be
- * another node's offer of a moment ago); 1 when it did. */
+ * another node's offer of a moment ago); 1 when it did, -1 when the
+ * database did not answer, 0 on one node. */
 int fleet_shared_refresh(struct fleet *f);
 /* Before each page of r's job (a start's enrolment, a cancel's sweep) and
  * before it begins: whether this node carries it on. On several nodes the

@@ -347,6 +347,5 @@ int fleet_shared_refresh(struct fleet *f)
   pthread_mutex_unlock(&f->mu);
   if (wait > 0)
     nanosleep(&(struct timespec){wait / 1000, (wait % 1000) * 1000000L}, NULL);
-  store_sync(f->store);
-  return 1;
+  return store_sync(f->store) < 0 ? -1 : 1;
 }

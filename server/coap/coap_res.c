@@ -125,6 +125,10 @@ static void download(struct call *c)
       res = delivery_resolve_package(e->fleet, c->r.name, &t);
     else
       res = RESOLVE_NOT_FOUND;
+    if (res == RESOLVE_UNAVAILABLE) {
+      answer_later(c, 503, DELIVERY_STORE_RETRY);
+      return;
+    }
     if (res != RESOLVE_OK) {
       answer(c, res == RESOLVE_NOT_FOUND ? 404 : 503, delivery_resolve_text(res));
       return;

@@ -64,7 +64,9 @@ static int resolve(struct session *s, enum node n, const char *id, int fetch, st
     return 0;
   if (t->pkg != NULL)
     target_release(t);
-  if (r == RESOLVE_DAMAGED || s->damaged)
+  if (r == RESOLVE_UNAVAILABLE)
+    session_reply(s, "450 The database does not answer; try again later.");
+  else if (r == RESOLVE_DAMAGED || s->damaged)
     session_reply(s, "550 Package damaged on the server.");
   else
     session_reply(s, "550 Failed to open file.");

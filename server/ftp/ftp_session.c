@@ -212,6 +212,12 @@ static void cmd_pass(struct session *s, const char *arg)
   }
   memset(&t, 0, sizeof(t));
   r = delivery_resolve_offer(s->ff->fleet, arg, s->user, 0, &t);
+  if (r == RESOLVE_UNAVAILABLE) {
+    /* not a wrong password: no failed login counted */
+    session_close(s, "421 The database does not answer, try again in %d seconds.",
+                  DELIVERY_STORE_RETRY);
+    return;
+  }
   if (r == RESOLVE_NOT_FOUND || (r == RESOLVE_OK && t.pkg == NULL)) {
     login_failed(s);
     return;

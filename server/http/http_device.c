@@ -27,7 +27,7 @@ int http_store_down(struct http_front *h) { return !delivery_store_up(h->fleet);
 
 /* 503 with Retry-After while the database does not answer: a check-in or
  * a report is answered only with what is durable, so not now. */
-static enum MHD_Result queue_store_down(struct MHD_Connection *c, struct http_front *h)
+enum MHD_Result http_queue_store_down(struct MHD_Connection *c, struct http_front *h)
 {
   static const char text[] = "the database does not answer\n";
   struct MHD_Response *r =
@@ -50,7 +50,7 @@ enum MHD_Result http_send_reply(struct MHD_Connection *c, struct http_front *h,
   struct MHD_Response *r;
 
   if (http_store_down(h))
-    return queue_store_down(c, h);
+    return http_queue_store_down(c, h);
   if (rp->status == MHD_HTTP_TOO_MANY_REQUESTS)
     return http_queue_later(c, h, rp->retry_after);
   r = MHD_create_response_from_buffer(strlen(rp->body), (void *)rp->body, MHD_RESPMEM_MUST_COPY);
@@ -135,7 +135,7 @@ enum MHD_Result http_checkin(struct MHD_Connection *c, struct http_front *h, con
 
   identity(c, h, cn, addr, sizeof(addr), &who);
   if (http_store_down(h))
-    return queue_store_down(c, h);
+    return http_queue_store_down(c, h);
   http_settle_tick(h->settle, 0); /* what the device downloaded counts before what it says */
   delivery_checkin_nowait(h->fleet, &who,
                           MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version"),
@@ -174,7 +174,7 @@ enum MHD_Result http_report(struct MHD_Connection *c, struct http_front *h, stru
     return http_queue_text(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "report too large\n");
   identity(c, h, cn, addr, sizeof(addr), &who);
   if (http_store_down(h))
-    return queue_store_down(c, h);
+    return http_queue_store_down(c, h);
   http_settle_tick(h->settle, 0);
   delivery_report_nowait(h->fleet, &who, ct != NULL && strncasecmp(ct, "application/json", 16) == 0,
                          rq->body ? rq->body : "", rq->len, &a);

@@ -463,6 +463,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   } else {
     return http_queue_text(c, h, MHD_HTTP_NOT_FOUND, "not found\n");
   }
+  if (rs == RESOLVE_UNAVAILABLE)
+    return http_queue_store_down(c, h);
   if (rs == RESOLVE_DAMAGED)
     return http_queue_text(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "package damaged on the server\n");
   return serve_package(c, h, &t, head, several, req_cls);

@@ -87,6 +87,8 @@ enum MHD_Result http_report_body(struct report_req *rq, const char *data, size_t
 /* Whether the database does not answer now (check-ins and reports get
  * 503, /healthz too). */
 int http_store_down(struct http_front *h);
+/* 503 with Retry-After: the database does not answer. */
+enum MHD_Result http_queue_store_down(struct MHD_Connection *c, struct http_front *h);
 /* Queues the answer the core gave (a waiting request's, once resumed). */
 enum MHD_Result http_send_reply(struct MHD_Connection *c, struct http_front *h,
                                 const struct reply *rp);
