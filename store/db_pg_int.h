@@ -92,6 +92,10 @@ int pg_ensure(struct pg *d);
 int pg_package_insert(struct db *db, const struct db_package *p);
 int pg_package_delete(struct db *db, const char *id);
 int pg_package_load(struct db *db, int (*cb)(const struct db_package *p, void *arg), void *arg);
+/* Row i of a result whose columns are those of S_PKG_LOAD (id, model,
+ * from, to, name, size, sha256, created, requests, bytes_sent, downloads,
+ * then anything else): the strings point into the result. */
+struct db_package pg_package_row(const PGresult *r, int i);
 int pg_sha256_users(struct db *db, const char *sha256);
 int pg_tx_begin(struct db *db);
 int pg_tx_end(struct db *db, int ok);

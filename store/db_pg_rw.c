@@ -108,6 +108,24 @@ static uint64_t u64(const PGresult *r, int row, int col)
   return strtoull(PQgetvalue(r, row, col), NULL, 10);
 }
 
+struct db_package pg_package_row(const PGresult *r, int i)
+{
+  struct db_package p = {
+      .id = PQgetvalue(r, i, 0),
+      .model = PQgetvalue(r, i, 1),
+      .from = PQgetvalue(r, i, 2),
+      .to = PQgetvalue(r, i, 3),
+      .name = PQgetvalue(r, i, 4),
+      .size = u64(r, i, 5),
+      .sha256 = PQgetvalue(r, i, 6),
+      .created = strtoll(PQgetvalue(r, i, 7), NULL, 10),
+      .requests = u64(r, i, 8),
+      .bytes_sent = u64(r, i, 9),
+      .downloads = u64(r, i, 10),
+  };
+  return p;
+}
+
 int pg_package_load(struct db *db, int (*cb)(const struct db_package *p, void *arg), void *arg)
 {
   struct pg *d = (struct pg *)db;
@@ -118,19 +136,7 @@ int pg_package_load(struct db *db, int (*cb)(const struct db_package *p, void *a
   if (pg_ensure(d) == 0 && (r = run(d, S_PKG_LOAD, NULL, PGRES_TUPLES_OK)) != NULL) {
     rc = 0;
     for (int i = 0; i < PQntuples(r); i++) {
-      struct db_package p = {
-          .id = PQgetvalue(r, i, 0),
-          .model = PQgetvalue(r, i, 1),
-          .from = PQgetvalue(r, i, 2),
-          .to = PQgetvalue(r, i, 3),
-          .name = PQgetvalue(r, i, 4),
-          .size = u64(r, i, 5),
-          .sha256 = PQgetvalue(r, i, 6),
-          .created = strtoll(PQgetvalue(r, i, 7), NULL, 10),
-          .requests = u64(r, i, 8),
-          .bytes_sent = u64(r, i, 9),
-          .downloads = u64(r, i, 10),
-      };
+      struct db_package p = pg_package_row(r, i);
       if (cb(&p, arg) != 0) {
         rc = -1;
         break;

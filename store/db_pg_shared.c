@@ -84,19 +84,7 @@ static int read_changes(struct pg *d, const struct db_changes *c)
     return -1;
   }
   for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
-    struct db_package p = {
-        .id = PQgetvalue(r, i, 0),
-        .model = PQgetvalue(r, i, 1),
-        .from = PQgetvalue(r, i, 2),
-        .to = PQgetvalue(r, i, 3),
-        .name = PQgetvalue(r, i, 4),
-        .size = strtoull(PQgetvalue(r, i, 5), NULL, 10),
-        .sha256 = PQgetvalue(r, i, 6),
-        .created = strtoll(PQgetvalue(r, i, 7), NULL, 10),
-        .requests = strtoull(PQgetvalue(r, i, 8), NULL, 10),
-        .bytes_sent = strtoull(PQgetvalue(r, i, 9), NULL, 10),
-        .downloads = strtoull(PQgetvalue(r, i, 10), NULL, 10),
-    };
+    struct db_package p = pg_package_row(r, i);
     rc = c->pkg(&p, strtoll(PQgetvalue(r, i, 11), NULL, 10), c->arg);
   }
   PQclear(r);
