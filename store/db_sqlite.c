@@ -150,11 +150,7 @@ int db_open(const char *path, struct db **out, char *err, size_t errlen)
   }
   sqlite3_busy_timeout(d->h, 5000);
   if (exec(d, "PRAGMA journal_mode=WAL") < 0 || exec(d, "PRAGMA synchronous=FULL") < 0 ||
-      exec(d, "PRAGMA foreign_keys=ON") < 0 ||
-      /* 32 MiB of pages (the default is 2 MiB): a bulk commit of 50,000
-       * devices updates the devices' indexes at random places, and missed
-       * the cache at every other row at a million devices */
-      exec(d, "PRAGMA cache_size=-32768") < 0) {
+      exec(d, "PRAGMA foreign_keys=ON") < 0) {
     snprintf(err, errlen, "%s: cannot set up the database", path);
     goto fail;
   }
