@@ -522,9 +522,9 @@ int fleet_devices_list(struct fleet *f, const char *model, const char *version, 
     *out = fleet_error("internal", "out of memory");
     return 500;
   }
-  for (int b0 = 0; b0 < DEV_BUCKETS; b0 += 256) {
+  for (int b0 = 0; b0 < DEV_BUCKETS; b0 += DEV_SCAN_BUCKETS) {
     pthread_mutex_lock(&f->mu);
-    for (int b = b0; b < b0 + 256 && b < DEV_BUCKETS; b++)
+    for (int b = b0; b < b0 + DEV_SCAN_BUCKETS && b < DEV_BUCKETS; b++)
       for (struct device *d = f->dev[b]; d; d = d->next) {
         if ((model && strcmp(d->model, model)) ||
             (version && (d->version == NULL || strcmp(d->version, version))) ||

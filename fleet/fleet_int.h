@@ -52,7 +52,13 @@ enum rjob { JOB_NONE = 0, JOB_START, JOB_SWEEP /* a cancel's: members back to id
 #define PSK_MASTER_LEN 32 /* AES-256 key sealing the devices' pre-shared keys */
 #define MAX_IVALS 8       /* byte intervals served, per offer */
 #define MAX_WAVES 16
-#define DEV_BUCKETS 16384
+/* Device hash tables (by id, token, PSK identity): sized for a million
+ * devices, ~4 a chain; at 16384 a chain held ~60 at a million and a create
+ * (a lookup that misses, twice) walked them all with strcmp. */
+#define DEV_BUCKETS 262144
+/* Buckets a whole-fleet scan (listing, overview) covers per lock hold: the
+ * same share of the fleet (1/64) as before the tables grew. */
+#define DEV_SCAN_BUCKETS (DEV_BUCKETS / 64)
 
 struct rollout;
 

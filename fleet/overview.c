@@ -104,9 +104,9 @@ static json_t *overview_compute(struct fleet *f)
   /* SECURITY (device requests wait on nothing long): the fleet a few
    * hundred buckets per lock hold, as the device listing does; a device
    * changed meanwhile is counted as it was when its bucket was read */
-  for (int b0 = 0; b0 < DEV_BUCKETS; b0 += 256) {
+  for (int b0 = 0; b0 < DEV_BUCKETS; b0 += DEV_SCAN_BUCKETS) {
     pthread_mutex_lock(&f->mu);
-    for (int b = b0; b < b0 + 256 && b < DEV_BUCKETS; b++)
+    for (int b = b0; b < b0 + DEV_SCAN_BUCKETS && b < DEV_BUCKETS; b++)
       for (struct device *d = f->dev[b]; d; d = d->next) {
         struct mcount *m =
             last != NULL && strcmp(last->model, d->model) == 0 ? last : mslot(ms, &nm, d->model);

@@ -18,7 +18,8 @@
 #include "fleet_int.h"
 #include "lwm2m_int.h"
 
-#define SCAN_BUCKETS 256 /* hash buckets a page of the start's scan covers, at most */
+#define SCAN_BUCKETS DEV_SCAN_BUCKETS /* hash buckets a page of the start's scan covers, at most   \
+                                       */
 #define SWEEP_PASSES 3
 /* Members a page of a start or a sweep enrols under the lock: each makes
  * events and JSON (about 20 us), so a fifth of JOB_PAGE keeps a page near
@@ -75,8 +76,8 @@ static int start_job(struct fleet *f, struct rollout *r)
   pthread_mutex_lock(&f->mu);
   cap = (size_t)f->n_devices + 1024;
   pthread_mutex_unlock(&f->mu);
-  /* about a job page of devices a scan page (8 buckets at a million;
-   * 15,000 devices with 256 of them: a page of tens of ms, cold) */
+  /* about a job page of devices a scan page (130 buckets at a million;
+   * 15,000 devices with 4096 of them: a page of tens of ms, cold) */
   scan = (int)((size_t)DEV_BUCKETS * JOB_PAGE / cap);
   scan = scan < 1 ? 1 : scan > SCAN_BUCKETS ? SCAN_BUCKETS : scan;
   list = malloc(cap * sizeof(*list));

@@ -9,6 +9,7 @@
 #   SCALE_REST_SECONDS=3    seconds of check-ins at rest (1..60)
 #   SCALE_MAX_SECONDS=900   bound on each wait (the start, a restart) (10..3600)
 #   SCALE_KEEP=1            keep the temporary directory
+#   SCALE_CREATE_ONLY=1     stop after the create phase (prints the create rate only)
 #   SCALE_CHECK=1           exit 1 unless the goals of a test run are met
 #                           (SCALE_GOAL_WORST_MS, default 1000; SCALE_GOAL_START_MS,
 #                           default 5000): used by tests/integration/fleet_scale.sh
@@ -112,7 +113,10 @@ for p, first in enumerate(range(0, n, page)):
         json.dump([{"id": "s%09d" % i, "model": model, "version": va, "group": "scale"}
                    for i in range(first, min(n, first + page))], f)
 PYEOF
+# dfotad's CPU seconds (user + system), a figure the machine's load moves less
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat"; }
 create_s=0
+cpu0=$(cpu_s "$DFOTAD_PID")
 for f in "$T"/page-*.json; do
   t0=$(now)
   code=$(api POST /api/v1/devices "$T/bulk-res.json" -H 'Content-Type: application/json' \
@@ -121,8 +125,10 @@ for f in "$T"/page-*.json; do
   [ "$code" = 200 ] || { head -c 1000 "$T/bulk-res.json" >&2; die "POST /api/v1/devices ($f): HTTP $code"; }
 done
 CREATE_RATE=$(awk -v n="$N" -v s="$create_s" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
-echo "create:   $N devices in pages of $PAGE: $create_s s ($CREATE_RATE devices/s)"
+CREATE_CPU=$(awk -v a="$cpu0" -v b="$(cpu_s "$DFOTAD_PID")" 'BEGIN { printf "%.2f", b - a }')
+echo "create:   $N devices in pages of $PAGE: $create_s s ($CREATE_RATE devices/s; dfotad CPU $CREATE_CPU s)"
 rm -f "$T"/page-*.json "$T/bulk-res.json"
+[ "${SCALE_CREATE_ONLY:-0}" = 1 ] && exit 0
 PROBE_SECRET=probe-secret-0123456789
 code=$(api PUT /api/v1/devices/probe "$T/probe.json" -H 'Content-Type: application/json' \
   -d "{\"model\":\"PROBE-1\",\"version\":\"P1\",\"secret\":\"$PROBE_SECRET\"}")
