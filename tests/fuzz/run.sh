@@ -66,7 +66,7 @@ pgsrc=
 pglibs=
 if grep -qs '^#define HAVE_LIBPQ 1' "$top/autoconfig.h" ||
   { [ ! -f "$top/autoconfig.h" ] && grep -qs '^#define HAVE_LIBPQ 1' "$out/autoconfig.h"; }; then
-  pgsrc="store/db_pg.c store/db_pg_rw.c"
+  pgsrc=" $(cd "$top" && ls store/db_pg*.c | tr '\n' ' ')"
   pglibs=$(pkg-config --libs libpq)
   flags="$flags $(pkg-config --cflags libpq)"
 fi

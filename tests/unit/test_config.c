@@ -244,7 +244,7 @@ int main(void)
   {
     struct rows r = {0, 0, 0, ""};
     config_each_row(dfotad_sections(), count, &r);
-    CHECK(r.n > 80 && r.ftp_reuse == 1 && r.restart == 5);
+    CHECK(r.n > 80 && r.ftp_reuse == 1 && r.restart == 6);
     CHECK(strcmp(config_type_name(T_SIZE), "size") == 0);
   }
 
