@@ -57,7 +57,7 @@ node_conf() {
   cat >"${N_CONF[n]}" <<EOF
 [server]
 state_dir = ${N_STATE[n]}
-log_level = info
+log_level = ${MULTINODE_LOG_LEVEL:-info}
 shutdown_timeout = 5
 
 [store]
