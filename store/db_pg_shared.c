@@ -26,10 +26,22 @@
 
 #define SHARED_TX_LOCK 745207005 /* pg_advisory_xact_lock key: the nodes' writer transactions */
 
+/* Inside a transaction (d->mu held): waits for the nodes' turn, held until
+ * the transaction ends. Every write that takes a number other nodes read
+ * by (dfotad_change, packages.seq, packages_removed.seq) is made in it, so
+ * that a node holding the turn reads every number up to the last one taken
+ * as committed or gone, never one still to come. 0 or -1. */
+int pg_shared_turn(struct pg *d)
+{
+  char sql[64];
+
+  snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", SHARED_TX_LOCK);
+  return pg_exec(d, sql, PGRES_TUPLES_OK);
+}
+
 int pg_shared_start(struct pg *d, char *err, size_t errlen)
 {
   PGresult *r = NULL;
-  char sql[64];
   int rc = -1;
 
   /* the node loads everything after this point; what others write while
@@ -43,8 +55,7 @@ int pg_shared_start(struct pg *d, char *err, size_t errlen)
    * first transaction (reading after the mark) never reads: a stale device
    * on this node, its offer's token unknown (404), its stale record
    * flushed back over the newer one at its next change. */
-  snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", SHARED_TX_LOCK);
-  if (pg_exec(d, "BEGIN", PGRES_COMMAND_OK) == 0 && pg_exec(d, sql, PGRES_TUPLES_OK) == 0) {
+  if (pg_exec(d, "BEGIN", PGRES_COMMAND_OK) == 0 && pg_shared_turn(d) == 0) {
     r = PQexec(d->c, pg_stmts[S_CHANGE_MARK].sql);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
       d->seen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
