@@ -117,6 +117,7 @@ int pg_events_page(struct db *db, const char *device_id, int64_t after, int limi
 /* db_pg_shared.c: several nodes */
 /* At open: the change number up to which the node loads (d->seen). */
 int pg_shared_start(struct pg *d, char *err, size_t errlen);
+int pg_shared_turn(struct pg *d);
 int pg_tx_shared_begin(struct db *db, const struct db_changes *c);
 int64_t pg_shared_seen(struct db *db);
 int pg_tx_job_claim(struct db *db, const char *job, const char *node, int lease_s);

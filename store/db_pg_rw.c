@@ -58,6 +58,12 @@ int pg_package_insert(struct db *db, const struct db_package *p)
   pthread_mutex_lock(&d->mu);
   if (pg_ensure(d) < 0 || pg_exec(d, "BEGIN", PGRES_COMMAND_OK) < 0)
     goto out;
+  /* several nodes: the package's number (packages.seq) is taken in the
+   * nodes' turn, or a node reading the packages added after its last one
+   * could pass this number while it is not committed, and never add the
+   * package to its catalog */
+  if (d->shared && pg_shared_turn(d) < 0)
+    goto rollback;
   r = PQexecPrepared(d->c, pg_stmts[S_PKG_INSERT].name, 8, vals, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
     const char *con = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);

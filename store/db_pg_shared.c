@@ -26,20 +26,50 @@
 
 #define SHARED_TX_LOCK 745207005 /* pg_advisory_xact_lock key: the nodes' writer transactions */
 
+/* Inside a transaction (d->mu held): waits for the nodes' turn, held until
+ * the transaction ends. Every write that takes a number other nodes read
+ * by (dfotad_change, packages.seq, packages_removed.seq) is made in it, so
+ * that a node holding the turn reads every number up to the last one taken
+ * as committed or gone, never one still to come. 0 or -1. */
+int pg_shared_turn(struct pg *d)
+{
+  char sql[64];
+
+  snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", SHARED_TX_LOCK);
+  return pg_exec(d, sql, PGRES_TUPLES_OK);
+}
+
 int pg_shared_start(struct pg *d, char *err, size_t errlen)
 {
-  PGresult *r = PQexec(d->c, pg_stmts[S_CHANGE_MARK].sql);
+  PGresult *r = NULL;
   int rc = -1;
 
   /* the node loads everything after this point; what others write while
    * it loads is read again at its first transaction (applied twice:
-   * harmless, a record is replaced by the same record) */
-  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-    d->seen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    rc = 0;
-  } else {
+   * harmless, a record is replaced by the same record). The mark is read
+   * in the nodes' turn: numbers are taken from the sequence only under
+   * that lock, so once this node holds it every number up to the mark is
+   * committed (or rolled back) and the load sees its record. Read outside
+   * the lock, the mark could pass the numbers of another node's
+   * transaction still open, whose records the load then misses and the
+   * first transaction (reading after the mark) never reads: a stale device
+   * on this node, its offer's token unknown (404), its stale record
+   * flushed back over the newer one at its next change. */
+  if (pg_exec(d, "BEGIN", PGRES_COMMAND_OK) == 0 && pg_shared_turn(d) == 0) {
+    r = PQexec(d->c, pg_stmts[S_CHANGE_MARK].sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+      d->seen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+      rc = 0;
+    }
+  }
+  if (rc == 0 && pg_exec(d, "COMMIT", PGRES_COMMAND_OK) < 0)
+    rc = -1;
+  if (rc < 0) {
     snprintf(err, errlen, "PostgreSQL: cannot read the change sequence: %s", PQerrorMessage(d->c));
     err[strcspn(err, "\n")] = '\0';
+    if (PQtransactionStatus(d->c) == PQTRANS_INERROR ||
+        PQtransactionStatus(d->c) == PQTRANS_INTRANS)
+      pg_exec(d, "ROLLBACK", PGRES_COMMAND_OK);
   }
   PQclear(r);
   return rc;

@@ -57,7 +57,7 @@ node_conf() {
   cat >"${N_CONF[n]}" <<EOF
 [server]
 state_dir = ${N_STATE[n]}
-log_level = info
+log_level = ${MULTINODE_LOG_LEVEL:-info}
 shutdown_timeout = 5
 
 [store]
@@ -325,4 +325,30 @@ pg_psql "UPDATE packages_removed SET at = now() - interval '2 hours' WHERE id = 
 _file_gone() { [ ! -e "$T/packages/$PSHA" ]; }
 check "... and goes once the grace is over (the removal back-dated)" wait_until 25 _file_gone
 expect_eq "... its marker with it" 0 "$(pg_psql "SELECT count(*) FROM packages_removed")"
+# ---------------------------------------------------------------------------
+# a node starting while another node's transaction is open: that
+# transaction took its sequence number (in the nodes' lock) before the
+# starting node reads its change mark, and commits after the node loaded.
+# The mark is read in the nodes' turn, so the node waits for the commit and
+# loads the record; read without the lock, the mark would pass that number
+# and the node keep the old record for good (a token unknown: 404).
+LOCK_KEY=$(sed -n 's/^#define SHARED_TX_LOCK \([0-9]*\).*/\1/p' "$LIB_DIR/../../store/db_pg_shared.c")
+check "the nodes' lock key read from store/db_pg_shared.c" test -n "$LOCK_KEY"
+{
+  echo "BEGIN; SELECT pg_advisory_xact_lock($LOCK_KEY);"
+  echo "UPDATE devices SET change_seq = nextval('dfotad_change'),
+    doc = jsonb_set(doc::jsonb, '{group}', '\"late\"')::text WHERE id = 's00';"
+  echo "SELECT 'held';"
+  sleep 3
+  echo "COMMIT;"
+} | "$PG_BIN/psql" -X -Atq -v ON_ERROR_STOP=1 -d "$CI" >"$T/held.out" 2>&1 &
+HELD=$!
+BG_PIDS+=("$HELD")
+_held() { grep -q held "$T/held.out"; }
+check "a transaction holds the nodes' lock, a device changed in it" wait_until 5 _held
+node_start 2 || bail "node 2 restarts while another transaction holds the nodes' lock"
+wait "$HELD"
+check "... which commits" test $? = 0
+_late() { use_node 2 && api GET /api/v1/devices/s00 && [ "$(json "$BODY" .group)" = late ]; }
+check "node 2 (started meanwhile) has the device as committed" wait_until 5 _late
 finish
