@@ -251,6 +251,8 @@ void fleet_intern_free(struct fleet *f);
 
 /* credentials.c */
 void make_secret_hash(const char *secret, char *out, size_t outlen);
+/* The same with a salt the caller drew (16 characters of [a-z2-7]). */
+void hash_secret(const char *secret, const char *salt, char *out, size_t outlen);
 /* The device a request proves to be, or NULL; the same work either way.
  * *retry_after > 0 (seconds): refused unheard, the address or the device
  * failed too often lately. */
