@@ -296,6 +296,8 @@ int fleet_loading_gate(struct fleet *f, json_t **out);
 int fleet_fault_in(struct fleet *f, const char *id);
 #define LOADING_RETRY_S 2 /* Retry-After for a device request while loading */
 json_t *device_doc(const struct device *d);
+/* The same document as text (free it), or NULL: use device_doc. */
+char *device_text(const struct device *d);
 void device_from_doc(struct fleet *f, struct device *d, json_t *doc);
 
 /* delivery.c */
