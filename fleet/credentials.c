@@ -26,7 +26,7 @@ static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 /* "sha256$SALT$HEX" of salt + secret. The digest is fetched once: EVP_sha256()
  * looked it up again at every hash (provider locks, parameter lookups), a
  * tenth of a bulk create's CPU. */
-static void hash_secret(const char *secret, const char *salt, char *out, size_t outlen)
+void hash_secret(const char *secret, const char *salt, char *out, size_t outlen)
 {
   unsigned char md[32];
   unsigned mdlen = 0;

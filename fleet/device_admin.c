@@ -4,6 +4,7 @@
 #include "autoconfig.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,16 +108,32 @@ struct prepared {
   unsigned creating : 1; /* no such device when the body was checked */
 };
 
-static void prepare(struct prepared *p, json_t *b)
+/* Random bytes a prepared secret takes: 26 characters of the secret (130
+ * bits), 16 of its salt. */
+#define PREP_RAND (26 + 16)
+
+/* rnd: PREP_RAND bytes the caller drew, or NULL to draw them here. */
+static void prepare(struct prepared *p, json_t *b, const unsigned char *rnd)
 {
   const char *secret = json_string_value(json_object_get(b, "secret"));
+  char salt[17];
 
   if (secret == NULL && p->creating) {
-    random_base32(p->gen, 26); /* 130 bits */
+    if (rnd != NULL)
+      base32_from(rnd, p->gen, 26);
+    else
+      random_base32(p->gen, 26);
     secret = p->gen;
   }
-  if (secret != NULL)
+  if (secret == NULL)
+    return;
+  if (rnd == NULL) {
     make_secret_hash(secret, p->hash, sizeof(p->hash));
+    return;
+  }
+  base32_from(rnd + 26, salt, 16);
+  hash_secret(secret, salt, p->hash, sizeof(p->hash));
+  OPENSSL_cleanse(salt, sizeof(salt));
 }
 
 /* Creates or updates a device from a checked body. pre: its secret
@@ -135,7 +152,7 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
   if (pre == NULL) {
     memset(&here, 0, sizeof(here));
     here.creating = created;
-    prepare(&here, b);
+    prepare(&here, b, NULL);
     pre = &here;
   }
   if (created) {
@@ -145,7 +162,7 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
     if (pre->gen[0] == '\0' && pre->hash[0] == '\0') {
       /* created meanwhile by nobody's body with a secret: make one */
       pre->creating = 1;
-      prepare(pre, b);
+      prepare(pre, b, NULL);
     }
     if (pre->gen[0] != '\0')
       *secret_out = strdup(pre->gen);
@@ -234,12 +251,24 @@ struct prep_job {
   size_t from, to;
 };
 
+/* Devices whose random bytes are drawn in one RAND_bytes call: a call per
+ * secret and per salt took OpenSSL's DRBG locks 100,000 times a 50,000
+ * device bulk. 10.5 KiB on the stack. */
+#define PREP_BATCH 256
+
 static void *prep_run(void *arg)
 {
   struct prep_job *j = arg;
+  unsigned char rnd[PREP_BATCH * PREP_RAND];
 
-  for (size_t i = j->from; i < j->to; i++)
-    prepare(&j->pre[i], json_array_get(j->body, i));
+  for (size_t b0 = j->from; b0 < j->to; b0 += PREP_BATCH) {
+    size_t k = j->to - b0 < PREP_BATCH ? j->to - b0 : PREP_BATCH;
+    if (RAND_bytes(rnd, (int)(k * PREP_RAND)) != 1)
+      fatal("no randomness available");
+    for (size_t i = 0; i < k; i++)
+      prepare(&j->pre[b0 + i], json_array_get(j->body, b0 + i), rnd + i * PREP_RAND);
+  }
+  OPENSSL_cleanse(rnd, sizeof(rnd));
   return NULL;
 }
 

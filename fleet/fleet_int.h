@@ -251,6 +251,8 @@ void fleet_intern_free(struct fleet *f);
 
 /* credentials.c */
 void make_secret_hash(const char *secret, char *out, size_t outlen);
+/* The same with a salt the caller drew (16 characters of [a-z2-7]). */
+void hash_secret(const char *secret, const char *salt, char *out, size_t outlen);
 /* The device a request proves to be, or NULL; the same work either way.
  * *retry_after > 0 (seconds): refused unheard, the address or the device
  * failed too often lately. */
@@ -294,6 +296,8 @@ int fleet_loading_gate(struct fleet *f, json_t **out);
 int fleet_fault_in(struct fleet *f, const char *id);
 #define LOADING_RETRY_S 2 /* Retry-After for a device request while loading */
 json_t *device_doc(const struct device *d);
+/* The same document as text (free it), or NULL: use device_doc. */
+char *device_text(const struct device *d);
 void device_from_doc(struct fleet *f, struct device *d, json_t *doc);
 
 /* delivery.c */

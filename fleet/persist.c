@@ -14,73 +14,6 @@
 #include "fleet_int.h"
 #include "lwm2m_int.h"
 
-/* The persisted form: everything, so that a restart resumes every offer;
- * a field at its default (what device_from_doc takes for a missing one)
- * is left out, so that a device at rest is a short document. */
-static void put_s(json_t *o, const char *k, const char *v)
-{
-  if (v != NULL && v[0] != '\0')
-    json_object_set_new(o, k, json_string(v));
-}
-
-static void put_i(json_t *o, const char *k, int64_t v, int64_t def)
-{
-  if (v != def)
-    json_object_set_new(o, k, json_integer((json_int_t)v));
-}
-
-json_t *device_doc(const struct device *d)
-{
-  json_t *o = json_object();
-
-  put_s(o, "model", d->model);
-  if (d->version != NULL) /* "" is a version; NULL: unknown */
-    json_object_set_new(o, "version", json_string(d->version));
-  put_s(o, "group", d->group);
-  if (json_array_size(d->tags) > 0)
-    json_object_set(o, "tags", d->tags);
-  put_s(o, "secret", d->secret_hash);
-  put_s(o, "psk", d->psk_sealed); /* sealed (psk.c) */
-  put_s(o, "psk_identity", d->psk_identity);
-  put_s(o, "state", dstate_name(d->state));
-  json_object_set_new(o, "state_since", json_integer((json_int_t)d->state_since));
-  put_s(o, "reason", d->reason);
-  put_s(o, "rollout", d->rollout ? d->rollout->id : NULL);
-  put_i(o, "position", d->position, 0);
-  put_s(o, "package", d->package_id);
-  put_s(o, "sha256", d->sha256);
-  put_s(o, "token", d->token);
-  put_s(o, "hop_from", d->hop_from);
-  put_s(o, "hop_to", d->hop_to);
-  put_i(o, "size", (int64_t)d->size, 0);
-  put_i(o, "attempts", d->attempts, 0);
-  put_i(o, "retry_at", d->retry_at, 0);
-  put_i(o, "fail_code", d->fail_code, -1);
-  put_i(o, "bytes_served", (int64_t)d->bytes_served, 0);
-  put_i(o, "contiguous", (int64_t)d->contiguous, 0);
-  if (d->n_ival > 0) {
-    json_t *iv = json_array();
-    for (int i = 0; i < d->n_ival; i++)
-      json_array_append_new(
-          iv, json_pack("[I,I]", (json_int_t)d->ival[i].start, (json_int_t)d->ival[i].end));
-    json_object_set_new(o, "ival", iv);
-  }
-  put_i(o, "resumes", d->resumes, 0);
-  put_i(o, "segments", d->segments, 0);
-  put_i(o, "interrupted", d->last_interrupted, 0);
-  put_i(o, "device_percent", d->device_percent, -1);
-  put_s(o, "protocol", d->protocol);
-  put_s(o, "transport", d->transport >= 0 ? proto_name((enum proto)d->transport) : NULL);
-  put_s(o, "addr", d->addr);
-  put_i(o, "first_seen", d->first_seen, 0);
-  put_i(o, "last_seen", d->last_seen, 0);
-  put_s(o, "last_stage", d->last_stage);
-  put_i(o, "last_code", d->last_code, -1);
-  put_i(o, "last_at", d->last_at, 0);
-  lwm2m_doc(d, o);
-  return o;
-}
-
 static const char *jstr(json_t *o, const char *k)
 {
   const char *s = json_string_value(json_object_get(o, k));
@@ -160,6 +93,7 @@ void device_from_doc(struct fleet *f, struct device *d, json_t *doc)
 struct saved {
   char id[DEVICE_ID_MAX + 1];
   char model[PKG_FIELD_MAX + 1], state[16], rollout[16];
+  char *text; /* device_text, or NULL: doc */
   json_t *doc;
   int failed;
   int trim;
@@ -171,7 +105,9 @@ static int write_page(struct store *s, struct saved *dev, int n, int keep)
   int failed = 0;
 
   for (int k = 0; k < n; k++) {
-    char *text = dev[k].doc ? json_dumps(dev[k].doc, JSON_COMPACT) : NULL;
+    char *text = dev[k].text  ? dev[k].text
+                 : dev[k].doc ? json_dumps(dev[k].doc, JSON_COMPACT)
+                              : NULL;
     if (dev[k].trim)
       store_tx_events_trim(s, dev[k].id, keep);
     if (text != NULL)
@@ -181,6 +117,7 @@ static int write_page(struct store *s, struct saved *dev, int n, int keep)
       failed = 1;
     dev[k].failed = text == NULL;
     free(text);
+    dev[k].text = NULL;
     json_decref(dev[k].doc);
     dev[k].doc = NULL;
   }
@@ -268,7 +205,8 @@ static void flush_hook(struct store *s, void *arg)
       snprintf(sv->model, sizeof(sv->model), "%s", d->model ? d->model : "");
       snprintf(sv->state, sizeof(sv->state), "%s", dstate_name(d->state));
       snprintf(sv->rollout, sizeof(sv->rollout), "%s", d->rollout ? d->rollout->id : "");
-      sv->doc = device_doc(d);
+      sv->text = device_text(d);
+      sv->doc = sv->text ? NULL : device_doc(d);
       f->flushing = d->dirty_next;
       d->dirty = 0;
       d->dirty_next = NULL;

@@ -3,6 +3,7 @@
 
 #include "util.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,16 +53,23 @@ int hex_decode(const char *in, unsigned char *out, size_t n)
   return in[2 * n] == '\0' ? 0 : -1;
 }
 
-void random_base32(char *out, int n)
+void base32_from(const unsigned char *r, char *out, int n)
 {
   static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+  for (int i = 0; i < n; i++)
+    out[i] = alphabet[r[i] & 31];
+  out[n] = '\0';
+}
+
+void random_base32(char *out, int n)
+{
   unsigned char r[64];
 
   if (n < 0 || n > (int)sizeof(r) || RAND_bytes(r, n) != 1)
     fatal("no randomness available");
-  for (int i = 0; i < n; i++)
-    out[i] = alphabet[r[i] & 31];
-  out[n] = '\0';
+  base32_from(r, out, n);
+  OPENSSL_cleanse(r, (size_t)n);
 }
 
 static int64_t clock_ms(clockid_t id)

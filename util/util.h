@@ -20,6 +20,9 @@ int hex_decode(const char *in, unsigned char *out, size_t n);
 /* n random characters of [a-z2-7] (5 bits each) and a NUL into out.
  * Exits through fatal() when the system has no randomness to give. */
 void random_base32(char *out, int n);
+/* The same characters from n bytes the caller drew (in bulk: one
+ * RAND_bytes call for many identifiers); only the low 5 bits are used. */
+void base32_from(const unsigned char *r, char *out, int n);
 
 /* Wall-clock and monotonic milliseconds. */
 int64_t now_ms(void);
