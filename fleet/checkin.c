@@ -402,7 +402,7 @@ static void checkin_shared(struct fleet *f, const struct device_identity *who, c
   if (fleet_decide(f, checkin_decision, &c) < 0) {
     memset(out, 0, sizeof(*out));
     out->verdict = VERDICT_LATER;
-    out->retry_after = 5;
+    out->retry_after = DELIVERY_STORE_RETRY;
     snprintf(out->message, sizeof(out->message), "the database is unreachable; try again later");
     checkin_render(out);
   }

@@ -332,7 +332,7 @@ static void report_shared(struct fleet *f, const struct device_identity *who, in
   if (fleet_decide(f, report_decision, &c) < 0) {
     memset(out, 0, sizeof(*out));
     out->verdict = VERDICT_LATER;
-    out->retry_after = 5;
+    out->retry_after = DELIVERY_STORE_RETRY;
     snprintf(out->message, sizeof(out->message), "the database is unreachable; try again later");
     report_render(out);
   }

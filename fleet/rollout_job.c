@@ -18,8 +18,8 @@
 #include "fleet_int.h"
 #include "lwm2m_int.h"
 
-#define SCAN_BUCKETS DEV_SCAN_BUCKETS /* hash buckets a page of the start's scan covers, at most   \
-                                       */
+/* hash buckets a page of the start's scan covers, at most */
+#define SCAN_BUCKETS DEV_SCAN_BUCKETS
 #define SWEEP_PASSES 3
 /* Members a page of a start or a sweep enrols under the lock: each makes
  * events and JSON (about 20 us), so a fifth of JOB_PAGE keeps a page near

@@ -96,6 +96,9 @@ int pg_package_load(struct db *db, int (*cb)(const struct db_package *p, void *a
  * from, to, name, size, sha256, created, requests, bytes_sent, downloads,
  * then anything else): the strings point into the result. */
 struct db_package pg_package_row(const PGresult *r, int i);
+/* Runs prepared statement s with vals; the result when its status is
+ * want, else NULL (logged, the connection checked). */
+PGresult *pg_run(struct pg *d, enum stmt s, const char *const *vals, ExecStatusType want);
 int pg_sha256_users(struct db *db, const char *sha256);
 int pg_tx_begin(struct db *db);
 int pg_tx_end(struct db *db, int ok);

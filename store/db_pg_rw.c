@@ -16,7 +16,7 @@
 
 /* Runs a prepared statement; the result (the caller clears it), or NULL
  * after logging why. */
-static PGresult *run(struct pg *d, enum stmt s, const char *const *vals, ExecStatusType want)
+PGresult *pg_run(struct pg *d, enum stmt s, const char *const *vals, ExecStatusType want)
 {
   PGresult *r = PQexecPrepared(d->c, pg_stmts[s].name, pg_stmts[s].n, vals, NULL, NULL, 0);
 
@@ -31,7 +31,7 @@ static PGresult *run(struct pg *d, enum stmt s, const char *const *vals, ExecSta
 
 static int run_cmd(struct pg *d, enum stmt s, const char *const *vals)
 {
-  PGresult *r = run(d, s, vals, PGRES_COMMAND_OK);
+  PGresult *r = pg_run(d, s, vals, PGRES_COMMAND_OK);
 
   PQclear(r);
   return r != NULL ? 0 : -1;
@@ -102,7 +102,7 @@ int pg_package_delete(struct db *db, const char *id)
     pthread_mutex_unlock(&d->mu);
     return rc;
   }
-  if (pg_ensure(d) == 0 && (r = run(d, S_PKG_DELETE, &id, PGRES_COMMAND_OK)) != NULL)
+  if (pg_ensure(d) == 0 && (r = pg_run(d, S_PKG_DELETE, &id, PGRES_COMMAND_OK)) != NULL)
     rc = strcmp(PQcmdTuples(r), "0") != 0 ? STORE_OK : STORE_NOTFOUND;
   PQclear(r);
   pthread_mutex_unlock(&d->mu);
@@ -139,7 +139,7 @@ int pg_package_load(struct db *db, int (*cb)(const struct db_package *p, void *a
   int rc = -1;
 
   pthread_mutex_lock(&d->mu);
-  if (pg_ensure(d) == 0 && (r = run(d, S_PKG_LOAD, NULL, PGRES_TUPLES_OK)) != NULL) {
+  if (pg_ensure(d) == 0 && (r = pg_run(d, S_PKG_LOAD, NULL, PGRES_TUPLES_OK)) != NULL) {
     rc = 0;
     for (int i = 0; i < PQntuples(r); i++) {
       struct db_package p = pg_package_row(r, i);
@@ -161,7 +161,7 @@ int pg_sha256_users(struct db *db, const char *sha256)
   int n = -1;
 
   pthread_mutex_lock(&d->mu);
-  if (pg_ensure(d) == 0 && (r = run(d, S_SHA_USERS, &sha256, PGRES_TUPLES_OK)) != NULL)
+  if (pg_ensure(d) == 0 && (r = pg_run(d, S_SHA_USERS, &sha256, PGRES_TUPLES_OK)) != NULL)
     n = atoi(PQgetvalue(r, 0, 0));
   PQclear(r);
   pthread_mutex_unlock(&d->mu);
@@ -536,7 +536,7 @@ int pg_events_page(struct db *db, const char *device_id, int64_t after, int limi
   snprintf(a, sizeof(a), "%lld", (long long)after);
   snprintf(l, sizeof(l), "%d", limit);
   pthread_mutex_lock(&d->mu);
-  if (pg_ensure(d) == 0 && (r = run(d, S_EVENTS_PAGE, vals, PGRES_TUPLES_OK)) != NULL) {
+  if (pg_ensure(d) == 0 && (r = pg_run(d, S_EVENTS_PAGE, vals, PGRES_TUPLES_OK)) != NULL) {
     rc = 0;
     for (int i = 0; i < PQntuples(r); i++)
       if (cb(strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),

@@ -94,12 +94,8 @@ static int read_changes(struct pg *d, const struct db_changes *c)
   int rc = 0;
 
   snprintf(after, sizeof(after), "%lld", (long long)d->seen);
-  r = PQexecPrepared(d->c, pg_stmts[S_CHANGES].name, 1, v1, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-    log_error("database: changes: %s", PQerrorMessage(d->c));
-    PQclear(r);
+  if ((r = pg_run(d, S_CHANGES, v1, PGRES_TUPLES_OK)) == NULL)
     return -1;
-  }
   for (int i = 0; i < PQntuples(r) && rc == 0; i++)
     if (c->doc != NULL)
       rc = c->doc(PQgetvalue(r, i, 0)[0], PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), c->arg);
@@ -107,12 +103,8 @@ static int read_changes(struct pg *d, const struct db_changes *c)
   if (rc != 0 || c->pkg == NULL)
     return rc;
   snprintf(pafter, sizeof(pafter), "%lld", (long long)c->pkg_after);
-  r = PQexecPrepared(d->c, pg_stmts[S_PKG_AFTER].name, 1, v2, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-    log_error("database: packages: %s", PQerrorMessage(d->c));
-    PQclear(r);
+  if ((r = pg_run(d, S_PKG_AFTER, v2, PGRES_TUPLES_OK)) == NULL)
     return -1;
-  }
   for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
     struct db_package p = pg_package_row(r, i);
     rc = c->pkg(&p, strtoll(PQgetvalue(r, i, 11), NULL, 10), c->arg);
@@ -121,12 +113,8 @@ static int read_changes(struct pg *d, const struct db_changes *c)
   if (rc != 0 || c->pkg_gone == NULL)
     return rc;
   snprintf(pafter, sizeof(pafter), "%lld", (long long)c->gone_after);
-  r = PQexecPrepared(d->c, pg_stmts[S_PKG_GONE_AFTER].name, 1, v2, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-    log_error("database: packages deleted: %s", PQerrorMessage(d->c));
-    PQclear(r);
+  if ((r = pg_run(d, S_PKG_GONE_AFTER, v2, PGRES_TUPLES_OK)) == NULL)
     return -1;
-  }
   for (int i = 0; i < PQntuples(r) && rc == 0; i++)
     rc = c->pkg_gone(PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10), c->arg);
   PQclear(r);
@@ -136,7 +124,6 @@ static int read_changes(struct pg *d, const struct db_changes *c)
 int pg_tx_shared_begin(struct db *db, const struct db_changes *c)
 {
   struct pg *d = (struct pg *)db;
-  char sql[64];
 
   pthread_mutex_lock(&d->mu);
   d->in_pipe = 0;
@@ -150,8 +137,7 @@ int pg_tx_shared_begin(struct db *db, const struct db_changes *c)
     goto fail;
   /* the nodes' transactions one at a time: what this one reads next is
    * all there is, and nobody writes until it commits */
-  snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", SHARED_TX_LOCK);
-  if (pg_exec(d, sql, PGRES_TUPLES_OK) < 0 || read_changes(d, c) < 0) {
+  if (pg_shared_turn(d) < 0 || read_changes(d, c) < 0) {
     if (d->c != NULL && PQstatus(d->c) == CONNECTION_OK)
       pg_exec(d, "ROLLBACK", PGRES_COMMAND_OK);
     goto fail;
@@ -196,14 +182,12 @@ int pg_tx_job_claim(struct db *db, const char *job, const char *node, int lease_
 int pg_shared_package_delete(struct pg *d, const char *id)
 {
   const char *v[1] = {id};
-  char sql[64];
   PGresult *r = NULL;
   int rc = STORE_ERR;
 
   if (pg_ensure(d) < 0 || pg_exec(d, "BEGIN", PGRES_COMMAND_OK) < 0)
     return STORE_ERR;
-  snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", SHARED_TX_LOCK);
-  if (pg_exec(d, sql, PGRES_TUPLES_OK) < 0)
+  if (pg_shared_turn(d) < 0)
     goto rollback;
   r = PQexecPrepared(d->c, pg_stmts[S_PKG_OFFERS].name, 1, v, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
