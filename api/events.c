@@ -303,21 +303,84 @@ static const char *arg(struct MHD_Connection *c, const char *name)
   return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
+/* The kinds a filter may name: a family ("device" is every device.*) or
+ * one kind of it. A name that is neither is refused rather than matched
+ * against nothing: a typo in kind= must not turn into a silent, empty
+ * stream. The device kinds are those device_event() is called with
+ * (fleet/, and the LwM2M ones of server/coap/);
+ * tests/console/openapi.js checks each kind the sources name is taken. */
+static const char *const families[] = {"device", "rollout", "alarm", "package", "stats", NULL};
+static const char *const device_kinds[] = {
+    "state", "offer", "report", "version", "hop_confirmed", "rollout", "created",
+    /* LwM2M: server/coap/lwm2m_rd.c (registrations), lwm2m_dm.c (/5) */
+    "lwm2m_register", "lwm2m_deregister", "lwm2m_expired", "lwm2m_write", "lwm2m_execute",
+    "lwm2m_execute_held", "lwm2m_result", "lwm2m_retry", "lwm2m_cancel", "lwm2m_gave_up",
+    "lwm2m_format", "lwm2m_error", NULL};
+static const char *const package_kinds[] = {"uploaded", "deleted", "damaged", NULL};
+
+static int in_list(const char *const *list, const char *v, size_t n)
+{
+  for (; *list != NULL; list++)
+    if (strlen(*list) == n && strncmp(*list, v, n) == 0)
+      return 1;
+  return 0;
+}
+
+static int kind_known(const char *v, size_t n)
+{
+  const char *dot = memchr(v, '.', n);
+
+  if (dot == NULL)
+    return in_list(families, v, n);
+  if ((size_t)(dot - v) == 6 && strncmp(v, "device", 6) == 0)
+    return in_list(device_kinds, dot + 1, n - 7);
+  if ((size_t)(dot - v) == 7 && strncmp(v, "package", 7) == 0)
+    return in_list(package_kinds, dot + 1, n - 8);
+  return 0;
+}
+
 static int parse_kinds(struct sse_sub *s, const char *v)
 {
   while (v != NULL && *v != '\0') {
     const char *comma = strchr(v, ',');
     size_t n = comma ? (size_t)(comma - v) : strlen(v);
-    if (n == 0 || n >= FEED_KIND_MAX || s->n_kinds == KINDS_MAX)
+    if (n == 0 || n >= FEED_KIND_MAX || s->n_kinds == KINDS_MAX || !kind_known(v, n))
       return -1;
-    for (size_t i = 0; i < n; i++)
-      if (!((v[i] >= 'a' && v[i] <= 'z') || v[i] == '.'))
-        return -1;
     memcpy(s->kinds[s->n_kinds], v, n);
     s->kinds[s->n_kinds++][n] = '\0';
     v = comma ? comma + 1 : NULL;
   }
   return 0;
+}
+
+/* The query's parameters: only these, each once, none empty. A parameter
+ * this endpoint does not know (a typo: "rolout=") is an error, not a
+ * filter quietly left out, which would stream every rollout's events. */
+struct args_check {
+  char msg[160];
+  unsigned seen;
+};
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+  static const char *const known[] = {"rollout", "device", "kind", "last_event_id"};
+  struct args_check *a = cls;
+  size_t i;
+
+  (void)kind;
+  for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+    if (strcmp(key, known[i]) == 0)
+      break;
+  if (i == sizeof(known) / sizeof(known[0]))
+    snprintf(a->msg, sizeof(a->msg),
+             "unknown parameter '%.40s' (rollout, device, kind, last_event_id)", key);
+  else if (a->seen & (1u << i))
+    snprintf(a->msg, sizeof(a->msg), "parameter '%s' given twice", known[i]);
+  else if (value == NULL || value[0] == '\0')
+    snprintf(a->msg, sizeof(a->msg), "parameter '%s' is empty", known[i]);
+  a->seen |= 1u << i;
+  return a->msg[0] == '\0' ? MHD_YES : MHD_NO;
 }
 
 enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
@@ -328,6 +391,11 @@ enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
   struct sse_sub *s;
   enum MHD_Result ret;
 
+  struct args_check ac = {"", 0};
+
+  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_arg, &ac);
+  if (ac.msg[0] != '\0')
+    return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", ac.msg);
   if (last == NULL || last[0] == '\0')
     last = arg(c, "last_event_id");
   if ((rollout && strlen(rollout) >= sizeof(s->rollout)) ||
@@ -339,8 +407,10 @@ enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
   if (parse_kinds(s, arg(c, "kind")) < 0) {
     free(s);
     return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
-                      "kind is a comma-separated list of at most 8 kinds (rollout, alarm, "
-                      "device, device.state, package, stats...)");
+                      "kind is a comma-separated list of at most 8 known kinds: rollout, "
+                      "alarm, stats, package, package.uploaded (deleted, damaged), device, "
+                      "device.state (offer, report, version, hop_confirmed, rollout, created, "
+                      "lwm2m_...)");
   }
   if (last != NULL) {
     char *end;

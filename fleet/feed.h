@@ -16,7 +16,7 @@
 
 #define FEED_RING 4096       /* events kept */
 #define FEED_DETAIL_MAX 2048 /* bytes of an event's detail; a longer one is cut */
-#define FEED_KIND_MAX 24
+#define FEED_KIND_MAX 32     /* "device.lwm2m_execute_held" and a NUL fit */
 
 struct device;
 struct rollout;

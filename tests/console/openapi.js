@@ -256,6 +256,33 @@ async function main() {
   for (const h of held) h.c.abort();
 
   await check('GET', '/api/v1/events?kind=Bad!', 400);
+  /* a typo never drops a filter silently: an unknown parameter, an empty
+   * or repeated one, an unknown kind are each a 400 */
+  for (const q of ['rolout=' + rid, 'rollout=', 'device=oa1&device=oa2', 'kind=devcie', 'kind=device.stat',
+    'kind=package.upload', 'kind=rollout.x', 'Kind=alarm'])
+    await check('GET', '/api/v1/events?' + q, 400);
+  /* every kind the sources publish is a kind the filter takes */
+  const srcKinds = new Set(['rollout', 'alarm', 'stats', 'device', 'package']);
+  for (const dir of ['fleet', 'api', 'server/coap']) {
+    for (const f of fs.readdirSync(path.join(SRC, dir)).filter((x) => x.endsWith('.c'))) {
+      const t = fs.readFileSync(path.join(SRC, dir, f), 'utf8');
+      for (const m of t.matchAll(/device_event\(\s*f,\s*d,\s*"([a-z0-9_]+)"/g)) srcKinds.add('device.' + m[1]);
+      for (const m of t.matchAll(/(?:delivery_lwm2m_event|reg_drop)\([^;"]*"([a-z0-9_]+)"/g)) srcKinds.add('device.' + m[1]);
+      for (const m of t.matchAll(/feed_publish\(\s*"([a-z0-9_.]+)"/g)) srcKinds.add(m[1]);
+    }
+  }
+  const refused = [];
+  for (const k of srcKinds) {
+    const c = new AbortController();
+    const r = await fetch(A + '/api/v1/events?kind=' + k, { headers: { Authorization: 'Bearer ' + TOKEN }, signal: c.signal });
+    if (r.status !== 200) refused.push(k + ': ' + r.status + ' ' + (await r.text()));
+    c.abort();
+  }
+  ok(srcKinds.size > 15 && refused.length === 0, 'kind= takes each of the ' + srcKinds.size + ' kinds the sources publish', refused.join('\n'));
+  const ofRollout = await events('/api/v1/events?rollout=' + rid, 3, { 'Last-Event-ID': '0' });
+  ok(ofRollout.length >= 3 && ofRollout.every((e) => e.event === 'stats' || JSON.parse(e.data).rollout === rid),
+    'filter rollout= holds (the stats ticks, of no rollout, go to every stream that asks for them)',
+    ofRollout.map((e) => e.event + ' ' + e.data).join('\n'));
   await check('GET', '/api/v1/events', 400, { headers: { 'Last-Event-ID': 'x' } });
   await check('DELETE', '/api/v1/packages/' + pid, 204);
   await check('DELETE', '/api/v1/packages/' + pid, 404);
