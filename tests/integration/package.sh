@@ -158,6 +158,15 @@ EXEC=$(sed -n 's/^ExecStart=//p' "$UNIT" | head -n 1)
 expect_eq "the unit runs /usr/sbin/dfotad on /etc/dfotad/dfotad.conf" \
   "/usr/sbin/dfotad -c /etc/dfotad/dfotad.conf" "$EXEC"
 check "the unit is Type=notify with a watchdog" grep -q '^WatchdogSec=' "$UNIT"
+# the hardening the unit has in the tree, kept in the package (1.6 when
+# written: the issue asks for no more)
+if command -v systemd-analyze >/dev/null 2>&1; then
+  score=$(systemd-analyze security --offline=yes "$UNIT" 2>/dev/null |
+    sed -n 's/.*Overall exposure level for dfotad.service: \([0-9.]*\).*/\1/p')
+  echo "# systemd-analyze security of the packaged unit: ${score:-?}"
+  check "systemd-analyze security rates the packaged unit 1.6 or better (${score:-?})" \
+    awk -v s="${score:-99}" 'BEGIN { exit !(s <= 1.6) }'
+fi
 check "man dfotad.conf(5) is installed" test -f /usr/share/man/man5/dfotad.conf.5.gz
 /usr/sbin/dfotad -t -c /etc/dfotad/dfotad.conf >"$T/t.out" 2>&1
 expect_eq "dfotad -t -c /etc/dfotad/dfotad.conf" "0 configuration /etc/dfotad/dfotad.conf: ok" \
@@ -218,6 +227,20 @@ check "stops on SIGTERM with status 0" stop_pkg
 # ---------------------------------------------------------------------------
 # 4. reinstall, then upgrade
 echo "# a local change" >>/etc/dfotad/dfotad.conf
+# the database as an older dfotad left it (schema 2: without migration 3's
+# index), so that the upgraded package's start has a migration to run
+as_dfotad() { setpriv --reuid=dfotad --regid=dfotad --init-groups -- "$@"; }
+DB=/var/lib/dfotad/dfotad.db
+# (while the newest schema is 3; a later migration would have to be undone
+# here too, so the step is skipped then: say so)
+SCHEMA=0
+command -v sqlite3 >/dev/null 2>&1 && SCHEMA=$(as_dfotad sqlite3 -readonly "$DB" 'PRAGMA user_version')
+if [ "$SCHEMA" = 3 ]; then
+  as_dfotad sqlite3 "$DB" 'DROP INDEX devices_state; PRAGMA user_version = 2;' >"$T/sq.out" 2>&1
+  expect_eq "the database set back to schema 2" "0 2" "$? $(as_dfotad sqlite3 -readonly "$DB" 'PRAGMA user_version')"
+else
+  echo "# the database's schema is $SCHEMA, not 3: the upgrade runs no migration here"
+fi
 check "dpkg -i of the same .deb (reinstall)" install_deb "$DEB"
 R="$W/repack"
 dpkg-deb -R "$DEB" "$R"
@@ -234,6 +257,11 @@ expect_eq "and served" "$WANT" "$got"
 api GET /api/v1/devices/860000000000077
 expect_eq "the device is kept" "200 A03" "$STATUS $(json "$BODY" .version)"
 check "stops again" stop_pkg
+if [ "$SCHEMA" = 3 ]; then
+  expect_eq "the upgraded server migrated the database (schema 3, its index back)" "3 1" \
+    "$(as_dfotad sqlite3 -readonly "$DB" 'PRAGMA user_version') \
+$(as_dfotad sqlite3 -readonly "$DB" "SELECT count(*) FROM sqlite_master WHERE name = 'devices_state'")"
+fi
 
 # the backup taken before the upgrade, restored by root into the emptied
 # state directory: owned by dfotad, served by the packaged server
