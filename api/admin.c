@@ -2,7 +2,7 @@
  *
  *   GET    /healthz
  *   POST   /api/v1/packages?model=M&from=V1&to=V2&name=N   (raw body)
- *   GET    /api/v1/packages[?model=&from=&to=]
+ *   GET    /api/v1/packages[?model=&from=&to=&limit=&after=]
  *   GET    /api/v1/packages/{id}
  *   DELETE /api/v1/packages/{id}
  *   GET    /api/v1/events                (Server-Sent Events, events.c)
@@ -24,6 +24,7 @@
 #include "../fleet/feed.h"
 #include "../fleet/fleet_admin.h"
 #include "../store/store.h"
+#include "../util/limits.h"
 #include "../util/log.h"
 #include "../util/proto.h"
 #include "../util/util.h"
@@ -98,25 +99,59 @@ static const char *arg(struct MHD_Connection *c, const char *name)
 
 /* ---- packages ---------------------------------------------------------- */
 
+/* A page of the listing, oldest first: at most `limit` packages after the
+ * one named `after` (the "next" of the page before). */
 struct list_ctx {
   json_t *arr;
   const struct admin_ctx *f;
+  const char *after;
+  int found, limit, more;
+  char last[PKG_ID_LEN + 1];
 };
 
 static int list_one(struct package *p, void *arg_)
 {
   struct list_ctx *l = arg_;
 
+  if (l->after != NULL && !l->found) {
+    l->found = strcmp(p->id, l->after) == 0;
+    return 0;
+  }
+  if ((int)json_array_size(l->arr) == l->limit) {
+    l->more = 1;
+    return 1;
+  }
   json_array_append_new(l->arr, package_json(p, l->f));
+  snprintf(l->last, sizeof(l->last), "%s", p->id);
   return 0;
 }
 
 static enum MHD_Result packages_list(struct MHD_Connection *c, struct admin_ctx *f)
 {
-  struct list_ctx l = {json_array(), f};
+  struct list_ctx l = {json_array(), f, arg(c, "after"), 0, MAX_PAGE, 0, ""};
+  const char *limit = arg(c, "limit");
 
+  if (limit != NULL) {
+    char *end;
+    long n;
+    errno = 0;
+    n = strtol(limit, &end, 10);
+    if (errno != 0 || *end != '\0' || end == limit || n < 1 || n > MAX_PAGE) {
+      json_decref(l.arr);
+      return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", "limit is 1 to 1000");
+    }
+    l.limit = (int)n;
+  }
   store_package_foreach(f->store, arg(c, "model"), arg(c, "from"), arg(c, "to"), list_one, &l);
-  return json_reply(c, MHD_HTTP_OK, json_pack("{s:o}", "packages", l.arr));
+  if (l.after != NULL && !l.found) {
+    json_decref(l.arr);
+    return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+                      "after: no such package among those listed (deleted since?): "
+                      "list again from the start");
+  }
+  return json_reply(c, MHD_HTTP_OK,
+                    json_pack("{s:o,s:o}", "packages", l.arr, "next",
+                              l.more ? json_string(l.last) : json_null()));
 }
 
 static enum MHD_Result package_one(struct MHD_Connection *c, struct admin_ctx *f,

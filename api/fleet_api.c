@@ -4,7 +4,7 @@
  *   PUT    /api/v1/devices/{id}          GET/DELETE /api/v1/devices/{id}
  *   POST   /api/v1/devices   (bulk)      GET /api/v1/devices[?filters]
  *   GET    /api/v1/devices/{id}/events
- *   POST   /api/v1/rollouts              GET /api/v1/rollouts[/{id}]
+ *   POST   /api/v1/rollouts              GET /api/v1/rollouts[/{id}] (?limit=&after=)
  *   POST   /api/v1/rollouts/{id}/{start|pause|resume|cancel}
  *   GET    /api/v1/rollouts/{id}/waves   GET /api/v1/overview
  *   GET    /api/v1/paths?model=&from=&to=
@@ -182,6 +182,50 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
   return reply(c, st, out);
 }
 
+/* GET /api/v1/rollouts[?limit=&after=]: a page, oldest first, of at most
+ * limit rollouts after the one named after (the "next" of the page
+ * before). Rollouts are few beside devices (the fleet lists them all at
+ * once); the page keeps each answer, and the console's table, bounded. */
+static enum MHD_Result rollouts_page(struct MHD_Connection *c, struct admin_ctx *f)
+{
+  json_t *out = NULL, *all, *page;
+  const char *after = arg(c, "after");
+  int ok = 1, st;
+  long long limit = num_arg(c, "limit", 1, MAX_PAGE, MAX_PAGE, &ok);
+  size_t i = 0, n;
+
+  if (!ok)
+    return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", "limit is 1 to 1000");
+  st = fleet_rollouts_list(f->fleet, &out);
+  if (st != 200)
+    return reply(c, st, out);
+  all = json_object_get(out, "rollouts");
+  n = json_array_size(all);
+  if (after != NULL) {
+    for (; i < n; i++) {
+      const char *id = json_string_value(json_object_get(json_array_get(all, i), "id"));
+      if (id != NULL && strcmp(id, after) == 0)
+        break;
+    }
+    if (i == n) {
+      json_decref(out);
+      return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "after: no such rollout among those listed: list again from the start");
+    }
+    i++;
+  }
+  page = json_array();
+  for (size_t k = i; k < n && k < i + (size_t)limit; k++)
+    json_array_append(page, json_array_get(all, k));
+  json_object_set_new(
+      out, "next",
+      i + (size_t)limit < n
+          ? json_copy(json_object_get(json_array_get(page, json_array_size(page) - 1), "id"))
+          : json_null());
+  json_object_set_new(out, "rollouts", page);
+  return reply(c, 200, out);
+}
+
 static enum MHD_Result rollouts(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
                                 const char *method, json_t *body)
 {
@@ -192,7 +236,7 @@ static enum MHD_Result rollouts(struct MHD_Connection *c, struct admin_ctx *f, c
 
   if (strcmp(url, RO_PREFIX) == 0) {
     if (strcmp(method, "GET") == 0)
-      st = fleet_rollouts_list(f->fleet, &out);
+      return rollouts_page(c, f);
     else if (strcmp(method, "POST") == 0)
       st = admin_change(f->fleet, OP_RO_CREATE, NULL, NULL, body, &out);
     else

@@ -378,10 +378,18 @@
   }
 
   async function rollouts(me) {
-    const body = el('tbody');
+    const body = el('tbody'), info = el('span', { class: 'muted' });
+    const prev = el('button', { type: 'button', class: 'quiet', disabled: true }, 'Previous');
+    const next = el('button', { type: 'button', class: 'quiet', disabled: true }, 'Next');
+    const pages = [null];
+    let page = 0, nextAfter = null;
     const draw = async () => {
-      const l = await api('GET', '/api/v1/rollouts');
+      const l = await api('GET', '/api/v1/rollouts?limit=' + PAGE + (pages[page] ? '&after=' + enc(pages[page]) : ''));
       if (current !== me) return;
+      nextAfter = l.next;
+      prev.disabled = page === 0;
+      next.disabled = !nextAfter;
+      info.textContent = 'page ' + (page + 1);
       body.replaceChildren(...l.rollouts.map((r) => el('tr', {},
         el('td', {}, link('#/rollouts/' + enc(r.id), r.name)), el('td', {}, pill(r.state)),
         el('td', { class: 'mono hide-narrow' }, r.model), el('td', { class: 'mono' }, r.target_version),
@@ -389,8 +397,11 @@
         el('td', {}, rolloutProgress(r)))));
       if (!l.rollouts.length) body.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'No rollout yet.')));
     };
+    prev.addEventListener('click', () => { if (page > 0) { page--; draw().catch(() => {}); } });
+    next.addEventListener('click', () => { if (nextAfter) { pages[page + 1] = nextAfter; page++; draw().catch(() => {}); } });
     viewEl.replaceChildren(el('h1', {}, 'Rollouts'),
-      card(null, table(['Name', 'State', 'Model', 'Target', '#Done', 'Progress'], body)),
+      card(null, table(['Name', 'State', 'Model', 'Target', '#Done', 'Progress'], body),
+        el('div', { class: 'pager' }, prev, next, info)),
       card('New rollout', rolloutForm((r) => { location.hash = '#/rollouts/' + enc(r.id); })));
     const again = debounce(() => draw().catch(() => {}), 700);
     me.refresh = again;
@@ -527,18 +538,26 @@
     const head = el('div'), timeline = el('ol', { class: 'timeline' });
     let after = 0;
     const events = [];
+    /* The API pages a device's events oldest first; a device keeps the
+     * newest [fleet] events_per_device (1000 by default: one page). Pages are
+     * walked (20 at most) keeping only the newest 200; a device that keeps
+     * more than 20 pages is said to be cut short rather than shown stale. */
     const loadEvents = async (reset) => {
       if (reset) { after = 0; events.length = 0; }
-      for (let i = 0; i < 20; i++) { /* the newest 20 pages at most */
+      let more = false;
+      for (let i = 0; i < 20; i++) {
         const l = await api('GET', '/api/v1/devices/' + enc(id) + '/events?limit=1000' + (after ? '&after=' + after : ''));
         events.push(...l.events);
+        if (events.length > 200) events.splice(0, events.length - 200);
+        more = !!l.next;
         if (!l.next) break;
         after = l.next;
       }
       if (current !== me) return;
-      timeline.replaceChildren(...events.slice().reverse().slice(0, 200).map((e) => el('li', { 'data-kind': e.kind },
+      timeline.replaceChildren(...events.slice().reverse().map((e) => el('li', { 'data-kind': e.kind },
         el('span', { class: 'k' }, e.kind), el('span', { class: 'muted' }, when(e.at)),
         el('span', { class: 'd mono' }, eventText(e)))));
+      if (more) timeline.prepend(el('li', { class: 'muted' }, 'More events follow these; this view stops at 20,000.'));
     };
     const draw = async () => {
       const d = await api('GET', '/api/v1/devices/' + enc(id));
@@ -612,7 +631,7 @@
         x.addEventListener('load', () => {
           let b = null;
           try { b = JSON.parse(x.responseText); } catch (err) { b = null; }
-          if (x.status === 201) { prog.value = 100; msg.className = 'muted'; msg.textContent = 'Stored as ' + b.id + '.'; draw(); }
+          if (x.status === 201) { prog.value = 100; msg.className = 'muted'; msg.textContent = 'Stored as ' + b.id + '.'; if (models) models.add(b.model); draw(); }
           else { msg.className = 'error'; msg.textContent = b && b.error ? b.error.message : 'HTTP ' + x.status; }
         });
         x.addEventListener('error', () => { msg.className = 'error'; msg.textContent = 'The upload failed (connection).'; });
@@ -622,7 +641,9 @@
     })();
     const drawGraph = async () => {
       const m = modelSel.value;
-      const pk = all.filter((p) => p.model === m && p.status === 'ok');
+      /* one model's packages (as many as its versions make): not the whole catalogue */
+      const pk = m ? (await api('GET', '/api/v1/packages?limit=1000&model=' + enc(m))).packages.filter((p) => p.status === 'ok') : [];
+      if (current !== me) return;
       const versions = [...new Set(pk.flatMap((p) => [p.from, p.to]))].sort();
       for (const [sel, keep] of [[fromSel, fromSel.value], [toSel, toSel.value]]) {
         sel.replaceChildren(el('option', { value: '' }, '(version)'), ...versions.map((v) => el('option', { value: v }, v)));
@@ -642,26 +663,42 @@
       if (current !== me) return;
       graphEl.replaceChildren(pk.length ? window.PathGraph.draw(pk, hl) : el('p', { class: 'muted' }, 'No package for this model.'));
     };
+    /* the table: a page at a time, as the server pages it */
+    const info = el('span', { class: 'muted' });
+    const prev = el('button', { type: 'button', class: 'quiet', disabled: true }, 'Previous');
+    const next = el('button', { type: 'button', class: 'quiet', disabled: true }, 'Next');
+    const pages = [null];
+    let page = 0, nextAfter = null, models = null;
     const draw = async () => {
-      const l = await api('GET', '/api/v1/packages');
+      const l = await api('GET', '/api/v1/packages?limit=' + PAGE + (pages[page] ? '&after=' + enc(pages[page]) : ''));
       if (current !== me) return;
       all = l.packages;
+      nextAfter = l.next;
+      prev.disabled = page === 0;
+      next.disabled = !nextAfter;
+      info.textContent = 'page ' + (page + 1);
       list.replaceChildren(...all.map((p) => el('tr', {},
         el('td', { class: 'mono' }, p.id), el('td', { class: 'mono' }, p.model),
         el('td', { class: 'mono' }, p.from + ' → ' + p.to), el('td', { class: 'hide-narrow' }, p.name),
         el('td', { class: 'num' }, bytes(p.size)), el('td', {}, pill(p.status)),
         el('td', { class: 'num' }, p.stats.downloads), el('td', { class: 'num' }, p.stats.requests),
         el('td', { class: 'num' }, bytes(p.stats.bytes_sent)))));
-      if (!all.length) list.replaceChildren(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, 'No package yet.')));
-      const models = [...new Set(all.map((p) => p.model))].sort();
-      const keep = modelSel.value || query.get('model');
-      modelSel.replaceChildren(...models.map((m) => el('option', { value: m }, m)));
-      if (models.includes(keep)) modelSel.value = keep;
+      if (!all.length) list.replaceChildren(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, page ? 'No more packages.' : 'No package yet.')));
+      /* the models for the graph: the fleet's (the overview's count) and this page's */
+      if (!models) models = new Set(Object.keys((await api('GET', '/api/v1/overview')).models).filter((m) => m !== 'other'));
+      for (const p of all) models.add(p.model);
+      const keep = modelSel.value || query.get('model') || (all[0] && all[0].model);
+      const ms = [...models].sort();
+      modelSel.replaceChildren(...ms.map((m) => el('option', { value: m }, m)));
+      if (ms.includes(keep)) modelSel.value = keep;
       await drawGraph();
     };
+    prev.addEventListener('click', () => { if (page > 0) { page--; draw().catch(() => {}); } });
+    next.addEventListener('click', () => { if (nextAfter) { pages[page + 1] = nextAfter; page++; draw().catch(() => {}); } });
     for (const s of [modelSel, fromSel, toSel]) s.addEventListener('change', () => drawGraph().catch(() => {}));
     viewEl.replaceChildren(el('h1', {}, 'Packages'), card('Upload a package', upload),
-      card(null, table(['Id', 'Model', 'Delta', 'Name', '#Size', 'Status', '#Downloads', '#Requests', '#Sent'], list)),
+      card(null, table(['Id', 'Model', 'Delta', 'Name', '#Size', 'Status', '#Downloads', '#Requests', '#Sent'], list),
+        el('div', { class: 'pager' }, prev, next, info)),
       card('Upgrade paths', el('div', { class: 'form' }, el('label', {}, 'Model', modelSel),
         el('label', {}, 'Device at version', fromSel), el('label', {}, 'Target version', toSel)), pathInfo, graphEl));
     const again = debounce(() => draw().catch(() => {}), 1000);

@@ -65,6 +65,17 @@ async function main() {
       if (why === 'net::ERR_ABORTED' && r.url().includes('/api/v1/events')) return;
       problems.push('request failed at ' + step + ': ' + r.url() + ' ' + why);
     });
+    /* every listing the console asks for is a page (limit=), never the
+     * whole fleet or catalogue; and nothing is asked for on a timer */
+    const lists = [];
+    let apiCalls = 0;
+    page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (!u.pathname.startsWith('/api/v1/') || u.pathname === '/api/v1/events') return;
+      apiCalls++;
+      if (r.method() === 'GET' && /^\/api\/v1\/(devices|packages|rollouts|devices\/[^/]+\/events)$/.test(u.pathname))
+        lists.push(u.pathname + u.search);
+    });
     const noProblems = () => must(problems.length === 0, 'no console error, CSP violation or dialog so far', problems.join('; '));
     const text = (sel) => page.$eval(sel, (e) => e.textContent);
     const go = async (hash, sel) => {
@@ -220,6 +231,13 @@ async function main() {
     await go('#/overview', '.card');
     await sleep(500);
     await page.screenshot({ path: OUT + '/overview.png', fullPage: true });
+    const unpaged = lists.filter((u) => !/[?&]limit=\d+/.test(u));
+    must(lists.length > 5 && unpaged.length === 0, 'every listing asked for was a page (' + lists.length + ' asked, limit= on each)', unpaged.join(', '));
+    /* the rollout is over: with nothing happening, the page asks nothing
+     * (the stats ticks of the stream still arrive every 2 s) */
+    const callsBefore = apiCalls;
+    await sleep(5000);
+    must(apiCalls === callsBefore, 'no polling: no API request in 5 s on the overview, the event stream only', (apiCalls - callsBefore) + ' requests');
 
     /* ---- a phone */
     step = 'phone';
@@ -229,6 +247,13 @@ async function main() {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     must(overflow <= 1, 'the rollout page fits a phone\'s width', overflow + ' px too wide');
     await page.screenshot({ path: OUT + '/rollout-phone.png' });
+    for (const [h, sel] of [['#/overview', '.card'], ['#/rollouts', 'input[name="name"]'], ['#/devices', 'form'],
+      ['#/devices/' + encodeURIComponent(failedId), '#device-id'], ['#/packages', 'input[name="up-file"]']]) {
+      await go(h, sel);
+      await sleep(300);
+      const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      must(over <= 1, h + ' fits a phone\'s width', over + ' px too wide');
+    }
 
     step = 'end';
     noProblems();
