@@ -128,9 +128,14 @@ static int list_one(struct package *p, void *arg_)
 
 static enum MHD_Result packages_list(struct MHD_Connection *c, struct admin_ctx *f)
 {
-  struct list_ctx l = {json_array(), f, arg(c, "after"), 0, MAX_PAGE, 0, ""};
+  static const char *const known[] = {"model", "from", "to", "limit", "after", NULL};
+  int refused = json_query_refuse(c, known);
+  struct list_ctx l = {NULL, f, arg(c, "after"), 0, MAX_PAGE, 0, ""};
   const char *limit = arg(c, "limit");
 
+  if (refused >= 0)
+    return (enum MHD_Result)refused;
+  l.arr = json_array();
   if (limit != NULL) {
     char *end;
     long n;
@@ -192,7 +197,10 @@ static enum MHD_Result upload_begin(struct MHD_Connection *c, struct admin_ctx *
   struct admin_req *req;
   char msg[160];
   int rc;
+  static const char *const known[] = {"model", "from", "to", "name", NULL};
 
+  if ((rc = json_query_refuse(c, known)) >= 0)
+    return (enum MHD_Result)rc; /* "nmae=": not a package without its name */
   if (meta.model == NULL || meta.from == NULL || meta.to == NULL)
     return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
                       "model, from and to are required query parameters");

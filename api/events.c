@@ -353,36 +353,6 @@ static int parse_kinds(struct sse_sub *s, const char *v)
   return 0;
 }
 
-/* The query's parameters: only these, each once, none empty. A parameter
- * this endpoint does not know (a typo: "rolout=") is an error, not a
- * filter quietly left out, which would stream every rollout's events. */
-struct args_check {
-  char msg[160];
-  unsigned seen;
-};
-
-static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
-{
-  static const char *const known[] = {"rollout", "device", "kind", "last_event_id"};
-  struct args_check *a = cls;
-  size_t i;
-
-  (void)kind;
-  for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-    if (strcmp(key, known[i]) == 0)
-      break;
-  if (i == sizeof(known) / sizeof(known[0]))
-    snprintf(a->msg, sizeof(a->msg),
-             "unknown parameter '%.40s' (rollout, device, kind, last_event_id)", key);
-  else if (a->seen & (1u << i))
-    snprintf(a->msg, sizeof(a->msg), "parameter '%s' given twice", known[i]);
-  else if (value == NULL || value[0] == '\0')
-    snprintf(a->msg, sizeof(a->msg), "parameter '%s' is empty", known[i]);
-  a->seen |= 1u << i;
-  return a->msg[0] == '\0' ? MHD_YES : MHD_NO;
-}
-
 enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
 {
   const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
@@ -391,11 +361,12 @@ enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
   struct sse_sub *s;
   enum MHD_Result ret;
 
-  struct args_check ac = {"", 0};
+  /* a typo ("rolout=") is a 400, not a filter left out: every rollout's events */
+  static const char *const known[] = {"rollout", "device", "kind", "last_event_id", NULL};
+  int refused = json_query_refuse(c, known);
 
-  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_arg, &ac);
-  if (ac.msg[0] != '\0')
-    return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", ac.msg);
+  if (refused >= 0)
+    return (enum MHD_Result)refused;
   if (last == NULL || last[0] == '\0')
     last = arg(c, "last_event_id");
   if ((rollout && strlen(rollout) >= sizeof(s->rollout)) ||

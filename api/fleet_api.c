@@ -56,6 +56,13 @@ static long long num_arg(struct MHD_Connection *c, const char *name, long long m
   return n;
 }
 
+/* The query parameters each listing takes: any other is a 400 (a typo in
+ * a filter's name must not list the whole fleet). */
+static const char *const q_devices[] = {"model", "version", "group", "state", "rollout",
+                                        "q",     "limit",   "after", NULL};
+static const char *const q_page[] = {"limit", "after", NULL};
+static const char *const q_paths[] = {"model", "from", "to", NULL};
+
 static enum MHD_Result reply(struct MHD_Connection *c, int status, json_t *body)
 {
   if (status == 204) {
@@ -138,7 +145,9 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
 
   if (strcmp(url, DEV_PREFIX) == 0) {
     if (strcmp(method, "GET") == 0) {
-      int ok = 1;
+      int ok = 1, refused = json_query_refuse(c, q_devices);
+      if (refused >= 0)
+        return (enum MHD_Result)refused;
       long long limit = num_arg(c, "limit", 1, MAX_PAGE, DEF_PAGE, &ok);
       if (!ok)
         return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
@@ -160,7 +169,9 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
   if (strcmp(rest, "events") == 0) {
     if (strcmp(method, "GET") != 0)
       return method_not_allowed(c, "GET");
-    int ok = 1;
+    int ok = 1, refused = json_query_refuse(c, q_page);
+    if (refused >= 0)
+      return (enum MHD_Result)refused;
     long long limit = num_arg(c, "limit", 1, MAX_PAGE, DEF_PAGE, &ok);
     long long after = num_arg(c, "after", 0, INT64_MAX, 0, &ok);
     if (!ok)
@@ -193,7 +204,10 @@ static enum MHD_Result rollouts_page(struct MHD_Connection *c, struct admin_ctx 
   int ok = 1, st;
   long long limit = num_arg(c, "limit", 1, MAX_PAGE, MAX_PAGE, &ok);
   size_t i = 0, n;
+  int refused = json_query_refuse(c, q_page);
 
+  if (refused >= 0)
+    return (enum MHD_Result)refused;
   if (!ok)
     return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", "limit is 1 to 1000");
   st = fleet_rollouts_list(f->fleet, &out);
@@ -329,10 +343,14 @@ enum MHD_Result fleet_api_dispatch(struct MHD_Connection *c, struct admin_ctx *f
   if (strcmp(url, OVERVIEW) == 0 || strcmp(url, PATHS) == 0) {
     if (strcmp(method, "GET") != 0)
       return method_not_allowed(c, "GET");
-    if (strcmp(url, OVERVIEW) == 0)
+    if (strcmp(url, OVERVIEW) == 0) {
       st = fleet_overview(f->fleet, &out);
-    else
+    } else {
+      int refused = json_query_refuse(c, q_paths);
+      if (refused >= 0)
+        return (enum MHD_Result)refused;
       st = fleet_upgrade_path(f->fleet, arg(c, "model"), arg(c, "from"), arg(c, "to"), &out);
+    }
     return reply(c, st, out);
   }
   if (strncmp(url, DEV_PREFIX, strlen(DEV_PREFIX)) == 0 &&

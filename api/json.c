@@ -3,6 +3,7 @@
 
 #include "json.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,4 +47,66 @@ enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char
 {
   return json_reply(c, status,
                     json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+}
+
+struct query_check {
+  const char *const *known;
+  unsigned seen;
+  char *msg;
+  size_t len;
+};
+
+static void known_list(const char *const *known, char *out, size_t len)
+{
+  size_t n = 0;
+
+  out[0] = '\0';
+  for (int i = 0; known[i] != NULL && n < len; i++)
+    n += (size_t)snprintf(out + n, len - n, "%s%s", i ? ", " : "", known[i]);
+}
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+  struct query_check *q = cls;
+  char names[160];
+  int i;
+
+  (void)kind;
+  for (i = 0; q->known[i] != NULL && i < 16; i++)
+    if (strcmp(key, q->known[i]) == 0)
+      break;
+  if (q->known[i] == NULL || i == 16) {
+    known_list(q->known, names, sizeof(names));
+    if (names[0] == '\0')
+      snprintf(q->msg, q->len, "unknown parameter '%.40s' (this endpoint takes none)", key);
+    else
+      snprintf(q->msg, q->len, "unknown parameter '%.40s' (%s)", key, names);
+  } else if (q->seen & (1u << i)) {
+    snprintf(q->msg, q->len, "parameter '%s' given twice", q->known[i]);
+  } else if (value == NULL || value[0] == '\0') {
+    snprintf(q->msg, q->len, "parameter '%s' is empty", q->known[i]);
+  } else {
+    q->seen |= 1u << i;
+    return MHD_YES;
+  }
+  return MHD_NO;
+}
+
+int json_query_check(struct MHD_Connection *c, const char *const *known, char *msg, size_t len)
+{
+  struct query_check q = {known, 0, msg, len};
+
+  msg[0] = '\0';
+  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_one, &q);
+  return msg[0] == '\0' ? 0 : -1;
+}
+
+int json_query_refuse(struct MHD_Connection *c, const char *const *known)
+{
+  char msg[256];
+
+  if (json_query_check(c, known, msg, sizeof(msg)) == 0)
+    return -1;
+  return (int)json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", msg);
 }

@@ -4,11 +4,21 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <stddef.h>
 
 /* Queues v (consumed) as the body of a response with that status. */
 enum MHD_Result json_reply(struct MHD_Connection *c, unsigned status, json_t *v);
 /* Queues {"error": {"code": code, "message": message}}. */
 enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *code,
                            const char *message);
+
+/* Checks the query's parameters against `known` (NULL-terminated, at most
+ * 16): each known one at most once and not empty, no other. 0, or -1 with
+ * msg set (naming the parameter and those allowed): a typo in a filter's
+ * name must be a 400, not a filter quietly left out. */
+int json_query_check(struct MHD_Connection *c, const char *const *known, char *msg, size_t len);
+/* The same, answering the 400 itself: MHD_YES/MHD_NO from json_error, or
+ * -1 when the query is fine (the caller goes on). */
+int json_query_refuse(struct MHD_Connection *c, const char *const *known);
 
 #endif

@@ -165,4 +165,22 @@ checkin d1 0123456789abcdef0 "$(printf 'A\033B')"
 expect_eq "a version with ESC at check-in: 400" 400 "$STATUS"
 expect_eq "the version stayed" "$VA" "$(dev_field d1 .version)"
 
+# a query parameter a listing does not take (a typo in a filter's name),
+# one given twice or empty, is a 400 naming it: never a filter left out,
+# which would list the whole fleet
+for qp in "devices?modle=$MODEL modle" "devices?model=$MODEL&model=x model" "devices?state= state" \
+  "devices/d1/events?limt=5 limt" "packages?modle=$MODEL modle" "rollouts?limt=1 limt" \
+  "paths?model=$MODEL&from=$VA&too=$VC too" "events?rolout=x rolout"; do
+  q=${qp% *} p=${qp##* }
+  api GET "/api/v1/$q"
+  expect_eq "GET /api/v1/$q: 400" 400 "$STATUS"
+  expect_match "... the error names '$p'" "'$p'" "$(json "$BODY" .error.message)"
+done
+api GET "/api/v1/devices?model=$MODEL&state=idle&limit=5"
+expect_eq "the same listing spelt right: 200" 200 "$STATUS"
+api POST "/api/v1/packages?model=$MODEL&from=X1&to=X2&nmae=fw.bin" --data-binary "x"
+expect_eq "an upload with a mistyped name=: 400" 400 "$STATUS"
+api GET "/api/v1/packages?model=$MODEL&from=X1"
+expect_eq "... nothing stored" 0 "$(jq '.packages | length' <"$BODY")"
+
 finish
