@@ -2,8 +2,10 @@
 # backup.sh: dfotad --backup of a running server under device load, and
 # --restore into a new state directory (issue 17).
 #
-# 200 simulated devices download (Range segments) and report while the
-# backup runs from a second process; device traffic goes on meanwhile.
+# 200 simulated devices, all acting at once (concurrency 200), download
+# (Range segments of 2 KiB, packages of 64 to 384 KiB) and report while
+# the backup runs from a second process: the backup starts once 5 have
+# succeeded and at least 50 are downloading; device traffic goes on.
 # The backup is restored into an empty directory and a second dfotad
 # started on it on other ports. Nothing missing, nothing torn: every
 # package (same ids, same sha256, served whole by the second server),
@@ -19,7 +21,9 @@
 
 N=200
 fleet_start || bail "dfotad starts"
-for hop in "$VA $VC 98304" "$VB $VC 81920" "$VD $VE 65536" "$VE $VC 73728"; do
+# the 100 devices at VA have a long download (384 KiB), those at VB and VD
+# short ones: at the backup some have succeeded, some install, most download
+for hop in "$VA $VC 393216" "$VB $VC 81920" "$VD $VE 65536" "$VE $VC 73728"; do
   set -- $hop
   mkpkg "$1" "$2" "$3" || bail "upload $1 -> $2" "status $STATUS"
 done
@@ -55,7 +59,7 @@ snapshot() {
 }
 
 jq '[.[] | select(.group == "load") | {id, secret, version}]' <"$T/bulk.json" >"$T/devices.json"
-"$PYTHON" "$SIM" --server "$DEV_URL" --devices "$T/devices.json" --concurrency 40 --mode segments \
+"$PYTHON" "$SIM" --server "$DEV_URL" --devices "$T/devices.json" --concurrency "$N" --mode segments \
   --request-size 2048 --target "$VC" --poll-interval 0.3 --retry-delay 0.3 --max-retry-after 1 \
   --install-seconds 1 --max-seconds 90 --seed 17 --out "$T/summary.json" >"$T/sim.out" 2>"$T/sim.log" &
 SIM_PID=$!
@@ -64,15 +68,15 @@ BG_PIDS+=("$SIM_PID")
 _midway() {
   rollout_get "$RID"
   local s
-  s=$(json "$BODY" .counts.succeeded)
-  [ "${s:-0}" -ge 5 ]
+  [ "$(jq '.counts.downloading >= 50 and .counts.succeeded >= 5' <"$BODY")" = true ]
 }
-check "the rollout gets going (>= 5 succeeded)" wait_until 60 _midway
+check "the rollout gets going (>= 5 devices succeeded, >= 50 downloading)" wait_until 60 _midway
 snapshot "$T/before" || fail "snapshot before the backup"
 echo "# before the backup: $(jq -c .counts <"$T/before/rollout.json")"
 busy=$(jq '.counts.offered + .counts.downloading + .counts.downloaded + .counts.updating' \
   <"$T/before/rollout.json")
-check "devices still downloading and reporting when the backup starts ($busy)" test "$busy" -gt 0
+dl=$(jq '.counts.downloading' <"$T/before/rollout.json")
+check "devices still downloading ($dl, $busy in flight) when the backup starts" test "$dl" -gt 0
 sleep 0.2 # what the API showed is committed (flush_interval = 20 ms)
 m=$(log_mark)
 t0=$(date +%s.%N)
@@ -91,6 +95,16 @@ _went_on() {
     [ "$(json "$T/after/rollout.json" .counts.succeeded)" -gt "$(json "$T/before/rollout.json" .counts.succeeded)" ]
 }
 check "device traffic went on during the backup (bytes served or devices done grew)" _went_on
+# how many devices moved on between the two snapshots (the backup between
+# them), and their reports (URCs) recorded meanwhile
+reports() { cat "$1"/ev-*.json | jq -s '[.[].events[] | select(.kind == "report")] | length'; }
+rep_b=$(reports "$T/before") rep_a=$(reports "$T/after")
+moved=$(jq -n --slurpfile b "$T/before/devices.json" --slurpfile a "$T/after/devices.json" \
+  '($b[0] | map({(.id): .progress.bytes_served}) | add) as $w
+   | [$a[0][] | select(.progress.bytes_served > $w[.id])] | length')
+echo "# around the backup: $moved of $N devices downloaded more, device reports $rep_b -> $rep_a, \
+$(($(json "$T/after/rollout.json" .bytes_served) - $(json "$T/before/rollout.json" .bytes_served))) bytes served"
+check "devices reported meanwhile ($rep_b -> $rep_a reports)" test "$rep_a" -gt "$rep_b"
 check "dfotad logged no error during the backup" test -z "$(log_since "$m" | grep -E ' error: ')"
 # two more while the devices go on: each complete and sound
 for i in 2 3; do
