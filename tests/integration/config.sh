@@ -235,6 +235,12 @@ expect_eq "-V exits 0" 0 "$?"
 expect_match "-V prints 0.1.0" "0\.1\.0" "$(cat "$T/v.out")"
 timeout 10 "$DFOTAD" --version >"$T/v.out" 2>&1
 expect_eq "--version exits 0" 0 "$?"
+# the libraries it was built with (issue 17), libpq when built in
+libs="libmicrohttpd GnuTLS libcoap OpenSSL libevent SQLite jansson"
+grep -q '^PQ_LIBS = .' "${top_builddir:-$LIB_DIR/../..}/Makefile" 2>/dev/null && libs="$libs libpq"
+for lib in $libs; do
+  check "--version names $lib" grep -q "^  $lib [0-9]" "$T/v.out"
+done
 timeout 10 "$DFOTAD" -h >"$T/h.out" 2>&1
 expect_eq "-h exits 0" 0 "$?"
 expect_match "-h mentions -c" "-c" "$(cat "$T/h.out")"
