@@ -534,6 +534,30 @@
       k + ': ' + (typeof v === 'object' && v !== null ? JSON.stringify(v) : txt(v))).join(', ');
   }
 
+  /* LwM2M Firmware Update (/5/0/3 State, /5/0/5 Update Result) */
+  const FW_STATE = ['idle', 'downloading', 'downloaded', 'updating'];
+  const FW_RESULT = ['initial', 'success', 'not enough flash', 'out of RAM', 'connection lost',
+    'integrity check failure', 'unsupported package type', 'invalid URI', 'update failed', 'unsupported protocol'];
+  const named = (n, names) => (n === null || n === undefined ? '—' : n + (names[n] ? ' (' + names[n] + ')' : ''));
+
+  /* the LwM2M registration of a device that has an endpoint name, as the
+   * server holds it now (every value the client sent is shown as text) */
+  function lwm2mCard(d) {
+    if (!d.lwm2m_endpoint && !d.lwm2m) return null;
+    const r = d.lwm2m;
+    const kv = [['Trigger', d.trigger], ['Endpoint', d.lwm2m_endpoint]];
+    if (!r) kv.push(['Registered', 'not since the daemon started']);
+    else {
+      kv.push(['Registered', r.registered ? 'yes' : 'no'], ['Since', when(r.registered_at)], ['Last update', when(r.updated_at)],
+        ['Lifetime', r.lifetime + ' s'], ['LwM2M', r.lwm2m], ['Binding', r.binding], ['Address', r.address + ' (' + r.protocol + ')'],
+        ['Objects', r.objects], ['Firmware', r.firmware_version], ['/5 State', named(r.fw_state, FW_STATE)],
+        ['/5 Update Result', named(r.fw_update_result, FW_RESULT)],
+        ['/5 Protocols', r.fw_protocols ? r.fw_protocols.join(', ') : null], ['/5 Delivery', r.fw_delivery]);
+    }
+    return card('LwM2M registration', el('dl', { class: 'kv', id: 'lwm2m' },
+      kv.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { class: 'mono' }, txt(v))])));
+  }
+
   async function devicePage(me, id) {
     const head = el('div'), timeline = el('ol', { class: 'timeline' });
     let after = 0;
@@ -588,7 +612,8 @@
               el('dt', {}, 'Attempts'), el('dd', {}, d.attempts),
               el('dt', {}, 'Last result'), el('dd', {}, d.last_result
                 ? d.last_result.stage + (d.last_result.code !== null ? ' ' + d.last_result.code + ' (' + (d.last_result.meaning || '') + ')' : '')
-                : '—')))));
+                : '—'))),
+          lwm2mCard(d)));
     };
     viewEl.replaceChildren(head, card('Event timeline (newest first)', timeline));
     const again = debounce(() => Promise.all([draw(), loadEvents(true)]).catch(() => {}), 400);

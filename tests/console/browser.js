@@ -228,6 +228,14 @@ async function main() {
     }));
     must(injected.svg === 0 && injected.script === 0 && injected.onload === 0 && injected.ran,
       'no element or handler was made from a device string', JSON.stringify(injected));
+
+    /* ---- an LwM2M device's registration */
+    step = 'lwm2m';
+    await go('#/devices/lw1', '#lwm2m');
+    const reg = await text('#lwm2m');
+    must(/urn:dev:lw1/.test(reg) && /Registeredyes/.test(reg) && reg.includes('</5/0>') &&
+      (await page.$$('#lwm2m dd *')).length === 0,
+    'the device page shows the LwM2M registration (its object links as text)', reg);
     await go('#/overview', '.card');
     await sleep(500);
     await page.screenshot({ path: OUT + '/overview.png', fullPage: true });
@@ -248,7 +256,7 @@ async function main() {
     must(overflow <= 1, 'the rollout page fits a phone\'s width', overflow + ' px too wide');
     await page.screenshot({ path: OUT + '/rollout-phone.png' });
     for (const [h, sel] of [['#/overview', '.card'], ['#/rollouts', 'input[name="name"]'], ['#/devices', 'form'],
-      ['#/devices/' + encodeURIComponent(failedId), '#device-id'], ['#/packages', 'input[name="up-file"]']]) {
+      ['#/devices/' + encodeURIComponent(failedId), '#device-id'], ['#/devices/lw1', '#lwm2m'], ['#/packages', 'input[name="up-file"]']]) {
       await go(h, sel);
       await sleep(300);
       const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -11,6 +11,7 @@
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fleet_lib.sh"
+. "$(dirname "$0")/coap_lib.sh"
 
 CONSOLE_DIR="$LIB_DIR/../console"
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
@@ -20,7 +21,9 @@ if ! command -v node >/dev/null 2>&1 || [ ! -x "$CHROMIUM" ] ||
   exit 77
 fi
 
-fleet_start || bail "dfotad starts"
+COAP_PORT=$(udp_ports 1)
+fleet_start "[coap]" "listen = 127.0.0.1:$COAP_PORT" "lwm2m = yes" "lwm2m_insecure = yes" ||
+  bail "dfotad starts"
 
 # eight devices on A, and one whose version is markup (no path from it)
 python3 - "$MODEL" "$VA" >"$T/devices.json" <<'PY'
@@ -46,6 +49,26 @@ expect_eq "xss2 checks in with <script> as its version: 204" 204 "$STATUS"
 report xss2 "$S2" "$(urcs '+QIND: "FOTA","<script>alert(3)</script>",0' '<script>alert(4)</script>')"
 expect_eq "a report of <script> text: 400, nothing kept" 400 "$STATUS"
 expect_eq "xss2's version is the text it sent" '<script>alert(2)</script>' "$(dev_field xss2 .version)"
+
+# an LwM2M device registers (by hand, raw CoAP): its page shows the
+# registration; its object links ("</5/0>") are device text, shown as text
+dev_put lw1 "{\"model\":\"LW-1\",\"version\":\"V1\",\"lwm2m_endpoint\":\"urn:dev:lw1\"}"
+expect_eq "PUT lw1 (an lwm2m_endpoint): 201" 201 "$STATUS"
+LIB_DIR="$LIB_DIR" "$PYTHON" - "$COAP_PORT" >"$T/rd.out" 2>&1 <<'PYEOF'
+import os, socket, sys
+sys.path.insert(0, os.environ["LIB_DIR"])
+from coap_raw import build, parse
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+data, mid, tok = build("/rd?ep=urn:dev:lw1&lt=300&lwm2m=1.1&b=U", code=2, payload=b"</1/0>,</3/0>,</5/0>")
+s.sendto(data, ("127.0.0.1", int(sys.argv[1])))
+while True:
+    r = parse(s.recv(4096))
+    if r["type"] == 2 and r["mid"] == mid:
+        print("register", r["code"])
+        break
+PYEOF
+expect_eq "lw1 registers over CoAP: 2.01" "register 2.01" "$(cat "$T/rd.out")"
 
 random_file "$T/pkg.bin" 65536
 mkdir -p "$T/shots"
