@@ -71,13 +71,19 @@ _midway() {
   [ "$(jq '.counts.downloading >= 50 and .counts.succeeded >= 5' <"$BODY")" = true ]
 }
 check "the rollout gets going (>= 5 devices succeeded, >= 50 downloading)" wait_until 60 _midway
+# the devices held still (SIGSTOP) while the snapshot before is read: it
+# takes a while (200 devices' events; seconds with the sanitizers), and the
+# devices must still be downloading when the backup starts
+kill -STOP "$SIM_PID"
 snapshot "$T/before" || fail "snapshot before the backup"
+kill -CONT "$SIM_PID"
 echo "# before the backup: $(jq -c .counts <"$T/before/rollout.json")"
-busy=$(jq '.counts.offered + .counts.downloading + .counts.downloaded + .counts.updating' \
-  <"$T/before/rollout.json")
-dl=$(jq '.counts.downloading' <"$T/before/rollout.json")
+sleep 0.3 # the devices go on; what the API showed is committed (flush_interval = 20 ms)
+rollout_get "$RID" "$T/at_start.json"
+echo "# as the backup starts: $(jq -c .counts <"$T/at_start.json")"
+busy=$(jq '.counts.offered + .counts.downloading + .counts.downloaded + .counts.updating' <"$T/at_start.json")
+dl=$(jq '.counts.downloading' <"$T/at_start.json")
 check "devices still downloading ($dl, $busy in flight) when the backup starts" test "$dl" -gt 0
-sleep 0.2 # what the API showed is committed (flush_interval = 20 ms)
 m=$(log_mark)
 t0=$(date +%s.%N)
 "$DFOTAD" -c "$FLEET_CONF" --backup "$T/bk" >"$T/backup.out" 2>"$T/backup.err"
