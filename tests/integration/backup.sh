@@ -178,17 +178,24 @@ for i in sorted(b):
     if i not in r:
         continue
     rb, rr, ra = rank(b[i]), rank(r[i]), rank(a[i])
-    if rr[1] < 0:
-        problems.append("%s: restored in an unknown state %s" % (i, r[i].get("state")))
-    elif not (rb <= rr <= ra):
-        problems.append("%s: restored %s/%s is not between %s/%s and %s/%s" % (
-            i, r[i]["version"], r[i]["state"], b[i]["version"], b[i]["state"], a[i]["version"], a[i]["state"]))
-    pb, pr, pa = (x[i]["progress"]["bytes_served"] for x in (b, r, a))
-    if rb == rr == ra and not (pb <= pr <= pa):
-        problems.append("%s: bytes_served %d restored, %d before, %d after" % (i, pr, pb, pa))
     eb = json.load(open("%s/ev-%s.json" % (before, i)))["events"]
     er = json.load(open("%s/ev-%s.json" % (restored, i)))["events"]
     ea = json.load(open("%s/ev-%s.json" % (after, i)))["events"]
+    states = [e.get("to") for e in er if e["kind"] == "state"]
+    if rr[1] < 0:
+        problems.append("%s: restored in an unknown state %s" % (i, r[i].get("state")))
+    elif not (rb[0] <= rr[0] <= ra[0]):
+        problems.append("%s: restored at %s, not between %s and %s" % (
+            i, r[i]["version"], b[i]["version"], a[i]["version"]))
+    elif not (rb <= rr <= ra) and (not states or states[-1] != r[i]["state"]):
+        # a state may go back (a download cut off under load is offered
+        # again): then the restored one must be where its own events end
+        problems.append("%s: restored %s/%s is not between %s/%s and %s/%s, nor its events' last state (%s)" % (
+            i, r[i]["version"], r[i]["state"], b[i]["version"], b[i]["state"], a[i]["version"], a[i]["state"],
+            states[-1] if states else None))
+    pb, pr, pa = (x[i]["progress"]["bytes_served"] for x in (b, r, a))
+    if rb == rr == ra and not (pb <= pr <= pa):
+        problems.append("%s: bytes_served %d restored, %d before, %d after" % (i, pr, pb, pa))
     if er[:len(eb)] != eb or ea[:len(er)] != er:
         problems.append("%s: events %d before, %d restored, %d after: not a prefix chain" % (i, len(eb), len(er), len(ea)))
 rb, rr, ra = (json.load(open(p + "/rollout.json")) for p in (before, restored, after))
