@@ -284,7 +284,9 @@
     /* the server counts the fleet at most every 2 s */
     const again = debounce(() => draw().catch(() => {}), 2000);
     me.refresh = again;
-    me.onEvent = (e) => { if (e.kind !== 'device.report' && e.kind !== 'device.offer') again(); };
+    /* only what changes these counts: not a report, an offer or an LwM2M exchange */
+    const counts = new Set(['device.state', 'device.version', 'device.created', 'rollout', 'alarm']);
+    me.onEvent = (e) => { if (counts.has(e.kind)) again(); };
     me.onStats = (s) => fillTransfers(s.transfers);
     await draw();
   }
