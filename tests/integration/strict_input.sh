@@ -178,6 +178,8 @@ for qp in "devices?modle=$MODEL modle" "devices?model=$MODEL&model=x model" "dev
 done
 api GET "/api/v1/devices?model=$MODEL&state=idle&limit=5"
 expect_eq "the same listing spelt right: 200" 200 "$STATUS"
+api GET "/api/v1/devices?&limit=5&&state=idle&"
+expect_eq "empty pieces of a query (&&, a leading &) name nothing: 200" 200 "$STATUS"
 api POST "/api/v1/packages?model=$MODEL&from=X1&to=X2&nmae=fw.bin" --data-binary "x"
 expect_eq "an upload with a mistyped name=: 400" 400 "$STATUS"
 api GET "/api/v1/packages?model=$MODEL&from=X1"
