@@ -370,7 +370,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   enum resolve rs;
   int head, post, several;
 
-  if (*req_cls == NULL && http_settle_headers_done(h->settle, c) < 0)
+  if (*req_cls == NULL &&
+      http_settle_headers_done(h->settle, c,
+                               (strncmp(url, "/p/", 3) == 0 || strncmp(url, "/f/", 3) == 0) &&
+                                   (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+                                    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)) < 0)
     return MHD_NO; /* refused, or too slow: being closed */
   post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
   /* libmicrohttpd closes the connection after a response queued in the
