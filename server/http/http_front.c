@@ -305,7 +305,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
     target_release(t);
     return ret;
   }
-  dl = calloc(1, sizeof(*dl));
+  dl = malloc(sizeof(*dl)); /* not calloc: glibc's passes its per-thread cache by */
   if (dl == NULL) {
     target_release(t);
     return MHD_NO;

@@ -533,8 +533,10 @@ void http_settle_begin(struct http_settle *s, struct MHD_Connection *c, struct t
   struct pend *p;
 
   (void)s;
-  if (cn == NULL || cn->cur != NULL || (p = calloc(1, sizeof(*p))) == NULL)
+  /* malloc, not calloc: glibc's calloc passes its per-thread cache by */
+  if (cn == NULL || cn->cur != NULL || (p = malloc(sizeof(*p))) == NULL)
     return; /* unmeasured: settled as libmicrohttpd says */
+  memset(p, 0, sizeof(*p));
   p->tr = tr;
   p->start = start;
   p->len = len;
