@@ -25,9 +25,6 @@ enum {
   TCPS_CLOSING = 11
 };
 
-/* Bytes of protocol framing in front of a payload, at the least. */
-#define SETTLE_HEADER_MIN 100
-
 static int tcp_read(int fd, uint64_t *acked, int *state)
 {
   struct tcp_info ti;
@@ -85,16 +82,16 @@ void settle_begin(struct settle *m, int fd, uint64_t floor)
   m->cut = 0;
 }
 
-void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
+/* written = acknowledged + in the send queue, from two calls: an
+ * acknowledgement between them would make the sum wrong either way, so
+ * the acknowledged count is read before and after the queue until the
+ * two agree (if they never do, the sum is too large: a response is then
+ * found cut, never complete too early). *outq: the queue, -1 unknown. */
+static uint64_t written_now(int fd, uint64_t *acked_out, int *outq_out)
 {
   uint64_t a1, acked = settle_acked(fd);
   int outq = -1, q = -1;
 
-  /* written = acknowledged + in the send queue, from two calls: an
-   * acknowledgement between them would make the sum wrong either way, so
-   * the acknowledged count is read before and after the queue until the
-   * two agree (if they never do, the sum is too large: a response is
-   * then found cut, never complete too early) */
   for (int i = 0; i < 4; i++) {
     a1 = acked;
     q = ioctl(fd, SIOCOUTQ, &outq);
@@ -103,10 +100,33 @@ void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
       break;
   }
   if (q < 0 || outq < 0)
-    outq = 0;
-  else if (outq == 0 && acked > 0)
-    m->done = 1; /* every byte written is acknowledged already */
-  m->wire = acked + (uint64_t)outq > m->acked_start ? acked + (uint64_t)outq - m->acked_start : 0;
+    outq = -1;
+  *acked_out = acked;
+  *outq_out = outq;
+  return acked + (uint64_t)(outq > 0 ? outq : 0);
+}
+
+/* Whether our FIN is queued or sent (the state read before the queue: a
+ * FIN queued then is in the queue read next and is taken off; one queued
+ * after counts as a byte, never more than what arrived). */
+static int fin_sent(int fd)
+{
+  uint64_t a0 = 0;
+  int s0 = TCPS_CLOSE;
+
+  return tcp_read(fd, &a0, &s0) == 0 &&
+         (s0 == TCPS_FIN_WAIT1 || s0 == TCPS_FIN_WAIT2 || s0 == TCPS_TIME_WAIT ||
+          s0 == TCPS_CLOSING || s0 == TCPS_LAST_ACK);
+}
+
+void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
+{
+  uint64_t acked, end;
+  int outq;
+
+  end = written_now(fd, &acked, &outq);
+  m->done = outq == 0 && acked > 0; /* every byte written is acknowledged already */
+  m->wire = end > m->acked_start ? end - m->acked_start : 0;
   m->payload = payload;
   if (!whole) {
     /* cut before all was written: it never arrived whole, whatever TCP
@@ -122,18 +142,28 @@ void settle_written(struct settle *m, int fd, uint64_t payload, int whole)
 
 void settle_written_fin(struct settle *m, int fd, uint64_t payload)
 {
-  uint64_t a0 = 0;
-  int s0 = TCPS_CLOSE, fin;
+  int fin = fin_sent(fd);
 
-  /* the state before the send queue: a FIN seen queued then is in the
-   * queue read next and is taken off; one queued after counts as a byte
-   * (never more than what arrived) */
-  fin = tcp_read(fd, &a0, &s0) == 0 &&
-        (s0 == TCPS_FIN_WAIT1 || s0 == TCPS_FIN_WAIT2 || s0 == TCPS_TIME_WAIT ||
-         s0 == TCPS_CLOSING || s0 == TCPS_LAST_ACK);
   settle_written(m, fd, payload, 1);
   if (fin && m->wire > 0)
     m->wire--;
+}
+
+uint64_t settle_written_end(int fd, uint64_t *acked)
+{
+  int fin = fin_sent(fd), outq;
+  uint64_t end = written_now(fd, acked, &outq);
+
+  return fin && end > 0 ? end - 1 : end; /* the FIN takes a sequence number */
+}
+
+void settle_bounded(struct settle *m, uint64_t start, uint64_t end, uint64_t payload)
+{
+  m->acked_start = start;
+  m->wire = end > start ? end - start : 0;
+  m->payload = payload;
+  m->done = 0;
+  m->cut = 0;
 }
 
 uint64_t settle_end(const struct settle *m) { return m->acked_start + m->wire; }

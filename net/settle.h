@@ -16,6 +16,10 @@
 
 #include <stdint.h>
 
+/* Bytes of protocol framing in front of a payload, at the least (an HTTP
+ * response's status line and headers, an FTP reply's line). */
+#define SETTLE_HEADER_MIN 100
+
 struct settle {
   uint64_t acked_start; /* the socket's acknowledged bytes when it began */
   uint64_t wire;        /* bytes written for it; 0 until settle_written */
@@ -38,6 +42,18 @@ void settle_written(struct settle *m, int fd, uint64_t payload, int whole);
  * but our FIN may have been written (the connection shut by whoever closes
  * it): the FIN takes a sequence number, not a byte of the response. */
 void settle_written_fin(struct settle *m, int fd, uint64_t payload);
+
+/* Where what was written to fd ends now in its acknowledged count: the
+ * acknowledged bytes (also in *acked) and those still in the send queue,
+ * read so that an acknowledgement between the two calls never makes it
+ * too small; our FIN, when sent, left out. */
+uint64_t settle_written_end(int fd, uint64_t *acked);
+/* A response written whole whose bytes lie within [start, end) of the
+ * socket's acknowledged count, known only by those bounds (responses
+ * measured together: each one's start at the latest, its end at the
+ * latest). Complete once everything up to end is acknowledged; before,
+ * what arrived is counted from start, so never more than arrived. */
+void settle_bounded(struct settle *m, uint64_t start, uint64_t end, uint64_t payload);
 
 enum settle_state { SETTLE_PENDING = 0, SETTLE_DONE, SETTLE_CUT };
 /* Reads TCP's view now. SETTLE_DONE: every byte acknowledged;

@@ -3,6 +3,8 @@
 
 #include "util.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -83,6 +85,69 @@ static int64_t clock_ms(clockid_t id)
 int64_t now_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 int64_t mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian; m 1..12). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+  int64_t era, yoe, doy;
+
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = y - era * 400;
+  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/* The process's gmtime_r, libmicrohttpd's included: it formats a Date for
+ * every response with it, and glibc's takes the process-wide time zone
+ * lock on every call (UTC needs no time zone), a lock the HTTP front's
+ * threads then pass between their processors once a response. Computed
+ * here without a lock, the last second kept per thread. */
+struct tm *gmtime_r(const time_t *restrict t, struct tm *restrict out)
+{
+  static _Thread_local time_t last_t = (time_t)-1;
+  static _Thread_local struct tm last;
+  int64_t s = (int64_t)*t, days = s / 86400, rem = s % 86400, z, era, doe, yoe, y, doy, mp;
+
+  if (s == (int64_t)last_t && last.tm_mday != 0) {
+    *out = last;
+    return out;
+  }
+  if (rem < 0) {
+    rem += 86400;
+    days--;
+  }
+  /* civil_from_days (H. Hinnant's algorithm): eras of 400 years from
+   * 0000-03-01 */
+  z = days + 719468;
+  era = (z >= 0 ? z : z - 146096) / 146097;
+  doe = z - era * 146097;
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  memset(out, 0, sizeof(*out));
+  out->tm_mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+  out->tm_mon = (int)(mp < 10 ? mp + 2 : mp - 10);
+  y = yoe + era * 400 + (out->tm_mon <= 1);
+  if (y - 1900 > INT_MAX || y - 1900 < INT_MIN) {
+    errno = EOVERFLOW;
+    return NULL;
+  }
+  out->tm_year = (int)(y - 1900);
+  out->tm_yday = (int)(days - days_from_civil(y, 1, 1));
+  out->tm_wday = (int)((days % 7 + 11) % 7); /* 1970-01-01: a Thursday */
+  out->tm_hour = (int)(rem / 3600);
+  out->tm_min = (int)(rem / 60 % 60);
+  out->tm_sec = (int)(rem % 60);
+  out->tm_isdst = 0;
+#ifdef __USE_MISC
+  out->tm_gmtoff = 0;
+  out->tm_zone = "GMT";
+#endif
+  last = *out;
+  last_t = *t;
+  return out;
+}
 
 void time_iso(int64_t ms, char *out, size_t len)
 {

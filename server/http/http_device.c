@@ -108,7 +108,7 @@ static enum MHD_Result reply_after_commit(struct MHD_Connection *c, struct http_
     free(rq->body);
     free(rq);
   } else {
-    atomic_fetch_add(&h->inflight, 1);
+    http_inflight_add(h, 1);
   }
   *req_cls = w;
   MHD_suspend_connection(c);

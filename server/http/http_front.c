@@ -47,6 +47,16 @@ struct dl {
  * most one Range field, or several */
 static char first_call, first_call_ranges;
 
+void http_inflight_add(struct http_front *h, int d)
+{
+  static atomic_uint next;
+  static _Thread_local int shard = -1;
+
+  if (shard < 0)
+    shard = (int)(atomic_fetch_add(&next, 1) % HTTP_INFLIGHT_SHARDS);
+  atomic_fetch_add(&h->inflight[shard].n, d);
+}
+
 /* Headers every answer gets; NULL r: nothing (allocation failed). */
 enum MHD_Result http_queue(struct MHD_Connection *c, struct http_front *h, unsigned status,
                            struct MHD_Response *r)
@@ -305,7 +315,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
     target_release(t);
     return ret;
   }
-  dl = calloc(1, sizeof(*dl));
+  dl = malloc(sizeof(*dl)); /* not calloc: glibc's passes its per-thread cache by */
   if (dl == NULL) {
     target_release(t);
     return MHD_NO;
@@ -323,7 +333,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
   }
   if (!head)
     http_settle_begin(h->settle, c, dl->tr, dl->start, dl->len, dl->piece);
-  atomic_fetch_add(&h->inflight, 1);
+  http_inflight_add(h, 1);
   /* Shared responses: never one a listener being replaced adds
    * Connection: close to. A whole file's (one descriptor each) only among
    * the connections of one thread: libmicrohttpd holds a file response's
@@ -338,7 +348,7 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
     transfer_request(dl->tr); /* counted as its answer starts, as every front does */
     *req_cls = dl;
   } else {
-    atomic_fetch_sub(&h->inflight, 1);
+    http_inflight_add(h, -1);
     if (!head)
       http_settle_abandon(h->settle, c);
     transfer_end(dl->tr);
@@ -370,7 +380,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   enum resolve rs;
   int head, post, several;
 
-  if (*req_cls == NULL && http_settle_headers_done(h->settle, c) < 0)
+  if (*req_cls == NULL &&
+      http_settle_headers_done(h->settle, c,
+                               (strncmp(url, "/p/", 3) == 0 || strncmp(url, "/f/", 3) == 0) &&
+                                   (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+                                    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)) < 0)
     return MHD_NO; /* refused, or too slow: being closed */
   post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
   /* libmicrohttpd closes the connection after a response queued in the
@@ -392,7 +406,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return MHD_NO;
       rq->kind = REQ_REPORT;
       *req_cls = rq;
-      atomic_fetch_add(&h->inflight, 1);
+      http_inflight_add(h, 1);
       return MHD_YES;
     }
     *req_cls = ranges > 1 ? &first_call_ranges : &first_call;
@@ -484,7 +498,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
     return;
   }
   *req_cls = NULL;
-  atomic_fetch_sub(&h->inflight, 1);
+  http_inflight_add(h, -1);
   if (dl->kind == REQ_WAIT) {
     free(dl);
     http_settle_request_done(h->settle, c);
@@ -615,7 +629,11 @@ static int http_busy(struct front *fr)
 {
   struct http_front *h = fr->priv;
 
-  return atomic_load(&h->inflight) + http_settle_pending(h->settle);
+  int n = http_settle_pending(h->settle);
+
+  for (int i = 0; i < HTTP_INFLIGHT_SHARDS; i++)
+    n += atomic_load(&h->inflight[i].n);
+  return n;
 }
 
 static void http_stop(struct front *fr)

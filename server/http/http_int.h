@@ -14,6 +14,8 @@
 #include "../../net/tls_gnutls.h"
 #include "http_conf.h"
 
+#define HTTP_INFLIGHT_SHARDS 8
+
 /* One instance of the front: its settings, copied at start. */
 struct http_front {
   struct front *fr;
@@ -21,8 +23,15 @@ struct http_front {
   enum proto proto;
   enum client_auth client_auth;
   char token_header[64];
-  atomic_int inflight;    /* responses queued (or waiting on a commit) and not completed */
   atomic_int commits_out; /* commits asked for whose connection is not yet resumed */
+  /* responses queued (or waiting on a commit) and not completed, counted
+   * per worker thread, a cache line each (http_inflight_add): one count
+   * all threads change would pass its line between their processors
+   * twice a response */
+  struct {
+    atomic_int n;
+    char pad[64 - sizeof(atomic_int)];
+  } inflight[HTTP_INFLIGHT_SHARDS];
   struct mhd_set mhd;
   struct http_settle *settle;
   struct resp_cache *cache; /* download responses, queued again (resp_cache.h) */
@@ -62,6 +71,10 @@ struct wait_req {
 };
 
 enum { REQ_DOWNLOAD = 1, REQ_REPORT, REQ_WAIT };
+
+/* Counts a response in flight (d = 1) or done with (d = -1) in the
+ * calling thread's shard. */
+void http_inflight_add(struct http_front *h, int d);
 
 /* Headers every answer gets; NULL r: nothing (allocation failed). */
 enum MHD_Result http_queue(struct MHD_Connection *c, struct http_front *h, unsigned status,

@@ -32,6 +32,13 @@
  * thread, each holding a descriptor of the package's file: few, so that
  * descriptors stay about one per connection */
 #define HTTP_WHOLE_SHARED 8
+/* responses of a plain HTTP connection measured together (http_settle.c):
+ * one TCP_INFO settles this many, all acknowledged when the device asks
+ * again; their progress reaches the core this many responses (or one
+ * tick) later. One larger than HTTP_SETTLE_BATCH_LEN is measured alone
+ * (what came before first): a cut one counts exactly what arrived. */
+#define HTTP_SETTLE_BATCH 16
+#define HTTP_SETTLE_BATCH_LEN (8 * 1024)
 /* download responses kept built per listener (resp_cache.h): about 1 KB
  * each (libmicrohttpd's object and its six headers), so at most 4 MB; a
  * rollout's devices ask a package's ranges in the same steps from byte 0 */

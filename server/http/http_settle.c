@@ -20,6 +20,7 @@
 #include "../../net/settle.h"
 #include "../../util/log.h"
 #include "../../util/util.h"
+#include "http_limits.h"
 
 #define LINGER_MS 120000 /* longest wait for TCP to settle a response */
 #define EVICT_MIN_MS                                                                               \
@@ -51,13 +52,16 @@ struct pend {
 /* libmicrohttpd's socket_context of a connection. */
 struct conn {
   int fd;            /* libmicrohttpd's socket */
-  uint64_t floor;    /* where the last response ended in TCP's acknowledged count */
+  uint64_t floor;    /* where the last response measured ended in TCP's acknowledged count */
   struct pend *cur;  /* being written */
   struct pend *wait; /* written, waiting for TCP */
   /* between two requests of a keep-alive connection: lk guards these
    * against the tick (libmicrohttpd's thread of the connection writes them) */
   pthread_mutex_t lk;
-  struct pend *last;  /* written whole, not measured yet */
+  /* the batch: responses written whole, not measured yet, in the order
+   * written (chained by cnext), the first from floor */
+  struct pend *bhead, *btail;
+  unsigned bn;
   atomic_int between; /* a request ended; the next one's headers are not in yet */
   int rx_known;       /* rx is set */
   uint64_t rx;        /* bytes received as the tick first saw it between requests */
@@ -209,40 +213,81 @@ static void wait_add(struct http_settle *s, struct conn *cn, struct pend *p)
   s->n++;
 }
 
-/* Measures p, written whole on cn with nothing written after it, and sets
- * where the next response on cn begins. si: TCP_INFO of the socket now.
- * When the peer has acknowledged every byte written (what a keep-alive
- * client asking its next request has done), that one call settles p,
- * complete; else the full measure (settle_written), and p waits for TCP
- * unless that settles it. cn->lk held, or cn closing (no tick sees it);
- * mu_held: s->mu too. Returns p when settled (p->got, p->complete; to be
- * finished without the locks), NULL when it waits. */
-static struct pend *measure(struct http_settle *s, struct conn *cn, struct pend *p,
-                            const struct settle_info *si, int mu_held)
+/* Measures cn's batch (responses written whole since floor, the first
+ * from floor, perhaps with unmeasured answers among and after them) and
+ * sets where the next response on cn begins. si: TCP_INFO of the socket
+ * now. When the peer has acknowledged every byte written (what a
+ * keep-alive client asking its next request has done), that one call
+ * settles them all, complete. Else the written end is read, and each gets
+ * bounds from it: TCP acknowledges in order, and every response after one
+ * is at least its payload and SETTLE_HEADER_MIN long, so each one ends
+ * at the latest where those after it leave room for, and starts at the
+ * latest where that leaves room for it. Complete once TCP has its latest
+ * end (its true end is never later), counted from its latest start
+ * until then (never more than arrived); those TCP has not settled yet
+ * wait. cn->lk held, or cn closing (no tick sees it); mu_held: s->mu
+ * too. Settled ones are appended to *done in order (p->got, p->complete;
+ * to be finished without the locks). */
+static void measure_batch(struct http_settle *s, struct conn *cn, const struct settle_info *si,
+                          int mu_held, struct pend **done)
 {
-  uint64_t payload;
-  enum settle_state st;
+  struct pend *p, *next, **tail = done;
+  uint64_t end, acked, room = 0, at = 0, first;
 
+  if (cn->bhead == NULL)
+    return;
+  first = cn->bhead->m.acked_start;
+  while (*tail != NULL)
+    tail = &(*tail)->next;
   if (si->all_acked) {
     cn->floor = si->acked;
-    p->got = p->len;
-    p->complete = 1;
-    return p;
+  } else {
+    end = settle_written_end(cn->fd, &acked);
+    cn->floor = end;
+    for (p = cn->bhead; p != NULL; p = p->cnext)
+      room += p->len + SETTLE_HEADER_MIN;
+    at = end > room ? end - room : 0;
   }
-  settle_written_fin(&p->m, cn->fd, p->len); /* at the close, after libmicrohttpd's FIN */
-  cn->floor = settle_end(&p->m);
-  st = settle_check(&p->m, cn->fd, &payload);
-  if (st != SETTLE_PENDING) {
-    p->got = payload;
-    p->complete = st == SETTLE_DONE;
-    return p;
+  for (p = cn->bhead; p != NULL; p = next) {
+    next = p->cnext;
+    p->cnext = NULL;
+    if (si->all_acked) {
+      p->got = p->len;
+      p->complete = 1;
+    } else {
+      uint64_t start = at > first ? at : first;
+      enum settle_state st;
+      at += p->len + SETTLE_HEADER_MIN;
+      settle_bounded(&p->m, start, at > start ? at : start + p->len + SETTLE_HEADER_MIN, p->len);
+      st = settle_check(&p->m, cn->fd, &p->got);
+      if (st == SETTLE_PENDING) {
+        if (!mu_held)
+          pthread_mutex_lock(&s->mu);
+        wait_add(s, cn, p);
+        if (!mu_held)
+          pthread_mutex_unlock(&s->mu);
+        continue;
+      }
+      p->complete = st == SETTLE_DONE;
+    }
+    p->next = NULL;
+    *tail = p;
+    tail = &p->next;
   }
-  if (!mu_held)
-    pthread_mutex_lock(&s->mu);
-  wait_add(s, cn, p);
-  if (!mu_held)
-    pthread_mutex_unlock(&s->mu);
-  return NULL;
+  cn->bhead = cn->btail = NULL;
+  cn->bn = 0;
+}
+
+/* Measures cn's batch now (cn->lk held); returns what settled, to be
+ * finished without the lock. */
+static struct pend *flush_batch(struct http_settle *s, struct conn *cn)
+{
+  struct settle_info si;
+  struct pend *done = NULL;
+
+  (void)settle_info(cn->fd, &si);
+  measure_batch(s, cn, &si, 0, &done);
+  return done;
 }
 
 /* ---- the header phase ------------------------------------------------------ */
@@ -403,12 +448,11 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
   finish_list(done);
 }
 
-int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c)
+int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c, int download)
 {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   struct conn *cn = ci != NULL ? ci->socket_context : NULL;
-  struct pend *p = NULL;
 
   if (cn == NULL)
     return 0;
@@ -419,20 +463,19 @@ int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c)
     header_remove(s, cn);
     pthread_mutex_unlock(&s->mu);
   }
-  /* a later request of a keep-alive connection: the response before it,
-   * which the client has read before asking again, is settled now */
+  /* a later request of a keep-alive connection: the responses before it,
+   * which the client has read before asking again, are settled now, but
+   * for a download (http_settle_begin does it once the batch is full or
+   * before a large response): a device's check-in or report then finds
+   * what it downloaded counted */
   if (atomic_load_explicit(&cn->between, memory_order_relaxed)) {
+    struct pend *done = NULL;
     pthread_mutex_lock(&cn->lk);
     atomic_store_explicit(&cn->between, 0, memory_order_relaxed);
-    if ((p = cn->last) != NULL) {
-      struct settle_info si;
-      cn->last = NULL;
-      (void)settle_info(cn->fd, &si);
-      p = measure(s, cn, p, &si, 0);
-    }
+    if (cn->bhead != NULL && !download)
+      done = flush_batch(s, cn);
     pthread_mutex_unlock(&cn->lk);
-    if (p != NULL)
-      finish(p, p->got, p->complete);
+    finish_list(done);
   }
   return atomic_load_explicit(&cn->ended, memory_order_relaxed) ? -1 : 0;
 }
@@ -490,14 +533,26 @@ void http_settle_begin(struct http_settle *s, struct MHD_Connection *c, struct t
   struct pend *p;
 
   (void)s;
-  if (cn == NULL || cn->cur != NULL || (p = calloc(1, sizeof(*p))) == NULL)
+  /* malloc, not calloc: glibc's calloc passes its per-thread cache by */
+  if (cn == NULL || cn->cur != NULL || (p = malloc(sizeof(*p))) == NULL)
     return; /* unmeasured: settled as libmicrohttpd says */
+  memset(p, 0, sizeof(*p));
   p->tr = tr;
   p->start = start;
   p->len = len;
   p->kind = kind;
   p->own_fd = -1;
-  settle_begin(&p->m, cn->fd, cn->floor);
+  if (cn->bhead != NULL && (cn->bn >= HTTP_SETTLE_BATCH || len > HTTP_SETTLE_BATCH_LEN)) {
+    struct pend *done;
+    pthread_mutex_lock(&cn->lk);
+    done = flush_batch(s, cn);
+    pthread_mutex_unlock(&cn->lk);
+    finish_list(done);
+  }
+  if (cn->bhead == NULL)
+    settle_begin(&p->m, cn->fd, cn->floor);
+  else /* measured with its batch, or, cut, from where the batch ends */
+    settle_bounded(&p->m, cn->bhead->m.acked_start, cn->bhead->m.acked_start, 0);
   cn->cur = p;
 }
 
@@ -519,6 +574,7 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
   struct pend *p = cn != NULL ? cn->cur : NULL;
   uint64_t payload;
   enum settle_state st;
+  struct pend *done = NULL;
 
   if (p == NULL) {
     /* unmeasured (out of memory): libmicrohttpd's word is all there is */
@@ -527,20 +583,34 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
     return;
   }
   cn->cur = NULL;
-  /* In plain HTTP, measured when the connection's next request comes (one
-   * system call then), by the tick when none comes, or at the close:
-   * nothing else is written after it meanwhile (an error libmicrohttpd
-   * answers itself would only ever count against it, never for it). Over
-   * TLS, now: closing the connection writes a TLS alert after it. */
+  /* Written whole in plain HTTP: joins the batch, measured together with
+   * the responses before and after it (one system call for up to
+   * HTTP_SETTLE_BATCH of them), at a later request of the connection, by
+   * the tick when none comes, or at the close (measure_batch): an error
+   * libmicrohttpd answers itself among them would only ever count against
+   * them, never for them. Cut after a batch: the batch is measured now,
+   * and this one counted from where the batch ends at the latest, so
+   * nothing (it may have written nothing). Over TLS, now: closing the
+   * connection writes a TLS alert after it. */
   pthread_mutex_lock(&cn->lk);
   cn->rx_known = 0;
   cn->next_at = 0;
   atomic_store_explicit(&cn->between, 1, memory_order_relaxed);
   if (ok && !s->conf.tls) {
-    cn->last = p;
+    p->cnext = NULL;
+    if (cn->btail != NULL)
+      cn->btail->cnext = p;
+    else
+      cn->bhead = p;
+    cn->btail = p;
+    cn->bn++;
     p = NULL;
+  } else if (cn->bhead != NULL) {
+    done = flush_batch(s, cn);
+    p->m.acked_start = cn->floor;
   }
   pthread_mutex_unlock(&cn->lk);
+  finish_list(done);
   if (p == NULL)
     return;
   settle_written(&p->m, cn->fd, p->len, ok);
@@ -587,15 +657,10 @@ void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **
   if (cn->onext)
     cn->onext->oprev = cn->oprev;
   s->open--;
-  if (cn->last != NULL) { /* the tick cannot see cn any more */
+  if (cn->bhead != NULL) { /* the tick cannot see cn any more */
     struct settle_info si;
     (void)settle_info(cn->fd, &si);
-    p = measure(s, cn, cn->last, &si, 1);
-    cn->last = NULL;
-    if (p != NULL) {
-      p->next = done;
-      done = p;
-    }
+    measure_batch(s, cn, &si, 1, &done);
   }
   if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
     s->ending--;
@@ -644,7 +709,6 @@ static void keep_alive(struct http_settle *s, int64_t now, struct pend **done)
     s->keep_at = now + KEEP_CHECK_MS;
   for (struct conn *cn = s->ohead; cn != NULL; cn = cn->onext) {
     struct settle_info si;
-    struct pend *p;
 
     if (!atomic_load_explicit(&cn->between, memory_order_relaxed) ||
         atomic_load_explicit(&cn->ended, memory_order_relaxed))
@@ -652,15 +716,9 @@ static void keep_alive(struct http_settle *s, int64_t now, struct pend **done)
     if (pthread_mutex_trylock(&cn->lk) != 0)
       continue; /* its thread is at it: the next tick */
     if (atomic_load_explicit(&cn->between, memory_order_relaxed) &&
-        (cn->last != NULL || (look && limit > 0))) {
+        (cn->bhead != NULL || (look && limit > 0))) {
       (void)settle_info(cn->fd, &si);
-      if ((p = cn->last) != NULL) {
-        cn->last = NULL;
-        if ((p = measure(s, cn, p, &si, 1)) != NULL) {
-          p->next = *done;
-          *done = p;
-        }
-      }
+      measure_batch(s, cn, &si, 1, done);
       if (!cn->rx_known) {
         cn->rx = si.received;
         cn->rx_known = 1;

@@ -12,11 +12,13 @@
  *
  * The meter owns a response's transfer from http_settle_written on, and
  * ends it (transfer_delivered, transfer_end) once settled. A response
- * written whole over plain HTTP is measured when its connection's next
- * request comes: the client has read it by then, and one TCP_INFO saying
- * everything written is acknowledged settles it; else (or when no request
- * comes: at the tick, or the close) as described above. Over TLS it is
- * measured when written.
+ * written whole over plain HTTP is measured at a later request of its
+ * connection, together with up to HTTP_SETTLE_BATCH-1 more: the client has
+ * read them by then, and one TCP_INFO saying everything written is
+ * acknowledged settles them all; else (or when no request comes: at the
+ * tick, or the close) each by bounds from where what was written ends
+ * (measure_batch in http_settle.c). Over TLS a response is measured when
+ * written.
  *
  * Connection economics: the meter sees every connection from libmicrohttpd's
  * STARTED to CLOSED, so it also keeps what libmicrohttpd cannot: a
@@ -65,9 +67,11 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
 void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **socket_context);
 
 /* The request handler's first call of a request: c has sent its headers
- * and leaves the header phase (cheap when it already did). -1: c is being
- * ended (refused, or too slow), the handler answers MHD_NO. */
-int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c);
+ * and leaves the header phase (cheap when it already did). download: a
+ * GET or HEAD of a package (else the responses before are settled now:
+ * what a check-in or report says comes after what was downloaded). -1: c
+ * is being ended (refused, or too slow), the handler answers MHD_NO. */
+int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c, int download);
 
 /* The peer's address of c as text, formatted once for the connection
  * (NULL: unknown). */

@@ -1,8 +1,45 @@
 /* test_range.c: the Range parser, on the cases modules and attackers send. */
 #include "autoconfig.h"
 
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "server/http/range.h"
 #include "unit.h"
+#include "util/util.h"
+
+/* util.c's gmtime_r (libmicrohttpd's Date, Last-Modified) against glibc's
+ * localtime_r in UTC, field by field, over 400 years either side and
+ * around the era and leap-year edges. */
+static void check_gmtime(void)
+{
+  static const time_t edges[] = {0,           -1,           59,           86399,
+                                 86400,       -86400,       -86401,       951782399,
+                                 951782400,   951868800,    4107542399,   4107542400,
+                                 -2208988800, -62135596800, 253402300799, 1764748800};
+  int bad = 0;
+  char text[40];
+
+  setenv("TZ", "UTC", 1);
+  tzset();
+  for (long i = -(long)(sizeof(edges) / sizeof(edges[0])); i < 200000; i++) {
+    time_t t = i < 0 ? edges[-i - 1] : (time_t)(i - 100000) * 126227 + i % 86400;
+    struct tm a, b;
+    for (int twice = 0; twice < 2; twice++) /* the second from the thread's last second */
+      if (gmtime_r(&t, &a) == NULL || localtime_r(&t, &b) == NULL || a.tm_year != b.tm_year ||
+          a.tm_mon != b.tm_mon || a.tm_mday != b.tm_mday || a.tm_hour != b.tm_hour ||
+          a.tm_min != b.tm_min || a.tm_sec != b.tm_sec || a.tm_wday != b.tm_wday ||
+          a.tm_yday != b.tm_yday || a.tm_isdst != 0 || a.tm_gmtoff != 0 ||
+          strcmp(a.tm_zone, "GMT") != 0)
+        bad++;
+  }
+  CHECK(bad == 0);
+  time_http(0, text, sizeof(text));
+  CHECK(strcmp(text, "Thu, 01 Jan 1970 00:00:00 GMT") == 0);
+  time_http(951782400, text, sizeof(text));
+  CHECK(strcmp(text, "Tue, 29 Feb 2000 00:00:00 GMT") == 0);
+}
 
 static void expect(const char *v, uint64_t size, enum range_result want, uint64_t start,
                    uint64_t len)
@@ -78,5 +115,6 @@ int main(void)
   expect("bytes=-18446744073709551616", 1000, RANGE_INVALID, 0, 0);
   expect("bytes=18446744073709551615-18446744073709551615", 1000, RANGE_UNSATISFIABLE, 0, 0);
   expect("bytesx=1-2", 1000, RANGE_INVALID, 0, 0);
+  check_gmtime();
   return unit_done("test_range");
 }
