@@ -137,7 +137,11 @@ python3 "$HERE/lwm2m_load.py" --server "127.0.0.1:$COAP_PORT" --devices "$N" --p
   --version "$VA" --status "$T/status.json" --out "$T/load.json" --update-rate "$RATE" \
   --max-seconds $((MAXS * 3)) >"$T/load.out" 2>"$T/load.err" &
 LOAD_PID=$!
-_all_registered() { [ "$(status .all_registered_at)" != null ] && [ -n "$(status .all_registered_at)" ]; }
+_all_registered() { # read once: the status file may appear between two reads
+  local t
+  t=$(status .all_registered_at)
+  [ -n "$t" ] && [ "$t" != null ]
+}
 wait_until "$MAXS" _all_registered || {
   tail -n 5 "$T/load.err" >&2
   die "not all registered within $MAXS s: $(cat "$T/status.json" 2>/dev/null)"
