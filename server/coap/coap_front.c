@@ -339,20 +339,26 @@ static void *engine_main(void *arg)
   struct coap_engine *e = arg;
   int64_t last = 0, trimmed = 0, prepared = 0;
   unsigned seen = 0;
+  int more = 0;
 
   while (!atomic_load(&e->stop)) {
     int64_t now;
     unsigned done;
-    /* answers waiting on the writer: a short wait, so that each goes out
-     * within WAIT_POLL_MS of its commit */
-    engine_io(e, coap_waits_pending(e) || lwm2m_commits_pending(e) ? WAIT_POLL_MS : LOOP_MS,
-              prepared == 0, &prepared);
+    /* LwM2M work left from the last slice: the socket polled, not waited
+     * on; answers waiting on the writer: a short wait, so that each goes
+     * out within WAIT_POLL_MS of its commit */
+    unsigned wait = LOOP_MS;
+    if (more)
+      wait = 0;
+    else if (coap_waits_pending(e) || lwm2m_commits_pending(e))
+      wait = WAIT_POLL_MS;
+    engine_io(e, wait, prepared == 0, &prepared);
     now = mono_ms();
     if ((done = atomic_load(&e->commits_done)) != seen || coap_waits_pending(e)) {
       seen = done;
       coap_waits_run(e, now);
     }
-    lwm2m_tick(e, now);
+    more = lwm2m_tick(e, now);
     if (now - last >= HOUSEKEEP_MS) {
       last = now;
       apply_pending(e);
