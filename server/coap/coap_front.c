@@ -352,10 +352,13 @@ static void *engine_main(void *arg)
      * on; answers waiting on the writer: a short wait, so that each goes
      * out within WAIT_POLL_MS of its commit */
     unsigned wait = LOOP_MS;
+    int due = lwm2m_wait_ms(e, mono_ms());
     if (more)
       wait = 0;
     else if (coap_waits_pending(e) || lwm2m_commits_pending(e))
       wait = WAIT_POLL_MS;
+    if (due >= 0 && (unsigned)due < wait)
+      wait = (unsigned)due;
     engine_io(e, wait, prepared == 0, &prepared);
     now = mono_ms();
     if ((done = atomic_load(&e->commits_done)) != seen || coap_waits_pending(e)) {

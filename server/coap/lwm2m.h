@@ -132,6 +132,10 @@ int lwm2m_rd_handle(struct coap_engine *e, coap_session_t *s, const coap_pdu_t *
  * 1 when work is left for the next call (the engine calls again as soon
  * as it answered the datagrams that came meanwhile), else 0. */
 int lwm2m_tick(struct coap_engine *e, int64_t now);
+/* Milliseconds until a tick has a registration to step, -1 for none: the
+ * engine waits no longer (a woken wave's check-ins beyond a tick's share
+ * go at the next tick, not at the next datagram). */
+int lwm2m_wait_ms(const struct coap_engine *e, int64_t now);
 struct lwm2m_reg *lwm2m_reg_by_id(struct lwm2m_server *lw, uint32_t id);
 struct lwm2m_reg *lwm2m_reg_by_dev(struct lwm2m_server *lw, const char *device);
 void lwm2m_reg_view(struct coap_engine *e, struct lwm2m_reg *r);

@@ -478,6 +478,20 @@ static void take_wakes(struct lwm2m_server *lw)
           wake(lw, r);
 }
 
+int lwm2m_wait_ms(const struct coap_engine *e, int64_t now)
+{
+  const struct lwm2m_server *lw = e->lw;
+  int64_t at;
+
+  if (lw == NULL || lw->hn == 0)
+    return -1;
+  /* the first due registration, at the tick it can be stepped in */
+  at = lw->heap[0]->due;
+  if (at < lw->last_tick + TICK_MS)
+    at = lw->last_tick + TICK_MS;
+  return at <= now ? 0 : at - now > INT32_MAX ? INT32_MAX : (int)(at - now);
+}
+
 static int64_t mono_us(void)
 {
   struct timespec t;
