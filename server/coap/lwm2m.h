@@ -2,9 +2,10 @@
  * lwm2m_rd.c is the registration interface (Register, Update,
  * De-register, lifetime expiry), lwm2m_dm.c the device management dfotad
  * does over the device's own session (Read, Write, Execute, Observe of
- * /3 and /5, one request at a time per device, queue mode) and the
- * campaign steps it takes through the delivery core (check-ins for an
- * offer, reports of what /5 says).
+ * /3 and /5, one request at a time per device, queue mode), lwm2m_offer.c
+ * the campaign steps it takes through the delivery core (check-ins for an
+ * offer, reports of what /5 says), lwm2m_push.c the package pushed into
+ * /5/0/0 block by block.
  *
  * Threads: everything here runs on the engine's thread (see coap_int.h). */
 #ifndef DFOTAD_LWM2M_H
@@ -20,13 +21,28 @@
 #define LWM2M_TOKEN_LEN 8
 #define LWM2M_RETRIES 3 /* a request missed by a sleeping device: sent again at as many wakes */
 
-enum lwm2m_op_kind { OP_READ = 0, OP_WRITE, OP_EXECUTE, OP_OBSERVE, OP_ATTRS };
+enum lwm2m_op_kind { OP_READ = 0, OP_WRITE, OP_EXECUTE, OP_OBSERVE, OP_ATTRS, OP_PUSH };
+/* a push's first block size, 16 << SZX: 1024 (less when the session's PDU
+ * or the device wants less) */
+#define LWM2M_PUSH_SZX 6
 #define LWM2M_PMIN 1 /* s: the least between two notifications of State, Update Result */
 
 struct lwm2m_op {
   enum lwm2m_op_kind kind;
   uint16_t obj, inst, res;
   char *payload; /* a write's text, malloc'd; NULL none */
+};
+
+/* A push of the package into /5/0/0 (lwm2m_push.c). */
+struct lwm2m_push {
+  struct transfer *tr; /* the delivery core's accounting; holds the package */
+  uint64_t size;
+  uint64_t acked;    /* bytes the device acknowledged: the next block starts here */
+  uint64_t off;      /* the block out */
+  uint64_t last_off; /* the block sent last (a resend is not a new request) */
+  size_t len;
+  int szx; /* block size in use, 16 << szx */
+  int sent_once;
 };
 
 struct lwm2m_reg {
@@ -69,6 +85,9 @@ struct lwm2m_reg {
   int64_t execute_at; /* monotonic ms of the next ask */
   int64_t next_poll;  /* monotonic ms of the next check-in for an offer */
 
+  struct lwm2m_push *push; /* the push under way, or NULL */
+  int push_next;           /* its next block is to go out */
+
   int64_t due; /* monotonic ms: when a tick next steps it (lwm2m_due.c) */
   int hidx;    /* its place in the due heap, -1 none */
 
@@ -86,6 +105,9 @@ struct lwm2m_server {
   int64_t last_tick;
   uint64_t wake_cursor;    /* read of the fleet's wake list (fleet/lwm2m.h) */
   int polls_left;          /* check-ins this tick may still make (a woken wave is spread) */
+  int steps_left;          /* registrations this tick may still step */
+  int sends_left;          /* requests this slice may still send */
+  int more;                /* the tick's last slice ran out of time: the next goes on */
   struct lwm2m_reg **heap; /* by due time (lwm2m_due.c) */
   int hn, hcap;
 };
@@ -106,8 +128,14 @@ void lwm2m_free(struct coap_engine *e);
 /* A request to /rd...: answered, 1. Anything else: 0, untouched. */
 int lwm2m_rd_handle(struct coap_engine *e, coap_session_t *s, const coap_pdu_t *req,
                     coap_pdu_t *resp);
-/* Expiries and the device management's next steps. */
-void lwm2m_tick(struct coap_engine *e, int64_t now);
+/* Expiries and the device management's next steps, in a slice of time;
+ * 1 when work is left for the next call (the engine calls again as soon
+ * as it answered the datagrams that came meanwhile), else 0. */
+int lwm2m_tick(struct coap_engine *e, int64_t now);
+/* Milliseconds until a tick has a registration to step, -1 for none: the
+ * engine waits no longer (a woken wave's check-ins beyond a tick's share
+ * go at the next tick, not at the next datagram). */
+int lwm2m_wait_ms(const struct coap_engine *e, int64_t now);
 struct lwm2m_reg *lwm2m_reg_by_id(struct lwm2m_server *lw, uint32_t id);
 struct lwm2m_reg *lwm2m_reg_by_dev(struct lwm2m_server *lw, const char *device);
 void lwm2m_reg_view(struct coap_engine *e, struct lwm2m_reg *r);
@@ -129,9 +157,37 @@ void lwm2m_dm_woke(struct lwm2m_reg *r, int64_t now);
  * a new address). */
 void lwm2m_dm_session(struct lwm2m_reg *r);
 /* The follow-up of the commits the writer finished (a Package URI written
- * once the offer is durable); at the engine's end (wait: 1) every commit
- * asked for is waited for first. */
-void lwm2m_dm_commits(struct coap_engine *e, int wait);
+ * once the offer is durable), at most max of them (0: no limit); at the
+ * engine's end (wait: 1) every commit asked for is waited for first.
+ * Returns how many finished commits are left for the next call. */
+int lwm2m_dm_commits(struct coap_engine *e, int wait, int max);
+/* lwm2m_offer.c: the campaign */
+/* A report to the core, as the device's host would make it (code < 0:
+ * none). */
+void lwm2m_report(struct coap_engine *e, struct lwm2m_reg *r, const char *stage, long code);
+/* The /5 values changed (a read or a notification). */
+void lwm2m_fw_changed(struct coap_engine *e, struct lwm2m_reg *r);
+/* Asks the core whether the device has an offer, as its host's check-in
+ * would. */
+void lwm2m_poll_offer(struct coap_engine *e, struct lwm2m_reg *r, int64_t now);
+/* The device downloaded: Update (/5/0/2) once the rollout lets it. */
+void lwm2m_execute_when_allowed(struct coap_engine *e, struct lwm2m_reg *r, int64_t now);
+/* Whether the offer behind r->url still stands. */
+int lwm2m_offer_stands(struct coap_engine *e, struct lwm2m_reg *r);
+/* The offer is gone: an empty Package URI resets /5. */
+void lwm2m_cancel_offer(struct coap_engine *e, struct lwm2m_reg *r);
+/* lwm2m_push.c */
+/* Whether offers go to r as a push into /5/0/0 (its /5/0/9 says push only). */
+int lwm2m_push_wanted(const struct lwm2m_reg *r);
+/* Starts pushing the package of the offer at url (queued as r's next
+ * request); 0, or -1 when the offer is not r's or out of memory. */
+int lwm2m_push_start(struct coap_engine *e, struct lwm2m_reg *r, const char *url);
+/* The block due into pdu (Content-Format, Block1, Size1, payload); 0 or -1. */
+int lwm2m_push_fill(struct coap_engine *e, struct lwm2m_reg *r, coap_pdu_t *pdu);
+/* The device answered the block out. */
+void lwm2m_push_answer(struct coap_engine *e, struct lwm2m_reg *r, const coap_pdu_t *recv);
+/* Ends r's push, if any (why: said as an event; NULL: silently, e unused). */
+void lwm2m_push_end(struct coap_engine *e, struct lwm2m_reg *r, const char *why);
 /* Whether some commit's follow-up waits (the engine polls sooner). */
 int lwm2m_commits_pending(const struct coap_engine *e);
 /* libcoap's response and NACK handlers (registered by lwm2m_init). */

@@ -1,5 +1,4 @@
-/* lwm2m_dm.c: device management over a registered device's own session,
- * and the campaign steps dfotad takes with it.
+/* lwm2m_dm.c: device management over a registered device's own session.
  *
  * Requests (Read, Write, Execute, Observe) go out one at a time per
  * device, as confirmable messages that libcoap retransmits (RFC 7252
@@ -9,17 +8,10 @@
  * notification finds its device without a search, and one for a
  * registration that is gone gets a Reset, which ends a stale observation.
  *
- * The campaign, for a device whose trigger is lwm2m and which has /5:
- *   registration: Read /3/0/3 (firmware version), /5/0/8, /5/0/9; Observe
- *   /5/0/3 (State) and /5/0/5 (Update Result);
- *   every [coap] lwm2m_poll seconds while /5 is idle: a check-in with the
- *   delivery core, as the device's host would make it; an offer's URL is
- *   written into Package URI (/5/0/1);
- *   State 2 (Downloaded): reported to the core as a finished download, and
- *   Update (/5/0/2) executed, reported as the update's start;
- *   Update Result 2..11: reported as the Quectel code of the same class
- *   (see result_code); 1: the version is read again, and the check-in that
- *   follows confirms the hop. */
+ * At registration: Read /3/0/3 (firmware version), /5/0/8, /5/0/9;
+ * Observe /5/0/3 (State) and /5/0/5 (Update Result). The campaign's steps
+ * (check-ins, offers, reports, Update) are lwm2m_offer.c's; a push of the
+ * package into /5/0/0 is lwm2m_push.c's. */
 #include "autoconfig.h"
 
 #include <stdatomic.h>
@@ -72,6 +64,7 @@ int lwm2m_dm_queue(struct lwm2m_reg *r, enum lwm2m_op_kind kind, uint16_t obj, u
 
 void lwm2m_dm_clear(struct lwm2m_reg *r)
 {
+  lwm2m_push_end(NULL, r, NULL);
   for (int i = 0; i < r->nq; i++)
     free(r->q[i].payload);
   r->nq = 0;
@@ -128,14 +121,13 @@ static void uri_path(coap_pdu_t *pdu, const struct lwm2m_op *op)
 /* Sends r->cur; 0 or -1. */
 static int send_cur(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
 {
-  static const coap_pdu_code_t codes[] = {COAP_REQUEST_CODE_GET, COAP_REQUEST_CODE_PUT,
+  static const coap_pdu_code_t codes[] = {COAP_REQUEST_CODE_GET,  COAP_REQUEST_CODE_PUT,
                                           COAP_REQUEST_CODE_POST, COAP_REQUEST_CODE_GET,
-                                          COAP_REQUEST_CODE_PUT};
+                                          COAP_REQUEST_CODE_PUT,  COAP_REQUEST_CODE_PUT};
   struct lwm2m_op *op = &r->cur;
   coap_pdu_t *pdu;
   uint32_t seq;
 
-  (void)e;
   if (r->s == NULL)
     return -1;
   if (op->kind == OP_OBSERVE)
@@ -166,6 +158,10 @@ static int send_cur(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
   }
   if ((op->kind == OP_READ || op->kind == OP_OBSERVE) && read_fmts[r->rfmt] >= 0)
     add_uint(pdu, COAP_OPTION_ACCEPT, (unsigned)read_fmts[r->rfmt]);
+  if (op->kind == OP_PUSH && lwm2m_push_fill(e, r, pdu) < 0) {
+    coap_delete_pdu(pdu);
+    return -1;
+  }
   if (op->kind == OP_WRITE) {
     uint8_t body[LWM2M_URL_MAX + 64];
     int fmt = write_fmts[r->wfmt];
@@ -181,6 +177,7 @@ static int send_cur(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
   }
   if (coap_send(r->s, pdu) == COAP_INVALID_MID)
     return -1;
+  e->lw->sends_left--;
   r->busy = 1;
   r->sent_at = now;
   return 0;
@@ -208,12 +205,11 @@ void lwm2m_dm_woke(struct lwm2m_reg *r, int64_t now)
 /* A request went unanswered across LWM2M_RETRIES wakes: given up, said, and
  * for a Package URI reported as a failed request (703: retry later), which
  * the rollout's attempts and backoff then govern. */
-static void report(struct coap_engine *e, struct lwm2m_reg *r, const char *stage, long code);
-
 static void give_up(struct coap_engine *e, struct lwm2m_reg *r)
 {
   char detail[96];
-  static const char *const kinds[] = {"Read", "Write", "Execute", "Observe", "Write-Attributes"};
+  static const char *const kinds[] = {"Read", "Write", "Execute", "Observe", "Write-Attributes",
+                                      "Push"};
 
   snprintf(detail, sizeof(detail), "%s /%u/%u/%u unanswered after %d sends", kinds[r->cur.kind],
            r->cur.obj, r->cur.inst, r->cur.res, r->tries);
@@ -221,314 +217,19 @@ static void give_up(struct coap_engine *e, struct lwm2m_reg *r)
   delivery_lwm2m_event(e->fleet, r->device, "lwm2m_gave_up", detail);
   if (r->cur.kind == OP_WRITE && r->cur.obj == 5 && r->cur.res == 1 && r->cur.payload != NULL &&
       r->cur.payload[0] != '\0' && r->url[0] != '\0') {
-    report(e, r, "DOWNLOADED", 703);
+    lwm2m_report(e, r, "DOWNLOADED", 703);
+    r->url[0] = '\0';
+    r->downloaded_told = r->executed = r->execute_due = 0;
+  }
+  if (r->cur.kind == OP_PUSH && r->push != NULL) {
+    lwm2m_push_end(e, r, "a block unanswered");
+    lwm2m_report(e, r, "DOWNLOADED", 703);
     r->url[0] = '\0';
     r->downloaded_told = r->executed = r->execute_due = 0;
   }
   r->resend = 0;
   free(r->cur.payload);
   r->cur.payload = NULL;
-}
-
-/* ---- the campaign -------------------------------------------------------- */
-
-static void who_of(struct coap_engine *e, struct lwm2m_reg *r, struct device_identity *who)
-{
-  memset(who, 0, sizeof(*who));
-  /* the registration proved the device (its DTLS identity, or plain CoAP
-   * where the operator allows it): the core takes it as a verified peer */
-  who->device_id = r->device;
-  who->peer_id = r->device;
-  who->addr = r->ip;
-  who->proto = e->proto;
-}
-
-/* ---- commits ------------------------------------------------------------
- * A check-in or report changes state the writer commits on its own thread
- * (delivery_*_nowait, delivery_commit): this thread never waits on the
- * disk, and an offer's Package URI is written only once the offer is
- * durable. */
-struct lwm2m_commit {
-  struct coap_engine *e;
-  atomic_int committed;
-  char device[DEVICE_ID_MAX + 1];
-  char url[LWM2M_URL_MAX]; /* the offer to write once durable; "": nothing */
-  struct lwm2m_commit *next;
-};
-
-/* The writer's thread: touches c only before it says so, and e last (the
- * engine waits for commits_out to reach 0 before it goes). */
-static void commit_done(void *arg)
-{
-  struct lwm2m_commit *c = arg;
-  struct coap_engine *e = c->e;
-
-  atomic_store(&c->committed, 1);
-  atomic_fetch_add(&e->commits_done, 1);
-  atomic_fetch_sub(&e->commits_out, 1);
-}
-
-/* Asks for the commit of what the last call changed; url (or NULL) is
- * written to the device once it is done. */
-static void commit_then(struct coap_engine *e, const char *device, const char *url)
-{
-  struct lwm2m_commit *c = calloc(1, sizeof(*c));
-
-  if (c == NULL) {
-    delivery_commit_wait(e->fleet);
-    return; /* the next poll writes the offer */
-  }
-  c->e = e;
-  snprintf(c->device, sizeof(c->device), "%s", device);
-  if (url != NULL && strlen(url) < sizeof(c->url))
-    snprintf(c->url, sizeof(c->url), "%s", url);
-  atomic_fetch_add(&e->commits_out, 1);
-  if (delivery_commit(e->fleet, commit_done, c) < 0) {
-    atomic_fetch_sub(&e->commits_out, 1);
-    delivery_commit_wait(e->fleet);
-    atomic_store(&c->committed, 1);
-  }
-  c->next = e->lw->commits;
-  e->lw->commits = c;
-}
-
-static void apply_offer(struct coap_engine *e, struct lwm2m_reg *r, const char *url);
-
-int lwm2m_commits_pending(const struct coap_engine *e)
-{
-  return e->lw != NULL && e->lw->commits != NULL;
-}
-
-void lwm2m_dm_commits(struct coap_engine *e, int wait)
-{
-  struct lwm2m_commit **p = &e->lw->commits;
-
-  while (wait && atomic_load(&e->commits_out) > 0)
-    usleep(1000);
-  while (*p != NULL) {
-    struct lwm2m_commit *c = *p;
-    struct lwm2m_reg *r;
-    if (!atomic_load(&c->committed)) {
-      p = &c->next;
-      continue;
-    }
-    *p = c->next;
-    if (!wait && c->url[0] != '\0' && (r = lwm2m_reg_by_dev(e->lw, c->device)) != NULL) {
-      apply_offer(e, r, c->url);
-      lwm2m_due_touch(e->lw, r);
-    }
-    free(c);
-  }
-}
-
-static void report(struct coap_engine *e, struct lwm2m_reg *r, const char *stage, long code)
-{
-  struct device_identity who;
-  struct report_answer a;
-  char body[96];
-  int n;
-
-  who_of(e, r, &who);
-  if (code >= 0)
-    n = snprintf(body, sizeof(body), "{\"stage\":\"%s\",\"code\":%ld}", stage, code);
-  else
-    n = snprintf(body, sizeof(body), "{\"stage\":\"%s\"}", stage);
-  delivery_report_nowait(e->fleet, &who, 1, body, (size_t)n, &a);
-  if (a.must_commit)
-    commit_then(e, r->device, NULL);
-  if (a.verdict != VERDICT_NOTHING)
-    log_warn("%s: LwM2M device %s: report %s not taken: %s", proto_name(e->proto), r->device, body,
-             a.message);
-}
-
-/* An Update Result (LwM2M 1.x, /5/0/5) as the Quectel code of the same
- * class (fleet/urc.c), with the stage it ends; 0 for none (0, 1). */
-static long result_code(int result, const char **stage)
-{
-  *stage = "DOWNLOADED";
-  switch (result) {
-  case 2:                             /* not enough flash */
-  case 3: return 701;                 /* out of RAM: retryable */
-  case 4: return 711;                 /* connection lost during download: retryable */
-  case 5: return 710;                 /* integrity check failure: the package is re-checked */
-  case 6: return 590;                 /* unsupported package type: device side */
-  case 7: return 705;                 /* invalid URI: our mistake */
-  case 8: *stage = "END"; return 504; /* firmware update failed: device side */
-  case 9: return 706;                 /* unsupported protocol: our mistake */
-  case 10:                            /* cancelled */
-  case 11: return 709;                /* deferred: retryable */
-  default: return 0;
-  }
-}
-
-/* The /5 values changed (a read or a notification). */
-static void fw_changed(struct coap_engine *e, struct lwm2m_reg *r)
-{
-  const char *stage;
-  long code;
-
-  if (!r->drive || r->url[0] == '\0')
-    return;
-  if (r->fw_state == 2 && !r->downloaded_told) {
-    r->downloaded_told = 1;
-    report(e, r, "DOWNLOADED", 0);
-    /* Update goes out only while the rollout lets it (lwm2m_dm_step) */
-    r->execute_due = 1;
-    r->execute_held = 0;
-    r->execute_at = 0;
-    return;
-  }
-  if (r->fw_result == 1 && r->executed) {
-    /* done: the version it runs now confirms the hop */
-    lwm2m_dm_queue(r, OP_READ, 3, 0, 3, NULL);
-    r->executed = 0;
-    return;
-  }
-  code = result_code(r->fw_result, &stage);
-  if (code != 0) {
-    char detail[96];
-    snprintf(detail, sizeof(detail), "Update Result %d, reported as %s %ld", r->fw_result, stage,
-             code);
-    delivery_lwm2m_event(e->fleet, r->device, "lwm2m_result", detail);
-    report(e, r, stage, code);
-    /* the offer is spent; a retry the core grants is written again */
-    r->url[0] = '\0';
-    r->downloaded_told = r->executed = r->execute_due = 0;
-  }
-}
-
-/* The protocol of the offer: the listener's when the device takes it
- * (/5/0/8), else the first the device takes and a front serves. NULL: let
- * the core choose (the device's, the rollout's transport). */
-static const char *transport_for(struct coap_engine *e, struct lwm2m_reg *r)
-{
-  /* /5/0/8 numbers: 0 CoAP, 1 CoAPS, 2 HTTP 1.1, 3 HTTPS 1.1 */
-  static const struct {
-    int bit;
-    enum proto p;
-  } m[] = {{1, PROTO_COAPS}, {3, PROTO_HTTPS}, {0, PROTO_COAP}, {2, PROTO_HTTP}};
-  int own = e->proto == PROTO_COAPS ? 1 : 0;
-
-  if (r->fw_protocols < 0 || (r->fw_protocols & (1 << own)))
-    return NULL;
-  for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-    if ((r->fw_protocols & (1 << m[i].bit)) && delivery_has(e->fleet, m[i].p))
-      return proto_name(m[i].p);
-  return NULL;
-}
-
-/* Whether the offer behind the Package URI we wrote still stands (a
- * cancelled rollout, or an offer the core ended, takes it away). */
-static int offer_stands(struct coap_engine *e, struct lwm2m_reg *r)
-{
-  const char *tok = strstr(r->url, "/f/");
-  struct target t;
-
-  if (tok == NULL)
-    return 1;
-  if (delivery_resolve_offer(e->fleet, tok + 3, r->device, 0, &t) != RESOLVE_OK)
-    return 0;
-  target_release(&t);
-  return 1;
-}
-
-/* The offer is gone: an empty Package URI cancels the device's download
- * and resets /5 to idle (LwM2M 1.x, 5.6.1). */
-static void cancel_offer(struct coap_engine *e, struct lwm2m_reg *r)
-{
-  if (lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, "") < 0)
-    return;
-  r->url[0] = '\0';
-  r->downloaded_told = r->executed = r->execute_due = 0;
-  delivery_lwm2m_event(e->fleet, r->device, "lwm2m_cancel", "/5/0/1 written empty");
-}
-
-/* The core offers url: written as the Package URI (or, when the device
- * downloads or has what was written before it registered again, taken as
- * the current offer). */
-static void apply_offer(struct coap_engine *e, struct lwm2m_reg *r, const char *url)
-{
-  if (r->url[0] == '\0' && (r->fw_state == 1 || r->fw_state == 2) && strlen(url) < sizeof(r->url)) {
-    /* it downloads, or has, what we wrote before it registered again:
-     * the offer goes on from there */
-    snprintf(r->url, sizeof(r->url), "%s", url);
-    r->downloaded_told = r->executed = r->execute_due = 0;
-    fw_changed(e, r);
-  } else if (strcmp(url, r->url) != 0 && strlen(url) < sizeof(r->url) &&
-             lwm2m_dm_queue(r, OP_WRITE, 5, 0, 1, url) == 0) {
-    snprintf(r->url, sizeof(r->url), "%s", url);
-    r->downloaded_told = r->executed = r->execute_due = 0;
-    delivery_lwm2m_event(e->fleet, r->device, "lwm2m_write", "/5/0/1 Package URI");
-  }
-}
-
-/* Asks the core whether the device has an offer, as its host's check-in
- * would. */
-static void poll_offer(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
-{
-  struct device_identity who;
-  struct checkin_answer a;
-  int64_t wait = (int64_t)e->set.lwm2m_poll * 1000;
-
-  who_of(e, r, &who);
-  delivery_checkin_nowait(e->fleet, &who, r->version[0] ? r->version : NULL, transport_for(e, r),
-                          &a);
-  if (a.must_commit && a.verdict != VERDICT_OFFER)
-    commit_then(e, r->device, NULL);
-  r->version_told = 1;
-  switch (a.verdict) {
-  case VERDICT_OFFER:
-    if (a.must_commit)
-      commit_then(e, r->device, a.url); /* written once durable */
-    else
-      apply_offer(e, r, a.url);
-    break;
-  case VERDICT_LATER:
-    if (a.retry_after > 0 && (int64_t)a.retry_after * 1000 < wait)
-      wait = (int64_t)a.retry_after * 1000;
-    break;
-  case VERDICT_NOTHING:
-    if (r->url[0] != '\0' && !r->executed && !offer_stands(e, r))
-      cancel_offer(e, r);
-    break;
-  default:
-    log_warn("%s: LwM2M device %s: check-in refused: %s", proto_name(e->proto), r->device,
-             a.message);
-    break;
-  }
-  r->next_poll = now + wait;
-}
-
-/* The device downloaded: Update (/5/0/2) is executed only while its
- * rollout runs and inside the rollout's window; else asked again when the
- * window opens, at the next lwm2m_poll, or at once when the rollout resumes
- * (the wake list). */
-static void execute_when_allowed(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
-{
-  int w = delivery_lwm2m_may_update(e->fleet, r->device);
-  int64_t poll = (int64_t)e->set.lwm2m_poll * 1000;
-  char detail[96];
-
-  if (w == 0) {
-    if (lwm2m_dm_queue(r, OP_EXECUTE, 5, 0, 2, NULL) == 0) {
-      r->execute_due = 0;
-      delivery_lwm2m_event(e->fleet, r->device, "lwm2m_execute", "/5/0/2");
-    }
-    return;
-  }
-  if (w == -2) {
-    r->execute_due = 0; /* the offer is gone: cancel_offer follows */
-    return;
-  }
-  r->execute_at = now + (w > 0 && (int64_t)w * 1000 < poll ? (int64_t)w * 1000 : poll);
-  if (!r->execute_held) {
-    r->execute_held = 1;
-    if (w > 0)
-      snprintf(detail, sizeof(detail), "/5/0/2 held: the rollout's window opens in %d s", w);
-    else
-      snprintf(detail, sizeof(detail), "/5/0/2 held: the rollout is paused");
-    delivery_lwm2m_event(e->fleet, r->device, "lwm2m_execute_held", detail);
-  }
 }
 
 void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
@@ -558,6 +259,14 @@ void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
     }
     return;
   }
+  if (r->push_next) {
+    /* the push's next block, ahead of anything queued meanwhile */
+    r->push_next = 0;
+    r->tries = 1;
+    if (r->push != NULL && r->cur.kind == OP_PUSH && send_cur(e, r, now) < 0)
+      give_up(e, r);
+    return;
+  }
   if (r->nq > 0) {
     free(r->cur.payload);
     r->tries = 1;
@@ -572,7 +281,7 @@ void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
     return;
   }
   if (r->execute_due && now >= r->execute_at) {
-    execute_when_allowed(e, r, now);
+    lwm2m_execute_when_allowed(e, r, now);
     return;
   }
   if (!r->drive || !lwm2m_links_has(&r->links, 5) || now < r->next_poll)
@@ -583,12 +292,12 @@ void lwm2m_dm_step(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
     if (e->lw->polls_left <= 0)
       return;
     e->lw->polls_left--;
-    poll_offer(e, r, now);
+    lwm2m_poll_offer(e, r, now);
   } else if ((r->fw_state == 1 || r->fw_state == 2) && !r->executed) {
     /* downloading or downloaded: only whether the offer still stands */
     r->next_poll = now + (int64_t)e->set.lwm2m_poll * 1000;
-    if (!offer_stands(e, r))
-      cancel_offer(e, r);
+    if (!lwm2m_offer_stands(e, r))
+      lwm2m_cancel_offer(e, r);
   }
 }
 
@@ -600,7 +309,7 @@ int64_t lwm2m_dm_due(const struct coap_engine *e, const struct lwm2m_reg *r, int
     return r->sent_at + REQUEST_GIVE_UP_MS < due ? r->sent_at + REQUEST_GIVE_UP_MS : due;
   if (r->queue && now - r->heard >= (int64_t)e->set.lwm2m_awake * 1000)
     return due; /* asleep: its next Update touches it */
-  if (r->resend || r->nq > 0)
+  if (r->resend || r->nq > 0 || r->push_next)
     return now;
   if (r->execute_due && r->execute_at < due)
     due = r->execute_at;
@@ -657,7 +366,7 @@ static void took_value(struct coap_engine *e, struct lwm2m_reg *r, uint16_t obj,
     int *slot = res == 3 ? &r->fw_state : &r->fw_result;
     if (*slot != (int)v.ints[0]) {
       *slot = (int)v.ints[0];
-      fw_changed(e, r);
+      lwm2m_fw_changed(e, r);
     }
   }
   lwm2m_reg_view(e, r);
@@ -715,12 +424,14 @@ coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, con
     if (other_format(e, r, coap_pdu_get_code(recv)) && send_cur(e, r, now) == 0)
       return COAP_RESPONSE_OK; /* the same request in the next format */
     atomic_fetch_add(ok ? &lwm2m_stats.requests_ok : &lwm2m_stats.requests_error, 1);
-    if (ok && (op->kind == OP_READ || op->kind == OP_OBSERVE))
+    if (op->kind == OP_PUSH)
+      lwm2m_push_answer(e, r, recv);
+    else if (ok && (op->kind == OP_READ || op->kind == OP_OBSERVE))
       took_value(e, r, op->obj, op->res, recv);
     else if (op->kind == OP_EXECUTE && op->obj == 5 && op->res == 2) {
       if (ok) {
         r->executed = 1;
-        report(e, r, "START", -1);
+        lwm2m_report(e, r, "START", -1);
       } else {
         delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", "Execute /5/0/2 refused");
       }
@@ -732,7 +443,7 @@ coap_response_t lwm2m_dm_response(coap_session_t *s, const coap_pdu_t *sent, con
     } else if (op->kind == OP_WRITE && !ok) {
       /* a device that refuses our Package URI cannot take this offer */
       delivery_lwm2m_event(e->fleet, r->device, "lwm2m_error", "Write /5/0/1 refused");
-      report(e, r, "DOWNLOADED", 705);
+      lwm2m_report(e, r, "DOWNLOADED", 705);
       r->url[0] = '\0';
     }
     return COAP_RESPONSE_OK;
@@ -763,8 +474,11 @@ void lwm2m_dm_nack(coap_session_t *s, const coap_pdu_t *sent, const coap_nack_re
   if (r->busy && memcmp(tok.s, r->tok, LWM2M_TOKEN_LEN) == 0) {
     r->busy = 0;
     lwm2m_due_touch(e->lw, r);
-    if (r->queue && reason == COAP_NACK_TOO_MANY_RETRIES) {
-      r->resend = 1; /* it slept through them: again at its next wake */
+    if ((r->queue || r->cur.kind == OP_PUSH) && reason == COAP_NACK_TOO_MANY_RETRIES) {
+      /* it slept through them: again at its next wake; a push's block
+       * again (up to LWM2M_RETRIES times), where the acknowledgements
+       * stopped */
+      r->resend = 1;
       return;
     }
     atomic_fetch_add(

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../util/util.h"
 #include "coap_msg.h"
@@ -27,6 +28,16 @@
 #define WAKE_PER_TICK 256  /* woken device ids taken off the fleet's list a tick */
 #define POLLS_PER_TICK 64  /* check-ins a tick: a woken 10,000-device wave in ~3 s */
 #define STEPS_PER_TICK 512 /* registrations stepped a tick; the rest stay due, in order */
+/* A tick's work, at most, before the thread goes back to its datagrams;
+ * what is left is done in slices between them (see lwm2m_tick) */
+#define SLICE_US 1000
+#define COMMITS_PER_SLICE 64 /* offers made durable, applied a slice */
+/* Requests sent a slice: each brings an answer (and a Write of Package URI
+ * a notification too) back into the socket ahead of the Updates that come
+ * after; a thousand sent in a burst came back as a thousand datagrams to
+ * read before the next Update (20-25 ms), and overflowed the socket's
+ * buffer (Updates lost). Eight a slice keep that backlog to one batch. */
+#define SENDS_PER_SLICE 8
 
 static size_t slot_str(const struct lwm2m_server *lw, const char *s)
 {
@@ -147,7 +158,7 @@ void lwm2m_free(struct coap_engine *e)
 
   if (lw == NULL)
     return;
-  lwm2m_dm_commits(e, 1);
+  lwm2m_dm_commits(e, 1, 0);
   for (size_t i = 0; i < lw->nb; i++)
     while (lw->by_loc[i])
       reg_drop(e, lw->by_loc[i], NULL);
@@ -467,22 +478,68 @@ static void take_wakes(struct lwm2m_server *lw)
           wake(lw, r);
 }
 
-void lwm2m_tick(struct coap_engine *e, int64_t now)
+int lwm2m_wait_ms(const struct coap_engine *e, int64_t now)
+{
+  const struct lwm2m_server *lw = e->lw;
+  int64_t at;
+
+  if (lw == NULL || lw->hn == 0)
+    return -1;
+  /* the first due registration, at the tick it can be stepped in */
+  at = lw->heap[0]->due;
+  if (at < lw->last_tick + TICK_MS)
+    at = lw->last_tick + TICK_MS;
+  return at <= now ? 0 : at - now > INT32_MAX ? INT32_MAX : (int)(at - now);
+}
+
+static int64_t mono_us(void)
+{
+  struct timespec t;
+
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* Why slices: a wave's start makes a thousand registrations due at once
+ * (their check-ins, then their Package URI writes, each a coap_send), and
+ * stepping 512 of them in one go held the thread for 5 to 25 ms while
+ * registration Updates waited in the socket (issue 15). A tick now stops
+ * after SLICE_US and says so; the engine then polls its socket without
+ * waiting, answers what came, and calls again for the next slice. */
+int lwm2m_tick(struct coap_engine *e, int64_t now)
 {
   struct lwm2m_server *lw = e->lw;
   struct lwm2m_reg *r;
+  int64_t t0;
+  int more = 0;
 
-  if (lw != NULL && lw->commits != NULL)
-    lwm2m_dm_commits(e, 0);
-  if (lw == NULL || lw->n == 0 || now - lw->last_tick < TICK_MS)
-    return;
-  lw->last_tick = now;
-  lw->polls_left = POLLS_PER_TICK;
-  take_wakes(lw);
+  if (lw == NULL)
+    return 0;
+  t0 = mono_us();
+  if (lw->commits != NULL && lwm2m_dm_commits(e, 0, COMMITS_PER_SLICE) > 0)
+    more = 1;
+  if (lw->n == 0 || (!lw->more && now - lw->last_tick < TICK_MS))
+    return more;
+  if (!lw->more) {
+    /* a new tick (a slice goes on with what the tick allowed) */
+    lw->last_tick = now;
+    lw->polls_left = POLLS_PER_TICK;
+    lw->steps_left = STEPS_PER_TICK;
+    take_wakes(lw);
+  }
+  lw->more = 0;
+  lw->sends_left = SENDS_PER_SLICE;
   /* only the registrations due (lwm2m_due.c), not a walk of them all,
    * and a bounded number a tick: the thread answers datagrams meanwhile */
-  for (int steps = 0; steps < STEPS_PER_TICK && (r = lwm2m_due_next(lw, now)) != NULL; steps++) {
+  while ((r = lwm2m_due_next(lw, now)) != NULL) {
     int64_t due;
+    if (lw->steps_left <= 0)
+      break; /* the rest at the next tick */
+    if (lw->sends_left <= 0 || mono_us() - t0 >= SLICE_US) {
+      lw->more = 1;
+      break;
+    }
+    lw->steps_left--;
     if (now > r->expires) {
       atomic_fetch_add(&lwm2m_stats.expiries, 1);
       reg_drop(e, r, "lwm2m_expired");
@@ -494,4 +551,5 @@ void lwm2m_tick(struct coap_engine *e, int64_t now)
     due = lwm2m_dm_due(e, r, now);
     lwm2m_due_set(lw, r, due <= now ? now + 1 : due);
   }
+  return more || lw->more;
 }

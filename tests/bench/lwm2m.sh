@@ -24,7 +24,10 @@
 # LW_WAVE devices, and waits until the client acknowledged LW_WAVE Package
 # URI writes; then 5 s more. Prints the registration time, RSS, the time
 # from the start call to the last write acknowledged, and p50/p99/worst of
-# the Updates' round trips at rest and during the wave, and the goals.
+# the Updates' round trips at rest and during the wave, and the goals. A
+# round trip ends at the ACK's arrival at the device's socket (the kernel's
+# time stamp): the server's answer time, without the load client's loop
+# (one Python process for all devices), whose own delays are shown apart.
 
 set -u
 umask 022
@@ -137,7 +140,11 @@ python3 "$HERE/lwm2m_load.py" --server "127.0.0.1:$COAP_PORT" --devices "$N" --p
   --version "$VA" --status "$T/status.json" --out "$T/load.json" --update-rate "$RATE" \
   --max-seconds $((MAXS * 3)) >"$T/load.out" 2>"$T/load.err" &
 LOAD_PID=$!
-_all_registered() { [ "$(status .all_registered_at)" != null ] && [ -n "$(status .all_registered_at)" ]; }
+_all_registered() { # read once: the status file may appear between two reads
+  local t
+  t=$(status .all_registered_at)
+  [ -n "$t" ] && [ "$t" != null ]
+}
 wait_until "$MAXS" _all_registered || {
   tail -n 5 "$T/load.err" >&2
   die "not all registered within $MAXS s: $(cat "$T/status.json" 2>/dev/null)"
@@ -190,8 +197,10 @@ d = json.load(open(sys.argv[1]))
 rest, start, end = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 last = None if sys.argv[5] in ("null", "") else float(sys.argv[5])
 w, wave, hwm, rss = int(sys.argv[6] or 0), int(sys.argv[7]), int(sys.argv[8] or 0), int(sys.argv[9] or 0)
-def figs(lo, hi):
-    xs = [r for t, r in d["updates"] if lo <= t < hi]
+def figs(lo, hi, k=1):
+    # k 1: to the ACK's arrival at the device (kernel time stamp), the
+    # server's answer time; 2: to when the load client's loop took it
+    xs = [u[k] for u in d["updates"] if lo <= u[0] < hi]
     ok = sorted(r * 1000 for r in xs if r is not None)
     lost = sum(1 for r in xs if r is None)
     if not ok:
@@ -206,8 +215,11 @@ s_rest, _ = figs(rest, float(sys.argv[10]))
 s_wave, p99 = figs(start, (last or end) if w >= wave else end)
 print("Updates at rest:      " + s_rest)
 print("Updates in the wave:  " + s_wave)
+print("  as the load client's loop saw them (its own delays added):")
+print("    at rest:          " + figs(rest, float(sys.argv[10]), 2)[0])
+print("    in the wave:      " + figs(start, (last or end) if w >= wave else end, 2)[0])
 prof = {}
-for t, r in d["updates"]:
+for t, r, _ in d["updates"]:
     if start - 2 <= t < end:
         k = int((t - start) // 1)
         prof[k] = max(prof.get(k, 0), 9999 if r is None else r * 1000)

@@ -9,7 +9,9 @@ flight, retried after 2 s), answers the server's Reads of /3/0/3, /5/0/8,
 URI (/5/0/1) with 2.04 and goes to State 1 (Downloading, notified to the
 observer; no download is made), and refuses Execute (4.05). Once all are
 registered, the devices send registration Updates at --update-rate per
-second in total (round robin), each timed from its send to its ACK.
+second in total (round robin), each timed from its send to its ACK's
+arrival at the device's socket (the kernel's time stamp), and to the
+moment this loop took it (which adds the loop's own delays).
 
   lwm2m_load.py --server HOST:PORT --devices N --prefix P --version V
                 --status FILE --out FILE [--update-rate R] [--window W]
@@ -17,7 +19,7 @@ second in total (round robin), each timed from its send to its ACK.
 
 The device ids are P%06d. --status is rewritten every second with the
 counts; the process ends on SIGTERM/SIGINT or after --max-seconds and
-writes --out: each Update's send time and round trip, each Package URI
+writes --out: each Update's send time and round trips, each Package URI
 write's arrival time."""
 import argparse
 import json
@@ -37,6 +39,7 @@ from coap_raw import build, parse, opt_bytes, uint  # noqa: E402
 CON, NON, ACK, RST = 0, 1, 2, 3
 CONTENT, CHANGED, NOT_FOUND, NOT_ALLOWED = 0x45, 0x44, 0x84, 0x85
 TLV = 11542
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # also SCM_TIMESTAMPNS
 LINKS = b'</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</5/0>'
 
 
@@ -61,6 +64,10 @@ class Dev:
         self.i, self.ep = i, ep
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.s.setblocking(False)
+        # the kernel's arrival time of each datagram: a round trip ends
+        # when the answer reaches the device, not when this one loop (busy
+        # with the other 9,999 devices) gets round to it
+        self.s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.s.bind(("127.0.0.1", 0))
         self.loc = None
         self.mid = None  # the request in flight: its message id
@@ -195,7 +202,7 @@ def main():
                         inflight.discard(i)
                         d.mid = None
                         c["update_timeouts"] += 1
-                        updates.append((d.sent, None))
+                        updates.append((d.sent, None, None))
         # Updates, once all are registered
         if t_all is None and not pending and not inflight:
             t_all = now
@@ -213,7 +220,7 @@ def main():
             d = key.data
             while True:
                 try:
-                    data = d.s.recv(4096)
+                    data, anc, _, _ = d.s.recvmsg(4096, 64)
                 except BlockingIOError:
                     break
                 except OSError:
@@ -232,7 +239,12 @@ def main():
                             else:
                                 c["reg_failed"] += 1
                         else:
-                            updates.append((d.sent, t - d.sent))
+                            arrived = t
+                            for lvl, typ, v in anc:
+                                if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS:
+                                    sec, ns = struct.unpack("qq", v[:16])
+                                    arrived = sec + ns / 1e9
+                            updates.append((d.sent, arrived - d.sent, t - d.sent))
                             c["updates"] += 1
                         d.mid = None
                         inflight.discard(d.i)

@@ -23,9 +23,21 @@ URI writes arrive (it never hears them nor their retransmissions);
 --formats ID=FMT: a device that takes only that Content-Format (11542 TLV,
 110 SenML JSON, 112 SenML CBOR): 4.15 to a Write in another, 4.06 to a Read
 whose Accept is not it.
+--push IDS: devices that take firmware only pushed (/5/0/9 = 1): the server
+writes the package into /5/0/0 (Package) block by block (Block1): the
+first block moves State to 1 (Downloading), each is acknowledged 2.31
+Continue (2.04 Changed the last, then State 2 once its size matches Size1),
+a block that does not follow the bytes held gets 4.08 Request Entity
+Incomplete;
+--push-szx ID=N: that device takes blocks of at most 16 << N bytes (4.13
+Request Entity Too Large with its size to a larger first block, its size in
+the Block1 answers after);
+--push-nap ID=K: a queue-mode device that falls asleep as block K arrives
+(it keeps the blocks it has, and takes the push up again at its next wake).
 
   lwm2msim.py --server HOST:PORT --devices FILE.json --chain V0,V1,V2
               --target VN [--queue IDS] [--fail ID=R ...] [--tlv IDS]
+              [--push IDS] [--push-szx ID=N] [--push-nap ID=K]
               [--update-interval S] [--awake S] [--max-seconds S]
               [--out summary.json]
 
@@ -52,6 +64,7 @@ CON, NON, ACK, RST = 0, 1, 2, 3
 GET, POST, PUT, DELETE = 1, 2, 3, 4
 CREATED, DELETED, CHANGED, CONTENT = 0x41, 0x42, 0x44, 0x45
 BAD_REQUEST, NOT_FOUND, NOT_ALLOWED = 0x80, 0x84, 0x85
+CONTINUE, INCOMPLETE, TOO_LARGE = 0x5F, 0x88, 0x8D  # 2.31, 4.08, 4.13
 TLV = 11542
 SENML_JSON, SENML_CBOR = 110, 112
 NOT_ACCEPTABLE, UNSUPPORTED_FORMAT = 0x86, 0x8F
@@ -253,6 +266,14 @@ class Device(threading.Thread):
         self.tlv = self.id in a.tlv
         self.only = dict(a.formats_map).get(self.id)
         self.naps = dict(a.nap_map).get(self.id, 0)
+        self.push = self.id in a.push
+        self.push_szx = dict(a.push_szx_map).get(self.id, 6)
+        self.push_nap = dict(a.push_nap_map).get(self.id)
+        self.push_buf = bytearray()  # the blocks pushed so far
+        self.push_size = None  # Size1 of the push under way
+        self.pushes = 0  # pushes begun (a first block)
+        self.pushed_sha = []  # SHA-256 of each package pushed whole
+        self.blocks = 0  # blocks taken
         self.write_formats = []  # the Content-Format of each Write it took
         self.attrs = {}  # path -> the attributes written on it
         self.fail = dict(a.fail_map).get(self.id)
@@ -376,7 +397,7 @@ class Device(threading.Thread):
                 p, f = self.value(5, 8, [0, 2])  # CoAP and HTTP 1.1
                 self.send(response(r, CONTENT, p, [(12, uint(f))]))
             elif path == "5/0/9":
-                p, f = self.value(5, 9, 2)
+                p, f = self.value(5, 9, 1 if self.push else 2)  # push only, or both
                 self.send(response(r, CONTENT, p, [(12, uint(f))]))
             elif path in ("5/0/3", "5/0/5"):
                 res = int(path[-1])
@@ -411,6 +432,8 @@ class Device(threading.Thread):
             self.uri = uri
             self.set_fw(result=0, state=1)
             threading.Thread(target=self.download, args=(uri,), daemon=True).start()
+        elif code == "0.03" and path == "5/0/0":  # Write Package: a pushed block
+            self.take_block(r)
         elif code == "0.02" and path == "5/0/2":  # Execute Update
             if self.state != 2:
                 self.send(response(r, NOT_ALLOWED))
@@ -421,6 +444,73 @@ class Device(threading.Thread):
             threading.Thread(target=self.install, daemon=True).start()
         else:
             self.send(response(r, NOT_ALLOWED if path.startswith("5/") else NOT_FOUND))
+
+    def take_block(self, r):
+        """A block of the package pushed into /5/0/0 (RFC 7959 Block1)."""
+        b1 = r["opts"].get(27)
+        v = ival(b1[0]) if b1 else 0
+        num, more, szx = v >> 4, (v >> 3) & 1, v & 7
+        size = 16 << szx
+        off = num * size
+        if b1 is None and not r["payload"]:
+            # an empty Package: the state machine back to idle
+            self.push_buf = bytearray()
+            self.send(response(r, CHANGED))
+            self.set_fw(state=0, result=0)
+            return
+        if self.push_nap is not None and self.queue and num == self.push_nap:
+            # falls asleep as it arrives: neither it nor its
+            # retransmissions are heard until the next Update
+            self.push_nap = None
+            self.awake_until = 0.0
+            self.stats["napped"] += 1
+            self.log.append("slept through block %d" % num)
+            return
+        if off == 0 and szx > self.push_szx:
+            # too large: the size it takes, in the Block1 of a 4.13
+            self.log.append("block of %d refused: 4.13, %d" % (size, 16 << self.push_szx))
+            self.send(response(r, TOO_LARGE, b"", [(27, uint(self.push_szx))]))
+            return
+        if off == 0:
+            if self.state not in (0, 1):
+                self.send(response(r, NOT_ALLOWED))
+                return
+            self.push_buf = bytearray()
+            self.push_size = ival(r["opts"][60][0]) if 60 in r["opts"] else None
+            self.pushes += 1
+            self.uri = ""
+            self.log.append("push begins (%s bytes)" % self.push_size)
+            self.set_fw(result=0, state=1)
+        elif off > len(self.push_buf) or self.state != 1:
+            # a gap (or no push under way): what it had is not what follows
+            self.send(response(r, INCOMPLETE))
+            return
+        # a block held already (sent again, or a late retransmission of a
+        # block it slept through) replaces its own bytes, not what follows
+        self.push_buf[off:off + len(r["payload"])] = r["payload"]
+        self.blocks += 1
+        self.stats["pushed_bytes"] += len(r["payload"])
+        if more:
+            self.send(response(r, CONTINUE, b"", [(27, uint(num << 4 | 8 | min(szx, self.push_szx)))]))
+            return
+        self.send(response(r, CHANGED, b"", [(27, uint(num << 4 | min(szx, self.push_szx)))]))
+        body = bytes(self.push_buf)
+        self.push_buf = bytearray()
+        if self.push_size is not None and len(body) != self.push_size:
+            self.log.append("push of %d bytes, Size1 said %d" % (len(body), self.push_size))
+            self.set_fw(state=0, result=5)
+            return
+        self.pushed_sha.append(hashlib.sha256(body).hexdigest())
+        self.downloads += 1
+        self.stats["downloaded_bytes"] += len(body)
+        self.log.append("pushed whole: %d bytes" % len(body))
+        if self.fail == 5:
+            self.fail = None
+            self.log.append("integrity failure (on demand)")
+            self.set_fw(state=0, result=5)
+            self.outcome = "failed_5"
+            return
+        self.set_fw(state=2)
 
     def download(self, uri):
         slow = dict(self.a.slow_map).get(self.id)
@@ -523,6 +613,11 @@ def main():
                     help="ID=N: that queue-mode device sleeps through its first N Package URI writes")
     ap.add_argument("--slow", action="append", default=[],
                     help="ID=SECONDS: that device waits so long before it downloads")
+    ap.add_argument("--push", default="", help="ids that take firmware only pushed (/5/0/9 = 1)")
+    ap.add_argument("--push-szx", action="append", default=[],
+                    help="ID=N: that device takes pushed blocks of at most 16 << N bytes")
+    ap.add_argument("--push-nap", action="append", default=[],
+                    help="ID=K: that queue-mode device falls asleep as pushed block K arrives")
     ap.add_argument("--lifetime", type=int, default=60)
     ap.add_argument("--update-interval", type=float, default=5.0)
     ap.add_argument("--queue-interval", type=float, default=10.0,
@@ -543,10 +638,14 @@ def main():
     a.slow_map = [(k, float(v)) for k, v in (f.split("=") for f in a.slow)]
     a.formats_map = [(k, int(v)) for k, v in (f.split("=") for f in a.formats)]
     a.nap_map = [(k, int(v)) for k, v in (f.split("=") for f in a.nap)]
+    a.push = set(x for x in a.push.split(",") if x)
+    a.push_szx_map = [(k, int(v)) for k, v in (f.split("=") for f in a.push_szx)]
+    a.push_nap_map = [(k, int(v)) for k, v in (f.split("=") for f in a.push_nap)]
     expect_fail = set(x for x in a.expect_fail.split(",") if x)
     a.stop = threading.Event()
     stats = {"registrations": 0, "updates": 0, "requests": 0, "notifications": 0,
-             "dropped_asleep": 0, "downloaded_bytes": 0, "refused_format": 0, "napped": 0}
+             "dropped_asleep": 0, "downloaded_bytes": 0, "refused_format": 0, "napped": 0,
+             "pushed_bytes": 0}
     devs = [Device(d, a, stats) for d in json.load(open(a.devices))]
     for d in devs:
         d.start()
@@ -568,6 +667,8 @@ def main():
         summary["devices"].append({"id": d.id, "outcome": d.outcome, "version": d.version,
                                    "queue": d.queue, "downloads": d.downloads,
                                    "reboots": d.reboots, "write_formats": d.write_formats,
+                                   "push": d.push, "pushes": d.pushes, "blocks": d.blocks,
+                                   "pushed_sha": d.pushed_sha,
                                    "attrs": d.attrs,
                                    "log": d.log[-10:]})
     if a.out:
