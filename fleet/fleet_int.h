@@ -340,6 +340,29 @@ int rollout_window_wait(const struct rollout *r, int64_t now);
 void rollout_evaluate(struct fleet *f, struct rollout *r);
 void rollout_alarm(struct fleet *f, struct rollout *r, const char *text);
 void rollout_pause(struct fleet *f, struct rollout *r, const char *reason);
+/* A bulk call's devices (POST /api/v1/devices): at most BULK_MAX. An
+ * item's fields, from a jansson object (b) or read as text by bulk_parse
+ * (b NULL: only these fields, plain strings). */
+#define BULK_MAX 100000
+struct bulk_item {
+  const char *id, *model, *version, *group, *secret;
+  json_t *b;
+};
+/* Reads text (len bytes; changed in place) when it is an array of objects
+ * of plain strings under id, model, version, group and secret: 0 and
+ * *items (the caller frees it), 1 when it is not (parse it with jansson),
+ * -1 out of memory. */
+int bulk_parse(char *text, size_t len, struct bulk_item **items, size_t *n);
+/* A growing text; freed cleansed (it may hold secrets). */
+struct tbuf {
+  char *s;
+  size_t len, cap;
+  int failed;
+};
+int tbuf_add(struct tbuf *b, const char *s, size_t n);
+int tbuf_str(struct tbuf *b, const char *s);
+int tbuf_pair(struct tbuf *b, const char *key, const char *value);
+void tbuf_free(struct tbuf *b);
 /* How many members a start enrols in its call; above it, in the
  * background (202). */
 #define START_INLINE_MAX 5000
