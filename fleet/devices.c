@@ -85,7 +85,6 @@ void fleet_event_add(struct fleet *f, const char *device, int64_t at, const char
                      const char *text)
 {
   size_t a = strlen(device) + 1, b = strlen(kind) + 1, c = strlen(text) + 1;
-  char *buf;
 
   if (f->n_events == f->cap_events) {
     size_t nc = f->cap_events ? 2 * f->cap_events : 1024;
@@ -95,23 +94,37 @@ void fleet_event_add(struct fleet *f, const char *device, int64_t at, const char
     f->events = ne;
     f->cap_events = nc;
   }
-  buf = malloc(a + b + c);
-  if (buf == NULL)
-    return;
-  memcpy(buf, device, a);
-  memcpy(buf + a, kind, b);
-  memcpy(buf + a + b, text, c);
-  f->events[f->n_events++] = (struct fevent){buf, at};
+  if (f->ev_len + a + b + c > f->ev_cap) {
+    size_t nc = f->ev_cap ? 2 * f->ev_cap : 65536;
+    char *nt;
+    while (nc < f->ev_len + a + b + c)
+      nc *= 2;
+    if ((nt = realloc(f->ev_text, nc)) == NULL)
+      return;
+    f->ev_text = nt;
+    f->ev_cap = nc;
+  }
+  memcpy(f->ev_text + f->ev_len, device, a);
+  memcpy(f->ev_text + f->ev_len + a, kind, b);
+  memcpy(f->ev_text + f->ev_len + a + b, text, c);
+  f->events[f->n_events++] = (struct fevent){f->ev_len, at};
+  f->ev_len += a + b + c;
 }
 
 void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail)
 {
-  char *text, at[40];
+  char *text, at[40], plain[64];
   int64_t t = now_ms();
 
-  if (detail == NULL)
-    detail = json_object();
   time_iso_ms(t, at, sizeof(at));
+  if (detail == NULL) {
+    /* {"at": ...} alone (a creation, most of a bulk's work): no JSON */
+    snprintf(plain, sizeof(plain), "{\"at\":\"%s\"}", at);
+    fleet_event_add(f, d->id, t, kind, plain);
+    feed_device(d, kind, plain);
+    d->events_untrimmed++;
+    return;
+  }
   json_object_set_new(detail, "at", json_string(at));
   text = json_dumps(detail, JSON_COMPACT);
   json_decref(detail);

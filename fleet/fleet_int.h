@@ -196,14 +196,17 @@ struct fleet {
   int job_started, job_stop, job_running;
   char **deleted; /* ids to delete at the next flush */
   int n_deleted, cap_deleted;
-  /* events to append: one allocation each, "device\0kind\0detail" (an
-   * enrol makes two per member under the lock; JSON arrays were six
-   * allocations, freed by the writer in another thread's arena) */
+  /* events to append, "device\0kind\0detail" each, one after another in
+   * ev_text (at ev_text + off): no allocation per event under the lock,
+   * and the writer frees two blocks a flush, not one per event made by
+   * another thread (an enrol makes two per member; a bulk create one) */
   struct fevent {
-    char *buf;
+    size_t off;
     int64_t at;
   } * events;
   size_t n_events, cap_events;
+  char *ev_text;
+  size_t ev_len, ev_cap;
   char base[PROTO_COUNT][CONF_URL_MAX]; /* public bases of the fronts, "" none */
   struct fleet_limits limits;
   struct auth_fail auth_addr[AUTH_SLOTS], auth_dev[AUTH_SLOTS];
