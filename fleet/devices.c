@@ -111,6 +111,29 @@ void fleet_event_add(struct fleet *f, const char *device, int64_t at, const char
   f->ev_len += a + b + c;
 }
 
+int json_plain(const char *s, size_t max)
+{
+  size_t n = 0;
+
+  for (; *s; s++, n++)
+    if (n >= max || (unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' ||
+        *s == '\\')
+      return 0;
+  return 1;
+}
+
+void device_event_fields(struct fleet *f, struct device *d, const char *kind, const char *fields)
+{
+  char text[EVENT_FIELDS_MAX + 64], at[40];
+  int64_t t = now_ms();
+
+  time_iso_ms(t, at, sizeof(at));
+  snprintf(text, sizeof(text), "{%s,\"at\":\"%s\"}", fields, at);
+  fleet_event_add(f, d->id, t, kind, text);
+  feed_device(d, kind, text);
+  d->events_untrimmed++;
+}
+
 void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail)
 {
   char *text, at[40], plain[64];
@@ -149,9 +172,17 @@ void device_set_state(struct fleet *f, struct device *d, enum dstate to, const c
   d->state_since = now_ms();
   if (d->rollout != NULL)
     rollout_member_state(d->rollout, d, from, to);
-  device_event(f, d, "state",
-               json_pack("{s:s,s:s,s:s}", "from", dstate_name(from), "to", dstate_name(to),
-                         "reason", d->reason ? d->reason : ""));
+  if (json_plain(d->reason ? d->reason : "", EVENT_FIELDS_MAX - 64)) {
+    /* the usual case, without a JSON tree (an enrol makes one a member) */
+    char fields[EVENT_FIELDS_MAX];
+    snprintf(fields, sizeof(fields), "\"from\":\"%s\",\"to\":\"%s\",\"reason\":\"%s\"",
+             dstate_name(from), dstate_name(to), d->reason ? d->reason : "");
+    device_event_fields(f, d, "state", fields);
+  } else {
+    device_event(f, d, "state",
+                 json_pack("{s:s,s:s,s:s}", "from", dstate_name(from), "to", dstate_name(to),
+                           "reason", d->reason ? d->reason : ""));
+  }
   device_mark(f, d);
   if (d->rollout != NULL)
     rollout_mark(d->rollout);
@@ -340,6 +371,8 @@ void fleet_intern_free(struct fleet *f)
 
 void set_str(char **slot, const char *v)
 {
+  if (*slot != NULL && v != NULL && strcmp(*slot, v) == 0)
+    return;
   free(*slot);
   *slot = v ? strdup(v) : NULL;
 }

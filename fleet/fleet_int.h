@@ -238,6 +238,13 @@ void token_unlink(struct fleet *f, struct device *d);
 void device_mark(struct fleet *f, struct device *d);
 void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason);
 void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail);
+/* An event whose detail is fields, JSON members already written (and
+ * escaped), at most EVENT_FIELDS_MAX bytes: no JSON tree. */
+#define EVENT_FIELDS_MAX 448
+void device_event_fields(struct fleet *f, struct device *d, const char *kind, const char *fields);
+/* Whether s is at most max bytes of printable ASCII that JSON writes as it
+ * is (no quote, no backslash). */
+int json_plain(const char *s, size_t max);
 /* An event to append at the next flush (text: its detail as JSON), copied. f->mu */
 void fleet_event_add(struct fleet *f, const char *device, int64_t at, const char *kind,
                      const char *text);

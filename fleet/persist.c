@@ -151,7 +151,12 @@ static void flush_hook(struct store *s, void *arg)
   }
   pthread_mutex_lock(&f->mu);
   /* what changed up to now is this flush's: the rest waits for the next */
-  if (f->dirty != NULL) {
+  if (f->dirty != NULL && f->flushing == NULL) {
+    /* the usual case (a flush writes all it took): no walk of the list,
+     * which a start or a bulk makes hundreds of thousands long */
+    f->flushing = f->dirty;
+    f->dirty = NULL;
+  } else if (f->dirty != NULL) {
     struct device *tail = f->dirty;
     while (tail->dirty_next)
       tail = tail->dirty_next;
