@@ -342,7 +342,7 @@ static int bulk_run(struct fleet *f, struct bulk_item *it, size_t n, char **text
     return 500;
   }
   for (size_t p0 = 0; p0 < n || p0 == 0; p0 += JOB_PAGE) {
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     for (i = p0; i < n && i < p0 + JOB_PAGE; i++) {
       const char *id = it[i].id, *err;
       pre[i].creating = id != NULL && device_find(f, id) == NULL;
@@ -366,7 +366,7 @@ static int bulk_run(struct fleet *f, struct bulk_item *it, size_t n, char **text
   tbuf_add(&sec, "{", 1);
   tbuf_add(&psks, "{", 1);
   for (size_t p0 = 0; p0 < n; p0 += JOB_PAGE) {
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     for (i = p0; i < n && i < p0 + JOB_PAGE; i++) {
       char *secret = NULL, *psk = NULL;
       int c = device_apply(f, &it[i], &pre[i], &secret, &psk);

@@ -201,7 +201,7 @@ static void flush_hook(struct store *s, void *arg)
   free(deleted);
   for (;;) {
     int n = 0, more;
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     while (f->flushing != NULL && n < JOB_PAGE) {
       struct device *d = f->flushing;
       struct saved *sv = &dev[n++];

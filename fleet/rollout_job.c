@@ -76,7 +76,7 @@ static int renumber(struct fleet *f, struct rollout *r, struct ordered *list, si
 
   qsort(list, n, sizeof(*list), cmp_pos);
   for (size_t i = 0; i < n;) {
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     if (r->state != R_STARTING || f->job_stop) {
       pthread_mutex_unlock(&f->mu);
       return -1;
@@ -131,7 +131,7 @@ static int start_job(struct fleet *f, struct rollout *r)
   /* the candidates, a few hundred buckets at a time; the records stay
    * valid while the job runs (device_bury) */
   for (int b0 = 0; b0 < DEV_BUCKETS; b0 += scan) {
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     if (r->state != R_STARTING || f->job_stop) {
       pthread_mutex_unlock(&f->mu);
       free(list);
@@ -170,7 +170,7 @@ static int start_job(struct fleet *f, struct rollout *r)
       free(list);
       return 0;
     }
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     if (r->state != R_STARTING || f->job_stop) {
       pthread_mutex_unlock(&f->mu);
       free(list);
@@ -192,7 +192,7 @@ static int start_job(struct fleet *f, struct rollout *r)
         return f->job_stop ? -1 : 0;
       }
       renumbered = 1;
-      pthread_mutex_lock(&f->mu);
+      page_lock(f);
       if (r->state != R_STARTING || f->job_stop) {
         pthread_mutex_unlock(&f->mu);
         free(list);
@@ -242,7 +242,7 @@ static int sweep_job(struct fleet *f, struct rollout *r)
       int more;
       if (!fleet_shared_job_hold(f, r))
         return 0; /* another node carries it on */
-      pthread_mutex_lock(&f->mu);
+      page_lock(f);
       if (f->job_stop) {
         pthread_mutex_unlock(&f->mu);
         return -1;
