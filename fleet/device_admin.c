@@ -103,8 +103,9 @@ static const char *device_body_error(struct fleet *f, const char *id, json_t *b,
 /* Checks an item bulk_parse read (plain printable strings, known keys
  * only): the checks of device_body_error that can fail on it, in its
  * order, with its words. */
-static const char *narrow_error(struct fleet *f, const struct bulk_item *it, int creating)
+static const char *narrow_error(struct fleet *f, const struct bulk_item *it, struct device *d)
 {
+  int creating = d == NULL;
   size_t n;
 
   if (creating && it->model == NULL)
@@ -117,7 +118,7 @@ static const char *narrow_error(struct fleet *f, const struct bulk_item *it, int
     return "group must be a string of at most 128 characters";
   if (it->secret != NULL && ((n = strlen(it->secret)) < 16 || n > 128))
     return "secret must be a string of 16 to 128 characters";
-  return psk_body_error(f, it->id, NULL);
+  return psk_body_error_of(f, it->id, d, NULL);
 }
 
 /* The fields of a JSON body (checked or not: a missing or mistyped one is
@@ -345,11 +346,12 @@ static int bulk_run(struct fleet *f, struct bulk_item *it, size_t n, char **text
     page_lock(f);
     for (i = p0; i < n && i < p0 + JOB_PAGE; i++) {
       const char *id = it[i].id, *err;
-      pre[i].creating = id != NULL && device_find(f, id) == NULL;
+      struct device *d = id != NULL ? device_find(f, id) : NULL;
+      pre[i].creating = id != NULL && d == NULL;
       err = id == NULL || !id_ok(id) ? "id missing or malformed"
             : it[i].b != NULL
                 ? device_body_error(f, id, it[i].b, pre[i].creating, 1, ebuf, sizeof(ebuf))
-                : narrow_error(f, &it[i], pre[i].creating);
+                : narrow_error(f, &it[i], d);
       if (err != NULL) {
         pthread_mutex_unlock(&f->mu);
         free(pre);

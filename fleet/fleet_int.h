@@ -332,6 +332,9 @@ char *psk_seal(const struct fleet *f, const char *id, const unsigned char *psk, 
 /* The admin API's psk and psk_identity fields: a complaint or NULL; then
  * applied (*generated: a generated key in hex, shown once; caller frees). */
 const char *psk_body_error(struct fleet *f, const char *id, json_t *b);
+/* The same for the device d (id's, NULL when there is none), looked up
+ * already. */
+const char *psk_body_error_of(struct fleet *f, const char *id, struct device *d, json_t *b);
 int psk_apply(struct fleet *f, struct device *d, json_t *b, char **generated);
 
 /* rollout.c */
