@@ -14,6 +14,8 @@
 #include "../util/util.h"
 #include "fleet_int.h"
 
+#define FEED_SMALL 160 /* bytes of a detail kept in its slot (with its NUL) */
+
 struct slot {
   uint64_t id; /* 0: empty */
   int64_t at;

@@ -17,7 +17,6 @@
 #define FEED_RING 4096       /* events kept */
 #define FEED_DETAIL_MAX 2048 /* bytes of an event's detail; a longer one is cut */
 #define FEED_KIND_MAX 24
-#define FEED_SMALL 160 /* bytes of a detail kept in its slot (with its NUL) */
 
 struct device;
 struct rollout;
