@@ -329,6 +329,10 @@ static enum MHD_Result json_body(struct MHD_Connection *c, struct admin_ctx *f, 
     return json_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "the JSON body is too large");
   if (req->len == 0)
     return fleet_api_dispatch(c, f, url, method, NULL);
+  /* a bulk of devices (50,000 and more) is read by the fleet without a
+   * JSON tree when its shape allows */
+  if (strcmp(url, "/api/v1/devices") == 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+    return fleet_api_bulk(c, f, req->body, req->len);
   body = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr);
   if (body == NULL) {
     snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,

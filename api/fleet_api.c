@@ -105,6 +105,9 @@ struct admin_call {
   const char *id, *action;
   json_t *body, *out;
   int st;
+  const char *raw; /* OP_BULK: the body's text */
+  size_t raw_len;
+  char *text; /* OP_BULK: the answer's */
 };
 
 static void admin_call_run(void *arg)
@@ -112,7 +115,13 @@ static void admin_call_run(void *arg)
   struct admin_call *a = arg;
 
   switch (a->op) {
-  case OP_BULK: a->st = fleet_devices_bulk(a->fleet, a->body, &a->out); break;
+  case OP_BULK:
+    free(a->text); /* a decision run again */
+    a->text = NULL;
+    json_decref(a->out);
+    a->out = NULL;
+    a->st = fleet_devices_bulk(a->fleet, a->raw, a->raw_len, &a->text, &a->out);
+    break;
   case OP_PUT: a->st = fleet_device_put(a->fleet, a->id, a->body, &a->out); break;
   case OP_DELETE: a->st = fleet_device_delete(a->fleet, a->id, &a->out); break;
   case OP_RO_CREATE: a->st = fleet_rollout_create(a->fleet, a->body, &a->out); break;
@@ -123,7 +132,7 @@ static void admin_call_run(void *arg)
 static int admin_change(struct fleet *fl, enum admin_op op, const char *id, const char *action,
                         json_t *body, json_t **out)
 {
-  struct admin_call a = {fl, op, id, action, body, NULL, 500};
+  struct admin_call a = {fl, op, id, action, body, NULL, 500, NULL, 0, NULL};
 
   if (fleet_decide(fl, admin_call_run, &a) < 0) {
     json_decref(a.out);
@@ -133,6 +142,25 @@ static int admin_change(struct fleet *fl, enum admin_op op, const char *id, cons
   }
   *out = a.out;
   return a.st;
+}
+
+enum MHD_Result fleet_api_bulk(struct MHD_Connection *c, struct admin_ctx *f, const char *body,
+                               size_t len)
+{
+  struct admin_call a = {f->fleet, OP_BULK, NULL, NULL, NULL, NULL, 500, body, len, NULL};
+
+  if (fleet_decide(f->fleet, admin_call_run, &a) < 0) {
+    json_decref(a.out);
+    free(a.text);
+    return json_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                      "the database is unreachable: the change was not saved; try again");
+  }
+  if (a.st == 200 && a.text != NULL) {
+    json_decref(a.out);
+    return json_text_reply(c, 200, a.text, strlen(a.text));
+  }
+  free(a.text);
+  return reply(c, a.st, a.out);
 }
 
 static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, const char *url,
@@ -156,7 +184,7 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
                               arg(c, "state"), arg(c, "rollout"), arg(c, "q"), (int)limit,
                               arg(c, "after"), &out);
     } else if (strcmp(method, "POST") == 0) {
-      st = admin_change(f->fleet, OP_BULK, NULL, NULL, body, &out);
+      return fleet_api_bulk(c, f, NULL, 0); /* no body (one is read as text) */
     } else {
       return method_not_allowed(c, "GET or POST");
     }

@@ -100,6 +100,39 @@ static const char *device_body_error(struct fleet *f, const char *id, json_t *b,
   return psk_body_error(f, id, b);
 }
 
+/* Checks an item bulk_parse read (plain printable strings, known keys
+ * only): the checks of device_body_error that can fail on it, in its
+ * order, with its words. */
+static const char *narrow_error(struct fleet *f, const struct bulk_item *it, struct device *d)
+{
+  int creating = d == NULL;
+  size_t n;
+
+  if (creating && it->model == NULL)
+    return "model is required";
+  if (it->model != NULL && (it->model[0] == '\0' || strlen(it->model) > PKG_FIELD_MAX))
+    return "model must be a non-empty string of at most 128 characters";
+  if (it->version != NULL && strlen(it->version) > PKG_FIELD_MAX)
+    return "version must be a string of at most 128 characters";
+  if (it->group != NULL && strlen(it->group) > PKG_FIELD_MAX)
+    return "group must be a string of at most 128 characters";
+  if (it->secret != NULL && ((n = strlen(it->secret)) < 16 || n > 128))
+    return "secret must be a string of 16 to 128 characters";
+  return psk_body_error_of(f, it->id, d, NULL);
+}
+
+/* The fields of a JSON body (checked or not: a missing or mistyped one is
+ * NULL). */
+static void item_of(json_t *b, const char *id, struct bulk_item *it)
+{
+  it->id = id;
+  it->model = json_string_value(json_object_get(b, "model"));
+  it->version = json_string_value(json_object_get(b, "version"));
+  it->group = json_string_value(json_object_get(b, "group"));
+  it->secret = json_string_value(json_object_get(b, "secret"));
+  it->b = b;
+}
+
 /* A device's secret, prepared without the lock: generated (for a device
  * created without one) and hashed. */
 struct prepared {
@@ -112,10 +145,10 @@ struct prepared {
  * bits), 16 of its salt. */
 #define PREP_RAND (26 + 16)
 
-/* rnd: PREP_RAND bytes the caller drew, or NULL to draw them here. */
-static void prepare(struct prepared *p, json_t *b, const unsigned char *rnd)
+/* secret: the body's, or NULL; rnd: PREP_RAND bytes the caller drew, or
+ * NULL to draw them here. */
+static void prepare(struct prepared *p, const char *secret, const unsigned char *rnd)
 {
-  const char *secret = json_string_value(json_object_get(b, "secret"));
   char salt[17];
 
   if (secret == NULL && p->creating) {
@@ -140,9 +173,11 @@ static void prepare(struct prepared *p, json_t *b, const unsigned char *rnd)
  * prepared, or NULL to do it here. *secret_out receives a generated
  * secret, *psk_out a generated pre-shared key in hex (the caller frees
  * them) when one was made. */
-static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepared *pre,
+static int device_apply(struct fleet *f, const struct bulk_item *it, struct prepared *pre,
                         char **secret_out, char **psk_out)
 {
+  const char *id = it->id;
+  json_t *b = it->b; /* NULL: the item's fields only */
   struct device *d = device_find(f, id);
   int created = d == NULL;
   struct prepared here;
@@ -152,7 +187,7 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
   if (pre == NULL) {
     memset(&here, 0, sizeof(here));
     here.creating = created;
-    prepare(&here, b, NULL);
+    prepare(&here, it->secret, NULL);
     pre = &here;
   }
   if (created) {
@@ -162,7 +197,7 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
     if (pre->gen[0] == '\0' && pre->hash[0] == '\0') {
       /* created meanwhile by nobody's body with a secret: make one */
       pre->creating = 1;
-      prepare(pre, b, NULL);
+      prepare(pre, it->secret, NULL);
     }
     if (pre->gen[0] != '\0')
       *secret_out = strdup(pre->gen);
@@ -173,10 +208,10 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
   if (pre->hash[0] != '\0' && (created || pre->gen[0] == '\0'))
     snprintf(d->secret_hash, sizeof(d->secret_hash), "%s", pre->hash);
   OPENSSL_cleanse(pre, sizeof(*pre));
-  if ((v = json_object_get(b, "model")) != NULL)
-    d->model = fleet_intern(f, json_string_value(v));
-  if ((v = json_object_get(b, "group")) != NULL)
-    d->group = fleet_intern(f, json_string_value(v));
+  if (it->model != NULL)
+    d->model = fleet_intern(f, it->model);
+  if (it->group != NULL)
+    d->group = fleet_intern(f, it->group);
   if ((v = json_object_get(b, "tags")) != NULL) {
     json_decref(d->tags);
     d->tags = json_array_size(v) > 0 ? json_deep_copy(v) : NULL;
@@ -184,8 +219,8 @@ static int device_apply(struct fleet *f, const char *id, json_t *b, struct prepa
   if ((v = json_object_get(b, "transport")) != NULL)
     transport_from_json(f, v, &d->transport); /* checked before */
   lwm2m_apply(d, b);
-  if ((v = json_object_get(b, "version")) != NULL) {
-    const char *nv = json_string_value(v);
+  {
+    const char *nv = it->version; /* NULL: absent or null */
     if (nv != NULL && (d->version == NULL || strcmp(nv, d->version) != 0)) {
       if (created)
         set_str(&d->version, nv);
@@ -208,6 +243,7 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
     return refused;
   const char *err;
   char *secret = NULL, *psk = NULL, ebuf[120];
+  struct bulk_item it;
   int created;
 
   if (!id_ok(id)) {
@@ -221,7 +257,8 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
     *out = fleet_error("bad_request", err);
     return 400;
   }
-  created = device_apply(f, id, body, NULL, &secret, &psk);
+  item_of(body, id, &it);
+  created = device_apply(f, &it, NULL, &secret, &psk);
   if (created < 0) {
     pthread_mutex_unlock(&f->mu);
     *out = fleet_error("internal", "out of memory");
@@ -246,7 +283,7 @@ int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out
 }
 
 struct prep_job {
-  json_t *body;
+  const struct bulk_item *it;
   struct prepared *pre;
   size_t from, to;
 };
@@ -266,16 +303,16 @@ static void *prep_run(void *arg)
     if (RAND_bytes(rnd, (int)(k * PREP_RAND)) != 1)
       fatal("no randomness available");
     for (size_t i = 0; i < k; i++)
-      prepare(&j->pre[b0 + i], json_array_get(j->body, b0 + i), rnd + i * PREP_RAND);
+      prepare(&j->pre[b0 + i], j->it[b0 + i].secret, rnd + i * PREP_RAND);
   }
   OPENSSL_cleanse(rnd, sizeof(rnd));
   return NULL;
 }
 
 /* Secrets generated and hashed without the lock, on two threads. */
-static void prepare_all(json_t *body, struct prepared *pre, size_t n)
+static void prepare_all(const struct bulk_item *it, struct prepared *pre, size_t n)
 {
-  struct prep_job j[2] = {{body, pre, 0, n / 2}, {body, pre, n / 2, n}};
+  struct prep_job j[2] = {{it, pre, 0, n / 2}, {it, pre, n / 2, n}};
   pthread_t t;
 
   if (n < 1000 || pthread_create(&t, NULL, prep_run, &j[0]) != 0) {
@@ -289,47 +326,35 @@ static void prepare_all(json_t *body, struct prepared *pre, size_t n)
 
 /* All or nothing: every entry checked first, under the lock; then the
  * secrets prepared without it; then applied a page at a time, the lock
- * let go between pages, and committed once. */
-int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
+ * let go between pages, and committed once. The answer is written as
+ * text: ids (id_ok), generated secrets (base32) and keys (hex) need no
+ * escaping. */
+static int bulk_run(struct fleet *f, struct bulk_item *it, size_t n, char **text, json_t **out)
 {
-  int refused = fleet_loading_gate(f, out);
-  if (refused)
-    return refused;
-  json_t *item, *secrets = json_object(), *psks = json_object();
+  struct tbuf sec = {0}, psks = {0}, all = {0};
   struct prepared *pre;
-  size_t i, n;
+  size_t i;
   int created = 0, updated = 0;
   char msg[200], ebuf[120];
 
-  if (!json_is_array(body) || json_array_size(body) > 100000) {
-    json_decref(secrets);
-    json_decref(psks);
-    *out = fleet_error("bad_request", "the body must be a JSON array of at most 100000 devices");
-    return 400;
-  }
-  n = json_array_size(body);
   pre = calloc(n + 1, sizeof(*pre));
   if (pre == NULL) {
-    json_decref(secrets);
-    json_decref(psks);
     *out = fleet_error("internal", "out of memory");
     return 500;
   }
   for (size_t p0 = 0; p0 < n || p0 == 0; p0 += JOB_PAGE) {
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     for (i = p0; i < n && i < p0 + JOB_PAGE; i++) {
-      const char *id, *err;
-      item = json_array_get(body, i);
-      id = json_string_value(json_object_get(item, "id"));
-      pre[i].creating = id != NULL && device_find(f, id) == NULL;
-      err = id == NULL || !id_ok(id)
-                ? "id missing or malformed"
-                : device_body_error(f, id, item, pre[i].creating, 1, ebuf, sizeof(ebuf));
+      const char *id = it[i].id, *err;
+      struct device *d = id != NULL ? device_find(f, id) : NULL;
+      pre[i].creating = id != NULL && d == NULL;
+      err = id == NULL || !id_ok(id) ? "id missing or malformed"
+            : it[i].b != NULL
+                ? device_body_error(f, id, it[i].b, pre[i].creating, 1, ebuf, sizeof(ebuf))
+                : narrow_error(f, &it[i], d);
       if (err != NULL) {
         pthread_mutex_unlock(&f->mu);
         free(pre);
-        json_decref(secrets);
-        json_decref(psks);
         snprintf(msg, sizeof(msg), "device %zu: %s; nothing was imported", i, err);
         *out = fleet_error("bad_request", msg);
         return 400;
@@ -339,27 +364,25 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
     if (n == 0)
       break;
   }
-  prepare_all(body, pre, n);
+  prepare_all(it, pre, n);
+  tbuf_add(&sec, "{", 1);
+  tbuf_add(&psks, "{", 1);
   for (size_t p0 = 0; p0 < n; p0 += JOB_PAGE) {
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     for (i = p0; i < n && i < p0 + JOB_PAGE; i++) {
-      const char *id;
       char *secret = NULL, *psk = NULL;
-      int c;
-      item = json_array_get(body, i);
-      id = json_string_value(json_object_get(item, "id"));
-      c = device_apply(f, id, item, &pre[i], &secret, &psk);
+      int c = device_apply(f, &it[i], &pre[i], &secret, &psk);
       if (c > 0)
         created++;
       else if (c == 0)
         updated++;
       if (secret != NULL) {
-        json_object_set_new(secrets, id, json_string(secret));
+        tbuf_pair(&sec, it[i].id, secret);
         OPENSSL_cleanse(secret, strlen(secret));
         free(secret);
       }
       if (psk != NULL) {
-        json_object_set_new(psks, id, json_string(psk));
+        tbuf_pair(&psks, it[i].id, psk);
         OPENSSL_cleanse(psk, strlen(psk));
         free(psk);
       }
@@ -369,9 +392,81 @@ int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out)
   OPENSSL_cleanse(pre, (n + 1) * sizeof(*pre));
   free(pre);
   store_sync(f->store);
-  *out = json_pack("{s:i,s:i,s:o,s:o}", "created", created, "updated", updated, "secrets", secrets,
-                   "psks", psks);
+  snprintf(msg, sizeof(msg), "{\"created\":%d,\"updated\":%d,\"secrets\":", created, updated);
+  tbuf_str(&all, msg);
+  tbuf_add(&all, sec.s != NULL ? sec.s : "", sec.len);
+  tbuf_str(&all, "},\"psks\":");
+  tbuf_add(&all, psks.s != NULL ? psks.s : "", psks.len);
+  tbuf_str(&all, "}}\n");
+  tbuf_free(&sec);
+  tbuf_free(&psks);
+  if (all.failed) {
+    /* applied and committed, but the secrets are lost: say so */
+    tbuf_free(&all);
+    *out = fleet_error("internal", "out of memory writing the answer; the devices were saved "
+                                   "but their generated secrets are lost: set new ones");
+    return 500;
+  }
+  *text = all.s; /* the caller frees it */
   return 200;
+}
+
+int fleet_devices_bulk(struct fleet *f, const char *body, size_t len, char **text, json_t **out)
+{
+  int refused = fleet_loading_gate(f, out);
+  if (refused)
+    return refused;
+  struct bulk_item *it = NULL;
+  json_t *tree = NULL;
+  char *copy = NULL, msg[200];
+  size_t n = 0;
+  int r = 1, st;
+
+  *text = NULL;
+  if (len > 0) {
+    /* read in a copy: the parse writes into it, and jansson reads the
+     * original when the body is not of the narrow shape */
+    if ((copy = malloc(len + 1)) == NULL ||
+        (r = bulk_parse(memcpy(copy, body, len), len, &it, &n)) < 0) {
+      free(copy);
+      *out = fleet_error("internal", "out of memory");
+      return 500;
+    }
+  }
+  if (r > 0) {
+    json_error_t jerr;
+    free(copy);
+    copy = NULL;
+    if (len > 0 && (tree = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+      snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+               jerr.text);
+      *out = fleet_error("bad_request", msg);
+      return 400;
+    }
+    if (!json_is_array(tree) || json_array_size(tree) > BULK_MAX) {
+      json_decref(tree);
+      *out = fleet_error("bad_request", "the body must be a JSON array of at most 100000 devices");
+      return 400;
+    }
+    n = json_array_size(tree);
+    if ((it = malloc((n + 1) * sizeof(*it))) == NULL) {
+      json_decref(tree);
+      *out = fleet_error("internal", "out of memory");
+      return 500;
+    }
+    for (size_t i = 0; i < n; i++) {
+      json_t *b = json_array_get(tree, i);
+      item_of(b, json_string_value(json_object_get(b, "id")), &it[i]);
+    }
+  }
+  st = bulk_run(f, it, n, text, out);
+  if (copy != NULL) {
+    OPENSSL_cleanse(copy, len); /* the body's secrets */
+    free(copy);
+  }
+  free(it);
+  json_decref(tree);
+  return st;
 }
 
 int fleet_device_get(struct fleet *f, const char *id, json_t **out)

@@ -85,7 +85,6 @@ void fleet_event_add(struct fleet *f, const char *device, int64_t at, const char
                      const char *text)
 {
   size_t a = strlen(device) + 1, b = strlen(kind) + 1, c = strlen(text) + 1;
-  char *buf;
 
   if (f->n_events == f->cap_events) {
     size_t nc = f->cap_events ? 2 * f->cap_events : 1024;
@@ -95,23 +94,60 @@ void fleet_event_add(struct fleet *f, const char *device, int64_t at, const char
     f->events = ne;
     f->cap_events = nc;
   }
-  buf = malloc(a + b + c);
-  if (buf == NULL)
-    return;
-  memcpy(buf, device, a);
-  memcpy(buf + a, kind, b);
-  memcpy(buf + a + b, text, c);
-  f->events[f->n_events++] = (struct fevent){buf, at};
+  if (f->ev_len + a + b + c > f->ev_cap) {
+    size_t nc = f->ev_cap ? 2 * f->ev_cap : 65536;
+    char *nt;
+    while (nc < f->ev_len + a + b + c)
+      nc *= 2;
+    if ((nt = realloc(f->ev_text, nc)) == NULL)
+      return;
+    f->ev_text = nt;
+    f->ev_cap = nc;
+  }
+  memcpy(f->ev_text + f->ev_len, device, a);
+  memcpy(f->ev_text + f->ev_len + a, kind, b);
+  memcpy(f->ev_text + f->ev_len + a + b, text, c);
+  f->events[f->n_events++] = (struct fevent){f->ev_len, at};
+  f->ev_len += a + b + c;
+}
+
+int json_plain(const char *s, size_t max)
+{
+  size_t n = 0;
+
+  for (; *s; s++, n++)
+    if (n >= max || (unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' ||
+        *s == '\\')
+      return 0;
+  return 1;
+}
+
+void device_event_fields(struct fleet *f, struct device *d, const char *kind, const char *fields)
+{
+  char text[EVENT_FIELDS_MAX + 64], at[40];
+  int64_t t = now_ms();
+
+  time_iso_ms(t, at, sizeof(at));
+  snprintf(text, sizeof(text), "{%s,\"at\":\"%s\"}", fields, at);
+  fleet_event_add(f, d->id, t, kind, text);
+  feed_device(d, kind, text);
+  d->events_untrimmed++;
 }
 
 void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail)
 {
-  char *text, at[40];
+  char *text, at[40], plain[64];
   int64_t t = now_ms();
 
-  if (detail == NULL)
-    detail = json_object();
   time_iso_ms(t, at, sizeof(at));
+  if (detail == NULL) {
+    /* {"at": ...} alone (a creation, most of a bulk's work): no JSON */
+    snprintf(plain, sizeof(plain), "{\"at\":\"%s\"}", at);
+    fleet_event_add(f, d->id, t, kind, plain);
+    feed_device(d, kind, plain);
+    d->events_untrimmed++;
+    return;
+  }
   json_object_set_new(detail, "at", json_string(at));
   text = json_dumps(detail, JSON_COMPACT);
   json_decref(detail);
@@ -136,9 +172,17 @@ void device_set_state(struct fleet *f, struct device *d, enum dstate to, const c
   d->state_since = now_ms();
   if (d->rollout != NULL)
     rollout_member_state(d->rollout, d, from, to);
-  device_event(f, d, "state",
-               json_pack("{s:s,s:s,s:s}", "from", dstate_name(from), "to", dstate_name(to),
-                         "reason", d->reason ? d->reason : ""));
+  if (json_plain(d->reason ? d->reason : "", EVENT_FIELDS_MAX - 64)) {
+    /* the usual case, without a JSON tree (an enrol makes one a member) */
+    char fields[EVENT_FIELDS_MAX];
+    snprintf(fields, sizeof(fields), "\"from\":\"%s\",\"to\":\"%s\",\"reason\":\"%s\"",
+             dstate_name(from), dstate_name(to), d->reason ? d->reason : "");
+    device_event_fields(f, d, "state", fields);
+  } else {
+    device_event(f, d, "state",
+                 json_pack("{s:s,s:s,s:s}", "from", dstate_name(from), "to", dstate_name(to),
+                           "reason", d->reason ? d->reason : ""));
+  }
   device_mark(f, d);
   if (d->rollout != NULL)
     rollout_mark(d->rollout);
@@ -327,6 +371,8 @@ void fleet_intern_free(struct fleet *f)
 
 void set_str(char **slot, const char *v)
 {
+  if (*slot != NULL && v != NULL && strcmp(*slot, v) == 0)
+    return;
   free(*slot);
   *slot = v ? strdup(v) : NULL;
 }

@@ -14,13 +14,18 @@
 #include "../util/util.h"
 #include "fleet_int.h"
 
+#define FEED_SMALL 160 /* bytes of a detail kept in its slot (with its NUL) */
+
 struct slot {
   uint64_t id; /* 0: empty */
   int64_t at;
   char kind[FEED_KIND_MAX];
   char rollout[16];
   char device[65];
-  char *detail;
+  char *detail; /* small, or malloc'd */
+  /* a short detail (most device events) is copied here: no allocation
+   * under the fleet lock, and no free of another thread's block */
+  char small[FEED_SMALL];
 };
 
 /* what the feed last said of a rollout, to tell a change from a step */
@@ -56,6 +61,30 @@ static void copy(char *dst, size_t len, const char *src)
   snprintf(dst, len, "%s", src != NULL ? src : "");
 }
 
+/* The next slot, its old detail let go; mu held. */
+static struct slot *next_slot(void)
+{
+  struct slot *s = &ring[(last_id + 1) % FEED_RING];
+
+  if (s->detail != s->small)
+    free(s->detail);
+  s->detail = NULL;
+  return s;
+}
+
+static void fill(struct slot *s, const char *kind, const char *rollout, const char *device,
+                 char *detail)
+{
+  s->id = ++last_id;
+  s->at = now_ms();
+  copy(s->kind, sizeof(s->kind), kind);
+  copy(s->rollout, sizeof(s->rollout), rollout);
+  copy(s->device, sizeof(s->device), device);
+  s->detail = detail;
+  if (waiters > 0)
+    pthread_cond_broadcast(&cond);
+}
+
 /* Appends with mu held; detail: malloc'd text, taken. */
 static void append(const char *kind, const char *rollout, const char *device, char *detail)
 {
@@ -67,16 +96,8 @@ static void append(const char *kind, const char *rollout, const char *device, ch
   }
   if (detail == NULL)
     return;
-  s = &ring[(last_id + 1) % FEED_RING];
-  free(s->detail);
-  s->id = ++last_id;
-  s->at = now_ms();
-  copy(s->kind, sizeof(s->kind), kind);
-  copy(s->rollout, sizeof(s->rollout), rollout);
-  copy(s->device, sizeof(s->device), device);
-  s->detail = detail;
-  if (waiters > 0)
-    pthread_cond_broadcast(&cond);
+  s = next_slot();
+  fill(s, kind, rollout, device, detail);
 }
 
 void feed_publish(const char *kind, const char *rollout, const char *device, json_t *detail)
@@ -96,12 +117,20 @@ void feed_publish(const char *kind, const char *rollout, const char *device, jso
 void feed_device(const struct device *d, const char *kind, const char *detail_text)
 {
   char k[FEED_KIND_MAX];
-  char *text = strdup(detail_text != NULL ? detail_text : "{}");
+  const char *t = detail_text != NULL ? detail_text : "{}";
+  size_t n = strlen(t);
+  char *text = n < FEED_SMALL ? NULL : strdup(t);
 
   pthread_once(&once, init);
   snprintf(k, sizeof(k), "device.%s", kind);
   pthread_mutex_lock(&mu);
-  append(k, d->rollout != NULL ? d->rollout->id : NULL, d->id, text);
+  if (text != NULL || n >= FEED_SMALL) {
+    append(k, d->rollout != NULL ? d->rollout->id : NULL, d->id, text);
+  } else {
+    struct slot *s = next_slot();
+    memcpy(s->small, t, n + 1);
+    fill(s, k, d->rollout != NULL ? d->rollout->id : NULL, d->id, s->small);
+  }
   pthread_mutex_unlock(&mu);
 }
 

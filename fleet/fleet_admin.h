@@ -9,7 +9,9 @@
 struct fleet;
 
 int fleet_device_put(struct fleet *f, const char *id, json_t *body, json_t **out);
-int fleet_devices_bulk(struct fleet *f, json_t *body, json_t **out);
+/* body: the request's JSON text (len bytes). 200: *text the answer, a JSON
+ * document and a newline (the caller frees it); else *out the error. */
+int fleet_devices_bulk(struct fleet *f, const char *body, size_t len, char **text, json_t **out);
 int fleet_device_get(struct fleet *f, const char *id, json_t **out);
 int fleet_device_delete(struct fleet *f, const char *id, json_t **out);
 /* after: the last event id of the previous page (0: from the first);

@@ -140,6 +140,7 @@ static void flush_hook(struct store *s, void *arg)
   char **deleted;
   int keep = f->limits.events_per_device;
   struct fevent *events;
+  char *ev_text;
   size_t n_events;
   int n_ro = 0, n_deleted, cap = 0, failed = 0;
 
@@ -150,7 +151,12 @@ static void flush_hook(struct store *s, void *arg)
   }
   pthread_mutex_lock(&f->mu);
   /* what changed up to now is this flush's: the rest waits for the next */
-  if (f->dirty != NULL) {
+  if (f->dirty != NULL && f->flushing == NULL) {
+    /* the usual case (a flush writes all it took): no walk of the list,
+     * which a start or a bulk makes hundreds of thousands long */
+    f->flushing = f->dirty;
+    f->dirty = NULL;
+  } else if (f->dirty != NULL) {
     struct device *tail = f->dirty;
     while (tail->dirty_next)
       tail = tail->dirty_next;
@@ -174,17 +180,20 @@ static void flush_hook(struct store *s, void *arg)
     }
   events = f->events;
   n_events = f->n_events;
+  ev_text = f->ev_text;
   f->events = NULL;
   f->n_events = f->cap_events = 0;
+  f->ev_text = NULL;
+  f->ev_len = f->ev_cap = 0;
   pthread_mutex_unlock(&f->mu);
 
   /* events first, so that a deletion in this flush takes its device's along */
   for (size_t k = 0; k < n_events; k++) {
-    const char *who = events[k].buf, *kind = who + strlen(who) + 1;
+    const char *who = ev_text + events[k].off, *kind = who + strlen(who) + 1;
     store_tx_event(s, who, events[k].at, kind, kind + strlen(kind) + 1);
-    free(events[k].buf);
   }
   free(events);
+  free(ev_text);
   for (int k = 0; k < n_deleted; k++) {
     store_tx_device_delete(s, deleted[k]);
     free(deleted[k]);
@@ -192,7 +201,7 @@ static void flush_hook(struct store *s, void *arg)
   free(deleted);
   for (;;) {
     int n = 0, more;
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     while (f->flushing != NULL && n < JOB_PAGE) {
       struct device *d = f->flushing;
       struct saved *sv = &dev[n++];
@@ -612,9 +621,8 @@ void fleet_close(struct fleet *f)
   for (int k = 0; k < f->n_deleted; k++)
     free(f->deleted[k]);
   free(f->deleted);
-  for (size_t k = 0; k < f->n_events; k++)
-    free(f->events[k].buf);
   free(f->events);
+  free(f->ev_text);
   fleet_intern_free(f);
   pthread_mutex_destroy(&f->mu);
   free(f);

@@ -268,11 +268,16 @@ static int psk_value(json_t *v, unsigned char *out, size_t *len)
 
 const char *psk_body_error(struct fleet *f, const char *id, json_t *b)
 {
+  return psk_body_error_of(f, id, id ? device_find(f, id) : NULL, b);
+}
+
+const char *psk_body_error_of(struct fleet *f, const char *id, struct device *d, json_t *b)
+{
   json_t *v = json_object_get(b, "psk"), *vi = json_object_get(b, "psk_identity");
   unsigned char key[PSK_MAX];
   size_t len;
   const char *ident = id;
-  struct device *d = id ? device_find(f, id) : NULL, *o;
+  struct device *o;
 
   if (v != NULL && !json_is_null(v) &&
       !(json_is_string(v) && strcmp(json_string_value(v), "generate") == 0)) {

@@ -322,7 +322,13 @@ void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int pos
   } else {
     rollout_add_member(r, d, position);
   }
-  device_event(f, d, "rollout", json_pack("{s:s,s:i}", "rollout", r->id, "position", position));
+  if (json_plain(r->id, 32)) {
+    char fields[96];
+    snprintf(fields, sizeof(fields), "\"rollout\":\"%s\",\"position\":%d", r->id, position);
+    device_event_fields(f, d, "rollout", fields);
+  } else {
+    device_event(f, d, "rollout", json_pack("{s:s,s:i}", "rollout", r->id, "position", position));
+  }
   if (d->version != NULL && strcmp(d->version, r->target) == 0)
     device_set_state(f, d, D_SUCCEEDED, "already on the target version");
   else

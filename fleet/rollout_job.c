@@ -41,6 +41,7 @@ static unsigned order_hash(const char *rid, const char *did)
 
 struct ordered {
   unsigned key;
+  int pos; /* its place in the rollout's order */
   struct device *d;
 };
 
@@ -51,6 +52,48 @@ static int cmp_ordered(const void *a, const void *b)
   if (x->key != y->key)
     return x->key < y->key ? -1 : 1;
   return strcmp(x->d->id, y->d->id);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+  return strcmp(((const struct ordered *)a)->d->id, ((const struct ordered *)b)->d->id);
+}
+
+static int cmp_pos(const void *a, const void *b)
+{
+  const struct ordered *x = a, *y = b;
+
+  return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Makes the members' positions 0.. again, in their order, after some
+ * candidates were not enrolled (deleted, or taken by another rollout
+ * meanwhile): pages like the enrol's. The positions are read only once the
+ * rollout runs. Returns the next position, or -1 when the job must stop. */
+static int renumber(struct fleet *f, struct rollout *r, struct ordered *list, size_t n)
+{
+  int pos = 0;
+
+  qsort(list, n, sizeof(*list), cmp_pos);
+  for (size_t i = 0; i < n;) {
+    page_lock(f);
+    if (r->state != R_STARTING || f->job_stop) {
+      pthread_mutex_unlock(&f->mu);
+      return -1;
+    }
+    for (int k = 0; k < ENROL_PAGE && i < n; k++, i++) {
+      struct device *d = list[i].d;
+      if (d->dead || d->rollout != r || d->position >= INT_MAX / 2)
+        continue;
+      if (d->position != pos) {
+        d->position = r->mpos[d->midx] = pos;
+        device_mark(f, d);
+      }
+      pos++;
+    }
+    page_unlock(f);
+  }
+  return pos;
 }
 
 /* May d join r now? Not when a live rollout (another) has it. */
@@ -70,8 +113,8 @@ static int candidate(const struct rollout *r, const struct device *d)
 static int start_job(struct fleet *f, struct rollout *r)
 {
   struct ordered *list = NULL;
-  size_t n = 0, cap;
-  int pos = 0, scan;
+  size_t n = 0, cap, skipped = 0;
+  int pos = 0, scan, renumbered = 0;
 
   pthread_mutex_lock(&f->mu);
   cap = (size_t)f->n_devices + 1024;
@@ -88,7 +131,7 @@ static int start_job(struct fleet *f, struct rollout *r)
   /* the candidates, a few hundred buckets at a time; the records stay
    * valid while the job runs (device_bury) */
   for (int b0 = 0; b0 < DEV_BUCKETS; b0 += scan) {
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     if (r->state != R_STARTING || f->job_stop) {
       pthread_mutex_unlock(&f->mu);
       free(list);
@@ -105,13 +148,21 @@ static int start_job(struct fleet *f, struct rollout *r)
           list = nl;
           cap *= 2;
         }
-        list[n++] = (struct ordered){order_hash(r->id, d->id), d};
+        list[n++] = (struct ordered){order_hash(r->id, d->id), 0, d};
       }
     r->job_of = (int)n;
     page_unlock(f);
   }
+  /* the rollout's order gives the positions; the members are enrolled in
+   * the order of their ids, which is the database's: a commit then
+   * rewrites a few pages of rows next to each other, not a page per member
+   * (a start over a million devices was bound by those writes) */
   if (n > 1)
     qsort(list, n, sizeof(*list), cmp_ordered);
+  for (size_t i = 0; i < n; i++)
+    list[i].pos = (int)i;
+  if (n > 1)
+    qsort(list, n, sizeof(*list), cmp_id);
   /* enrolled a page at a time; each page committed before the next, so
    * that the writer's transactions stay small and memory bounded */
   for (size_t i = 0, page = 0; i < n || i == 0; page++) {
@@ -119,7 +170,7 @@ static int start_job(struct fleet *f, struct rollout *r)
       free(list);
       return 0;
     }
-    pthread_mutex_lock(&f->mu);
+    page_lock(f);
     if (r->state != R_STARTING || f->job_stop) {
       pthread_mutex_unlock(&f->mu);
       free(list);
@@ -127,10 +178,29 @@ static int start_job(struct fleet *f, struct rollout *r)
     }
     for (int k = 0; k < ENROL_PAGE && i < n; k++, i++)
       if (candidate(r, list[i].d))
-        rollout_enrol(f, r, list[i].d, pos++);
+        rollout_enrol(f, r, list[i].d, list[i].pos);
+      else
+        skipped++;
     r->job_done = (int)i;
     r->job_of = (int)n;
     rollout_mark(r);
+    if (i >= n && skipped > 0 && !renumbered) {
+      /* once, then this last page again */
+      page_unlock(f);
+      if ((pos = renumber(f, r, list, n)) < 0) {
+        free(list);
+        return f->job_stop ? -1 : 0;
+      }
+      renumbered = 1;
+      page_lock(f);
+      if (r->state != R_STARTING || f->job_stop) {
+        pthread_mutex_unlock(&f->mu);
+        free(list);
+        return f->job_stop ? -1 : 0;
+      }
+    } else if (i >= n && !renumbered) {
+      pos = (int)n;
+    }
     if (i >= n) {
       /* the end: devices that joined meanwhile go last, in any order */
       for (int m = 0; m < r->n_members; m++)
@@ -172,7 +242,7 @@ static int sweep_job(struct fleet *f, struct rollout *r)
       int more;
       if (!fleet_shared_job_hold(f, r))
         return 0; /* another node carries it on */
-      pthread_mutex_lock(&f->mu);
+      page_lock(f);
       if (f->job_stop) {
         pthread_mutex_unlock(&f->mu);
         return -1;

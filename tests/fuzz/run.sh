@@ -15,7 +15,7 @@
 #                                      unless FUZZ_REQUIRED=1 (tests/run-all).
 #
 # Needs clang and libclang-rt-dev (tests/deps.sh installs them). Targets:
-# range, ftp, coap, lwm2m (parsers alone); config (every section the daemon
+# range, bulk, ftp, coap, lwm2m (parsers alone); config (every section the daemon
 # declares, so the whole daemon library: built once); urc, report_json, checkin (the
 # delivery core on a real fleet: a SQLite store under /dev/shm or /tmp,
 # removed at exit). A crash leaves its input in FUZZ_OUT; copy it to
@@ -146,10 +146,11 @@ build_lib() {
 }
 
 status=0
-[ $# -eq 0 ] && set -- range config urc report_json checkin coap ftp lwm2m
+[ $# -eq 0 ] && set -- range bulk config urc report_json checkin coap ftp lwm2m
 for t in "$@"; do
   case $t in
   range) srcs="server/http/range.c" ;;
+  bulk) srcs="fleet/bulk.c $(pkg-config --libs jansson libcrypto)" ;;
   config) build_lib && srcs="$out/lib.a $liblibs" ;;
   urc | report_json | checkin) build_core && srcs="$out/core.a $corelibs" ;;
   coap) srcs="server/coap/coap_msg.c -lcoap-3-openssl" ;;

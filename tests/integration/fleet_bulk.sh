@@ -105,6 +105,7 @@ out.insert(25, json.loads(sys.argv[1]))
 json.dump(out, sys.stdout)
 PYEOF
   api_json_file POST /api/v1/devices "$T/bad.json"
+  cp "$BODY" "$T/bad-res.json"
   expect_eq "bulk with one bad entry ($1): 400" 400 "$STATUS"
   expect_eq "bulk with one bad entry ($1): nothing created" 404 "$(dev_get new000; echo "$STATUS")"
   expect_eq "bulk with one bad entry ($1): nothing updated" "V2 g1" \
@@ -116,10 +117,30 @@ bad_bulk "bad id" '{"id": "bad id/x", "model": "M1"}'
 bad_bulk "tags not an array" '{"id": "newbad", "model": "M1", "tags": "x"}'
 bad_bulk "short secret" '{"id": "newbad", "model": "M1", "secret": "short"}'
 bad_bulk "not an object" '"d00002"'
+# entries the server reads as text (plain strings under known keys), and
+# their complaints as jansson's path gives them
+bad_bulk "empty model" '{"id": "newbad", "model": ""}'
+bad_bulk "long version" "{\"id\": \"newbad\", \"model\": \"M1\", \"version\": \"$(printf 'v%.0s' {1..129})\"}"
+expect_eq "the complaint names the entry" \
+  "device 25: version must be a string of at most 128 characters; nothing was imported" \
+  "$(jq -r .error.message <"$T/bad-res.json")"
 walk 1000 "$T/after-bad.ids"
 expect_eq "still exactly $N devices" $N "$(grep -c . "$T/after-bad.ids")"
 api_json POST /api/v1/devices '{"id": "x", "model": "M1"}'
 expect_eq "bulk body that is not an array: 400" 400 "$STATUS"
+api_json POST /api/v1/devices '[{"id": "newbad", "model": "M1", "model": "M2"}]'
+expect_match "a key twice in an entry: 400, malformed" "^400 malformed JSON .*duplicate object key" \
+  "$STATUS $(jq -r .error.message <"$BODY")"
+api_json POST /api/v1/devices '[{"id": "newbad", "model": "M1"},]'
+expect_match "a trailing comma: 400, malformed" "^400 malformed JSON at line 1" \
+  "$STATUS $(jq -r .error.message <"$BODY")"
+expect_eq "neither created a device" 404 "$(dev_get newbad; echo "$STATUS")"
+# escapes and other bytes than printable ASCII: read by jansson, same result
+api_json POST /api/v1/devices '[{"id": "esc\u002d1", "model": "M\u00e9", "group": "g\"q"}]'
+expect_eq "an entry with escapes: 200, created" "200 1" "$STATUS $(json "$BODY" .created)"
+expect_eq "its fields as sent" "Mé g\"q" "$(dev_get esc-1; jq -r '"\(.model) \(.group)"' <"$BODY")"
+api DELETE /api/v1/devices/esc-1
+expect_eq "and deleted again: 204" 204 "$STATUS"
 
 # a good bulk call that updates some and creates some
 api_json POST /api/v1/devices '[{"id": "d00001", "version": "V3"}, {"id": "new-one", "model": "M1", "version": "V1"}]'
