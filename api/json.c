@@ -79,7 +79,7 @@ static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char 
   int i;
 
   (void)kind;
-  if (key[0] == '\0')
+  if (key[0] == '\0' && (value == NULL || value[0] == '\0'))
     return MHD_YES; /* "?&limit=1", "a=1&&b=2": an empty piece names nothing */
   for (i = 0; q->known[i] != NULL && i < 16; i++)
     if (strcmp(key, q->known[i]) == 0)

@@ -697,7 +697,17 @@
     const pages = [null];
     let page = 0, nextAfter = null, models = null;
     const draw = async () => {
-      const l = await api('GET', '/api/v1/packages?limit=' + PAGE + (pages[page] ? '&after=' + enc(pages[page]) : ''));
+      let l;
+      try {
+        l = await api('GET', '/api/v1/packages?limit=' + PAGE + (pages[page] ? '&after=' + enc(pages[page]) : ''));
+      } catch (e) {
+        /* the package this page starts after was deleted since: a 400
+         * (the API has no place for it any more); from the first page again */
+        if (!page || e.status !== 400) throw e;
+        pages.length = 1;
+        page = 0;
+        return draw();
+      }
       if (current !== me) return;
       all = l.packages;
       nextAfter = l.next;

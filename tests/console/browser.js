@@ -134,6 +134,28 @@ async function main() {
     ok('the upgrade-path graph highlights the path');
     await page.screenshot({ path: OUT + '/packages.png', fullPage: true });
 
+    /* ---- paging: the package a page starts after is deleted meanwhile;
+     * the table starts again from the first page (never a stale page) */
+    step = 'paging';
+    await page.evaluate(async (t) => {
+      for (let i = 0; i < 50; i++) {
+        const q = 'model=PG-1&from=P' + String(i).padStart(3, '0') + '&to=P' + String(i + 1).padStart(3, '0');
+        const r = await fetch('/api/v1/packages?' + q, { method: 'POST', headers: { Authorization: 'Bearer ' + t }, body: 'pg' + i });
+        if (r.status !== 201) throw new Error('upload ' + i + ': HTTP ' + r.status);
+      }
+    }, env('TOKEN'));
+    await page.waitForSelector('.pager button:nth-of-type(2):not([disabled])', { timeout: 10000 });
+    const cursor = await page.$eval('.pager', (p) => p.closest('.card').querySelector('tbody tr:last-child td').textContent);
+    await page.click('.pager button:nth-of-type(2)');
+    await page.waitForFunction(() => document.querySelector('.pager span').textContent === 'page 2', { timeout: 10000 });
+    allowed = /status of 400/;
+    const del = await fetch(A + '/api/v1/packages/' + encodeURIComponent(cursor), { method: 'DELETE', headers: { Authorization: 'Bearer ' + env('TOKEN') } });
+    must(del.status === 204, 'the package before page 2 is deleted', 'HTTP ' + del.status);
+    await page.waitForFunction((id) => document.querySelector('.pager span').textContent === 'page 1' &&
+      ![...document.querySelectorAll('.pager')].some((p) => p.closest('.card').textContent.includes(id)), { timeout: 10000 }, cursor);
+    allowed = null;
+    ok('a page whose first package\'s predecessor is deleted starts again from the first');
+
     /* ---- a bad rollout: the error is shown at its field */
     step = 'create';
     await go('#/rollouts', 'input[name="name"]');

@@ -136,4 +136,59 @@ many=$(for i in $(seq 1 80); do printf '+QIND: "FOTA","DOWNLOADING",%d\r\n' "$i"
 TOKEN_HEADER=X-Device-Token report idle1 secret-idle1-0123456789 "$many"
 expect_eq "a report of 80 lines (limit 64): 400" 400 "$STATUS"
 
+# ---------------------------------------------------------------------------
+# keep-alive: a range read slowly, another at once, then a check-in on the
+# same connection. The check-in finds both counted (README: a check-in or
+# report on the same connection settles them first): the second still in
+# its connection's batch, the first measured by the tick while the device
+# had not read it yet (then waiting for TCP); the device asking again has
+# acknowledged both.
+S2='secret-u2-0123456789'
+dev_put u2 "{\"model\":\"$MODEL\",\"version\":\"$VA\",\"secret\":\"$S2\"}"
+expect_eq "PUT u2: 201" 201 "$STATUS"
+rollout_create "{\"name\":\"ka\",\"model\":\"$MODEL\",\"target_version\":\"$VC\",
+  \"selector\":{\"devices\":[\"u2\"]},\"waves\":[100]}" ||
+  bail "create the rollout" "status $STATUS" "$(cat "$BODY")"
+rollout_action "$RID" start
+checkin u2 "$S2" "$VA" -H 'Accept: application/json'
+expect_eq "u2 gets an offer" 200 "$STATUS"
+U2_PATH=$(json "$BODY" .url | sed -e 's|^[a-z]*://[^/]*||')
+ka_out=$(timeout 30 "$PYTHON" - "$HTTP" "$ADMIN" "$TOKEN" "$U2_PATH" "$S2" "$VA" <<'PY'
+import json, socket, sys, time
+dev, admin, token, path, secret, version = sys.argv[1:7]
+def addr(hp):
+    h, p = hp.rsplit(":", 1)
+    return (h.strip("[]"), int(p))
+def response(s, buf):
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(buf) < n:
+        buf += s.recv(65536)
+    return head, buf[:n], buf[n:]
+s = socket.socket(socket.AF_INET6 if ":" in addr(dev)[0] else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect(addr(dev))
+s.sendall(("GET %s HTTP/1.1\r\nHost: d\r\nRange: bytes=0-8191\r\n\r\n" % path).encode())
+time.sleep(0.7)  # unread meanwhile: the tick finds the range unacknowledged
+head, body, rest = response(s, b"")
+assert head.startswith(b"HTTP/1.1 206") and len(body) == 8192, head
+s.sendall(("GET %s HTTP/1.1\r\nHost: d\r\nRange: bytes=8192-16383\r\n\r\n" % path).encode())
+head, body, rest = response(s, rest)  # read at once: still in its batch at the check-in
+assert head.startswith(b"HTTP/1.1 206") and len(body) == 8192, head
+s.sendall(("GET /v1/update?device=u2&version=%s HTTP/1.1\r\nHost: d\r\nX-Device-Token: %s\r\n\r\n"
+           % (version, secret)).encode())
+head, _, rest = response(s, rest)
+assert head.startswith(b"HTTP/1.1 200"), head
+a = socket.create_connection(addr(admin))
+a.sendall(("GET /api/v1/devices/u2 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n"
+           "Connection: close\r\n\r\n" % token).encode())
+_, doc, _ = response(a, b"")
+print(json.loads(doc)["progress"]["bytes_served"])
+PY
+)
+expect_eq "keep-alive: two ranges are counted by the time a check-in on their connection is answered" \
+  16384 "$ka_out"
+
 finish

@@ -1,6 +1,9 @@
 /* test_range.c: the Range parser, on the cases modules and attackers send. */
 #include "autoconfig.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +42,26 @@ static void check_gmtime(void)
   CHECK(strcmp(text, "Thu, 01 Jan 1970 00:00:00 GMT") == 0);
   time_http(951782400, text, sizeof(text));
   CHECK(strcmp(text, "Tue, 29 Feb 2000 00:00:00 GMT") == 0);
+  /* the ends of struct tm's int year, as glibc's: the last second that
+   * fits, then NULL with EOVERFLOW (OpenSSL, libevent and GnuTLS call it
+   * too, with whatever time a certificate or a peer names) */
+  {
+    static const time_t last = 67768036191676799LL, first = -67768040609740800LL;
+    const time_t past_last = last + 1, before_first = first - 1, big = INT64_MAX, small = INT64_MIN;
+    struct tm a;
+    CHECK(gmtime_r(&last, &a) != NULL && a.tm_year == INT_MAX && a.tm_mon == 11 &&
+          a.tm_mday == 31 && a.tm_sec == 59);
+    CHECK(gmtime_r(&first, &a) != NULL && a.tm_year == INT_MIN && a.tm_mon == 0 && a.tm_mday == 1 &&
+          a.tm_hour == 0);
+    errno = 0;
+    CHECK(gmtime_r(&past_last, &a) == NULL && errno == EOVERFLOW);
+    errno = 0;
+    CHECK(gmtime_r(&before_first, &a) == NULL && errno == EOVERFLOW);
+    errno = 0;
+    CHECK(gmtime_r(&big, &a) == NULL && errno == EOVERFLOW);
+    errno = 0;
+    CHECK(gmtime_r(&small, &a) == NULL && errno == EOVERFLOW);
+  }
 }
 
 static void expect(const char *v, uint64_t size, enum range_result want, uint64_t start,
