@@ -80,6 +80,7 @@ struct http_settle {
   pthread_mutex_t mu; /* everything below, and every conn's lists */
   struct pend *head;
   int n;
+  atomic_int batched; /* responses in the connections' batches (busy, like n) */
   struct http_settle_conf conf;
   unsigned open;      /* connections between libmicrohttpd's STARTED and CLOSED */
   unsigned ending;    /* ... of them ended by us, not closed yet */
@@ -275,6 +276,7 @@ static void measure_batch(struct http_settle *s, struct conn *cn, const struct s
     tail = &p->next;
   }
   cn->bhead = cn->btail = NULL;
+  atomic_fetch_sub(&s->batched, (int)cn->bn);
   cn->bn = 0;
 }
 
@@ -604,6 +606,7 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
       cn->bhead = p;
     cn->btail = p;
     cn->bn++;
+    atomic_fetch_add(&s->batched, 1);
     p = NULL;
   } else if (cn->bhead != NULL) {
     done = flush_batch(s, cn);
@@ -786,7 +789,7 @@ int http_settle_pending(struct http_settle *s)
   pthread_mutex_lock(&s->mu);
   n = s->n;
   pthread_mutex_unlock(&s->mu);
-  return n;
+  return n + atomic_load(&s->batched);
 }
 
 void http_settle_free(struct http_settle *s)

@@ -96,7 +96,8 @@ void http_settle_written(struct http_settle *s, struct MHD_Connection *c, int ok
 
 /* Settles what TCP has settled (force: everything, as it stands). */
 void http_settle_tick(struct http_settle *s, int force);
-/* Responses waiting. */
+/* Responses waiting: unsettled, or in a keep-alive batch not measured yet
+ * (a retiring listener is busy until they settle). */
 int http_settle_pending(struct http_settle *s);
 
 #endif
