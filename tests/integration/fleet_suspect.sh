@@ -25,12 +25,17 @@ checkin s2 secret-s2-0123456789 "$VA"
 expect_eq "s2 gets an offer" 200 "$STATUS"
 
 # intact package: a 710 is the device's failure alone
+mark=$(log_mark)
 report s1 secret-s1-0123456789 "$(urcs '+QIND: "FOTA","HTTPSTART"' '+QIND: "FOTA","HTTPEND",710')"
 expect_eq "710 report accepted" 200 "$STATUS"
 expect_eq "s1 failed" failed "$(dev_field s1 .state)"
 expect_eq "the rollout still runs" running "$(rollout_field "$RID" .state)"
 api GET "/api/v1/packages/$PKG"
 expect_eq "the package is still ok" ok "$(json "$BODY" .status)"
+# that re-check done before the damage below: a report that comes while a
+# check runs is not queued again (the running one may read the file before
+# the damage and pass it; on a loaded machine it ran after the second report)
+check "the intact package was re-checked" wait_log_since "$mark" 're-checked, sha256 matches' 10
 
 # damage the file behind the daemon's back, then another 710
 f="$STATE/packages/$(json "$BODY" .sha256)"
