@@ -139,6 +139,8 @@ static void reg_drop(struct coap_engine *e, struct lwm2m_reg *r, const char *why
   struct lwm2m_server *lw = e->lw;
 
   lwm2m_due_remove(lw, r);
+  if (r->view_due)
+    unlink_from(&lw->views, r, offsetof(struct lwm2m_reg, next_view));
   unlink_from(&lw->by_loc[slot_str(lw, r->loc)], r, offsetof(struct lwm2m_reg, next_loc));
   unlink_from(&lw->by_id[r->id & (lw->nb - 1)], r, offsetof(struct lwm2m_reg, next_id));
   unlink_from(&lw->by_dev[slot_str(lw, r->device)], r, offsetof(struct lwm2m_reg, next_dev));
@@ -163,6 +165,7 @@ void lwm2m_free(struct coap_engine *e)
   if (lw == NULL)
     return;
   lwm2m_dm_commits(e, 1, 0);
+  lw->views = NULL; /* the fleet's views go with the engine */
   for (size_t i = 0; i < lw->nb; i++)
     while (lw->by_loc[i])
       reg_drop(e, lw->by_loc[i], NULL);
@@ -367,7 +370,26 @@ static void do_update(struct coap_engine *e, coap_session_t *s, const coap_pdu_t
   lwm2m_due_touch(e->lw, r);
   atomic_fetch_add(&lwm2m_stats.updates, 1);
   coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CHANGED);
-  lwm2m_reg_view(e, r);
+  /* its view after the answer (views_flush): handing it over takes the
+   * fleet's lock, which its other threads hold for a millisecond or more
+   * while a wave starts (the wave's Updates: p50 1.5 ms, 0.06 without) */
+  if (!r->view_due) {
+    r->view_due = 1;
+    r->next_view = e->lw->views;
+    e->lw->views = r;
+  }
+}
+
+/* The views of the registrations Updated since the last call. */
+static void views_flush(struct coap_engine *e)
+{
+  struct lwm2m_reg *r;
+
+  while ((r = e->lw->views) != NULL) {
+    e->lw->views = r->next_view;
+    r->view_due = 0;
+    lwm2m_reg_view(e, r);
+  }
 }
 
 int lwm2m_rd_handle(struct coap_engine *e, coap_session_t *s, const coap_pdu_t *req,
@@ -520,6 +542,7 @@ int lwm2m_tick(struct coap_engine *e, int64_t now)
 
   if (lw == NULL)
     return 0;
+  views_flush(e);
   t0 = mono_us();
   if (lw->commits != NULL && lwm2m_dm_commits(e, 0, COMMITS_PER_SLICE) > 0)
     more = 1;
