@@ -15,6 +15,7 @@
 #include "coap_front.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <sys/epoll.h>
@@ -36,6 +37,7 @@
 #define WAIT_POLL_MS 2      /* the thread's wait while answers wait on commits */
 #define TRIM_MS 10000       /* memory freed by ended handshakes goes back this often */
 #define PREPARE_MS 200      /* a walk of libcoap's sessions at least this often (see engine_io) */
+#define WALK_MS 10          /* ... and this often while datagrams come or requests go out */
 #define READS_PER_EVENT 16  /* datagrams a socket's readiness reads, per walk of the sessions */
 #define EVENTS_MAX 10       /* COAP_MAX_EPOLL_EVENTS of libcoap 4.3.1 */
 #define RCVBUF (4 << 20)    /* a listening socket's receive buffer (net.core.rmem_max caps it) */
@@ -288,42 +290,96 @@ static void apply_pending(struct coap_engine *e)
   }
 }
 
+/* ---- libcoap's walk of its sessions --------------------------------------- */
+
+/* libcoap 4.3.1's coap_io_prepare_epoll walks every session of the context
+ * (idle ones to free, DTLS handshake timers, the earliest timeout to arm
+ * its timer), and coap_io_do_epoll calls it after every batch of
+ * datagrams: 0.3 to 1 ms of CPU with 10,000 LwM2M registrations, 77% of
+ * this thread in issue 15's wave, while Updates waited behind it. It is
+ * exported and called through the PLT, so this definition stands in for
+ * libcoap's; it skips the walk when the engine says so (walk_skip: this
+ * thread's next call, once) and otherwise calls libcoap's own. Whatever
+ * stops it from standing in (a libcoap linked with -Bsymbolic, or
+ * statically) leaves libcoap's walk after every batch, as before. */
+static __thread int walk_skip;
+static unsigned (*libcoap_prepare_epoll)(coap_context_t *, coap_tick_t);
+static pthread_once_t prepare_once = PTHREAD_ONCE_INIT;
+
+static void prepare_find(void)
+{
+  *(void **)&libcoap_prepare_epoll = dlsym(RTLD_NEXT, "coap_io_prepare_epoll");
+}
+
+unsigned int coap_io_prepare_epoll(coap_context_t *ctx, coap_tick_t now)
+{
+  if (walk_skip) {
+    walk_skip = 0;
+    return 0; /* coap_io_do_epoll ignores it */
+  }
+  pthread_once(&prepare_once, prepare_find);
+  if (libcoap_prepare_epoll == NULL) {
+    log_error("coap: libcoap's coap_io_prepare_epoll not found");
+    abort();
+  }
+  return libcoap_prepare_epoll(ctx, now);
+}
+
 /* One pass of libcoap's I/O, waiting up to wait_ms for a datagram.
  *
  * Why not coap_io_process: in libcoap 4.3.1 each pass walks every session
  * of the context twice (coap_io_prepare_epoll before the wait, and again at
  * the end of coap_io_do_epoll), and reads one datagram per readable socket.
- * With 10,000 LwM2M registrations (a session each) that walk was 60% of
- * this thread under a registration Update load (BENCHMARKS.md). Here:
- * - the walk before the wait (which sends due retransmissions and async
- *   answers, and arms libcoap's timer) is made at the first pass and when
- *   no pass made one for PREPARE_MS: libcoap arms its timer itself when a
- *   CON goes out or an async answer is triggered (coap_update_epoll_timer),
- *   and coap_io_do_epoll ends with the walk, so what is due still wakes us;
+ * Here:
  * - a readable socket's event is handed to coap_io_do_epoll READS_PER_EVENT
- *   times, so that one walk follows up to that many datagrams. A read past
+ *   times, so that one pass reads up to that many datagrams. A read past
  *   the socket's last datagram fails with EAGAIN, costs one system call and
- *   is only logged at libcoap's warning level (not shown).
+ *   is only logged at libcoap's warning level (not shown);
+ * - the walk is made (before the wait, or at the end of coap_io_do_epoll)
+ *   only when libcoap's timer fired (a retransmission, an async answer, an
+ *   observe notification or an idle session due: it armed the timer for
+ *   it), when datagrams were read or requests sent (w->dirty) and no walk
+ *   was made for WALK_MS, and at least every PREPARE_MS. Datagrams are read
+ *   and answered at every wake without it. What needs a walk after them:
+ *   a new DTLS handshake's timer (a second or more: at most WALK_MS late),
+ *   idle sessions (seconds), and a CON sent: coap_send arms libcoap's timer
+ *   itself (coap_wait_ack), but with its time since the send queue's base,
+ *   later than due when the queue was not empty and the timer armed later
+ *   still; a walk within WALK_MS re-arms it (the first retransmission is 2
+ *   s or more away), as one did after every batch before.
  * Without epoll in libcoap, coap_io_process as before. */
-static void engine_io(struct coap_engine *e, unsigned wait_ms, int prepare, int64_t *prepared)
+struct walk_state {
+  int64_t at; /* monotonic ms of the last walk; 0: none yet */
+  int dirty;  /* datagrams read or requests sent since */
+};
+
+static void walk_now(struct coap_engine *e, struct walk_state *w, unsigned *wait_ms)
+{
+  coap_tick_t t;
+  unsigned next;
+
+  coap_ticks(&t);
+  next = coap_io_prepare_epoll(e->ctx, t);
+  w->at = mono_ms();
+  w->dirty = 0;
+  if (next > 0 && next < *wait_ms)
+    *wait_ms = next;
+}
+
+static void engine_io(struct coap_engine *e, unsigned wait_ms, struct walk_state *w)
 {
   struct epoll_event ev[EVENTS_MAX], batch[EVENTS_MAX * READS_PER_EVENT];
   int64_t now = mono_ms();
-  int fd = coap_context_get_coap_fd(e->ctx), n, m = 0;
+  int fd = coap_context_get_coap_fd(e->ctx), n, m = 0, timer = 0;
 
   if (fd < 0) {
     coap_io_process(e->ctx, wait_ms);
     return;
   }
-  if (prepare || now - *prepared >= PREPARE_MS) {
-    coap_tick_t t;
-    unsigned next;
-    coap_ticks(&t);
-    next = coap_io_prepare_epoll(e->ctx, t);
-    *prepared = now;
-    if (next > 0 && next < wait_ms)
-      wait_ms = next;
-  }
+  if (w->at == 0 || now - w->at >= PREPARE_MS || (w->dirty && now - w->at >= WALK_MS))
+    walk_now(e, w, &wait_ms);
+  else if (w->dirty && (unsigned)(WALK_MS - (now - w->at)) < wait_ms)
+    wait_ms = (unsigned)(WALK_MS - (now - w->at));
   n = epoll_wait(fd, ev, EVENTS_MAX, (int)wait_ms);
   if (n <= 0)
     return;
@@ -331,18 +387,42 @@ static void engine_io(struct coap_engine *e, unsigned wait_ms, int prepare, int6
     /* libcoap's timer has no pointer; a socket's readiness to read is
      * repeated, anything else (a write readiness) handed over once */
     int copies = ev[i].data.ptr != NULL && ev[i].events == EPOLLIN ? READS_PER_EVENT : 1;
+    timer |= ev[i].data.ptr == NULL;
     for (int k = 0; k < copies; k++)
       batch[m++] = ev[i];
   }
+  now = mono_ms();
+  walk_skip = !timer && now - w->at < WALK_MS;
   coap_io_do_epoll(e->ctx, batch, (size_t)m);
-  *prepared = mono_ms(); /* coap_io_do_epoll ends with the walk */
+  if (walk_skip) {
+    walk_skip = 0; /* not called: a libcoap that does not walk through our definition */
+    w->at = mono_ms();
+    w->dirty = 0;
+  } else if (timer || now - w->at >= WALK_MS) {
+    w->at = mono_ms(); /* coap_io_do_epoll ended with the walk */
+    w->dirty = 0;
+  } else {
+    w->dirty = 1;
+  }
+}
+
+/* Is a datagram (or libcoap's timer) waiting? Asked between a tick's
+ * requests, so that an Update that came meanwhile is answered before the
+ * next (lwm2m_tick). One epoll_wait that does not wait: the event stays. */
+int coap_input_waiting(struct coap_engine *e)
+{
+  struct epoll_event ev;
+  int fd = coap_context_get_coap_fd(e->ctx);
+
+  return fd >= 0 && epoll_wait(fd, &ev, 1, 0) > 0;
 }
 
 static void *engine_main(void *arg)
 {
   struct coap_engine *e = arg;
-  int64_t last = 0, trimmed = 0, prepared = 0;
-  unsigned seen = 0;
+  int64_t last = 0, trimmed = 0;
+  struct walk_state walk = {0, 0};
+  unsigned seen = 0, sent = 0;
   int more = 0;
 
   while (!atomic_load(&e->stop)) {
@@ -359,13 +439,17 @@ static void *engine_main(void *arg)
       wait = WAIT_POLL_MS;
     if (due >= 0 && (unsigned)due < wait)
       wait = (unsigned)due;
-    engine_io(e, wait, prepared == 0, &prepared);
+    engine_io(e, wait, &walk);
     now = mono_ms();
     if ((done = atomic_load(&e->commits_done)) != seen || coap_waits_pending(e)) {
       seen = done;
       coap_waits_run(e, now);
     }
     more = lwm2m_tick(e, now);
+    if (e->sent != sent) { /* CONs queued: their timer wants a walk (engine_io) */
+      sent = e->sent;
+      walk.dirty = 1;
+    }
     if (now - last >= HOUSEKEEP_MS) {
       last = now;
       apply_pending(e);

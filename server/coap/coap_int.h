@@ -75,6 +75,7 @@ struct coap_engine {
 
   long nsessions;          /* (thread) this engine's share of the sessions open */
   struct lwm2m_server *lw; /* (thread) the LwM2M server's registrations (lwm2m.h) */
+  unsigned sent;           /* (thread) requests (CONs) sent by the server, ever */
 
   struct coap_wait *waits;  /* (thread) answers waiting on a commit (coap_res.c) */
   atomic_uint commits_done; /* bumped by the writer's thread as commits end */
@@ -152,6 +153,9 @@ void coap_dtls_failed(struct coap_engine *e, struct coap_peer *p);
 int coap_dtls_key_current(struct coap_engine *e, const struct coap_peer *p);
 
 /* "1.2.3.4" and "1.2.3.4:5683" ("[::1]:5683") of a session's peer. */
+/* A datagram or libcoap's timer waits on the engine's descriptor. (thread) */
+int coap_input_waiting(struct coap_engine *e);
+
 void coap_peer_text(coap_session_t *s, char *ip, size_t iplen, char *ipport, size_t iplen2);
 
 #endif

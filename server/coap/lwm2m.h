@@ -91,6 +91,8 @@ struct lwm2m_reg {
   int64_t due; /* monotonic ms: when a tick next steps it (lwm2m_due.c) */
   int hidx;    /* its place in the due heap, -1 none */
 
+  int view_due;                /* in lw->views */
+  struct lwm2m_reg *next_view; /* ... */
   struct lwm2m_reg *next_loc, *next_id, *next_dev;
 };
 
@@ -109,6 +111,7 @@ struct lwm2m_server {
   int sends_left;          /* requests this slice may still send */
   int more;                /* the tick's last slice ran out of time: the next goes on */
   struct lwm2m_reg **heap; /* by due time (lwm2m_due.c) */
+  struct lwm2m_reg *views; /* Updated: their view not yet handed to the fleet */
   int hn, hcap;
 };
 

@@ -178,6 +178,7 @@ static int send_cur(struct coap_engine *e, struct lwm2m_reg *r, int64_t now)
   if (coap_send(r->s, pdu) == COAP_INVALID_MID)
     return -1;
   e->lw->sends_left--;
+  e->sent++;
   r->busy = 1;
   r->sent_at = now;
   return 0;
