@@ -185,8 +185,13 @@ int delivery_lwm2m_endpoint(struct fleet *f, const char *ep, char device[DEVICE_
                             int *drive)
 {
   struct device *d = NULL;
+  int loading;
+  /* while the fleet loads after a start: the device of that id first (an
+   * endpoint of another name is known once its device is loaded) */
+  int stored = fleet_fault_in(f, ep);
 
   device_lock(f);
+  loading = f->loading;
   /* an lwm2m_endpoint set on some device wins over another device's id
    * (and is this fleet's device: the index is the process's) */
   for (struct device_lwm2m *lw = ep_index[ep_hash(ep)]; lw && d == NULL; lw = lw->ep_next)
@@ -200,7 +205,7 @@ int delivery_lwm2m_endpoint(struct fleet *f, const char *ep, char device[DEVICE_
     *drive = d->lwm2m != NULL && d->lwm2m->drive;
   }
   pthread_mutex_unlock(&f->mu);
-  return d != NULL ? 0 : -1;
+  return d != NULL ? 0 : loading || stored < 0 ? -2 : -1;
 }
 
 void delivery_lwm2m_view(struct fleet *f, const char *device, const struct lwm2m_view *v)

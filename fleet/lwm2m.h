@@ -15,7 +15,9 @@
 
 /* The device an endpoint name stands for: the device whose lwm2m_endpoint
  * is ep, else the device whose id is ep. 0 with device filled and *drive
- * (its trigger is lwm2m: dfotad drives its updates over /5), or -1. */
+ * (its trigger is lwm2m: dfotad drives its updates over /5), -1 (no such
+ * device), or -2: not known yet while the fleet loads after a start, or
+ * the store did not answer (ask again after DELIVERY_STORE_RETRY s). */
 int delivery_lwm2m_endpoint(struct fleet *f, const char *ep, char device[DEVICE_ID_MAX + 1],
                             int *drive);
 

@@ -229,7 +229,7 @@ static void do_register(struct coap_engine *e, coap_session_t *s, const coap_pdu
   size_t len = 0;
   const char *why = NULL;
   long lt = q->lt >= 0 ? q->lt : 86400;
-  int drive = 0;
+  int drive = 0, rc;
   int64_t now = mono_ms();
 
   if (!q->has_ep) {
@@ -251,7 +251,13 @@ static void do_register(struct coap_engine *e, coap_session_t *s, const coap_pdu
     return;
   }
   /* SECURITY: only known devices register, each only as itself */
-  if (delivery_lwm2m_endpoint(e->fleet, q->ep, device, &drive) < 0) {
+  rc = delivery_lwm2m_endpoint(e->fleet, q->ep, device, &drive);
+  if (rc == -2) { /* not known yet: the fleet loads, or the store is away */
+    refuse(resp, 503, NULL, &lwm2m_stats.refused_other);
+    add_uint_opt(resp, COAPOPT_MAX_AGE, DELIVERY_STORE_RETRY);
+    return;
+  }
+  if (rc < 0) {
     refuse(resp, 403, NULL, &lwm2m_stats.refused_unknown);
     log_debug("%s: LwM2M registration of unknown endpoint %s refused", proto_name(e->proto), q->ep);
     return;
