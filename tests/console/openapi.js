@@ -95,6 +95,8 @@ async function check(method, url, expect, opts) {
   } else if (resp && r.status !== 204 && method !== 'HEAD') {
     ok(false, name + ': the document gives a body schema', 'none for ' + r.status);
   }
+  for (const [h, spec] of Object.entries((resp && resp.headers) || {}))
+    if (spec.required) ok(r.headers.has(h), name + ': header ' + h + ' present', 'missing');
   if (r.status >= 200 && r.status < 300) covered.add(o.method + ' ' + o.path);
   return r;
 }
