@@ -235,6 +235,10 @@ static int start_job(struct fleet *f, struct rollout *r)
       r->reason[0] = '\0';
       if (r->job == JOB_START)
         r->job = JOB_NONE;
+      /* saved as running: a flush while the positions were numbered again
+       * (the lock let go) may have saved it starting, and a restart would
+       * start it over */
+      rollout_mark(r);
       log_info("rollout %s started: %d devices, waves of %d%%..%d%%", r->id, r->n_members,
                r->waves[0], r->waves[r->n_waves - 1]);
       lwm2m_wake_wave(r);
