@@ -312,10 +312,12 @@ static const char *arg(struct MHD_Connection *c, const char *name)
 static const char *const families[] = {"device", "rollout", "alarm", "package", "stats", NULL};
 static const char *const device_kinds[] = {
     "state", "offer", "report", "version", "hop_confirmed", "rollout", "created",
-    /* LwM2M: server/coap/lwm2m_rd.c (registrations), lwm2m_dm.c (/5) */
+    /* LwM2M: server/coap/lwm2m_rd.c (registrations), lwm2m_dm.c (/5),
+     * lwm2m_push.c (the package pushed into /5/0/0) */
     "lwm2m_register", "lwm2m_deregister", "lwm2m_expired", "lwm2m_write", "lwm2m_execute",
     "lwm2m_execute_held", "lwm2m_result", "lwm2m_retry", "lwm2m_cancel", "lwm2m_gave_up",
-    "lwm2m_format", "lwm2m_error", NULL};
+    "lwm2m_format", "lwm2m_error", "lwm2m_push", "lwm2m_pushed", "lwm2m_push_size",
+    "lwm2m_push_restart", "lwm2m_push_end", NULL};
 static const char *const package_kinds[] = {"uploaded", "deleted", "damaged", NULL};
 
 static int in_list(const char *const *list, const char *v, size_t n)
@@ -406,8 +408,8 @@ enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
   if (h->stopping || h->n >= SSE_MAX_SUBSCRIBERS) {
     pthread_mutex_unlock(&h->mu);
     free(s);
-    return json_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
-                      "too many event streams are open; try again later");
+    return json_error_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+                            "too many event streams are open; try again later", SSE_RETRY_AFTER_S);
   }
   s->next = h->subs;
   h->subs = s;

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #define SSE_MAX_SUBSCRIBERS 16
+#define SSE_RETRY_AFTER_S 5    /* the Retry-After of the 503 past SSE_MAX_SUBSCRIBERS */
 #define SSE_STATS_MS 2000      /* a "stats" event (transfers by protocol) this often */
 #define SSE_KEEPALIVE_MS 15000 /* a comment line when nothing else was sent */
 

@@ -61,6 +61,7 @@ static long long num_arg(struct MHD_Connection *c, const char *name, long long m
 static const char *const q_devices[] = {"model", "version", "group", "state", "rollout",
                                         "q",     "limit",   "after", NULL};
 static const char *const q_page[] = {"limit", "after", NULL};
+static const char *const q_events[] = {"limit", "after", "order", NULL};
 static const char *const q_paths[] = {"model", "from", "to", NULL};
 
 static enum MHD_Result reply(struct MHD_Connection *c, int status, json_t *body)
@@ -197,15 +198,20 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
   if (strcmp(rest, "events") == 0) {
     if (strcmp(method, "GET") != 0)
       return method_not_allowed(c, "GET");
-    int ok = 1, refused = json_query_refuse(c, q_page);
+    int ok = 1, refused = json_query_refuse(c, q_events);
     if (refused >= 0)
       return (enum MHD_Result)refused;
     long long limit = num_arg(c, "limit", 1, MAX_PAGE, DEF_PAGE, &ok);
     long long after = num_arg(c, "after", 0, INT64_MAX, 0, &ok);
+    const char *order = arg(c, "order");
+    if (order != NULL && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)
+      ok = 0;
     if (!ok)
       return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
-                        "limit is 1 to 1000 and after an event id (a whole number)");
-    st = fleet_device_events(f->fleet, id, (int64_t)after, (int)limit, &out);
+                        "limit is 1 to 1000, after an event id (a whole number) and order asc "
+                        "or desc");
+    st = fleet_device_events(f->fleet, id, (int64_t)after, (int)limit,
+                             order != NULL && strcmp(order, "desc") == 0, &out);
     return reply(c, st, out);
   }
   if (rest[0] != '\0')

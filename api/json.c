@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum MHD_Result json_text_reply(struct MHD_Connection *c, unsigned status, char *text, size_t len)
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, char *text, size_t len,
+                             int retry_after)
 {
   struct MHD_Response *r;
   enum MHD_Result ret;
@@ -21,31 +22,49 @@ enum MHD_Result json_text_reply(struct MHD_Connection *c, unsigned status, char 
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   if (status == MHD_HTTP_UNAUTHORIZED)
     MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (retry_after > 0) {
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%d", retry_after);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+  }
   ret = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
   return ret;
 }
 
-enum MHD_Result json_reply(struct MHD_Connection *c, unsigned status, json_t *v)
+enum MHD_Result json_text_reply(struct MHD_Connection *c, unsigned status, char *text, size_t len)
+{
+  return queue(c, status, text, len, 0);
+}
+
+/* v (consumed) as text with a newline; NULL when out of memory. */
+static char *dump(json_t *v, size_t *len)
 {
   char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
-  size_t len;
 
   json_decref(v);
   if (text == NULL)
-    return MHD_NO;
-  len = strlen(text);
+    return NULL;
+  *len = strlen(text);
   {
-    char *nt = realloc(text, len + 2);
+    char *nt = realloc(text, *len + 2);
     if (nt == NULL) {
       free(text);
-      return MHD_NO;
+      return NULL;
     }
     text = nt;
   }
-  text[len++] = '\n';
-  text[len] = '\0';
-  return json_text_reply(c, status, text, len);
+  text[(*len)++] = '\n';
+  text[*len] = '\0';
+  return text;
+}
+
+enum MHD_Result json_reply(struct MHD_Connection *c, unsigned status, json_t *v)
+{
+  size_t len = 0;
+  char *text = dump(v, &len);
+
+  return text == NULL ? MHD_NO : queue(c, status, text, len, 0);
 }
 
 enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *code,
@@ -53,6 +72,15 @@ enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char
 {
   return json_reply(c, status,
                     json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+}
+
+enum MHD_Result json_error_retry(struct MHD_Connection *c, unsigned status, const char *code,
+                                 const char *message, int retry_after)
+{
+  size_t len = 0;
+  char *text = dump(json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message), &len);
+
+  return text == NULL ? MHD_NO : queue(c, status, text, len, retry_after);
 }
 
 struct query_check {

@@ -14,6 +14,9 @@ enum MHD_Result json_text_reply(struct MHD_Connection *c, unsigned status, char 
 /* Queues {"error": {"code": code, "message": message}}. */
 enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *code,
                            const char *message);
+/* The same with a Retry-After of retry_after seconds (a 503's, a 429's). */
+enum MHD_Result json_error_retry(struct MHD_Connection *c, unsigned status, const char *code,
+                                 const char *message, int retry_after);
 
 /* Checks the query's parameters against `known` (NULL-terminated, at most
  * 16): each known one at most once and not empty, no other. 0, or -1 with

@@ -547,9 +547,11 @@ static int event_one(int64_t id, const char *kind, const char *detail, void *arg
 }
 
 /* Each event's detail carries its time ("at") beside what happened; pages
- * of at most `limit` events after event `after` (ids rise), with "next"
- * naming the last id of a full page. */
-int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, json_t **out)
+ * of at most `limit` events after event `after` (ids rise), or newest
+ * first before it (ids fall), with "next" naming the last id of a full
+ * page. */
+int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, int newest_first,
+                        json_t **out)
 {
   int refused = fleet_loading_gate(f, out);
   if (refused)
@@ -566,7 +568,7 @@ int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limi
   }
   store_sync(f->store); /* events still queued are written first */
   c.arr = json_array();
-  if (store_events_page(f->store, id, after, limit, event_one, &c) < 0) {
+  if (store_events_page(f->store, id, after, limit, newest_first, event_one, &c) < 0) {
     json_decref(c.arr);
     *out = fleet_error("internal", "cannot read the events");
     return 500;

@@ -15,8 +15,10 @@ int fleet_devices_bulk(struct fleet *f, const char *body, size_t len, char **tex
 int fleet_device_get(struct fleet *f, const char *id, json_t **out);
 int fleet_device_delete(struct fleet *f, const char *id, json_t **out);
 /* after: the last event id of the previous page (0: from the first);
- * limit: 1..MAX_PAGE. */
-int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, json_t **out);
+ * limit: 1..MAX_PAGE; newest_first: newest first (after 0: from the
+ * newest; else the events older than event id after). */
+int fleet_device_events(struct fleet *f, const char *id, int64_t after, int limit, int newest_first,
+                        json_t **out);
 /* filters: NULL for any; q: text the id contains. after: the last id of the previous page;
  * limit: 1..MAX_PAGE. */
 int fleet_devices_list(struct fleet *f, const char *model, const char *version, const char *group,

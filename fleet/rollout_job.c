@@ -28,6 +28,9 @@
  * JOB_SYNC_PAGES x JOB_PAGE members. */
 #define ENROL_PAGE (JOB_PAGE / 5)
 #define ENROL_SYNC_PAGES (JOB_SYNC_PAGES * JOB_PAGE / ENROL_PAGE)
+/* renumberings a page at a time before the one under the lock, when
+ * members keep being deleted while the positions are made 0.. again */
+#define RENUMBER_PAGED 3
 
 /* A device's place in a rollout's order: stable, and unrelated between
  * rollouts. */
@@ -66,22 +69,25 @@ static int cmp_pos(const void *a, const void *b)
   return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-/* Makes the members' positions 0.. again, in their order, after some
- * candidates were not enrolled (deleted, or taken by another rollout
- * meanwhile): pages like the enrol's. The positions are read only once the
- * rollout runs. Returns the next position, or -1 when the job must stop. */
-static int renumber(struct fleet *f, struct rollout *r, struct ordered *list, size_t n)
+/* Makes the members' positions 0.. again, in their order (list sorted by
+ * pos), after some candidates were not enrolled (deleted, or taken by
+ * another rollout meanwhile) or members were deleted once enrolled: pages
+ * like the enrol's, or all at once when locked (f->mu held). The positions
+ * are read only once the rollout runs. Returns the next position, or -1
+ * when the job must stop. */
+static int renumber(struct fleet *f, struct rollout *r, struct ordered *list, size_t n, int locked)
 {
   int pos = 0;
 
-  qsort(list, n, sizeof(*list), cmp_pos);
   for (size_t i = 0; i < n;) {
-    page_lock(f);
-    if (r->state != R_STARTING || f->job_stop) {
-      pthread_mutex_unlock(&f->mu);
-      return -1;
+    if (!locked) {
+      page_lock(f);
+      if (r->state != R_STARTING || f->job_stop) {
+        pthread_mutex_unlock(&f->mu);
+        return -1;
+      }
     }
-    for (int k = 0; k < ENROL_PAGE && i < n; k++, i++) {
+    for (int k = 0; (locked || k < ENROL_PAGE) && i < n; k++, i++) {
       struct device *d = list[i].d;
       if (d->dead || d->rollout != r || d->position >= INT_MAX / 2)
         continue;
@@ -91,9 +97,20 @@ static int renumber(struct fleet *f, struct rollout *r, struct ordered *list, si
       }
       pos++;
     }
-    page_unlock(f);
+    if (!locked)
+      page_unlock(f);
   }
   return pos;
+}
+
+/* The members the job enrolled (joiners have positions from INT_MAX / 2). */
+static int enrolled_count(const struct rollout *r)
+{
+  int k = 0;
+
+  for (int m = 0; m < r->n_members; m++)
+    k += r->mpos[m] < INT_MAX / 2;
+  return k;
 }
 
 /* May d join r now? Not when a live rollout (another) has it. */
@@ -113,8 +130,8 @@ static int candidate(const struct rollout *r, const struct device *d)
 static int start_job(struct fleet *f, struct rollout *r)
 {
   struct ordered *list = NULL;
-  size_t n = 0, cap, skipped = 0;
-  int pos = 0, scan, renumbered = 0;
+  size_t n = 0, cap;
+  int pos = 0, scan, sorted = 0;
 
   pthread_mutex_lock(&f->mu);
   cap = (size_t)f->n_devices + 1024;
@@ -179,27 +196,33 @@ static int start_job(struct fleet *f, struct rollout *r)
     for (int k = 0; k < ENROL_PAGE && i < n; k++, i++)
       if (candidate(r, list[i].d))
         rollout_enrol(f, r, list[i].d, list[i].pos);
-      else
-        skipped++;
     r->job_done = (int)i;
     r->job_of = (int)n;
     rollout_mark(r);
-    if (i >= n && skipped > 0 && !renumbered) {
-      /* once, then this last page again */
+    /* candidates not enrolled, or members deleted since, leave holes in
+     * the positions 0..n-1: they are numbered again, a page at a time,
+     * until no member left meanwhile; the last time under the lock */
+    for (int tries = 0, next = (int)n; i >= n; tries++) {
+      if ((pos = next) == enrolled_count(r))
+        break;
+      if (tries == RENUMBER_PAGED) {
+        pos = renumber(f, r, list, n, 1);
+        break;
+      }
       page_unlock(f);
-      if ((pos = renumber(f, r, list, n)) < 0) {
+      if (!sorted && n > 1)
+        qsort(list, n, sizeof(*list), cmp_pos);
+      sorted = 1;
+      if ((next = renumber(f, r, list, n, 0)) < 0) {
         free(list);
         return f->job_stop ? -1 : 0;
       }
-      renumbered = 1;
       page_lock(f);
       if (r->state != R_STARTING || f->job_stop) {
         pthread_mutex_unlock(&f->mu);
         free(list);
         return f->job_stop ? -1 : 0;
       }
-    } else if (i >= n && !renumbered) {
-      pos = (int)n;
     }
     if (i >= n) {
       /* the end: devices that joined meanwhile go last, in any order */
@@ -212,6 +235,10 @@ static int start_job(struct fleet *f, struct rollout *r)
       r->reason[0] = '\0';
       if (r->job == JOB_START)
         r->job = JOB_NONE;
+      /* saved as running: a flush while the positions were numbered again
+       * (the lock let go) may have saved it starting, and a restart would
+       * start it over */
+      rollout_mark(r);
       log_info("rollout %s started: %d devices, waves of %d%%..%d%%", r->id, r->n_members,
                r->waves[0], r->waves[r->n_waves - 1]);
       lwm2m_wake_wave(r);

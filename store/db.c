@@ -73,10 +73,10 @@ int db_rollouts_load(struct db *d, db_doc_cb cb, void *arg)
   return d->ops->rollouts_load(d, cb, arg);
 }
 
-int db_events_page(struct db *d, const char *device_id, int64_t after, int limit, db_event_cb cb,
-                   void *arg)
+int db_events_page(struct db *d, const char *device_id, int64_t after, int limit, int desc,
+                   db_event_cb cb, void *arg)
 {
-  return d->ops->events_page(d, device_id, after, limit, cb, arg);
+  return d->ops->events_page(d, device_id, after, limit, desc, cb, arg);
 }
 
 int db_integrity(struct db *d, char *msg, size_t len) { return d->ops->integrity(d, msg, len); }

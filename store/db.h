@@ -67,8 +67,8 @@ struct db_ops {
   int (*devices_page)(struct db *d, const char *state, const char *after, int limit, db_doc_cb cb,
                       void *arg);
   int (*rollouts_load)(struct db *d, db_doc_cb cb, void *arg);
-  int (*events_page)(struct db *d, const char *device_id, int64_t after, int limit, db_event_cb cb,
-                     void *arg);
+  int (*events_page)(struct db *d, const char *device_id, int64_t after, int limit, int desc,
+                     db_event_cb cb, void *arg);
   int (*integrity)(struct db *d, char *msg, size_t len);
   int (*reachable)(struct db *d, char *msg, size_t len);
   /* several nodes (NULL: this backend cannot share its database) */
@@ -128,9 +128,10 @@ int db_devices_load(struct db *d, db_doc_cb cb, void *arg);
 int db_devices_page(struct db *d, const char *state, const char *after, int limit, db_doc_cb cb,
                     void *arg);
 int db_rollouts_load(struct db *d, db_doc_cb cb, void *arg);
-/* A device's events after id `after`, oldest first, at most limit. */
-int db_events_page(struct db *d, const char *device_id, int64_t after, int limit, db_event_cb cb,
-                   void *arg);
+/* A device's events after id `after`, oldest first, at most limit; desc:
+ * those before id `after`, newest first. */
+int db_events_page(struct db *d, const char *device_id, int64_t after, int limit, int desc,
+                   db_event_cb cb, void *arg);
 int db_integrity(struct db *d, char *msg, size_t len);
 /* Whether the database answers now: 1, or 0 with msg saying why (a
  * server that went away; the backend reconnects by itself). */

@@ -193,6 +193,10 @@ const struct pg_stmt pg_stmts[S_COUNT] = {
                        "SELECT id, kind, detail FROM device_events WHERE device_id = $1"
                        " AND id > $2 ORDER BY id LIMIT $3",
                        3},
+    [S_EVENTS_PAGE_DESC] = {"events_page_desc",
+                            "SELECT id, kind, detail FROM device_events WHERE device_id = $1"
+                            " AND id < $2 ORDER BY id DESC LIMIT $3",
+                            3},
     /* several nodes: what the others wrote after $1 (rollouts first, so
      * that their devices find them), and packages added after $2 */
     [S_CHANGES] = {"changes",

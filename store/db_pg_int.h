@@ -61,6 +61,7 @@ enum stmt {
   S_DEV_PAGE_STATE,
   S_ROLLOUTS,
   S_EVENTS_PAGE,
+  S_EVENTS_PAGE_DESC,
   S_CHANGES,
   S_PKG_AFTER,
   S_CHANGE_MARK,
@@ -114,8 +115,8 @@ int pg_devices_load(struct db *db, db_doc_cb cb, void *arg);
 int pg_devices_page(struct db *db, const char *state, const char *after, int limit, db_doc_cb cb,
                     void *arg);
 int pg_rollouts_load(struct db *db, db_doc_cb cb, void *arg);
-int pg_events_page(struct db *db, const char *device_id, int64_t after, int limit, db_event_cb cb,
-                   void *arg);
+int pg_events_page(struct db *db, const char *device_id, int64_t after, int limit, int desc,
+                   db_event_cb cb, void *arg);
 
 /* db_pg_shared.c: several nodes */
 /* At open: the change number up to which the node loads (d->seen). */

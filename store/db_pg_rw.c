@@ -524,8 +524,8 @@ int pg_rollouts_load(struct db *db, db_doc_cb cb, void *arg)
   return query_docs((struct pg *)db, S_ROLLOUTS, NULL, 0, cb, arg) < 0 ? -1 : 0;
 }
 
-int pg_events_page(struct db *db, const char *device_id, int64_t after, int limit, db_event_cb cb,
-                   void *arg)
+int pg_events_page(struct db *db, const char *device_id, int64_t after, int limit, int desc,
+                   db_event_cb cb, void *arg)
 {
   struct pg *d = (struct pg *)db;
   char a[24], l[16];
@@ -536,7 +536,8 @@ int pg_events_page(struct db *db, const char *device_id, int64_t after, int limi
   snprintf(a, sizeof(a), "%lld", (long long)after);
   snprintf(l, sizeof(l), "%d", limit);
   pthread_mutex_lock(&d->mu);
-  if (pg_ensure(d) == 0 && (r = pg_run(d, S_EVENTS_PAGE, vals, PGRES_TUPLES_OK)) != NULL) {
+  if (pg_ensure(d) == 0 &&
+      (r = pg_run(d, desc ? S_EVENTS_PAGE_DESC : S_EVENTS_PAGE, vals, PGRES_TUPLES_OK)) != NULL) {
     rc = 0;
     for (int i = 0; i < PQntuples(r); i++)
       if (cb(strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),

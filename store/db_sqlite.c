@@ -587,15 +587,17 @@ static int event_row(sqlite3_stmt *st, void *arg)
   return c->cb(sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), c->arg);
 }
 
-static int sq_events_page(struct db *db, const char *device_id, int64_t after, int limit,
+static int sq_events_page(struct db *db, const char *device_id, int64_t after, int limit, int desc,
                           int (*cb)(int64_t id, const char *kind, const char *detail, void *arg),
                           void *arg)
 {
   struct sq *d = (struct sq *)db;
   struct event_cb c = {cb, arg};
   return query_rows(d,
-                    "SELECT id, kind, detail FROM device_events WHERE device_id = ?1"
-                    " AND id > ?2 ORDER BY id LIMIT ?3",
+                    desc ? "SELECT id, kind, detail FROM device_events WHERE device_id = ?1"
+                           " AND id < ?2 ORDER BY id DESC LIMIT ?3"
+                         : "SELECT id, kind, detail FROM device_events WHERE device_id = ?1"
+                           " AND id > ?2 ORDER BY id LIMIT ?3",
                     device_id, after, limit, event_row, &c);
 }
 

@@ -674,9 +674,11 @@ int store_rollouts_load(struct store *s, store_doc_cb cb, void *arg)
 }
 
 int store_events_page(struct store *s, const char *device_id, int64_t after, int limit,
-                      store_event_cb cb, void *arg)
+                      int newest_first, store_event_cb cb, void *arg)
 {
-  return db_events_page(s->db, device_id, after, limit, cb, arg);
+  if (newest_first && after <= 0)
+    after = INT64_MAX; /* from the newest */
+  return db_events_page(s->db, device_id, after, limit, newest_first, cb, arg);
 }
 
 void store_tx_events_trim(struct store *s, const char *device_id, int keep)

@@ -195,10 +195,12 @@ int store_devices_page(struct store *s, const char *state, const char *after, in
  * is no such device, -1 on a database error. */
 int store_device_get(struct store *s, const char *id, char **doc);
 /* A device's events after event id `after` (0: from the first), oldest
- * first, at most limit: cb(id, kind, detail_json, arg); non-zero stops. */
+ * first, at most limit: cb(id, kind, detail_json, arg); non-zero stops.
+ * newest_first: newest first instead, the events before event id `after`
+ * (0: from the newest). */
 typedef int (*store_event_cb)(int64_t id, const char *kind, const char *detail, void *arg);
 int store_events_page(struct store *s, const char *device_id, int64_t after, int limit,
-                      store_event_cb cb, void *arg);
+                      int newest_first, store_event_cb cb, void *arg);
 
 /* The writer's commits so far and the duration of the last one. */
 void store_writer_stats(struct store *s, uint64_t *commits, uint64_t *last_commit_us);

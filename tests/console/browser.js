@@ -225,6 +225,10 @@ async function main() {
     await page.waitForFunction(() => [...document.querySelectorAll('.timeline li')].some((li) =>
       li.dataset.kind === 'state' && /"?to"?: failed/.test(li.textContent)), { timeout: 10000 });
     must(true, 'device ' + failedId + ': its timeline shows the move to failed');
+    must(lists.some((u) => u.startsWith('/api/v1/devices/' + encodeURIComponent(failedId) + '/events?') && /[?&]order=desc(&|$)/.test(u)),
+      'the timeline asks for the newest events first (order=desc)', lists.filter((u) => u.includes('/events')).join(', '));
+    must((await page.$eval('.timeline li', (li) => li.dataset.kind)) === 'state' &&
+      /"?to"?: failed/.test(await text('.timeline li')), 'the timeline starts with the newest event (the move to failed)', await text('.timeline li'));
     await page.screenshot({ path: OUT + '/device-failed.png', fullPage: true });
 
     /* ---- device-made strings are text */

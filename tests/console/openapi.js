@@ -95,6 +95,8 @@ async function check(method, url, expect, opts) {
   } else if (resp && r.status !== 204 && method !== 'HEAD') {
     ok(false, name + ': the document gives a body schema', 'none for ' + r.status);
   }
+  for (const [h, spec] of Object.entries((resp && resp.headers) || {}))
+    if (spec.required) ok(r.headers.has(h), name + ': header ' + h + ' present', 'missing');
   if (r.status >= 200 && r.status < 300) covered.add(o.method + ' ' + o.path);
   return r;
 }
@@ -191,6 +193,22 @@ async function main() {
   await check('GET', '/api/v1/devices/nosuch', 404);
   await check('GET', '/api/v1/devices/oa1/events?limit=2', 200);
   await check('GET', '/api/v1/devices/oa1/events?limit=0', 400);
+  {
+    /* newest first, paged with the same cursor: the oldest-first list reversed */
+    const all = (await check('GET', '/api/v1/devices/oa1/events?limit=1000', 200)).json.events.map((e) => e.id);
+    const got = [];
+    let next = 0;
+    for (let i = 0; i <= all.length && next !== null; i++) {
+      const d = await check('GET', '/api/v1/devices/oa1/events?order=desc&limit=1' + (next ? '&after=' + next : ''), 200);
+      if (!d.json) break;
+      got.push(...d.json.events.map((e) => e.id));
+      next = d.json.next;
+    }
+    ok(all.length >= 1 && JSON.stringify(got) === JSON.stringify(all.slice().reverse()),
+      'events newest first, paged, are the oldest-first list reversed', 'asc ' + all + '; desc ' + got);
+    await check('GET', '/api/v1/devices/oa1/events?order=asc&limit=2', 200);
+    await check('GET', '/api/v1/devices/oa1/events?order=up', 400);
+  }
   await check('GET', '/api/v1/devices/nosuch/events', 404);
   await check('GET', '/api/v1/rollouts', 200);
   /* one wave: both devices are offered whatever their order (a hash of the rollout's id) */

@@ -101,7 +101,7 @@ static int ev(int64_t id, const char *kind, const char *detail, void *arg)
 static int n_events(struct store *s, const char *id)
 {
   struct evs e = {0};
-  CHECK(store_events_page(s, id, 0, 64, ev, &e) == 0);
+  CHECK(store_events_page(s, id, 0, 64, 0, ev, &e) == 0);
   return e.n;
 }
 
@@ -177,13 +177,32 @@ static void contract(struct store *s)
     CHECK(store_device_get(s, "d", &doc) == 0 && doc == NULL);
   }
   /* events: oldest first, paged by id */
-  CHECK(store_events_page(s, "d1", 0, 2, ev, &e) == 0);
+  CHECK(store_events_page(s, "d1", 0, 2, 0, ev, &e) == 0);
   CHECK(e.n == 2 && strcmp(e.kinds[0], "created") == 0 && e.ids[0] < e.ids[1]);
   {
     int64_t last = e.ids[1];
     memset(&e, 0, sizeof(e));
-    CHECK(store_events_page(s, "d1", last, 10, ev, &e) == 0);
+    CHECK(store_events_page(s, "d1", last, 10, 0, ev, &e) == 0);
     CHECK(e.n == 1 && e.ids[0] > last);
+  }
+  /* newest first: from the newest, then the events before a page's last */
+  {
+    struct evs all = {0}, d = {0};
+    CHECK(store_events_page(s, "d1", 0, 10, 0, ev, &all) == 0);
+    CHECK(store_events_page(s, "d1", 0, 2, 1, ev, &d) == 0);
+    CHECK(all.n == 3 && d.n == 2 && d.ids[0] == all.ids[2] && d.ids[1] == all.ids[1]);
+    {
+      int64_t last = d.ids[1];
+      memset(&d, 0, sizeof(d));
+      CHECK(store_events_page(s, "d1", last, 10, 1, ev, &d) == 0);
+      CHECK(d.n == 1 && d.ids[0] == all.ids[0] && strcmp(d.kinds[0], "created") == 0);
+      memset(&d, 0, sizeof(d));
+      CHECK(store_events_page(s, "d1", all.ids[0], 10, 1, ev, &d) == 0);
+      CHECK(d.n == 0);
+      CHECK(store_events_page(s, "d2", 0, 10, 1, ev, &d) == 0);
+      CHECK(d.n > 0 && d.ids[0] > 0);
+      CHECK(store_events_page(s, "nobody", 0, 10, 1, ev, &d) == 0);
+    }
   }
   /* upsert: the same id again replaces the record (twice in one
    * transaction: the last write wins) */
@@ -206,7 +225,7 @@ static void contract(struct store *s)
     CHECK(script.committed == 1);
   }
   memset(&e, 0, sizeof(e));
-  CHECK(store_events_page(s, "d1", 0, 10, ev, &e) == 0);
+  CHECK(store_events_page(s, "d1", 0, 10, 0, ev, &e) == 0);
   CHECK(e.n == 1 && strcmp(e.kinds[0], "state") == 0);
   CHECK(n_events(s, "d2") == 0);
   r = page(s, NULL, "", 10);
