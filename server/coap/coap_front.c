@@ -462,7 +462,11 @@ static void *engine_main(void *arg)
       /* a DTLS handshake allocates and frees far more than a session
        * keeps: give the freed memory of this thread's arena back */
       trimmed = now;
+#ifndef __SANITIZE_ADDRESS__
+      /* (not under AddressSanitizer: its allocator is not glibc's, whose
+       * first use would then be here, by two engine threads at once) */
       malloc_trim(0);
+#endif
     }
   }
   return NULL;
