@@ -88,6 +88,16 @@ $tls" "$@" && return 0
   return 1
 }
 
+# lwm2m_start [CONFIG-LINES]: fleet_start with an LwM2M server on plain
+# CoAP (COAP is HOST:PORT), devices polled every 300 s, lifetimes from 2 s,
+# queue-mode devices awake 2 s, every 710 re-checked; LWSIM: the simulator.
+lwm2m_start() {
+  LWSIM="$LIB_DIR/../sim/lwm2msim.py"
+  COAP="127.0.0.1:$(udp_ports 1)"
+  fleet_start "[coap]" "listen = $COAP" "lwm2m = yes" "lwm2m_insecure = yes" "lwm2m_poll = 300" \
+    "lwm2m_lifetime_min = 2" "lwm2m_queue_awake = 2" "[fleet]" "recheck_interval = 0" "$@"
+}
+
 # hexof TEXT: TEXT's bytes in hex (coap-client takes a key as text).
 hexof() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 

@@ -20,11 +20,7 @@
 . "$(dirname "$0")/fleet_lib.sh"
 . "$(dirname "$0")/coap_lib.sh"
 
-LWSIM="$LIB_DIR/../sim/lwm2msim.py"
-COAP="127.0.0.1:$(udp_ports 1)"
-fleet_start "[coap]" "listen = $COAP" "lwm2m = yes" "lwm2m_insecure = yes" "lwm2m_poll = 300" \
-  "lwm2m_lifetime_min = 2" "lwm2m_queue_awake = 2" "[fleet]" "recheck_interval = 0" ||
-  bail "dfotad starts with [coap] lwm2m = yes"
+lwm2m_start || bail "dfotad starts with [coap] lwm2m = yes"
 SIZE=20480
 mkpkg "$VA" "$VB" "$SIZE" || bail "package A -> B"
 SHA=$(sha256sum "$T/pkg-$VA-$VB.bin" | cut -d' ' -f1)
