@@ -1,5 +1,6 @@
 /* http_settle.c: settling HTTP responses with TCP, and the economics of
- * the connections that carry them (http_settle.h). */
+ * the connections that carry them (http_settle.h; their header phase is in
+ * http_header.c). */
 #include "autoconfig.h"
 
 #include "http_settle.h"
@@ -21,80 +22,7 @@
 #include "../../util/log.h"
 #include "../../util/util.h"
 #include "http_limits.h"
-
-#define LINGER_MS 120000 /* longest wait for TCP to settle a response */
-#define EVICT_MIN_MS                                                                               \
-  1000                /* a connection in its header phase is not evicted                           \
-                         for a newer one before this age */
-#define EVICT_SCAN 64 /* connections looked at for one to evict */
-
-/* how often the tick looks for the first bytes of a keep-alive connection's next request */
-#define KEEP_CHECK_MS 1000
-
-struct conn;
-
-/* A response, from queueing until TCP settles it. */
-struct pend {
-  struct transfer *tr;
-  struct settle m;
-  uint64_t start, len;
-  enum piece kind;
-  struct conn *conn;          /* NULL once its connection closed */
-  int own_fd;                 /* our duplicate of the socket after that, or -1 */
-  int64_t deadline;           /* monotonic ms */
-  uint64_t got;               /* once settled: payload bytes that arrived */
-  int complete;               /* once settled: all of them */
-  struct pend *next, *prev;   /* the meter's waiting list */
-  struct pend *cnext, *cprev; /* its connection's */
-  struct pend *lnext, *lprev; /* the lingering list, oldest first (own_fd >= 0) */
-};
-
-/* libmicrohttpd's socket_context of a connection. */
-struct conn {
-  int fd;            /* libmicrohttpd's socket */
-  uint64_t floor;    /* where the last response measured ended in TCP's acknowledged count */
-  struct pend *cur;  /* being written */
-  struct pend *wait; /* written, waiting for TCP */
-  /* between two requests of a keep-alive connection: lk guards these
-   * against the tick (libmicrohttpd's thread of the connection writes them) */
-  pthread_mutex_t lk;
-  /* the batch: responses written whole, not measured yet, in the order
-   * written (chained by cnext), the first from floor */
-  struct pend *bhead, *btail;
-  unsigned bn;
-  atomic_int between; /* a request ended; the next one's headers are not in yet */
-  int rx_known;       /* rx is set */
-  uint64_t rx;        /* bytes received as the tick first saw it between requests */
-  int64_t next_at;    /* monotonic ms the next request's first bytes were seen, 0: not yet */
-  char addr[INET6_ADDRSTRLEN]; /* the peer's address, as text */
-  struct conn *onext, *oprev;  /* every open connection */
-  /* the header phase: from the connection to its first request's headers */
-  int64_t opened;             /* monotonic ms */
-  atomic_int in_header;       /* on the header lists (read without the lock) */
-  atomic_int ended;           /* shut down by us; libmicrohttpd closes it next */
-  struct conn *hnext, *hprev; /* all connections in their header phase, oldest first */
-  struct adm_hold hold;       /* its address's count of them (net/admission.h) */
-};
-
-struct http_settle {
-  pthread_mutex_t mu; /* everything below, and every conn's lists */
-  struct pend *head;
-  int n;
-  atomic_int batched; /* responses in the connections' batches (busy, like n) */
-  struct http_settle_conf conf;
-  unsigned open;      /* connections between libmicrohttpd's STARTED and CLOSED */
-  unsigned ending;    /* ... of them ended by us, not closed yet */
-  unsigned lingering; /* sockets kept after libmicrohttpd closed them */
-  struct pend *lhead, *ltail;
-  unsigned in_header;
-  struct conn *hhead, *htail;
-  struct admission *adm; /* connections in their header phase per address (an IPv6 /64) */
-  struct conn *ohead;    /* every open connection */
-  int64_t keep_at;       /* monotonic ms of the next look at connections between requests */
-  struct http_settle_stats stats;
-  struct http_settle_stats logged; /* as of the last log line */
-  int64_t log_at;                  /* monotonic ms of the next one */
-};
+#include "http_settle_int.h"
 
 struct http_settle *http_settle_new(const struct http_settle_conf *conf)
 {
@@ -292,101 +220,6 @@ static struct pend *flush_batch(struct http_settle *s, struct conn *cn)
   return done;
 }
 
-/* ---- the header phase ------------------------------------------------------ */
-
-/* Puts cn on the header lists and counts it against its address; s->mu
- * held. */
-static void header_add(struct http_settle *s, struct conn *cn, const struct sockaddr *sa)
-{
-  struct adm_key k;
-
-  /* no limit here: over header_per_ip, the tick ends the oldest (a
-   * connection the table could not count still has the deadline) */
-  adm_key_addr(sa, &k);
-  (void)adm_take(s->adm, &k, ADM_HEADER, 0, &cn->hold);
-  cn->hprev = s->htail;
-  if (s->htail)
-    s->htail->hnext = cn;
-  else
-    s->hhead = cn;
-  s->htail = cn;
-  s->in_header++;
-  atomic_store_explicit(&cn->in_header, 1, memory_order_relaxed);
-}
-
-/* Takes cn off the header lists; s->mu held. */
-static void header_remove(struct http_settle *s, struct conn *cn)
-{
-  if (!atomic_load_explicit(&cn->in_header, memory_order_relaxed))
-    return;
-  atomic_store_explicit(&cn->in_header, 0, memory_order_relaxed);
-  if (cn->hprev)
-    cn->hprev->hnext = cn->hnext;
-  else
-    s->hhead = cn->hnext;
-  if (cn->hnext)
-    cn->hnext->hprev = cn->hprev;
-  else
-    s->htail = cn->hprev;
-  cn->hnext = cn->hprev = NULL;
-  s->in_header--;
-  adm_give(s->adm, &cn->hold);
-}
-
-/* Ends cn: libmicrohttpd sees the socket shut and closes the connection
- * (then http_settle_closed). s->mu held, which http_settle_closed takes
- * before libmicrohttpd closes the socket: cn->fd is still cn's. */
-static void end_conn(struct http_settle *s, struct conn *cn)
-{
-  header_remove(s, cn);
-  if (atomic_load_explicit(&cn->ended, memory_order_relaxed))
-    return;
-  atomic_store_explicit(&cn->ended, 1, memory_order_relaxed);
-  s->ending++;
-  if (cn->fd >= 0)
-    shutdown(cn->fd, SHUT_RDWR);
-}
-
-/* Whether cn's client is the slow one: libmicrohttpd has read all it sent
- * and still has no complete headers. Bytes waiting unread in the socket
- * mean the server is behind (a burst of connections on busy CPUs), and
- * the client is not to blame. s->mu held (cn->fd is cn's). */
-static int dribbling(const struct conn *cn)
-{
-  int unread = 0;
-
-  return cn->fd >= 0 && ioctl(cn->fd, FIONREAD, &unread) == 0 && unread == 0;
-}
-
-/* The oldest connection in its header phase that is older than
- * EVICT_MIN_MS and dribbling, among the EVICT_SCAN oldest, or NULL. */
-static struct conn *oldest_header(struct http_settle *s, int64_t now)
-{
-  int n = 0;
-
-  for (struct conn *cn = s->hhead; cn != NULL && n < EVICT_SCAN; cn = cn->hnext, n++) {
-    if (now - cn->opened < EVICT_MIN_MS)
-      return NULL;
-    if (dribbling(cn))
-      return cn;
-  }
-  return NULL;
-}
-
-/* Refuses a connection: a short answer where the socket speaks plain
- * HTTP, then the end. s->mu held. */
-static void refuse(struct http_settle *s, struct conn *cn)
-{
-  static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\n"
-                             "Content-Length: 0\r\nConnection: close\r\n\r\n";
-
-  if (!s->conf.tls && cn->fd >= 0)
-    (void)!send(cn->fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-  s->stats.refused++;
-  delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_REFUSED, 1);
-  end_conn(s, cn);
-}
-
 void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **socket_context)
 {
   const union MHD_ConnectionInfo *ci =
@@ -433,19 +266,19 @@ void http_settle_opened(struct http_settle *s, struct MHD_Connection *c, void **
     /* SECURITY: every slot is taken: a connection that has not sent its
      * headers for a while makes room, else this one is refused at once
      * (never left waiting in the listen queue) */
-    if ((old = oldest_header(s, now)) != NULL) {
+    if ((old = hs_oldest_header(s, now)) != NULL) {
       s->stats.header_evicted++;
       delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
-      end_conn(s, old);
+      hs_end_conn(s, old);
     } else {
-      refuse(s, cn);
+      hs_refuse(s, cn);
       pthread_mutex_unlock(&s->mu);
       finish_list(done);
       return;
     }
   }
   /* over the header caps, the tick ends the oldest */
-  header_add(s, cn, ai != NULL ? ai->client_addr : NULL);
+  hs_header_add(s, cn, ai != NULL ? ai->client_addr : NULL);
   pthread_mutex_unlock(&s->mu);
   finish_list(done);
 }
@@ -462,7 +295,7 @@ int http_settle_headers_done(struct http_settle *s, struct MHD_Connection *c, in
     return -1;
   if (atomic_load_explicit(&cn->in_header, memory_order_relaxed)) {
     pthread_mutex_lock(&s->mu);
-    header_remove(s, cn);
+    hs_header_remove(s, cn);
     pthread_mutex_unlock(&s->mu);
   }
   /* a later request of a keep-alive connection: the responses before it,
@@ -489,33 +322,6 @@ const char *http_settle_peer(struct MHD_Connection *c)
   const struct conn *cn = ci != NULL ? ci->socket_context : NULL;
 
   return cn != NULL && cn->addr[0] != '\0' ? cn->addr : NULL;
-}
-
-/* Ends the connections past the header deadline, and, among those older
- * than EVICT_MIN_MS that dribble, the oldest beyond the caps on
- * connections in their header phase, overall and per address. A device
- * sends its headers in milliseconds: the caps only ever catch connections
- * that dribble them. s->mu held. */
-static void header_deadline(struct http_settle *s, int64_t now)
-{
-  int64_t limit = (int64_t)s->conf.header_timeout * 1000;
-  struct conn *cn, *next;
-
-  while (limit > 0 && s->hhead != NULL && now - s->hhead->opened >= limit) {
-    s->stats.header_timeouts++;
-    delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_TIMEOUTS, 1);
-    end_conn(s, s->hhead);
-  }
-  for (cn = s->hhead; cn != NULL && now - cn->opened >= EVICT_MIN_MS; cn = next) {
-    next = cn->hnext;
-    if (((s->conf.header_limit > 0 && s->in_header > s->conf.header_limit) ||
-         (s->conf.header_per_ip > 0 && adm_held(s->adm, &cn->hold) > s->conf.header_per_ip)) &&
-        dribbling(cn)) {
-      s->stats.header_evicted++;
-      delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_EVICTED, 1);
-      end_conn(s, cn);
-    }
-  }
 }
 
 /* ---- settling ---------------------------------------------------------------- */
@@ -652,7 +458,7 @@ void http_settle_closed(struct http_settle *s, struct MHD_Connection *c, void **
     return;
   *socket_context = NULL;
   pthread_mutex_lock(&s->mu);
-  header_remove(s, cn);
+  hs_header_remove(s, cn);
   if (cn->oprev)
     cn->oprev->onext = cn->onext;
   else
@@ -731,7 +537,7 @@ static void keep_alive(struct http_settle *s, int64_t now, struct pend **done)
       if (look && limit > 0 && cn->next_at != 0 && now - cn->next_at >= limit) {
         s->stats.header_timeouts++;
         delivery_count(s->conf.tls ? PROTO_HTTPS : PROTO_HTTP, FC_HEADER_TIMEOUTS, 1);
-        end_conn(s, cn);
+        hs_end_conn(s, cn);
       }
     }
     pthread_mutex_unlock(&cn->lk);
@@ -749,7 +555,7 @@ void http_settle_tick(struct http_settle *s, int force)
   int say = 0;
 
   pthread_mutex_lock(&s->mu);
-  header_deadline(s, now);
+  hs_header_deadline(s, now);
   keep_alive(s, now, &done);
   for (p = s->head; p; p = next) {
     uint64_t payload;
