@@ -34,7 +34,7 @@ static void *worker(void *arg)
   pthread_mutex_lock(&rc->mu);
   for (;;) {
     struct package *p;
-    int damaged;
+    int damaged, again;
     while (rc->n == 0 && !rc->stopping)
       pthread_cond_wait(&rc->cv, &rc->mu);
     if (rc->n == 0)
@@ -45,9 +45,15 @@ static void *worker(void *arg)
     pthread_mutex_unlock(&rc->mu);
     damaged = store_package_verify(s, p->id) < 0;
     atomic_store(&p->checked_at, mono_ms());
-    atomic_store(&p->checking, 0);
+    again = atomic_exchange(&p->checking, 0) == 2 && !damaged;
     if (damaged && rc->cb != NULL)
       rc->cb(rc->cb_arg, p->id);
+    pthread_mutex_lock(&rc->mu);
+    if (again && !rc->stopping && rc->n < RECHECK_QUEUE && atomic_exchange(&p->checking, 1) == 0) {
+      rc->queue[rc->n++] = p; /* asked again while it ran: once more, the reference kept */
+      continue;
+    }
+    pthread_mutex_unlock(&rc->mu);
     package_unref(p);
     pthread_mutex_lock(&rc->mu);
   }
@@ -101,13 +107,22 @@ int store_package_recheck(struct store *s, const char *id, int min_interval_ms)
   struct recheck *rc = s->recheck;
   struct package *p = store_package_get(s, id);
   int64_t last;
-  int queued = 0;
+  int queued = 0, idle = 0, running = 1;
 
   if (p == NULL)
     return 0;
   last = atomic_load(&p->checked_at);
-  if (atomic_load(&p->status) != PKG_OK || (last != 0 && mono_ms() - last < min_interval_ms) ||
-      atomic_exchange(&p->checking, 1) != 0) {
+  if (atomic_load(&p->status) != PKG_OK || (last != 0 && mono_ms() - last < min_interval_ms)) {
+    package_unref(p);
+    return 0;
+  }
+  if (!atomic_compare_exchange_strong(&p->checking, &idle, 1)) {
+    /* one queued or running already. With no interval, a report that
+     * comes while it runs gets a check of its own once it ends (the one
+     * running may have read the bytes before this report's damage); with
+     * one, the running check is this interval's. */
+    if (min_interval_ms == 0)
+      atomic_compare_exchange_strong(&p->checking, &running, 2);
     package_unref(p);
     return 0;
   }

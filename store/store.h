@@ -48,8 +48,8 @@ struct package {
   atomic_uint refs;
   atomic_int deleted;
   _Atomic int64_t checked_at; /* monotonic ms of the last re-check; 0: none */
-  atomic_int checking;        /* a re-check is queued or running */
-  struct package *next;       /* catalog bucket chain */
+  atomic_int checking;  /* a re-check: 0 none, 1 queued or running, 2 running and asked again */
+  struct package *next; /* catalog bucket chain */
 };
 
 struct package_meta {

@@ -32,9 +32,9 @@ expect_eq "s1 failed" failed "$(dev_field s1 .state)"
 expect_eq "the rollout still runs" running "$(rollout_field "$RID" .state)"
 api GET "/api/v1/packages/$PKG"
 expect_eq "the package is still ok" ok "$(json "$BODY" .status)"
-# that re-check done before the damage below: a report that comes while a
-# check runs is not queued again (the running one may read the file before
-# the damage and pass it; on a loaded machine it ran after the second report)
+# that re-check seen before the damage below (with recheck_interval = 0 a
+# 710 that comes while a check runs gets one more check after it: the
+# running one may have read the bytes before the damage)
 check "the intact package was re-checked" wait_log_since "$mark" 're-checked, sha256 matches' 10
 
 # damage the file behind the daemon's back, then another 710
