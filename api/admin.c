@@ -91,12 +91,6 @@ static int authorized(struct MHD_Connection *c, const struct admin_ctx *f)
   return token_equal(h, strlen(h), f->token);
 }
 
-static const char *arg(struct MHD_Connection *c, const char *name)
-{
-  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
-  return v != NULL && v[0] != '\0' ? v : NULL;
-}
-
 /* ---- packages ---------------------------------------------------------- */
 
 /* A page of the listing, oldest first: at most `limit` packages after the
@@ -130,24 +124,18 @@ static enum MHD_Result packages_list(struct MHD_Connection *c, struct admin_ctx 
 {
   static const char *const known[] = {"model", "from", "to", "limit", "after", NULL};
   int refused = json_query_refuse(c, known);
-  struct list_ctx l = {NULL, f, arg(c, "after"), 0, MAX_PAGE, 0, ""};
-  const char *limit = arg(c, "limit");
+  int ok = 1;
+  struct list_ctx l = {
+      NULL, f, json_arg(c, "after"), 0, (int)json_num_arg(c, "limit", 1, MAX_PAGE, MAX_PAGE, &ok),
+      0,    ""};
 
   if (refused >= 0)
     return (enum MHD_Result)refused;
+  if (!ok)
+    return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", "limit is 1 to 1000");
   l.arr = json_array();
-  if (limit != NULL) {
-    char *end;
-    long n;
-    errno = 0;
-    n = strtol(limit, &end, 10);
-    if (errno != 0 || *end != '\0' || end == limit || n < 1 || n > MAX_PAGE) {
-      json_decref(l.arr);
-      return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", "limit is 1 to 1000");
-    }
-    l.limit = (int)n;
-  }
-  store_package_foreach(f->store, arg(c, "model"), arg(c, "from"), arg(c, "to"), list_one, &l);
+  store_package_foreach(f->store, json_arg(c, "model"), json_arg(c, "from"), json_arg(c, "to"),
+                        list_one, &l);
   if (l.after != NULL && !l.found) {
     json_decref(l.arr);
     return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
@@ -192,7 +180,8 @@ static enum MHD_Result package_one(struct MHD_Connection *c, struct admin_ctx *f
  * before reading a byte of the body is refused here. */
 static enum MHD_Result upload_begin(struct MHD_Connection *c, struct admin_ctx *f, void **req_cls)
 {
-  struct package_meta meta = {arg(c, "model"), arg(c, "from"), arg(c, "to"), arg(c, "name")};
+  struct package_meta meta = {json_arg(c, "model"), json_arg(c, "from"), json_arg(c, "to"),
+                              json_arg(c, "name")};
   const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   struct admin_req *req;
   char msg[160];

@@ -297,12 +297,6 @@ void sse_hub_free(struct sse_hub *h) { pthread_mutex_destroy(&h->mu); }
 
 /* ---- the request ------------------------------------------------------------ */
 
-static const char *arg(struct MHD_Connection *c, const char *name)
-{
-  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
-  return v != NULL && v[0] != '\0' ? v : NULL;
-}
-
 /* The kinds a filter may name: a family ("device" is every device.*) or
  * one kind of it. A name that is neither is refused rather than matched
  * against nothing: a typo in kind= must not turn into a silent, empty
@@ -358,7 +352,7 @@ static int parse_kinds(struct sse_sub *s, const char *v)
 enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
 {
   const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
-  const char *rollout = arg(c, "rollout"), *device = arg(c, "device");
+  const char *rollout = json_arg(c, "rollout"), *device = json_arg(c, "device");
   struct MHD_Response *r;
   struct sse_sub *s;
   enum MHD_Result ret;
@@ -370,14 +364,14 @@ enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
   if (refused >= 0)
     return (enum MHD_Result)refused;
   if (last == NULL || last[0] == '\0')
-    last = arg(c, "last_event_id");
+    last = json_arg(c, "last_event_id");
   if ((rollout && strlen(rollout) >= sizeof(s->rollout)) ||
       (device && strlen(device) >= sizeof(s->device)))
     return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", "rollout or device id too long");
   s = calloc(1, sizeof(*s));
   if (s == NULL)
     return MHD_NO;
-  if (parse_kinds(s, arg(c, "kind")) < 0) {
+  if (parse_kinds(s, json_arg(c, "kind")) < 0) {
     free(s);
     return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
                       "kind is a comma-separated list of at most 8 known kinds: rollout, "

@@ -13,7 +13,6 @@
 
 #include "fleet_api.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,32 +28,6 @@
 #define RO_PREFIX "/api/v1/rollouts"
 #define OVERVIEW "/api/v1/overview"
 #define PATHS "/api/v1/paths"
-
-static const char *arg(struct MHD_Connection *c, const char *name)
-{
-  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
-  return v != NULL && v[0] != '\0' ? v : NULL;
-}
-
-/* A whole number argument within [min, max], def when absent; -1 with *ok
- * cleared when malformed. */
-static long long num_arg(struct MHD_Connection *c, const char *name, long long min, long long max,
-                         long long def, int *ok)
-{
-  const char *v = arg(c, name);
-  char *end;
-  long long n;
-
-  if (v == NULL)
-    return def;
-  errno = 0;
-  n = strtoll(v, &end, 10);
-  if (errno != 0 || *end != '\0' || end == v || n < min || n > max) {
-    *ok = 0;
-    return -1;
-  }
-  return n;
-}
 
 /* The query parameters each listing takes: any other is a 400 (a typo in
  * a filter's name must not list the whole fleet). */
@@ -177,13 +150,13 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
       int ok = 1, refused = json_query_refuse(c, q_devices);
       if (refused >= 0)
         return (enum MHD_Result)refused;
-      long long limit = num_arg(c, "limit", 1, MAX_PAGE, DEF_PAGE, &ok);
+      long long limit = json_num_arg(c, "limit", 1, MAX_PAGE, DEF_PAGE, &ok);
       if (!ok)
         return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
                           "limit must be a whole number from 1 to 1000");
-      st = fleet_devices_list(f->fleet, arg(c, "model"), arg(c, "version"), arg(c, "group"),
-                              arg(c, "state"), arg(c, "rollout"), arg(c, "q"), (int)limit,
-                              arg(c, "after"), &out);
+      st = fleet_devices_list(f->fleet, json_arg(c, "model"), json_arg(c, "version"),
+                              json_arg(c, "group"), json_arg(c, "state"), json_arg(c, "rollout"),
+                              json_arg(c, "q"), (int)limit, json_arg(c, "after"), &out);
     } else if (strcmp(method, "POST") == 0) {
       return fleet_api_bulk(c, f, NULL, 0); /* no body (one is read as text) */
     } else {
@@ -201,9 +174,9 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
     int ok = 1, refused = json_query_refuse(c, q_events);
     if (refused >= 0)
       return (enum MHD_Result)refused;
-    long long limit = num_arg(c, "limit", 1, MAX_PAGE, DEF_PAGE, &ok);
-    long long after = num_arg(c, "after", 0, INT64_MAX, 0, &ok);
-    const char *order = arg(c, "order");
+    long long limit = json_num_arg(c, "limit", 1, MAX_PAGE, DEF_PAGE, &ok);
+    long long after = json_num_arg(c, "after", 0, INT64_MAX, 0, &ok);
+    const char *order = json_arg(c, "order");
     if (order != NULL && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)
       ok = 0;
     if (!ok)
@@ -234,9 +207,9 @@ static enum MHD_Result devices(struct MHD_Connection *c, struct admin_ctx *f, co
 static enum MHD_Result rollouts_page(struct MHD_Connection *c, struct admin_ctx *f)
 {
   json_t *out = NULL, *all, *page;
-  const char *after = arg(c, "after");
+  const char *after = json_arg(c, "after");
   int ok = 1, st;
-  long long limit = num_arg(c, "limit", 1, MAX_PAGE, MAX_PAGE, &ok);
+  long long limit = json_num_arg(c, "limit", 1, MAX_PAGE, MAX_PAGE, &ok);
   size_t i = 0, n;
   int refused = json_query_refuse(c, q_page);
 
@@ -383,7 +356,8 @@ enum MHD_Result fleet_api_dispatch(struct MHD_Connection *c, struct admin_ctx *f
       int refused = json_query_refuse(c, q_paths);
       if (refused >= 0)
         return (enum MHD_Result)refused;
-      st = fleet_upgrade_path(f->fleet, arg(c, "model"), arg(c, "from"), arg(c, "to"), &out);
+      st = fleet_upgrade_path(f->fleet, json_arg(c, "model"), json_arg(c, "from"),
+                              json_arg(c, "to"), &out);
     }
     return reply(c, st, out);
   }

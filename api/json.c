@@ -3,6 +3,7 @@
 
 #include "json.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +71,7 @@ enum MHD_Result json_reply(struct MHD_Connection *c, unsigned status, json_t *v)
 enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *code,
                            const char *message)
 {
-  return json_reply(c, status,
-                    json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+  return json_error_retry(c, status, code, message, 0);
 }
 
 enum MHD_Result json_error_retry(struct MHD_Connection *c, unsigned status, const char *code,
@@ -145,4 +145,28 @@ int json_query_refuse(struct MHD_Connection *c, const char *const *known)
   if (json_query_check(c, known, msg, sizeof(msg)) == 0)
     return -1;
   return (int)json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", msg);
+}
+
+const char *json_arg(struct MHD_Connection *c, const char *name)
+{
+  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+  return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+long long json_num_arg(struct MHD_Connection *c, const char *name, long long min, long long max,
+                       long long def, int *ok)
+{
+  const char *v = json_arg(c, name);
+  char *end;
+  long long n;
+
+  if (v == NULL)
+    return def;
+  errno = 0;
+  n = strtoll(v, &end, 10);
+  if (errno != 0 || *end != '\0' || end == v || n < min || n > max) {
+    *ok = 0;
+    return -1;
+  }
+  return n;
 }

@@ -27,4 +27,11 @@ int json_query_check(struct MHD_Connection *c, const char *const *known, char *m
  * -1 when the query is fine (the caller goes on). */
 int json_query_refuse(struct MHD_Connection *c, const char *const *known);
 
+/* A query parameter's value; NULL when absent or empty. */
+const char *json_arg(struct MHD_Connection *c, const char *name);
+/* A whole number parameter within [min, max], def when absent; -1 with *ok
+ * cleared when malformed. */
+long long json_num_arg(struct MHD_Connection *c, const char *name, long long min, long long max,
+                       long long def, int *ok);
+
 #endif
