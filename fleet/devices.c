@@ -122,6 +122,15 @@ int json_plain(const char *s, size_t max)
   return 1;
 }
 
+/* An event of d, its detail already text: to the writer and the live feed. */
+static void event_put(struct fleet *f, struct device *d, int64_t t, const char *kind,
+                      const char *text)
+{
+  fleet_event_add(f, d->id, t, kind, text);
+  feed_device(d, kind, text);
+  d->events_untrimmed++;
+}
+
 void device_event_fields(struct fleet *f, struct device *d, const char *kind, const char *fields)
 {
   char text[EVENT_FIELDS_MAX + 64], at[40];
@@ -129,9 +138,7 @@ void device_event_fields(struct fleet *f, struct device *d, const char *kind, co
 
   time_iso_ms(t, at, sizeof(at));
   snprintf(text, sizeof(text), "{%s,\"at\":\"%s\"}", fields, at);
-  fleet_event_add(f, d->id, t, kind, text);
-  feed_device(d, kind, text);
-  d->events_untrimmed++;
+  event_put(f, d, t, kind, text);
 }
 
 void device_event(struct fleet *f, struct device *d, const char *kind, json_t *detail)
@@ -143,9 +150,7 @@ void device_event(struct fleet *f, struct device *d, const char *kind, json_t *d
   if (detail == NULL) {
     /* {"at": ...} alone (a creation, most of a bulk's work): no JSON */
     snprintf(plain, sizeof(plain), "{\"at\":\"%s\"}", at);
-    fleet_event_add(f, d->id, t, kind, plain);
-    feed_device(d, kind, plain);
-    d->events_untrimmed++;
+    event_put(f, d, t, kind, plain);
     return;
   }
   json_object_set_new(detail, "at", json_string(at));
@@ -153,10 +158,8 @@ void device_event(struct fleet *f, struct device *d, const char *kind, json_t *d
   json_decref(detail);
   if (text == NULL)
     return;
-  fleet_event_add(f, d->id, t, kind, text);
-  feed_device(d, kind, text);
+  event_put(f, d, t, kind, text);
   free(text);
-  d->events_untrimmed++;
 }
 
 void device_set_state(struct fleet *f, struct device *d, enum dstate to, const char *reason)
