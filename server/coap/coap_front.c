@@ -15,11 +15,11 @@
 #include "coap_front.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,21 +548,24 @@ static int same_addr(const struct sockaddr_storage *x, const struct sockaddr_sto
 
 static void enlarge_rcvbuf(const struct sockaddr_storage *a)
 {
-  struct rlimit rl;
-  int fds =
-      getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1048576 ? (int)rl.rlim_cur : 1048576;
+  /* the open descriptors only (not every number up to RLIMIT_NOFILE) */
+  DIR *dir = opendir("/proc/self/fd");
+  struct dirent *de;
 
-  for (int fd = 0; fd < fds; fd++) {
+  while (dir != NULL && (de = readdir(dir)) != NULL) {
     struct sockaddr_storage l;
     socklen_t llen = sizeof(l), tlen = sizeof(int);
-    int type = 0, size = RCVBUF;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_DGRAM ||
+    int fd = atoi(de->d_name), type = 0, size = RCVBUF;
+    if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd == dirfd(dir) ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_DGRAM ||
         getsockname(fd, (struct sockaddr *)&l, &llen) < 0 || !same_addr(&l, a))
       continue;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0)
       log_warn("coap: cannot enlarge a socket's receive buffer: %s", strerror(errno));
-    return;
+    break;
   }
+  if (dir != NULL)
+    closedir(dir);
 }
 
 /* Binds fr's addresses in a new context and starts its thread. */
