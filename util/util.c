@@ -86,6 +86,14 @@ int64_t now_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 int64_t mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
+int64_t mono_us(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Days since 1970-01-01 of a civil date (proleptic Gregorian; m 1..12). */
 static int64_t days_from_civil(int64_t y, int m, int d)
 {

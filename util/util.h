@@ -24,9 +24,10 @@ void random_base32(char *out, int n);
  * RAND_bytes call for many identifiers); only the low 5 bits are used. */
 void base32_from(const unsigned char *r, char *out, int n);
 
-/* Wall-clock and monotonic milliseconds. */
+/* Wall-clock and monotonic milliseconds; monotonic microseconds. */
 int64_t now_ms(void);
 int64_t mono_ms(void);
+int64_t mono_us(void);
 
 /* "2026-11-24T06:50:00Z" (ms <= 0: ""), and with milliseconds:
  * "2026-11-24T06:50:00.123Z". */

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../../util/util.h"
 #include "coap_msg.h"
@@ -522,14 +521,6 @@ int lwm2m_wait_ms(const struct coap_engine *e, int64_t now)
   if (at < lw->last_tick + TICK_MS)
     at = lw->last_tick + TICK_MS;
   return at <= now ? 0 : at - now > INT32_MAX ? INT32_MAX : (int)(at - now);
-}
-
-static int64_t mono_us(void)
-{
-  struct timespec t;
-
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
 /* Why slices: a wave's start makes a thousand registrations due at once
