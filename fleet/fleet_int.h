@@ -149,6 +149,11 @@ struct rollout {
   unsigned char *mstate; /* enum dstate */
   int *mpos;             /* position */
   int n_members, cap_members;
+  /* one past the highest position given (0 before any): a member deleted
+   * leaves its position empty, so positions run 0..pos_end-1 with holes,
+   * and the waves are cut in positions, not in members (joiners of a
+   * running rollout go to pos_end) */
+  int pos_end;
   int count[D_NSTATES]; /* members per state */
   enum rjob job;
   int job_busy;         /* a thread runs its job */
@@ -346,6 +351,8 @@ int rollout_matches(const struct rollout *r, const struct device *d);
 void rollout_add_member(struct rollout *r, struct device *d, int position);
 void rollout_remove_member(struct rollout *r, struct device *d);
 int rollout_wave_cutoff(const struct rollout *r, int wave);
+/* a member took position: pos_end follows */
+void rollout_note_position(struct rollout *r, int position);
 int rollout_active(const struct rollout *r);
 /* Seconds until the rollout's window (win_from..win_to, UTC) opens; 0 when
  * open (checkin.c). now: wall ms. */

@@ -245,17 +245,19 @@ int fleet_rollout_waves(struct fleet *f, const char *id, json_t **out)
                                       dstate_name(d->state), "reason", d->reason, "wave", w + 1));
     }
   }
-  for (int w = 0, lo = 0; w < r->n_waves; w++) {
-    int hi = cut[w];
+  for (int w = 0; w < r->n_waves; w++) {
+    /* its members: its positions but those of members deleted since */
+    int in = 0;
     json_t *counts = json_object();
     for (int s = D_PENDING; s < D_NSTATES; s++)
       json_object_set_new(counts, dstate_name((enum dstate)s), json_integer(c[w][s]));
+    for (int s = 0; s < D_NSTATES; s++)
+      in += c[w][s];
     json_array_append_new(waves,
                           json_pack("{s:i,s:i,s:i,s:b,s:o,s:I,s:I}", "wave", w + 1, "percent",
-                                    r->waves[w], "devices", hi - lo, "current", w == r->wave,
-                                    "counts", counts, "bytes_downloading", (json_int_t)bytes[w],
+                                    r->waves[w], "devices", in, "current", w == r->wave, "counts",
+                                    counts, "bytes_downloading", (json_int_t)bytes[w],
                                     "bytes_to_download", (json_int_t)size[w]));
-    lo = hi > lo ? hi : lo;
   }
   codes = json_array();
   json_object_foreach(r->codes, key, v)

@@ -149,6 +149,13 @@ void rollout_add_member(struct rollout *r, struct device *d, int position)
   r->count[d->state]++;
   d->rollout = r;
   d->position = position;
+  rollout_note_position(r, position);
+}
+
+void rollout_note_position(struct rollout *r, int position)
+{
+  if (position < INT_MAX / 2 && position >= r->pos_end)
+    r->pos_end = position + 1;
 }
 
 /* The last member takes the leaver's place: O(1); the order of the arrays
@@ -182,11 +189,15 @@ void rollout_member_state(struct rollout *r, struct device *d, enum dstate from,
   r->mstate[d->midx] = (unsigned char)to;
 }
 
-/* How many positions the wave covers: ceil(percent of the members). */
+/* The positions the wave covers, 0..cutoff-1: ceil(percent of the
+ * positions given). Positions, not members: a member deleted leaves its
+ * position empty (no renumbering of a running rollout), and a cutoff
+ * made from the member count would leave the last positions out of
+ * every wave, the last one's included. */
 int rollout_wave_cutoff(const struct rollout *r, int wave)
 {
   int pct = wave < r->n_waves ? r->waves[wave] : 100;
-  int n = r->n_members;
+  int n = r->pos_end;
   int c = (int)(((long long)n * pct + 99) / 100);
 
   return c > n ? n : c;
@@ -227,7 +238,8 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
   if (f->loading)
     return;
   for (;;) {
-    int cutoff, ok = 0, failed = 0, done = 0, wave_done = 0, off = 0, counted;
+    /* in: the wave's members (its positions less the deleted members') */
+    int cutoff, ok = 0, failed = 0, done = 0, wave_done = 0, off = 0, counted, in = 0;
 
     if (r->state != R_RUNNING)
       return;
@@ -239,8 +251,9 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
     }
     cutoff = rollout_wave_cutoff(r, r->wave);
     done = r->count[D_SUCCEEDED] + r->count[D_FAILED] + r->count[D_NO_PATH];
-    if (cutoff >= r->n_members) {
+    if (cutoff >= r->pos_end) {
       /* the whole rollout: the counts say it all */
+      in = r->n_members;
       wave_done = done;
       ok = r->count[D_SUCCEEDED];
       failed = r->count[D_FAILED];
@@ -250,6 +263,7 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
         unsigned char st = r->mstate[i];
         if (r->mpos[i] >= cutoff)
           continue;
+        in++;
         wave_done += st == D_SUCCEEDED || st == D_FAILED || st == D_NO_PATH;
         off += st == D_FAILED || st == D_NO_PATH;
         ok += st == D_SUCCEEDED;
@@ -258,16 +272,16 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
     }
     /* failures counted before an operator's resume do not pause again */
     failed -= failed < r->failed_base ? failed : r->failed_base;
-    if (cutoff > 0 && 100.0 * failed / cutoff > r->max_failure_rate) {
+    if (in > 0 && 100.0 * failed / in > r->max_failure_rate) {
       char reason[200];
       snprintf(reason, sizeof(reason),
                "wave %d: %d of %d devices failed (%.1f%%), above max_failure_rate %.1f%%",
-               r->wave + 1, failed, cutoff, 100.0 * failed / cutoff, r->max_failure_rate);
+               r->wave + 1, failed, in, 100.0 * failed / in, r->max_failure_rate);
       rollout_pause(f, r, reason);
       return;
     }
     /* devices the operator set aside by resuming count for nothing */
-    counted = cutoff - (off < r->aside ? off : r->aside);
+    counted = in - (off < r->aside ? off : r->aside);
     if (r->wave < r->n_waves - 1 && cutoff > 0 &&
         (counted <= 0 || 100.0 * ok / counted >= r->success_threshold)) {
       r->wave++;
@@ -277,7 +291,7 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
       lwm2m_wake_wave(r);
       continue;
     }
-    if (r->wave < r->n_waves - 1 && cutoff > 0 && wave_done == cutoff) {
+    if (r->wave < r->n_waves - 1 && cutoff > 0 && wave_done == in) {
       /* every device of the wave has ended, too few of them on the target
        * for the next wave, and not failed enough to pause on that: the
        * rollout would wait for ever, so it pauses and says why */
@@ -319,6 +333,7 @@ void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int pos
   if (d->rollout == r) {
     d->position = position;
     r->mpos[d->midx] = position;
+    rollout_note_position(r, position);
   } else {
     rollout_add_member(r, d, position);
   }
@@ -342,7 +357,7 @@ void rollout_join_running(struct fleet *f, struct device *d)
         rollout_matches(r, d)) {
       /* while a start job runs, the job numbers joiners after its own
        * (positions from INT_MAX / 2) when it ends */
-      rollout_enrol(f, r, d, r->state == R_STARTING ? INT_MAX / 2 + r->n_members : r->n_members);
+      rollout_enrol(f, r, d, r->state == R_STARTING ? INT_MAX / 2 + r->n_members : r->pos_end);
       rollout_mark(r);
       return;
     }

@@ -231,6 +231,7 @@ static int start_job(struct fleet *f, struct rollout *r)
           r->mpos[m] = r->members[m]->position = pos++;
           device_mark(f, r->members[m]);
         }
+      r->pos_end = pos; /* the renumbering made the positions 0..pos-1 */
       r->state = R_RUNNING;
       r->reason[0] = '\0';
       if (r->job == JOB_START)

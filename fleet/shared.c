@@ -70,6 +70,14 @@ static void apply_rollout(struct fleet *f, const char *id, json_t *doc)
   r->mpos = old.mpos;
   r->n_members = old.n_members;
   r->cap_members = old.cap_members;
+  r->pos_end = old.pos_end;
+  if (old.state == R_STARTING && r->state != R_STARTING) {
+    /* the node that ran the start numbered the members 0.. again: the
+     * positions given end where its numbering did (once a start) */
+    r->pos_end = 0;
+    for (int m = 0; m < r->n_members; m++)
+      rollout_note_position(r, r->mpos[m]);
+  }
   memcpy(r->count, old.count, sizeof(r->count));
   r->job = old.job;
   r->job_busy = old.job_busy;

@@ -71,15 +71,15 @@ static void cutoffs(void)
 
   memset(&r, 0, sizeof(r));
   r.waves[0] = 1, r.waves[1] = 10, r.waves[2] = 50, r.waves[3] = 100, r.n_waves = 4;
-  r.n_members = 10;
+  r.pos_end = 10;
   CHECK(rollout_wave_cutoff(&r, 0) == 1); /* at least one device */
   CHECK(rollout_wave_cutoff(&r, 1) == 1);
   CHECK(rollout_wave_cutoff(&r, 2) == 5);
   CHECK(rollout_wave_cutoff(&r, 3) == 10);
   CHECK(rollout_wave_cutoff(&r, 9) == 10); /* past the last: everyone */
-  r.n_members = 3;
+  r.pos_end = 3;
   CHECK(rollout_wave_cutoff(&r, 2) == 2);
-  r.n_members = 0;
+  r.pos_end = 0;
   CHECK(rollout_wave_cutoff(&r, 0) == 0);
 }
 
@@ -113,6 +113,43 @@ static void threshold(void)
     CHECK(fx_checkin(&x, ids[p], "A", NULL, &a) == VERDICT_OFFER);
   for (int p = 2; p < 10; p++)
     succeed(ids[p]);
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_COMPLETED);
+}
+
+/* waves [20, 100] over 10 devices, success_threshold 100, and a member of
+ * the first wave deleted once it runs: its position stays empty (nobody is
+ * renumbered), the first wave is its one member left, whose success opens
+ * the next; the last position is in the last wave (not cut off by a
+ * cutoff made from the member count). (A device that joins after a
+ * deletion: test_rollout_start.) */
+static void deleted_member(void)
+{
+  char devs[512], rid[16], ids[10][32];
+  struct checkin_answer a;
+  json_t *out = NULL;
+
+  devices("dm", 10, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[20,100],\"success_threshold\":100", rid) == 0);
+  by_position("dm", 10, ids);
+  CHECK(fleet_device_delete(x.f, ids[1], &out) == 204);
+  json_decref(out);
+  CHECK(fx_checkin(&x, ids[0], "A", NULL, &a) == VERDICT_OFFER);
+  succeed(ids[0]);
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).wave == 1);
+  CHECK(fx_checkin(&x, ids[9], "A", NULL, &a) == VERDICT_OFFER);
+  CHECK(fleet_rollout_waves(x.f, rid, &out) == 200);
+  CHECK(json_integer_value(
+            json_object_get(json_array_get(json_object_get(out, "waves"), 0), "devices")) == 1);
+  CHECK(json_integer_value(
+            json_object_get(json_array_get(json_object_get(out, "waves"), 1), "devices")) == 8);
+  json_decref(out);
+  for (int p = 2; p < 10; p++) {
+    if (p != 9)
+      CHECK(fx_checkin(&x, ids[p], "A", NULL, &a) == VERDICT_OFFER);
+    succeed(ids[p]);
+  }
   fleet_tick(x.f);
   CHECK(fx_get(&x, ids[0], 0).rstate == R_COMPLETED);
 }
@@ -302,6 +339,7 @@ int main(void)
   threshold();
   failure_rate();
   stalled_wave();
+  deleted_member();
   timeouts();
   timeout_real();
   paused_no_timeout();

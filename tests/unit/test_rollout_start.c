@@ -100,19 +100,21 @@ static int cmp_int(const void *a, const void *b)
 }
 
 /* The members' positions are 0..n-1, n = expect; no deleted device is one;
- * each wave holds the members its percentage says. late: deletions that
- * may have come once the rollout ran (a member deleted then leaves its
- * position empty, as it should): at most that many positions missing. */
+ * each wave holds the members its percentage of the positions says. late:
+ * deletions that may have come once the rollout ran (a member deleted then
+ * leaves its position empty, as it should): at most that many positions
+ * missing. */
 static void check_members(const char *rid, int expect, int late, const char *what)
 {
   struct rollout *r;
-  int *pos, n, gaps = 0, dups = 0, gone_members = 0;
+  int *pos, n, gaps = 0, dups = 0, gone_members = 0, pos_end;
   json_t *out = NULL, *w;
   size_t i;
 
   pthread_mutex_lock(&x.f->mu);
   r = rollout_find(x.f, rid);
   n = r->n_members;
+  pos_end = r->pos_end;
   pos = malloc(((size_t)n + 1) * sizeof(*pos));
   for (int k = 0; k < n; k++) {
     pos[k] = r->mpos[k];
@@ -138,29 +140,36 @@ static void check_members(const char *rid, int expect, int late, const char *wha
   CHECK(n == 0 || (pos[0] >= 0 && pos[n - 1] < n + late));
   CHECK(late > 0 || gaps == 0);
   CHECK(gone_members == 0);
-  free(pos);
+  CHECK(n == 0 || pos_end == pos[n - 1] + 1);
 
   CHECK(fleet_rollout_waves(x.f, rid, &out) == 200);
   {
-    int lo = 0, total = 0;
+    /* a wave: positions lo..hi-1, hi its percentage of the positions;
+     * it holds the members there, and no position there is empty unless
+     * a deletion came late */
+    int lo = 0, total = 0, k0 = 0;
     json_array_foreach(json_object_get(out, "waves"), i, w)
     {
       int pct = (int)json_integer_value(json_object_get(w, "percent"));
-      int hi = (int)(((long long)n * pct + 99) / 100), in = 0;
+      int hi = (int)(((long long)pos_end * pct + 99) / 100), in = 0, there = 0;
       json_t *c;
       const char *k;
       json_object_foreach(json_object_get(w, "counts"), k, c) in += (int)json_integer_value(c);
-      if (in != hi - lo)
-        fprintf(stderr, "# %s: wave %zu (%d%%) holds %d members, not %d\n", what, i + 1, pct, in,
-                hi - lo);
-      CHECK(json_integer_value(json_object_get(w, "devices")) == hi - lo);
-      CHECK(in <= hi - lo && in >= hi - lo - late);
+      while (k0 < n && pos[k0] < hi)
+        k0++, there++;
+      if (in != there || there != hi - lo)
+        fprintf(stderr, "# %s: wave %zu (%d%%) holds %d members, %d there, %d positions\n", what,
+                i + 1, pct, in, there, hi - lo);
+      CHECK(json_integer_value(json_object_get(w, "devices")) == there);
+      CHECK(in == there);
+      CHECK(there <= hi - lo && there >= hi - lo - late);
       total += in;
       lo = hi;
     }
-    CHECK(total >= n - late && total <= n);
+    CHECK(total == n);
   }
   json_decref(out);
+  free(pos);
 }
 
 /* Starts a rollout over group (waves 10, 50, 100) and, while it starts,
@@ -268,6 +277,24 @@ int main(void)
   check_members(r1, n1, late1, "members deleted once enrolled");
   n2 = start_with_drops("g2", 0, r2, &late2);
   check_members(r2, n2, late2, "candidates deleted in any phase");
+  {
+    /* a member deleted from the running rollout leaves its position
+     * empty; a device that joins afterwards goes after the last position,
+     * not to the member count (which a remaining member holds) */
+    char ids[1][DEVICE_ID_MAX + 1], id[DEVICE_ID_MAX + 1];
+    char b2[192];
+    CHECK(enrolled(r2, ids, 1) == 1);
+    delete (ids[0]);
+    late2++;
+    snprintf(b2, sizeof(b2), "{\"model\":\"%s\",\"version\":\"A\",\"group\":\"g2\"}", FX_MODEL);
+    for (int k = 0; k < 2; k++) {
+      snprintf(id, sizeof(id), "g2-late-%d", k);
+      CHECK(fx_put(&x, id, b2) == 201);
+      n2++;
+    }
+    n2--;
+    check_members(r2, n2, late2, "joined the running rollout after a deletion");
+  }
   reopen();
   {
     /* saved running, not starting: a restart must not start them over */
