@@ -8,6 +8,7 @@
 
 #include "events.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
@@ -383,7 +384,7 @@ enum MHD_Result sse_handle(struct MHD_Connection *c, struct sse_hub *h)
     char *end;
     errno = 0;
     unsigned long long n = strtoull(last, &end, 10);
-    if (errno != 0 || *end != '\0' || end == last || last[0] == '-') {
+    if (errno != 0 || *end != '\0' || !isdigit((unsigned char)last[0])) {
       free(s);
       return json_error(c, MHD_HTTP_BAD_REQUEST, "bad_request",
                         "Last-Event-ID must be an event id (a whole number)");

@@ -3,6 +3,7 @@
 
 #include "json.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,11 @@ long long json_num_arg(struct MHD_Connection *c, const char *name, long long min
 
   if (v == NULL)
     return def;
+  /* digits, a minus at most: strtoll would also take " 5" and "+5" */
+  if (!isdigit((unsigned char)v[v[0] == '-'])) {
+    *ok = 0;
+    return -1;
+  }
   errno = 0;
   n = strtoll(v, &end, 10);
   if (errno != 0 || *end != '\0' || end == v || n < min || n > max) {

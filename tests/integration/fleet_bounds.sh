@@ -44,6 +44,13 @@ api GET "/api/v1/devices/b1/events?limit=100000"
 expect_eq "limit over 1000: 400" 400 "$STATUS"
 api GET "/api/v1/devices/b1/events?limit=abc"
 expect_eq "limit not a number: 400" 400 "$STATUS"
+# only digits: strtoll alone takes a sign and leading blanks
+api GET "/api/v1/devices/b1/events?limit=%2B5"
+expect_eq "limit +5: 400" 400 "$STATUS"
+api GET "/api/v1/devices/b1/events?limit=%205"
+expect_eq "limit ' 5': 400" 400 "$STATUS"
+api GET "/api/v1/devices/b1/events?limit=5"
+expect_eq "limit 5: 200" 200 "$STATUS"
 api GET "/api/v1/devices?limit=0"
 expect_eq "devices limit 0: 400" 400 "$STATUS"
 finish
