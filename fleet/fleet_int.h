@@ -154,6 +154,13 @@ struct rollout {
    * and the waves are cut in positions, not in members (joiners of a
    * running rollout go to pos_end) */
   int pos_end;
+  /* the members at positions below wcut, by state: what evaluating the
+   * current wave reads, kept as members come, go, move and change state,
+   * and counted again (every member) only when the cutoff moves: an offer
+   * or a report evaluates the rollout, and a scan of a million members
+   * under the fleet's lock took 0.4 ms each time */
+  int wcut;
+  int wcount[D_NSTATES];
   int count[D_NSTATES]; /* members per state */
   enum rjob job;
   int job_busy;         /* a thread runs its job */
@@ -353,6 +360,10 @@ void rollout_remove_member(struct rollout *r, struct device *d);
 int rollout_wave_cutoff(const struct rollout *r, int wave);
 /* a member took position: pos_end follows */
 void rollout_note_position(struct rollout *r, int position);
+/* d, a member of r, moves to position */
+void rollout_set_position(struct rollout *r, struct device *d, int position);
+/* r->wcount for the members below cutoff (counted again if it moved) */
+const int *rollout_wave_counts(struct rollout *r, int cutoff);
 int rollout_active(const struct rollout *r);
 /* Seconds until the rollout's window (win_from..win_to, UTC) opens; 0 when
  * open (checkin.c). now: wall ms. */

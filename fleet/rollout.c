@@ -147,9 +147,32 @@ void rollout_add_member(struct rollout *r, struct device *d, int position)
   r->mstate[d->midx] = (unsigned char)d->state;
   r->mpos[d->midx] = position;
   r->count[d->state]++;
+  r->wcount[d->state] += position < r->wcut;
   d->rollout = r;
   d->position = position;
   rollout_note_position(r, position);
+}
+
+void rollout_set_position(struct rollout *r, struct device *d, int position)
+{
+  int i = d->midx;
+
+  if (i < 0 || i >= r->n_members || r->members[i] != d)
+    return;
+  r->wcount[r->mstate[i]] += (position < r->wcut) - (r->mpos[i] < r->wcut);
+  r->mpos[i] = d->position = position;
+  rollout_note_position(r, position);
+}
+
+const int *rollout_wave_counts(struct rollout *r, int cutoff)
+{
+  if (cutoff != r->wcut) {
+    memset(r->wcount, 0, sizeof(r->wcount));
+    for (int i = 0; i < r->n_members; i++)
+      r->wcount[r->mstate[i]] += r->mpos[i] < cutoff;
+    r->wcut = cutoff;
+  }
+  return r->wcount;
 }
 
 void rollout_note_position(struct rollout *r, int position)
@@ -169,6 +192,7 @@ void rollout_remove_member(struct rollout *r, struct device *d)
     return;
   }
   r->count[r->mstate[i]]--;
+  r->wcount[r->mstate[i]] -= r->mpos[i] < r->wcut;
   if (i != last) {
     r->members[i] = r->members[last];
     r->mstate[i] = r->mstate[last];
@@ -186,6 +210,10 @@ void rollout_member_state(struct rollout *r, struct device *d, enum dstate from,
     return;
   r->count[from]--;
   r->count[to]++;
+  if (r->mpos[d->midx] < r->wcut) {
+    r->wcount[from]--;
+    r->wcount[to]++;
+  }
   r->mstate[d->midx] = (unsigned char)to;
 }
 
@@ -259,16 +287,13 @@ void rollout_evaluate(struct fleet *f, struct rollout *r)
       failed = r->count[D_FAILED];
       off = failed + r->count[D_NO_PATH];
     } else {
-      for (int i = 0; i < r->n_members; i++) {
-        unsigned char st = r->mstate[i];
-        if (r->mpos[i] >= cutoff)
-          continue;
-        in++;
-        wave_done += st == D_SUCCEEDED || st == D_FAILED || st == D_NO_PATH;
-        off += st == D_FAILED || st == D_NO_PATH;
-        ok += st == D_SUCCEEDED;
-        failed += st == D_FAILED;
-      }
+      const int *c = rollout_wave_counts(r, cutoff);
+      for (int s = 0; s < D_NSTATES; s++)
+        in += c[s];
+      wave_done = c[D_SUCCEEDED] + c[D_FAILED] + c[D_NO_PATH];
+      off = c[D_FAILED] + c[D_NO_PATH];
+      ok = c[D_SUCCEEDED];
+      failed = c[D_FAILED];
     }
     /* failures counted before an operator's resume do not pause again */
     failed -= failed < r->failed_base ? failed : r->failed_base;
@@ -330,13 +355,10 @@ void rollout_enrol(struct fleet *f, struct rollout *r, struct device *d, int pos
   d->attempts = 0;
   d->retry_at = 0;
   d->fail_code = -1;
-  if (d->rollout == r) {
-    d->position = position;
-    r->mpos[d->midx] = position;
-    rollout_note_position(r, position);
-  } else {
+  if (d->rollout == r)
+    rollout_set_position(r, d, position);
+  else
     rollout_add_member(r, d, position);
-  }
   if (json_plain(r->id, 32)) {
     char fields[96];
     snprintf(fields, sizeof(fields), "\"rollout\":\"%s\",\"position\":%d", r->id, position);

@@ -402,11 +402,8 @@ int fleet_rollout_action(struct fleet *f, const char *id, const char *action, js
     if (r->state != R_PAUSED)
       err = "only a paused rollout can resume";
     else {
-      int cutoff = rollout_wave_cutoff(r, r->wave), failed = 0, no_path = 0;
-      for (int i = 0; i < r->n_members; i++) {
-        failed += r->mpos[i] < cutoff && r->mstate[i] == D_FAILED;
-        no_path += r->mpos[i] < cutoff && r->mstate[i] == D_NO_PATH;
-      }
+      const int *c = rollout_wave_counts(r, rollout_wave_cutoff(r, r->wave));
+      int failed = c[D_FAILED], no_path = c[D_NO_PATH];
       r->failed_base = failed;
       r->aside = failed + no_path;
       r->state = R_RUNNING;

@@ -92,7 +92,7 @@ static int renumber(struct fleet *f, struct rollout *r, struct ordered *list, si
       if (d->dead || d->rollout != r || d->position >= INT_MAX / 2)
         continue;
       if (d->position != pos) {
-        d->position = r->mpos[d->midx] = pos;
+        rollout_set_position(r, d, pos);
         device_mark(f, d);
       }
       pos++;
@@ -228,7 +228,7 @@ static int start_job(struct fleet *f, struct rollout *r)
       /* the end: devices that joined meanwhile go last, in any order */
       for (int m = 0; m < r->n_members; m++)
         if (r->mpos[m] >= INT_MAX / 2) {
-          r->mpos[m] = r->members[m]->position = pos++;
+          rollout_set_position(r, r->members[m], pos++);
           device_mark(f, r->members[m]);
         }
       r->pos_end = pos; /* the renumbering made the positions 0..pos-1 */

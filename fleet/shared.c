@@ -71,6 +71,8 @@ static void apply_rollout(struct fleet *f, const char *id, json_t *doc)
   r->n_members = old.n_members;
   r->cap_members = old.cap_members;
   r->pos_end = old.pos_end;
+  r->wcut = old.wcut;
+  memcpy(r->wcount, old.wcount, sizeof(r->wcount));
   if (old.state == R_STARTING && r->state != R_STARTING) {
     /* the node that ran the start numbered the members 0.. again: the
      * positions given end where its numbering did (once a start) */

@@ -278,6 +278,22 @@ static inline struct fx_dev fx_get(struct fx *x, const char *id, long code)
   return v;
 }
 
+/* Do the rollout's kept wave counts (r->wcount, members below r->wcut by
+ * state) agree with its members? 1 or 0. */
+static inline int fx_wave_counts_ok(struct fx *x, const char *rid)
+{
+  struct rollout *r;
+  int c[D_NSTATES] = {0}, ok;
+
+  pthread_mutex_lock(&x->f->mu);
+  r = rollout_find(x->f, rid);
+  for (int i = 0; r != NULL && i < r->n_members; i++)
+    c[r->mstate[i]] += r->mpos[i] < r->wcut;
+  ok = r != NULL && memcmp(c, r->wcount, sizeof(c)) == 0;
+  pthread_mutex_unlock(&x->f->mu);
+  return ok;
+}
+
 /* Moves a device's state (and retry time) back by ms, as if that much
  * time had passed: timeouts without sleeping. */
 static inline void fx_age(struct fx *x, const char *id, int64_t ms)

@@ -138,6 +138,7 @@ static void deleted_member(void)
   succeed(ids[0]);
   fleet_tick(x.f);
   CHECK(fx_get(&x, ids[0], 0).wave == 1);
+  CHECK(fx_wave_counts_ok(&x, rid));
   CHECK(fx_checkin(&x, ids[9], "A", NULL, &a) == VERDICT_OFFER);
   CHECK(fleet_rollout_waves(x.f, rid, &out) == 200);
   CHECK(json_integer_value(

@@ -142,6 +142,7 @@ static void check_members(const char *rid, int expect, int late, const char *wha
   CHECK(gone_members == 0);
   CHECK(n == 0 || pos_end == pos[n - 1] + 1);
 
+  CHECK(fx_wave_counts_ok(&x, rid));
   CHECK(fleet_rollout_waves(x.f, rid, &out) == 200);
   {
     /* a wave: positions lo..hi-1, hi its percentage of the positions;
