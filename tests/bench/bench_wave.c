@@ -5,8 +5,9 @@
  * on a real SQLite file, a rollout over all of them with waves [1, 100]
  * (started by the job thread, as in the daemon), then ROUNDS rounds of 200
  * devices of the first wave each checking in (offered) and reporting
- * HTTPSTART: the median time a call, and the time one evaluation of the
- * rollout takes under the lock.
+ * HTTPSTART: the median time a call, the time one evaluation of the
+ * rollout takes under the lock, and a tick's (every 200 ms in the daemon:
+ * timeouts of the devices under way) with those devices under way.
  * Usage: make tests/bench/bench_wave && tests/bench/bench_wave [DEVICES] [ROUNDS] */
 #include "autoconfig.h"
 
@@ -144,6 +145,12 @@ int main(int argc, char **argv)
   printf("per wave device (median of %d rounds of %d): check-in with an offer %.1f us, "
          "report %.1f us\n",
          rounds, PER_ROUND, median(checkin_us, rounds), median(report_us, rounds));
+  for (int k = 0; k < 9; k++) {
+    double t = now_us();
+    fleet_tick(x.f);
+    eval_us[k] = now_us() - t;
+  }
+  printf("a tick with %d devices under way: %.1f us (median of 9)\n", used, median(eval_us, 9));
   free(checkin_us);
   free(report_us);
   free(wave);
