@@ -151,6 +151,13 @@ int main(int argc, char **argv)
     eval_us[k] = now_us() - t;
   }
   printf("a tick with %d devices under way: %.1f us (median of 9)\n", used, median(eval_us, 9));
+  for (int k = 0; k < 9; k++) {
+    double t = now_us();
+    fleet_rollout_waves(x.f, rid, &out);
+    eval_us[k] = now_us() - t;
+    json_decref(out);
+  }
+  printf("GET /api/v1/rollouts/ID/waves: %.1f us (median of 9)\n", median(eval_us, 9));
   free(checkin_us);
   free(report_us);
   free(wave);
