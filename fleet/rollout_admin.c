@@ -3,6 +3,7 @@
  * unknown field refused), the stored document, and the actions. */
 #include "autoconfig.h"
 
+#include <limits.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,9 @@ json_t *rollout_doc(const struct rollout *r)
   json_object_set_new(o, "wave_index", json_integer(r->wave));
   json_object_set_new(o, "failed_base", json_integer(r->failed_base));
   json_object_set_new(o, "aside", json_integer(r->aside));
+  /* the waves' cutoffs stay where they were across a restart, also when
+   * the members at the last positions were deleted */
+  json_object_set_new(o, "pos_end", json_integer(r->pos_end));
   json_object_set_new(o, "reason", json_string(r->reason));
   json_object_set(o, "alarms", r->alarms);
   json_object_set(o, "codes", r->codes);
@@ -286,6 +290,9 @@ struct rollout *rollout_from_doc(const char *id, json_t *doc)
   r->wave = (int)json_integer_value(json_object_get(doc, "wave_index"));
   r->failed_base = (int)json_integer_value(json_object_get(doc, "failed_base"));
   r->aside = (int)json_integer_value(json_object_get(doc, "aside"));
+  r->pos_end = (int)json_integer_value(json_object_get(doc, "pos_end"));
+  if (r->pos_end < 0 || r->pos_end >= INT_MAX / 2)
+    r->pos_end = 0; /* the members' positions say, as they load */
   if (r->wave < 0 || r->wave >= r->n_waves)
     r->wave = 0;
   snprintf(r->reason, sizeof(r->reason), "%s",

@@ -70,16 +70,14 @@ static void apply_rollout(struct fleet *f, const char *id, json_t *doc)
   r->mpos = old.mpos;
   r->n_members = old.n_members;
   r->cap_members = old.cap_members;
-  r->pos_end = old.pos_end;
   r->wcut = old.wcut;
   memcpy(r->wcount, old.wcount, sizeof(r->wcount));
-  if (old.state == R_STARTING && r->state != R_STARTING) {
-    /* the node that ran the start numbered the members 0.. again: the
-     * positions given end where its numbering did (once a start) */
-    r->pos_end = 0;
-    for (int m = 0; m < r->n_members; m++)
-      rollout_note_position(r, r->mpos[m]);
-  }
+  /* the record's pos_end: where the node that ran the start ended its
+   * numbering, and joiners on other nodes since; this node's own
+   * joiners not yet in it count too (but not a starting rollout's
+   * positions, which its start numbers 0.. again) */
+  if (!(old.state == R_STARTING && r->state != R_STARTING) && old.pos_end > r->pos_end)
+    r->pos_end = old.pos_end;
   memcpy(r->count, old.count, sizeof(r->count));
   r->job = old.job;
   r->job_busy = old.job_busy;
