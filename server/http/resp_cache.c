@@ -100,16 +100,20 @@ enum MHD_Result resp_cache_queue(struct resp_cache *rc, struct MHD_Connection *c
     }
   }
   if (e == NULL) {
-    struct MHD_Response *r = rc->build(rc->ctx, p, start, len, status);
-    if (r == NULL) {
-      pthread_mutex_unlock(&s->mu);
-      return MHD_NO;
-    }
+    struct MHD_Response *r;
     e = &s->e[0]; /* an empty way, else the least recently used */
     for (int i = 1; i < WAYS && e->r != NULL; i++)
       if (s->e[i].r == NULL || s->e[i].used < e->used)
         e = &s->e[i];
+    /* the victim first: the new response's two dozen allocations then
+     * come back from the memory it frees (malloc's per-thread cache),
+     * not from the heap's bins */
     drop(e);
+    r = rc->build(rc->ctx, p, start, len, status);
+    if (r == NULL) {
+      pthread_mutex_unlock(&s->mu);
+      return MHD_NO;
+    }
     package_ref(p);
     *e = (struct entry){r, p, start, len, status, owner, now};
   }
