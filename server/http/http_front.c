@@ -319,6 +319,8 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
     target_release(t);
     return ret;
   }
+  if (h->cache != NULL && !sends_file(h, p, br.start, br.len))
+    resp_cache_prefetch(h->cache, p, br.start, br.len, status, 0);
   dl = malloc(sizeof(*dl)); /* not calloc: glibc's passes its per-thread cache by */
   if (dl == NULL) {
     target_release(t);
