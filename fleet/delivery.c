@@ -311,12 +311,15 @@ static void copy_bounded(char *out, size_t len, const char *s)
 struct transfer *transfer_begin(struct fleet *f, struct target *t, enum proto proto,
                                 const char *addr)
 {
-  struct transfer *tr = calloc(1, sizeof(*tr));
+  /* malloc, not calloc: glibc's calloc passes its per-thread cache by
+   * (one transfer per request, freed to that cache and never taken back) */
+  struct transfer *tr = malloc(sizeof(*tr));
 
   if (tr == NULL) {
     target_release(t);
     return NULL;
   }
+  memset(tr, 0, sizeof(*tr));
   tr->f = f;
   tr->pkg = t->pkg;
   t->pkg = NULL;

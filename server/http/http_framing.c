@@ -41,56 +41,88 @@ static void classes_init(void)
   }
 }
 
+/* Whether any of the n bytes at s is CTL. Eight bytes at a time: "some
+ * byte below 0x20" and "some byte equal to 0x7f" are exact word tests
+ * (a byte of 0x80 or more never counts); a word that has one (a tab,
+ * mostly) is looked at byte by byte from there. */
+static int has_ctl(const unsigned char *s, size_t n)
+{
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  size_t i = 0;
+
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, del;
+    memcpy(&x, s + i, 8);
+    del = x ^ (0x7f * ones);
+    if ((((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs)
+      break;
+  }
+  for (; i < n; i++)
+    if (byte_class[s[i]] & CTL)
+      return 1;
+  return 0;
+}
+
+/* key (n bytes of token characters) is lower, ignoring ASCII case: a
+ * token character c has c | 0x20 equal to a lower-case letter or '-'
+ * only when it is that letter in either case, or '-' */
+static int name_is(const char *key, size_t n, const char *lower, size_t len)
+{
+  if (n != len)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((key[i] | 0x20) != lower[i])
+      return 0;
+  return 1;
+}
+
 static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+                                   size_t key_size, const char *value, size_t value_size)
 {
   struct framing *fr = cls;
 
   (void)kind;
+  if (value == NULL) {
+    value = "";
+    value_size = 0;
+  }
   if (++fr->headers > MAX_REQUEST_HEADERS) {
     fr->error = "too many header fields";
     return MHD_NO;
   }
-  if (key[0] == '\0') {
+  if (key_size == 0) {
     fr->error = "empty header field name";
     return MHD_NO;
   }
   /* SECURITY: a name with blanks ("Range : ...", a tab, a folded line)
-   * would hide a header from us that another parser sees: refuse it */
-  for (const unsigned char *k = (const unsigned char *)key; *k; k++)
-    if (!(byte_class[*k] & TCHAR)) {
+   * would hide a header from us that another parser sees: refuse it (a
+   * NUL too: the name is checked to its full length, not to a NUL) */
+  for (size_t i = 0; i < key_size; i++)
+    if (!(byte_class[(unsigned char)key[i]] & TCHAR)) {
       fr->error = "malformed header field name (blank before the colon, or a folded line?)";
       return MHD_NO;
     }
-  for (const unsigned char *v = (const unsigned char *)(value ? value : ""); *v; v++)
-    if (byte_class[*v] & CTL) {
-      fr->error = "control character in a header field value";
-      return MHD_NO;
-    }
-  /* the names that matter, by their first letter before comparing */
-  switch (key[0] | 0x20) {
-  case 'c':
-  case 't':
-  case 'h':
-  case 'r': break;
-  default: return MHD_YES;
+  if (has_ctl((const unsigned char *)value, value_size)) {
+    fr->error = "control character in a header field value";
+    return MHD_NO;
   }
-  if (strcasecmp(key, MHD_HTTP_HEADER_RANGE) == 0) {
+  /* the names that matter, by their length before comparing */
+  if (name_is(key, key_size, "range", 5)) {
     fr->range++;
-  } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+  } else if (name_is(key, key_size, "host", 4)) {
+    fr->host++;
+  } else if (name_is(key, key_size, "content-length", 14)) {
     if (fr->content_length++ > 0 && strcmp(fr->cl_value, value) != 0) {
       fr->error = "conflicting Content-Length fields";
       return MHD_NO;
     }
     fr->cl_value = value;
-  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+  } else if (name_is(key, key_size, "transfer-encoding", 17)) {
     fr->transfer_encoding++;
     if (strcasecmp(value, "chunked") != 0) {
       fr->error = "unsupported Transfer-Encoding";
       return MHD_NO;
     }
-  } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
-    fr->host++;
   }
   return MHD_YES;
 }
@@ -103,7 +135,7 @@ const char *http_framing_error(struct MHD_Connection *c, const char *version, in
   struct framing fr = {0};
 
   pthread_once(&classes_once, classes_init);
-  MHD_get_connection_values(c, MHD_HEADER_KIND, framing_one, &fr);
+  MHD_get_connection_values_n(c, MHD_HEADER_KIND, framing_one, &fr);
   *ranges = fr.range;
   if (fr.error != NULL)
     return fr.error;

@@ -40,9 +40,14 @@
 #define HTTP_SETTLE_BATCH 16
 #define HTTP_SETTLE_BATCH_LEN (8 * 1024)
 /* download responses kept built per listener (resp_cache.h): about 1 KB
- * each (libmicrohttpd's object and its six headers), so at most 4 MB; a
- * rollout's devices ask a package's ranges in the same steps from byte 0 */
-#define HTTP_RESP_CACHE_ENTRIES 4096
+ * each (libmicrohttpd's object and its five headers), so at most 16 MB,
+ * and only while asked (HTTP_RESP_CACHE_IDLE_MS). A rollout's devices ask
+ * a package's ranges in the same steps from byte 0: 16,384 entries keep a
+ * 10 MiB package's 2 KiB ranges (5,120) with room for the conflicts of
+ * two ways, or 32 MiB of packages in 2 KiB steps; 4,096 missed a third
+ * of such ranges, and a miss (building and freeing a response, two dozen
+ * allocations) costs more than a hit's whole request */
+#define HTTP_RESP_CACHE_ENTRIES 16384
 /* an entry unused this long is dropped, and with it its hold on the
  * package's mapping (a deleted package's file is freed within this) */
 #define HTTP_RESP_CACHE_IDLE_MS 30000

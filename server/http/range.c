@@ -3,16 +3,18 @@
 #include "autoconfig.h"
 
 #include <stddef.h>
-#include <strings.h>
 
 #include "range.h"
 
-/* Reads 1*DIGIT into *out; NULL on no digit or on overflow. */
+/* Reads 1*DIGIT into *out; NULL on no digit or on overflow. Nineteen
+ * digits never overflow 64 bits: checked from the twentieth on only. */
 static const char *read_u64(const char *p, uint64_t *out)
 {
   uint64_t v = 0;
   const char *start = p;
 
+  while (*p >= '0' && *p <= '9' && p - start < 19)
+    v = v * 10 + (unsigned)(*p++ - '0');
   while (*p >= '0' && *p <= '9') {
     unsigned d = (unsigned)(*p - '0');
     if (v > (UINT64_MAX - d) / 10)
@@ -41,8 +43,11 @@ enum range_result range_parse(const char *value, uint64_t size, struct byte_rang
   if (value == NULL)
     return RANGE_NONE;
   p = skip_ows(value);
-  if (strncasecmp(p, "bytes", 5) != 0)
-    return RANGE_INVALID;
+  /* "bytes" in any case (c | 0x20 is one of these letters only for it
+   * in either case; a NUL stops the comparison) */
+  for (int i = 0; i < 5; i++)
+    if ((p[i] | 0x20) != "bytes"[i])
+      return RANGE_INVALID;
   p += 5;
   if (*p != '=')
     return RANGE_INVALID;

@@ -42,6 +42,17 @@ struct resp_cache *resp_cache_new(unsigned entries, resp_build_fn build, void *c
 enum MHD_Result resp_cache_queue(struct resp_cache *rc, struct MHD_Connection *c, struct package *p,
                                  uint64_t start, uint64_t len, unsigned status, uintptr_t owner);
 
+/* Asks the processor for the memory of the response resp_cache_queue
+ * would queue for the same key, if the cache has one. A cached response
+ * is a dozen or more cache lines (libmicrohttpd's object, each header's
+ * list node, name and value), mostly not in the processor's caches when
+ * thousands of ranges are asked at random, and libmicrohttpd reads them
+ * at the send by walking its header list: one miss after the other.
+ * Asked for together, before the request's other work, they arrive at
+ * once. Only a hint: nothing is read through it. */
+void resp_cache_prefetch(struct resp_cache *rc, const struct package *p, uint64_t start,
+                         uint64_t len, unsigned status, uintptr_t owner);
+
 /* Drops the entries of deleted or damaged packages, and those unused for
  * idle_ms; at most every interval it is called with (cheap otherwise). */
 void resp_cache_sweep(struct resp_cache *rc, int64_t now_ms, int64_t idle_ms);

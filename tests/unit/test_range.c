@@ -138,6 +138,16 @@ int main(void)
   expect("bytes=-18446744073709551616", 1000, RANGE_INVALID, 0, 0);
   expect("bytes=18446744073709551615-18446744073709551615", 1000, RANGE_UNSATISFIABLE, 0, 0);
   expect("bytesx=1-2", 1000, RANGE_INVALID, 0, 0);
+  /* the first 19 digits are read unchecked, the rest checked */
+  expect("bytes=0000000000000000000001-0000000000000000000002", 1000, RANGE_OK, 1, 2);
+  expect("bytes=1844674407370955161-", 1000, RANGE_UNSATISFIABLE, 0, 0);
+  expect("bytes=99999999999999999999-", 1000, RANGE_INVALID, 0, 0);
+  expect("bytes=0-99999999999999999999", 1000, RANGE_INVALID, 0, 0);
+  expect("BYTES=1-2", 1000, RANGE_OK, 1, 2);
+  expect("bYtEs=1-2", 1000, RANGE_OK, 1, 2);
+  expect("byte=1-2", 1000, RANGE_INVALID, 0, 0);
+  expect("bytes\x00=1-2", 1000, RANGE_INVALID, 0, 0);
+  expect("BYTE\x13=1-2", 1000, RANGE_INVALID, 0, 0);
   check_gmtime();
   return unit_done("test_range");
 }
