@@ -8,8 +8,11 @@
 
 #define MAX_REQUEST_URI 2048 /* bytes of a request's target */
 #define MAX_QUERY_ARGS 32    /* arguments in a request's query */
+#define MHD_MAX_WORKERS 256  /* threads of a daemon (the config's bound) */
 
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "../net/front.h"
@@ -17,6 +20,22 @@
 struct mhd_set {
   int n;
   struct MHD_Daemon *d[CONF_MAX_LISTEN];
+  /* A pool of worker threads (threads > 1) is handed its connections by
+   * an acceptor thread of ours (MHD_add_connection), each to the worker
+   * for the CPU that received it (mhd.c steer), instead of each worker
+   * accepting from the shared socket: there a burst of connections went
+   * to whichever worker woke first (seen: all 64 of a benchmark on one of
+   * two workers), and a worker served connections of every CPU. wake: -1
+   * when no acceptor runs. */
+  int fds[CONF_MAX_LISTEN];
+  unsigned limit; /* connections of a daemon at which the acceptor waits */
+  int wake;       /* eventfd that stops the acceptor, or -1 */
+  atomic_int stop;
+  pthread_t acceptor;
+  int workers;                         /* of each daemon */
+  atomic_int conns[MHD_MAX_WORKERS];   /* connections a worker holds */
+  MHD_NotifyConnectionCallback notify; /* the front's, called by ours */
+  void *notify_cls;
 };
 
 struct mhd_params {
