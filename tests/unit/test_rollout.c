@@ -4,6 +4,7 @@
  * completion, concurrency and start time, and the actions. */
 #include "autoconfig.h"
 
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -447,6 +448,37 @@ static void churn(void)
   CHECK(end2 == end);
 }
 
+/* A member of a running rollout still at a position a joiner takes while
+ * its rollout starts (from INT_MAX / 2), as one joined on another node
+ * whose record came after the start's end: out of every wave for ever,
+ * and the rollout never completes. Opened again, it takes the next
+ * position. */
+static void stranded_joiner(void)
+{
+  char devs[256], rid[16], ids[4][32];
+  struct device *d;
+  int end = 0;
+
+  devices("sj", 4, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[100]", rid) == 0);
+  by_position("sj", 4, ids);
+  pthread_mutex_lock(&x.f->mu);
+  d = device_find(x.f, ids[3]);
+  rollout_set_position(d->rollout, d, INT_MAX / 2 + 3);
+  device_mark(x.f, d);
+  pthread_mutex_unlock(&x.f->mu);
+  reopen();
+  CHECK(positions_ok(rid, &end) && end == 5);
+  CHECK(fx_wave_counts_ok(&x, rid));
+  for (int p = 0; p < 4; p++) {
+    struct checkin_answer a;
+    CHECK(fx_checkin(&x, ids[p], "A", NULL, &a) == VERDICT_OFFER);
+    succeed(ids[p]);
+  }
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_COMPLETED);
+}
+
 int main(void)
 {
   char pkg[PKG_ID_LEN + 1];
@@ -466,6 +498,7 @@ int main(void)
   paused_no_timeout();
   limits();
   churn();
+  stranded_joiner();
   fx_close(&x);
   return unit_done("test_rollout");
 }
