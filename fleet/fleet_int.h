@@ -363,7 +363,7 @@ void rollout_note_position(struct rollout *r, int position);
 /* d, a member of r, moves to position */
 void rollout_set_position(struct rollout *r, struct device *d, int position);
 /* a member still at a joiner's position of a start (from INT_MAX / 2) in
- * a rollout no longer starting takes pos_end (and is marked); f->mu */
+ * a running or paused rollout takes pos_end (and is marked); f->mu */
 void rollout_place_joiner(struct fleet *f, struct rollout *r, struct device *d);
 /* the same for each such member of r */
 void rollout_place_joiners(struct fleet *f, struct rollout *r);

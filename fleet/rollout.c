@@ -186,10 +186,12 @@ void rollout_note_position(struct rollout *r, int position)
  * another node while the rollout started there, whose record came after
  * the start's end (the job numbers only the joiners it knows). Out of
  * every wave, it would never be offered and the rollout never complete:
- * it goes last, as a joiner of a running rollout. */
+ * it goes last, as a joiner of a running rollout (of a running or paused
+ * one: a cancelled start's are left as they are). */
 void rollout_place_joiner(struct fleet *f, struct rollout *r, struct device *d)
 {
-  if (r->state == R_STARTING || d->rollout != r || d->position < INT_MAX / 2)
+  if ((r->state != R_RUNNING && r->state != R_PAUSED) || d->rollout != r ||
+      d->position < INT_MAX / 2)
     return;
   rollout_set_position(r, d, r->pos_end);
   device_mark(f, d);
@@ -198,7 +200,7 @@ void rollout_place_joiner(struct fleet *f, struct rollout *r, struct device *d)
 
 void rollout_place_joiners(struct fleet *f, struct rollout *r)
 {
-  for (int i = 0; r->state != R_STARTING && i < r->n_members; i++)
+  for (int i = 0; (r->state == R_RUNNING || r->state == R_PAUSED) && i < r->n_members; i++)
     if (r->mpos[i] >= INT_MAX / 2)
       rollout_place_joiner(f, r, r->members[i]);
 }
