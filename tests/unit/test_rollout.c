@@ -479,6 +479,44 @@ static void stranded_joiner(void)
   CHECK(fx_get(&x, ids[0], 0).rstate == R_COMPLETED);
 }
 
+/* A member of a completed rollout whose group changes to a running
+ * rollout's joins that one: it leaves the first (its counts, kept wave
+ * counts included), and takes the running one's next position. */
+static void moved_member(void)
+{
+  char devs[256], r1[16], r2[16], ids[2][32];
+  struct checkin_answer a;
+  int end1 = 0, end2 = 0;
+
+  devices("mv", 2, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[100]", r1) == 0);
+  by_position("mv", 2, ids);
+  for (int p = 0; p < 2; p++) {
+    CHECK(fx_checkin(&x, ids[p], "A", NULL, &a) == VERDICT_OFFER);
+    succeed(ids[p]);
+  }
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_COMPLETED);
+  CHECK(fx_wave_counts_ok(&x, r1));
+  /* a second rollout over the group "moved": mv-9 */
+  CHECK(fx_put(&x, "mv-9", "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"group\":\"moved\"}") ==
+        201);
+  CHECK(fx_rollout_create(&x,
+                          "{\"name\":\"t\",\"model\":\"" FX_MODEL "\",\"target_version\":\"B\","
+                          "\"selector\":{\"group\":\"moved\"},\"waves\":[50,100]}",
+                          r2, NULL, 0) == 201);
+  CHECK(fx_action(&x, r2, "start") == 200);
+  CHECK(positions_ok(r2, &end2) && end2 == 1);
+  /* ids[0] moves to that group: it leaves r1 (completed) for r2 */
+  CHECK(fx_put(&x, ids[0], "{\"group\":\"moved\"}") == 200);
+  CHECK(positions_ok(r2, &end2) && end2 == 2);
+  CHECK(positions_ok(r1, &end1) && end1 == 2);
+  CHECK(fx_wave_counts_ok(&x, r1) && fx_wave_counts_ok(&x, r2));
+  fleet_tick(x.f);
+  CHECK(fx_wave_counts_ok(&x, r2));
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_RUNNING);
+}
+
 int main(void)
 {
   char pkg[PKG_ID_LEN + 1];
@@ -499,6 +537,7 @@ int main(void)
   limits();
   churn();
   stranded_joiner();
+  moved_member();
   fx_close(&x);
   return unit_done("test_rollout");
 }
