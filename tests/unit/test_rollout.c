@@ -517,6 +517,34 @@ static void moved_member(void)
   CHECK(fx_get(&x, ids[0], 0).rstate == R_RUNNING);
 }
 
+/* A start run again (a restart while it started) after a member enrolled
+ * by the first run stopped matching (its model changed): the second run
+ * does not enrol it again, and it kept the first run's position, which
+ * the second run may give another member or leave past pos_end, out of
+ * every wave. Simulated: a started rollout made starting again, its job
+ * run again. */
+static void start_again(void)
+{
+  char devs[512], rid[16], ids[10][32];
+  struct rollout *r;
+  int end = 0;
+
+  devices("sa", 10, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[50,100]", rid) == 0);
+  by_position("sa", 10, ids);
+  pthread_mutex_lock(&x.f->mu);
+  r = rollout_find(x.f, rid);
+  r->state = R_STARTING;
+  r->job = JOB_START;
+  pthread_mutex_unlock(&x.f->mu);
+  /* the last one by the first run's order leaves the model */
+  CHECK(fx_put(&x, ids[9], "{\"model\":\"other-model\"}") == 200);
+  rollout_job_run(x.f, r);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_RUNNING);
+  CHECK(positions_ok(rid, &end) && end == 10);
+  CHECK(fx_wave_counts_ok(&x, rid));
+}
+
 int main(void)
 {
   char pkg[PKG_ID_LEN + 1];
@@ -538,6 +566,7 @@ int main(void)
   churn();
   stranded_joiner();
   moved_member();
+  start_again();
   fx_close(&x);
   return unit_done("test_rollout");
 }
