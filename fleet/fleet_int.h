@@ -362,6 +362,11 @@ int rollout_wave_cutoff(const struct rollout *r, int wave);
 void rollout_note_position(struct rollout *r, int position);
 /* d, a member of r, moves to position */
 void rollout_set_position(struct rollout *r, struct device *d, int position);
+/* a member still at a joiner's position of a start (from INT_MAX / 2) in
+ * a running or paused rollout takes pos_end (and is marked); f->mu */
+void rollout_place_joiner(struct fleet *f, struct rollout *r, struct device *d);
+/* the same for each such member of r */
+void rollout_place_joiners(struct fleet *f, struct rollout *r);
 /* r->wcount for the members below cutoff (counted again if it moved) */
 const int *rollout_wave_counts(struct rollout *r, int cutoff);
 int rollout_active(const struct rollout *r);

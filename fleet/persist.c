@@ -479,6 +479,10 @@ static void load_done(struct fleet *f)
                                                 r->count[D_UPDATING] >
                                             0)
       r->job = JOB_SWEEP;
+  /* joiners of a start that ended without numbering them (several
+   * nodes); pos_end is whole only now */
+  for (struct rollout *r = f->rollouts; r; r = r->next)
+    rollout_place_joiners(f, r);
   f->loading = 0;
   log_info("fleet: %d devices loaded in %lld ms", f->n_devices,
            (long long)(mono_ms() - f->load_t0));

@@ -181,6 +181,30 @@ void rollout_note_position(struct rollout *r, int position)
     r->pos_end = position + 1;
 }
 
+/* A member at a position a joiner takes while its rollout starts (from
+ * INT_MAX / 2), in a rollout that no longer starts: one that joined on
+ * another node while the rollout started there, whose record came after
+ * the start's end (the job numbers only the joiners it knows). Out of
+ * every wave, it would never be offered and the rollout never complete:
+ * it goes last, as a joiner of a running rollout (of a running or paused
+ * one: a cancelled start's are left as they are). */
+void rollout_place_joiner(struct fleet *f, struct rollout *r, struct device *d)
+{
+  if ((r->state != R_RUNNING && r->state != R_PAUSED) || d->rollout != r ||
+      d->position < INT_MAX / 2)
+    return;
+  rollout_set_position(r, d, r->pos_end);
+  device_mark(f, d);
+  rollout_mark(r);
+}
+
+void rollout_place_joiners(struct fleet *f, struct rollout *r)
+{
+  for (int i = 0; (r->state == R_RUNNING || r->state == R_PAUSED) && i < r->n_members; i++)
+    if (r->mpos[i] >= INT_MAX / 2)
+      rollout_place_joiner(f, r, r->members[i]);
+}
+
 /* The last member takes the leaver's place: O(1); the order of the arrays
  * means nothing (positions do). */
 void rollout_remove_member(struct rollout *r, struct device *d)

@@ -154,6 +154,15 @@ static int start_job(struct fleet *f, struct rollout *r)
       free(list);
       return f->job_stop ? -1 : 0;
     }
+    if (b0 == 0)
+      /* a start run again (a restart, another node taking it over): the
+       * members an earlier run enrolled get their positions again, and
+       * one not enrolled again (it no longer matches) goes last, as a
+       * joiner, instead of keeping a position that another member takes
+       * or that is past the end, out of every wave */
+      for (int m = 0; m < r->n_members; m++)
+        if (r->mpos[m] < INT_MAX / 2)
+          rollout_set_position(r, r->members[m], INT_MAX / 2 + m);
     for (int b = b0; b < b0 + scan && b < DEV_BUCKETS; b++)
       for (struct device *d = f->dev[b]; d; d = d->next) {
         if (!candidate(r, d))

@@ -85,6 +85,10 @@ static void apply_rollout(struct fleet *f, const char *id, json_t *doc)
   r->job_of = old.job_of;
   r->dirty = 0;
   r->next = old.next;
+  /* this node's joiners of the start that the node that ran it did not
+   * know of when it ended: last, as joiners of the running rollout */
+  if (old.state == R_STARTING && r->state != R_STARTING && !f->loading)
+    rollout_place_joiners(f, r);
   /* nr now carries the old fields away */
   *nr = old;
   nr->members = NULL;
@@ -110,8 +114,12 @@ static void apply_device(struct fleet *f, const char *id, json_t *doc)
   device_from_doc(f, d, doc);
   if (d->rollout_id[0] != '\0') {
     struct rollout *r = rollout_find(f, d->rollout_id);
-    if (r != NULL)
+    if (r != NULL) {
       rollout_add_member(r, d, d->position);
+      /* another node's joiner of a start that ended without it */
+      if (!f->loading)
+        rollout_place_joiner(f, r, d);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
  * completion, concurrency and start time, and the actions. */
 #include "autoconfig.h"
 
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -327,6 +328,223 @@ static void limits(void)
   }
 }
 
+/* The fleet closed and opened again on the same database, loaded. */
+static void reopen(void)
+{
+  char err[256];
+  int loading = 1;
+
+  store_sync(x.s);
+  fleet_close(x.f);
+  x.f = NULL;
+  CHECK(fleet_open(x.s, &x.f, err, sizeof(err)) == 0);
+  for (int64_t t0 = now_ms(); loading && now_ms() - t0 < 30000;) {
+    pthread_mutex_lock(&x.f->mu);
+    loading = x.f->loading;
+    pthread_mutex_unlock(&x.f->mu);
+    if (loading)
+      usleep(10000);
+  }
+  CHECK(!loading);
+  delivery_set_bases(x.f, fx_bases);
+}
+
+/* The members' arrays agree with their records, every position is one
+ * given (below pos_end) and none is given twice; pos_end into *end. */
+static int positions_ok(const char *rid, int *end)
+{
+  struct rollout *r;
+  unsigned char *seen;
+  int ok = 1;
+
+  pthread_mutex_lock(&x.f->mu);
+  r = rollout_find(x.f, rid);
+  if (r == NULL) {
+    pthread_mutex_unlock(&x.f->mu);
+    return 0;
+  }
+  *end = r->pos_end;
+  seen = calloc((size_t)r->pos_end + 1, 1);
+  for (int i = 0; seen != NULL && i < r->n_members; i++) {
+    const struct device *d = r->members[i];
+    int p = r->mpos[i];
+    if (d->rollout != r || d->midx != i || d->position != p || r->mstate[i] != d->state || p < 0 ||
+        p >= r->pos_end || seen[p]) {
+      fprintf(stderr, "# member %s: position %d of %d, index %d of %d\n", d->id, p, r->pos_end,
+              d->midx, i);
+      ok = 0;
+      break;
+    }
+    seen[p] = 1;
+  }
+  free(seen);
+  pthread_mutex_unlock(&x.f->mu);
+  return ok;
+}
+
+/* Members come and go while devices check in, succeed and fail, the
+ * rollout pauses and resumes: the kept wave counts and the positions stay
+ * true after every step, and across a reopen (pos_end from the record,
+ * the deleted last positions included). Deterministic. */
+static void churn(void)
+{
+  char devs[2048], rid[16], id[32], bodyids[1536];
+  struct checkin_answer a;
+  unsigned seed = 12345;
+  int end = 0, end2 = 0, joined = 0, o = 0;
+
+  /* 30 members at the start; j-0..j-19 in the selector, created later */
+  devices("ch", 30, devs, sizeof(devs));
+  o = snprintf(bodyids, sizeof(bodyids), "%.*s", (int)strlen(devs) - 1, devs);
+  for (int i = 0; i < 20; i++)
+    o += snprintf(bodyids + o, sizeof(bodyids) - (size_t)o, ",\"j-%d\"", i);
+  snprintf(bodyids + o, sizeof(bodyids) - (size_t)o, "]");
+  CHECK(fx_rollout(&x, "B", bodyids,
+                   "\"waves\":[10,30,60,100],\"success_threshold\":50,\"max_failure_rate\":40,"
+                   "\"max_attempts\":1",
+                   rid) == 0);
+  CHECK(fx_wave_counts_ok(&x, rid) && positions_ok(rid, &end) && end == 30);
+  for (int step = 0; step < 400; step++) {
+    unsigned v;
+    seed = seed * 1103515245u + 12345u;
+    v = (seed >> 8) % 100;
+    snprintf(id, sizeof(id), "ch-%u", (seed >> 20) % 30);
+    if (v < 8) {
+      json_t *out = NULL;
+      fleet_device_delete(x.f, id, &out); /* 404 once gone */
+      json_decref(out);
+    } else if (v < 14 && joined < 20) {
+      snprintf(id, sizeof(id), "j-%d", joined++);
+      CHECK(fx_device(&x, id, "A") == 201);
+    } else if (v < 17) {
+      fx_action(&x, rid, (seed >> 16) & 1 ? "pause" : "resume");
+    } else if (v < 20) {
+      fleet_tick(x.f);
+    } else {
+      if (v < 60 && joined > 0)
+        snprintf(id, sizeof(id), "j-%u", (seed >> 12) % (unsigned)joined);
+      if (fx_checkin(&x, id, "A", NULL, &a) == VERDICT_OFFER) {
+        if (v % 3 == 0)
+          fx_urc(&x, id, "HTTPEND", 707);
+        else
+          succeed(id);
+      }
+    }
+    if (!fx_wave_counts_ok(&x, rid) || !positions_ok(rid, &end)) {
+      fprintf(stderr, "# churn: step %d (%u)\n", step, v);
+      CHECK(0);
+      break;
+    }
+  }
+  CHECK(joined > 0);
+  {
+    struct fx_dev v = fx_get(&x, "j-0", 0);
+    fprintf(stderr, "# churn: %d joined, wave %d, rollout state %d, pos_end %d\n", joined,
+            v.wave + 1, (int)v.rstate, end);
+  }
+  reopen();
+  fleet_tick(x.f);
+  CHECK(fx_wave_counts_ok(&x, rid) && positions_ok(rid, &end2));
+  CHECK(end2 == end);
+}
+
+/* A member of a running rollout still at a position a joiner takes while
+ * its rollout starts (from INT_MAX / 2), as one joined on another node
+ * whose record came after the start's end: out of every wave for ever,
+ * and the rollout never completes. Opened again, it takes the next
+ * position. */
+static void stranded_joiner(void)
+{
+  char devs[256], rid[16], ids[4][32];
+  struct device *d;
+  int end = 0;
+
+  devices("sj", 4, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[100]", rid) == 0);
+  by_position("sj", 4, ids);
+  pthread_mutex_lock(&x.f->mu);
+  d = device_find(x.f, ids[3]);
+  rollout_set_position(d->rollout, d, INT_MAX / 2 + 3);
+  device_mark(x.f, d);
+  pthread_mutex_unlock(&x.f->mu);
+  reopen();
+  CHECK(positions_ok(rid, &end) && end == 5);
+  CHECK(fx_wave_counts_ok(&x, rid));
+  for (int p = 0; p < 4; p++) {
+    struct checkin_answer a;
+    CHECK(fx_checkin(&x, ids[p], "A", NULL, &a) == VERDICT_OFFER);
+    succeed(ids[p]);
+  }
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_COMPLETED);
+}
+
+/* A member of a completed rollout whose group changes to a running
+ * rollout's joins that one: it leaves the first (its counts, kept wave
+ * counts included), and takes the running one's next position. */
+static void moved_member(void)
+{
+  char devs[256], r1[16], r2[16], ids[2][32];
+  struct checkin_answer a;
+  int end1 = 0, end2 = 0;
+
+  devices("mv", 2, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[100]", r1) == 0);
+  by_position("mv", 2, ids);
+  for (int p = 0; p < 2; p++) {
+    CHECK(fx_checkin(&x, ids[p], "A", NULL, &a) == VERDICT_OFFER);
+    succeed(ids[p]);
+  }
+  fleet_tick(x.f);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_COMPLETED);
+  CHECK(fx_wave_counts_ok(&x, r1));
+  /* a second rollout over the group "moved": mv-9 */
+  CHECK(fx_put(&x, "mv-9", "{\"model\":\"" FX_MODEL "\",\"version\":\"A\",\"group\":\"moved\"}") ==
+        201);
+  CHECK(fx_rollout_create(&x,
+                          "{\"name\":\"t\",\"model\":\"" FX_MODEL "\",\"target_version\":\"B\","
+                          "\"selector\":{\"group\":\"moved\"},\"waves\":[50,100]}",
+                          r2, NULL, 0) == 201);
+  CHECK(fx_action(&x, r2, "start") == 200);
+  CHECK(positions_ok(r2, &end2) && end2 == 1);
+  /* ids[0] moves to that group: it leaves r1 (completed) for r2 */
+  CHECK(fx_put(&x, ids[0], "{\"group\":\"moved\"}") == 200);
+  CHECK(positions_ok(r2, &end2) && end2 == 2);
+  CHECK(positions_ok(r1, &end1) && end1 == 2);
+  CHECK(fx_wave_counts_ok(&x, r1) && fx_wave_counts_ok(&x, r2));
+  fleet_tick(x.f);
+  CHECK(fx_wave_counts_ok(&x, r2));
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_RUNNING);
+}
+
+/* A start run again (a restart while it started) after a member enrolled
+ * by the first run stopped matching (its model changed): the second run
+ * does not enrol it again, and it kept the first run's position, which
+ * the second run may give another member or leave past pos_end, out of
+ * every wave. Simulated: a started rollout made starting again, its job
+ * run again. */
+static void start_again(void)
+{
+  char devs[512], rid[16], ids[10][32];
+  struct rollout *r;
+  int end = 0;
+
+  devices("sa", 10, devs, sizeof(devs));
+  CHECK(fx_rollout(&x, "B", devs, "\"waves\":[50,100]", rid) == 0);
+  by_position("sa", 10, ids);
+  pthread_mutex_lock(&x.f->mu);
+  r = rollout_find(x.f, rid);
+  r->state = R_STARTING;
+  r->job = JOB_START;
+  pthread_mutex_unlock(&x.f->mu);
+  /* the last one by the first run's order leaves the model */
+  CHECK(fx_put(&x, ids[9], "{\"model\":\"other-model\"}") == 200);
+  rollout_job_run(x.f, r);
+  CHECK(fx_get(&x, ids[0], 0).rstate == R_RUNNING);
+  CHECK(positions_ok(rid, &end) && end == 10);
+  CHECK(fx_wave_counts_ok(&x, rid));
+}
+
 int main(void)
 {
   char pkg[PKG_ID_LEN + 1];
@@ -345,6 +563,10 @@ int main(void)
   timeout_real();
   paused_no_timeout();
   limits();
+  churn();
+  stranded_joiner();
+  moved_member();
+  start_again();
   fx_close(&x);
   return unit_done("test_rollout");
 }
