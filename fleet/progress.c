@@ -60,13 +60,15 @@ void progress_record(struct fleet *f, const char *token, uint64_t start, uint64_
   if (d == NULL)
     goto out;
   if (kind != PIECE_BLOCK) {
-    /* An open-ended piece starting a little past where a cut one was
-     * counted to resumes it: TCP never acknowledged the last bytes the
-     * device kept (a delayed ACK lost in its reset), and without this
-     * they would stay a gap in its prefix for good. Only that little (a
-     * piece further on is another client's split, not a resume). */
-    if (kind == PIECE_WHOLE && d->last_interrupted && start > d->contiguous &&
-        start - d->contiguous <= RESUME_ACK_SLACK)
+    /* A piece starting a little past where a cut one was counted to
+     * resumes it: TCP never acknowledged the last bytes the device kept
+     * (a delayed ACK lost in its reset), and without this they would stay
+     * a gap in its prefix for good. Open-ended or a segment (a module
+     * resuming with request_size asks its first segment from its own
+     * breakpoint: seen at 9,559 bytes past the count, percent then stuck
+     * at 39 after a whole download). Only that little (a piece further
+     * on is another client's split, not a resume). */
+    if (d->last_interrupted && start > d->contiguous && start - d->contiguous <= RESUME_ACK_SLACK)
       progress_add_interval(d, d->contiguous, start);
     /* a piece that starts where an interrupted one left off (or before) */
     if (start > 0 && d->last_interrupted && start <= d->contiguous)

@@ -51,8 +51,10 @@ check_cut() {
   check "$id: percent near 40 after a cut at 40 % (30..55: $pct)" \
     test "${pct:-0}" -ge 30 -a "${pct:-0}" -le 55
   expect_eq "$id: percent is contiguous/size" "$((${contig:-0} * 100 / SIZE))" "$pct"
-  check "$id: bytes served not below what the client kept" \
-    test "${served:-0}" -ge "$(jq .position <"$T/$id-cut.json")"
+  # TCP may never acknowledge the last bytes the client kept (a delayed
+  # ACK lost in its reset): the resume bridges up to 256 KiB of that
+  check "$id: bytes served at least what the client kept, less an unacknowledged tail" \
+    test "${served:-0}" -ge "$(($(jq .position <"$T/$id-cut.json") - 262144))"
   expect_eq "$id: protocol" http "$(json "$T/$id-cut-dev.json" .progress.protocol)"
   expect_match "$id: client address" '127\.0\.0\.1' "$(json "$T/$id-cut-dev.json" .progress.client_address)"
   expect_eq "$id: no resume yet" 0 "$(json "$T/$id-cut-dev.json" .progress.resumes)"
