@@ -224,20 +224,21 @@ static void whole_cut_and_resumed(const char *pkg)
   CHECK(rollout_bytes("w1") == SIZE - 16384);
 
   /* a piece that got to the last byte but not all of itself is not a
-   * download either (a bounded one: an open-ended one this close after a
-   * cut would resume it, see ack_slack) */
+   * download either; starting this close after a cut it resumes it (a
+   * module resuming in segments from its own breakpoint, see ack_slack):
+   * the bytes between are the device's */
   transfer_delivered(tr, SIZE - 1000, 1000, 0, PIECE_SEGMENT);
   b = snap(pkg);
   CHECK(b.downloads[PROTO_HTTPS] == a.downloads[PROTO_HTTPS] && b.pkg_downloads == a.pkg_downloads);
   v = fx_get(&x, "w1", 0);
-  CHECK(v.percent == 98 && v.n_ival == 2);
+  CHECK(v.percent == 100 && v.n_ival == 1 && v.resumes == 1);
 
   /* resumed from the breakpoint, to the end */
   transfer_request(tr);
   transfer_delivered(tr, SIZE - 16384, 16384, 1, PIECE_WHOLE);
   b = snap(pkg);
   v = fx_get(&x, "w1", 0);
-  CHECK(v.percent == 100 && v.contiguous == SIZE && v.resumes == 1 && v.n_ival == 1);
+  CHECK(v.percent == 100 && v.contiguous == SIZE && v.resumes == 2 && v.n_ival == 1);
   CHECK(v.bytes_served == SIZE - 16384 + 1000 + 16384);
   CHECK(b.downloads[PROTO_HTTPS] == a.downloads[PROTO_HTTPS] + 1);
   CHECK(b.pkg_downloads == a.pkg_downloads + 1 && b.pkg_requests == a.pkg_requests + 2);
@@ -247,9 +248,9 @@ static void whole_cut_and_resumed(const char *pkg)
 }
 
 /* A download cut where TCP had not acknowledged the last bytes the device
- * kept (its delayed ACK lost in the reset): its open-ended resume a little
- * further on closes the gap; one far further on (another client's split)
- * does not. */
+ * kept (its delayed ACK lost in the reset): its resume a little further
+ * on, open-ended or a request_size segment from the device's breakpoint,
+ * closes the gap; one far further on (another client's split) does not. */
 static void ack_slack(const char *pkg)
 {
   char token[FLEET_TOKEN_LEN + 1];
@@ -272,6 +273,11 @@ static void ack_slack(const char *pkg)
   transfer_delivered(tr, 131000 + 300 * 1024, 1000, 0, PIECE_WHOLE); /* far on: a split */
   v = fx_get(&x, "k1", 0);
   CHECK(v.contiguous == 131000 && v.n_ival == 2 && v.resumes == 1);
+  /* cut again at 131,000 + 1,000 counted; the next segment 9,559 further */
+  transfer_delivered(tr, 131000, 1000, 0, PIECE_SEGMENT);
+  transfer_delivered(tr, 132000 + 9559, 10240, 1, PIECE_SEGMENT);
+  v = fx_get(&x, "k1", 0);
+  CHECK(v.contiguous == 132000 + 9559 + 10240 && v.resumes == 3);
   transfer_end(tr);
 }
 
