@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fleet/delivery.h"
 #include "fleet/fleet.h"
@@ -276,6 +277,31 @@ static inline struct fx_dev fx_get(struct fx *x, const char *id, long code)
   }
   pthread_mutex_unlock(&x->f->mu);
   return v;
+}
+
+/* Closes the fleet and opens it again on the same store (as a restart
+ * does), waiting (up to 60 s) until it has loaded; 0 or -1. */
+static inline int fx_reopen(struct fx *x)
+{
+  char err[256];
+  int loading = 1;
+
+  store_sync(x->s);
+  fleet_close(x->f);
+  x->f = NULL;
+  if (fleet_open(x->s, &x->f, err, sizeof(err)) != 0) {
+    fprintf(stderr, "fixture: reopen: %s\n", err);
+    return -1;
+  }
+  for (int64_t t0 = now_ms(); loading && now_ms() - t0 < 60000;) {
+    pthread_mutex_lock(&x->f->mu);
+    loading = x->f->loading;
+    pthread_mutex_unlock(&x->f->mu);
+    if (loading)
+      usleep(10000);
+  }
+  delivery_set_bases(x->f, fx_bases);
+  return loading ? -1 : 0;
 }
 
 /* Do the rollout's kept wave counts (r->wcount, members below r->wcut by

@@ -329,25 +329,7 @@ static void limits(void)
 }
 
 /* The fleet closed and opened again on the same database, loaded. */
-static void reopen(void)
-{
-  char err[256];
-  int loading = 1;
-
-  store_sync(x.s);
-  fleet_close(x.f);
-  x.f = NULL;
-  CHECK(fleet_open(x.s, &x.f, err, sizeof(err)) == 0);
-  for (int64_t t0 = now_ms(); loading && now_ms() - t0 < 30000;) {
-    pthread_mutex_lock(&x.f->mu);
-    loading = x.f->loading;
-    pthread_mutex_unlock(&x.f->mu);
-    if (loading)
-      usleep(10000);
-  }
-  CHECK(!loading);
-  delivery_set_bases(x.f, fx_bases);
-}
+static void reopen(void) { CHECK(fx_reopen(&x) == 0); }
 
 /* The members' arrays agree with their records, every position is one
  * given (below pos_end) and none is given twice; pos_end into *end. */

@@ -245,25 +245,7 @@ static int start_with_drops(const char *group, int mid, char *rid, int *late)
   return N_GROUP - (n_gone - before) + created;
 }
 
-static void reopen(void)
-{
-  char err[256];
-  int loading = 1;
-
-  store_sync(x.s);
-  fleet_close(x.f);
-  x.f = NULL;
-  CHECK(fleet_open(x.s, &x.f, err, sizeof(err)) == 0);
-  for (int64_t t0 = now_ms(); loading && now_ms() - t0 < WAIT_MS;) {
-    pthread_mutex_lock(&x.f->mu);
-    loading = x.f->loading;
-    pthread_mutex_unlock(&x.f->mu);
-    if (loading)
-      usleep(10000);
-  }
-  CHECK(!loading);
-  delivery_set_bases(x.f, fx_bases);
-}
+static void reopen(void) { CHECK(fx_reopen(&x) == 0); }
 
 int main(void)
 {
