@@ -100,8 +100,10 @@ expect_eq "r1: percent 100" 100 "$(json "$T/r1-done.json" .progress.percent)"
 expect_eq "r1: contiguous = size" $SIZE "$(json "$T/r1-done.json" .progress.contiguous)"
 check "r1: at least one resume" test "$(json "$T/r1-done.json" .progress.resumes)" -ge 1
 served=$(json "$T/r1-done.json" .progress.bytes_served)
-check "r1: bytes served between size and size + 15 % ($served)" \
-  test "$served" -ge $SIZE -a "$served" -le $((SIZE + SIZE * 15 / 100))
+# served counts what TCP acknowledged: the cut's unacknowledged tail (up to
+# 256 KiB, bridged by the resume) may be missing from it
+check "r1: bytes served between size less the unacknowledged tail and size + 15 % ($served)" \
+  test "$served" -ge $((SIZE - 262144)) -a "$served" -le $((SIZE + SIZE * 15 / 100))
 
 report r1 secret-r1-0123456789 "$(urcs '+QIND: "FOTA","HTTPEND",0' '+QIND: "FOTA","START"' '+QIND: "FOTA","END",0')"
 expect_eq "r1: END,0 -> updating" updating "$(json "$BODY" .state)"
