@@ -38,6 +38,8 @@ static const struct {
                            "Connections in their header phase ended for newer ones."},
     [FC_KEPT_CLOSED] = {"dfotad_kept_closed_total",
                         "Idle keep-alive connections closed to make room."},
+    [FC_REHOMED] = {"dfotad_rehomed_total",
+                    "Busy keep-alive connections asked to reconnect to the worker on their CPU."},
 };
 
 void delivery_count(enum proto p, enum front_counter c, uint64_t n)

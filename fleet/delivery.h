@@ -35,6 +35,7 @@ enum front_counter {
   FC_HEADER_TIMEOUTS,    /* connections ended: headers too slow */
   FC_HEADER_EVICTED,     /* header phases ended for newer connections */
   FC_KEPT_CLOSED,        /* idle keep-alive connections closed for room */
+  FC_REHOMED,            /* busy connections asked to reconnect to their CPU's worker */
   FC_COUNT
 };
 

@@ -46,6 +46,7 @@ static void counter_range(enum front_counter c, int *first, int *last)
   case FC_HEADER_TIMEOUTS:
   case FC_HEADER_EVICTED:
   case FC_KEPT_CLOSED: *first = PROTO_HTTP, *last = PROTO_HTTPS; return;
+  case FC_REHOMED: *first = *last = PROTO_HTTP; return;
   default: *first = 0, *last = PROTO_COUNT - 1; return;
   }
 }

@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../util/limits.h"
@@ -108,8 +110,13 @@ static int daemon_full(struct MHD_Daemon *d, unsigned limit)
   return di != NULL && di->num_connections >= limit;
 }
 
-/* A worker may hold this many connections over the mean before the
- * connections of its CPU go to the least busy worker instead */
+/* mhd_rehome looks at one request in this many of a worker */
+#define REHOME_SAMPLE 64
+/* and re-homes at most this many connections a second per worker */
+#define REHOME_RATE 256
+
+/* A worker may carry this much more than the mean load before the
+ * connections of its CPU go to the least loaded worker instead */
 #define STEER_SLACK(mean) (8 + (mean) / 4)
 
 static int conn_fd(struct MHD_Connection *c)
@@ -120,67 +127,165 @@ static int conn_fd(struct MHD_Connection *c)
   return ci != NULL ? ci->connect_fd : -1;
 }
 
-/* The connections each worker holds (by the descriptor libmicrohttpd
- * chose it by), then the front's own notification. */
+/* The calling worker thread's CPU, for mhd_rehome: each worker thread
+ * serves one set all its life. */
+static __thread struct {
+  const struct mhd_set *set; /* NULL: not settled yet */
+  int cpu;                   /* -1: not kept on one */
+  unsigned requests;
+  int64_t second; /* ms: start of the second moved counts in */
+  unsigned moved;
+} worker;
+
+/* Keeps the calling thread, worker w of set, on its CPU: done at the
+ * first connection it starts (libmicrohttpd starts its threads itself). */
+static void pin_worker(const struct mhd_set *set, int w)
+{
+  cpu_set_t cs;
+  int err;
+
+  worker.set = set;
+  worker.cpu = -1;
+  CPU_ZERO(&cs);
+  CPU_SET(set->cpu_of[w], &cs);
+  err = pthread_setaffinity_np(pthread_self(), sizeof(cs), &cs);
+  if (err != 0) {
+    log_warn("http: worker %d: not kept on CPU %d: %s", w, set->cpu_of[w], strerror(err));
+    return;
+  }
+  worker.cpu = set->cpu_of[w];
+}
+
+/* Keeps the workers' loads (mhd.h: struct mhd_set) by the descriptor
+ * libmicrohttpd chose the worker by, then the front's own notification. */
 static void counted(void *cls, struct MHD_Connection *c, void **socket_context,
                     enum MHD_ConnectionNotificationCode toe)
 {
   struct mhd_set *set = cls;
   int fd = conn_fd(c);
 
-  if (fd >= 0 && toe == MHD_CONNECTION_NOTIFY_STARTED)
+  if (fd >= 0 && toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    if (set->affinity && worker.set != set)
+      pin_worker(set, fd % set->workers);
     atomic_fetch_add(&set->conns[fd % set->workers], 1);
-  else if (fd >= 0 && toe == MHD_CONNECTION_NOTIFY_CLOSED)
+    atomic_store(&set->started[fd % set->workers], atomic_load(&set->seq[fd % MHD_SEQ_SLOTS]));
+  } else if (fd >= 0 && toe == MHD_CONNECTION_NOTIFY_CLOSED) {
     atomic_fetch_sub(&set->conns[fd % set->workers], 1);
+  }
   if (set->notify != NULL)
     set->notify(set->notify_cls, c, socket_context, toe);
+}
+
+static int load_of(struct mhd_set *set, int w)
+{
+  int waiting = (int)(atomic_load(&set->handed[w]) - atomic_load(&set->started[w]));
+  int held = atomic_load(&set->conns[w]);
+
+  return (held > 0 ? held : 0) + (waiting > 0 ? waiting : 0);
 }
 
 /* The worker for a new connection: the one for the CPU that received it
  * (SO_INCOMING_CPU: the network queue's CPU, or on loopback the client's),
  * so that its requests are answered where their data is in the cache (a
  * 2 KiB range took 4.3-4.8 us of server CPU this way against 6.0-6.5
- * spread over both workers: BENCHMARKS.md); but when that worker holds
+ * spread over both workers: BENCHMARKS.md); but when that worker carries
  * STEER_SLACK more than the mean (every connection arriving on one CPU,
- * as with a single-queue network card), the least busy one. */
+ * as with a single-queue network card), the least loaded one. */
 static int pick_worker(struct mhd_set *set, int c)
 {
-  int n = set->workers, cpu = -1, least = 0, total = 0, w;
+  int n = set->workers, cpu = -1, least = 0, total = 0, load[MHD_MAX_WORKERS], w;
   socklen_t len = sizeof(cpu);
 
   for (int i = 0; i < n; i++) {
-    int k = atomic_load(&set->conns[i]);
-    total += k;
-    if (k < atomic_load(&set->conns[least]))
+    load[i] = load_of(set, i);
+    total += load[i];
+    if (load[i] < load[least])
       least = i;
   }
   if (getsockopt(c, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0 || cpu < 0)
     return least;
-  w = cpu % n;
-  return atomic_load(&set->conns[w]) > total / n + STEER_SLACK(total / n) ? least : w;
+  w = cpu < MHD_MAX_CPUS && set->home[cpu] >= 0 ? set->home[cpu] : cpu % n;
+  return load[w] > total / n + STEER_SLACK(total / n) ? least : w;
 }
 
 /* c as a descriptor that libmicrohttpd 0.9.75 gives to worker w: it
  * tries the workers from descriptor % workers on (an implementation
  * detail, not its interface: with another rule connections are spread
- * as that rule says, nothing worse). c, or its duplicate. */
+ * as that rule says, nothing worse). c, or a duplicate with the right
+ * remainder, the lowest free one found from c + 1 on, then from further
+ * and further up (descriptors of one remainder all taken below some
+ * point, as a burst from one CPU leaves them, cost one try per doubling,
+ * not one per descriptor: walking them gave up after eight and handed 7
+ * to 12 connections in 32 to the wrong worker). */
 static int steer(struct mhd_set *set, int c)
 {
-  int n = set->workers, w, held[8], nh = 0;
+  int n = set->workers, w, step = 1;
 
   if (n < 2)
     return c;
   w = pick_worker(set, c);
-  while (c % n != w && nh < 8) {
-    int d = fcntl(c, F_DUPFD_CLOEXEC, c + (w - c % n + n) % n);
+  for (int tries = 0; c % n != w && tries < 16; tries++) {
+    int from = c + (step - 1) * n + 1, d;
+    d = fcntl(c, F_DUPFD_CLOEXEC, from + (w - from % n + n) % n);
     if (d < 0)
-      break;
-    held[nh++] = c;
-    c = d;
+      break; /* none free up there: c goes where its number says */
+    if (d % n == w) {
+      close(c);
+      return d;
+    }
+    close(d);
+    step *= 2;
   }
-  for (int i = 0; i < nh; i++)
-    close(held[i]);
   return c;
+}
+
+/* Hands c to its daemon, numbered for its worker's load (mhd.h). */
+static void hand_over(struct mhd_set *set, struct MHD_Daemon *d, int c,
+                      const struct sockaddr_storage *ss, socklen_t len)
+{
+  int w = c % set->workers;
+  unsigned s = atomic_load(&set->handed[w]) + 1;
+
+  /* numbered before it is handed: its worker may start it at once. On
+   * failure libmicrohttpd has closed the socket; the number is passed
+   * over when the worker starts its next one. */
+  atomic_store(&set->seq[c % MHD_SEQ_SLOTS], s);
+  atomic_store(&set->handed[w], s);
+  (void)MHD_add_connection(d, c, (const struct sockaddr *)ss, len);
+}
+
+int mhd_rehome(struct mhd_set *set, struct MHD_Connection *c)
+{
+  int n = set->workers, fd, cpu = -1, w, total = 0;
+  socklen_t len = sizeof(cpu);
+  struct timespec ts;
+  int64_t now;
+
+  if (worker.set != set || worker.cpu < 0 || set->tls || ++worker.requests % REHOME_SAMPLE != 0)
+    return 0;
+  fd = conn_fd(c);
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0 || cpu < 0 ||
+      cpu == worker.cpu || cpu >= MHD_MAX_CPUS)
+    return 0;
+  /* its CPU has a worker, other than the one c was handed to (were the
+   * thread not on its own CPU, c would be re-homed to where it is) */
+  w = set->home[cpu];
+  if (w < 0 || w == fd % n)
+    return 0;
+  for (int i = 0; i < n; i++)
+    total += load_of(set, i);
+  if (load_of(set, w) > total / n + STEER_SLACK(total / n))
+    return 0; /* it would be steered elsewhere again */
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (now - worker.second >= 1000) {
+    worker.second = now;
+    worker.moved = 0;
+  }
+  if (worker.moved >= REHOME_RATE)
+    return 0;
+  worker.moved++;
+  return 1;
 }
 
 /* Accepts from every socket of the set and hands each connection to its
@@ -226,10 +331,7 @@ static void *acceptor_main(void *arg)
             continue;
           break; /* EAGAIN: the queue is empty */
         }
-        c = steer(set, c);
-        /* on failure (a worker's limit, the per-address limit) it has
-         * closed the socket */
-        (void)MHD_add_connection(set->d[i], c, (const struct sockaddr *)&ss, len);
+        hand_over(set, set->d[i], steer(set, c), &ss, len);
       }
     }
   }
@@ -299,6 +401,29 @@ static struct MHD_Daemon *start_one(const struct front *fr, int i, const struct 
                           MHD_OPTION_END);
 }
 
+/* Gives each worker a CPU of its own when there are as many workers as
+ * CPUs the process may use (threads = 0, one per CPU, as by default);
+ * 0 otherwise. */
+static int plan_affinity(struct mhd_set *set)
+{
+  cpu_set_t cs;
+  int w = 0;
+
+  if (sched_getaffinity(0, sizeof(cs), &cs) != 0 || CPU_COUNT(&cs) != set->workers)
+    return 0; /* a CPU with no worker, or two workers on one: left to the kernel */
+  for (int c = 0; c < MHD_MAX_CPUS && c < CPU_SETSIZE && w < set->workers; c++) {
+    if (!CPU_ISSET(c, &cs))
+      continue;
+    set->cpu_of[w] = c;
+    set->home[c] = (short)w++;
+  }
+  if (w == set->workers)
+    return 1;
+  for (int c = 0; c < MHD_MAX_CPUS; c++)
+    set->home[c] = -1;
+  return 0;
+}
+
 int mhd_start(struct front *fr, struct mhd_set *set, const struct mhd_params *p,
               struct config_errors *errs)
 {
@@ -311,8 +436,17 @@ int mhd_start(struct front *fr, struct mhd_set *set, const struct mhd_params *p,
   set->workers = (int)p->threads;
   set->notify = p->notify;
   set->notify_cls = p->cls;
-  for (int w = 0; w < MHD_MAX_WORKERS; w++)
+  for (int w = 0; w < MHD_MAX_WORKERS; w++) {
     atomic_store(&set->conns[w], 0);
+    atomic_store(&set->handed[w], 0);
+    atomic_store(&set->started[w], 0);
+  }
+  for (int k = 0; k < MHD_SEQ_SLOTS; k++)
+    atomic_store(&set->seq[k], 0);
+  set->tls = p->tls;
+  for (int c = 0; c < MHD_MAX_CPUS; c++)
+    set->home[c] = -1;
+  set->affinity = accepted && p->cpu_affinity && plan_affinity(set);
   atomic_store(&set->stop, 0);
   for (int i = 0; i < fr->n; i++) {
     set->fds[i] = fr->fd[i];
@@ -325,6 +459,13 @@ int mhd_start(struct front *fr, struct mhd_set *set, const struct mhd_params *p,
     }
     set->n++;
     log_info("listening: %s %s", fr->row->section, fr->addr[i].text);
+  }
+  if (set->affinity) {
+    char cpus[128];
+    size_t k = 0;
+    for (int w = 0; w < set->workers && k < sizeof(cpus) - 12; w++)
+      k += (size_t)snprintf(cpus + k, sizeof(cpus) - k, "%s%d", w ? "," : "", set->cpu_of[w]);
+    log_info("%s: %d workers kept on CPUs %s", fr->row->section, set->workers, cpus);
   }
   if (accepted) {
     int err = 0;

@@ -32,8 +32,29 @@ struct mhd_set {
   int wake;       /* eventfd that stops the acceptor, or -1 */
   atomic_int stop;
   pthread_t acceptor;
-  int workers;                         /* of each daemon */
-  atomic_int conns[MHD_MAX_WORKERS];   /* connections a worker holds */
+  int workers; /* of each daemon */
+  /* A worker's load, as the acceptor steers by it: the connections it
+   * started and has not closed, plus those handed to it that it has not
+   * started yet (a burst is handed over faster than a busy worker starts
+   * them: counting only started ones let one worker take 59 of 64).
+   * Handed connections are numbered per worker; a worker starts its new
+   * connections in the order they were handed (libmicrohttpd's queue),
+   * so the number of the last it started says how many wait, and one it
+   * dropped before starting (out of memory, its limit) is passed over by
+   * the next it starts instead of counting for ever. seq: the number of
+   * the connection on descriptor fd, at fd % MHD_SEQ_SLOTS. */
+  atomic_int conns[MHD_MAX_WORKERS];
+  atomic_uint handed[MHD_MAX_WORKERS];
+  atomic_uint started[MHD_MAX_WORKERS];
+#define MHD_SEQ_SLOTS 1024
+  atomic_uint seq[MHD_SEQ_SLOTS];
+  /* cpu_affinity (mhd_params): worker w runs on CPU cpu_of[w] only, and
+   * home[c] is the worker on CPU c (-1: none; then connections of CPU c
+   * are steered to c % workers, as without affinity). */
+  int affinity, tls;
+  int cpu_of[MHD_MAX_WORKERS];
+#define MHD_MAX_CPUS 1024
+  short home[MHD_MAX_CPUS];
   MHD_NotifyConnectionCallback notify; /* the front's, called by ours */
   void *notify_cls;
 };
@@ -54,6 +75,10 @@ struct mhd_params {
    * only when told the application handles SIGPIPE, which is asked here
    * and done only if the process ignores SIGPIPE (main.c) */
   int sendfile;
+  /* with a pool of workers, no more than the CPUs the process may use:
+   * each worker kept on a CPU of its own, and busy connections re-homed
+   * (mhd_rehome) */
+  int cpu_affinity;
 };
 
 /* Starts a daemon on each of fr's sockets. 0, or -1 with errors added and
@@ -64,5 +89,17 @@ int mhd_start(struct front *fr, struct mhd_set *set, const struct mhd_params *p,
 void mhd_quiesce(struct mhd_set *set);
 /* Stops the daemons (connections end). */
 void mhd_stop(struct mhd_set *set);
+/* Whether the connection c, whose request the calling worker is
+ * answering, should end after this answer and reconnect (the caller adds
+ * Connection: close): with cpu_affinity, when its packets now arrive on
+ * another CPU than the one the worker runs on (the client's thread or the
+ * network queue moved after it connected), its new connection is handed
+ * to the worker on that CPU. Answered and processed on one CPU, a 2 KiB
+ * range costs about 4.6 us of server CPU; across two, 6.5 (BENCHMARKS.md).
+ * Checked on one request in REHOME_SAMPLE of a worker (busy connections
+ * first: they are the ones it pays for), at most REHOME_RATE connections
+ * a second per worker, never over TLS (a new handshake costs more than it
+ * saves), and only when the worker of that CPU is not over its share. */
+int mhd_rehome(struct mhd_set *set, struct MHD_Connection *c);
 
 #endif

@@ -42,6 +42,11 @@
        .min = 0,                                                                                   \
        .max = MAX_CONNECTION_LIMIT,                                                                \
        .help = "connections still sending headers per address, 0 for none"},                       \
+      {.name = "cpu_affinity",                                                                     \
+       .type = T_BOOL,                                                                             \
+       .offset = offsetof(struct http_conf, cpu_affinity),                                         \
+       .def = "yes",                                                                               \
+       .help = "workers kept one per CPU, busy connections moved to their CPU's"},                 \
   {                                                                                                \
     .name = "send_lowat", .type = T_SIZE, .offset = offsetof(struct http_conf, send_lowat),        \
     .def = DEF_SEND_LOWAT_TEXT, .min = 0, .max = MAX_SEND_LOWAT,                                   \

@@ -15,6 +15,7 @@ struct http_conf {
   int header_limit;           /* connections in their header phase; 0: half of connection_limit */
   int header_per_ip_limit;    /* ... from one address; 0: no cap */
   uint64_t send_lowat;        /* TCP_NOTSENT_LOWAT of connections; 0: the kernel's */
+  int cpu_affinity;           /* workers one per CPU, connections re-homed (net/mhd.h) */
   struct tls_conf tls;        /* [https] */
 };
 

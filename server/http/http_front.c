@@ -344,7 +344,16 @@ static enum MHD_Result serve_package(struct MHD_Connection *c, struct http_front
    * Connection: close to. A whole file's (one descriptor each) only among
    * the connections of one thread: libmicrohttpd holds a file response's
    * lock while it sends from it, and a thread sends one at a time. */
-  if (atomic_load(&h->fr->draining) || h->cache == NULL)
+  if (!head && !atomic_load(&h->fr->draining) && mhd_rehome(&h->mhd, c)) {
+    /* this client's packets now arrive on another CPU: its next
+     * connection is handed to the worker there (net/mhd.h) */
+    struct MHD_Response *r = body_response(h, p, br.start, br.len, status);
+    if (r != NULL)
+      MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    ret = http_queue(c, h, status, r);
+    if (ret == MHD_YES)
+      delivery_count(h->proto, FC_REHOMED, 1);
+  } else if (atomic_load(&h->fr->draining) || h->cache == NULL)
     ret = http_queue(c, h, status, body_response(h, p, br.start, br.len, status));
   else if (sends_file(h, p, br.start, br.len))
     ret = resp_cache_queue(h->whole, c, p, br.start, br.len, status, (uintptr_t)pthread_self());
@@ -599,6 +608,7 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   p.per_ip_limit = (unsigned)fc->base.per_ip_limit;
   p.threads = fc->threads > 0 ? (unsigned)fc->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
   p.memory_limit = (size_t)fc->connection_memory;
+  p.cpu_affinity = fc->cpu_affinity;
   if (h->proto == PROTO_HTTPS) {
     /* read and built once for this reload (tls_set.h) */
     h->tls = tls_set_ref(front_env_tls(env, fr->row));
