@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -112,8 +113,12 @@ static int daemon_full(struct MHD_Daemon *d, unsigned limit)
 
 /* mhd_rehome looks at one request in this many of a worker */
 #define REHOME_SAMPLE 64
-/* and re-homes at most this many connections a second per worker */
+/* and re-homes at most this many connections a second per worker, */
 #define REHOME_RATE 256
+/* only connections that asked this many requests or more */
+#define REHOME_BUSY 32
+/* counted in this many slots per worker (connections sharing one add up) */
+#define REHOME_SLOTS 256
 
 /* A worker may carry this much more than the mean load before the
  * connections of its CPU go to the least loaded worker instead */
@@ -135,7 +140,15 @@ static __thread struct {
   unsigned requests;
   int64_t second; /* ms: start of the second moved counts in */
   unsigned moved;
+  /* requests of each of its connections, by descriptor (slot_of): only
+   * busy connections are re-homed, never one that asks a few things */
+  unsigned short asked[REHOME_SLOTS];
 } worker;
+
+static unsigned slot_of(const struct mhd_set *set, int fd)
+{
+  return (unsigned)(fd / set->workers) % REHOME_SLOTS;
+}
 
 /* Keeps the calling thread, worker w of set, on its CPU: done at the
  * first connection it starts (libmicrohttpd starts its threads itself). */
@@ -167,6 +180,8 @@ static void counted(void *cls, struct MHD_Connection *c, void **socket_context,
   if (fd >= 0 && toe == MHD_CONNECTION_NOTIFY_STARTED) {
     if (set->affinity && worker.set != set)
       pin_worker(set, fd % set->workers);
+    if (worker.set == set)
+      worker.asked[slot_of(set, fd)] = 0;
     atomic_fetch_add(&set->conns[fd % set->workers], 1);
     atomic_store(&set->started[fd % set->workers], atomic_load(&set->seq[fd % MHD_SEQ_SLOTS]));
   } else if (fd >= 0 && toe == MHD_CONNECTION_NOTIFY_CLOSED) {
@@ -260,11 +275,16 @@ int mhd_rehome(struct mhd_set *set, struct MHD_Connection *c)
   socklen_t len = sizeof(cpu);
   struct timespec ts;
   int64_t now;
+  unsigned short *asked;
 
-  if (worker.set != set || worker.cpu < 0 || set->tls || ++worker.requests % REHOME_SAMPLE != 0)
+  if (worker.set != set || worker.cpu < 0 || set->tls || (fd = conn_fd(c)) < 0)
     return 0;
-  fd = conn_fd(c);
-  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0 || cpu < 0 ||
+  asked = &worker.asked[slot_of(set, fd)];
+  if (*asked < USHRT_MAX)
+    (*asked)++;
+  if (++worker.requests % REHOME_SAMPLE != 0 || *asked < REHOME_BUSY)
+    return 0;
+  if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0 || cpu < 0 ||
       cpu == worker.cpu || cpu >= MHD_MAX_CPUS)
     return 0;
   /* its CPU has a worker, other than the one c was handed to (were the

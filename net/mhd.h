@@ -97,9 +97,11 @@ void mhd_stop(struct mhd_set *set);
  * to the worker on that CPU. Answered and processed on one CPU, a 2 KiB
  * range costs about 4.6 us of server CPU; across two, 6.5 (BENCHMARKS.md).
  * Checked on one request in REHOME_SAMPLE of a worker (busy connections
- * first: they are the ones it pays for), at most REHOME_RATE connections
- * a second per worker, never over TLS (a new handshake costs more than it
- * saves), and only when the worker of that CPU is not over its share. */
+ * first: they are the ones it pays for), only on a connection that asked
+ * REHOME_BUSY requests or more (one that asks a few things is left
+ * alone), at most REHOME_RATE connections a second per worker, never over
+ * TLS (a new handshake costs more than it saves), and only when the worker
+ * of that CPU is not over its share. */
 int mhd_rehome(struct mhd_set *set, struct MHD_Connection *c);
 
 #endif
