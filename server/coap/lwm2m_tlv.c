@@ -25,6 +25,15 @@ static void add_int(struct lwm2m_value *out, int64_t v)
     out->ints[out->n_ints++] = v;
 }
 
+/* A number a device sent as a float: kept when an int64_t holds it (its
+ * fraction dropped); SECURITY: converting one out of range (1e59) or NaN
+ * is undefined behaviour, so those are left out, as CBOR's always were. */
+static void add_number(struct lwm2m_value *out, double d)
+{
+  if (d > -9.2e18 && d < 9.2e18)
+    add_int(out, (int64_t)d);
+}
+
 static int text_decode(const uint8_t *p, size_t len, struct lwm2m_value *out)
 {
   int64_t v = 0;
@@ -177,7 +186,10 @@ static int senml_find(const uint8_t *p, size_t len, uint16_t rid, struct lwm2m_v
     if (!name_is(bn, json_string_value(json_object_get(rec, "n")), rid))
       continue;
     if ((v = json_object_get(rec, "v")) != NULL && json_is_number(v)) {
-      add_int(out, (int64_t)json_number_value(v));
+      if (json_is_integer(v))
+        add_int(out, (int64_t)json_integer_value(v));
+      else
+        add_number(out, json_real_value(v));
       found = 0;
     } else if ((s = json_string_value(json_object_get(rec, "vs"))) != NULL) {
       set_text(out, (const uint8_t *)s, strlen(s));
@@ -348,8 +360,8 @@ static int cbor_find(const uint8_t *p, size_t len, uint16_t rid, struct lwm2m_va
     }
     if (vkind == 0 || !name_is(bn, has_n ? n : NULL, rid))
       continue;
-    if (vkind == 'i' && vnum > -9.2e18 && vnum < 9.2e18)
-      add_int(out, (int64_t)vnum);
+    if (vkind == 'i')
+      add_number(out, vnum);
     else if (vkind == 's')
       set_text(out, vstr, vlen);
     found = 0;
