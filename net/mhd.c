@@ -111,6 +111,8 @@ static int daemon_full(struct MHD_Daemon *d, unsigned limit)
   return di != NULL && di->num_connections >= limit;
 }
 
+/* connections in a row that settle a worker thread (settle_worker) */
+#define SETTLE_STARTS 4
 /* mhd_rehome looks at one request in this many of a worker */
 #define REHOME_SAMPLE 64
 /* and re-homes at most this many connections a second per worker, */
@@ -137,12 +139,17 @@ static int conn_fd(struct MHD_Connection *c)
 static __thread struct {
   const struct mhd_set *set; /* NULL: not settled yet */
   int cpu;                   /* -1: not kept on one */
+  int label, same;           /* before it is settled: see settle_worker */
   unsigned requests;
   int64_t second; /* ms: start of the second moved counts in */
   unsigned moved;
-  /* requests of each of its connections, by descriptor (slot_of): only
-   * busy connections are re-homed, never one that asks a few things */
-  unsigned short asked[REHOME_SLOTS];
+  /* requests of its connections (slot_of; the descriptor tells a slot's
+   * connection, a newcomer takes the slot over): only busy connections
+   * are re-homed, never one that asks a few things */
+  struct {
+    int fd;
+    unsigned short asked;
+  } conn[REHOME_SLOTS];
 } worker;
 
 static unsigned slot_of(const struct mhd_set *set, int fd)
@@ -150,13 +157,22 @@ static unsigned slot_of(const struct mhd_set *set, int fd)
   return (unsigned)(fd / set->workers) % REHOME_SLOTS;
 }
 
-/* Keeps the calling thread, worker w of set, on its CPU: done at the
- * first connection it starts (libmicrohttpd starts its threads itself). */
-static void pin_worker(const struct mhd_set *set, int w)
+/* The calling thread started a connection whose descriptor names worker
+ * w of set. A worker is nearly always the one its connections' numbers
+ * name, but libmicrohttpd gives a connection to the next worker when the
+ * named one is full: the thread is settled as worker w, and kept on w's
+ * CPU, once SETTLE_STARTS connections in a row named w. */
+static void settle_worker(const struct mhd_set *set, int w)
 {
   cpu_set_t cs;
   int err;
 
+  if (w != worker.label || worker.same == 0) {
+    worker.label = w;
+    worker.same = 0;
+  }
+  if (++worker.same < SETTLE_STARTS)
+    return;
   worker.set = set;
   worker.cpu = -1;
   CPU_ZERO(&cs);
@@ -178,12 +194,16 @@ static void counted(void *cls, struct MHD_Connection *c, void **socket_context,
   int fd = conn_fd(c);
 
   if (fd >= 0 && toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    uint64_t seq = atomic_load(&set->seq[fd % MHD_SEQ_SLOTS]);
     if (set->affinity && worker.set != set)
-      pin_worker(set, fd % set->workers);
-    if (worker.set == set)
-      worker.asked[slot_of(set, fd)] = 0;
+      settle_worker(set, fd % set->workers);
+    if (worker.set == set) {
+      worker.conn[slot_of(set, fd)].fd = fd;
+      worker.conn[slot_of(set, fd)].asked = 0;
+    }
     atomic_fetch_add(&set->conns[fd % set->workers], 1);
-    atomic_store(&set->started[fd % set->workers], atomic_load(&set->seq[fd % MHD_SEQ_SLOTS]));
+    if ((int)(seq >> 32) == fd) /* else the slot is another's (mhd.h) */
+      atomic_store(&set->started[fd % set->workers], (unsigned)seq);
   } else if (fd >= 0 && toe == MHD_CONNECTION_NOTIFY_CLOSED) {
     atomic_fetch_sub(&set->conns[fd % set->workers], 1);
   }
@@ -209,6 +229,7 @@ static int load_of(struct mhd_set *set, int w)
 static int pick_worker(struct mhd_set *set, int c)
 {
   int n = set->workers, cpu = -1, least = 0, total = 0, load[MHD_MAX_WORKERS], w;
+  int full = (int)(set->limit / (unsigned)n); /* libmicrohttpd's limit per worker */
   socklen_t len = sizeof(cpu);
 
   for (int i = 0; i < n; i++) {
@@ -220,7 +241,9 @@ static int pick_worker(struct mhd_set *set, int c)
   if (getsockopt(c, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0 || cpu < 0)
     return least;
   w = cpu < MHD_MAX_CPUS && set->home[cpu] >= 0 ? set->home[cpu] : cpu % n;
-  return load[w] > total / n + STEER_SLACK(total / n) ? least : w;
+  /* a full worker's connection would go to the next one, whose thread
+   * might then take itself for the full one (settle_worker) */
+  return load[w] > total / n + STEER_SLACK(total / n) || load[w] >= full ? least : w;
 }
 
 /* c as a descriptor that libmicrohttpd 0.9.75 gives to worker w: it
@@ -261,12 +284,14 @@ static void hand_over(struct mhd_set *set, struct MHD_Daemon *d, int c,
   int w = c % set->workers;
   unsigned s = atomic_load(&set->handed[w]) + 1;
 
-  /* numbered before it is handed: its worker may start it at once. On
-   * failure libmicrohttpd has closed the socket; the number is passed
-   * over when the worker starts its next one. */
-  atomic_store(&set->seq[c % MHD_SEQ_SLOTS], s);
+  /* numbered before it is handed: its worker may start it at once */
+  atomic_store(&set->seq[c % MHD_SEQ_SLOTS], (uint64_t)(unsigned)c << 32 | s);
   atomic_store(&set->handed[w], s);
-  (void)MHD_add_connection(d, c, (const struct sockaddr *)ss, len);
+  /* refused (the per-address limit, every worker full): libmicrohttpd
+   * closed the socket and queued nothing; the acceptor alone writes
+   * handed */
+  if (MHD_add_connection(d, c, (const struct sockaddr *)ss, len) != MHD_YES)
+    atomic_store(&set->handed[w], s - 1);
 }
 
 int mhd_rehome(struct mhd_set *set, struct MHD_Connection *c)
@@ -279,7 +304,11 @@ int mhd_rehome(struct mhd_set *set, struct MHD_Connection *c)
 
   if (worker.set != set || worker.cpu < 0 || set->tls || (fd = conn_fd(c)) < 0)
     return 0;
-  asked = &worker.asked[slot_of(set, fd)];
+  if (worker.conn[slot_of(set, fd)].fd != fd) { /* a newcomer on a shared slot */
+    worker.conn[slot_of(set, fd)].fd = fd;
+    worker.conn[slot_of(set, fd)].asked = 0;
+  }
+  asked = &worker.conn[slot_of(set, fd)].asked;
   if (*asked < USHRT_MAX)
     (*asked)++;
   if (++worker.requests % REHOME_SAMPLE != 0 || *asked < REHOME_BUSY)
@@ -462,7 +491,7 @@ int mhd_start(struct front *fr, struct mhd_set *set, const struct mhd_params *p,
     atomic_store(&set->started[w], 0);
   }
   for (int k = 0; k < MHD_SEQ_SLOTS; k++)
-    atomic_store(&set->seq[k], 0);
+    atomic_store(&set->seq[k], (uint64_t)UINT32_MAX << 32); /* no descriptor's */
   set->tls = p->tls;
   for (int c = 0; c < MHD_MAX_CPUS; c++)
     set->home[c] = -1;
@@ -480,6 +509,9 @@ int mhd_start(struct front *fr, struct mhd_set *set, const struct mhd_params *p,
     set->n++;
     log_info("listening: %s %s", fr->row->section, fr->addr[i].text);
   }
+  if (accepted && p->cpu_affinity && !set->affinity)
+    log_info("%s: %d workers, not as many as the CPUs dfotad may use: not kept on CPUs",
+             fr->row->section, set->workers);
   if (set->affinity) {
     char cpus[128];
     size_t k = 0;

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../net/front.h"
 
@@ -40,14 +41,16 @@ struct mhd_set {
    * Handed connections are numbered per worker; a worker starts its new
    * connections in the order they were handed (libmicrohttpd's queue),
    * so the number of the last it started says how many wait, and one it
-   * dropped before starting (out of memory, its limit) is passed over by
-   * the next it starts instead of counting for ever. seq: the number of
-   * the connection on descriptor fd, at fd % MHD_SEQ_SLOTS. */
+   * dropped before starting (out of memory) is passed over by the next it
+   * starts instead of counting for ever (one refused at once is taken
+   * back). seq: descriptor << 32 | number of the connection on descriptor
+   * fd, at fd % MHD_SEQ_SLOTS; a worker starting a connection whose slot
+   * another descriptor took since leaves started as it was. */
   atomic_int conns[MHD_MAX_WORKERS];
   atomic_uint handed[MHD_MAX_WORKERS];
   atomic_uint started[MHD_MAX_WORKERS];
 #define MHD_SEQ_SLOTS 1024
-  atomic_uint seq[MHD_SEQ_SLOTS];
+  _Atomic uint64_t seq[MHD_SEQ_SLOTS];
   /* cpu_affinity (mhd_params): worker w runs on CPU cpu_of[w] only, and
    * home[c] is the worker on CPU c (-1: none; then connections of CPU c
    * are steered to c % workers, as without affinity). */

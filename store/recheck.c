@@ -70,6 +70,11 @@ int recheck_init(struct store *s)
   pthread_mutex_init(&rc->mu, NULL);
   pthread_cond_init(&rc->cv, NULL);
   s->recheck = rc;
+  /* started here, by the thread that opens the store, not by the first
+   * report's request thread: a thread takes its creator's CPUs, and an
+   * HTTP worker may be kept on one ([http] cpu_affinity). Should it fail,
+   * the first check tries again. */
+  rc->started = pthread_create(&rc->thread, NULL, worker, s) == 0;
   return 0;
 }
 

@@ -7,9 +7,11 @@
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -85,6 +87,17 @@ static int64_t clock_ms(clockid_t id)
 int64_t now_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 int64_t mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+
+int usable_cpus(void)
+{
+  cpu_set_t cs;
+  long n;
+
+  if (sched_getaffinity(0, sizeof(cs), &cs) == 0 && CPU_COUNT(&cs) > 0)
+    return CPU_COUNT(&cs);
+  n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
 
 int64_t mono_us(void)
 {

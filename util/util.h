@@ -27,6 +27,9 @@ void base32_from(const unsigned char *r, char *out, int n);
 /* Wall-clock and monotonic milliseconds; monotonic microseconds. */
 int64_t now_ms(void);
 int64_t mono_ms(void);
+/* The CPUs this process may run on (its affinity: taskset, a cpuset),
+ * at least 1: what "threads = 0, one per CPU" counts. */
+int usable_cpus(void);
 int64_t mono_us(void);
 
 /* "2026-11-24T06:50:00Z" (ms <= 0: ""), and with milliseconds:

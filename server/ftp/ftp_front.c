@@ -309,7 +309,7 @@ static int ftp_start(struct front *fr, const struct front_env *env, struct confi
   enum proto proto = (enum proto)fr->row->proto;
   const struct ftp_conf *fc = config_section(env->conf, section);
   struct ftp_front *ff;
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  long ncpu = usable_cpus();
   int before = errs->n;
 
   pthread_once(&once, init_once);

@@ -567,7 +567,7 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   const struct http_conf *fc = config_section(env->conf, fr->row->section);
   struct http_front *h = calloc(1, sizeof(*h));
   struct mhd_params p = {0};
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int ncpu = usable_cpus();
 
   if (h == NULL) {
     config_errors_add(errs, "out of memory");
@@ -606,7 +606,7 @@ static int http_start(struct front *fr, const struct front_env *env, struct conf
   p.connection_limit = (unsigned)fc->base.connection_limit + HTTP_REFUSE_ROOM;
   p.timeout = (unsigned)fc->base.timeout;
   p.per_ip_limit = (unsigned)fc->base.per_ip_limit;
-  p.threads = fc->threads > 0 ? (unsigned)fc->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
+  p.threads = fc->threads > 0 ? (unsigned)fc->threads : (unsigned)ncpu;
   p.memory_limit = (size_t)fc->connection_memory;
   p.cpu_affinity = fc->cpu_affinity;
   if (h->proto == PROTO_HTTPS) {

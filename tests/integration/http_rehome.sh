@@ -34,9 +34,8 @@ rehomed() {
 }
 
 CONF="$T/dfotad.conf"
-base_config "$CONF"
-# one worker per CPU the daemon may use (threads = 0 counts online CPUs)
-printf '[http]\nthreads = %d\n' $# >>"$CONF"
+base_config "$CONF" # threads = 0: one worker per CPU the daemon may use
+printf '[http]\n' >>"$CONF"
 start_dfotad "$CONF" || bail "dfotad starts"
 load_token || bail "admin token file readable"
 upload "$PKG" BG95-M3 A01 A02 rehome.bin
@@ -44,6 +43,11 @@ expect_eq "upload: 201" 201 "$STATUS"
 ID=$PKG_ID
 check "log: workers kept on their CPUs" grep -q "kept on CPUs" "$DFOTAD_LOG"
 
+# a worker thread takes itself for the worker its connections name, and
+# is kept on that worker's CPU, after four in a row: eight short
+# connections from each CPU first
+python3 "$CLIENT" "${HTTP%:*}" "${HTTP##*:}" "/p/$ID" $SIZE "$CPU_A" "$CPU_B" 1 0 8 <"$PKG" >/dev/null
+python3 "$CLIENT" "${HTTP%:*}" "${HTTP##*:}" "/p/$ID" $SIZE "$CPU_B" "$CPU_A" 1 0 8 <"$PKG" >/dev/null
 OUT=$(run_client 400 600)
 echo "# cpu_affinity = yes: $OUT"
 expect_eq "every range byte-exact, across the reconnect" 0 "$(field "$OUT" bad)"
