@@ -219,6 +219,27 @@ static int load_of(struct mhd_set *set, int w)
   return (held > 0 ? held : 0) + (waiting > 0 ? waiting : 0);
 }
 
+/* Whether worker w, carrying load of the total, may take one more of its
+ * CPU's connections: not over the mean by STEER_SLACK, and not at
+ * libmicrohttpd's limit per worker (a full worker's connection would go
+ * to the next one, whose thread might then take itself for the full one:
+ * settle_worker). pick_worker and mhd_rehome ask the same. */
+static int takes_more(const struct mhd_set *set, int load, int total)
+{
+  int n = set->workers;
+
+  return load <= total / n + STEER_SLACK(total / n) && load < (int)(set->limit / (unsigned)n);
+}
+
+static int total_load(struct mhd_set *set)
+{
+  int total = 0;
+
+  for (int i = 0; i < set->workers; i++)
+    total += load_of(set, i);
+  return total;
+}
+
 /* The worker for a new connection: the one for the CPU that received it
  * (SO_INCOMING_CPU: the network queue's CPU, or on loopback the client's),
  * so that its requests are answered where their data is in the cache (a
@@ -229,7 +250,6 @@ static int load_of(struct mhd_set *set, int w)
 static int pick_worker(struct mhd_set *set, int c)
 {
   int n = set->workers, cpu = -1, least = 0, total = 0, load[MHD_MAX_WORKERS], w;
-  int full = (int)(set->limit / (unsigned)n); /* libmicrohttpd's limit per worker */
   socklen_t len = sizeof(cpu);
 
   for (int i = 0; i < n; i++) {
@@ -241,9 +261,7 @@ static int pick_worker(struct mhd_set *set, int c)
   if (getsockopt(c, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0 || cpu < 0)
     return least;
   w = cpu < MHD_MAX_CPUS && set->home[cpu] >= 0 ? set->home[cpu] : cpu % n;
-  /* a full worker's connection would go to the next one, whose thread
-   * might then take itself for the full one (settle_worker) */
-  return load[w] > total / n + STEER_SLACK(total / n) || load[w] >= full ? least : w;
+  return takes_more(set, load[w], total) ? w : least;
 }
 
 /* c as a descriptor that libmicrohttpd 0.9.75 gives to worker w: it
@@ -296,7 +314,7 @@ static void hand_over(struct mhd_set *set, struct MHD_Daemon *d, int c,
 
 int mhd_rehome(struct mhd_set *set, struct MHD_Connection *c)
 {
-  int n = set->workers, fd, cpu = -1, w, total = 0;
+  int n = set->workers, fd, cpu = -1, w;
   socklen_t len = sizeof(cpu);
   struct timespec ts;
   int64_t now;
@@ -321,9 +339,7 @@ int mhd_rehome(struct mhd_set *set, struct MHD_Connection *c)
   w = set->home[cpu];
   if (w < 0 || w == fd % n)
     return 0;
-  for (int i = 0; i < n; i++)
-    total += load_of(set, i);
-  if (load_of(set, w) > total / n + STEER_SLACK(total / n))
+  if (!takes_more(set, load_of(set, w), total_load(set)))
     return 0; /* it would be steered elsewhere again */
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
